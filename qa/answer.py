@@ -1,0 +1,165 @@
+"""Stage 6: hits -> an answer: one sentence quoted from the articles, or a refusal.
+
+Owns:
+- follow-ups: a question that cannot stand alone ("why not?", "and the
+  benefits?", "what about its side effects?") is searched together with the
+  last earlier question that could, so its topic is restored;
+- answer-sentence selection: every sentence of the best few passages competes;
+  its score is its cosine similarity to the question (vectors made at build
+  time, so nothing is embedded per sentence at question time) plus a small
+  bonus for sharing the question's content words, minus penalties for
+  sentences that cannot be answers (questions, bare lead-ins);
+- refusal: `found` is false when even the best sentence is not close enough
+  to the question, with a stricter bar when the question names things the
+  articles never mention. Then no passage is offered as an answer.
+
+Limits: extractive only; the answer is one verbatim sentence, never a
+paraphrase or a summary of several. Follow-up detection is a rule on the
+question's words, not a model of the dialogue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from qa.index import Index
+from qa.search import Hit
+from qa.settings import Settings
+from qa.text import ANAPHORA, content_terms, words
+
+NOT_FOUND = "I couldn't find that in the articles."
+
+# Openings that mark a question as continuing the previous one.
+_CONTINUATIONS = ("and ", "but ", "so ", "also ", "what about", "how about", "why", "what else", "how so",
+                  "then ", "or ")
+
+
+@dataclass(frozen=True)
+class Passage:
+    source: str
+    title: str
+    section: str
+    text: str
+    score: float  # fused rank score (the order passages are shown in)
+    dense: float  # cosine similarity to the question
+    lexical: float  # BM25 score
+    answer: str | None = None  # the answer sentence, when it lies in this passage
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "title": self.title, "section": self.section, "text": self.text,
+                "score": round(self.score, 6), "dense": round(self.dense, 4), "lexical": round(self.lexical, 4)}
+
+
+@dataclass(frozen=True)
+class Result:
+    question: str
+    query: str  # what was searched: the question, with its topic restored for a follow-up
+    found: bool
+    answer: str | None  # one sentence, verbatim from the articles
+    answer_source: Passage | None
+    answer_score: float  # cosine similarity of question and answer sentence
+    passages: tuple[Passage, ...]
+
+    @property
+    def message(self) -> str:
+        return self.answer if self.found and self.answer else NOT_FOUND
+
+    def to_dict(self) -> dict:
+        source = self.answer_source
+        return {
+            "question": self.question,
+            "found": self.found,
+            "answer": self.answer if self.found else NOT_FOUND,
+            "answer_source": {"source": source.source, "title": source.title, "section": source.section}
+            if self.found and source else None,
+            "passages": [p.to_dict() for p in self.passages],
+        }
+
+
+def is_followup(question: str) -> bool:
+    """True when the question leans on an earlier one for its topic."""
+    tokens = words(question)
+    terms = content_terms(question)
+    text = question.strip().lower()
+    if len(terms) <= 1:
+        return True  # "why not?", "and the benefits?", "how long?"
+    if any(text.startswith(c) for c in _CONTINUATIONS) and len(terms) <= 3:
+        return True
+    return any(t in ANAPHORA for t in tokens) and len(terms) <= 3
+
+
+def resolve_query(question: str, history: list[str] | tuple[str, ...], settings: Settings) -> str:
+    """The text to search: the question, preceded by its topic when it is a follow-up."""
+    question = question.strip()
+    if not history or not is_followup(question):
+        return question
+    recent = [h.strip() for h in list(history)[-settings.history_turns:] if h and h.strip()]
+    # The newest earlier question that stands on its own carries the topic;
+    # follow-ups asked since then are kept too ("why?" after "and for opioids?").
+    for position in range(len(recent) - 1, -1, -1):
+        if not is_followup(recent[position]):
+            return " ".join(recent[position:] + [question])
+    return " ".join(recent + [question])
+
+
+def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hits: list[Hit],
+           settings: Settings) -> Result:
+    """Pick the answer sentence among the top hits, or decide the articles do not answer."""
+    query_terms = set(content_terms(query))
+    best: tuple[float, float, int, str] | None = None  # (score, cosine, hit position, sentence)
+    for position, hit in enumerate(hits[:settings.answer_passages]):
+        ids = index.chunk_sentence_ids[hit.chunk]
+        if not ids:
+            continue
+        cosines = index.sentence_vectors[ids] @ query_vector
+        for sentence_id, cosine in zip(ids, cosines):
+            sentence = index.sentences[sentence_id]
+            score = float(cosine) + _shape_bonus(sentence, query_terms) - 0.01 * position
+            if best is None or score > best[0]:
+                best = (score, float(cosine), position, sentence)
+
+    unknown = [t for t in content_terms(question) if t not in index.vocabulary]
+    found = False
+    if best is not None:
+        bar = settings.min_answer_score if unknown else settings.min_answer_loose
+        found = best[1] >= bar
+
+    passages = []
+    answer_source = None
+    for position, hit in enumerate(hits):
+        chunk = index.chunks[hit.chunk]
+        in_passage = best[3] if found and best and best[3] in chunk.sentences else None
+        passage = Passage(chunk.source, chunk.title, chunk.section, chunk.text, hit.score, hit.dense,
+                          hit.lexical, in_passage)
+        if found and best and position == best[2]:
+            answer_source = passage
+        passages.append(passage)
+    return Result(question=question, query=query, found=found,
+                  answer=best[3] if found and best else None, answer_source=answer_source,
+                  answer_score=best[1] if best else 0.0, passages=tuple(passages))
+
+
+def _shape_bonus(sentence: str, query_terms: set[str]) -> float:
+    """Small nudges on top of cosine similarity; never enough to beat a clearly closer sentence."""
+    bonus = 0.0
+    terms = _terms(sentence)
+    if query_terms:
+        bonus += 0.15 * len(terms & query_terms) / len(query_terms)
+    stripped = sentence.rstrip()
+    if stripped.endswith("?"):
+        bonus -= 0.25  # a question restated is not its answer
+    if stripped.endswith(":") or len(terms) < 4:
+        bonus -= 0.15  # a lead-in or a fragment says too little on its own
+    return bonus
+
+
+__all__ = ["Passage", "Result", "NOT_FOUND", "answer", "resolve_query", "is_followup"]
+
+
+@lru_cache(maxsize=65536)
+def _terms(sentence: str) -> frozenset[str]:
+    """Content terms of a corpus sentence; cached because the same sentences recur across questions."""
+    return frozenset(content_terms(sentence))

@@ -1,0 +1,152 @@
+"""The library's front door: load the model and index once, then answer questions.
+
+`Engine.open(settings)` loads the embedding model and the live index
+(building it first when it is missing, and rebuilding it when the corpus
+changed since, if asked to), and `engine.ask(question, history)` runs the
+pipeline: check the question -> restore a follow-up's topic -> embed ->
+hybrid search -> pick the answer sentence or refuse.
+
+The engine also notices when a build elsewhere (e.g. `python -m qa build`
+while the app serves) made a new generation live: `ask()` compares the
+CURRENT pointer's mtime, loads the new generation, and swaps it in between
+questions. A question being answered keeps the generation it started with,
+so no answer mixes two indexes.
+
+Limits: one model per process; the index swap happens on the next question,
+not in the background.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import unicodedata
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from qa import index as index_store
+from qa.answer import Result, answer, resolve_query
+from qa.embedding import Embedder
+from qa.errors import IndexError_, IndexMissingError, QuestionError
+from qa.index import Index
+from qa.search import search
+from qa.settings import Settings
+from qa.text import content_terms
+
+
+@dataclass(frozen=True)
+class ArticleInfo:
+    source: str
+    title: str
+    passages: int
+
+
+def clean_question(question: object, settings: Settings) -> str:
+    """The question as text to search, or QuestionError saying what is wrong with it."""
+    if not isinstance(question, str):
+        raise QuestionError("The question must be text.")
+    # Control characters and odd spacing carry no meaning for search.
+    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in question)
+    text = " ".join(text.split())
+    if not text:
+        raise QuestionError("Please type a question.")
+    if len(text) > settings.max_question_chars:
+        raise QuestionError(
+            f"That question is {len(text):,} characters long; please keep it under "
+            f"{settings.max_question_chars:,} characters.")
+    return text
+
+
+class Engine:
+    def __init__(self, settings: Settings, embedder: Embedder, index: Index) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self._index = index
+        self._pointer_mtime = self._current_mtime()
+        self._lock = threading.Lock()
+        self._encode_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, settings: Settings, build: str = "missing",
+             say: Callable[[str], None] | None = None, embedder: Embedder | None = None) -> "Engine":
+        """Load model and index. `build`: "never", "missing" (build if absent) or "stale" (also if out of date)."""
+        say = say or (lambda message: None)
+        embedder = embedder or Embedder(settings.model, settings.batch_size, settings.threads)
+        try:
+            loaded = index_store.load(settings, dimension=embedder.dimension)
+        except IndexMissingError:
+            if build == "never":
+                raise
+            say(f"No index in {settings.index_dir} yet: building it now (this happens once).")
+            report = index_store.build(settings, embedder, progress=say, show_bar=True)
+            say(f"Built {report.chunks} passages from {report.files} articles in {report.seconds:.1f} s.")
+            loaded = index_store.load(settings, dimension=embedder.dimension)
+        if build == "stale":
+            reason = index_store.stale_reason(loaded.manifest, settings)
+            if reason:
+                say(f"The index is out of date ({reason}): rebuilding it.")
+                report = index_store.build(settings, embedder, progress=say, show_bar=True)
+                say(f"Built {report.chunks} passages ({report.embedded} newly embedded) in {report.seconds:.1f} s.")
+                loaded = index_store.load(settings, dimension=embedder.dimension)
+        return cls(settings, embedder, loaded)
+
+    # ------------------------------------------------------------------ asking
+
+    def ask(self, question: str, history: Sequence[str] = ()) -> Result:
+        """Answer one question; `history` holds the earlier questions of the conversation, oldest first."""
+        text = clean_question(question, self.settings)
+        earlier = [h for h in (self._safe_history(history)) if h]
+        index = self.current_index()
+        query = resolve_query(text, earlier, self.settings)
+        with self._encode_lock:  # one forward pass at a time: torch already uses both cores
+            vector = self.embedder.encode_one(query)
+        hits = search(index, vector, content_terms(query), self.settings)
+        return answer(index, text, query, vector, hits, self.settings)
+
+    def _safe_history(self, history: Sequence[str]) -> list[str]:
+        cleaned = []
+        for item in list(history or [])[-self.settings.history_turns:]:
+            try:
+                cleaned.append(clean_question(item, self.settings))
+            except QuestionError:
+                continue  # an earlier empty or oversized turn gives no topic
+        return cleaned
+
+    # ------------------------------------------------------------------ index
+
+    def current_index(self) -> Index:
+        """The live index, reloaded first if a build swapped in a new generation."""
+        mtime = self._current_mtime()
+        if mtime != self._pointer_mtime:
+            with self._lock:
+                if mtime != self._pointer_mtime:
+                    try:
+                        fresh = index_store.load(self.settings, dimension=self.embedder.dimension)
+                    except IndexError_:
+                        fresh = None  # a broken new build: keep answering from the one we have
+                    if fresh is not None:
+                        self._index = fresh
+                    self._pointer_mtime = mtime
+        return self._index
+
+    def _current_mtime(self) -> float | None:
+        try:
+            return os.stat(self.settings.index_dir / index_store.CURRENT).st_mtime_ns
+        except OSError:
+            return None
+
+    @property
+    def index(self) -> Index:
+        return self._index
+
+    def articles(self) -> list[ArticleInfo]:
+        manifest = self.current_index().manifest
+        titles = manifest["corpus"]["titles"]
+        counts = manifest["counts"]["chunks_per_article"]
+        return [ArticleInfo(source, titles[source], counts.get(source, 0)) for source in sorted(titles, key=titles.get)]
+
+    def built_at(self) -> str:
+        return self.current_index().manifest.get("built_at", "")
+
+    def stale_reason(self) -> str | None:
+        return index_store.stale_reason(self.current_index().manifest, self.settings)

@@ -1,0 +1,469 @@
+"""Stage 4: chunks + vectors -> a persisted index folder, and loading it back.
+
+Owns the index on disk. `index/` holds generations and a pointer:
+
+    index/CURRENT                 name of the live generation (one line)
+    index/build-<time>-<id>/      one complete build:
+        manifest.json             what was built, from what, with what; sha256 of every file below
+        chunks.jsonl              passages with source, title, section, sentence ids, text hash
+        sentences.jsonl           answer-candidate sentences with their text hash
+        chunk_vectors.npy         float32, one unit row per chunk
+        sentence_vectors.npy      float32, one unit row per sentence
+        dense.faiss               FAISS inner-product index over the chunk vectors
+        lexical/                  bm25s index over the chunks' index text
+
+A build writes a new generation beside the live one and then replaces
+CURRENT atomically (os.replace), so a crash or Ctrl-C at any point leaves the
+previous index live and loadable; leftovers of a killed build are removed by
+the next one. A lock file keeps two builds from running at once.
+
+Vectors are cached by the sha256 of the text embedded: a rebuild embeds only
+texts it has not embedded before with the same model, so an unchanged corpus
+embeds nothing and a changed file re-embeds only its own changed chunks.
+
+`load()` checks the manifest: another format, model or dimension is refused
+with the command that fixes it; a missing, truncated or altered file is
+named. `stale_reason()` says whether the corpus changed since the build.
+
+Limits: one writer at a time (the lock); readers never block. Two
+generations are kept (the live one and the one before it) so a reader that
+read CURRENT just before a swap still finds its files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import shutil
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import bm25s
+import faiss
+import numpy as np
+
+from qa.chunking import Chunk, chunk_articles
+from qa.corpus import Skipped, corpus_hashes, load_corpus
+from qa.embedding import Embedder
+from qa.errors import (REBUILD_HINT, CorpusError, IndexCorruptError, IndexIncompatibleError,
+                       IndexMissingError, IndexWriteError)
+from qa.settings import Settings, chunking_fingerprint
+from qa.text import content_terms
+
+# Bump when the files' layout or the loader's cleaning rules change:
+# an index of another version is refused and rebuilt.
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+LOCK = ".build.lock"
+_BUILD_PREFIX = "build-"
+_TMP_PREFIX = ".tmp-"
+
+
+@dataclass
+class Index:
+    """A loaded index generation: everything search and answer need, in memory."""
+
+    directory: Path
+    manifest: dict
+    chunks: list[Chunk]
+    chunk_sentence_ids: list[list[int]]
+    sentences: list[str]
+    chunk_vectors: np.ndarray
+    sentence_vectors: np.ndarray
+    dense: faiss.Index
+    lexical: bm25s.BM25
+    vocabulary: frozenset[str] = field(default_factory=frozenset)
+    sentence_chunks: list[list[int]] = field(default_factory=list)  # chunks each sentence is in
+
+    def __post_init__(self) -> None:
+        if not self.sentence_chunks:
+            self.sentence_chunks = [[] for _ in self.sentences]
+            for chunk, ids in enumerate(self.chunk_sentence_ids):
+                for sentence in ids:
+                    self.sentence_chunks[sentence].append(chunk)
+
+    @property
+    def generation(self) -> str:
+        return self.directory.name
+
+
+@dataclass
+class BuildReport:
+    files: int
+    skipped: list[Skipped]
+    sections: int
+    chunks: int
+    sentences: int
+    embedded: int  # texts sent to the model in this build
+    reused: int  # texts whose vectors came from the previous build
+    seconds: float
+    directory: Path
+    dense_kind: str
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------------- build
+
+
+def build(settings: Settings, embedder: Embedder,
+          progress: Callable[[str], None] | None = None, show_bar: bool = False) -> BuildReport:
+    """Build the index of `settings.corpus_dir` into `settings.index_dir` and make it live."""
+    started = time.perf_counter()
+    say = progress or (lambda message: None)
+    root = settings.index_dir
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise IndexWriteError(f"cannot create index folder {root}: {exc.strerror or exc}") from exc
+
+    with _build_lock(root):
+        _remove_leftovers(root)
+        corpus = load_corpus(settings.corpus_dir)
+        if not corpus.articles:
+            raise CorpusError(f"no readable article in {settings.corpus_dir} (files must be .txt or .md, UTF-8)")
+        say(f"read {len(corpus.articles)} articles from {settings.corpus_dir}")
+        chunks = chunk_articles(corpus.articles, settings)
+
+        sentences: list[str] = []
+        sentence_ids: dict[str, int] = {}
+        chunk_sentence_ids: list[list[int]] = []
+        for chunk in chunks:
+            ids = []
+            for sentence in chunk.sentences:
+                if sentence not in sentence_ids:
+                    sentence_ids[sentence] = len(sentences)
+                    sentences.append(sentence)
+                ids.append(sentence_ids[sentence])
+            chunk_sentence_ids.append(ids)
+
+        cache = _previous_vectors(settings, embedder)
+        texts = [c.index_text for c in chunks] + sentences
+        vectors, embedded = _embed_with_cache(texts, cache, embedder, say, show_bar)
+        chunk_vectors, sentence_vectors = vectors[:len(chunks)], vectors[len(chunks):]
+        say(f"embedded {embedded} new texts, reused {len(texts) - embedded}")
+
+        dense, dense_kind = _dense_index(chunk_vectors, settings)
+        lexical = _lexical_index(chunks)
+
+        tmp = root / f"{_TMP_PREFIX}{uuid.uuid4().hex[:8]}"
+        stamp = dt.datetime.now(dt.timezone.utc)
+        final = root / f"{_BUILD_PREFIX}{stamp:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+        try:
+            tmp.mkdir()
+            _write_jsonl(tmp / "chunks.jsonl", (
+                {**asdict(c), "sentences": ids, "hash": text_hash(c.index_text)}
+                for c, ids in zip(chunks, chunk_sentence_ids)))
+            _write_jsonl(tmp / "sentences.jsonl", ({"text": s, "hash": text_hash(s)} for s in sentences))
+            np.save(tmp / "chunk_vectors.npy", chunk_vectors)
+            np.save(tmp / "sentence_vectors.npy", sentence_vectors)
+            faiss.write_index(dense, str(tmp / "dense.faiss"))
+            lexical.save(str(tmp / "lexical"), show_progress=False)
+            manifest = {
+                "format_version": FORMAT_VERSION,
+                "built_at": stamp.isoformat(timespec="seconds"),
+                "model": {"name": settings.model, "dimension": embedder.dimension},
+                "chunking": chunking_fingerprint(settings),
+                "dense": {"kind": dense_kind, "hnsw_m": settings.hnsw_m},
+                "corpus": {
+                    "folder": str(settings.corpus_dir),
+                    "files": corpus.hashes,
+                    "indexed": sorted(a.source for a in corpus.articles),
+                    "skipped": {s.source: s.reason for s in corpus.skipped},
+                    "titles": {a.source: a.title for a in corpus.articles},
+                },
+                "counts": {
+                    "articles": len(corpus.articles),
+                    "sections": sum(len(a.sections) for a in corpus.articles),
+                    "chunks": len(chunks),
+                    "sentences": len(sentences),
+                    "chunks_per_article": {a.source: sum(c.source == a.source for c in chunks)
+                                           for a in corpus.articles},
+                },
+                "libraries": _library_versions(),
+                "files": _file_digests(tmp),
+            }
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+            _fsync_tree(tmp)
+            os.rename(tmp, final)
+            _point_current(root, final.name)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(final, ignore_errors=True)
+            raise IndexWriteError(
+                f"cannot write the index in {root}: {exc.strerror or exc}; the previous index is unchanged") from exc
+        _prune_generations(root)
+
+    return BuildReport(
+        files=len(corpus.articles), skipped=list(corpus.skipped),
+        sections=manifest["counts"]["sections"], chunks=len(chunks), sentences=len(sentences),
+        embedded=embedded, reused=len(texts) - embedded, seconds=time.perf_counter() - started,
+        directory=final, dense_kind=dense_kind)
+
+
+def _embed_with_cache(texts: list[str], cache: dict[str, np.ndarray], embedder: Embedder,
+                      say: Callable[[str], None], show_bar: bool) -> tuple[np.ndarray, int]:
+    hashes = [text_hash(t) for t in texts]
+    missing: dict[str, str] = {}
+    for h, t in zip(hashes, texts):
+        if h not in cache and h not in missing:
+            missing[h] = t
+    if missing:
+        say(f"embedding {len(missing)} texts with {embedder.name}")
+        new = embedder.encode(list(missing.values()), progress=show_bar)
+        cache = {**cache, **dict(zip(missing.keys(), new))}
+    vectors = np.stack([cache[h] for h in hashes]).astype(np.float32) if texts else \
+        np.zeros((0, embedder.dimension), np.float32)
+    return vectors, len(missing)
+
+
+def _previous_vectors(settings: Settings, embedder: Embedder) -> dict[str, np.ndarray]:
+    """Vectors of the live index by text hash, if it was built with the same model."""
+    try:
+        previous = load(settings, dimension=embedder.dimension)
+    except Exception:  # no index, another model, a damaged one: embed everything
+        return {}
+    cache: dict[str, np.ndarray] = {}
+    for chunk, vector in zip(previous.chunks, previous.chunk_vectors):
+        cache[text_hash(chunk.index_text)] = vector
+    for sentence, vector in zip(previous.sentences, previous.sentence_vectors):
+        cache[text_hash(sentence)] = vector
+    return cache
+
+
+def _dense_index(vectors: np.ndarray, settings: Settings) -> tuple[faiss.Index, str]:
+    """Exact search while it is fast enough, HNSW beyond `flat_max_vectors`."""
+    dimension = vectors.shape[1]
+    if len(vectors) <= settings.flat_max_vectors:
+        index = faiss.IndexFlatIP(dimension)
+        kind = "flat"
+    else:
+        index = faiss.IndexHNSWFlat(dimension, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 200
+        kind = "hnsw"
+    index.add(vectors)
+    return index, kind
+
+
+def _lexical_index(chunks: list[Chunk]) -> bm25s.BM25:
+    lexical = bm25s.BM25()
+    tokens = [content_terms(c.index_text) or ["_empty_"] for c in chunks]
+    lexical.index(tokens, show_progress=False)
+    return lexical
+
+
+# --------------------------------------------------------------------------- load
+
+
+def live_directory(root: Path) -> Path:
+    """The folder of the live generation, or IndexMissingError."""
+    pointer = Path(root) / CURRENT
+    try:
+        name = pointer.read_text().strip()
+    except FileNotFoundError:
+        raise IndexMissingError(f"no index in {root} yet; build it with: {REBUILD_HINT}") from None
+    except OSError as exc:
+        raise IndexCorruptError(f"cannot read {pointer}: {exc.strerror or exc}; rebuild with: {REBUILD_HINT}") from exc
+    directory = Path(root) / name
+    if not name.startswith(_BUILD_PREFIX) or "/" in name or not directory.is_dir():
+        raise IndexCorruptError(f"{pointer} names {name!r}, which is not a built index; rebuild with: {REBUILD_HINT}")
+    return directory
+
+
+def read_manifest(directory: Path) -> dict:
+    path = directory / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise IndexCorruptError(f"{path} is missing; rebuild with: {REBUILD_HINT}") from None
+    except (OSError, ValueError) as exc:
+        raise IndexCorruptError(f"{path} is unreadable or not JSON ({exc}); rebuild with: {REBUILD_HINT}") from exc
+    if not isinstance(manifest, dict):
+        raise IndexCorruptError(f"{path} is not a manifest; rebuild with: {REBUILD_HINT}")
+    return manifest
+
+
+def check_compatible(manifest: dict, settings: Settings, dimension: int | None, where: Path) -> None:
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise IndexIncompatibleError(
+            f"the index in {where} has format {version}, this program reads format {FORMAT_VERSION}; "
+            f"rebuild it with: {REBUILD_HINT}")
+    model = manifest.get("model") or {}
+    if model.get("name") != settings.model:
+        raise IndexIncompatibleError(
+            f"the index in {where} was built with model {model.get('name')!r}, not {settings.model!r}; "
+            f"rebuild it with: {REBUILD_HINT} --model {settings.model}")
+    if dimension is not None and model.get("dimension") != dimension:
+        raise IndexIncompatibleError(
+            f"the index in {where} holds {model.get('dimension')}-dimensional vectors, the model gives "
+            f"{dimension}; rebuild it with: {REBUILD_HINT} --model {settings.model}")
+
+
+def load(settings: Settings, dimension: int | None = None) -> Index:
+    """Load and verify the live index; raises an IndexError_ subclass that says what to do."""
+    directory = live_directory(settings.index_dir)
+    manifest = read_manifest(directory)
+    check_compatible(manifest, settings, dimension, settings.index_dir)
+    _verify_files(directory, manifest)
+    try:
+        chunk_rows = _read_jsonl(directory / "chunks.jsonl")
+        sentence_rows = _read_jsonl(directory / "sentences.jsonl")
+        sentences = [r["text"] for r in sentence_rows]
+        chunk_sentence_ids = [list(r["sentences"]) for r in chunk_rows]
+        chunks = [Chunk(r["source"], r["title"], r["section"], r["text"], tuple(sentences[i] for i in ids))
+                  for r, ids in zip(chunk_rows, chunk_sentence_ids)]
+        chunk_vectors = np.load(directory / "chunk_vectors.npy")
+        sentence_vectors = np.load(directory / "sentence_vectors.npy")
+        dense = faiss.read_index(str(directory / "dense.faiss"))
+        lexical = bm25s.BM25.load(str(directory / "lexical"), show_progress=False)
+    except (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError) as exc:
+        raise IndexCorruptError(
+            f"the index in {directory} cannot be read ({exc}); rebuild it with: {REBUILD_HINT}") from exc
+    if not (len(chunks) == len(chunk_vectors) == dense.ntotal and len(sentences) == len(sentence_vectors)):
+        raise IndexCorruptError(f"the index in {directory} is inconsistent; rebuild it with: {REBUILD_HINT}")
+    vocabulary = frozenset(lexical.vocab_dict)
+    return Index(directory, manifest, chunks, chunk_sentence_ids, sentences, chunk_vectors,
+                 sentence_vectors, dense, lexical, vocabulary)
+
+
+def stale_reason(manifest: dict, settings: Settings) -> str | None:
+    """Why the index no longer matches the corpus and settings, or None when it does."""
+    if manifest.get("chunking") != chunking_fingerprint(settings):
+        return "the chunking settings changed"
+    try:
+        now = corpus_hashes(settings.corpus_dir)
+    except CorpusError as exc:
+        return str(exc)
+    then = (manifest.get("corpus") or {}).get("files") or {}
+    added = sorted(set(now) - set(then))
+    removed = sorted(set(then) - set(now))
+    changed = sorted(name for name in set(now) & set(then) if now[name] != then[name])
+    parts = [f"{label}: {', '.join(names)}" for label, names in
+             (("added", added), ("changed", changed), ("removed", removed)) if names]
+    return "corpus changed since the build (" + "; ".join(parts) + ")" if parts else None
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _verify_files(directory: Path, manifest: dict) -> None:
+    expected = manifest.get("files")
+    if not isinstance(expected, dict) or not expected:
+        raise IndexCorruptError(f"{directory / 'manifest.json'} lists no files; rebuild with: {REBUILD_HINT}")
+    for relative, meta in expected.items():
+        path = directory / relative
+        try:
+            size = path.stat().st_size
+        except OSError:
+            raise IndexCorruptError(f"index file {path} is missing; rebuild with: {REBUILD_HINT}") from None
+        if size != meta.get("bytes") or _sha256_file(path) != meta.get("sha256"):
+            raise IndexCorruptError(
+                f"index file {path} is truncated or altered (its checksum does not match the manifest); "
+                f"rebuild with: {REBUILD_HINT}")
+
+
+def _file_digests(directory: Path) -> dict[str, dict]:
+    return {str(p.relative_to(directory)): {"bytes": p.stat().st_size, "sha256": _sha256_file(p)}
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_jsonl(path: Path, rows: Iterator[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _fsync_tree(directory: Path) -> None:
+    for path in [*directory.rglob("*"), directory]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _point_current(root: Path, name: str) -> None:
+    """Make `name` the live generation in one atomic step."""
+    pointer_tmp = root / f"{CURRENT}.{uuid.uuid4().hex[:8]}.tmp"
+    with open(pointer_tmp, "w") as handle:
+        handle.write(name + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(pointer_tmp, root / CURRENT)
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _prune_generations(root: Path, keep: int = 2) -> None:
+    """Delete all but the newest `keep` generations (the live one is always kept)."""
+    try:
+        live = (root / CURRENT).read_text().strip()
+    except OSError:
+        return
+    generations = sorted((p for p in root.iterdir() if p.name.startswith(_BUILD_PREFIX)), key=lambda p: p.name)
+    keep_names = {live} | {p.name for p in generations[-keep:]}
+    for path in generations:
+        if path.name not in keep_names:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove_leftovers(root: Path) -> None:
+    """Partial builds of a killed run (only one build runs at a time: we hold the lock)."""
+    for path in root.iterdir():
+        if path.name.startswith(_TMP_PREFIX) or (path.name.startswith(CURRENT + ".") and path.name.endswith(".tmp")):
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+@contextmanager
+def _build_lock(root: Path) -> Iterator[None]:
+    try:
+        handle = open(root / LOCK, "a")
+    except OSError as exc:
+        raise IndexWriteError(f"cannot write in index folder {root}: {exc.strerror or exc}") from exc
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise IndexWriteError(f"another build is running in {root}; wait for it to finish") from exc
+            raise
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _library_versions() -> dict[str, str]:
+    import sentence_transformers
+    import torch
+    return {"python": platform.python_version(), "faiss": faiss.__version__, "bm25s": bm25s.__version__,
+            "numpy": np.__version__, "torch": torch.__version__,
+            "sentence_transformers": sentence_transformers.__version__}
