@@ -1,0 +1,187 @@
+"""The command line: `python -m qa build | ask | eval`.
+
+An edge of the product: library errors (QAError) become one line on standard
+error and exit status 2, never a traceback. Progress and notices go to
+standard error, results to standard output, so `--json`/`--jsonl` output can
+be piped.
+
+    python -m qa build [--corpus DIR] [--index DIR] [--model NAME]
+    python -m qa ask "does naloxone reverse ketamine" [--json]
+    python -m qa ask --jsonl < questions.jsonl > answers.jsonl
+    python -m qa eval [--questions FILE] [--no-baselines] [--chunk-sizes 300,600,1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import textwrap
+from typing import Sequence, TextIO
+
+from qa.errors import QAError
+
+EXIT_ERROR = 2
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _settings(args: argparse.Namespace):
+    from qa.settings import Settings
+    return Settings.from_env(corpus_dir=args.corpus, index_dir=args.index, model=args.model)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from qa import index as index_store
+    from qa.embedding import Embedder
+
+    settings = _settings(args)
+    _say(f"Loading model {settings.model} ...")
+    embedder = Embedder(settings.model, settings.batch_size, settings.threads)
+    report = index_store.build(settings, embedder, progress=_say, show_bar=sys.stderr.isatty() or args.progress)
+    for skipped in report.skipped:
+        _say(f"warning: skipped {skipped.source}: {skipped.reason}")
+    print(f"Index built in {report.directory}\n"
+          f"  files: {report.files}  sections: {report.sections}  chunks: {report.chunks}  "
+          f"sentences: {report.sentences}\n"
+          f"  embedded: {report.embedded}  reused from cache: {report.reused}  "
+          f"dense index: {report.dense_kind}\n"
+          f"  seconds: {report.seconds:.1f}")
+    return 0
+
+
+def _open_engine(args: argparse.Namespace):
+    from qa.engine import Engine
+    return Engine.open(_settings(args), build="missing", say=_say)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    if args.jsonl:
+        engine = _open_engine(args)
+        return answer_jsonl(engine, sys.stdin, sys.stdout)
+    if not args.question:
+        raise QAError('give a question, e.g. python -m qa ask "does naloxone reverse ketamine", or use --jsonl')
+    from qa.engine import clean_question
+    question = clean_question(" ".join(args.question), _settings(args))  # refuse bad input before loading anything
+    engine = _open_engine(args)
+    result = engine.ask(question, args.history or [])
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+        return 0
+    print(format_result(result))
+    return 0
+
+
+def answer_jsonl(engine, lines: TextIO, out: TextIO) -> int:
+    """One JSON answer line per input line, in order; a bad line gets an error object and the batch goes on."""
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            try:
+                request = json.loads(line)
+            except ValueError as exc:
+                raise ValueError(f"not valid JSON ({exc})") from None
+            if not isinstance(request, dict) or not isinstance(request.get("question"), str):
+                raise ValueError('expected an object like {"question": "...", "history": ["..."]}')
+            history = request.get("history") or []
+            if not isinstance(history, list) or not all(isinstance(h, str) for h in history):
+                raise ValueError('"history" must be a list of earlier questions (strings)')
+            row = engine.ask(request["question"], history).to_dict()
+        except (ValueError, QAError) as exc:
+            row = {"line": number, "error": str(exc)}
+        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        out.flush()
+    return 0
+
+
+def format_result(result) -> str:
+    """The answer, its source, then the passages, for a terminal."""
+    wrap = lambda text, indent: textwrap.fill(text, 88, initial_indent=indent, subsequent_indent=indent)  # noqa: E731
+    lines = []
+    if result.found:
+        src = result.answer_source
+        lines += [wrap(result.answer, ""), f"  -- {src.title} ({src.source}), section \"{src.section}\"", ""]
+    else:
+        lines += [result.message, ""]
+    lines.append("Closest passages:" if not result.found else "Passages:")
+    for number, p in enumerate(result.passages, 1):
+        lines.append(f"[{number}] {p.title} > {p.section}  ({p.source})  score {p.score:.4f}"
+                     f"  cosine {p.dense:.3f}  bm25 {p.lexical:.2f}")
+        for paragraph in p.text.split("\n"):
+            lines.append(wrap(paragraph, "    "))
+    return "\n".join(lines)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from qa import evaluate
+
+    settings = _settings(args)
+    questions = Path(args.questions) if args.questions else evaluate.DEFAULT_QUESTIONS
+    if args.chunk_sizes:
+        sizes = [int(size) for size in args.chunk_sizes.split(",")]
+        rows = evaluate.sweep_chunk_sizes(settings, sizes, questions, say=_say)
+        print(evaluate.format_table([scores for _, scores in rows]))
+        return 0
+    results = evaluate.evaluate(settings, questions, baselines=not args.no_baselines, say=_say)
+    if args.json:
+        print(json.dumps(evaluate.as_json(results), indent=2))
+        return 0
+    count = len(evaluate.load_questions(questions))
+    print(f"{count} questions from {questions}\n")
+    print(evaluate.format_table(results))
+    engine = results[0]
+    print("\nengine, share right by kind (unanswerable: share refused):")
+    print("  " + "  ".join(f"{kind} {share:.2f}" for kind, share in engine.by_kind.items()))
+    if args.verbose:
+        print("\nengine misses:\n  " + "\n  ".join(engine.misses))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m qa", description="Question answering over the articles in corpus/.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--corpus", help="corpus folder (default: corpus/ or $QA_CORPUS_DIR)")
+    common.add_argument("--index", help="index folder (default: index/ or $QA_INDEX_DIR)")
+    common.add_argument("--model", help="sentence-transformers model name or path (default: packaged all-MiniLM-L6-v2)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    build = commands.add_parser("build", parents=[common], help="build or update the index")
+    build.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
+    build.set_defaults(run=cmd_build)
+
+    ask = commands.add_parser("ask", parents=[common], help="answer a question")
+    ask.add_argument("question", nargs="*", help="the question")
+    ask.add_argument("--history", action="append", help="an earlier question of the conversation (repeatable)")
+    mode = ask.add_mutually_exclusive_group()
+    mode.add_argument("--json", action="store_true", help="print one JSON object")
+    mode.add_argument("--jsonl", action="store_true", help="read JSON lines from stdin, write one answer line each")
+    ask.set_defaults(run=cmd_ask)
+
+    ev = commands.add_parser("eval", parents=[common], help="score the engine and baselines on the question set")
+    ev.add_argument("--questions", help="labelled questions (default: eval/questions.jsonl)")
+    ev.add_argument("--no-baselines", action="store_true", help="score the engine only")
+    ev.add_argument("--chunk-sizes", help="comma-separated chunk sizes to compare on temporary indexes")
+    ev.add_argument("--json", action="store_true")
+    ev.add_argument("-v", "--verbose", action="store_true", help="list the questions the engine got wrong")
+    ev.set_defaults(run=cmd_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Model loading chatter (progress bars of weights) is noise for a user of the CLI.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    try:
+        return args.run(args)
+    except QAError as exc:
+        _say(f"error: {exc}")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        _say("interrupted; the previous index, if any, is unchanged")
+        return 130

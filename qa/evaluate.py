@@ -1,0 +1,241 @@
+"""Quality, measured: the engine and two baselines on a labelled question set.
+
+Owns the evaluation behind `python -m qa eval`. Each labelled question
+(eval/questions.jsonl) names its source article and one or more verbatim
+evidence fragments of the sentence(s) that answer it. Then:
+
+- a passage is relevant when it comes from the source and contains a fragment;
+- hit@k: a relevant passage among the first k; MRR: mean of 1/rank of the
+  first relevant passage (0 when none of the shown passages is);
+- answer accuracy: the answer sentence contains a fragment (answerable only);
+- refused: share of unanswerable questions answered "not found";
+- wrongly refused: share of answerable questions answered "not found".
+
+Baselines, built here over the same articles so one run compares all three:
+- "bm25": BM25 alone over the engine's chunks; the answer is the sentence of
+  the top passage sharing most question terms; refuses when no term matches;
+- "dense-1000": plain dense search over fixed 1,000-character windows (200
+  overlap) of the raw article text; the answer is the window's sentence most
+  similar to the question; refuses below the engine's strict bar.
+
+Limits: a fragment-based judge; an answer that is right but not listed in
+the evidence counts as wrong (so figures are, if anything, low).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import bm25s
+import numpy as np
+
+from qa.answer import resolve_query
+from qa.chunking import chunk_articles
+from qa.corpus import corpus_files, decode, load_corpus
+from qa.embedding import Embedder
+from qa.engine import Engine
+from qa.settings import PROJECT_ROOT, Settings
+from qa.text import content_terms, normalise_space, split_sentences
+
+DEFAULT_QUESTIONS = PROJECT_ROOT / "eval" / "questions.jsonl"
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    kind: str
+    question: str
+    history: tuple[str, ...]
+    source: str | None
+    evidence: tuple[str, ...]
+
+    @property
+    def answerable(self) -> bool:
+        return self.source is not None
+
+
+@dataclass
+class Outcome:
+    """What a system did with one question: its passages (source, text) in order, answer, found."""
+
+    passages: list[tuple[str, str]]
+    answer: str | None
+    found: bool
+
+
+@dataclass
+class Scores:
+    system: str
+    hit1: float = 0.0
+    hit3: float = 0.0
+    mrr: float = 0.0
+    answer_accuracy: float = 0.0
+    refused_unanswerable: float = 0.0
+    refused_answerable: float = 0.0
+    by_kind: dict[str, float] = field(default_factory=dict)  # answer accuracy (or refusal) per kind
+    misses: list[str] = field(default_factory=list)
+
+
+def load_questions(path: Path = DEFAULT_QUESTIONS) -> list[Question]:
+    questions = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            row = json.loads(line)
+            questions.append(Question(row["id"], row["kind"], row["question"], tuple(row.get("history", ())),
+                                      row.get("source"), tuple(row.get("evidence", ()))))
+    return questions
+
+
+def _norm(text: str) -> str:
+    return normalise_space(text).lower()
+
+
+def _relevant(question: Question, source: str, text: str) -> bool:
+    body = _norm(text)
+    return source == question.source and any(_norm(e) in body for e in question.evidence)
+
+
+def score(system: str, questions: list[Question], outcomes: list[Outcome]) -> Scores:
+    result = Scores(system)
+    answerable = [(q, o) for q, o in zip(questions, outcomes) if q.answerable]
+    unanswerable = [(q, o) for q, o in zip(questions, outcomes) if not q.answerable]
+    kind_hits: dict[str, list[bool]] = {}
+    for q, o in answerable:
+        ranks = [r for r, (source, text) in enumerate(o.passages, 1) if _relevant(q, source, text)]
+        first = ranks[0] if ranks else None
+        result.hit1 += first == 1
+        result.hit3 += first is not None and first <= 3
+        result.mrr += 1 / first if first else 0.0
+        correct = o.found and o.answer is not None and any(_norm(e) in _norm(o.answer) for e in q.evidence)
+        result.answer_accuracy += correct
+        result.refused_answerable += not o.found
+        kind_hits.setdefault(q.kind, []).append(correct)
+        if not correct:
+            result.misses.append(f"{q.id} [{q.kind}] {q.question!r} -> {'REFUSED' if not o.found else repr(o.answer)}")
+    for q, o in unanswerable:
+        result.refused_unanswerable += not o.found
+        kind_hits.setdefault(q.kind, []).append(not o.found)
+        if o.found:
+            result.misses.append(f"{q.id} [unanswerable] {q.question!r} -> {o.answer!r}")
+    n, m = max(1, len(answerable)), max(1, len(unanswerable))
+    result.hit1, result.hit3, result.mrr = result.hit1 / n, result.hit3 / n, result.mrr / n
+    result.answer_accuracy /= n
+    result.refused_answerable /= n
+    result.refused_unanswerable /= m
+    result.by_kind = {k: sum(v) / len(v) for k, v in sorted(kind_hits.items())}
+    return result
+
+
+# ----------------------------------------------------------------------------- systems
+
+
+def run_engine(engine: Engine, questions: Iterable[Question]) -> list[Outcome]:
+    outcomes = []
+    for q in questions:
+        r = engine.ask(q.question, list(q.history))
+        outcomes.append(Outcome([(p.source, p.text) for p in r.passages], r.answer, r.found))
+    return outcomes
+
+
+def run_bm25_baseline(settings: Settings, questions: list[Question]) -> list[Outcome]:
+    chunks = chunk_articles(load_corpus(settings.corpus_dir).articles, settings)
+    retriever = bm25s.BM25()
+    retriever.index([content_terms(c.index_text) or ["_empty_"] for c in chunks], show_progress=False)
+    vocabulary = set(retriever.vocab_dict)
+    outcomes = []
+    for q in questions:
+        query = resolve_query(q.question, list(q.history), settings)
+        terms = [t for t in content_terms(query) if t in vocabulary]
+        if not terms:
+            outcomes.append(Outcome([], None, False))
+            continue
+        scores = retriever.get_scores(terms)
+        order = [int(i) for i in np.argsort(-scores, kind="stable")[:settings.top_k] if scores[i] > 0]
+        if not order:
+            outcomes.append(Outcome([], None, False))
+            continue
+        top = chunks[order[0]]
+        answer = max(top.sentences, key=lambda s: len(set(content_terms(s)) & set(terms)), default=None)
+        outcomes.append(Outcome([(chunks[i].source, chunks[i].text) for i in order], answer, answer is not None))
+    return outcomes
+
+
+def fixed_windows(text: str, size: int = 1000, overlap: int = 200) -> list[str]:
+    step = size - overlap
+    return [text[start:start + size] for start in range(0, max(1, len(text) - overlap), step)]
+
+
+def run_dense_baseline(settings: Settings, embedder: Embedder, questions: list[Question]) -> list[Outcome]:
+    windows: list[tuple[str, str]] = []
+    for path in corpus_files(settings.corpus_dir):
+        if path.suffix.lower() in (".txt", ".md"):
+            try:
+                text = decode(path.read_bytes())
+            except ValueError:
+                continue
+            windows += [(path.name, w) for w in fixed_windows(text)]
+    vectors = embedder.encode([w for _, w in windows])
+    outcomes = []
+    for q in questions:
+        query = resolve_query(q.question, list(q.history), settings)
+        qv = embedder.encode_one(query)
+        order = np.argsort(-(vectors @ qv), kind="stable")[:settings.top_k]
+        top_text = windows[order[0]][1]
+        sentences = [s for line in top_text.split("\n") for s in split_sentences(line)]
+        answer, best = None, -1.0
+        if sentences:
+            sims = embedder.encode(sentences) @ qv
+            answer, best = sentences[int(np.argmax(sims))], float(np.max(sims))
+        found = best >= settings.min_answer_score
+        outcomes.append(Outcome([windows[i] for i in order], answer if found else None, found))
+    return outcomes
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def evaluate(settings: Settings, questions_path: Path = DEFAULT_QUESTIONS, baselines: bool = True,
+             say: Callable[[str], None] = print, engine: Engine | None = None) -> list[Scores]:
+    questions = load_questions(questions_path)
+    engine = engine or Engine.open(settings, build="stale", say=say)
+    results = [score("engine", questions, run_engine(engine, questions))]
+    if baselines:
+        results.append(score("bm25", questions, run_bm25_baseline(settings, questions)))
+        results.append(score("dense-1000", questions, run_dense_baseline(settings, engine.embedder, questions)))
+    return results
+
+
+def sweep_chunk_sizes(settings: Settings, sizes: list[int], questions_path: Path = DEFAULT_QUESTIONS,
+                      say: Callable[[str], None] = print) -> list[tuple[int, Scores]]:
+    """Engine scores per chunk size, each on a fresh temporary index."""
+    questions = load_questions(questions_path)
+    embedder = Embedder(settings.model, settings.batch_size, settings.threads)
+    rows = []
+    for size in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            trial = settings.replace(chunk_chars=size, index_dir=Path(tmp))
+            engine = Engine.open(trial, build="missing", embedder=embedder)
+            rows.append((size, score(f"chunk_chars={size}", questions, run_engine(engine, questions))))
+            say(f"chunk_chars={size}: done")
+    return rows
+
+
+def format_table(results: list[Scores]) -> str:
+    header = f"{'system':<14}{'hit@1':>7}{'hit@3':>7}{'MRR':>7}{'answer':>8}{'refused':>9}{'wrongly':>9}"
+    sub = f"{'':<14}{'':>7}{'':>7}{'':>7}{'acc.':>8}{'unansw.':>9}{'refused':>9}"
+    lines = [header, sub]
+    for r in results:
+        lines.append(f"{r.system:<14}{r.hit1:>7.3f}{r.hit3:>7.3f}{r.mrr:>7.3f}{r.answer_accuracy:>8.3f}"
+                     f"{r.refused_unanswerable:>9.3f}{r.refused_answerable:>9.3f}")
+    return "\n".join(lines)
+
+
+def as_json(results: list[Scores]) -> list[dict]:
+    return [{k: v for k, v in vars(r).items()} for r in results]
+
+
+__all__ = ["evaluate", "sweep_chunk_sizes", "format_table", "load_questions", "score"]
