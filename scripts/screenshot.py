@@ -1,0 +1,107 @@
+"""Take docs/screenshot.png: the chat page answering "does naloxone reverse ketamine", sources open.
+
+    python scripts/screenshot.py                      # starts app.py on a free port, stops it after
+    python scripts/screenshot.py --url http://127.0.0.1:7860   # uses a running app
+
+Drives Debian's Chromium (/usr/bin/chromium) through Playwright; Playwright's
+own browser download is not needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+QUESTION = "does naloxone reverse ketamine"
+# Scroll the chat's own scroll box so the question sits just below its top edge.
+SCROLL_TO_QUESTION = """el => {
+  let box = el.parentElement;
+  while (box && !(box.scrollHeight > box.clientHeight && /(auto|scroll)/.test(getComputedStyle(box).overflowY))) {
+    box = box.parentElement;
+  }
+  if (box) box.scrollTop += el.getBoundingClientRect().top - box.getBoundingClientRect().top - 48;
+}"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen | None, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            sys.exit(f"app.py exited with code {process.returncode} before serving")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    sys.exit(f"{url} did not answer within {timeout:.0f} s")
+
+
+def shoot(url: str, out: Path) -> None:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
+        page.goto(url)
+        box = page.locator("#question textarea")
+        box.fill(QUESTION)
+        box.press("Enter")
+        bot = page.locator('[data-testid="bot"]').last
+        bot.locator(".qa-answer").wait_for(timeout=60_000)
+        bot.locator("summary").first.click()
+        bot.locator(".qa-source mark").first.wait_for()
+        page.locator("#articles-panel table").wait_for()
+        page.wait_for_timeout(500)  # the chat scrolls itself to the bottom; then show the question at the top
+        page.locator('[data-testid="user"]').last.evaluate(SCROLL_TO_QUESTION)
+        page.wait_for_timeout(200)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(out))
+        browser.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="a running app; default: start app.py on a free port")
+    parser.add_argument("--index-dir", help="index folder for the app this script starts")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshot.png"))
+    args = parser.parse_args()
+    process = None
+    url = args.url
+    if not url:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/"
+        command = [sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port)]
+        if args.index_dir:
+            command += ["--index-dir", args.index_dir]
+        process = subprocess.Popen(command, cwd=ROOT)
+    try:
+        wait_for(url, process)
+        shoot(url, Path(args.out))
+    finally:
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    print(f"saved {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""`python -m qa` as a user runs it: real processes, real model, temporary folders."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import ROOT, write_tiny_corpus
+
+
+def run(*args: str, stdin: str | None = None, timeout: int = 240) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "qa", *args], input=stdin, capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=timeout)
+
+
+def test_ask_builds_a_missing_index_then_answers(tmp_path, real_settings):
+    index = tmp_path / "index"
+    done = run("ask", "does naloxone reverse ketamine", "--corpus", str(real_settings.corpus_dir),
+               "--index", str(index))
+    assert done.returncode == 0, done.stderr
+    assert "No index" in done.stderr and "building it now" in done.stderr
+    lines = done.stdout.splitlines()
+    assert "does not reverse the effects of Ketamine" in lines[0]
+    assert "naloxone-and-ketamine.txt" in lines[1]
+    assert "[1] Unveiling the Mystery" in done.stdout
+
+    answered = run("ask", "does naloxone reverse ketamine", "--json", "--corpus", str(real_settings.corpus_dir),
+                   "--index", str(index))
+    assert "building" not in answered.stderr
+    row = json.loads(answered.stdout)
+    assert row["found"] is True and row["answer_source"]["source"] == "naloxone-and-ketamine.txt"
+    assert set(row["passages"][0]) >= {"source", "title", "section", "text", "score"}
+
+    batch = "\n".join([
+        json.dumps({"question": "does naloxone reverse ketamine"}),
+        "this is not json",
+        json.dumps({"question": "why not?", "history": ["does naloxone reverse ketamine"]}),
+        json.dumps({"question": ""}),
+        json.dumps({"question": "what is the capital of France", "history": []}),
+    ]) + "\n"
+    out = run("ask", "--jsonl", "--corpus", str(real_settings.corpus_dir), "--index", str(index), stdin=batch)
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(rows) == 5
+    assert rows[0]["found"] and rows[0]["question"] == "does naloxone reverse ketamine"
+    assert rows[1] == {"line": 2, "error": rows[1]["error"]} and "not valid JSON" in rows[1]["error"]
+    assert rows[2]["found"] and rows[2]["answer_source"]["source"] == "naloxone-and-ketamine.txt"
+    assert rows[3]["error"] == "Please type a question."
+    assert rows[4]["found"] is False and rows[4]["answer"] == "I couldn't find that in the articles."
+
+
+def test_bad_questions_get_a_message_not_a_traceback(tmp_path):
+    for question in ["", "x" * 100_000]:
+        done = run("ask", question, "--index", str(tmp_path / "index"))
+        assert done.returncode == 2
+        assert "Traceback" not in done.stderr
+        assert done.stderr.startswith("error: ")
+    assert not (tmp_path / "index").exists(), "a refused question loads and builds nothing"
+
+
+def test_build_skips_bad_files_and_reports(tmp_path):
+    corpus = write_tiny_corpus(tmp_path / "corpus")
+    (corpus / "latin1.txt").write_bytes("Caf\xe9 Article\n\nCaf\xe9 is coffee.\n".encode("latin-1"))
+    (corpus / "blob.txt").write_bytes(bytes(range(256)) * 10)
+    (corpus / "empty.md").write_bytes(b"")
+    done = run("build", "--corpus", str(corpus), "--index", str(tmp_path / "index"))
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "skipped latin1.txt: not UTF-8 text" in done.stderr
+    assert "skipped blob.txt: binary file" in done.stderr
+    assert "skipped empty.md: no article text" in done.stderr
+    assert "files: 3  sections: 5  chunks: 5" in done.stdout
+    assert "seconds:" in done.stdout
+
+    again = run("build", "--corpus", str(corpus), "--index", str(tmp_path / "index"))
+    assert "embedded: 0 " in again.stdout
+
+
+def test_foreign_index_gives_the_fix(tmp_path):
+    corpus = write_tiny_corpus(tmp_path / "corpus")
+    assert run("build", "--corpus", str(corpus), "--index", str(tmp_path / "index")).returncode == 0
+    live = (tmp_path / "index" / "CURRENT").read_text().strip()
+    manifest_path = tmp_path / "index" / live / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["model"]["name"] = "some/other-model"
+    manifest_path.write_text(json.dumps(manifest))
+    done = run("ask", "what is ketamine", "--corpus", str(corpus), "--index", str(tmp_path / "index"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "built with model 'some/other-model'" in done.stderr and "python -m qa build" in done.stderr

@@ -1,0 +1,95 @@
+"""Questions end to end through the real engine over the five real articles."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa.answer import NOT_FOUND, is_followup, resolve_query
+from qa.errors import QuestionError
+from qa.settings import Settings
+
+NALOXONE = "naloxone-and-ketamine.txt"
+
+
+def test_naloxone_does_not_reverse_ketamine(engine):
+    result = engine.ask("does naloxone reverse ketamine")
+    assert result.found
+    assert "does not reverse the effects of Ketamine" in result.answer
+    assert result.answer_source.source == NALOXONE
+    assert result.passages[0].source == NALOXONE
+    assert result.answer in result.answer_source.text  # quoted verbatim from its passage
+    assert result.answer_source.answer == result.answer  # and marked there for highlighting
+    scores = [p.score for p in result.passages]
+    assert scores == sorted(scores, reverse=True) and len(scores) == engine.settings.top_k
+
+
+def test_off_topic_question_is_not_found(engine):
+    result = engine.ask("what is the capital of France")
+    assert not result.found
+    assert result.answer is None and result.message == NOT_FOUND
+    assert result.to_dict()["answer"] == NOT_FOUND and result.to_dict()["answer_source"] is None
+
+
+def test_followup_takes_its_topic_from_the_history(engine):
+    alone = engine.ask("why not?")
+    followed = engine.ask("why not?", ["does naloxone reverse ketamine"])
+    assert followed.found and followed.answer_source.source == NALOXONE
+    assert "naloxone" in followed.query.lower()
+    assert alone.query == "why not?"
+
+
+def test_followup_detection():
+    settings = Settings()
+    assert is_followup("why not?") and is_followup("and the benefits?") and is_followup("what about its side effects?")
+    assert not is_followup("what are the risks of ketamine for opioid withdrawal")
+    assert resolve_query("and the benefits?", ["what are the risks of ketamine", "and the benefits?"],
+                         settings).startswith("what are the risks of ketamine")
+    assert resolve_query("does naloxone reverse ketamine", ["what is ketamine"], settings) == \
+        "does naloxone reverse ketamine"
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\n\t", "\x00\x01"])
+def test_empty_question_gets_a_clear_message(engine, question):
+    with pytest.raises(QuestionError, match="Please type a question"):
+        engine.ask(question)
+
+
+def test_huge_question_is_refused_with_its_size(engine):
+    with pytest.raises(QuestionError, match="102,400 characters long; please keep it under 2,000"):
+        engine.ask("k" * 102_400)
+
+
+def test_markup_and_control_characters_are_just_text(engine):
+    result = engine.ask("<script>alert(1)</script> does naloxone\x07 reverse ketamine?")
+    assert result.found and result.answer_source.source == NALOXONE
+    assert "\x07" not in result.question
+
+
+def test_bad_history_items_are_ignored(engine):
+    result = engine.ask("why not?", ["", "x" * 5000, "does naloxone reverse ketamine"])
+    assert result.answer_source.source == NALOXONE
+
+
+def test_articles_panel_data(engine):
+    articles = engine.articles()
+    assert len(articles) == 5
+    assert {a.source for a in articles} >= {NALOXONE}
+    assert sum(a.passages for a in articles) == len(engine.index.chunks)
+    assert engine.built_at()
+
+
+def test_engine_picks_up_a_new_build_without_restart(engine, embedder):
+    from qa import index as index_store
+    settings = engine.settings
+    (settings.corpus_dir / "sleep.txt").write_text(
+        "Sleep And Melatonin\n\nMelatonin Basics\n\nMelatonin is a hormone that regulates the sleep cycle.\n")
+    try:
+        assert "added: sleep.txt" in engine.stale_reason()
+        index_store.build(settings, embedder)
+        result = engine.ask("which hormone regulates the sleep cycle")
+        assert result.found and result.answer_source.source == "sleep.txt"
+    finally:
+        (settings.corpus_dir / "sleep.txt").unlink()
+        index_store.build(settings, embedder)
+    assert engine.ask("which hormone regulates the sleep cycle").answer_source is None or \
+        engine.ask("which hormone regulates the sleep cycle").answer_source.source != "sleep.txt"

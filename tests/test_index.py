@@ -1,0 +1,135 @@
+"""The index on disk: build, load, cache, atomic swap, refusal of foreign or damaged indexes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from qa import index as index_store
+from qa.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError
+from qa.settings import Settings
+
+
+def test_build_then_load_gives_the_same_chunks_and_vectors(tiny_settings, embedder):
+    report = index_store.build(tiny_settings, embedder)
+    assert (report.files, report.chunks) == (3, 5)
+    assert report.embedded == report.chunks + report.sentences
+    loaded = index_store.load(tiny_settings, dimension=embedder.dimension)
+    assert [c.section for c in loaded.chunks] == ["Naloxone Basics", "Forms Of Naloxone", "What Is Ketamine?",
+                                                  "Symptoms", "Treatment"]
+    texts = [c.index_text for c in loaded.chunks]
+    np.testing.assert_allclose(loaded.chunk_vectors, embedder.encode(texts), atol=1e-5)
+    assert loaded.dense.ntotal == 5
+    manifest = loaded.manifest
+    assert manifest["model"] == {"name": tiny_settings.model, "dimension": 384}
+    assert set(manifest["corpus"]["files"]) == {"alpha.txt", "beta.txt", "gamma.md"}
+    assert manifest["chunking"] == {"chunk_chars": tiny_settings.chunk_chars,
+                                    "overlap_sentences": tiny_settings.overlap_sentences}
+    assert {"faiss", "torch", "sentence_transformers", "bm25s"} <= set(manifest["libraries"])
+    assert index_store.stale_reason(manifest, tiny_settings) is None
+
+
+def test_rebuild_embeds_only_what_changed(tiny_settings, embedder):
+    index_store.build(tiny_settings, embedder)
+    before = embedder.texts_encoded
+    again = index_store.build(tiny_settings, embedder)
+    assert again.embedded == 0 and embedder.texts_encoded == before, "an unchanged corpus embeds nothing"
+
+    beta = tiny_settings.corpus_dir / "beta.txt"
+    beta.write_text(beta.read_text().replace("severe depression", "treatment-resistant depression"))
+    loaded = index_store.load(tiny_settings)
+    assert "changed: beta.txt" in index_store.stale_reason(loaded.manifest, tiny_settings)
+    changed = index_store.build(tiny_settings, embedder)
+    # beta's one chunk and its one changed sentence; nothing of alpha or gamma
+    assert changed.embedded == 2
+    assert embedder.texts_encoded - before == 2
+
+    (tiny_settings.corpus_dir / "alpha.txt").unlink()
+    removed = index_store.build(tiny_settings, embedder)
+    assert removed.embedded == 0
+    assert {c.source for c in index_store.load(tiny_settings).chunks} == {"beta.txt", "gamma.md"}
+
+
+def test_missing_index_says_which_command_builds_it(tmp_path):
+    with pytest.raises(IndexMissingError, match="python -m qa build"):
+        index_store.load(Settings(index_dir=tmp_path / "nothing"))
+
+
+def test_index_of_another_model_is_refused(tiny_settings, embedder):
+    index_store.build(tiny_settings, embedder)
+    other = tiny_settings.replace(model="sentence-transformers/all-mpnet-base-v2")
+    with pytest.raises(IndexIncompatibleError) as error:
+        index_store.load(other)
+    assert "all-MiniLM-L6-v2" in str(error.value) and "python -m qa build --model" in str(error.value)
+    with pytest.raises(IndexIncompatibleError, match="768"):
+        index_store.load(tiny_settings, dimension=768)
+
+
+@pytest.mark.parametrize("victim", ["chunk_vectors.npy", "dense.faiss", "chunks.jsonl", "manifest.json"])
+def test_damaged_file_is_named_with_the_fix(tiny_settings, embedder, victim):
+    report = index_store.build(tiny_settings, embedder)
+    path = report.directory / victim
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(IndexCorruptError) as error:
+        index_store.load(tiny_settings)
+    assert victim in str(error.value) and "python -m qa build" in str(error.value)
+
+
+def test_a_failed_build_leaves_the_previous_index_live(tiny_settings, embedder, monkeypatch):
+    first = index_store.build(tiny_settings, embedder)
+    (tiny_settings.corpus_dir / "delta.txt").write_text("Delta Title\n\nA new sentence about sleep.\n")
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # as if Ctrl-C arrived while files were being written
+
+    monkeypatch.setattr(index_store.faiss, "write_index", crash)
+    with pytest.raises(KeyboardInterrupt):
+        index_store.build(tiny_settings, embedder)
+    monkeypatch.undo()
+    loaded = index_store.load(tiny_settings)
+    assert loaded.directory == first.directory
+    assert "delta.txt" not in {c.source for c in loaded.chunks}
+    # the next build cleans the leftovers and goes live
+    index_store.build(tiny_settings, embedder)
+    assert not [p for p in tiny_settings.index_dir.iterdir() if p.name.startswith(".tmp-")]
+    assert "delta.txt" in {c.source for c in index_store.load(tiny_settings).chunks}
+
+
+def test_build_killed_at_random_points_never_breaks_the_index(tiny_settings, embedder):
+    """SIGKILL a real `python -m qa build` at several moments: the index always loads."""
+    index_store.build(tiny_settings, embedder)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "qa", "build", "--corpus", str(tiny_settings.corpus_dir),
+               "--index", str(tiny_settings.index_dir)]
+    rng = np.random.default_rng(7)
+    for attempt, delay in enumerate(sorted(rng.uniform(2.0, 12.0, size=4))):
+        # A changed article each time, so every build has real work to write.
+        (tiny_settings.corpus_dir / "beta.txt").write_text(
+            f"Beta Article\n\nSection\n\nKetamine fact number {attempt} for the build.\n")
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        loaded = index_store.load(tiny_settings)  # raises if the kill left a broken index
+        assert loaded.dense.ntotal == len(loaded.chunks) > 0
+
+
+def test_generations_are_pruned(tiny_settings, embedder):
+    for number in range(4):
+        (tiny_settings.corpus_dir / "beta.txt").write_text(f"Beta\n\nSection\n\nFact {number} about ketamine.\n")
+        index_store.build(tiny_settings, embedder)
+    generations = [p for p in tiny_settings.index_dir.iterdir() if p.name.startswith("build-")]
+    assert len(generations) == 2
+    live = (tiny_settings.index_dir / "CURRENT").read_text().strip()
+    assert live in {p.name for p in generations}
+    assert json.loads((tiny_settings.index_dir / live / "manifest.json").read_text())["counts"]["articles"] == 3
