@@ -5,8 +5,10 @@ Owns:
   benefits?", "what about its side effects?") is searched together with the
   last earlier question that could, so its topic is restored;
 - answer-sentence selection: every sentence of the best few passages competes;
-  its score is its cosine similarity to the question (vectors made at build
-  time, so nothing is embedded per sentence at question time) plus a small
+  its score is its cosine similarity to the question, averaged over the
+  sentence alone and the sentence read under its section heading (vectors
+  made at build time: nothing is embedded per sentence at question time),
+  plus a small
   bonus for sharing the question's content words, minus penalties for
   sentences that cannot be answers (questions, bare lead-ins);
 - refusal: `found` is false when even the best sentence is not close enough
@@ -114,7 +116,7 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
         ids = index.chunk_sentence_ids[hit.chunk]
         if not ids:
             continue
-        cosines = index.sentence_vectors[ids] @ query_vector
+        cosines = index.answer_vectors[ids] @ query_vector
         for sentence_id, cosine in zip(ids, cosines):
             sentence = index.sentences[sentence_id]
             score = float(cosine) + _shape_bonus(sentence, query_terms) - 0.01 * position

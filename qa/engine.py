@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 from qa import index as index_store
 from qa.answer import Result, answer, resolve_query
 from qa.embedding import Embedder
-from qa.errors import IndexError_, IndexMissingError, QuestionError
+from qa.errors import IndexCorruptError, IndexError_, IndexIncompatibleError, IndexMissingError, QuestionError
 from qa.index import Index
 from qa.search import search
 from qa.settings import Settings
@@ -69,7 +69,11 @@ class Engine:
     @classmethod
     def open(cls, settings: Settings, build: str = "missing",
              say: Callable[[str], None] | None = None, embedder: Embedder | None = None) -> "Engine":
-        """Load model and index. `build`: "never", "missing" (build if absent) or "stale" (also if out of date)."""
+        """Load model and index.
+
+        `build`: "never"; "missing" builds an absent index; "stale" also rebuilds one that is out of
+        date, damaged, or made with another model or format (the app does this at start).
+        """
         say = say or (lambda message: None)
         embedder = embedder or Embedder(settings.model, settings.batch_size, settings.threads)
         try:
@@ -78,6 +82,13 @@ class Engine:
             if build == "never":
                 raise
             say(f"No index in {settings.index_dir} yet: building it now (this happens once).")
+            loaded = None
+        except (IndexIncompatibleError, IndexCorruptError) as exc:
+            if build != "stale":
+                raise
+            say(f"The index cannot be used ({exc}): rebuilding it.")
+            loaded = None
+        if loaded is None:
             report = index_store.build(settings, embedder, progress=say, show_bar=True)
             say(f"Built {report.chunks} passages from {report.files} articles in {report.seconds:.1f} s.")
             loaded = index_store.load(settings, dimension=embedder.dimension)

@@ -8,7 +8,8 @@ Owns the index on disk. `index/` holds generations and a pointer:
         chunks.jsonl              passages with source, title, section, sentence ids, text hash
         sentences.jsonl           answer-candidate sentences with their text hash
         chunk_vectors.npy         float32, one unit row per chunk
-        sentence_vectors.npy      float32, one unit row per sentence
+        sentence_vectors.npy      float32, one unit row per sentence (retrieval)
+        context_vectors.npy       float32, one row per "section: sentence" (answer choice)
         dense.faiss               FAISS inner-product index over the chunk vectors
         lexical/                  bm25s index over the chunks' index text
 
@@ -61,7 +62,7 @@ from qa.text import content_terms
 
 # Bump when the files' layout or the loader's cleaning rules change:
 # an index of another version is refused and rebuilt.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 CURRENT = "CURRENT"
 LOCK = ".build.lock"
 _BUILD_PREFIX = "build-"
@@ -83,8 +84,14 @@ class Index:
     lexical: bm25s.BM25
     vocabulary: frozenset[str] = field(default_factory=frozenset)
     sentence_chunks: list[list[int]] = field(default_factory=list)  # chunks each sentence is in
+    context_vectors: np.ndarray | None = None  # each sentence embedded with its section heading
+    # What answer selection compares the question with: a sentence's own meaning
+    # and its meaning in its section ("Risks ...: Prolonged use can lead to tolerance").
+    answer_vectors: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
+        context = self.sentence_vectors if self.context_vectors is None else self.context_vectors
+        self.answer_vectors = (self.sentence_vectors + context) / 2
         if not self.sentence_chunks:
             self.sentence_chunks = [[] for _ in self.sentences]
             for chunk, ids in enumerate(self.chunk_sentence_ids):
@@ -108,6 +115,11 @@ class BuildReport:
     seconds: float
     directory: Path
     dense_kind: str
+
+
+def context_text(section: str, sentence: str) -> str:
+    """A sentence as read in its section: what answer selection's second vector embeds."""
+    return f"{section}: {sentence}"
 
 
 def text_hash(text: str) -> str:
@@ -149,9 +161,16 @@ def build(settings: Settings, embedder: Embedder,
             chunk_sentence_ids.append(ids)
 
         cache = _previous_vectors(settings, embedder)
-        texts = [c.index_text for c in chunks] + sentences
+        first_section = {}
+        for chunk, ids in zip(chunks, chunk_sentence_ids):
+            for sentence_id in ids:
+                first_section.setdefault(sentence_id, chunk.section)
+        contexts = [context_text(first_section[i], s) for i, s in enumerate(sentences)]
+        texts = [c.index_text for c in chunks] + sentences + contexts
         vectors, embedded = _embed_with_cache(texts, cache, embedder, say, show_bar)
-        chunk_vectors, sentence_vectors = vectors[:len(chunks)], vectors[len(chunks):]
+        chunk_vectors = vectors[:len(chunks)]
+        sentence_vectors = vectors[len(chunks):len(chunks) + len(sentences)]
+        context_vectors = vectors[len(chunks) + len(sentences):]
         say(f"embedded {embedded} new texts, reused {len(texts) - embedded}")
 
         dense, dense_kind = _dense_index(chunk_vectors, settings)
@@ -168,6 +187,7 @@ def build(settings: Settings, embedder: Embedder,
             _write_jsonl(tmp / "sentences.jsonl", ({"text": s, "hash": text_hash(s)} for s in sentences))
             np.save(tmp / "chunk_vectors.npy", chunk_vectors)
             np.save(tmp / "sentence_vectors.npy", sentence_vectors)
+            np.save(tmp / "context_vectors.npy", context_vectors)
             faiss.write_index(dense, str(tmp / "dense.faiss"))
             lexical.save(str(tmp / "lexical"), show_progress=False)
             manifest = {
@@ -239,6 +259,9 @@ def _previous_vectors(settings: Settings, embedder: Embedder) -> dict[str, np.nd
         cache[text_hash(chunk.index_text)] = vector
     for sentence, vector in zip(previous.sentences, previous.sentence_vectors):
         cache[text_hash(sentence)] = vector
+    for sentence_id, vector in enumerate(previous.context_vectors):
+        section = previous.chunks[previous.sentence_chunks[sentence_id][0]].section
+        cache[text_hash(context_text(section, previous.sentences[sentence_id]))] = vector
     return cache
 
 
@@ -326,16 +349,18 @@ def load(settings: Settings, dimension: int | None = None) -> Index:
                   for r, ids in zip(chunk_rows, chunk_sentence_ids)]
         chunk_vectors = np.load(directory / "chunk_vectors.npy")
         sentence_vectors = np.load(directory / "sentence_vectors.npy")
+        context_vectors = np.load(directory / "context_vectors.npy")
         dense = faiss.read_index(str(directory / "dense.faiss"))
         lexical = bm25s.BM25.load(str(directory / "lexical"), show_progress=False)
     except (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError) as exc:
         raise IndexCorruptError(
             f"the index in {directory} cannot be read ({exc}); rebuild it with: {REBUILD_HINT}") from exc
-    if not (len(chunks) == len(chunk_vectors) == dense.ntotal and len(sentences) == len(sentence_vectors)):
+    if not (len(chunks) == len(chunk_vectors) == dense.ntotal
+            and len(sentences) == len(sentence_vectors) == len(context_vectors)):
         raise IndexCorruptError(f"the index in {directory} is inconsistent; rebuild it with: {REBUILD_HINT}")
     vocabulary = frozenset(lexical.vocab_dict)
     return Index(directory, manifest, chunks, chunk_sentence_ids, sentences, chunk_vectors,
-                 sentence_vectors, dense, lexical, vocabulary)
+                 sentence_vectors, dense, lexical, vocabulary, context_vectors=context_vectors)
 
 
 def stale_reason(manifest: dict, settings: Settings) -> str | None:

@@ -22,7 +22,7 @@ from qa.settings import Settings
 def test_build_then_load_gives_the_same_chunks_and_vectors(tiny_settings, embedder):
     report = index_store.build(tiny_settings, embedder)
     assert (report.files, report.chunks) == (3, 5)
-    assert report.embedded == report.chunks + report.sentences
+    assert report.embedded == report.chunks + 2 * report.sentences  # sentences alone and in their section
     loaded = index_store.load(tiny_settings, dimension=embedder.dimension)
     assert [c.section for c in loaded.chunks] == ["Naloxone Basics", "Forms Of Naloxone", "What Is Ketamine?",
                                                   "Symptoms", "Treatment"]
@@ -49,9 +49,9 @@ def test_rebuild_embeds_only_what_changed(tiny_settings, embedder):
     loaded = index_store.load(tiny_settings)
     assert "changed: beta.txt" in index_store.stale_reason(loaded.manifest, tiny_settings)
     changed = index_store.build(tiny_settings, embedder)
-    # beta's one chunk and its one changed sentence; nothing of alpha or gamma
-    assert changed.embedded == 2
-    assert embedder.texts_encoded - before == 2
+    # beta's one chunk and its one changed sentence (alone and in its section); nothing of alpha or gamma
+    assert changed.embedded == 3
+    assert embedder.texts_encoded - before == 3
 
     (tiny_settings.corpus_dir / "alpha.txt").unlink()
     removed = index_store.build(tiny_settings, embedder)
@@ -74,7 +74,8 @@ def test_index_of_another_model_is_refused(tiny_settings, embedder):
         index_store.load(tiny_settings, dimension=768)
 
 
-@pytest.mark.parametrize("victim", ["chunk_vectors.npy", "dense.faiss", "chunks.jsonl", "manifest.json"])
+@pytest.mark.parametrize("victim", ["chunk_vectors.npy", "context_vectors.npy", "dense.faiss", "chunks.jsonl",
+                                    "manifest.json"])
 def test_damaged_file_is_named_with_the_fix(tiny_settings, embedder, victim):
     report = index_store.build(tiny_settings, embedder)
     path = report.directory / victim
@@ -133,3 +134,15 @@ def test_generations_are_pruned(tiny_settings, embedder):
     live = (tiny_settings.index_dir / "CURRENT").read_text().strip()
     assert live in {p.name for p in generations}
     assert json.loads((tiny_settings.index_dir / live / "manifest.json").read_text())["counts"]["articles"] == 3
+
+
+def test_app_start_rebuilds_a_foreign_or_damaged_index(tiny_settings, embedder):
+    from qa.engine import Engine
+    report = index_store.build(tiny_settings, embedder)
+    (report.directory / "dense.faiss").write_bytes(b"garbage")
+    with pytest.raises(IndexCorruptError):
+        Engine.open(tiny_settings, build="missing", embedder=embedder)
+    messages: list[str] = []
+    engine = Engine.open(tiny_settings, build="stale", embedder=embedder, say=messages.append)
+    assert any("cannot be used" in m and "dense.faiss" in m for m in messages)
+    assert engine.ask("what forms does naloxone come in").answer_source.source == "alpha.txt"
