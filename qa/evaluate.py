@@ -225,11 +225,11 @@ def sweep_chunk_sizes(settings: Settings, sizes: list[int], questions_path: Path
 
 
 def format_table(results: list[Scores]) -> str:
-    header = f"{'system':<14}{'hit@1':>7}{'hit@3':>7}{'MRR':>7}{'answer':>8}{'refused':>9}{'wrongly':>9}"
-    sub = f"{'':<14}{'':>7}{'':>7}{'':>7}{'acc.':>8}{'unansw.':>9}{'refused':>9}"
+    header = f"{'system':<18}{'hit@1':>7}{'hit@3':>7}{'MRR':>7}{'answer':>8}{'refused':>9}{'wrongly':>9}"
+    sub = f"{'':<18}{'':>7}{'':>7}{'':>7}{'acc.':>8}{'unansw.':>9}{'refused':>9}"
     lines = [header, sub]
     for r in results:
-        lines.append(f"{r.system:<14}{r.hit1:>7.3f}{r.hit3:>7.3f}{r.mrr:>7.3f}{r.answer_accuracy:>8.3f}"
+        lines.append(f"{r.system:<18}{r.hit1:>7.3f}{r.hit3:>7.3f}{r.mrr:>7.3f}{r.answer_accuracy:>8.3f}"
                      f"{r.refused_unanswerable:>9.3f}{r.refused_answerable:>9.3f}")
     return "\n".join(lines)
 

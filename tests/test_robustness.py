@@ -1,0 +1,85 @@
+"""Hostile input and hostile disks: nothing escapes as a traceback, nothing built is lost."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+
+from qa import index as index_store
+from qa.answer import Result
+from qa.errors import IndexWriteError, QuestionError
+from qa.settings import Settings
+
+from conftest import write_tiny_corpus
+
+MARKUP = st.sampled_from(["<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "](javascript:x)",
+                          "{{7*7}}", "'; DROP TABLE x; --", "\u202e", "\x00", "\ufeff", "ketamine"])
+
+
+@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(question=st.one_of(st.text(max_size=300), st.text(min_size=1900, max_size=2100),
+                          st.lists(st.one_of(MARKUP, st.text(max_size=20)), max_size=8).map("".join)),
+       history=st.lists(st.text(max_size=60), max_size=4))
+def test_any_text_gets_a_result_or_a_clear_refusal(engine, question, history):
+    try:
+        result = engine.ask(question, history)
+    except QuestionError as error:
+        assert str(error) in ("Please type a question.",) or "characters long" in str(error)
+        return
+    assert isinstance(result, Result)
+    row = result.to_dict()
+    assert isinstance(row["found"], bool) and isinstance(row["answer"], str)
+    assert len(row["passages"]) == engine.settings.top_k
+    if result.found:
+        assert result.answer in result.answer_source.text
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 1 MiB filesystem (tmpfs), so 'full' and 'read-only' are the kernel's answers, not a mock."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip()}); needs root")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def _settings_on(disk: Path, tmp_path: Path) -> Settings:
+    return Settings(corpus_dir=write_tiny_corpus(tmp_path / "corpus"), index_dir=disk / "index")
+
+
+def test_full_disk_keeps_the_old_index(small_disk, tmp_path, embedder):
+    settings = _settings_on(small_disk, tmp_path)
+    first = index_store.build(settings, embedder)
+    fd = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT)
+    try:  # take all the space that is left
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as error:
+        assert error.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
+    (settings.corpus_dir / "delta.txt").write_text("Delta Title\n\nA new sentence about sleep and rest.\n")
+    with pytest.raises(IndexWriteError, match="previous index is unchanged"):
+        index_store.build(settings, embedder)
+    loaded = index_store.load(settings)
+    assert loaded.directory == first.directory and len(loaded.chunks) == first.chunks
+    assert not [p for p in settings.index_dir.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_read_only_index_folder_keeps_the_old_index(small_disk, tmp_path, embedder):
+    settings = _settings_on(small_disk, tmp_path)
+    first = index_store.build(settings, embedder)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    (settings.corpus_dir / "delta.txt").write_text("Delta Title\n\nA new sentence about sleep and rest.\n")
+    with pytest.raises(IndexWriteError, match="Read-only file system"):
+        index_store.build(settings, embedder)
+    assert index_store.load(settings).directory == first.directory
