@@ -52,7 +52,7 @@ def clean_question(question: object, settings: Settings) -> str:
         raise QuestionError("Please type a question.")
     if len(text) > settings.max_question_chars:
         raise QuestionError(
-            f"That question is {len(text):,} characters long; please keep it under "
+            f"That question is {len(text):,} characters long; please keep it to at most "
             f"{settings.max_question_chars:,} characters.")
     return text
 

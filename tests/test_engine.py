@@ -55,7 +55,7 @@ def test_empty_question_gets_a_clear_message(engine, question):
 
 
 def test_huge_question_is_refused_with_its_size(engine):
-    with pytest.raises(QuestionError, match="102,400 characters long; please keep it under 2,000"):
+    with pytest.raises(QuestionError, match="102,400 characters long; please keep it to at most 2,000"):
         engine.ask("k" * 102_400)
 
 

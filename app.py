@@ -1,0 +1,344 @@
+"""The product's chat page: `python app.py` serves questions about the articles.
+
+Owns:
+- start-up: command line and environment (QA_HOST / QA_PORT, plus the
+  library's QA_INDEX_DIR / QA_CORPUS_DIR / QA_MODEL), and loading the model
+  and index ONCE, building the index first when it is missing or stale,
+  before the page is served;
+- formatting: turning an engine `Result` into the reply shown in the chat
+  (answer sentence + numbered citation, collapsible sources with the answer
+  highlighted, or a plain "not found" with the articles' titles);
+- the page: chat (endpoint `/chat`), examples, the not-medical-advice note
+  and the panel listing the indexed articles.
+
+Does not own: anything about finding or choosing answers; that is `qa/`.
+The UI only formats. `respond(message, history)` is the whole chat function
+and the `format_*` helpers are pure, so tests call them with real results.
+
+Safety: every piece of text that comes from the person or from the articles
+goes through `escape_text()` (html.escape plus entity-encoding of Markdown
+syntax) before it is put into a reply, and the person's own messages are
+stored that way too (`PlainTextChat`), so markup shows as the text typed.
+Gradio's chatbot sanitizes HTML as well, but the page does not rely on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import logging
+import os
+import re
+import sys
+from datetime import datetime, timezone
+from typing import Any, Iterable, Sequence
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a private server
+
+import gradio as gr  # noqa: E402
+
+from qa.answer import Passage, Result  # noqa: E402
+from qa.engine import ArticleInfo, Engine  # noqa: E402
+from qa.errors import QAError, QuestionError  # noqa: E402
+from qa.settings import Settings  # noqa: E402
+
+log = logging.getLogger("app")
+
+# Set by `open_engine()` at start-up (or by a test); every question uses it.
+ENGINE: Engine | None = None
+
+TITLE = "Ask the ketamine & naloxone articles"
+EXAMPLES = [
+    "does naloxone reverse ketamine",
+    "can ketamine help with opioid withdrawal",
+    "what are the side effects of ketamine",
+]
+NOTE = ("Answers are quotes from the articles below, not medical advice. "
+        "In an emergency, call your local emergency number.")
+EMPTY_PROMPT = "Please type a question, for example: “does naloxone reverse ketamine”."
+FAILURE = "Sorry, something went wrong on our side while answering. Please try again."
+
+# Markdown would act on these even inside escaped text; as character
+# references they are shown as themselves and mean nothing to the renderer.
+_MARKDOWN_CHARS = {c: f"&#{ord(c)};" for c in "\\`*_[]{}()#+-!|~$:="}
+_LINE_BREAKS = re.compile(r"[ \t]*(?:\r\n|\r|\n)\s*")
+
+
+# ---------------------------------------------------------------- formatting
+
+def escape_text(text: str) -> str:
+    """Untrusted text as inert characters for Markdown + HTML; `html.unescape` gives it back."""
+    return "".join(_MARKDOWN_CHARS.get(ch) or html.escape(ch, quote=True) for ch in text)
+
+
+def text_html(text: str) -> str:
+    """Untrusted text for a reply: escaped, with its line breaks as <br> (so no blank lines,
+    and the reply stays one HTML block that Markdown leaves alone)."""
+    return _LINE_BREAKS.sub("<br>", escape_text(text))
+
+
+def highlight(text: str, sentence: str | None) -> str:
+    """The passage as HTML, with the answer sentence (when in it) in <mark>."""
+    at = text.find(sentence) if sentence else -1
+    if at < 0:
+        return text_html(text)
+    end = at + len(sentence)
+    return f"{text_html(text[:at])}<mark>{text_html(sentence)}</mark>{text_html(text[end:])}"
+
+
+def format_source(number: int, passage: Passage) -> str:
+    """One numbered source: title, section, scores, and the passage text."""
+    scores = (f"score {passage.score:.4f} · similarity {passage.dense:.2f} · "
+              f"keywords {passage.lexical:.2f}")
+    return (f'<div class="qa-source"><div class="qa-source-head"><b>[{number}]</b> {text_html(passage.title)}'
+            f' <span class="qa-section">› {text_html(passage.section)}</span></div>'
+            f'<div class="qa-score">{scores}</div>'
+            f'<div class="qa-passage">{highlight(passage.text.strip(), passage.answer)}</div></div>')
+
+
+def format_articles_list(articles: Iterable[ArticleInfo]) -> str:
+    return "<ul>" + "".join(f"<li>{text_html(a.title)}</li>" for a in articles) + "</ul>"
+
+
+def format_reply(result: Result, articles: Sequence[ArticleInfo] = ()) -> str:
+    """The reply for one engine result: answer + citation + collapsible sources, or not found."""
+    if not (result.found and result.answer):
+        covered = (f"<p>The articles cover:</p>{format_articles_list(articles)}"
+                   "<p>Try asking in words these articles would use.</p>" if articles else "")
+        return f'<div class="qa-reply"><p>{text_html(result.message)}</p>{covered}</div>'
+    passages = list(result.passages)
+    source = result.answer_source
+    if source is not None and source not in passages:  # it is always among the hits today; stay right anyway
+        passages.insert(0, source)
+    citation = f" <sup>[{passages.index(source) + 1}]</sup>" if source is not None else ""
+    origin = (f'<p class="qa-origin">From <i>{text_html(source.title)}</i> — {text_html(source.section)}</p>'
+              if source is not None else "")
+    searched = (f'<p class="qa-query">Read as a follow-up: “{text_html(result.query)}”</p>'
+                if result.query != result.question else "")
+    sources = "".join(format_source(i, p) for i, p in enumerate(passages, 1))
+    return (f'<div class="qa-reply"><p class="qa-answer">{text_html(result.answer)}{citation}</p>{origin}'
+            f"<details><summary>Sources ({len(passages)} passages)</summary>{searched}{sources}</details></div>")
+
+
+def format_message(text: str) -> str:
+    """A plain notice (prompt, refusal, error) as a reply."""
+    return f'<div class="qa-reply"><p>{text_html(text)}</p></div>'
+
+
+def format_articles_panel(articles: Sequence[ArticleInfo], built_at: str) -> str:
+    rows = "".join(f"<tr><td>{text_html(a.title)}</td><td class='qa-num'>{a.passages}</td></tr>" for a in articles)
+    return (f'<div class="qa-panel"><h3>Indexed articles</h3>'
+            f"<table><thead><tr><th>Article</th><th class='qa-num'>Passages</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>"
+            f'<p class="qa-built">Index built {text_html(format_time(built_at))}</p></div>')
+
+
+def format_time(iso: str) -> str:
+    """'2026-11-22T02:49:44+00:00' -> '2026-11-22 02:49 UTC'; anything unparsable as it is."""
+    try:
+        moment = datetime.fromisoformat(iso)
+    except (TypeError, ValueError):
+        return iso or "at an unknown time"
+    if moment.tzinfo is not None:
+        return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+# ---------------------------------------------------------------- chat
+
+def message_text(content: Any) -> str:
+    """The text of a history message's content: a string, or Gradio 6's list of typed parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return content.get("text", "") if content.get("type", "text") == "text" else ""
+    if isinstance(content, (list, tuple)):
+        return " ".join(t for t in (message_text(part) for part in content) if t)
+    return ""  # files and components carry no question
+
+
+def earlier_questions(history: Sequence[Any] | None) -> list[str]:
+    """The user's earlier messages, oldest first, as the engine's follow-up history.
+
+    The chat stores questions escaped (`PlainTextChat`); unescaping gives back what was typed.
+    """
+    questions = []
+    for message in history or []:
+        role = message.get("role") if isinstance(message, dict) else getattr(message, "role", None)
+        content = message.get("content") if isinstance(message, dict) else getattr(message, "content", None)
+        text = html.unescape(message_text(content)).strip()
+        if role == "user" and text:
+            questions.append(text)
+    return questions
+
+
+def respond(message: str, history: list | None = None) -> str:
+    """The chat function: ask the engine with the conversation so far, return the formatted reply.
+
+    `history` is Gradio's messages list ({"role", "content"} dicts, oldest first).
+    """
+    if ENGINE is None:
+        return format_message("The app is still starting; please try again in a moment.")
+    if not isinstance(message, str) or not message.strip():
+        return format_message(EMPTY_PROMPT)
+    try:
+        result = ENGINE.ask(message, earlier_questions(history))
+        return format_reply(result, ENGINE.articles() if not result.found else ())
+    except QuestionError as exc:  # too long, or otherwise not askable: say why
+        return format_message(str(exc))
+    except QAError as exc:
+        log.warning("question failed: %s", exc)
+        return format_message(f"Sorry, the question could not be answered: {exc}")
+    except Exception:  # never a traceback in the chat; the console gets it
+        log.exception("unexpected error while answering")
+        return format_message(FAILURE)
+
+
+def articles_panel() -> str:
+    """Re-read on each page load, so a rebuilt index shows up without a restart."""
+    if ENGINE is None:
+        return ""
+    try:
+        return format_articles_panel(ENGINE.articles(), ENGINE.built_at())
+    except QAError as exc:
+        return format_message(f"The list of articles is unavailable: {exc}")
+
+
+# ---------------------------------------------------------------- page
+
+class PlainTextChat(gr.ChatInterface):
+    """A ChatInterface whose user bubbles show the question exactly as typed.
+
+    Gradio renders user messages as Markdown + (sanitized) HTML, so
+    `<img src=x onerror=...>` would show as a broken image instead of the text
+    that was typed. Every user message enters the history through
+    `_message_as_message_dict` (typing, examples, the API, retry), so it is
+    escaped there; retry/undo take the last question back out through
+    `_pop_last_user_message`, so it is unescaped there. Both are private
+    Gradio 6 methods: tests/test_browser.py checks the result in a browser.
+    """
+
+    def _message_as_message_dict(self, message, role):
+        if role == "user" and isinstance(message, str):
+            message = escape_text(message)
+        return super()._message_as_message_dict(message, role)
+
+    def _pop_last_user_message(self, history):
+        history, message = super()._pop_last_user_message(history)
+        return history, html.unescape(message) if isinstance(message, str) else message
+
+
+for _hook in ("_message_as_message_dict", "_pop_last_user_message"):  # fail loudly if Gradio changes
+    if not hasattr(gr.ChatInterface, _hook):
+        raise RuntimeError(f"gradio.ChatInterface has no {_hook}: revisit PlainTextChat in app.py")
+
+
+CSS = """
+.qa-header h1 { margin: 0 0 .3em; font-size: 1.6rem; font-weight: 600; }
+.qa-note { background: #fff7e6; border: 1px solid #f5c26b; border-radius: 8px; padding: .5em .8em;
+           color: #5c3d00; font-size: .95rem; margin: 0; }
+#chat .qa-reply p { margin: .15em 0; }
+#chat .qa-reply .qa-answer { font-size: 1.05em; }
+#chat .qa-origin, #chat .qa-query, #chat .qa-score, .qa-built { color: #6b7280; font-size: .85em; }
+#chat .qa-reply ul { margin: .2em 0 .3em; }
+#chat .qa-reply li { margin: 0; }
+#chat .qa-reply details { margin-top: .5em; }
+#chat .qa-reply summary { cursor: pointer; font-weight: 600; }
+#chat .qa-source { margin: .8em 0 0; }
+#chat .qa-section { color: #4b5563; }
+#chat .qa-passage { margin: .25em 0 0; padding: .1em .8em; border-left: 3px solid #d1d5db; font-size: .93em; }
+#chat .qa-reply mark { background: #fde68a; color: inherit; padding: 0 .1em; border-radius: 2px; }
+.qa-panel h3 { margin: 0 0 .5em; font-size: 1.1rem; font-weight: 600; }
+.qa-panel table { width: 100%; border-collapse: collapse; font-size: .9rem; border: none !important; }
+.qa-panel tr { border: none !important; }
+.qa-panel th, .qa-panel td { text-align: left; padding: .35em .3em; border: none !important;
+                             border-bottom: 1px solid #e5e7eb !important; }
+.qa-panel th { font-weight: 600; }
+.qa-panel .qa-num { text-align: right; }
+.qa-built { margin-top: .6em; }
+"""
+
+
+# System fonts only: the page must not wait on Google Fonts (no internet here),
+# and Gradio's bundled webfonts mix glyphs at semibold weight in Chromium.
+THEME = gr.themes.Default(primary_hue="blue", font=["ui-sans-serif", "system-ui", "Segoe UI", "Helvetica Neue",
+                                                    "Arial", "Liberation Sans", "sans-serif"])
+
+
+def build_page() -> gr.Blocks:
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as page:
+        gr.HTML(f'<div class="qa-header"><h1>{html.escape(TITLE)}</h1>'
+                f'<p class="qa-note" role="note"><b>Note:</b> {html.escape(NOTE)}</p></div>')
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                PlainTextChat(
+                    respond,
+                    api_name="chat",
+                    examples=EXAMPLES,
+                    chatbot=gr.Chatbot(
+                        height=600, elem_id="chat", label="Conversation",
+                        placeholder="Ask a question about the articles.",
+                        latex_delimiters=[]),  # the articles hold no maths: "$$" stays text
+                    textbox=gr.Textbox(placeholder="Ask a question about ketamine or naloxone…",
+                                       label="Your question", show_label=False, submit_btn=True,
+                                       elem_id="question"),
+                    fill_height=False,
+                )
+            with gr.Column(scale=1, min_width=260):
+                panel = gr.HTML(elem_id="articles-panel")
+        page.load(articles_panel, None, panel, api_visibility="undocumented", queue=False)
+    # A question costs ~0.5 s of CPU and the engine runs one model forward pass
+    # at a time (torch already uses both cores). Four at once lets a few people
+    # overlap the cheap parts (search, formatting) without piling threads onto
+    # two cores; more questions wait in the queue and see their position.
+    page.queue(default_concurrency_limit=4, max_size=64)
+    return page
+
+
+def open_engine(settings: Settings, say=None, embedder=None) -> Engine:
+    """Load model and index once (building the index when missing or stale); later questions reuse it."""
+    global ENGINE
+    ENGINE = Engine.open(settings, build="stale", say=say or (lambda text: print(text, flush=True)),
+                         embedder=embedder)
+    return ENGINE
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Serve the question-answering chat page.")
+    parser.add_argument("--host", default=os.environ.get("QA_HOST") or "127.0.0.1",
+                        help="address to listen on (env QA_HOST; default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (env QA_PORT; default 7860)")
+    parser.add_argument("--index-dir", help="index folder (env QA_INDEX_DIR)")
+    parser.add_argument("--corpus-dir", help="articles folder (env QA_CORPUS_DIR)")
+    parser.add_argument("--model", help="embedding model (env QA_MODEL)")
+    args = parser.parse_args(argv)
+    if args.port is None:
+        try:
+            args.port = int(os.environ.get("QA_PORT") or 7860)
+        except ValueError:
+            parser.error(f"QA_PORT must be a port number, got {os.environ['QA_PORT']!r}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    try:
+        settings = Settings.from_env(index_dir=args.index_dir, corpus_dir=args.corpus_dir, model=args.model)
+        print(f"Loading the model and the index from {settings.index_dir} ...", flush=True)
+        engine = open_engine(settings)
+    except QAError as exc:
+        print(f"Cannot start: {exc}", file=sys.stderr)
+        return 1
+    print(f"Ready: {len(engine.articles())} articles, index built {engine.built_at()}.", flush=True)
+    try:
+        build_page().launch(server_name=args.host, server_port=args.port, ssr_mode=False,
+                            theme=THEME, css=CSS, footer_links=["api"])
+    except OSError as exc:  # e.g. the port is taken
+        print(f"Cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""The chat page's behaviour: the real app over HTTP, and its formatting with the real engine.
+
+No mocks: the app runs as `python app.py` in a subprocess (tests/app_server.py),
+and the formatting tests load the real engine on the index that app built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+
+import pytest
+from gradio_client import Client
+
+from app_server import (NALOXONE_ANSWER, NALOXONE_TITLE, NOT_FOUND, app_server,  # noqa: F401
+                        cited_source_title, reply_text)
+
+import app  # noqa: E402  (app_server put the project root on sys.path)
+from qa.settings import Settings  # noqa: E402
+
+IMG = "<img src=x onerror=\"document.title='pwned'\">"
+SCRIPT = "<script>document.title='pwned'</script>"
+
+
+@pytest.fixture(scope="module")
+def app_engine(app_server, embedder):  # noqa: F811
+    """The real engine behind app.respond(), on the index the app built (so nothing is built twice),
+    with the session's model from tests/conftest.py (so nothing is loaded twice)."""
+    engine = app.open_engine(Settings(index_dir=app_server.index_dir), say=lambda text: None,
+                             embedder=embedder)
+    yield engine
+    app.ENGINE = None
+
+
+@pytest.fixture(scope="module")
+def client(app_server):  # noqa: F811
+    return Client(app_server.url, verbose=False)
+
+
+# ------------------------------------------------------------------ over HTTP
+
+def test_chat_endpoint_answers_with_the_naloxone_article(client):
+    reply = client.predict("does naloxone reverse ketamine", api_name="/chat")
+    assert reply_text(reply).startswith(NALOXONE_ANSWER + " [1]")
+    assert cited_source_title(reply) == NALOXONE_TITLE
+    assert "<details>" in reply and "<summary>" in reply
+    assert f"<mark>{app.text_html(NALOXONE_ANSWER)}</mark>" in reply
+
+
+def test_follow_up_uses_the_session_history(app_server):  # noqa: F811
+    # /chat takes only the message: the conversation lives in the client's
+    # session on the server (ChatInterface's state), so a follow-up is simply
+    # the next call on the same Client.
+    conversation = Client(app_server.url, verbose=False)
+    conversation.predict("does naloxone reverse ketamine", api_name="/chat")
+    reply = conversation.predict("why not?", api_name="/chat")
+    assert cited_source_title(reply) == NALOXONE_TITLE
+    assert "Read as a follow-up: “does naloxone reverse ketamine" in reply_text(reply)  # topic restored
+
+    # The same question with no conversation behind it has no topic to restore.
+    alone = Client(app_server.url, verbose=False).predict("why not?", api_name="/chat")
+    assert reply_text(alone).startswith(NOT_FOUND)
+    # ... and a reset session forgets the conversation.
+    conversation.reset_session()
+    assert reply_text(conversation.predict("why not?", api_name="/chat")).startswith(NOT_FOUND)
+
+
+def test_bad_input_over_http_gets_a_message(client):
+    assert "Please type a question" in reply_text(client.predict("", api_name="/chat"))
+    refusal = reply_text(client.predict("x" * 2001, api_name="/chat"))
+    assert "2,001 characters" in refusal and "2,000" in refusal
+    reply = client.predict(IMG, api_name="/chat")
+    assert "<img" not in reply and "Traceback" not in reply
+
+
+def test_page_has_note_and_examples(app_server):  # noqa: F811
+    import urllib.request
+    with urllib.request.urlopen(app_server.url, timeout=10) as response:
+        page = response.read().decode()
+    assert "not medical advice" in page and "emergency" in page
+    assert "does naloxone reverse ketamine" in page  # an example
+
+
+# ------------------------------------------------------------------ formatting, real engine
+
+def test_format_reply_starts_with_answer_and_citation(app_engine):
+    result = app_engine.ask("does naloxone reverse ketamine", [])
+    reply = app.format_reply(result)
+    assert reply_text(reply).startswith(NALOXONE_ANSWER + " [1]")
+    assert cited_source_title(reply) == NALOXONE_TITLE
+    for number, passage in enumerate(result.passages, 1):
+        assert f"<b>[{number}]</b> {app.text_html(passage.title)}" in reply
+        assert app.text_html(passage.section) in reply
+        assert f"score {passage.score:.4f}" in reply
+    assert reply.count("<details>") == 1 and "<mark>" in reply
+
+
+def test_respond_follow_up_reads_gradio_history(app_engine):
+    # Both shapes Gradio 6 hands the chat function: content as a string (the
+    # API path) and as a list of typed parts (the browser path); questions are
+    # stored escaped (app.escape_text) and come back as typed.
+    for content in ("does naloxone reverse ketamine",
+                    [{"type": "text", "text": app.escape_text("does naloxone reverse ketamine")}]):
+        history = [{"role": "user", "content": content},
+                   {"role": "assistant", "content": [{"type": "text", "text": "<div>earlier reply</div>"}]}]
+        assert app.earlier_questions(history) == ["does naloxone reverse ketamine"]
+        assert cited_source_title(app.respond("why not?", history)) == NALOXONE_TITLE
+    assert reply_text(app.respond("why not?", [])).startswith(NOT_FOUND)
+
+
+def test_not_found_lists_the_articles(app_engine):
+    reply = app.respond("what is the capital of France", [])
+    text = reply_text(reply)
+    assert text.startswith(NOT_FOUND)
+    for article in app_engine.articles():
+        assert article.title in text
+    assert "<details>" not in reply  # no passages offered as if they answered
+
+
+def test_empty_message_prompts_for_a_question(app_engine):
+    for empty in ("", "   ", "\n\t"):
+        assert reply_text(app.respond(empty, [])).startswith("Please type a question")
+
+
+def test_too_long_message_is_refused_with_the_library_message(app_engine):
+    refusal = reply_text(app.respond("a" * 2001, []))
+    assert refusal == ("That question is 2,001 characters long; please keep it to at most 2,000 characters.")
+    at_limit = reply_text(app.respond("does naloxone reverse ketamine " + "a" * 1969, []))
+    assert "characters long" not in at_limit  # 2,000 exactly is still a question
+
+
+@pytest.mark.parametrize("markup", [IMG, SCRIPT, f"does naloxone reverse ketamine {SCRIPT}"])
+def test_markup_in_a_question_never_reaches_the_reply_as_html(app_engine, markup):
+    reply = app.respond(markup, [])
+    assert "<img" not in reply and "<script" not in reply and "onerror=" not in reply
+
+
+def test_markup_from_articles_and_questions_is_escaped(app_engine):
+    # A real result, with markup planted where article text and the question go.
+    result = app_engine.ask("why not?", ["does naloxone reverse ketamine"])
+    planted = tuple(dataclasses.replace(p, title=IMG, section=SCRIPT, text=p.text + " " + IMG)
+                    for p in result.passages)
+    source = next(p for p, original in zip(planted, result.passages) if original == result.answer_source)
+    evil = dataclasses.replace(result, query=f"{SCRIPT} why not?", answer=f"{IMG} **bold** [x](javascript:alert(1))",
+                               answer_source=source, passages=planted)
+    reply = app.format_reply(evil)
+    assert "<img" not in reply and "<script" not in reply and "onerror=" not in reply
+    assert "**" not in reply and "](" not in reply  # Markdown syntax is inert too
+    text = reply_text(reply)
+    assert IMG in text and SCRIPT in text  # shown as text, exactly as it came
+
+
+def test_escaped_questions_round_trip_and_are_inert():
+    for typed in (IMG, SCRIPT, "a & b < c", "**bold** _it_ `code` $$x$$", "&lt; literally"):
+        stored = app.escape_text(typed)
+        assert "<" not in stored and ">" not in stored
+        assert html.unescape(stored) == typed
+
+
+def test_articles_panel_lists_titles_passages_and_build_time(app_engine):
+    panel = app.articles_panel()
+    for article in app_engine.articles():
+        assert app.text_html(article.title) in panel
+        assert f"<td class='qa-num'>{article.passages}</td>" in panel
+    assert "Index built " + app.format_time(app_engine.built_at()) in reply_text(panel)
+

@@ -1,0 +1,118 @@
+"""The chat page in a real browser: Debian's Chromium driven by Playwright.
+
+Playwright cannot download its own browser here, so it launches
+/usr/bin/chromium. Every wait is for an element or text, never for network idle
+(Gradio keeps a connection open).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from app_server import NALOXONE_ANSWER, NALOXONE_TITLE, app_server  # noqa: F401
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+TEST_COMMAND = "bash scripts/test.sh"  # the README's test command: installs Chromium, then runs pytest
+ANSWER_TIMEOUT = 60_000  # ms; an answer takes about a second, the first one a little more
+
+IMG = "<img src=x onerror=\"document.title='pwned'\">"
+SCRIPT_QUESTION = "does ketamine <script>document.title='pwned'</script> help?"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: these tests drive Debian's Chromium, and Playwright cannot "
+                    f"download a browser here. Run the README's test command, which installs it: "
+                    f"{TEST_COMMAND}", pytrace=False)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def context(browser):
+    """One browser profile for the module, so the page's scripts load from cache after the first test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(context, app_server) -> Page:  # noqa: F811
+    """A fresh page, hence a fresh conversation, for each test."""
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(app_server.url)
+    page.locator("#question textarea").wait_for()
+    yield page
+    page.close()
+
+
+def ask(page: Page, question: str):
+    """Type a question, press Enter, and return the locator of its (finished) reply."""
+    replies = page.locator('#chat [data-testid="bot"] .qa-reply')
+    before = replies.count()
+    box = page.locator("#question textarea")
+    box.fill(question)
+    box.press("Enter")
+    expect(replies).to_have_count(before + 1, timeout=ANSWER_TIMEOUT)
+    return replies.nth(before)
+
+
+def test_question_answered_with_source_and_screenshot(page, tmp_path):
+    reply = ask(page, "does naloxone reverse ketamine")
+    expect(reply.locator(".qa-answer")).to_contain_text(NALOXONE_ANSWER)
+    expect(reply.locator(".qa-origin")).to_contain_text(NALOXONE_TITLE)
+    # Sources start folded; opening them shows the passage with the answer marked.
+    mark = reply.locator(".qa-source mark").first
+    expect(mark).to_be_hidden()
+    reply.locator("summary").click()
+    expect(mark).to_be_visible()
+    expect(mark).to_have_text(NALOXONE_ANSWER)
+    expect(reply.locator(".qa-source-head").first).to_contain_text(NALOXONE_TITLE)
+    # Follow-up in the same conversation.
+    follow_up = ask(page, "why not?")
+    expect(follow_up.locator(".qa-origin")).to_contain_text(NALOXONE_TITLE)
+    shot = tmp_path / "chat.png"
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 10_000
+
+
+def test_page_shows_note_and_articles_panel(page):
+    expect(page.get_by_role("note")).to_contain_text("not medical advice")
+    expect(page.get_by_role("note")).to_contain_text("emergency")
+    panel = page.locator("#articles-panel")
+    expect(panel).to_contain_text(NALOXONE_TITLE)
+    expect(panel).to_contain_text("Index built")
+    expect(panel.locator("tbody tr")).to_have_count(5)
+
+
+def test_clicking_an_example_asks_it(page):
+    page.get_by_role("button", name="does naloxone reverse ketamine").click()
+    reply = page.locator('#chat [data-testid="bot"] .qa-reply').first
+    expect(reply.locator(".qa-answer")).to_contain_text(NALOXONE_ANSWER, timeout=ANSWER_TIMEOUT)
+    expect(page.locator('#chat [data-testid="user"]').first).to_have_text("does naloxone reverse ketamine")
+
+
+def test_empty_message_gets_a_prompt(page):
+    reply = ask(page, "")
+    expect(reply).to_contain_text("Please type a question")
+
+
+@pytest.mark.parametrize("question", [IMG, SCRIPT_QUESTION], ids=["img-onerror", "script"])
+def test_markup_in_a_question_is_shown_as_text_and_never_runs(page, question):
+    title = page.title()
+    ask(page, question)
+    user_message = page.locator('#chat [data-testid="user"]').last
+    expect(user_message).to_have_text(question)  # the literal text, as typed
+    assert user_message.locator("img, script").count() == 0
+    assert page.locator("#chat img[src='x'], #chat script").count() == 0
+    page.wait_for_timeout(300)  # give a (wrongly) rendered onerror handler time to fire
+    assert page.title() == title != "pwned"
