@@ -124,7 +124,7 @@ def corpus_hashes(folder: Path) -> dict[str, str]:
     return hashes
 
 
-def load_corpus(folder: Path) -> Corpus:
+def load_corpus(folder: Path, max_bytes: int | None = None) -> Corpus:
     """Read every article of `folder`; files that cannot be used are skipped with a reason."""
     articles: list[Article] = []
     skipped: list[Skipped] = []
@@ -140,6 +140,10 @@ def load_corpus(folder: Path) -> Corpus:
             skipped.append(Skipped(path.name, f"cannot be read: {exc.strerror or exc}"))
             continue
         hashes[path.name] = file_sha256(data)
+        if max_bytes is not None and len(data) > max_bytes:
+            skipped.append(Skipped(path.name, f"{len(data) / 1e6:.1f} MB is over the {max_bytes / 1e6:.1f} MB limit "
+                                              f"for one article (setting max_article_bytes)"))
+            continue
         try:
             article = parse_article(decode(data), path.name, hashes[path.name])
         except ValueError as exc:

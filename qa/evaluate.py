@@ -142,7 +142,7 @@ def run_engine(engine: Engine, questions: Iterable[Question]) -> list[Outcome]:
 
 
 def run_bm25_baseline(settings: Settings, questions: list[Question]) -> list[Outcome]:
-    chunks = chunk_articles(load_corpus(settings.corpus_dir).articles, settings)
+    chunks = chunk_articles(load_corpus(settings.corpus_dir, settings.max_article_bytes).articles, settings)
     retriever = bm25s.BM25()
     retriever.index([content_terms(c.index_text) or ["_empty_"] for c in chunks], show_progress=False)
     vocabulary = set(retriever.vocab_dict)

@@ -142,7 +142,7 @@ def build(settings: Settings, embedder: Embedder,
 
     with _build_lock(root):
         _remove_leftovers(root)
-        corpus = load_corpus(settings.corpus_dir)
+        corpus = load_corpus(settings.corpus_dir, settings.max_article_bytes)
         if not corpus.articles:
             raise CorpusError(f"no readable article in {settings.corpus_dir} (files must be .txt or .md, UTF-8)")
         say(f"read {len(corpus.articles)} articles from {settings.corpus_dir}")

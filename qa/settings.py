@@ -80,6 +80,9 @@ class Settings:
     history_turns: int = 3
 
     # --- input limits --------------------------------------------------------
+    # A file larger than this is not an article (a book, a dump, a log) and
+    # would take many minutes to embed on 2 cores: it is skipped with a warning.
+    max_article_bytes: int = 2_000_000
     # A chat question longer than this is refused with a message: real
     # questions are far shorter, and the model only reads 256 tokens anyway.
     max_question_chars: int = 2000
@@ -87,7 +90,7 @@ class Settings:
     def __post_init__(self) -> None:
         positive = ("batch_size", "threads", "chunk_chars", "top_k", "candidates",
                     "rrf_k", "flat_max_vectors", "hnsw_m", "hnsw_ef_search",
-                    "answer_passages", "max_question_chars")
+                    "answer_passages", "max_question_chars", "max_article_bytes")
         for name in positive:
             if getattr(self, name) < 1:
                 raise SettingsError(f"setting {name} must be at least 1, got {getattr(self, name)}")

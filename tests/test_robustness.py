@@ -83,3 +83,14 @@ def test_read_only_index_folder_keeps_the_old_index(small_disk, tmp_path, embedd
     with pytest.raises(IndexWriteError, match="Read-only file system"):
         index_store.build(settings, embedder)
     assert index_store.load(settings).directory == first.directory
+
+
+def test_oversized_article_is_skipped_with_a_warning_and_the_rest_indexed(tiny_settings, embedder):
+    sentence = "Ketamine is discussed in this very long generated article. "
+    (tiny_settings.corpus_dir / "huge.txt").write_text("Huge Article\n\n" + sentence * (5_000_000 // len(sentence)))
+    report = index_store.build(tiny_settings, embedder)
+    assert [(s.source, s.reason) for s in report.skipped] == [
+        ("huge.txt", "5.0 MB is over the 2.0 MB limit for one article (setting max_article_bytes)")]
+    assert report.files == 3 and report.chunks == 5
+    # recorded, so the skipped file does not make the index look stale
+    assert index_store.stale_reason(index_store.load(tiny_settings).manifest, tiny_settings) is None
