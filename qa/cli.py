@@ -39,8 +39,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from qa.embedding import Embedder
 
     settings = _settings(args)
-    _say(f"Loading model {settings.model} ...")
-    embedder = Embedder(settings.model, settings.batch_size, settings.threads)
+    embedder = Embedder(settings.model, settings.batch_size, settings.threads)  # loads only if there is text to embed
     report = index_store.build(settings, embedder, progress=_say, show_bar=sys.stderr.isatty() or args.progress)
     for skipped in report.skipped:
         _say(f"warning: skipped {skipped.source}: {skipped.reason}")

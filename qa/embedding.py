@@ -38,33 +38,59 @@ def resolve_model(name: str) -> str:
 
 
 class Embedder:
-    """A loaded sentence-transformers model that returns normalized float32 vectors."""
+    """A sentence-transformers model that returns normalized float32 vectors.
 
-    def __init__(self, model: str, batch_size: int = 32, threads: int = 2) -> None:
+    The model is loaded on first use (`encode` or `dimension`), not when the
+    Embedder is made: a rebuild with nothing new to embed never pays the
+    seconds of loading torch and the weights.
+    """
+
+    def __init__(self, model: str, batch_size: int = 32, threads: int = 2, load: bool = False) -> None:
+        self.name = model
+        self.batch_size = batch_size
+        self.threads = threads
+        self._model = None
+        self._dimension: int | None = None
+        self.texts_encoded = 0  # how many texts reached the model: the cache test reads it
+        if load:
+            self._load()
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def _load(self):
+        if self._model is not None:
+            return self._model
         import torch
         from sentence_transformers import SentenceTransformer
 
-        torch.set_num_threads(threads)
-        location = resolve_model(model)
+        torch.set_num_threads(self.threads)
+        location = resolve_model(self.name)
         if Path(location).is_dir():
             # A local model must never reach for the network (there is none here).
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
-            self._model = SentenceTransformer(location, device="cpu")
+            model = SentenceTransformer(location, device="cpu")
         except Exception as exc:  # sentence-transformers raises many kinds
-            raise ModelError(f"cannot load embedding model {model!r} from {location}: {exc}") from exc
-        self.name = model
-        self.batch_size = batch_size
-        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
-        self.dimension = int(get_dim())
-        self.texts_encoded = 0  # how many texts reached the model: the cache test reads it
+            raise ModelError(f"cannot load embedding model {self.name!r} from {location}: {exc}") from exc
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        self._dimension = int(get_dim())
+        self._model = model
+        return model
+
+    @property
+    def dimension(self) -> int:
+        self._load()
+        return self._dimension
 
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """One unit-length row per text (inner product = cosine similarity)."""
+        model = self._load()
         if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
+            return np.zeros((0, self._dimension), dtype=np.float32)
         self.texts_encoded += len(texts)
-        vectors = self._model.encode(
+        vectors = model.encode(
             list(texts), batch_size=self.batch_size, normalize_embeddings=True,
             convert_to_numpy=True, show_progress_bar=progress)
         return np.ascontiguousarray(vectors, dtype=np.float32)

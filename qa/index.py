@@ -160,14 +160,14 @@ def build(settings: Settings, embedder: Embedder,
                 ids.append(sentence_ids[sentence])
             chunk_sentence_ids.append(ids)
 
-        cache = _previous_vectors(settings, embedder)
+        cache, dimension = _previous_vectors(settings)
         first_section = {}
         for chunk, ids in zip(chunks, chunk_sentence_ids):
             for sentence_id in ids:
                 first_section.setdefault(sentence_id, chunk.section)
         contexts = [context_text(first_section[i], s) for i, s in enumerate(sentences)]
         texts = [c.index_text for c in chunks] + sentences + contexts
-        vectors, embedded = _embed_with_cache(texts, cache, embedder, say, show_bar)
+        vectors, embedded, dimension = _embed_with_cache(texts, cache, dimension, embedder, say, show_bar)
         chunk_vectors = vectors[:len(chunks)]
         sentence_vectors = vectors[len(chunks):len(chunks) + len(sentences)]
         context_vectors = vectors[len(chunks) + len(sentences):]
@@ -178,7 +178,7 @@ def build(settings: Settings, embedder: Embedder,
 
         tmp = root / f"{_TMP_PREFIX}{uuid.uuid4().hex[:8]}"
         stamp = dt.datetime.now(dt.timezone.utc)
-        final = root / f"{_BUILD_PREFIX}{stamp:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+        final = root / f"{_BUILD_PREFIX}{stamp:%Y%m%dT%H%M%S.%f}-{uuid.uuid4().hex[:6]}"  # sorts by time
         try:
             tmp.mkdir()
             _write_jsonl(tmp / "chunks.jsonl", (
@@ -193,7 +193,7 @@ def build(settings: Settings, embedder: Embedder,
             manifest = {
                 "format_version": FORMAT_VERSION,
                 "built_at": stamp.isoformat(timespec="seconds"),
-                "model": {"name": settings.model, "dimension": embedder.dimension},
+                "model": {"name": settings.model, "dimension": dimension},
                 "chunking": chunking_fingerprint(settings),
                 "dense": {"kind": dense_kind, "hnsw_m": settings.hnsw_m},
                 "corpus": {
@@ -232,28 +232,32 @@ def build(settings: Settings, embedder: Embedder,
         directory=final, dense_kind=dense_kind)
 
 
-def _embed_with_cache(texts: list[str], cache: dict[str, np.ndarray], embedder: Embedder,
-                      say: Callable[[str], None], show_bar: bool) -> tuple[np.ndarray, int]:
+def _embed_with_cache(texts: list[str], cache: dict[str, np.ndarray], dimension: int | None, embedder: Embedder,
+                      say: Callable[[str], None], show_bar: bool) -> tuple[np.ndarray, int, int]:
+    """Vectors for `texts`, embedding only those not in `cache`; also returns (count embedded, dimension).
+
+    The model is touched only when something is missing, so a no-op rebuild never loads it.
+    """
     hashes = [text_hash(t) for t in texts]
-    missing: dict[str, str] = {}
-    for h, t in zip(hashes, texts):
-        if h not in cache and h not in missing:
-            missing[h] = t
+    missing = {h: t for h, t in zip(hashes, texts) if h not in cache}
     if missing:
+        if dimension is not None and dimension != embedder.dimension:
+            cache, missing = {}, dict(zip(hashes, texts))  # cached vectors of another size: start over
         say(f"embedding {len(missing)} texts with {embedder.name}")
         new = embedder.encode(list(missing.values()), progress=show_bar)
         cache = {**cache, **dict(zip(missing.keys(), new))}
-    vectors = np.stack([cache[h] for h in hashes]).astype(np.float32) if texts else \
-        np.zeros((0, embedder.dimension), np.float32)
-    return vectors, len(missing)
+        dimension = embedder.dimension
+    if not texts:
+        return np.zeros((0, dimension or embedder.dimension), np.float32), 0, dimension or embedder.dimension
+    return np.stack([cache[h] for h in hashes]).astype(np.float32), len(missing), dimension
 
 
-def _previous_vectors(settings: Settings, embedder: Embedder) -> dict[str, np.ndarray]:
-    """Vectors of the live index by text hash, if it was built with the same model."""
+def _previous_vectors(settings: Settings) -> tuple[dict[str, np.ndarray], int | None]:
+    """Vectors of the live index by text hash, and their dimension, if it was built with the same model."""
     try:
-        previous = load(settings, dimension=embedder.dimension)
+        previous = load(settings)
     except Exception:  # no index, another model, a damaged one: embed everything
-        return {}
+        return {}, None
     cache: dict[str, np.ndarray] = {}
     for chunk, vector in zip(previous.chunks, previous.chunk_vectors):
         cache[text_hash(chunk.index_text)] = vector
@@ -262,7 +266,7 @@ def _previous_vectors(settings: Settings, embedder: Embedder) -> dict[str, np.nd
     for sentence_id, vector in enumerate(previous.context_vectors):
         section = previous.chunks[previous.sentence_chunks[sentence_id][0]].section
         cache[text_hash(context_text(section, previous.sentences[sentence_id]))] = vector
-    return cache
+    return cache, int(previous.manifest["model"]["dimension"])
 
 
 def _dense_index(vectors: np.ndarray, settings: Settings) -> tuple[faiss.Index, str]:

@@ -44,6 +44,11 @@ def test_rebuild_embeds_only_what_changed(tiny_settings, embedder):
     again = index_store.build(tiny_settings, embedder)
     assert again.embedded == 0 and embedder.texts_encoded == before, "an unchanged corpus embeds nothing"
 
+    from qa.embedding import Embedder
+    fresh = Embedder(tiny_settings.model)
+    assert index_store.build(tiny_settings, fresh).embedded == 0
+    assert not fresh.loaded, "a rebuild with nothing new to embed never loads the model"
+
     beta = tiny_settings.corpus_dir / "beta.txt"
     beta.write_text(beta.read_text().replace("severe depression", "treatment-resistant depression"))
     loaded = index_store.load(tiny_settings)
