@@ -57,6 +57,8 @@ NOTE = ("Answers are quotes from the articles below, not medical advice. "
         "In an emergency, call your local emergency number.")
 EMPTY_PROMPT = "Please type a question, for example: “does naloxone reverse ketamine”."
 FAILURE = "Sorry, something went wrong on our side while answering. Please try again."
+# Longest user message kept whole in the chat history (10x the question limit).
+STORED_MESSAGE_CHARS = 20_000
 
 # Markdown would act on these even inside escaped text; as character
 # references they are shown as themselves and mean nothing to the renderer.
@@ -219,7 +221,13 @@ class PlainTextChat(gr.ChatInterface):
     """
 
     def _message_as_message_dict(self, message, role):
+        if role == "user" and message is None:
+            message = ""  # a null message from the API is an empty question, not a crash
         if role == "user" and isinstance(message, str):
+            # The history keeps what was typed; a message far over the question limit
+            # (refused anyway) is kept cut short rather than escaped whole, which took seconds.
+            if len(message) > STORED_MESSAGE_CHARS:
+                message = message[:STORED_MESSAGE_CHARS] + "…"
             message = escape_text(message)
         return super()._message_as_message_dict(message, role)
 
@@ -291,7 +299,9 @@ def build_page() -> gr.Blocks:
     # at a time (torch already uses both cores). Four at once lets a few people
     # overlap the cheap parts (search, formatting) without piling threads onto
     # two cores; more questions wait in the queue and see their position.
-    page.queue(default_concurrency_limit=4, max_size=64)
+    # api_open=False: the REST shortcut /gradio_api/run/chat would otherwise run
+    # respond() outside the queue and skip both limits (tests/test_serving.py).
+    page.queue(default_concurrency_limit=4, max_size=64, api_open=False)
     return page
 
 

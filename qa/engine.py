@@ -45,16 +45,21 @@ def clean_question(question: object, settings: Settings) -> str:
     """The question as text to search, or QuestionError saying what is wrong with it."""
     if not isinstance(question, str):
         raise QuestionError("The question must be text.")
+    if len(question) > 4 * settings.max_question_chars:  # far too long: refuse before reading it all
+        raise _too_long(len(question), settings)
     # Control characters and odd spacing carry no meaning for search.
     text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in question)
     text = " ".join(text.split())
     if not text:
         raise QuestionError("Please type a question.")
     if len(text) > settings.max_question_chars:
-        raise QuestionError(
-            f"That question is {len(text):,} characters long; please keep it to at most "
-            f"{settings.max_question_chars:,} characters.")
+        raise _too_long(len(text), settings)
     return text
+
+
+def _too_long(length: int, settings: Settings) -> QuestionError:
+    return QuestionError(f"That question is {length:,} characters long; please keep it to at most "
+                         f"{settings.max_question_chars:,} characters.")
 
 
 class Engine:

@@ -1,0 +1,330 @@
+"""Serving under stress: a rebuild while the app answers, malformed API calls, the concurrency
+bench's smoke run, and hostile text through app.respond().
+
+All real: `python app.py` processes, the real model and index, `python -m qa build`.
+- The shared app (tests/app_server.py) takes the malformed calls and the bench smoke run.
+- The rebuild test changes its corpus, so it gets an app of its own, on a copy of corpus/ in a
+  temporary folder (`--corpus-dir`, `--index-dir`); its index starts as a copy of the shared
+  app's (same articles, same model), so it starts without embedding anything, and its rebuild
+  embeds only the new article.
+- The property test calls app.respond() in this process, with the session's model (conftest)
+  and Engine.open on another copy of that index.
+Every request has a time-out and every loop a count and time bound; all traffic goes to
+127.0.0.1 servers started here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # gradio_client: no telemetry
+
+import httpx  # noqa: E402
+import pytest  # noqa: E402
+from gradio_client import Client  # noqa: E402
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st  # noqa: E402
+
+from app_server import (NALOXONE_ANSWER, NALOXONE_TITLE, NOT_FOUND, ROOT, START_TIMEOUT, AppServer,  # noqa: E402
+                        app_server, cited_source_title, free_port, reply_text)  # noqa: F401
+
+import app  # noqa: E402  (app_server put the project root on sys.path)
+from qa.engine import Engine  # noqa: E402
+from qa.settings import Settings  # noqa: E402
+
+NALOXONE_Q = "does naloxone reverse ketamine"
+REQUEST_TIMEOUT = 90  # s, one reply, on a busy 2-core machine
+BUILD_TIMEOUT = 300  # s, `python -m qa build` (model load + the new article)
+
+MELATONIN_FILE = "melatonin-and-sleep.txt"
+MELATONIN_TITLE = "Melatonin And Sleep: What The Hormone Does"
+MELATONIN_Q = "what dose of melatonin works for jet lag"
+MELATONIN_ANSWER = ("For jet lag, a dose of 0.5 milligrams of melatonin taken at the destination's bedtime "
+                    "works as well as larger doses.")
+MELATONIN = f"""{MELATONIN_TITLE}
+
+What Is Melatonin?
+
+Melatonin is a hormone that the pineal gland releases in the evening, when the light fades. It tells the body that it is time to sleep.
+
+Melatonin For Jet Lag
+
+{MELATONIN_ANSWER} Travellers crossing five or more time zones benefit the most.
+
+Leave a Comment
+"""
+
+
+def new_client(url: str) -> Client:
+    return Client(url, verbose=False, analytics_enabled=False, httpx_kwargs={"timeout": REQUEST_TIMEOUT})
+
+
+def ask(client: Client, message, timeout: float = REQUEST_TIMEOUT):
+    """One /chat call that cannot hang the test: the job is cancelled after `timeout` seconds."""
+    job = client.submit(message, api_name="/chat")
+    try:
+        return job.result(timeout=timeout)
+    except TimeoutError:
+        job.cancel()
+        raise
+
+
+def assert_naloxone_reply(reply) -> None:
+    assert isinstance(reply, str), reply
+    assert reply_text(reply).startswith(NALOXONE_ANSWER + " [1]"), reply_text(reply)[:300]
+    assert cited_source_title(reply) == NALOXONE_TITLE
+
+
+def copy_index(source: Path, target: Path) -> Path:
+    """A built index folder, without its build lock or a build's leftovers."""
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".build.lock", ".tmp-*", "CURRENT.*.tmp"))
+    return target
+
+
+def child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("QA_HOST", "QA_PORT", "QA_MODEL", "QA_CORPUS_DIR", "QA_INDEX_DIR")}
+    env.update(PYTHONUNBUFFERED="1", GRADIO_ANALYTICS_ENABLED="False", HF_HUB_DISABLE_TELEMETRY="1")
+    return env
+
+
+def start_app_on(workdir: Path, corpus: Path, index: Path) -> AppServer:
+    """Like tests/app_server.start_app, with the corpus folder too."""
+    port = free_port()
+    log_path = workdir / "app.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--host", "127.0.0.1",
+             "--corpus-dir", str(corpus), "--index-dir", str(index)],
+            cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    server = AppServer(f"http://127.0.0.1:{port}/", index, log_path, process)
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"app.py exited with code {process.returncode} before serving:\n{server.log_tail()}")
+        try:
+            with urllib.request.urlopen(server.url, timeout=2) as response:
+                if response.status == 200:
+                    return server
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"app.py did not serve {server.url} within {START_TIMEOUT} s:\n{server.log_tail()}")
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def rebuild_app(app_server, tmp_path_factory):  # noqa: F811
+    """An app of its own on a copy of corpus/ (the rebuild test adds an article to it)."""
+    work = tmp_path_factory.mktemp("rebuild")
+    corpus = work / "corpus"
+    shutil.copytree(ROOT / "corpus", corpus)
+    index = copy_index(app_server.index_dir, work / "index")
+    server = start_app_on(work, corpus, index)
+    server.corpus_dir = corpus
+    yield server
+    server.stop()
+
+
+# ------------------------------------------------------------------ a. rebuild while serving
+
+def test_rebuild_while_serving_keeps_answering_and_swaps_in_the_new_article(rebuild_app):
+    client = new_client(rebuild_app.url)
+    assert_naloxone_reply(ask(client, NALOXONE_Q))
+    assert reply_text(ask(client, MELATONIN_Q)).startswith(NOT_FOUND)  # not in the articles yet
+    pid = rebuild_app.process.pid
+
+    (rebuild_app.corpus_dir / MELATONIN_FILE).write_text(MELATONIN, encoding="utf-8")
+    build_log = rebuild_app.log_path.with_name("build.log")
+    with open(build_log, "wb") as log:
+        build = subprocess.Popen(
+            [sys.executable, "-m", "qa", "build", "--corpus", str(rebuild_app.corpus_dir),
+             "--index", str(rebuild_app.index_dir)],
+            cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    asked, during, melatonin_found = 0, 0, False
+    deadline = time.monotonic() + BUILD_TIMEOUT
+    try:
+        while build.poll() is None and asked < 400 and time.monotonic() < deadline:
+            client.reset_session()  # each question on its own: no follow-up reading
+            question = MELATONIN_Q if asked % 3 == 2 else NALOXONE_Q
+            reply = ask(client, question)
+            asked += 1
+            during += build.poll() is None  # answered while the build was still running
+            if question == NALOXONE_Q:
+                assert_naloxone_reply(reply)  # the same answer from the old index and the new
+            else:  # old index: not found; once the new one is live: its answer, and never back
+                found = reply_text(reply).startswith(MELATONIN_ANSWER)
+                assert found or (reply_text(reply).startswith(NOT_FOUND) and not melatonin_found), reply
+                melatonin_found |= found
+        build.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if build.poll() is None:
+            build.kill()
+            build.wait(timeout=30)
+    build_output = build_log.read_text(errors="replace")
+    assert build.returncode == 0, build_output[-3000:]
+    embedded = re.search(r"embedded: (\d+)\s+reused from cache: (\d+)", build_output)
+    assert embedded and int(embedded.group(1)) > 0 and int(embedded.group(2)) > 0, build_output[-2000:]
+    assert during >= 1, f"no question was answered while the build ran ({asked} asked)"
+    print(f"rebuild: {asked} questions asked, {during} answered while the build ran, "
+          f"melatonin found before the build exited: {melatonin_found}")
+
+    reply = ask(client, MELATONIN_Q)  # after the build: the new article, same process
+    assert reply_text(reply).startswith(MELATONIN_ANSWER + " [1]"), reply_text(reply)[:300]
+    assert cited_source_title(reply) == MELATONIN_TITLE
+    assert_naloxone_reply(ask(client, NALOXONE_Q))
+    assert rebuild_app.process.poll() is None and rebuild_app.process.pid == pid  # never restarted
+    assert "Traceback" not in rebuild_app.log_tail(20000)
+    client.close()
+
+
+# ------------------------------------------------------------------ b. malformed API calls
+
+def sse_events(http: httpx.Client, event_id: str) -> list[tuple[str, str]]:
+    """The (event, data) pairs of one /call/chat result stream (the server closes it when done).
+
+    For an unknown event id Gradio 6.31 sends its error event and then aborts the stream
+    ("response already started" in the server log), so an abrupt end after the events is accepted.
+    """
+    text = ""
+    try:
+        with http.stream("GET", f"/gradio_api/call/chat/{event_id}") as response:
+            for chunk in response.iter_text():
+                text += chunk
+    except httpx.RemoteProtocolError:
+        if "event: " not in text:
+            raise
+    return re.findall(r"^event: (\w+)\ndata: (.*)$", text, flags=re.M)
+
+
+def call_chat(http: httpx.Client, body: dict) -> list[tuple[str, str]]:
+    response = http.post("/gradio_api/call/chat", json=body)
+    assert response.status_code == 200, response.text
+    return sse_events(http, response.json()["event_id"])
+
+
+def test_malformed_api_calls_get_errors_and_the_server_keeps_serving(app_server):  # noqa: F811
+    with httpx.Client(base_url=app_server.url.rstrip("/"), timeout=REQUEST_TIMEOUT) as http:
+        info = http.get("/gradio_api/info")
+        assert info.status_code == 200 and "/chat" in info.json()["named_endpoints"]
+
+        json_headers = {"Content-Type": "application/json"}
+        for body in (b"not json {", b"[1, 2]", b'{"data": "not a list"}', b"{}", b'{"data": {"message": 1}}',
+                     b"\xff\xfe garbage", b"{" * 100_000, b"[" * 100_000, b"x" * 5_000_000):
+            response = http.post("/gradio_api/call/chat", content=body, headers=json_headers)
+            assert 400 <= response.status_code < 500, (body[:40], response.status_code, response.text[:200])
+        response = http.post("/gradio_api/queue/join", json={"data": [NALOXONE_Q], "fn_index": 0})
+        assert response.status_code == 400  # no session hash
+        response = http.post("/gradio_api/queue/join", json={"data": [NALOXONE_Q], "fn_index": "x",
+                                                             "session_hash": "abc"})
+        assert response.status_code == 422
+        # No such endpoint / function: an error status. (Gradio 6.31 answers these with 500, from a
+        # FnIndexInferError / KeyError inside gradio.route_utils.get_fn, not from the app, and then
+        # drops the keep-alive connection: so each on a connection of its own.)
+        for path, body in (("/gradio_api/call/no_such_endpoint", {"data": [NALOXONE_Q]}),
+                           ("/gradio_api/queue/join", {"data": [NALOXONE_Q], "fn_index": 999, "session_hash": "abc"})):
+            response = httpx.post(app_server.url.rstrip("/") + path, json=body, timeout=REQUEST_TIMEOUT)
+            assert response.status_code >= 400, (path, response.status_code)
+        # A result stream for an event that does not exist: an error event at once, not a wait.
+        assert [e for e, _ in sse_events(http, "0" * 32)] == ["error"]
+
+        # Accepted by the queue, then: an error event (no message at all) ...
+        assert [e for e, _ in call_chat(http, {"data": []})] == ["error"]
+        # ... a null message is an empty question: the usual prompt, no traceback in the log ...
+        events = call_chat(http, {"data": [None]})
+        assert [e for e, _ in events] == ["complete"], events
+        assert "Please type a question" in reply_text(json.loads(events[0][1])[0])
+        # ... or a reply (the Textbox turns a number or a list into its text; too long is refused).
+        for body in ({"data": [123]}, {"data": [["<script>x</script>"]]}, {"data": ["a", "b", "c"]}):
+            events = call_chat(http, body)
+            assert [e for e, _ in events] == ["complete"], (body, events)
+            reply = json.loads(events[0][1])[0]
+            assert isinstance(reply, str) and reply.startswith('<div class="qa-reply">')
+            assert "<script" not in reply and app.FAILURE not in reply_text(reply)
+        started = time.monotonic()
+        events = call_chat(http, {"data": ["x" * 2_000_000]})  # a ~2 MB body
+        assert [e for e, _ in events] == ["complete"]
+        assert "2,000,000 characters long" in reply_text(json.loads(events[0][1])[0])
+        assert time.monotonic() - started < REQUEST_TIMEOUT
+
+    client = new_client(app_server.url)
+    for message in (None, 123, 4.5, True, ["a list"], {"a": "dict"}):
+        reply = ask(client, message)
+        assert isinstance(reply, str) and reply.startswith('<div class="qa-reply">'), (message, reply)
+        assert app.FAILURE not in reply_text(reply)
+
+    assert app_server.process.poll() is None, app_server.log_tail()
+    assert_naloxone_reply(ask(new_client(app_server.url), NALOXONE_Q))
+    client.close()
+
+
+def test_direct_rest_route_cannot_skip_the_queue(app_server):  # noqa: F811
+    with httpx.Client(base_url=app_server.url.rstrip("/"), timeout=REQUEST_TIMEOUT) as http:
+        response = http.post("/gradio_api/run/chat", json={"data": [NALOXONE_Q, None]})
+    assert response.status_code == 404, response.text[:200]
+
+
+# ------------------------------------------------------------------ c. the concurrency bench, smoke
+
+def test_concurrency_bench_quick_run_passes(app_server):  # noqa: F811
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "concurrency.py"), "--quick", "--url", app_server.url],
+                         cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    table = dict(re.findall(r"^(errors|mismatches vs reference|answers received)\s{2,}(\S+)$", run.stdout, re.M))
+    assert table == {"answers received": "12", "errors": "0", "mismatches vs reference": "0"}, run.stdout
+
+
+# ------------------------------------------------------------------ d. app.respond(), any text
+
+@pytest.fixture(scope="module")
+def respond_engine(app_server, embedder, tmp_path_factory):  # noqa: F811
+    """app.ENGINE: the real engine on a temporary copy of the shared app's index."""
+    base = tmp_path_factory.mktemp("respond")
+    settings = Settings(corpus_dir=ROOT / "corpus", index_dir=copy_index(app_server.index_dir, base / "index"))
+    previous = app.ENGINE
+    app.ENGINE = Engine.open(settings, build="missing", embedder=embedder)
+    yield app.ENGINE
+    app.ENGINE = previous
+
+
+HOSTILE = st.sampled_from([
+    "<script>alert(1)</script>", "<SCRIPT SRC=//evil.example/x.js></SCRIPT>", "<scr<script>ipt>", "<img src=x onerror=alert(1)>",
+    "<svg/onload=alert(1)>", "\"><script>", "' onerror='x", "onerror=", "[x](javascript:alert(1))", "**bold**",
+    "<iframe srcdoc=x>", "</div></details>", "&lt;script&gt;", "&#60;script", "<!--", "$$x$$", "```", "|a|b|",
+    "\x00", "\x1b[31m", "\r\n", "\u202e", "\ufeff", "\u2028", "\ud800", "naloxone", "ketamine", "why not?",
+])
+ANY_CHAR = st.characters(exclude_categories=())  # every code point, surrogates and controls included
+TEXT = st.one_of(
+    st.text(ANY_CHAR, max_size=200),
+    st.text(st.characters(categories=["Cc", "Cf", "Zs", "Zl", "Zp"]), max_size=50),
+    st.lists(st.one_of(HOSTILE, st.text(ANY_CHAR, max_size=15)), max_size=10).map("".join),
+    st.builds(lambda piece, n: (piece * (5000 // max(len(piece), 1) + 1))[:n],  # long: up to 5,000
+              st.lists(st.one_of(HOSTILE, st.text(ANY_CHAR, min_size=1, max_size=10)), min_size=1, max_size=4)
+              .map("".join), st.integers(1000, 5000)),
+)
+CONTENT = st.one_of(TEXT, st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": TEXT}), max_size=2),
+                    st.none(), st.integers())
+HISTORY = st.one_of(st.none(), st.lists(st.one_of(
+    st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant"]), "content": CONTENT}),
+    st.text(max_size=10), st.none()), max_size=4))
+TAGS = {"div", "p", "b", "i", "span", "sup", "details", "summary", "mark", "ul", "li", "br"}  # the app's own
+
+
+@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(message=TEXT, history=HISTORY)
+def test_respond_never_raises_and_never_echoes_markup(respond_engine, message, history):
+    reply = app.respond(message, history)
+    assert isinstance(reply, str) and reply.startswith('<div class="qa-reply">')
+    assert app.FAILURE not in reply  # no unexpected exception was swallowed on the way
+    assert set(t.lower() for t in re.findall(r"<\s*/?\s*([A-Za-z][\w-]*)", reply)) <= TAGS, reply[:500]
+    if "<script" in message.lower():
+        assert "<script" not in reply.lower()
+    assert "onerror=" not in reply.lower()
