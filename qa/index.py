@@ -11,6 +11,7 @@ Owns the index on disk. `index/` holds generations and a pointer:
         sentence_vectors.npy      float32, one unit row per sentence (retrieval)
         context_vectors.npy       float32, one row per "section: sentence" (answer choice)
         dense.faiss               FAISS inner-product index over the chunk vectors
+        sentences.faiss           the same over the sentence vectors
         lexical/                  bm25s index over the chunks' index text
 
 A build writes a new generation beside the live one and then replaces
@@ -53,7 +54,7 @@ import faiss
 import numpy as np
 
 from qa.chunking import Chunk, chunk_articles
-from qa.corpus import Skipped, corpus_hashes, load_corpus
+from qa.corpus import Corpus, Skipped, corpus_hashes, load_corpus
 from qa.embedding import Embedder
 from qa.errors import (REBUILD_HINT, CorpusError, IndexCorruptError, IndexIncompatibleError,
                        IndexMissingError, IndexWriteError)
@@ -62,7 +63,7 @@ from qa.text import content_terms
 
 # Bump when the files' layout or the loader's cleaning rules change:
 # an index of another version is refused and rebuilt.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 CURRENT = "CURRENT"
 LOCK = ".build.lock"
 _BUILD_PREFIX = "build-"
@@ -85,6 +86,7 @@ class Index:
     vocabulary: frozenset[str] = field(default_factory=frozenset)
     sentence_chunks: list[list[int]] = field(default_factory=list)  # chunks each sentence is in
     context_vectors: np.ndarray | None = None  # each sentence embedded with its section heading
+    sentence_dense: faiss.Index | None = None  # FAISS over sentence_vectors (flat, or HNSW when large)
     # What answer selection compares the question with: a sentence's own meaning
     # and its meaning in its section ("Risks ...: Prolonged use can lead to tolerance").
     answer_vectors: np.ndarray = field(init=False)
@@ -160,7 +162,17 @@ def build(settings: Settings, embedder: Embedder,
                 ids.append(sentence_ids[sentence])
             chunk_sentence_ids.append(ids)
 
-        cache, dimension = _previous_vectors(settings)
+        previous = _previous_index(settings)
+        if previous is not None and _up_to_date(previous.manifest, corpus, settings):
+            # Nothing to do: no new generation, no model, the live index stays as it is.
+            say("the index is up to date")
+            counts = previous.manifest["counts"]
+            return BuildReport(
+                files=counts["articles"], skipped=list(corpus.skipped), sections=counts["sections"],
+                chunks=counts["chunks"], sentences=counts["sentences"], embedded=0,
+                reused=counts["chunks"] + 2 * counts["sentences"], seconds=time.perf_counter() - started,
+                directory=previous.directory, dense_kind=previous.manifest["dense"]["kind"])
+        cache, dimension = _previous_vectors(previous)
         first_section = {}
         for chunk, ids in zip(chunks, chunk_sentence_ids):
             for sentence_id in ids:
@@ -174,6 +186,7 @@ def build(settings: Settings, embedder: Embedder,
         say(f"embedded {embedded} new texts, reused {len(texts) - embedded}")
 
         dense, dense_kind = _dense_index(chunk_vectors, settings)
+        sentence_dense, _ = _dense_index(sentence_vectors, settings)
         lexical = _lexical_index(chunks)
 
         tmp = root / f"{_TMP_PREFIX}{uuid.uuid4().hex[:8]}"
@@ -189,13 +202,15 @@ def build(settings: Settings, embedder: Embedder,
             np.save(tmp / "sentence_vectors.npy", sentence_vectors)
             np.save(tmp / "context_vectors.npy", context_vectors)
             faiss.write_index(dense, str(tmp / "dense.faiss"))
+            faiss.write_index(sentence_dense, str(tmp / "sentences.faiss"))
             lexical.save(str(tmp / "lexical"), show_progress=False)
             manifest = {
                 "format_version": FORMAT_VERSION,
                 "built_at": stamp.isoformat(timespec="seconds"),
                 "model": {"name": settings.model, "dimension": dimension},
                 "chunking": chunking_fingerprint(settings),
-                "dense": {"kind": dense_kind, "hnsw_m": settings.hnsw_m},
+                "dense": {"kind": dense_kind, "sentences_kind": "flat" if isinstance(sentence_dense, faiss.IndexFlat)
+                          else "hnsw", "hnsw_m": settings.hnsw_m, "flat_max_vectors": settings.flat_max_vectors},
                 "corpus": {
                     "folder": str(settings.corpus_dir),
                     "files": corpus.hashes,
@@ -252,11 +267,27 @@ def _embed_with_cache(texts: list[str], cache: dict[str, np.ndarray], dimension:
     return np.stack([cache[h] for h in hashes]).astype(np.float32), len(missing), dimension
 
 
-def _previous_vectors(settings: Settings) -> tuple[dict[str, np.ndarray], int | None]:
-    """Vectors of the live index by text hash, and their dimension, if it was built with the same model."""
+def _previous_index(settings: Settings) -> Index | None:
+    """The live index if it can be read and was built with the same model, else None."""
     try:
-        previous = load(settings)
-    except Exception:  # no index, another model, a damaged one: embed everything
+        return load(settings)
+    except Exception:  # no index, another model, a damaged one: start from nothing
+        return None
+
+
+def _up_to_date(manifest: dict, corpus: Corpus, settings: Settings) -> bool:
+    """True when a build would produce what the live generation already holds."""
+    recorded = manifest.get("corpus") or {}
+    return (manifest.get("chunking") == chunking_fingerprint(settings)
+            and (manifest.get("dense") or {}).get("flat_max_vectors") == settings.flat_max_vectors
+            and (manifest.get("dense") or {}).get("hnsw_m") == settings.hnsw_m
+            and recorded.get("files") == corpus.hashes
+            and recorded.get("skipped") == {s.source: s.reason for s in corpus.skipped})
+
+
+def _previous_vectors(previous: Index | None) -> tuple[dict[str, np.ndarray], int | None]:
+    """Vectors of the previous index by text hash, and their dimension."""
+    if previous is None:
         return {}, None
     cache: dict[str, np.ndarray] = {}
     for chunk, vector in zip(previous.chunks, previous.chunk_vectors):
@@ -355,16 +386,18 @@ def load(settings: Settings, dimension: int | None = None) -> Index:
         sentence_vectors = np.load(directory / "sentence_vectors.npy")
         context_vectors = np.load(directory / "context_vectors.npy")
         dense = faiss.read_index(str(directory / "dense.faiss"))
+        sentence_dense = faiss.read_index(str(directory / "sentences.faiss"))
         lexical = bm25s.BM25.load(str(directory / "lexical"), show_progress=False)
     except (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError) as exc:
         raise IndexCorruptError(
             f"the index in {directory} cannot be read ({exc}); rebuild it with: {REBUILD_HINT}") from exc
     if not (len(chunks) == len(chunk_vectors) == dense.ntotal
-            and len(sentences) == len(sentence_vectors) == len(context_vectors)):
+            and len(sentences) == len(sentence_vectors) == len(context_vectors) == sentence_dense.ntotal):
         raise IndexCorruptError(f"the index in {directory} is inconsistent; rebuild it with: {REBUILD_HINT}")
     vocabulary = frozenset(lexical.vocab_dict)
     return Index(directory, manifest, chunks, chunk_sentence_ids, sentences, chunk_vectors,
-                 sentence_vectors, dense, lexical, vocabulary, context_vectors=context_vectors)
+                 sentence_vectors, dense, lexical, vocabulary, context_vectors=context_vectors,
+                 sentence_dense=sentence_dense)
 
 
 def stale_reason(manifest: dict, settings: Settings) -> str | None:

@@ -41,23 +41,27 @@ def dense_candidates(index: Index, query_vector: np.ndarray, depth: int,
     return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
 
-def sentence_candidates(index: Index, query_vector: np.ndarray, depth: int) -> list[tuple[int, float]]:
+def sentence_candidates(index: Index, query_vector: np.ndarray, depth: int,
+                        ef_search: int = 128) -> list[tuple[int, float]]:
     """(chunk, best sentence cosine) best first: a passage is as close as its closest sentence.
 
     A short factual question often matches one sentence much better than the
     whole passage that dilutes it; this ranking catches those.
     """
-    similarities = index.sentence_vectors @ query_vector
     # Enough sentences to fill `depth` chunks even when several share a chunk.
-    pool = min(len(similarities), depth * 8)
+    pool = min(len(index.sentences), depth * 8)
     if pool == 0:
         return []
-    top = np.argpartition(-similarities, pool - 1)[:pool]
+    if hasattr(index.sentence_dense, "hnsw"):
+        index.sentence_dense.hnsw.efSearch = max(pool, ef_search)
+    scores, ids = index.sentence_dense.search(query_vector.reshape(1, -1).astype(np.float32), pool)
     best: dict[int, float] = {}
-    for sentence in top[np.argsort(-similarities[top], kind="stable")]:
+    for sentence, similarity in zip(ids[0], scores[0]):
+        if sentence < 0:
+            break
         for chunk in index.sentence_chunks[int(sentence)]:
             if chunk not in best:
-                best[chunk] = float(similarities[sentence])
+                best[chunk] = float(similarity)
         if len(best) >= depth:
             break
     return sorted(best.items(), key=lambda item: -item[1])[:depth]
@@ -84,7 +88,7 @@ def search(index: Index, query_vector: np.ndarray, query_terms: list[str], setti
         return []
     dense = dense_candidates(index, query_vector, depth, settings.hnsw_ef_search)
     lexical = lexical_candidates(index, query_terms, depth)
-    sentences = sentence_candidates(index, query_vector, depth)
+    sentences = sentence_candidates(index, query_vector, depth, settings.hnsw_ef_search)
     fused: dict[int, float] = {}
     for ranking in (dense, lexical, sentences):
         for rank, (chunk, _) in enumerate(ranking):

@@ -39,10 +39,11 @@ def test_build_then_load_gives_the_same_chunks_and_vectors(tiny_settings, embedd
 
 
 def test_rebuild_embeds_only_what_changed(tiny_settings, embedder):
-    index_store.build(tiny_settings, embedder)
+    first = index_store.build(tiny_settings, embedder)
     before = embedder.texts_encoded
     again = index_store.build(tiny_settings, embedder)
     assert again.embedded == 0 and embedder.texts_encoded == before, "an unchanged corpus embeds nothing"
+    assert again.directory == first.directory, "and writes no new generation"
 
     from qa.embedding import Embedder
     fresh = Embedder(tiny_settings.model)
