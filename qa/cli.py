@@ -48,7 +48,7 @@ def cmd_build(args: argparse.Namespace) -> int:
           f"sentences: {report.sentences}\n"
           f"  embedded: {report.embedded}  reused from cache: {report.reused}  "
           f"dense index: {report.dense_kind}\n"
-          f"  seconds: {report.seconds:.1f}")
+          f"  seconds: {report.seconds:.1f}  (of which model load: {report.model_seconds:.1f})")
     return 0
 
 

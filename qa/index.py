@@ -114,9 +114,10 @@ class BuildReport:
     sentences: int
     embedded: int  # texts sent to the model in this build
     reused: int  # texts whose vectors came from the previous build
-    seconds: float
+    seconds: float  # the whole build, model loading included
     directory: Path
     dense_kind: str
+    model_seconds: float = 0.0  # loading the model (only when something had to be embedded)
 
 
 def context_text(section: str, sentence: str) -> str:
@@ -150,18 +151,7 @@ def build(settings: Settings, embedder: Embedder,
         say(f"read {len(corpus.articles)} articles from {settings.corpus_dir}")
         chunks = chunk_articles(corpus.articles, settings)
 
-        sentences: list[str] = []
-        sentence_ids: dict[str, int] = {}
-        chunk_sentence_ids: list[list[int]] = []
-        for chunk in chunks:
-            ids = []
-            for sentence in chunk.sentences:
-                if sentence not in sentence_ids:
-                    sentence_ids[sentence] = len(sentences)
-                    sentences.append(sentence)
-                ids.append(sentence_ids[sentence])
-            chunk_sentence_ids.append(ids)
-
+        sentences, chunk_sentence_ids = _sentence_table(chunks)
         previous = _previous_index(settings)
         if previous is not None and _up_to_date(previous.manifest, corpus, settings):
             # Nothing to do: no new generation, no model, the live index stays as it is.
@@ -173,20 +163,22 @@ def build(settings: Settings, embedder: Embedder,
                 reused=counts["chunks"] + 2 * counts["sentences"], seconds=time.perf_counter() - started,
                 directory=previous.directory, dense_kind=previous.manifest["dense"]["kind"])
         cache, dimension = _previous_vectors(previous)
-        first_section = {}
+        # A sentence's context is the section of the first chunk it appears in.
+        first_section: dict[int, str] = {}
         for chunk, ids in zip(chunks, chunk_sentence_ids):
             for sentence_id in ids:
                 first_section.setdefault(sentence_id, chunk.section)
         contexts = [context_text(first_section[i], s) for i, s in enumerate(sentences)]
         texts = [c.index_text for c in chunks] + sentences + contexts
-        vectors, embedded, dimension = _embed_with_cache(texts, cache, dimension, embedder, say, show_bar)
+        vectors, embedded, dimension, model_seconds = _embed_with_cache(texts, cache, dimension, embedder, say,
+                                                                        show_bar)
         chunk_vectors = vectors[:len(chunks)]
         sentence_vectors = vectors[len(chunks):len(chunks) + len(sentences)]
         context_vectors = vectors[len(chunks) + len(sentences):]
         say(f"embedded {embedded} new texts, reused {len(texts) - embedded}")
 
         dense, dense_kind = _dense_index(chunk_vectors, settings)
-        sentence_dense, _ = _dense_index(sentence_vectors, settings)
+        sentence_dense, sentences_kind = _dense_index(sentence_vectors, settings)
         lexical = _lexical_index(chunks)
 
         tmp = root / f"{_TMP_PREFIX}{uuid.uuid4().hex[:8]}"
@@ -209,8 +201,8 @@ def build(settings: Settings, embedder: Embedder,
                 "built_at": stamp.isoformat(timespec="seconds"),
                 "model": {"name": settings.model, "dimension": dimension},
                 "chunking": chunking_fingerprint(settings),
-                "dense": {"kind": dense_kind, "sentences_kind": "flat" if isinstance(sentence_dense, faiss.IndexFlat)
-                          else "hnsw", "hnsw_m": settings.hnsw_m, "flat_max_vectors": settings.flat_max_vectors},
+                "dense": {"kind": dense_kind, "sentences_kind": sentences_kind, "hnsw_m": settings.hnsw_m,
+                          "flat_max_vectors": settings.flat_max_vectors},
                 "corpus": {
                     "folder": str(settings.corpus_dir),
                     "files": corpus.hashes,
@@ -244,27 +236,48 @@ def build(settings: Settings, embedder: Embedder,
         files=len(corpus.articles), skipped=list(corpus.skipped),
         sections=manifest["counts"]["sections"], chunks=len(chunks), sentences=len(sentences),
         embedded=embedded, reused=len(texts) - embedded, seconds=time.perf_counter() - started,
-        directory=final, dense_kind=dense_kind)
+        directory=final, dense_kind=dense_kind, model_seconds=model_seconds)
+
+
+def _sentence_table(chunks: list[Chunk]) -> tuple[list[str], list[list[int]]]:
+    """Unique sentences, and for each chunk the ids of its sentences (overlap makes chunks share some)."""
+    sentences: list[str] = []
+    ids_of: dict[str, int] = {}
+    chunk_sentence_ids = []
+    for chunk in chunks:
+        ids = []
+        for sentence in chunk.sentences:
+            if sentence not in ids_of:
+                ids_of[sentence] = len(sentences)
+                sentences.append(sentence)
+            ids.append(ids_of[sentence])
+        chunk_sentence_ids.append(ids)
+    return sentences, chunk_sentence_ids
 
 
 def _embed_with_cache(texts: list[str], cache: dict[str, np.ndarray], dimension: int | None, embedder: Embedder,
-                      say: Callable[[str], None], show_bar: bool) -> tuple[np.ndarray, int, int]:
-    """Vectors for `texts`, embedding only those not in `cache`; also returns (count embedded, dimension).
+                      say: Callable[[str], None], show_bar: bool) -> tuple[np.ndarray, int, int, float]:
+    """Vectors for `texts`, embedding only those not in `cache`; also (count embedded, dimension, model load s).
 
     The model is touched only when something is missing, so a no-op rebuild never loads it.
     """
     hashes = [text_hash(t) for t in texts]
     missing = {h: t for h, t in zip(hashes, texts) if h not in cache}
+    model_seconds = 0.0
     if missing:
-        if dimension is not None and dimension != embedder.dimension:
+        started = time.perf_counter()
+        current = embedder.dimension  # the first use loads the model: timed apart from embedding
+        model_seconds = time.perf_counter() - started
+        if dimension is not None and dimension != current:
             cache, missing = {}, dict(zip(hashes, texts))  # cached vectors of another size: start over
         say(f"embedding {len(missing)} texts with {embedder.name}")
         new = embedder.encode(list(missing.values()), progress=show_bar)
         cache = {**cache, **dict(zip(missing.keys(), new))}
         dimension = embedder.dimension
     if not texts:
-        return np.zeros((0, dimension or embedder.dimension), np.float32), 0, dimension or embedder.dimension
-    return np.stack([cache[h] for h in hashes]).astype(np.float32), len(missing), dimension
+        size = dimension or embedder.dimension
+        return np.zeros((0, size), np.float32), 0, size, model_seconds
+    return np.stack([cache[h] for h in hashes]).astype(np.float32), len(missing), dimension, model_seconds
 
 
 def _previous_index(settings: Settings) -> Index | None:

@@ -63,19 +63,27 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_app(workdir: Path) -> AppServer:
-    port = free_port()
-    index_dir = workdir / "index"
-    log_path = workdir / "app.log"
-    # The default corpus and model, whatever the shell says: only the flags choose.
+def child_env() -> dict[str, str]:
+    """The environment for an app child: the default corpus and model whatever the shell says
+    (only the flags choose), unbuffered output, no telemetry."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("QA_HOST", "QA_PORT", "QA_MODEL", "QA_CORPUS_DIR", "QA_INDEX_DIR")}
-    env["PYTHONUNBUFFERED"] = "1"
+    env.update(PYTHONUNBUFFERED="1", GRADIO_ANALYTICS_ENABLED="False", HF_HUB_DISABLE_TELEMETRY="1")
+    return env
+
+
+def start_app(workdir: Path, index_dir: Path | None = None, corpus_dir: Path | None = None) -> AppServer:
+    """Start `python app.py` on a free loopback port and wait until it serves its page."""
+    port = free_port()
+    index_dir = index_dir or workdir / "index"
+    log_path = workdir / "app.log"
+    command = [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--host", "127.0.0.1",
+               "--index-dir", str(index_dir)]
+    if corpus_dir is not None:
+        command += ["--corpus-dir", str(corpus_dir)]
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--host", "127.0.0.1",
-             "--index-dir", str(index_dir)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL)
     server = AppServer(f"http://127.0.0.1:{port}/", index_dir, log_path, process)
     deadline = time.monotonic() + START_TIMEOUT
     while True:

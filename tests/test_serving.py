@@ -22,7 +22,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # gradio_client: no telemetry
@@ -32,8 +31,8 @@ import pytest  # noqa: E402
 from gradio_client import Client  # noqa: E402
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st  # noqa: E402
 
-from app_server import (NALOXONE_ANSWER, NALOXONE_TITLE, NOT_FOUND, ROOT, START_TIMEOUT, AppServer,  # noqa: E402
-                        app_server, cited_source_title, free_port, reply_text)  # noqa: F401
+from app_server import (NALOXONE_ANSWER, NALOXONE_TITLE, NOT_FOUND, ROOT, app_server,  # noqa: E402, F401
+                        child_env, cited_source_title, reply_text, start_app)
 
 import app  # noqa: E402  (app_server put the project root on sys.path)
 from qa.engine import Engine  # noqa: E402
@@ -88,39 +87,6 @@ def copy_index(source: Path, target: Path) -> Path:
     return target
 
 
-def child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("QA_HOST", "QA_PORT", "QA_MODEL", "QA_CORPUS_DIR", "QA_INDEX_DIR")}
-    env.update(PYTHONUNBUFFERED="1", GRADIO_ANALYTICS_ENABLED="False", HF_HUB_DISABLE_TELEMETRY="1")
-    return env
-
-
-def start_app_on(workdir: Path, corpus: Path, index: Path) -> AppServer:
-    """Like tests/app_server.start_app, with the corpus folder too."""
-    port = free_port()
-    log_path = workdir / "app.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--host", "127.0.0.1",
-             "--corpus-dir", str(corpus), "--index-dir", str(index)],
-            cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    server = AppServer(f"http://127.0.0.1:{port}/", index, log_path, process)
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"app.py exited with code {process.returncode} before serving:\n{server.log_tail()}")
-        try:
-            with urllib.request.urlopen(server.url, timeout=2) as response:
-                if response.status == 200:
-                    return server
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError(f"app.py did not serve {server.url} within {START_TIMEOUT} s:\n{server.log_tail()}")
-        time.sleep(0.5)
-
-
 @pytest.fixture(scope="module")
 def rebuild_app(app_server, tmp_path_factory):  # noqa: F811
     """An app of its own on a copy of corpus/ (the rebuild test adds an article to it)."""
@@ -128,7 +94,7 @@ def rebuild_app(app_server, tmp_path_factory):  # noqa: F811
     corpus = work / "corpus"
     shutil.copytree(ROOT / "corpus", corpus)
     index = copy_index(app_server.index_dir, work / "index")
-    server = start_app_on(work, corpus, index)
+    server = start_app(work, index_dir=index, corpus_dir=corpus)
     server.corpus_dir = corpus
     yield server
     server.stop()

@@ -1,0 +1,184 @@
+"""Helpers shared by the bench scripts: timing summaries, tables, child processes, corpora.
+
+Nothing here changes the library; the scripts call its public functions (and,
+where a stage must be isolated, a few private helpers, said where used).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+
+CORPUS = ROOT / "corpus"
+OUT = ROOT / "bench" / "out"
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def pct(samples: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(samples, dtype=float), q)) if len(samples) else float("nan")
+
+
+def ms_summary(samples: Sequence[float]) -> tuple[float, float, float, int]:
+    """(p50, p95, mean, n) in milliseconds of samples in seconds."""
+    a = np.asarray(samples, dtype=float) * 1000.0
+    return pct(a, 50), pct(a, 95), float(a.mean()) if len(a) else float("nan"), len(a)
+
+
+def fmt(value: object, digits: int = 2) -> str:
+    if isinstance(value, float):
+        if value != value:
+            return "nan"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def table(title: str, headers: Sequence[str], rows: Iterable[Sequence[object]], digits: int = 2) -> str:
+    """A plain, aligned text table (first column left, numbers right)."""
+    body = [[fmt(c, digits) for c in row] for row in rows]
+    widths = [max(len(str(h)), *(len(r[i]) for r in body)) if body else len(str(h)) for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(  # noqa: E731
+        (c.ljust(w) if i == 0 else c.rjust(w)) for i, (c, w) in enumerate(zip(cells, widths)))
+    out = [f"== {title}", line([str(h) for h in headers]), line(["-" * w for w in widths])]
+    out += [line(r) for r in body]
+    return "\n".join(out)
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def note(text: str) -> None:
+    """Progress chatter: to stderr, so stdout holds only the figures."""
+    print(text, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- machine
+
+
+def machine_lines() -> list[str]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = os.getloadavg()
+    return [
+        f"date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"machine: {os.cpu_count()} CPU cores ({cpu or platform.machine()}), no GPU; "
+        f"python {platform.python_version()}; niceness {os.nice(0)}",
+        f"load average at start (1/5/15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (shared machine)",
+    ]
+
+
+def print_header(name: str, extra: Sequence[str] = ()) -> None:
+    say(f"# bench/{name}")
+    for line in [*machine_lines(), *extra]:
+        say(f"# {line}")
+
+
+def print_footer() -> None:
+    load = os.getloadavg()
+    say(f"# load average at end (1/5/15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+
+
+# --------------------------------------------------------------------------- model, corpus
+
+
+@functools.lru_cache(maxsize=4)
+def embedder(model: str | None = None, batch_size: int = 32, threads: int = 2):
+    """One loaded model per process and configuration (the smoke tests share it)."""
+    from qa.embedding import Embedder
+    from qa.settings import DEFAULT_MODEL
+    return Embedder(model or DEFAULT_MODEL, batch_size, threads)
+
+
+def prepare_corpus(folder: Path, size: int | None, seed: int = 0) -> dict:
+    """The real articles copied to `folder` (size None), or a synthetic corpus of about `size` chunks."""
+    if size is None:
+        shutil.copytree(CORPUS, folder)
+        return {"kind": "real corpus/ (5 articles)", "articles": len(list(folder.iterdir()))}
+    from bench import synth
+    stats = synth.generate(folder, size, seed=seed)
+    stats["kind"] = f"synthetic, seed {seed}"
+    return stats
+
+
+def workdir(keep: str | None = None) -> Path:
+    """A temporary folder for corpora and indexes (never /work/main/index)."""
+    if keep:
+        path = Path(keep)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return Path(tempfile.mkdtemp(prefix="qa-bench-"))
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+# --------------------------------------------------------------------------- child processes
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["TRANSFORMERS_VERBOSITY"] = "error"
+    env["TOKENIZERS_PARALLELISM"] = "false"
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    for name in ("QA_MODEL", "QA_CORPUS_DIR", "QA_INDEX_DIR"):
+        env.pop(name, None)
+    return env
+
+
+def run_child(cmd: Sequence[str], timeout: float = 7200) -> dict:
+    """Run one child; wall seconds, peak RSS (MB, ru_maxrss of that child via wait4), exit code, output."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(list(cmd), cwd=ROOT, env=child_env(), stdout=out, stderr=err,
+                                stdin=subprocess.DEVNULL)
+        deadline = started + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.01)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return {"seconds": wall, "max_rss_mb": usage.ru_maxrss / 1024.0, "returncode": proc.returncode,
+                "user_s": usage.ru_utime, "sys_s": usage.ru_stime,
+                "stdout": out.read().decode(errors="replace"), "stderr": err.read().decode(errors="replace")}
+
+
+def check(result: dict, what: str) -> dict:
+    if result["returncode"] != 0:
+        raise SystemExit(f"{what} failed (exit {result['returncode']}):\n{result['stderr'][-3000:]}")
+    return result
