@@ -141,12 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(raw_encode(*args.raw_encode, args.batch_size, args.threads)))
         return 0
     repeats = 1 if args.quick else args.repeats
-    work = common.workdir(args.workdir)
-    try:
+    with common.scratch(args.workdir) as work:
         return _run(args, repeats, work)
-    finally:
-        if not args.workdir:
-            common.shutil.rmtree(work, ignore_errors=True)
 
 
 def _run(args, repeats: int, work: Path) -> int:

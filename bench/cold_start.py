@@ -62,23 +62,15 @@ print(json.dumps(marks))
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def app_first_answer(corpus: Path, index: Path, timeout: float = 180) -> dict:
     from gradio_client import Client
 
-    port = free_port()
+    port = common.free_port()
     url = f"http://127.0.0.1:{port}/"
     log = open(index.parent / f"app-{port}.log", "w")
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--host", "127.0.0.1",
-                             "--index-dir", str(index), "--corpus-dir", str(corpus)],
-                            cwd=common.ROOT, env=common.child_env(), stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(common.app_command(port, index, corpus), cwd=common.ROOT, env=common.child_env(),
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     port_open = None
     try:
         while time.perf_counter() - started < timeout:
@@ -135,12 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1 run each")
     args = parser.parse_args(argv)
     runs = 1 if args.quick else args.runs
-    work = common.workdir(args.workdir)
-    try:
+    with common.scratch(args.workdir) as work:
         return _run(args, runs, work)
-    finally:
-        if not args.workdir:
-            common.shutil.rmtree(work, ignore_errors=True)
 
 
 def _run(args, runs: int, work: Path) -> int:

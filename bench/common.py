@@ -6,6 +6,7 @@ where a stage must be isolated, a few private helpers, said where used).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import os
@@ -13,10 +14,13 @@ import platform
 import shutil
 import subprocess
 import sys
+import socket
 import tempfile
 import time
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -136,6 +140,17 @@ def workdir(keep: str | None = None) -> Path:
     return Path(tempfile.mkdtemp(prefix="qa-bench-"))
 
 
+@contextlib.contextmanager
+def scratch(keep: str | None = None) -> Iterator[Path]:
+    """`workdir(keep)`, removed afterwards unless the caller named it (`--workdir`)."""
+    path = workdir(keep)
+    try:
+        yield path
+    finally:
+        if not keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
@@ -144,13 +159,88 @@ def dir_bytes(path: Path) -> int:
 
 
 def child_env() -> dict[str, str]:
+    """The environment of a child (`python -m qa`, `python app.py`): only its flags choose the
+    corpus, index, model, host and port; unbuffered output; no telemetry."""
     env = dict(os.environ)
-    env["TRANSFORMERS_VERBOSITY"] = "error"
-    env["TOKENIZERS_PARALLELISM"] = "false"
+    env.update(TRANSFORMERS_VERBOSITY="error", TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1",
+               GRADIO_ANALYTICS_ENABLED="False", HF_HUB_DISABLE_TELEMETRY="1")
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    for name in ("QA_MODEL", "QA_CORPUS_DIR", "QA_INDEX_DIR"):
+    for name in ("QA_MODEL", "QA_CORPUS_DIR", "QA_INDEX_DIR", "QA_HOST", "QA_PORT"):
         env.pop(name, None)
     return env
+
+
+# --------------------------------------------------------------------------- the app as a child
+# Used by bench/concurrency.py and by the tests (tests/app_server.py).
+
+APP_START_TIMEOUT = 180  # s: loading the model and building the index, on 2 cores
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def app_command(port: int, index_dir: Path, corpus_dir: Path | None = None) -> list[str]:
+    command = [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--host", "127.0.0.1",
+               "--index-dir", str(index_dir)]
+    return command + (["--corpus-dir", str(corpus_dir)] if corpus_dir is not None else [])
+
+
+@dataclass
+class AppProcess:
+    """A running app: one we started (process, log), or one at a given URL (neither)."""
+
+    url: str
+    index_dir: Path | None = None
+    log_path: Path | None = None
+    process: subprocess.Popen | None = None
+    owned_dir: Path | None = None  # removed by stop(): a temporary folder made for this app
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:] if self.log_path else ""
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # only the child we started
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=15)
+        if self.owned_dir is not None:
+            shutil.rmtree(self.owned_dir, ignore_errors=True)
+
+
+def start_app(workdir: Path, index_dir: Path | None = None, corpus_dir: Path | None = None,
+              timeout: float = APP_START_TIMEOUT) -> AppProcess:
+    """Start `python app.py` on a free 127.0.0.1 port and return once its page answers 200."""
+    port = free_port()
+    index_dir = index_dir or workdir / "index"
+    log_path = workdir / "app.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(app_command(port, index_dir, corpus_dir), cwd=ROOT, env=child_env(),
+                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    app = AppProcess(f"http://127.0.0.1:{port}/", index_dir, log_path, process)
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"app.py exited with code {process.returncode} before serving:\n{app.log_tail()}")
+        try:
+            with urllib.request.urlopen(app.url, timeout=2) as response:
+                if response.status == 200:
+                    return app
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            tail = app.log_tail()
+            app.stop()
+            raise RuntimeError(f"app.py did not serve {app.url} within {timeout:.0f} s:\n{tail}")
+        time.sleep(0.5)
 
 
 def run_child(cmd: Sequence[str], timeout: float = 7200) -> dict:

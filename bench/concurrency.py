@@ -43,12 +43,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,66 +130,16 @@ def keys(conv: Conversation) -> list[Key]:
 # --------------------------------------------------------------------------- the app
 
 
-@dataclass
-class App:
-    url: str
-    process: subprocess.Popen | None = None
-    workdir: Path | None = None
-    log: Path | None = None
-
-    def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-chars:] if self.log else ""
-        except OSError:
-            return "(no log)"
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=20)
-        if self.workdir is not None:
-            common.shutil.rmtree(self.workdir, ignore_errors=True)
-
-
-def start_app(timeout: float = START_TIMEOUT) -> App:
-    """`python app.py` on a free 127.0.0.1 port with a fresh index folder; returns once / answers 200."""
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+def start_app(timeout: float = START_TIMEOUT) -> common.AppProcess:
+    """`python app.py` on a free 127.0.0.1 port with a fresh index folder, removed again by stop()."""
     work = Path(tempfile.mkdtemp(prefix="qa-bench-conc-"))
-    log = work / "app.log"
-    env = common.child_env()
-    env.update(PYTHONUNBUFFERED="1", GRADIO_ANALYTICS_ENABLED="False", HF_HUB_DISABLE_TELEMETRY="1")
-    env.pop("QA_HOST", None)
-    env.pop("QA_PORT", None)
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port),
-             "--index-dir", str(work / "index")],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    app = App(f"http://127.0.0.1:{port}/", process, work, log)
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            tail = app.log_tail()
-            app.stop()
-            raise RuntimeError(f"app.py exited with code {process.returncode} before serving:\n{tail}")
-        try:
-            with urllib.request.urlopen(app.url, timeout=2) as response:
-                if response.status == 200:
-                    return app
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            tail = app.log_tail()
-            app.stop()
-            raise RuntimeError(f"app.py did not serve {app.url} within {timeout:.0f} s:\n{tail}")
-        time.sleep(0.5)
+    try:
+        app = common.start_app(work, timeout=timeout)
+    except BaseException:
+        common.shutil.rmtree(work, ignore_errors=True)
+        raise
+    app.owned_dir = work
+    return app
 
 
 def new_client(url: str, timeout: float):
@@ -393,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.sessions < 1 or args.questions < 1:
         parser.error("--sessions and --questions must be at least 1")
     try:
-        app = App(args.url) if args.url else start_app()
+        app = common.AppProcess(args.url) if args.url else start_app()
     except RuntimeError as exc:
         print(f"Cannot start the app: {exc}", file=sys.stderr)
         return 2

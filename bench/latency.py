@@ -157,12 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from qa.evaluate import DEFAULT_QUESTIONS, load_questions
 
     questions = load_questions(Path(args.questions) if args.questions else DEFAULT_QUESTIONS)[:args.limit]
-    work = common.workdir(args.workdir)
-    try:
+    with common.scratch(args.workdir) as work:
         return _run(args, questions, rounds, work)
-    finally:
-        if not args.workdir:
-            common.shutil.rmtree(work, ignore_errors=True)
 
 
 def _run(args, questions, rounds: int, work: Path) -> int:

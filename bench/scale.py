@@ -171,12 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.quick:
         args.rounds, args.ann_queries = 1, min(args.ann_queries, 200)
-    work = common.workdir(args.workdir)
-    try:
+    with common.scratch(args.workdir) as work:
         return _run(args, work)
-    finally:
-        if not args.workdir:
-            common.shutil.rmtree(work, ignore_errors=True)
 
 
 def _run(args, work: Path) -> int:
