@@ -2,9 +2,11 @@
 
 Owns:
 - start-up: command line and environment (QA_HOST / QA_PORT, plus the
-  library's QA_INDEX_DIR / QA_CORPUS_DIR / QA_MODEL), and loading the model
-  and index ONCE, building the index first when it is missing or stale,
-  before the page is served;
+  library's QA_INDEX_DIR / QA_CORPUS_DIR / QA_MODEL); the model and index are
+  loaded ONCE, in the engine's own process (`qa.service.EngineProcess`,
+  started first so its imports overlap gradio's), building the index first
+  when it is missing or stale; the page is served meanwhile and a question
+  asked before the engine is ready waits for it;
 - formatting: turning an engine `Result` into the reply shown in the chat
   (answer sentence + numbered citation, collapsible sources with the answer
   highlighted, or a plain "not found" with the articles' titles);
@@ -33,19 +35,55 @@ import sys
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
+from qa.errors import QAError, QuestionError
+from qa.service import EngineProcess
+from qa.settings import Settings
+
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a private server
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Serve the question-answering chat page.")
+    parser.add_argument("--host", default=os.environ.get("QA_HOST") or "127.0.0.1",
+                        help="address to listen on (env QA_HOST; default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (env QA_PORT; default 7860)")
+    parser.add_argument("--index-dir", help="index folder (env QA_INDEX_DIR)")
+    parser.add_argument("--corpus-dir", help="articles folder (env QA_CORPUS_DIR)")
+    parser.add_argument("--model", help="embedding model (env QA_MODEL)")
+    args = parser.parse_args(argv)
+    if args.port is None:
+        try:
+            args.port = int(os.environ.get("QA_PORT") or 7860)
+        except ValueError:
+            parser.error(f"QA_PORT must be a port number, got {os.environ['QA_PORT']!r}")
+    return args
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(index_dir=args.index_dir, corpus_dir=args.corpus_dir, model=args.model)
+
+
+# Cold start: the engine's process starts loading (torch, sentence-transformers,
+# the model, the index) BEFORE this process imports gradio, so the two heavy
+# imports run on both cores at once instead of one after the other
+# (qa/service.py, docs/BENCHMARKS.md). Only when run as the app, never on import.
+EARLY_ENGINE: EngineProcess | None = None
+if __name__ == "__main__":
+    try:
+        EARLY_ENGINE = EngineProcess(settings_from_args(parse_args()))
+    except QAError:
+        pass  # main() reports the bad setting
 
 import gradio as gr  # noqa: E402
 
 from qa.answer import Passage, Result  # noqa: E402
 from qa.engine import ArticleInfo, Engine  # noqa: E402
-from qa.errors import QAError, QuestionError  # noqa: E402
-from qa.settings import Settings  # noqa: E402
 
 log = logging.getLogger("app")
 
-# Set by `open_engine()` at start-up (or by a test); every question uses it.
-ENGINE: Engine | None = None
+# The engine every question uses: an EngineProcess when served by main(), an
+# in-process Engine when a test or another program sets it (same methods).
+ENGINE: Engine | EngineProcess | None = None
 
 TITLE = "Ask the ketamine & naloxone articles"
 EXAMPLES = [
@@ -306,47 +344,46 @@ def build_page() -> gr.Blocks:
 
 
 def open_engine(settings: Settings, say=None, embedder=None) -> Engine:
-    """Load model and index once (building the index when missing or stale); later questions reuse it."""
+    """An in-process engine for ENGINE (tests, embedding the page elsewhere); `main()` uses a process."""
     global ENGINE
     ENGINE = Engine.open(settings, build="stale", say=say or (lambda text: print(text, flush=True)),
                          embedder=embedder)
     return ENGINE
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Serve the question-answering chat page.")
-    parser.add_argument("--host", default=os.environ.get("QA_HOST") or "127.0.0.1",
-                        help="address to listen on (env QA_HOST; default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=None, help="port (env QA_PORT; default 7860)")
-    parser.add_argument("--index-dir", help="index folder (env QA_INDEX_DIR)")
-    parser.add_argument("--corpus-dir", help="articles folder (env QA_CORPUS_DIR)")
-    parser.add_argument("--model", help="embedding model (env QA_MODEL)")
-    args = parser.parse_args(argv)
-    if args.port is None:
-        try:
-            args.port = int(os.environ.get("QA_PORT") or 7860)
-        except ValueError:
-            parser.error(f"QA_PORT must be a port number, got {os.environ['QA_PORT']!r}")
-    return args
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    global ENGINE
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     try:
-        settings = Settings.from_env(index_dir=args.index_dir, corpus_dir=args.corpus_dir, model=args.model)
-        print(f"Loading the model and the index from {settings.index_dir} ...", flush=True)
-        engine = open_engine(settings)
+        settings = settings_from_args(args)
     except QAError as exc:
         print(f"Cannot start: {exc}", file=sys.stderr)
         return 1
-    print(f"Ready: {len(engine.articles())} articles, index built {engine.built_at()}.", flush=True)
+    print(f"Loading the model and the index from {settings.index_dir} ...", flush=True)
+    engine = EARLY_ENGINE if EARLY_ENGINE is not None and argv is None else EngineProcess(settings)
+    ENGINE = engine
     try:
-        build_page().launch(server_name=args.host, server_port=args.port, ssr_mode=False,
-                            theme=THEME, css=CSS, footer_links=["api"])
+        # Served at once: a question asked while the engine still loads waits for it.
+        page = build_page()
+        page.launch(server_name=args.host, server_port=args.port, ssr_mode=False,
+                    theme=THEME, css=CSS, footer_links=["api"], prevent_thread_lock=True)
     except OSError as exc:  # e.g. the port is taken
         print(f"Cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        engine.close()
         return 1
+    try:
+        engine.wait_ready()
+    except QAError as exc:
+        print(f"Cannot start: {exc}", file=sys.stderr)
+        page.close()
+        engine.close()
+        return 1
+    print(f"Ready: {len(engine.articles())} articles, index built {engine.built_at()}.", flush=True)
+    try:
+        page.block_thread()  # until Ctrl-C or the process is stopped
+    finally:
+        engine.close()
     return 0
 
 

@@ -1,0 +1,219 @@
+"""The engine in a process of its own, for the chat page.
+
+Owns: starting a child process (`python -m qa.service FD`) that opens the
+`Engine`, and forwarding `ask()`, `articles()` and `built_at()` to it over a
+socket pair. `EngineProcess` has the same methods, returns the same objects
+and raises the same errors as `Engine`, so the page cannot tell them apart.
+
+Why a process: a cold start of the page is mostly imports, about 6 s of
+torch + sentence-transformers for the engine and 5 s of gradio for the page
+on this machine (docs/BENCHMARKS.md). In one process they run one after the
+other (the interpreter lock makes threads no help); in two they run on both
+cores at once. The child is started before the page imports gradio, and the
+page is served while the child is still loading: a question asked meanwhile
+waits for it. Answering also leaves the web server's interpreter lock free.
+
+Limits: one request reaches the engine at a time (it is CPU-bound and torch
+already uses both cores). A child that dies is started again; the question
+that found it dead gets `EngineStoppedError`, later ones wait for the new
+child. The child exits when its parent does. POSIX only (socketpair,
+pass_fds).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from multiprocessing.connection import Connection
+from typing import Any, Sequence
+
+from qa.errors import QAError
+from qa.settings import PROJECT_ROOT, Settings
+
+# What the parent may call; anything else is refused by the child.
+_METHODS = ("ask", "articles", "built_at")
+# A question asked while the engine loads waits this long before being told
+# to retry: loading takes ~8 s, a first build of the five articles ~30 s.
+WAIT_FOR_LOADING_S = 120.0
+
+
+class EngineStoppedError(QAError):
+    """The engine's process stopped (killed, out of memory); a new one is starting."""
+
+
+class EngineStartingError(QAError):
+    """The engine's process has not finished loading yet."""
+
+
+class EngineProcess:
+    """An `Engine` running in a child process; start it as early as possible."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()  # one request on the socket at a time
+        self._ready = threading.Event()
+        self._startup_error: QAError | None = None
+        self._process: subprocess.Popen | None = None
+        self._conn: Connection | None = None
+        self._start()
+
+    # ------------------------------------------------------------------ the Engine's methods
+
+    def ask(self, question: str, history: Sequence[str] = ()):
+        return self._call("ask", question, list(history or ()))
+
+    def articles(self):
+        return self._call("articles")
+
+    def built_at(self) -> str:
+        return self._call("built_at")
+
+    # ------------------------------------------------------------------ life cycle
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Block until the child has loaded the engine; raise what stopped it from loading."""
+        if not self._ready.wait(timeout):
+            raise EngineStartingError("The answering engine is still loading; please try again in a moment.")
+        if self._startup_error is not None:
+            raise self._startup_error
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def close(self) -> None:
+        """Stop the child (it also stops by itself when this process exits)."""
+        with self._lock:
+            self._stop_child()
+
+    def _start(self) -> None:
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ)
+        # `-m qa.service` must find this package whatever the current folder is;
+        # the current folder itself is kept, so relative paths in settings mean the same.
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "qa.service", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)
+        finally:
+            theirs.close()
+        self._conn = Connection(ours.detach())
+        self._ready.clear()
+        self._startup_error = None
+        self._conn.send(self.settings)
+        threading.Thread(target=self._await_ready, args=(self._conn, self._process),
+                         name="engine-startup", daemon=True).start()
+
+    def _await_ready(self, conn: Connection, process: subprocess.Popen) -> None:
+        """The child's first message says whether the engine loaded."""
+        try:
+            status, value = conn.recv()
+            if status != "ready":
+                self._startup_error = value if isinstance(value, QAError) else QAError(str(value))
+        except (EOFError, OSError):
+            code = process.wait()
+            self._startup_error = EngineStoppedError(
+                f"The answering engine stopped while loading (exit code {code}); see the messages above.")
+        finally:
+            self._ready.set()
+
+    def _call(self, method: str, *args: Any) -> Any:
+        self.wait_ready(timeout=WAIT_FOR_LOADING_S)
+        with self._lock:
+            conn = self._conn
+            try:
+                conn.send((method, args))
+                status, value = conn.recv()
+            except (EOFError, OSError) as exc:
+                code = self._process.poll() if self._process else None
+                self._stop_child()
+                self._start()
+                raise EngineStoppedError(
+                    f"The answering engine stopped unexpectedly (exit code {code}) and is being restarted; "
+                    "please ask again in a few seconds.") from exc
+        if status == "error":
+            raise value
+        return value
+
+    def _stop_child(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+
+# ---------------------------------------------------------------------- the child
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Leave when the parent is gone, even in the middle of a long build (which is crash-safe)."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def serve(fd: int) -> int:
+    """The child's whole life: receive settings, open the engine, answer requests until EOF."""
+    conn = Connection(fd)
+    _exit_with_parent(os.getppid())
+    settings: Settings = conn.recv()
+    from qa.engine import Engine  # the heavy imports happen here, in the child only
+
+    try:
+        engine = Engine.open(settings, build="stale", say=lambda text: print(text, flush=True))
+    except QAError as exc:
+        conn.send(("failed", exc))
+        return 1
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, traceback here
+        traceback.print_exc()
+        conn.send(("failed", QAError(f"the engine could not load: {exc}")))
+        return 1
+    conn.send(("ready", None))
+    while True:
+        try:
+            method, args = conn.recv()
+        except EOFError:
+            return 0
+        try:
+            if method not in _METHODS:
+                raise QAError(f"unknown engine request {method!r}")
+            reply = ("ok", getattr(engine, method)(*args))
+        except QAError as exc:
+            reply = ("error", exc)
+        except Exception as exc:  # noqa: BLE001 - the parent gets a plain error, the console the traceback
+            traceback.print_exc()
+            reply = ("error", RuntimeError(f"{type(exc).__name__}: {exc}"))
+        conn.send(reply)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) != 1 or not argv[0].isdigit():
+        print("usage: python -m qa.service FD  (started by qa.service.EngineProcess, not by hand)",
+              file=sys.stderr)
+        return 2
+    try:
+        return serve(int(argv[0]))
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the parent reports it
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["EngineProcess", "EngineStoppedError", "EngineStartingError"]
