@@ -155,6 +155,10 @@ def format_reply(result: Result, articles: Sequence[ArticleInfo] = ()) -> str:
               if source is not None else "")
     searched = (f'<p class="qa-query">Read as a follow-up: “{text_html(result.query)}”</p>'
                 if result.query != result.question else "")
+    if result.expansions:
+        words = "; ".join(f"{text_html(e.typed)} → {text_html(', '.join(e.adds))}" for e in result.expansions)
+        searched += f'<p class="qa-query">Also searched with the articles’ words: {words}</p>'
+
     sources = "".join(format_source(i, p) for i, p in enumerate(passages, 1))
     return (f'<div class="qa-reply"><p class="qa-answer">{text_html(result.answer)}{citation}</p>{origin}'
             f"<details><summary>Sources ({len(passages)} passages)</summary>{searched}{sources}</details></div>")

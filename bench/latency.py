@@ -12,11 +12,12 @@ round and for each question, in this order:
   topic restored; for 80 of 85 questions it is the question itself);
 - end to end: Engine.ask(question, history);
 - the stages, each timed alone with the library's own functions on the same
-  inputs: encode_one, query terms (qa.text.content_terms), FAISS
-  (qa.search.dense_candidates), BM25 (qa.search.lexical_candidates),
-  sentence search (qa.search.sentence_candidates), fusion (qa.search.search
-  with the three retrievers replaced by their precomputed lists, so only the
-  RRF code and hit assembly run), answer (qa.answer.answer).
+  inputs: synonyms (Synonyms.expand), encode_one, query terms
+  (qa.text.content_terms), FAISS (qa.search.dense_candidates), BM25
+  (qa.search.lexical_scores + lexical_candidates), sentence search
+  (qa.search.sentence_candidates), fusion (qa.search.fuse on those lists:
+  the three exact scores of every candidate and the sort), answer
+  (qa.answer.answer).
 
 p50/p95 pool all rounds. The ratio end-to-end p50 / floor p50 is taken from
 this one run (the floor and the engine alternate question by question, so
@@ -38,8 +39,8 @@ if str(ROOT) not in sys.path:
 
 from bench import common  # noqa: E402
 
-STAGES = ["encode (encode_one)", "query terms", "FAISS dense", "BM25 lexical", "sentence search",
-          "fusion (RRF)", "answer selection", "sum of stages", "end to end (Engine.ask)",
+STAGES = ["synonyms", "encode (encode_one)", "query terms", "FAISS dense", "BM25 lexical", "sentence search",
+          "fusion", "answer selection", "sum of stages", "end to end (Engine.ask)",
           "floor: model.encode alone"]
 
 
@@ -71,13 +72,13 @@ def measure(engine, questions, rounds: int, warmup: bool = True) -> dict[str, li
             engine.ask(q.question, list(q.history))
             model.encode([query], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
 
-    real = (qsearch.dense_candidates, qsearch.lexical_candidates, qsearch.sentence_candidates)
     samples: dict[str, list[float]] = defaultdict(list)
     clock = time.perf_counter
     for _ in range(rounds):
         for q, text, query in prepared:
+            searched, expansions = engine.synonyms.expand(query)
             t = clock()
-            model.encode([query], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+            model.encode([searched], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
             samples["floor: model.encode alone"].append(clock() - t)
 
             t = clock()
@@ -86,31 +87,29 @@ def measure(engine, questions, rounds: int, warmup: bool = True) -> dict[str, li
 
             stage = {}
             t = clock()
-            vector = engine.embedder.encode_one(query)
+            engine.synonyms.expand(query)
+            stage["synonyms"] = clock() - t
+            t = clock()
+            vector = engine.embedder.encode_one(searched)
             stage["encode (encode_one)"] = clock() - t
             t = clock()
-            terms = content_terms(query)
+            terms = content_terms(searched)
             stage["query terms"] = clock() - t
             t = clock()
-            dense = real[0](index, vector, depth, settings.hnsw_ef_search)
+            dense = qsearch.dense_candidates(index, vector, depth, settings.hnsw_ef_search)
             stage["FAISS dense"] = clock() - t
             t = clock()
-            lexical = real[1](index, terms, depth)
+            bm25 = qsearch.lexical_scores(index, terms)
+            lexical = qsearch.lexical_candidates(bm25, depth)
             stage["BM25 lexical"] = clock() - t
             t = clock()
-            sentences = real[2](index, vector, depth)
+            sentences = qsearch.sentence_candidates(index, vector, depth, settings.hnsw_ef_search)
             stage["sentence search"] = clock() - t
-            try:
-                qsearch.dense_candidates = lambda *a, **k: dense
-                qsearch.lexical_candidates = lambda *a, **k: lexical
-                qsearch.sentence_candidates = lambda *a, **k: sentences
-                t = clock()
-                hits = qsearch.search(index, vector, terms, settings)
-                stage["fusion (RRF)"] = clock() - t
-            finally:
-                qsearch.dense_candidates, qsearch.lexical_candidates, qsearch.sentence_candidates = real
             t = clock()
-            answer(index, text, query, vector, hits, settings)
+            hits = qsearch.fuse(index, vector, bm25, (dense, sentences, lexical), settings)[:settings.top_k]
+            stage["fusion"] = clock() - t
+            t = clock()
+            answer(index, text, query, vector, hits, settings, expansions)
             stage["answer selection"] = clock() - t
             stage["sum of stages"] = sum(stage.values())
             for name, seconds in stage.items():

@@ -22,14 +22,17 @@ question's words, not a model of the dialogue.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Sequence
 
 import numpy as np
 
 from qa.index import Index
 from qa.search import Hit
 from qa.settings import Settings
+from qa.synonyms import Expansion
 from qa.text import ANAPHORA, content_terms, words
 
 NOT_FOUND = "I couldn't find that in the articles."
@@ -64,6 +67,7 @@ class Result:
     answer_source: Passage | None
     answer_score: float  # cosine similarity of question and answer sentence
     passages: tuple[Passage, ...]
+    expansions: tuple[Expansion, ...] = ()  # the articles' words added to the query (qa/synonyms.py)
 
     @property
     def message(self) -> str:
@@ -108,22 +112,35 @@ def resolve_query(question: str, history: list[str] | tuple[str, ...], settings:
 
 
 def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hits: list[Hit],
-           settings: Settings) -> Result:
-    """Pick the answer sentence among the top hits, or decide the articles do not answer."""
-    query_terms = set(content_terms(query))
+           settings: Settings, expansions: Sequence[Expansion] = (),
+           focus_vector: np.ndarray | None = None) -> Result:
+    """Pick the answer sentence among the top hits, or decide the articles do not answer.
+
+    `expansions`: the articles' words the synonyms added to the query (qa/synonyms.py); they count
+    as words of the question, and a typed word they translate is not unknown to the articles.
+    """
+    added = [term for e in expansions for t in e.adds for term in content_terms(t)]
+    query_terms = set(content_terms(query)) | set(added)
+    wanted = answer_type(question)
     best: tuple[float, float, int, str] | None = None  # (score, cosine, hit position, sentence)
     for position, hit in enumerate(hits[:settings.answer_passages]):
         ids = index.chunk_sentence_ids[hit.chunk]
         if not ids:
             continue
         cosines = index.answer_vectors[ids] @ query_vector
+        if focus_vector is not None:
+            focus = index.answer_vectors[ids] @ focus_vector
+            cosines = (1 - settings.followup_focus) * cosines + settings.followup_focus * focus
         for sentence_id, cosine in zip(ids, cosines):
             sentence = index.sentences[sentence_id]
-            score = float(cosine) + _shape_bonus(sentence, query_terms) - 0.01 * position
+            score = (float(cosine) + _shape_bonus(sentence, query_terms, settings, index.idf)
+                     + _type_bonus(sentence, wanted, settings) - settings.rank_penalty * position)
             if best is None or score > best[0]:
                 best = (score, float(cosine), position, sentence)
 
-    unknown = [t for t in content_terms(question) if t not in index.vocabulary]
+    translated = {term for e in expansions if any(t in index.vocabulary for t in content_terms(" ".join(e.adds)))
+                  for term in content_terms(e.typed)}
+    unknown = [t for t in content_terms(question) if t not in index.vocabulary and t not in translated]
     found = False
     if best is not None:
         bar = settings.min_answer_score if unknown else settings.min_answer_loose
@@ -141,21 +158,67 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
         passages.append(passage)
     return Result(question=question, query=query, found=found,
                   answer=best[3] if found and best else None, answer_source=answer_source,
-                  answer_score=best[1] if best else 0.0, passages=tuple(passages))
+                  answer_score=best[1] if best else 0.0, passages=tuple(passages), expansions=tuple(expansions))
 
 
-def _shape_bonus(sentence: str, query_terms: set[str]) -> float:
+def _shape_bonus(sentence: str, query_terms: set[str], settings: Settings,
+                 idf: dict[str, float] | None = None) -> float:
     """Small nudges on top of cosine similarity; never enough to beat a clearly closer sentence."""
     bonus = 0.0
     terms = _terms(sentence)
     if query_terms:
-        bonus += 0.15 * len(terms & query_terms) / len(query_terms)
+        # Shared words weighed by idf; a word the articles never use weighs like the rarest one they do.
+        rare = max(idf.values(), default=1.0) if idf else 1.0
+        weights = {t: (idf or {}).get(t, rare) for t in query_terms}
+        bonus += settings.overlap_weight * sum(weights[t] for t in terms & query_terms) / sum(weights.values())
     stripped = sentence.rstrip()
     if stripped.endswith("?"):
         bonus -= 0.25  # a question restated is not its answer
     if stripped.endswith(":") or len(terms) < 4:
         bonus -= 0.15  # a lead-in or a fragment says too little on its own
+    if _META.search(sentence):
+        bonus -= settings.meta_penalty
     return bonus
+
+
+# Sentences about the article rather than its topic ("In this article, we
+# will explore ...", "Read on as we examine ...", "In summary, ..."): they echo
+# the words of every question on the topic and answer none of them.
+_META = re.compile(r"\b(?:(?:this|our) (?:article|post|guide|blog|page)|we will|we'll|let's|let us|read on|"
+                   r"in summary|to summari[sz]e|in conclusion|to conclude|many people (?:are|wonder|ask)|"
+                   r"curious about)\b", re.IGNORECASE)
+
+# What kind of answer a question asks for, by its wording, and how a sentence
+# shows it has one: the classic answer-type check of extractive QA.
+_ANSWER_TYPES = (
+    ("duration", re.compile(r"\bhow (?:long|soon|quickly|fast)\b|\bhow much time\b", re.I),
+     re.compile(r"\b(?:\d+|a few|several|one|two|three|four|five|six|ten|hours?|days?|weeks?|months?|years?|"
+                r"minutes?)\s*(?:seconds?|minutes?|hours?|days?|weeks?|months?|years?)\b|\bwithin\b|"
+                r"\bshort-lived\b|\blong-lasting\b", re.I)),
+    ("number", re.compile(r"\bhow (?:many|much|often)\b|\bwhat (?:dose|dosage|amount|percentage|number)\b", re.I),
+     re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|dozens?|hundreds?|thousands?|"
+                r"several|once|twice)\b", re.I)),
+    ("time", re.compile(r"\bwhen\b|\bwhat year\b", re.I),
+     re.compile(r"\b(?:1[89]|20)\d\d\b|\b(?:decades?|century|since|after|before|during|within)\b", re.I)),
+    ("reason", re.compile(r"\bwhy\b|\bhow come\b|\bwhat causes\b", re.I),
+     re.compile(r"\b(?:because|due to|since|as a result|therefore|so that|which is why|primarily|"
+                r"mechanism|targets?|acts? on|leads? to|causes?)\b", re.I)),
+)
+
+
+def answer_type(question: str) -> str | None:
+    """'duration', 'number', 'time', 'reason' or None, from the question's wording."""
+    for name, asks, _ in _ANSWER_TYPES:
+        if asks.search(question):
+            return name
+    return None
+
+
+def _type_bonus(sentence: str, wanted: str | None, settings: Settings) -> float:
+    if wanted is None:
+        return 0.0
+    shows = next(has for name, _, has in _ANSWER_TYPES if name == wanted)
+    return settings.answer_type_bonus if shows.search(sentence) else 0.0
 
 
 __all__ = ["Passage", "Result", "NOT_FOUND", "answer", "resolve_query", "is_followup"]

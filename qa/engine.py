@@ -33,6 +33,7 @@ from qa.errors import IndexCorruptError, IndexError_, IndexIncompatibleError, In
 from qa.index import Index
 from qa.search import search
 from qa.settings import Settings
+from qa.synonyms import Synonyms
 from qa.text import content_terms
 
 
@@ -71,6 +72,7 @@ class Engine:
         faiss.omp_set_num_threads(1)
         self.settings = settings
         self.embedder = embedder
+        self.synonyms = Synonyms.load(settings.synonyms_file)
         self._index = index
         self._pointer_mtime = self._current_mtime()
         self._lock = threading.Lock()
@@ -119,10 +121,14 @@ class Engine:
         earlier = [h for h in (self._safe_history(history)) if h]
         index = self.current_index()
         query = resolve_query(text, earlier, self.settings)
+        searched, expansions = self.synonyms.expand(query)
+        focus = None
         with self._encode_lock:  # one forward pass at a time: torch already uses both cores
-            vector = self.embedder.encode_one(query)
-        hits = search(index, vector, content_terms(query), self.settings)
-        return answer(index, text, query, vector, hits, self.settings)
+            vector = self.embedder.encode_one(searched)
+            if query != text and self.settings.followup_focus > 0:
+                focus = self.embedder.encode_one(self.synonyms.expand(text)[0])
+        hits = search(index, vector, content_terms(searched), self.settings)
+        return answer(index, text, query, vector, hits, self.settings, expansions, focus)
 
     def _safe_history(self, history: Sequence[str]) -> list[str]:
         cleaned = []

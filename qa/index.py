@@ -90,8 +90,13 @@ class Index:
     # What answer selection compares the question with: a sentence's own meaning
     # and its meaning in its section ("Risks ...: Prolonged use can lead to tolerance").
     answer_vectors: np.ndarray = field(init=False)
+    # How telling each indexed word is (BM25's inverse document frequency over
+    # passages): answer selection weighs the words a sentence shares with the
+    # question by it, so "ketamine" (in every passage) counts for little.
+    idf: dict[str, float] = field(init=False)
 
     def __post_init__(self) -> None:
+        self.idf = _idf(self.lexical)
         context = self.sentence_vectors if self.context_vectors is None else self.context_vectors
         self.answer_vectors = (self.sentence_vectors + context) / 2
         if not self.sentence_chunks:
@@ -103,6 +108,15 @@ class Index:
     @property
     def generation(self) -> str:
         return self.directory.name
+
+
+def _idf(lexical: bm25s.BM25) -> dict[str, float]:
+    """Term -> BM25 idf, from bm25s's term-major score matrix (no pass over the texts)."""
+    indptr = np.asarray(lexical.scores["indptr"])
+    documents = int(lexical.scores["num_docs"])
+    frequency = np.diff(indptr)
+    return {term: float(np.log(1 + (documents - frequency[i] + 0.5) / (frequency[i] + 0.5)))
+            for term, i in lexical.vocab_dict.items() if i < len(frequency)}
 
 
 @dataclass

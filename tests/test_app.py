@@ -95,6 +95,13 @@ def test_format_reply_starts_with_answer_and_citation(app_engine):
     assert reply.count("<details>") == 1 and "<mark>" in reply
 
 
+def test_reply_says_which_articles_words_were_searched_for(app_engine):
+    reply = app.respond("does narcan work on ketamine", [])
+    assert cited_source_title(reply) == NALOXONE_TITLE
+    assert "Also searched with the articles’ words: narcan → naloxone" in reply_text(reply)
+    assert "Also searched" not in app.respond("does naloxone reverse ketamine", [])
+
+
 def test_respond_follow_up_reads_gradio_history(app_engine):
     # Both shapes Gradio 6 hands the chat function: content as a string (the
     # API path) and as a list of typed parts (the browser path); questions are

@@ -61,7 +61,7 @@ def test_latency(capsys, tmp_path):
     from bench import latency
     out = run(latency.main, ["--size", "25", "--limit", "4", "--quick", "--workdir", str(tmp_path)], capsys)
     table = rows(out, "warm query latency by stage")
-    for stage in ("encode (encode_one)", "FAISS dense", "BM25 lexical", "sentence search", "fusion (RRF)",
+    for stage in ("encode (encode_one)", "FAISS dense", "BM25 lexical", "sentence search", "fusion",
                   "answer selection", "end to end (Engine.ask)", "floor: model.encode alone"):
         positive(table[stage][0])  # p50
         positive(table[stage][1])  # p95

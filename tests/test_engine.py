@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from qa.answer import NOT_FOUND, is_followup, resolve_query
+from qa.answer import NOT_FOUND, answer_type, is_followup, resolve_query
+from qa.engine import Engine
 from qa.errors import QuestionError
 from qa.settings import Settings
+from qa.synonyms import Expansion
 
 NALOXONE = "naloxone-and-ketamine.txt"
 
@@ -28,6 +30,44 @@ def test_off_topic_question_is_not_found(engine):
     assert not result.found
     assert result.answer is None and result.message == NOT_FOUND
     assert result.to_dict()["answer"] == NOT_FOUND and result.to_dict()["answer_source"] is None
+
+
+def test_street_names_are_searched_with_the_articles_words(engine):
+    result = engine.ask("does narcan work on ketamine")
+    assert result.found and result.answer_source.source == NALOXONE
+    assert "Naloxone" in result.answer
+    assert Expansion("narcan", ("naloxone",)) in result.expansions
+    assert result.query == "does narcan work on ketamine"  # the question itself is not rewritten
+
+
+SPRAVATO = """Spravato Facts
+
+Approval Of Spravato
+
+In this article, we will explore the story of Spravato and the FDA. In 2019, the FDA approved the nasal spray for adults with depression. Many patients ask about the nasal spray.
+"""
+
+
+def test_answer_has_the_kind_of_answer_asked_for_not_talk_about_the_article(tmp_path, embedder):
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "spravato.txt").write_text(SPRAVATO, encoding="utf-8")
+    settings = Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")
+    engine = Engine.open(settings, build="missing", embedder=embedder)
+    question = "when was Spravato approved by the FDA"
+    assert answer_type(question) == "time"
+    assert engine.ask(question).answer == "In 2019, the FDA approved the nasal spray for adults with depression."
+    # Without the meta-discourse penalty and the answer-type bonus, the sentence that
+    # merely repeats the question's words would win: the features are what decide.
+    plain = Engine(settings.replace(meta_penalty=0.0, answer_type_bonus=0.0), embedder, engine.index)
+    assert plain.ask(question).answer.startswith("In this article")
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("how long does ketamine last", "duration"), ("how many sessions are needed", "number"),
+    ("what dose is used", "number"), ("when did the FDA approve it", "time"), ("why not?", "reason"),
+    ("does naloxone reverse ketamine", None)])
+def test_answer_types_come_from_the_question_wording(question, kind):
+    assert answer_type(question) == kind
 
 
 def test_followup_takes_its_topic_from_the_history(engine):
