@@ -8,9 +8,11 @@ Owns:
   its score is its cosine similarity to the question, averaged over the
   sentence alone and the sentence read under its section heading (vectors
   made at build time: nothing is embedded per sentence at question time),
-  plus a small
-  bonus for sharing the question's content words, minus penalties for
-  sentences that cannot be answers (questions, bare lead-ins);
+  plus small bonuses for sharing the question's rarer words (idf-weighted)
+  and for holding the kind of answer asked for (a number, a time, a reason),
+  minus penalties for sentences that cannot be answers (questions, bare
+  lead-ins, talk about the article itself); a follow-up's own words count
+  beside its restored topic;
 - refusal: `found` is false when even the best sentence is not close enough
   to the question, with a stricter bar when the question names things the
   articles never mention. Then no passage is offered as an answer.
@@ -121,6 +123,9 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
     """
     added = [term for e in expansions for t in e.adds for term in content_terms(t)]
     query_terms = set(content_terms(query)) | set(added)
+    # Each question word weighs its idf; a word the articles never use weighs like the rarest one they do.
+    rarest = index.max_idf
+    weights = {t: index.idf.get(t, rarest) for t in query_terms}
     wanted = answer_type(question)
     best: tuple[float, float, int, str] | None = None  # (score, cosine, hit position, sentence)
     for position, hit in enumerate(hits[:settings.answer_passages]):
@@ -133,7 +138,7 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
             cosines = (1 - settings.followup_focus) * cosines + settings.followup_focus * focus
         for sentence_id, cosine in zip(ids, cosines):
             sentence = index.sentences[sentence_id]
-            score = (float(cosine) + _shape_bonus(sentence, query_terms, settings, index.idf)
+            score = (float(cosine) + _shape_bonus(sentence, weights, settings)
                      + _type_bonus(sentence, wanted, settings) - settings.rank_penalty * position)
             if best is None or score > best[0]:
                 best = (score, float(cosine), position, sentence)
@@ -161,16 +166,13 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
                   answer_score=best[1] if best else 0.0, passages=tuple(passages), expansions=tuple(expansions))
 
 
-def _shape_bonus(sentence: str, query_terms: set[str], settings: Settings,
-                 idf: dict[str, float] | None = None) -> float:
-    """Small nudges on top of cosine similarity; never enough to beat a clearly closer sentence."""
+def _shape_bonus(sentence: str, weights: dict[str, float], settings: Settings) -> float:
+    """Small nudges on top of cosine similarity; `weights`: the question's words and their idf."""
     bonus = 0.0
     terms = _terms(sentence)
-    if query_terms:
-        # Shared words weighed by idf; a word the articles never use weighs like the rarest one they do.
-        rare = max(idf.values(), default=1.0) if idf else 1.0
-        weights = {t: (idf or {}).get(t, rare) for t in query_terms}
-        bonus += settings.overlap_weight * sum(weights[t] for t in terms & query_terms) / sum(weights.values())
+    total = sum(weights.values())
+    if total > 0:
+        bonus += settings.overlap_weight * sum(weights[t] for t in terms & weights.keys()) / total
     stripped = sentence.rstrip()
     if stripped.endswith("?"):
         bonus -= 0.25  # a question restated is not its answer

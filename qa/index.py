@@ -94,9 +94,11 @@ class Index:
     # passages): answer selection weighs the words a sentence shares with the
     # question by it, so "ketamine" (in every passage) counts for little.
     idf: dict[str, float] = field(init=False)
+    max_idf: float = field(init=False)  # what a word the articles never use weighs
 
     def __post_init__(self) -> None:
         self.idf = _idf(self.lexical)
+        self.max_idf = max(self.idf.values(), default=1.0)
         context = self.sentence_vectors if self.context_vectors is None else self.context_vectors
         self.answer_vectors = (self.sentence_vectors + context) / 2
         if not self.sentence_chunks:
