@@ -9,7 +9,10 @@ Owns the index on disk. `index/` holds generations and a pointer:
         sentences.jsonl           answer-candidate sentences with their text hash
         chunk_vectors.npy         float32, one unit row per chunk
         sentence_vectors.npy      float32, one unit row per sentence (retrieval)
-        context_vectors.npy       float32, one row per "section: sentence" (answer choice)
+        context_vectors.npy       float32, one row per "section: sentence"
+        answer_vectors.npy        float32, the mean of the two above: what answer choice compares
+                                  with (the two are memory-mapped at load, read only by the next
+                                  build's vector cache, so a serving process holds one array, not three)
         dense.faiss               FAISS inner-product index over the chunk vectors
         sentences.faiss           the same over the sentence vectors
         lexical/                  bm25s index over the chunks' index text
@@ -63,7 +66,7 @@ from qa.text import content_terms
 
 # Bump when the files' layout or the loader's cleaning rules change:
 # an index of another version is refused and rebuilt.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4  # 4: answer_vectors.npy stored, not computed at every load
 CURRENT = "CURRENT"
 LOCK = ".build.lock"
 _BUILD_PREFIX = "build-"
@@ -89,7 +92,8 @@ class Index:
     sentence_dense: faiss.Index | None = None  # FAISS over sentence_vectors (flat, or HNSW when large)
     # What answer selection compares the question with: a sentence's own meaning
     # and its meaning in its section ("Risks ...: Prolonged use can lead to tolerance").
-    answer_vectors: np.ndarray = field(init=False)
+    # Stored by the build; computed here only when an Index is made without it.
+    answer_vectors: np.ndarray | None = None
     # How telling each indexed word is (BM25's inverse document frequency over
     # passages): answer selection weighs the words a sentence shares with the
     # question by it, so "ketamine" (in every passage) counts for little.
@@ -99,8 +103,8 @@ class Index:
     def __post_init__(self) -> None:
         self.idf = _idf(self.lexical)
         self.max_idf = max(self.idf.values(), default=1.0)
-        context = self.sentence_vectors if self.context_vectors is None else self.context_vectors
-        self.answer_vectors = (self.sentence_vectors + context) / 2
+        if self.answer_vectors is None:
+            self.answer_vectors = mean_answer_vectors(self.sentence_vectors, self.context_vectors)
         if not self.sentence_chunks:
             self.sentence_chunks = [[] for _ in self.sentences]
             for chunk, ids in enumerate(self.chunk_sentence_ids):
@@ -110,6 +114,12 @@ class Index:
     @property
     def generation(self) -> str:
         return self.directory.name
+
+
+def mean_answer_vectors(sentence_vectors: np.ndarray, context_vectors: np.ndarray | None) -> np.ndarray:
+    """Each sentence's meaning alone and under its section heading, averaged."""
+    context = sentence_vectors if context_vectors is None else context_vectors
+    return ((np.asarray(sentence_vectors) + np.asarray(context)) / 2).astype(np.float32)
 
 
 def _idf(lexical: bm25s.BM25) -> dict[str, float]:
@@ -209,6 +219,7 @@ def build(settings: Settings, embedder: Embedder,
             np.save(tmp / "chunk_vectors.npy", chunk_vectors)
             np.save(tmp / "sentence_vectors.npy", sentence_vectors)
             np.save(tmp / "context_vectors.npy", context_vectors)
+            np.save(tmp / "answer_vectors.npy", mean_answer_vectors(sentence_vectors, context_vectors))
             faiss.write_index(dense, str(tmp / "dense.faiss"))
             faiss.write_index(sentence_dense, str(tmp / "sentences.faiss"))
             lexical.save(str(tmp / "lexical"), show_progress=False)
@@ -412,8 +423,10 @@ def load(settings: Settings, dimension: int | None = None) -> Index:
         chunks = [Chunk(r["source"], r["title"], r["section"], r["text"], tuple(sentences[i] for i in ids))
                   for r, ids in zip(chunk_rows, chunk_sentence_ids)]
         chunk_vectors = np.load(directory / "chunk_vectors.npy")
-        sentence_vectors = np.load(directory / "sentence_vectors.npy")
-        context_vectors = np.load(directory / "context_vectors.npy")
+        # Memory-mapped: only a later build's vector cache reads these two.
+        sentence_vectors = np.load(directory / "sentence_vectors.npy", mmap_mode="r")
+        context_vectors = np.load(directory / "context_vectors.npy", mmap_mode="r")
+        answers = np.load(directory / "answer_vectors.npy")
         dense = faiss.read_index(str(directory / "dense.faiss"))
         sentence_dense = faiss.read_index(str(directory / "sentences.faiss"))
         lexical = bm25s.BM25.load(str(directory / "lexical"), show_progress=False)
@@ -421,12 +434,13 @@ def load(settings: Settings, dimension: int | None = None) -> Index:
         raise IndexCorruptError(
             f"the index in {directory} cannot be read ({exc}); rebuild it with: {REBUILD_HINT}") from exc
     if not (len(chunks) == len(chunk_vectors) == dense.ntotal
-            and len(sentences) == len(sentence_vectors) == len(context_vectors) == sentence_dense.ntotal):
+            and len(sentences) == len(sentence_vectors) == len(context_vectors) == len(answers)
+            == sentence_dense.ntotal):
         raise IndexCorruptError(f"the index in {directory} is inconsistent; rebuild it with: {REBUILD_HINT}")
     vocabulary = frozenset(lexical.vocab_dict)
     return Index(directory, manifest, chunks, chunk_sentence_ids, sentences, chunk_vectors,
                  sentence_vectors, dense, lexical, vocabulary, context_vectors=context_vectors,
-                 sentence_dense=sentence_dense)
+                 sentence_dense=sentence_dense, answer_vectors=answers)
 
 
 def stale_reason(manifest: dict, settings: Settings) -> str | None:

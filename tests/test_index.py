@@ -79,8 +79,20 @@ def test_index_of_another_model_is_refused(tiny_settings, embedder):
         index_store.load(tiny_settings, dimension=768)
 
 
-@pytest.mark.parametrize("victim", ["chunk_vectors.npy", "context_vectors.npy", "dense.faiss", "chunks.jsonl",
-                                    "manifest.json"])
+def test_answer_vectors_are_stored_and_their_sources_left_on_disk(tiny_settings, embedder):
+    report = index_store.build(tiny_settings, embedder)
+    index = index_store.load(tiny_settings)
+    # The serving process holds the answer vectors; the two arrays they are made from
+    # stay memory-mapped (read only by the next build's cache).
+    assert isinstance(index.sentence_vectors, np.memmap) and isinstance(index.context_vectors, np.memmap)
+    assert not isinstance(index.answer_vectors, np.memmap)
+    expected = (np.load(report.directory / "sentence_vectors.npy") + np.load(report.directory / "context_vectors.npy")) / 2
+    assert np.allclose(index.answer_vectors, expected, atol=1e-7)
+    assert index.answer_vectors.dtype == np.float32
+
+
+@pytest.mark.parametrize("victim", ["chunk_vectors.npy", "context_vectors.npy", "answer_vectors.npy", "dense.faiss",
+                                    "chunks.jsonl", "manifest.json"])
 def test_damaged_file_is_named_with_the_fix(tiny_settings, embedder, victim):
     report = index_store.build(tiny_settings, embedder)
     path = report.directory / victim
