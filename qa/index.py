@@ -83,17 +83,18 @@ class Index:
     chunk_sentence_ids: list[list[int]]
     sentences: list[str]
     chunk_vectors: np.ndarray
-    sentence_vectors: np.ndarray
-    dense: faiss.Index
+    sentence_vectors: np.ndarray  # memory-mapped: read only by the next build's vector cache
+    context_vectors: np.ndarray  # each sentence embedded with its section heading; memory-mapped too
+    # What answer selection and fusion compare the question with: a sentence's own
+    # meaning and its meaning in its section ("Risks ...: Prolonged use can lead to
+    # tolerance"), averaged at build time (mean_answer_vectors).
+    answer_vectors: np.ndarray
+    dense: faiss.Index  # FAISS over chunk_vectors
+    sentence_dense: faiss.Index  # FAISS over sentence_vectors (flat, or HNSW when large)
     lexical: bm25s.BM25
-    vocabulary: frozenset[str] = field(default_factory=frozenset)
-    sentence_chunks: list[list[int]] = field(default_factory=list)  # chunks each sentence is in
-    context_vectors: np.ndarray | None = None  # each sentence embedded with its section heading
-    sentence_dense: faiss.Index | None = None  # FAISS over sentence_vectors (flat, or HNSW when large)
-    # What answer selection compares the question with: a sentence's own meaning
-    # and its meaning in its section ("Risks ...: Prolonged use can lead to tolerance").
-    # Stored by the build; computed here only when an Index is made without it.
-    answer_vectors: np.ndarray | None = None
+    # Derived from the above when loaded:
+    vocabulary: frozenset[str] = field(init=False)  # the words BM25 knows
+    sentence_chunks: list[list[int]] = field(init=False)  # chunks each sentence is in
     # How telling each indexed word is (BM25's inverse document frequency over
     # passages): answer selection weighs the words a sentence shares with the
     # question by it, so "ketamine" (in every passage) counts for little.
@@ -101,25 +102,22 @@ class Index:
     max_idf: float = field(init=False)  # what a word the articles never use weighs
 
     def __post_init__(self) -> None:
+        self.vocabulary = frozenset(self.lexical.vocab_dict)
         self.idf = _idf(self.lexical)
         self.max_idf = max(self.idf.values(), default=1.0)
-        if self.answer_vectors is None:
-            self.answer_vectors = mean_answer_vectors(self.sentence_vectors, self.context_vectors)
-        if not self.sentence_chunks:
-            self.sentence_chunks = [[] for _ in self.sentences]
-            for chunk, ids in enumerate(self.chunk_sentence_ids):
-                for sentence in ids:
-                    self.sentence_chunks[sentence].append(chunk)
+        self.sentence_chunks = [[] for _ in self.sentences]
+        for chunk, ids in enumerate(self.chunk_sentence_ids):
+            for sentence in ids:
+                self.sentence_chunks[sentence].append(chunk)
 
     @property
     def generation(self) -> str:
         return self.directory.name
 
 
-def mean_answer_vectors(sentence_vectors: np.ndarray, context_vectors: np.ndarray | None) -> np.ndarray:
+def mean_answer_vectors(sentence_vectors: np.ndarray, context_vectors: np.ndarray) -> np.ndarray:
     """Each sentence's meaning alone and under its section heading, averaged."""
-    context = sentence_vectors if context_vectors is None else context_vectors
-    return ((np.asarray(sentence_vectors) + np.asarray(context)) / 2).astype(np.float32)
+    return ((sentence_vectors + context_vectors) / 2).astype(np.float32)
 
 
 def _idf(lexical: bm25s.BM25) -> dict[str, float]:
@@ -437,10 +435,8 @@ def load(settings: Settings, dimension: int | None = None) -> Index:
             and len(sentences) == len(sentence_vectors) == len(context_vectors) == len(answers)
             == sentence_dense.ntotal):
         raise IndexCorruptError(f"the index in {directory} is inconsistent; rebuild it with: {REBUILD_HINT}")
-    vocabulary = frozenset(lexical.vocab_dict)
-    return Index(directory, manifest, chunks, chunk_sentence_ids, sentences, chunk_vectors,
-                 sentence_vectors, dense, lexical, vocabulary, context_vectors=context_vectors,
-                 sentence_dense=sentence_dense, answer_vectors=answers)
+    return Index(directory, manifest, chunks, chunk_sentence_ids, sentences, chunk_vectors, sentence_vectors,
+                 context_vectors, answers, dense, sentence_dense, lexical)
 
 
 def stale_reason(manifest: dict, settings: Settings) -> str | None:
