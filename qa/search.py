@@ -116,12 +116,17 @@ def fuse(index: Index, query_vector: np.ndarray, bm25: np.ndarray,
          proposed: tuple[list[tuple[int, float]], ...], settings: Settings) -> list[Hit]:
     """All proposed passages, best first, by the weighted sum of their three scores."""
     candidates = sorted({chunk for ranking in proposed for chunk, _ in ranking})
-    best_bm25 = float(max((bm25[c] for c in candidates), default=0.0)) or 1.0
-    hits = []
-    for chunk in candidates:
-        cosine = float(index.chunk_vectors[chunk] @ query_vector)
-        ids = index.chunk_sentence_ids[chunk]
-        sentence = float(np.max(index.answer_vectors[ids] @ query_vector)) if ids else cosine
+    if not candidates:
+        return []
+    # One matrix product each for the passages and for all their sentences.
+    cosines = index.chunk_vectors[candidates] @ query_vector
+    sentence_ids = [index.chunk_sentence_ids[c] for c in candidates]
+    similarities = index.answer_vectors[[i for ids in sentence_ids for i in ids]] @ query_vector
+    best_bm25 = float(bm25[candidates].max()) or 1.0
+    hits, start = [], 0
+    for chunk, cosine, ids in zip(candidates, cosines.tolist(), sentence_ids):
+        sentence = float(similarities[start:start + len(ids)].max()) if ids else cosine
+        start += len(ids)
         lexical = float(bm25[chunk])
         score = (settings.weight_dense * cosine + settings.weight_sentence * sentence
                  + settings.weight_lexical * lexical / best_bm25)
