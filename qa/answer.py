@@ -11,7 +11,8 @@ Owns:
   plus small bonuses for sharing the question's rarer words (idf-weighted)
   and for holding the kind of answer asked for (a number, a time, a reason),
   minus penalties for sentences that cannot be answers (questions, bare
-  lead-ins, talk about the article itself); a follow-up's own words count
+  lead-ins, talk about the article itself) and for generic ones (close to
+  the gist of their whole article); a follow-up's own words count
   beside its restored topic;
 - refusal: `found` is false when even the best sentence is not close enough
   to the question, with a stricter bar when the question names things the
@@ -139,7 +140,8 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
         for sentence_id, cosine in zip(ids, cosines):
             sentence = index.sentences[sentence_id]
             score = (float(cosine) + _shape_bonus(sentence, weights, settings)
-                     + _type_bonus(sentence, wanted, settings) - settings.rank_penalty * position)
+                     + _type_bonus(sentence, wanted, settings) - settings.rank_penalty * position
+                     - settings.generic_penalty * float(index.genericness[sentence_id]))
             if best is None or score > best[0]:
                 best = (score, float(cosine), position, sentence)
 

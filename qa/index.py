@@ -100,6 +100,12 @@ class Index:
     # question by it, so "ketamine" (in every passage) counts for little.
     idf: dict[str, float] = field(init=False)
     max_idf: float = field(init=False)  # what a word the articles never use weighs
+    # How generic each sentence is: the cosine of its answer vector with the mean
+    # of its article's. A sentence close to what the whole article is about
+    # ("Ketamine has shown promise ..., but it comes with both benefits and
+    # risks") is close to every question on the topic and answers none of them;
+    # answer selection discounts it (Settings.generic_penalty).
+    genericness: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         self.vocabulary = frozenset(self.lexical.vocab_dict)
@@ -109,6 +115,7 @@ class Index:
         for chunk, ids in enumerate(self.chunk_sentence_ids):
             for sentence in ids:
                 self.sentence_chunks[sentence].append(chunk)
+        self.genericness = _genericness(self.answer_vectors, self.sentence_chunks, self.chunks)
 
     @property
     def generation(self) -> str:
@@ -118,6 +125,23 @@ class Index:
 def mean_answer_vectors(sentence_vectors: np.ndarray, context_vectors: np.ndarray) -> np.ndarray:
     """Each sentence's meaning alone and under its section heading, averaged."""
     return ((sentence_vectors + context_vectors) / 2).astype(np.float32)
+
+
+def _genericness(answer_vectors: np.ndarray, sentence_chunks: list[list[int]], chunks: list[Chunk]) -> np.ndarray:
+    """Per sentence: cosine of its answer vector with the normalised mean of its article's answer vectors."""
+    sources = sorted({chunk.source for chunk in chunks})
+    number = {source: i for i, source in enumerate(sources)}
+    # A sentence in two chunks (the overlap) is in one article: its first chunk says which.
+    article = np.array([number[chunks[c[0]].source] if c else -1 for c in sentence_chunks], dtype=np.int64)
+    if len(article) == 0:
+        return np.zeros(0, dtype=np.float32)
+    placed = article >= 0
+    means = np.zeros((len(sources), answer_vectors.shape[1]), dtype=np.float64)
+    np.add.at(means, article[placed], answer_vectors[placed])
+    means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+    result = np.zeros(len(article), dtype=np.float32)
+    result[placed] = np.einsum("ij,ij->i", answer_vectors[placed], means[article[placed]])
+    return result
 
 
 def _idf(lexical: bm25s.BM25) -> dict[str, float]:

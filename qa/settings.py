@@ -83,13 +83,19 @@ class Settings:
     # minus:
     # - meta_penalty when it is about the article, not the topic ("In this
     #   article, we will explore ..."), which echoes every question;
-    # - rank_penalty per place its passage is below the first.
+    # - rank_penalty per place its passage is below the first;
+    # - generic_penalty * how close it is to its whole article's gist: a
+    #   sentence that sums up the article restates every question on its topic
+    #   and answers none (see Index.genericness).
     # Each was swept on eval/questions.jsonl and checked on the unseen
     # eval/heldout.jsonl (docs/DESIGN.md); answer accuracy is flat near these.
     overlap_weight: float = 0.2
     answer_type_bonus: float = 0.1
     meta_penalty: float = 0.2
     rank_penalty: float = 0.01
+    # Swept 0..0.5 on eval/questions.jsonl: 0.2 chose the right sentence for 2
+    # more dev questions, and gained on both unseen sets too (docs/DESIGN.md).
+    generic_penalty: float = 0.2
     # A follow-up's answer is scored against the restored question and the
     # follow-up alone ("and if it makes me nauseous?"), with this weight on the
     # follow-up's own words; 0 scores against the restored question only.
@@ -123,7 +129,7 @@ class Settings:
             if getattr(self, name) < 1:
                 raise SettingsError(f"setting {name} must be at least 1, got {getattr(self, name)}")
         weights = ("weight_dense", "weight_sentence", "weight_lexical", "overlap_weight", "answer_type_bonus",
-                   "meta_penalty", "rank_penalty")
+                   "meta_penalty", "rank_penalty", "generic_penalty")
         for name in weights:
             if getattr(self, name) < 0:
                 raise SettingsError(f"setting {name} cannot be negative, got {getattr(self, name)}")

@@ -62,6 +62,21 @@ def test_answer_has_the_kind_of_answer_asked_for_not_talk_about_the_article(tmp_
     assert plain.ask(question).answer.startswith("In this article")
 
 
+def test_a_sentence_summing_up_the_article_loses_to_the_specific_answer(engine):
+    question = "what does debriefing after ketamine treatment involve"
+    index = engine.index
+    assert index.genericness.shape == (len(index.sentences),)
+    assert -1.0 <= float(index.genericness.min()) and float(index.genericness.max()) <= 1.0
+    answer = engine.ask(question).answer
+    assert answer.startswith("Debriefing: Discuss the experience")
+    # Without the penalty, an overview sentence close to the whole article's gist wins.
+    plain = Engine(engine.settings.replace(generic_penalty=0.0), engine.embedder, index)
+    overview = plain.ask(question).answer
+    assert overview.startswith("Understanding the treatment process")
+    sentence_id = index.sentences.index
+    assert index.genericness[sentence_id(overview)] > index.genericness[sentence_id(answer)]
+
+
 @pytest.mark.parametrize("question, kind", [
     ("how long does ketamine last", "duration"), ("how many sessions are needed", "number"),
     ("what dose is used", "number"), ("when did the FDA approve it", "time"), ("why not?", "reason"),
