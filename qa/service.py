@@ -1,6 +1,6 @@
 """The engine in a process of its own, for the chat page.
 
-Owns: starting a child process (`python -m qa.service FD`) that opens the
+Owns: starting a child process (`python -m qa.service FD PARENT_PID`) that opens the
 `Engine`, and forwarding `ask()`, `articles()` and `built_at()` to it over a
 socket pair. `EngineProcess` has the same methods, returns the same objects
 and raises the same errors as `Engine`, so the page cannot tell them apart.
@@ -99,7 +99,8 @@ class EngineProcess:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "qa.service", str(theirs.fileno())],
+                # Our pid goes along: a child that starts after we died must see it at once.
+                [sys.executable, "-m", "qa.service", str(theirs.fileno()), str(os.getpid())],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)
         finally:
             theirs.close()
@@ -158,7 +159,15 @@ class EngineProcess:
 
 
 def _exit_with_parent(parent: int) -> None:
-    """Leave when the parent is gone, even in the middle of a long build (which is crash-safe)."""
+    """Leave when the parent is gone, even in the middle of a long build (which is crash-safe).
+
+    `parent` is the pid the parent gave us, not our own getppid(): a parent killed
+    before this line runs has already handed us to init, and getppid() would then
+    name init as the parent to wait for, forever.
+    """
+    if os.getppid() != parent:
+        os._exit(0)
+
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(1.0)
@@ -166,10 +175,10 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def serve(fd: int) -> int:
+def serve(fd: int, parent: int) -> int:
     """The child's whole life: receive settings, open the engine, answer requests until EOF."""
+    _exit_with_parent(parent)
     conn = Connection(fd)
-    _exit_with_parent(os.getppid())
     settings: Settings = conn.recv()
     from qa.engine import Engine  # the heavy imports happen here, in the child only
 
@@ -202,12 +211,12 @@ def serve(fd: int) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) != 1 or not argv[0].isdigit():
-        print("usage: python -m qa.service FD  (started by qa.service.EngineProcess, not by hand)",
+    if len(argv) != 2 or not all(arg.isdigit() for arg in argv):
+        print("usage: python -m qa.service FD PARENT_PID  (started by qa.service.EngineProcess, not by hand)",
               file=sys.stderr)
         return 2
     try:
-        return serve(int(argv[0]))
+        return serve(int(argv[0]), int(argv[1]))
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the parent reports it
         return 130
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -115,3 +116,21 @@ def test_the_child_leaves_when_its_parent_dies(real_settings, engine, tmp_path):
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+def test_a_child_whose_parent_died_before_it_started_leaves_at_once():
+    # A parent killed before the child runs has already handed the child to init;
+    # the child must compare with the pid it was given, not wait for init to die.
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    ours, theirs = socket.socketpair()
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    child = subprocess.Popen([sys.executable, "-m", "qa.service", str(theirs.fileno()), str(gone.pid)],
+                             pass_fds=(theirs.fileno(),), env=env)
+    theirs.close()
+    try:
+        assert child.wait(timeout=30) == 0
+    finally:
+        ours.close()
+        if child.poll() is None:
+            child.kill()
