@@ -106,7 +106,7 @@ def measure(engine, questions, rounds: int, warmup: bool = True) -> dict[str, li
             sentences = qsearch.sentence_candidates(index, vector, depth, settings.hnsw_ef_search)
             stage["sentence search"] = clock() - t
             t = clock()
-            hits = qsearch.fuse(index, vector, bm25, (dense, sentences, lexical), settings)[:settings.top_k]
+            hits = qsearch.fuse(index, vector, bm25, (dense, sentences, lexical), settings)
             stage["fusion"] = clock() - t
             t = clock()
             answer(index, text, query, vector, hits, settings, expansions)

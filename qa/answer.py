@@ -14,13 +14,19 @@ Owns:
   lead-ins, talk about the article itself) and for generic ones (close to
   the gist of their whole article); a follow-up's own words count
   beside its restored topic;
-- refusal: `found` is false when even the best sentence is not close enough
-  to the question, with a stricter bar when the question names things the
-  articles never mention. Then no passage is offered as an answer.
+- refusal: `found` is false when the articles do not match the question
+  well enough to answer it. Five signals are weighed (`Confidence`): the
+  best passage and the best sentence among all candidates, the chosen
+  answer, the best BM25 match, and whether the question uses a word the
+  articles never do. Their weights are a logistic regression fitted on the
+  dev questions (`python -m qa eval --fit-refusal`). Then no passage is
+  offered as an answer.
 
 Limits: extractive only; the answer is one verbatim sentence, never a
 paraphrase or a summary of several. Follow-up detection is a rule on the
-question's words, not a model of the dialogue.
+question's words, not a model of the dialogue. Refusal judges similarity,
+not meaning: a question close to a topic the articles cover ("how long does
+naloxone last?") can still be answered with a near miss.
 """
 
 from __future__ import annotations
@@ -62,6 +68,25 @@ class Passage:
 
 
 @dataclass(frozen=True)
+class Confidence:
+    """What refusal weighs: how well the articles match the question, by five signals."""
+
+    best_passage: float  # highest passage cosine among all candidates
+    best_sentence: float  # highest sentence cosine among all candidates
+    answer: float  # cosine of the chosen answer sentence (with a follow-up's own words mixed in)
+    lexical: float  # highest BM25 score, divided by the articles' highest idf to not grow with the corpus
+    unknown: bool  # the question has a word the articles never use (and no synonym translates)
+
+    def features(self) -> list[float]:
+        """The signals in the order of Settings.answerable_weights."""
+        return [self.best_passage, self.best_sentence, self.answer, self.lexical, float(self.unknown)]
+
+    def score(self, settings: Settings) -> float:
+        """The weighted sum: the articles answer when it reaches settings.answerable_bar."""
+        return sum(w * x for w, x in zip(settings.answerable_weights, self.features()))
+
+
+@dataclass(frozen=True)
 class Result:
     question: str
     query: str  # what was searched: the question, with its topic restored for a follow-up
@@ -71,6 +96,7 @@ class Result:
     answer_score: float  # cosine similarity of question and answer sentence
     passages: tuple[Passage, ...]
     expansions: tuple[Expansion, ...] = ()  # the articles' words added to the query (qa/synonyms.py)
+    confidence: Confidence | None = None  # what refusal weighed; None when there was nothing to weigh
 
     @property
     def message(self) -> str:
@@ -119,6 +145,7 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
            focus_vector: np.ndarray | None = None) -> Result:
     """Pick the answer sentence among the top hits, or decide the articles do not answer.
 
+    `hits`: every candidate passage, best first (qa.search.search); the first `top_k` are shown.
     `expansions`: the articles' words the synonyms added to the query (qa/synonyms.py); they count
     as words of the question, and a typed word they translate is not unknown to the articles.
     """
@@ -148,14 +175,16 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
     translated = {term for e in expansions if any(t in index.vocabulary for t in content_terms(" ".join(e.adds)))
                   for term in content_terms(e.typed)}
     unknown = [t for t in content_terms(question) if t not in index.vocabulary and t not in translated]
-    found = False
+    confidence = None
     if best is not None:
-        bar = settings.min_answer_score if unknown else settings.min_answer_loose
-        found = best[1] >= bar
+        confidence = Confidence(best_passage=max(hit.dense for hit in hits),
+                                best_sentence=max(hit.sentence for hit in hits), answer=best[1],
+                                lexical=max(hit.lexical for hit in hits) / index.max_idf, unknown=bool(unknown))
+    found = confidence is not None and confidence.score(settings) >= settings.answerable_bar
 
     passages = []
     answer_source = None
-    for position, hit in enumerate(hits):
+    for position, hit in enumerate(hits[:settings.top_k]):
         chunk = index.chunks[hit.chunk]
         in_passage = best[3] if found and best and best[3] in chunk.sentences else None
         passage = Passage(chunk.source, chunk.title, chunk.section, chunk.text, hit.score, hit.dense,
@@ -165,7 +194,8 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
         passages.append(passage)
     return Result(question=question, query=query, found=found,
                   answer=best[3] if found and best else None, answer_source=answer_source,
-                  answer_score=best[1] if best else 0.0, passages=tuple(passages), expansions=tuple(expansions))
+                  answer_score=best[1] if best else 0.0, passages=tuple(passages), expansions=tuple(expansions),
+                  confidence=confidence)
 
 
 def _shape_bonus(sentence: str, weights: dict[str, float], settings: Settings) -> float:
@@ -225,7 +255,7 @@ def _type_bonus(sentence: str, wanted: str | None, settings: Settings) -> float:
     return settings.answer_type_bonus if shows.search(sentence) else 0.0
 
 
-__all__ = ["Passage", "Result", "NOT_FOUND", "answer", "resolve_query", "is_followup"]
+__all__ = ["Confidence", "Passage", "Result", "NOT_FOUND", "answer", "resolve_query", "is_followup"]
 
 
 @lru_cache(maxsize=65536)

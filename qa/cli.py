@@ -8,7 +8,7 @@ be piped.
     python -m qa build [--corpus DIR] [--index DIR] [--model NAME]
     python -m qa ask "does naloxone reverse ketamine" [--json]
     python -m qa ask --jsonl < questions.jsonl > answers.jsonl
-    python -m qa eval [--questions FILE] [--no-baselines] [--chunk-sizes 300,600,1000]
+    python -m qa eval [--questions FILE] [--no-baselines] [--chunk-sizes 300,600,1000] [--fit-refusal]
 """
 
 from __future__ import annotations
@@ -122,6 +122,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     questions = Path(args.questions) if args.questions else evaluate.DEFAULT_QUESTIONS
+    if args.fit_refusal:
+        from qa.engine import Engine
+
+        engine = Engine.open(settings, build="stale", say=_say)
+        fit = evaluate.fit_refusal(engine, evaluate.load_questions(questions))
+        print(f"answerable_weights = {fit.weights}  # passage, sentence, answer, lexical, unknown word")
+        print(f"answerable_bar = {fit.bar}")
+        print(f"on {questions}: refuses {fit.refused_unanswerable:.3f} of unanswerable questions and "
+              f"{fit.refused_answerable:.3f} of answerable ones")
+        return 0
     if args.chunk_sizes:
         sizes = [int(size) for size in args.chunk_sizes.split(",")]
         rows = evaluate.sweep_chunk_sizes(settings, sizes, questions, say=_say)
@@ -166,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--questions", help="labelled questions (default: eval/questions.jsonl)")
     ev.add_argument("--no-baselines", action="store_true", help="score the engine only")
     ev.add_argument("--chunk-sizes", help="comma-separated chunk sizes to compare on temporary indexes")
+    ev.add_argument("--fit-refusal", action="store_true",
+                    help="refit the refusal weights on the questions and print them (after changing the model)")
     ev.add_argument("--json", action="store_true")
     ev.add_argument("-v", "--verbose", action="store_true", help="list the questions the engine got wrong")
     ev.set_defaults(run=cmd_eval)

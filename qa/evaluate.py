@@ -16,7 +16,13 @@ Baselines, built here over the same articles so one run compares all three:
   the top passage sharing most question terms; refuses when no term matches;
 - "dense-1000": plain dense search over fixed 1,000-character windows (200
   overlap) of the raw article text; the answer is the window's sentence most
-  similar to the question; refuses below the engine's strict bar.
+  similar to the question; refuses when that sentence's cosine is below
+  0.55 (the cosine bar the engine itself used before its refusal weighed
+  several signals).
+
+`fit_refusal()` (`python -m qa eval --fit-refusal`) refits the engine's
+refusal weights (Settings.answerable_weights and answerable_bar) by logistic
+regression on a question set, and prints them.
 
 Limits: a fragment-based judge; an answer that is right but not listed in
 the evidence counts as wrong (so figures are, if anything, low).
@@ -42,6 +48,7 @@ from qa.settings import PROJECT_ROOT, Settings
 from qa.text import content_terms, normalise_space, split_sentences
 
 DEFAULT_QUESTIONS = PROJECT_ROOT / "eval" / "questions.jsonl"
+DENSE_BASELINE_BAR = 0.55  # the dense baseline refuses below this answer cosine
 
 
 @dataclass(frozen=True)
@@ -190,9 +197,49 @@ def run_dense_baseline(settings: Settings, embedder: Embedder, questions: list[Q
         if sentences:
             sims = embedder.encode(sentences) @ qv
             answer, best = sentences[int(np.argmax(sims))], float(np.max(sims))
-        found = best >= settings.min_answer_score
+        found = best >= DENSE_BASELINE_BAR
         outcomes.append(Outcome([windows[i] for i in order], answer if found else None, found))
     return outcomes
+
+
+# ----------------------------------------------------------------------------- refusal
+
+
+@dataclass
+class RefusalFit:
+    weights: tuple[float, ...]  # for Settings.answerable_weights
+    bar: float  # for Settings.answerable_bar
+    refused_unanswerable: float  # on the questions it was fitted on, at that bar
+    refused_answerable: float
+
+
+def fit_refusal(engine: Engine, questions: list[Question], wrongly_refused: float = 0.05,
+                regularisation: float = 10.0) -> RefusalFit:
+    """Refusal weights fitted on labelled questions: answerable or not, from the five signals of Confidence.
+
+    A logistic regression (L2, C=`regularisation`) separates answerable from unanswerable questions;
+    the bar is placed so that a `wrongly_refused` share of the answerable ones falls below it.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    rows, labels = [], []
+    for q in questions:
+        result = engine.ask(q.question, list(q.history))
+        if result.confidence is not None:
+            rows.append(result.confidence.features())
+            labels.append(q.answerable)
+    features, answerable = np.array(rows), np.array(labels)
+    if answerable.all() or not answerable.any():
+        raise ValueError("fitting refusal needs answerable and unanswerable questions")
+    model = LogisticRegression(C=regularisation, max_iter=10_000).fit(features, answerable)
+    weights = np.round(model.coef_[0], 2)  # as written into Settings
+    scores = features @ weights
+    ranked = np.sort(scores[answerable])
+    # Rounded down, so the answerable question the bar sits on stays answered.
+    bar = float(np.floor(ranked[int(wrongly_refused * len(ranked))] * 100) / 100)
+    return RefusalFit(weights=tuple(float(w) for w in weights), bar=bar,
+                      refused_unanswerable=float(np.mean(scores[~answerable] < bar)),
+                      refused_answerable=float(np.mean(scores[answerable] < bar)))
 
 
 # ----------------------------------------------------------------------------- report
@@ -238,4 +285,4 @@ def as_json(results: list[Scores]) -> list[dict]:
     return [{k: v for k, v in vars(r).items()} for r in results]
 
 
-__all__ = ["evaluate", "sweep_chunk_sizes", "format_table", "load_questions", "score"]
+__all__ = ["evaluate", "fit_refusal", "sweep_chunk_sizes", "format_table", "load_questions", "score"]

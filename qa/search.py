@@ -19,9 +19,11 @@ it ranked better (MRR 0.69 against 0.61, docs/DESIGN.md), because RRF gave a
 passage that two retrievers put first less than one that all three put
 twentieth.
 
-Every hit carries its fused score (the ranking), its cosine similarity to the
-question and its BM25 score, so the answer stage and the page can show why a
-passage was chosen.
+Every hit carries its fused score (the ranking) and the three scores it was
+fused from, so the answer stage can judge how well the articles match the
+question at all, and the page can show why a passage was chosen. `search()`
+returns every candidate, best first: the page shows the first few, refusal
+looks at the best of each score over all of them.
 
 Limits: the query is embedded as one text; no re-ranking model (none ships
 offline here). The weights were fitted on one small question set.
@@ -40,8 +42,9 @@ from qa.settings import Settings
 @dataclass(frozen=True)
 class Hit:
     chunk: int  # position in index.chunks
-    score: float  # fused reciprocal-rank score: what hits are ranked by
+    score: float  # fused score: what hits are ranked by
     dense: float  # cosine similarity of question and passage
+    sentence: float  # cosine similarity of question and the passage's closest sentence (answer vectors)
     lexical: float  # BM25 score; 0 when the passage shares no content word
 
 
@@ -98,10 +101,8 @@ def lexical_candidates(scores: np.ndarray, depth: int) -> list[tuple[int, float]
     return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
 
 
-def search(index: Index, query_vector: np.ndarray, query_terms: list[str], settings: Settings,
-           k: int | None = None) -> list[Hit]:
-    """The `k` best passages for a query, fused from dense, sentence and lexical scores."""
-    k = k or settings.top_k
+def search(index: Index, query_vector: np.ndarray, query_terms: list[str], settings: Settings) -> list[Hit]:
+    """Every candidate passage for a query, best first, fused from dense, sentence and lexical scores."""
     depth = min(settings.candidates, len(index.chunks))
     if depth == 0:
         return []
@@ -109,7 +110,7 @@ def search(index: Index, query_vector: np.ndarray, query_terms: list[str], setti
     proposed = (dense_candidates(index, query_vector, depth, settings.hnsw_ef_search),
                 sentence_candidates(index, query_vector, depth, settings.hnsw_ef_search),
                 lexical_candidates(bm25, depth))
-    return fuse(index, query_vector, bm25, proposed, settings)[:k]
+    return fuse(index, query_vector, bm25, proposed, settings)
 
 
 def fuse(index: Index, query_vector: np.ndarray, bm25: np.ndarray,
@@ -130,6 +131,6 @@ def fuse(index: Index, query_vector: np.ndarray, bm25: np.ndarray,
         lexical = float(bm25[chunk])
         score = (settings.weight_dense * cosine + settings.weight_sentence * sentence
                  + settings.weight_lexical * lexical / best_bm25)
-        hits.append(Hit(chunk, score, cosine, lexical))
+        hits.append(Hit(chunk, score, cosine, sentence, lexical))
     hits.sort(key=lambda hit: (-hit.score, hit.chunk))
     return hits

@@ -100,13 +100,19 @@ class Settings:
     # follow-up alone ("and if it makes me nauseous?"), with this weight on the
     # follow-up's own words; 0 scores against the restored question only.
     followup_focus: float = 0.3
-    # Refuse ("not in the articles") when the best answer sentence's cosine
-    # similarity to the question is below min_answer_score; a question whose
-    # words are all known to the articles (directly or through a synonym) only
-    # has to clear min_answer_loose. With synonyms, 0.55 / 0.4 refused 69% of
-    # unanswerable questions while refusing 4% of answerable ones.
-    min_answer_score: float = 0.55
-    min_answer_loose: float = 0.4
+    # Refuse ("not in the articles") unless the articles match the question well
+    # enough: answerable_weights weigh, in this order, the best passage cosine,
+    # the best sentence cosine, the answer sentence's cosine, the best BM25 score
+    # / the articles' highest idf, and 1 when the question uses a word the
+    # articles never use (qa.answer.Confidence); the sum must reach
+    # answerable_bar. A logistic regression fitted these on eval/questions.jsonl
+    # (`python -m qa eval --fit-refusal` refits and prints them), the bar placed
+    # so that 5% of its answerable questions are refused. It replaced a bar on
+    # the answer's cosine alone, which refused fewer unanswerable questions on
+    # all three question sets while wrongly refusing as many (docs/DESIGN.md).
+    # The weights belong to the model: refit them after changing it.
+    answerable_weights: tuple[float, ...] = (3.2, 3.83, 2.62, 2.48, -1.35)
+    answerable_bar: float = 5.61
     # Earlier questions considered when resolving a follow-up.
     history_turns: int = 3
     # Street, brand and lay words -> the articles' words, added to a question
@@ -135,6 +141,10 @@ class Settings:
                 raise SettingsError(f"setting {name} cannot be negative, got {getattr(self, name)}")
         if not 0 <= self.followup_focus <= 1:
             raise SettingsError(f"setting followup_focus must be between 0 and 1, got {self.followup_focus}")
+        if len(self.answerable_weights) != 5:
+            raise SettingsError("setting answerable_weights needs 5 numbers: passage, sentence, answer, "
+                                f"lexical and unknown-word weights; got {len(self.answerable_weights)}")
+        object.__setattr__(self, "answerable_weights", tuple(float(w) for w in self.answerable_weights))
         if self.overlap_sentences < 0 or self.history_turns < 0:
             raise SettingsError("overlap_sentences and history_turns cannot be negative")
         if self.chunk_chars < 100:

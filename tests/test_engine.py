@@ -32,6 +32,18 @@ def test_off_topic_question_is_not_found(engine):
     assert result.to_dict()["answer"] == NOT_FOUND and result.to_dict()["answer_source"] is None
 
 
+
+@pytest.mark.parametrize("question", ["can I give naloxone to my dog", "what is the street price of ketamine"])
+def test_questions_near_the_topic_the_articles_do_not_answer_are_refused(engine, question):
+    result = engine.ask(question)
+    assert not result.found and result.answer is None and result.message == NOT_FOUND
+    confidence = result.confidence
+    assert confidence.score(engine.settings) < engine.settings.answerable_bar
+    # The same signals clear the bar for a question the articles do answer.
+    answered = engine.ask("does naloxone reverse ketamine").confidence
+    assert answered.score(engine.settings) > engine.settings.answerable_bar
+    assert answered.best_passage > confidence.best_passage
+
 def test_street_names_are_searched_with_the_articles_words(engine):
     result = engine.ask("does narcan work on ketamine")
     assert result.found and result.answer_source.source == NALOXONE
