@@ -55,6 +55,7 @@ from typing import Callable, Iterator
 import bm25s
 import faiss
 import numpy as np
+import scipy.sparse
 
 from qa.chunking import Chunk, chunk_articles
 from qa.corpus import Corpus, Skipped, corpus_hashes, load_corpus
@@ -133,13 +134,15 @@ def _genericness(answer_vectors: np.ndarray, sentence_chunks: list[list[int]], c
     number = {source: i for i, source in enumerate(sources)}
     # A sentence in two chunks (the overlap) is in one article: its first chunk says which.
     article = np.array([number[chunks[c[0]].source] if c else -1 for c in sentence_chunks], dtype=np.int64)
-    if len(article) == 0:
-        return np.zeros(0, dtype=np.float32)
-    placed = article >= 0
-    means = np.zeros((len(sources), answer_vectors.shape[1]), dtype=np.float64)
-    np.add.at(means, article[placed], answer_vectors[placed])
-    means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+    placed = np.flatnonzero(article >= 0)
     result = np.zeros(len(article), dtype=np.float32)
+    if len(placed) == 0:
+        return result
+    # Summing rows per article as one sparse product: np.add.at took 18 s for 400k sentences, this 0.2 s.
+    membership = scipy.sparse.csr_matrix((np.ones(len(placed), dtype=np.float32), (article[placed], placed)),
+                                         shape=(len(sources), len(article)))
+    means = np.asarray(membership @ answer_vectors, dtype=np.float32)
+    means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
     result[placed] = np.einsum("ij,ij->i", answer_vectors[placed], means[article[placed]])
     return result
 
