@@ -3,23 +3,31 @@
     python eval/ablation.py [eval/questions.jsonl eval/heldout.jsonl ...]
 
 Prints hit@3 / MRR / answer accuracy / refused unanswerable / wrongly refused
-per set. Every row reuses the live index and the shipped refusal weights; a
-part is taken out by a setting (Settings.replace), so nothing is rebuilt.
+per set. Every row but one reuses the live index and the shipped refusal
+weights; a part is taken out by a setting (Settings.replace). The question
+bank row is the engine as it would be shipped without one: the articles
+copied without corpus/questions/, indexed in a temporary folder, and the
+refusal weights refitted on the dev questions (its refusal leans on the bank).
 """
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from qa.engine import Engine  # noqa: E402
-from qa.evaluate import load_questions, run_engine, score  # noqa: E402
+from qa.evaluate import DEFAULT_QUESTIONS, fit_refusal, load_questions, run_engine, score  # noqa: E402
+from qa.question_bank import BANK_FOLDER  # noqa: E402
 from qa.settings import PROJECT_ROOT, Settings  # noqa: E402
 
 PARTS = {
     "nothing (final)": {},
+    "question bank": None,  # see engine_without_bank
     "synonyms": {"synonyms_file": None},
     "genericness penalty": {"generic_penalty": 0.0},
     "meta-discourse penalty": {"meta_penalty": 0.0},
@@ -30,6 +38,18 @@ PARTS = {
 }
 
 
+def engine_without_bank(base: Engine) -> Engine:
+    """The engine over the same articles with no question bank, its refusal refitted for that."""
+    folder = Path(tempfile.mkdtemp(prefix="qa-no-bank-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    shutil.copytree(base.settings.corpus_dir, folder / "corpus", ignore=shutil.ignore_patterns(BANK_FOLDER))
+    settings = base.settings.replace(corpus_dir=folder / "corpus", index_dir=folder / "index")
+    engine = Engine.open(settings, build="missing", embedder=base.embedder)
+    fit = fit_refusal(engine, load_questions(DEFAULT_QUESTIONS))
+    return Engine(settings.replace(answerable_weights=fit.weights, answerable_bar=fit.bar), base.embedder,
+                  engine.index)
+
+
 def main(paths: list[str]) -> None:
     paths = paths or [str(PROJECT_ROOT / "eval" / name) for name in ("questions.jsonl", "heldout.jsonl", "fresh.jsonl")]
     sets = [(Path(p).stem, load_questions(Path(p))) for p in paths]
@@ -37,7 +57,10 @@ def main(paths: list[str]) -> None:
     print("| taken out | " + " | ".join(name for name, _ in sets) + " |")
     print("| --- |" + " --- |" * len(sets))
     for part, change in PARTS.items():
-        engine = Engine(base.settings.replace(**change), base.embedder, base.index)
+        if change is None:
+            engine = engine_without_bank(base)
+        else:
+            engine = Engine(base.settings.replace(**change), base.embedder, base.index)
         cells = []
         for name, questions in sets:
             s = score(part, questions, run_engine(engine, questions))

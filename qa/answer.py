@@ -10,15 +10,17 @@ Owns:
   made at build time: nothing is embedded per sentence at question time),
   plus small bonuses for sharing the question's rarer words (idf-weighted)
   and for holding the kind of answer asked for (a number, a time, a reason),
+  and for answering an example question close to the question (the question
+  bank, qa/question_bank.py),
   minus penalties for sentences that cannot be answers (questions, bare
   lead-ins, talk about the article itself) and for generic ones (close to
   the gist of their whole article); a follow-up's own words count
   beside its restored topic;
 - refusal: `found` is false when the articles do not match the question
-  well enough to answer it. Five signals are weighed (`Confidence`): the
+  well enough to answer it. Six signals are weighed (`Confidence`): the
   best passage and the best sentence among all candidates, the chosen
-  answer, the best BM25 match, and whether the question uses a word the
-  articles never do. Their weights are a logistic regression fitted on the
+  answer, the best BM25 match, the closest example question, and whether
+  the question uses a word the articles never do. Their weights are a logistic regression fitted on the
   dev questions (`python -m qa eval --fit-refusal`). Then no passage is
   offered as an answer.
 
@@ -39,7 +41,7 @@ from typing import Sequence
 import numpy as np
 
 from qa.index import Index
-from qa.search import Hit
+from qa.search import Hit, example_question_scores
 from qa.settings import Settings
 from qa.synonyms import Expansion
 from qa.text import ANAPHORA, content_terms, words
@@ -69,17 +71,19 @@ class Passage:
 
 @dataclass(frozen=True)
 class Confidence:
-    """What refusal weighs: how well the articles match the question, by five signals."""
+    """What refusal weighs: how well the articles match the question, by six signals."""
 
     best_passage: float  # highest passage cosine among all candidates
     best_sentence: float  # highest sentence cosine among all candidates
     answer: float  # cosine of the chosen answer sentence (with a follow-up's own words mixed in)
     lexical: float  # highest BM25 score, divided by the articles' highest idf to not grow with the corpus
+    example: float  # highest cosine with an example question of the question bank (0 without one)
     unknown: bool  # the question has a word the articles never use (and no synonym translates)
 
     def features(self) -> list[float]:
         """The signals in the order of Settings.answerable_weights."""
-        return [self.best_passage, self.best_sentence, self.answer, self.lexical, float(self.unknown)]
+        return [self.best_passage, self.best_sentence, self.answer, self.lexical, self.example,
+                float(self.unknown)]
 
     def score(self, settings: Settings) -> float:
         """The weighted sum: the articles answer when it reaches settings.answerable_bar."""
@@ -155,6 +159,10 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
     rarest = index.max_idf
     weights = {t: index.idf.get(t, rarest) for t in query_terms}
     wanted = answer_type(question)
+    examples, _ = example_question_scores(index, query_vector)
+    if focus_vector is not None:  # a follow-up: its own words count here too, as for the sentences
+        own, _ = example_question_scores(index, focus_vector)
+        examples = (1 - settings.followup_focus) * examples + settings.followup_focus * own
     best: tuple[float, float, int, str] | None = None  # (score, cosine, hit position, sentence)
     for position, hit in enumerate(hits[:settings.answer_passages]):
         ids = index.chunk_sentence_ids[hit.chunk]
@@ -168,7 +176,8 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
             sentence = index.sentences[sentence_id]
             score = (float(cosine) + _shape_bonus(sentence, weights, settings)
                      + _type_bonus(sentence, wanted, settings) - settings.rank_penalty * position
-                     - settings.generic_penalty * float(index.genericness[sentence_id]))
+                     - settings.generic_penalty * float(index.genericness[sentence_id])
+                     + settings.example_answer_weight * float(examples[sentence_id]))
             if best is None or score > best[0]:
                 best = (score, float(cosine), position, sentence)
 
@@ -179,7 +188,8 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
     if best is not None:
         confidence = Confidence(best_passage=max(hit.dense for hit in hits),
                                 best_sentence=max(hit.sentence for hit in hits), answer=best[1],
-                                lexical=max(hit.lexical for hit in hits) / index.max_idf, unknown=bool(unknown))
+                                lexical=max(hit.lexical for hit in hits) / index.max_idf,
+                                example=float(examples.max(initial=0.0)), unknown=bool(unknown))
     found = confidence is not None and confidence.score(settings) >= settings.answerable_bar
 
     passages = []

@@ -45,7 +45,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         _say(f"warning: skipped {skipped.source}: {skipped.reason}")
     print(f"Index built in {report.directory}\n"
           f"  files: {report.files}  sections: {report.sections}  chunks: {report.chunks}  "
-          f"sentences: {report.sentences}\n"
+          f"sentences: {report.sentences}  example questions: {report.questions}\n"
           f"  embedded: {report.embedded}  reused from cache: {report.reused}  "
           f"dense index: {report.dense_kind}\n"
           f"  seconds: {report.seconds:.1f}  (of which model load: {report.model_seconds:.1f})")
@@ -127,7 +127,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         engine = Engine.open(settings, build="stale", say=_say)
         fit = evaluate.fit_refusal(engine, evaluate.load_questions(questions))
-        print(f"answerable_weights = {fit.weights}  # passage, sentence, answer, lexical, unknown word")
+        print(f"answerable_weights = {fit.weights}  # passage, sentence, answer, lexical, example, unknown word")
         print(f"answerable_bar = {fit.bar}")
         print(f"on {questions}: refuses {fit.refused_unanswerable:.3f} of unanswerable questions and "
               f"{fit.refused_answerable:.3f} of answerable ones")

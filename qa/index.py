@@ -13,6 +13,9 @@ Owns the index on disk. `index/` holds generations and a pointer:
         answer_vectors.npy        float32, the mean of the two above: what answer choice compares
                                   with (the two are memory-mapped at load, read only by the next
                                   build's vector cache, so a serving process holds one array, not three)
+        questions.jsonl           the question bank's example questions, each with the ids of the
+                                  sentences that answer it (qa/question_bank.py)
+        question_vectors.npy      float32, one unit row per example question
         dense.faiss               FAISS inner-product index over the chunk vectors
         sentences.faiss           the same over the sentence vectors
         lexical/                  bm25s index over the chunks' index text
@@ -59,6 +62,7 @@ import scipy.sparse
 
 from qa.chunking import Chunk, chunk_articles
 from qa.corpus import Corpus, Skipped, corpus_hashes, load_corpus
+from qa.question_bank import bank_hashes, link, load_bank
 from qa.embedding import Embedder
 from qa.errors import (REBUILD_HINT, CorpusError, IndexCorruptError, IndexIncompatibleError,
                        IndexMissingError, IndexWriteError)
@@ -67,7 +71,7 @@ from qa.text import content_terms
 
 # Bump when the files' layout or the loader's cleaning rules change:
 # an index of another version is refused and rebuilt.
-FORMAT_VERSION = 4  # 4: answer_vectors.npy stored, not computed at every load
+FORMAT_VERSION = 5  # 5: the question bank (questions.jsonl, question_vectors.npy)
 CURRENT = "CURRENT"
 LOCK = ".build.lock"
 _BUILD_PREFIX = "build-"
@@ -90,6 +94,11 @@ class Index:
     # meaning and its meaning in its section ("Risks ...: Prolonged use can lead to
     # tolerance"), averaged at build time (mean_answer_vectors).
     answer_vectors: np.ndarray
+    # The question bank (qa/question_bank.py): example questions, the sentences
+    # answering each, and their vectors. Empty when the corpus has none.
+    questions: list[str]
+    question_sentence_ids: list[list[int]]
+    question_vectors: np.ndarray
     dense: faiss.Index  # FAISS over chunk_vectors
     sentence_dense: faiss.Index  # FAISS over sentence_vectors (flat, or HNSW when large)
     lexical: bm25s.BM25
@@ -107,6 +116,11 @@ class Index:
     # risks") is close to every question on the topic and answers none of them;
     # answer selection discounts it (Settings.generic_penalty).
     genericness: np.ndarray = field(init=False)
+    # Every (example question, sentence it is answered by) and (example question,
+    # chunk holding that sentence) pair, as parallel arrays: search takes the best
+    # matching question per sentence and per chunk with one np.maximum.at each.
+    question_links: tuple[np.ndarray, np.ndarray] = field(init=False)
+    question_chunk_links: tuple[np.ndarray, np.ndarray] = field(init=False)
 
     def __post_init__(self) -> None:
         self.vocabulary = frozenset(self.lexical.vocab_dict)
@@ -117,6 +131,12 @@ class Index:
             for sentence in ids:
                 self.sentence_chunks[sentence].append(chunk)
         self.genericness = _genericness(self.answer_vectors, self.sentence_chunks, self.chunks)
+        pairs = [(q, s) for q, ids in enumerate(self.question_sentence_ids) for s in ids]
+        self.question_links = (np.array([q for q, _ in pairs], dtype=np.int64),
+                               np.array([s for _, s in pairs], dtype=np.int64))
+        chunk_pairs = sorted({(q, c) for q, s in pairs for c in self.sentence_chunks[s]})
+        self.question_chunk_links = (np.array([q for q, _ in chunk_pairs], dtype=np.int64),
+                                     np.array([c for _, c in chunk_pairs], dtype=np.int64))
 
     @property
     def generation(self) -> str:
@@ -169,6 +189,8 @@ class BuildReport:
     directory: Path
     dense_kind: str
     model_seconds: float = 0.0  # loading the model (only when something had to be embedded)
+    questions: int = 0  # example questions of the question bank linked to sentences
+    question_warnings: tuple[str, ...] = ()  # bank lines skipped, and why
 
 
 def context_text(section: str, sentence: str) -> str:
@@ -203,6 +225,10 @@ def build(settings: Settings, embedder: Embedder,
         chunks = chunk_articles(corpus.articles, settings)
 
         sentences, chunk_sentence_ids = _sentence_table(chunks)
+        questions, question_sentence_ids, question_warnings = _question_bank(settings, chunks, chunk_sentence_ids,
+                                                                             sentences)
+        for warning in question_warnings:
+            say(f"question bank: {warning}")
         previous = _previous_index(settings)
         if previous is not None and _up_to_date(previous.manifest, corpus, settings):
             # Nothing to do: no new generation, no model, the live index stays as it is.
@@ -211,8 +237,10 @@ def build(settings: Settings, embedder: Embedder,
             return BuildReport(
                 files=counts["articles"], skipped=list(corpus.skipped), sections=counts["sections"],
                 chunks=counts["chunks"], sentences=counts["sentences"], embedded=0,
-                reused=counts["chunks"] + 2 * counts["sentences"], seconds=time.perf_counter() - started,
-                directory=previous.directory, dense_kind=previous.manifest["dense"]["kind"])
+                reused=counts["chunks"] + 2 * counts["sentences"] + len(previous.questions),
+                seconds=time.perf_counter() - started, directory=previous.directory,
+                dense_kind=previous.manifest["dense"]["kind"], questions=len(previous.questions),
+                question_warnings=tuple(question_warnings))
         cache, dimension = _previous_vectors(previous)
         # A sentence's context is the section of the first chunk it appears in.
         first_section: dict[int, str] = {}
@@ -220,12 +248,13 @@ def build(settings: Settings, embedder: Embedder,
             for sentence_id in ids:
                 first_section.setdefault(sentence_id, chunk.section)
         contexts = [context_text(first_section[i], s) for i, s in enumerate(sentences)]
-        texts = [c.index_text for c in chunks] + sentences + contexts
+        texts = [c.index_text for c in chunks] + sentences + contexts + questions
         vectors, embedded, dimension, model_seconds = _embed_with_cache(texts, cache, dimension, embedder, say,
                                                                         show_bar)
         chunk_vectors = vectors[:len(chunks)]
         sentence_vectors = vectors[len(chunks):len(chunks) + len(sentences)]
-        context_vectors = vectors[len(chunks) + len(sentences):]
+        context_vectors = vectors[len(chunks) + len(sentences):len(chunks) + 2 * len(sentences)]
+        question_vectors = vectors[len(chunks) + 2 * len(sentences):]
         say(f"embedded {embedded} new texts, reused {len(texts) - embedded}")
 
         dense, dense_kind = _dense_index(chunk_vectors, settings)
@@ -245,6 +274,9 @@ def build(settings: Settings, embedder: Embedder,
             np.save(tmp / "sentence_vectors.npy", sentence_vectors)
             np.save(tmp / "context_vectors.npy", context_vectors)
             np.save(tmp / "answer_vectors.npy", mean_answer_vectors(sentence_vectors, context_vectors))
+            _write_jsonl(tmp / "questions.jsonl", ({"question": q, "sentences": ids, "hash": text_hash(q)}
+                                                   for q, ids in zip(questions, question_sentence_ids)))
+            np.save(tmp / "question_vectors.npy", question_vectors)
             faiss.write_index(dense, str(tmp / "dense.faiss"))
             faiss.write_index(sentence_dense, str(tmp / "sentences.faiss"))
             lexical.save(str(tmp / "lexical"), show_progress=False)
@@ -262,6 +294,8 @@ def build(settings: Settings, embedder: Embedder,
                     "skipped": {s.source: s.reason for s in corpus.skipped},
                     "titles": {a.source: a.title for a in corpus.articles},
                 },
+                "questions": {"files": bank_hashes(settings.corpus_dir), "linked": len(questions),
+                              "skipped": question_warnings},
                 "counts": {
                     "articles": len(corpus.articles),
                     "sections": sum(len(a.sections) for a in corpus.articles),
@@ -288,7 +322,21 @@ def build(settings: Settings, embedder: Embedder,
         files=len(corpus.articles), skipped=list(corpus.skipped),
         sections=manifest["counts"]["sections"], chunks=len(chunks), sentences=len(sentences),
         embedded=embedded, reused=len(texts) - embedded, seconds=time.perf_counter() - started,
-        directory=final, dense_kind=dense_kind, model_seconds=model_seconds)
+        directory=final, dense_kind=dense_kind, model_seconds=model_seconds, questions=len(questions),
+        question_warnings=tuple(question_warnings))
+
+
+def _question_bank(settings: Settings, chunks: list[Chunk], chunk_sentence_ids: list[list[int]],
+                   sentences: list[str]) -> tuple[list[str], list[list[int]], list[str]]:
+    """The bank's questions linked to these sentences, and a warning per line that could not be used."""
+    entries, warnings = load_bank(settings.corpus_dir)
+    sources = [""] * len(sentences)
+    for chunk, ids in zip(chunks, chunk_sentence_ids):
+        for sentence_id in ids:
+            sources[sentence_id] = sources[sentence_id] or chunk.source
+    questions, answered_by, unmatched = link(entries, sentences, sources)
+    warnings += [f"the answer to {e.question!r} is not in {e.source} (any more); skipped" for e in unmatched]
+    return questions, answered_by, warnings
 
 
 def _sentence_table(chunks: list[Chunk]) -> tuple[list[str], list[list[int]]]:
@@ -347,7 +395,8 @@ def _up_to_date(manifest: dict, corpus: Corpus, settings: Settings) -> bool:
             and (manifest.get("dense") or {}).get("flat_max_vectors") == settings.flat_max_vectors
             and (manifest.get("dense") or {}).get("hnsw_m") == settings.hnsw_m
             and recorded.get("files") == corpus.hashes
-            and recorded.get("skipped") == {s.source: s.reason for s in corpus.skipped})
+            and recorded.get("skipped") == {s.source: s.reason for s in corpus.skipped}
+            and (manifest.get("questions") or {}).get("files") == bank_hashes(settings.corpus_dir))
 
 
 def _previous_vectors(previous: Index | None) -> tuple[dict[str, np.ndarray], int | None]:
@@ -362,6 +411,8 @@ def _previous_vectors(previous: Index | None) -> tuple[dict[str, np.ndarray], in
     for sentence_id, vector in enumerate(previous.context_vectors):
         section = previous.chunks[previous.sentence_chunks[sentence_id][0]].section
         cache[text_hash(context_text(section, previous.sentences[sentence_id]))] = vector
+    for question, vector in zip(previous.questions, previous.question_vectors):
+        cache[text_hash(question)] = vector
     return cache, int(previous.manifest["model"]["dimension"])
 
 
@@ -452,6 +503,10 @@ def load(settings: Settings, dimension: int | None = None) -> Index:
         sentence_vectors = np.load(directory / "sentence_vectors.npy", mmap_mode="r")
         context_vectors = np.load(directory / "context_vectors.npy", mmap_mode="r")
         answers = np.load(directory / "answer_vectors.npy")
+        question_rows = _read_jsonl(directory / "questions.jsonl")
+        questions = [r["question"] for r in question_rows]
+        question_sentence_ids = [list(r["sentences"]) for r in question_rows]
+        question_vectors = np.load(directory / "question_vectors.npy")
         dense = faiss.read_index(str(directory / "dense.faiss"))
         sentence_dense = faiss.read_index(str(directory / "sentences.faiss"))
         lexical = bm25s.BM25.load(str(directory / "lexical"), show_progress=False)
@@ -460,10 +515,13 @@ def load(settings: Settings, dimension: int | None = None) -> Index:
             f"the index in {directory} cannot be read ({exc}); rebuild it with: {REBUILD_HINT}") from exc
     if not (len(chunks) == len(chunk_vectors) == dense.ntotal
             and len(sentences) == len(sentence_vectors) == len(context_vectors) == len(answers)
-            == sentence_dense.ntotal):
+            == sentence_dense.ntotal
+            and len(questions) == len(question_vectors)
+            and all(0 <= i < len(sentences) for ids in question_sentence_ids for i in ids)):
         raise IndexCorruptError(f"the index in {directory} is inconsistent; rebuild it with: {REBUILD_HINT}")
     return Index(directory, manifest, chunks, chunk_sentence_ids, sentences, chunk_vectors, sentence_vectors,
-                 context_vectors, answers, dense, sentence_dense, lexical)
+                 context_vectors, answers, questions, question_sentence_ids, question_vectors, dense,
+                 sentence_dense, lexical)
 
 
 def stale_reason(manifest: dict, settings: Settings) -> str | None:
@@ -471,10 +529,11 @@ def stale_reason(manifest: dict, settings: Settings) -> str | None:
     if manifest.get("chunking") != chunking_fingerprint(settings):
         return "the chunking settings changed"
     try:
-        now = corpus_hashes(settings.corpus_dir)
+        now = {**corpus_hashes(settings.corpus_dir), **bank_hashes(settings.corpus_dir)}
     except CorpusError as exc:
         return str(exc)
-    then = (manifest.get("corpus") or {}).get("files") or {}
+    then = {**((manifest.get("corpus") or {}).get("files") or {}),
+            **((manifest.get("questions") or {}).get("files") or {})}
     added = sorted(set(now) - set(then))
     removed = sorted(set(then) - set(now))
     changed = sorted(name for name in set(now) & set(then) if now[name] != then[name])

@@ -1,18 +1,22 @@
 """Stage 5: a question -> ranked passages (hits), by hybrid retrieval.
 
-Owns: three retrievers and their fusion.
+Owns: four retrievers and their fusion.
 - dense: FAISS inner product of the question with each passage (unit vectors,
   so cosine);
 - sentence: a passage is as close as its closest sentence (FAISS over
   sentences), which catches a short question that matches one sentence of a
   long passage;
-- lexical: BM25 over stemmed content words of title + section + passage (bm25s).
+- lexical: BM25 over stemmed content words of title + section + passage (bm25s);
+- example questions: a passage is as close as the closest example question
+  of the question bank (qa/question_bank.py) answered in it, since MiniLM
+  matches a question with another question far better than with its answer.
 Each retriever proposes its `candidates` best passages. Every passage in the
-union then gets all three scores exactly (a dot product or a lookup each, so
+union then gets all four scores exactly (a dot product or a lookup each, so
 a passage one retriever missed is not punished for it), and is ranked by
 
     weight_dense * cosine + weight_sentence * best sentence cosine
-        + weight_lexical * BM25 / (best BM25 of this question).
+        + weight_lexical * BM25 / (best BM25 of this question)
+        + weight_question * best example-question cosine (0 when below 0).
 
 This convex combination replaced reciprocal rank fusion: on the question set
 it ranked better (MRR 0.69 against 0.61, docs/DESIGN.md), because RRF gave a
@@ -45,6 +49,7 @@ class Hit:
     score: float  # fused score: what hits are ranked by
     dense: float  # cosine similarity of question and passage
     sentence: float  # cosine similarity of question and the passage's closest sentence (answer vectors)
+    example: float  # cosine similarity of question and the closest example question answered here, or 0
     lexical: float  # BM25 score; 0 when the passage shares no content word
 
 
@@ -101,21 +106,47 @@ def lexical_candidates(scores: np.ndarray, depth: int) -> list[tuple[int, float]
     return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
 
 
+def example_question_scores(index: Index, query_vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per sentence and per chunk: cosine of the closest example question answered there (0 if none or below)."""
+    by_sentence = np.zeros(len(index.sentences), dtype=np.float32)
+    by_chunk = np.zeros(len(index.chunks), dtype=np.float32)
+    if len(index.questions):
+        similarities = np.maximum(index.question_vectors @ query_vector, 0.0)
+        question, sentence = index.question_links
+        np.maximum.at(by_sentence, sentence, similarities[question])
+        question, chunk = index.question_chunk_links
+        np.maximum.at(by_chunk, chunk, similarities[question])
+    return by_sentence, by_chunk
+
+
+def example_candidates(by_chunk: np.ndarray, depth: int) -> list[tuple[int, float]]:
+    """(chunk, example-question cosine) best first; only chunks with an example question."""
+    return lexical_candidates(by_chunk, depth)  # the same top-k of a score array
+
+
 def search(index: Index, query_vector: np.ndarray, query_terms: list[str], settings: Settings) -> list[Hit]:
-    """Every candidate passage for a query, best first, fused from dense, sentence and lexical scores."""
+    """Every candidate passage for a query, best first, fused from the four retrievers' scores."""
     depth = min(settings.candidates, len(index.chunks))
     if depth == 0:
         return []
     bm25 = lexical_scores(index, query_terms)
+    _, by_chunk = example_question_scores(index, query_vector)
     proposed = (dense_candidates(index, query_vector, depth, settings.hnsw_ef_search),
                 sentence_candidates(index, query_vector, depth, settings.hnsw_ef_search),
-                lexical_candidates(bm25, depth))
-    return fuse(index, query_vector, bm25, proposed, settings)
+                lexical_candidates(bm25, depth),
+                example_candidates(by_chunk, depth))
+    return fuse(index, query_vector, bm25, proposed, settings, by_chunk)
 
 
 def fuse(index: Index, query_vector: np.ndarray, bm25: np.ndarray,
-         proposed: tuple[list[tuple[int, float]], ...], settings: Settings) -> list[Hit]:
-    """All proposed passages, best first, by the weighted sum of their three scores."""
+         proposed: tuple[list[tuple[int, float]], ...], settings: Settings,
+         by_chunk: np.ndarray | None = None) -> list[Hit]:
+    """All proposed passages, best first, by the weighted sum of their four scores.
+
+    `by_chunk`: each chunk's example-question score (example_question_scores), computed here if not given.
+    """
+    if by_chunk is None:
+        _, by_chunk = example_question_scores(index, query_vector)
     candidates = sorted({chunk for ranking in proposed for chunk, _ in ranking})
     if not candidates:
         return []
@@ -129,8 +160,9 @@ def fuse(index: Index, query_vector: np.ndarray, bm25: np.ndarray,
         sentence = float(similarities[start:start + len(ids)].max()) if ids else cosine
         start += len(ids)
         lexical = float(bm25[chunk])
+        example = float(by_chunk[chunk])
         score = (settings.weight_dense * cosine + settings.weight_sentence * sentence
-                 + settings.weight_lexical * lexical / best_bm25)
-        hits.append(Hit(chunk, score, cosine, sentence, lexical))
+                 + settings.weight_lexical * lexical / best_bm25 + settings.weight_question * example)
+        hits.append(Hit(chunk, score, cosine, sentence, example, lexical))
     hits.sort(key=lambda hit: (-hit.score, hit.chunk))
     return hits

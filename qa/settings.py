@@ -64,6 +64,11 @@ class Settings:
     weight_dense: float = 1.0
     weight_sentence: float = 0.5
     weight_lexical: float = 0.5
+    # ... + weight_question * the cosine of the closest example question of the
+    # question bank answered in the passage (qa/question_bank.py). Chosen on
+    # eval/questions.jsonl from 0.5..3: 1.5 to 3 rank alike (MRR 0.84 +- 0.01);
+    # 1.5, the lowest of them, leaves the most say to the articles' own text.
+    weight_question: float = 1.5
     # Up to this many vectors, exact (flat) inner-product search; beyond it
     # HNSW. bench/scale.py measures where flat search stops being fast.
     flat_max_vectors: int = 50_000
@@ -96,6 +101,9 @@ class Settings:
     # Swept 0..0.5 on eval/questions.jsonl: 0.2 chose the right sentence for 2
     # more dev questions, and gained on both unseen sets too (docs/DESIGN.md).
     generic_penalty: float = 0.2
+    # + example_answer_weight * the cosine of the closest example question this
+    # sentence answers: 0.5 and 1.0 chose equally well on eval/questions.jsonl.
+    example_answer_weight: float = 1.0
     # A follow-up's answer is scored against the restored question and the
     # follow-up alone ("and if it makes me nauseous?"), with this weight on the
     # follow-up's own words; 0 scores against the restored question only.
@@ -103,16 +111,17 @@ class Settings:
     # Refuse ("not in the articles") unless the articles match the question well
     # enough: answerable_weights weigh, in this order, the best passage cosine,
     # the best sentence cosine, the answer sentence's cosine, the best BM25 score
-    # / the articles' highest idf, and 1 when the question uses a word the
-    # articles never use (qa.answer.Confidence); the sum must reach
+    # / the articles' highest idf, the closest example question's cosine, and 1
+    # when the question uses a word the articles never use
+    # (qa.answer.Confidence); the sum must reach
     # answerable_bar. A logistic regression fitted these on eval/questions.jsonl
     # (`python -m qa eval --fit-refusal` refits and prints them), the bar placed
     # so that 5% of its answerable questions are refused. It replaced a bar on
     # the answer's cosine alone, which refused fewer unanswerable questions on
     # all three question sets while wrongly refusing as many (docs/DESIGN.md).
     # The weights belong to the model: refit them after changing it.
-    answerable_weights: tuple[float, ...] = (3.2, 3.83, 2.62, 2.48, -1.35)
-    answerable_bar: float = 5.61
+    answerable_weights: tuple[float, ...] = (2.89, 3.41, 0.85, 2.82, 3.77, -1.34)
+    answerable_bar: float = 7.37
     # Earlier questions considered when resolving a follow-up.
     history_turns: int = 3
     # Street, brand and lay words -> the articles' words, added to a question
@@ -135,15 +144,17 @@ class Settings:
             if getattr(self, name) < 1:
                 raise SettingsError(f"setting {name} must be at least 1, got {getattr(self, name)}")
         weights = ("weight_dense", "weight_sentence", "weight_lexical", "overlap_weight", "answer_type_bonus",
-                   "meta_penalty", "rank_penalty", "generic_penalty")
+                   "meta_penalty", "rank_penalty", "generic_penalty", "weight_question",
+                   "example_answer_weight")
         for name in weights:
             if getattr(self, name) < 0:
                 raise SettingsError(f"setting {name} cannot be negative, got {getattr(self, name)}")
         if not 0 <= self.followup_focus <= 1:
             raise SettingsError(f"setting followup_focus must be between 0 and 1, got {self.followup_focus}")
-        if len(self.answerable_weights) != 5:
-            raise SettingsError("setting answerable_weights needs 5 numbers: passage, sentence, answer, "
-                                f"lexical and unknown-word weights; got {len(self.answerable_weights)}")
+        if len(self.answerable_weights) != 6:
+            raise SettingsError("setting answerable_weights needs 6 numbers: passage, sentence, answer, "
+                                f"lexical, example-question and unknown-word weights; "
+                                f"got {len(self.answerable_weights)}")
         object.__setattr__(self, "answerable_weights", tuple(float(w) for w in self.answerable_weights))
         if self.overlap_sentences < 0 or self.history_turns < 0:
             raise SettingsError("overlap_sentences and history_turns cannot be negative")
