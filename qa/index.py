@@ -58,7 +58,6 @@ from typing import Callable, Iterator
 import bm25s
 import faiss
 import numpy as np
-import scipy.sparse
 
 from qa.chunking import Chunk, chunk_articles
 from qa.corpus import Corpus, Skipped, corpus_hashes, load_corpus
@@ -159,6 +158,9 @@ def _genericness(answer_vectors: np.ndarray, sentence_chunks: list[list[int]], c
     if len(placed) == 0:
         return result
     # Summing rows per article as one sparse product: np.add.at took 18 s for 400k sentences, this 0.2 s.
+    # Imported here: the page's own process imports this module but never loads an index (0.2-0.4 s).
+    import scipy.sparse
+
     membership = scipy.sparse.csr_matrix((np.ones(len(placed), dtype=np.float32), (article[placed], placed)),
                                          shape=(len(sources), len(article)))
     means = np.asarray(membership @ answer_vectors, dtype=np.float32)
