@@ -41,7 +41,7 @@ from typing import Sequence
 import numpy as np
 
 from qa.index import Index
-from qa.search import Hit, example_question_scores
+from qa.search import Hit, example_scores_by_sentence
 from qa.settings import Settings
 from qa.synonyms import Expansion
 from qa.text import ANAPHORA, content_terms, words
@@ -159,9 +159,9 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
     rarest = index.max_idf
     weights = {t: index.idf.get(t, rarest) for t in query_terms}
     wanted = answer_type(question)
-    examples, _ = example_question_scores(index, query_vector)
+    examples = example_scores_by_sentence(index, query_vector)
     if focus_vector is not None:  # a follow-up: its own words count here too, as for the sentences
-        own, _ = example_question_scores(index, focus_vector)
+        own = example_scores_by_sentence(index, focus_vector)
         examples = (1 - settings.followup_focus) * examples + settings.followup_focus * own
     best: tuple[float, float, int, str] | None = None  # (score, cosine, hit position, sentence)
     for position, hit in enumerate(hits[:settings.answer_passages]):

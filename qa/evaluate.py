@@ -215,7 +215,7 @@ class RefusalFit:
 
 def fit_refusal(engine: Engine, questions: list[Question], wrongly_refused: float = 0.05,
                 regularisation: float = 10.0) -> RefusalFit:
-    """Refusal weights fitted on labelled questions: answerable or not, from the five signals of Confidence.
+    """Refusal weights fitted on labelled questions: answerable or not, from the six signals of Confidence.
 
     A logistic regression (L2, C=`regularisation`) separates answerable from unanswerable questions;
     the bar is placed so that a `wrongly_refused` share of the answerable ones falls below it.

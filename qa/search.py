@@ -106,17 +106,24 @@ def lexical_candidates(scores: np.ndarray, depth: int) -> list[tuple[int, float]
     return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
 
 
-def example_question_scores(index: Index, query_vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per sentence and per chunk: cosine of the closest example question answered there (0 if none or below)."""
-    by_sentence = np.zeros(len(index.sentences), dtype=np.float32)
-    by_chunk = np.zeros(len(index.chunks), dtype=np.float32)
+def example_scores_by_sentence(index: Index, query_vector: np.ndarray) -> np.ndarray:
+    """Per sentence: cosine of the closest example question it answers (0 if none, or below 0)."""
+    return _best_example(index, query_vector, index.question_links, len(index.sentences))
+
+
+def example_scores_by_chunk(index: Index, query_vector: np.ndarray) -> np.ndarray:
+    """Per chunk: cosine of the closest example question answered in it (0 if none, or below 0)."""
+    return _best_example(index, query_vector, index.question_chunk_links, len(index.chunks))
+
+
+def _best_example(index: Index, query_vector: np.ndarray, links: tuple[np.ndarray, np.ndarray],
+                  size: int) -> np.ndarray:
+    best = np.zeros(size, dtype=np.float32)
     if len(index.questions):
         similarities = np.maximum(index.question_vectors @ query_vector, 0.0)
-        question, sentence = index.question_links
-        np.maximum.at(by_sentence, sentence, similarities[question])
-        question, chunk = index.question_chunk_links
-        np.maximum.at(by_chunk, chunk, similarities[question])
-    return by_sentence, by_chunk
+        question, target = links
+        np.maximum.at(best, target, similarities[question])
+    return best
 
 
 def example_candidates(by_chunk: np.ndarray, depth: int) -> list[tuple[int, float]]:
@@ -130,7 +137,7 @@ def search(index: Index, query_vector: np.ndarray, query_terms: list[str], setti
     if depth == 0:
         return []
     bm25 = lexical_scores(index, query_terms)
-    _, by_chunk = example_question_scores(index, query_vector)
+    by_chunk = example_scores_by_chunk(index, query_vector)
     proposed = (dense_candidates(index, query_vector, depth, settings.hnsw_ef_search),
                 sentence_candidates(index, query_vector, depth, settings.hnsw_ef_search),
                 lexical_candidates(bm25, depth),
@@ -143,10 +150,10 @@ def fuse(index: Index, query_vector: np.ndarray, bm25: np.ndarray,
          by_chunk: np.ndarray | None = None) -> list[Hit]:
     """All proposed passages, best first, by the weighted sum of their four scores.
 
-    `by_chunk`: each chunk's example-question score (example_question_scores), computed here if not given.
+    `by_chunk`: each chunk's example-question score (example_scores_by_chunk), computed here if not given.
     """
     if by_chunk is None:
-        _, by_chunk = example_question_scores(index, query_vector)
+        by_chunk = example_scores_by_chunk(index, query_vector)
     candidates = sorted({chunk for ranking in proposed for chunk, _ in ranking})
     if not candidates:
         return []
