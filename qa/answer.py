@@ -3,7 +3,9 @@
 Owns:
 - follow-ups: a question that cannot stand alone ("why not?", "and the
   benefits?", "what about its side effects?") is searched together with the
-  last earlier question that could, so its topic is restored;
+  last earlier question that could, so its topic is restored; and since the
+  restored topic matches the earlier answer best again, the sentences the
+  conversation already got as answers are left out (the engine passes them);
 - answer-sentence selection: every sentence of the best few passages competes;
   its score is its cosine similarity to the question, averaged over the
   sentence alone and the sentence read under its section heading (vectors
@@ -146,12 +148,13 @@ def resolve_query(question: str, history: list[str] | tuple[str, ...], settings:
 
 def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hits: list[Hit],
            settings: Settings, expansions: Sequence[Expansion] = (),
-           focus_vector: np.ndarray | None = None) -> Result:
+           focus_vector: np.ndarray | None = None, already_given: frozenset[str] = frozenset()) -> Result:
     """Pick the answer sentence among the top hits, or decide the articles do not answer.
 
     `hits`: every candidate passage, best first (qa.search.search); the first `top_k` are shown.
     `expansions`: the articles' words the synonyms added to the query (qa/synonyms.py); they count
     as words of the question, and a typed word they translate is not unknown to the articles.
+    `already_given`: sentences the conversation already had as answers; a follow-up gets another one.
     """
     added = [term for e in expansions for t in e.adds for term in content_terms(t)]
     query_terms = set(content_terms(query)) | set(added)
@@ -174,6 +177,8 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
             cosines = (1 - settings.followup_focus) * cosines + settings.followup_focus * focus
         for sentence_id, cosine in zip(ids, cosines):
             sentence = index.sentences[sentence_id]
+            if sentence in already_given:
+                continue
             score = (float(cosine) + _shape_bonus(sentence, weights, settings)
                      + _type_bonus(sentence, wanted, settings) - settings.rank_penalty * position
                      - settings.generic_penalty * float(index.genericness[sentence_id])

@@ -4,7 +4,9 @@
 (building it first when it is missing, and rebuilding it when the corpus
 changed since, if asked to), and `engine.ask(question, history)` runs the
 pipeline: check the question -> restore a follow-up's topic -> embed ->
-hybrid search -> pick the answer sentence or refuse.
+hybrid search -> pick the answer sentence or refuse. For a follow-up it also
+recalls the answers the earlier questions got (remembered from when they were
+asked, or answered again), so the follow-up gets something new.
 
 The engine also notices when a build elsewhere (e.g. `python -m qa build`
 while the app serves) made a new generation live: `ask()` compares the
@@ -35,6 +37,10 @@ from qa.search import search
 from qa.settings import Settings
 from qa.synonyms import Synonyms
 from qa.text import content_terms
+
+
+# Earlier turns whose answers are remembered (a few hundred bytes each).
+RECENT_ANSWERS = 1024
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,9 @@ class Engine:
         self._pointer_mtime = self._current_mtime()
         self._lock = threading.Lock()
         self._encode_lock = threading.Lock()
+        # (index, question, questions before it) -> the answer it got: a chat's
+        # follow-up finds its earlier turns here instead of answering them again.
+        self._recent_answers: dict[tuple[str, str, tuple[str, ...]], str] = {}
 
     @classmethod
     def open(cls, settings: Settings, build: str = "missing",
@@ -118,17 +127,40 @@ class Engine:
     def ask(self, question: str, history: Sequence[str] = ()) -> Result:
         """Answer one question; `history` holds the earlier questions of the conversation, oldest first."""
         text = clean_question(question, self.settings)
-        earlier = [h for h in (self._safe_history(history)) if h]
-        index = self.current_index()
-        query = resolve_query(text, earlier, self.settings)
+        earlier = tuple(h for h in self._safe_history(history) if h)
+        return self._ask(self.current_index(), text, earlier)
+
+    def _ask(self, index: Index, text: str, earlier: tuple[str, ...]) -> Result:
+        query = resolve_query(text, list(earlier), self.settings)
+        followup = query != text
         searched, expansions = self.synonyms.expand(query)
         focus = None
         with self._encode_lock:  # one forward pass at a time: torch already uses both cores
             vector = self.embedder.encode_one(searched)
-            if query != text and self.settings.followup_focus > 0:
+            if followup and self.settings.followup_focus > 0:
                 focus = self.embedder.encode_one(self.synonyms.expand(text)[0])
         hits = search(index, vector, content_terms(searched), self.settings)
-        return answer(index, text, query, vector, hits, self.settings, expansions, focus)
+        # A follow-up asks for something new ("why not?"): the answers this
+        # conversation already gave are not answers to it.
+        given = self._answers_given(index, earlier) if followup else frozenset()
+        return answer(index, text, query, vector, hits, self.settings, expansions, focus, given)
+
+    def _answers_given(self, index: Index, earlier: tuple[str, ...]) -> frozenset[str]:
+        """The answer sentences the earlier questions got, each asked with the questions before it."""
+        given = set()
+        for turn, question in enumerate(earlier):
+            key = (index.generation, question, earlier[:turn])
+            with self._lock:
+                cached = self._recent_answers.get(key)
+            if cached is None:
+                cached = self._ask(index, question, earlier[:turn]).answer or ""
+                with self._lock:
+                    if len(self._recent_answers) >= RECENT_ANSWERS:
+                        self._recent_answers.pop(next(iter(self._recent_answers)))  # the oldest
+                    self._recent_answers[key] = cached
+            if cached:
+                given.add(cached)
+        return frozenset(given)
 
     def _safe_history(self, history: Sequence[str]) -> list[str]:
         cleaned = []

@@ -103,8 +103,39 @@ def test_followup_takes_its_topic_from_the_history(engine):
     alone = engine.ask("why not?")
     followed = engine.ask("why not?", ["does naloxone reverse ketamine"])
     assert followed.found and followed.answer_source.source == NALOXONE
+    assert followed.answer != engine.ask("does naloxone reverse ketamine").answer
     assert "naloxone" in followed.query.lower()
     assert alone.query == "why not?"
+
+
+NALOXONE_FAQ = """Naloxone And Ketamine
+
+Does Naloxone Reverse Ketamine?
+
+Naloxone does not reverse the effects of ketamine. The reason is that naloxone only blocks opioid receptors, while ketamine acts on NMDA receptors. Naloxone is sold as a nasal spray.
+
+Side Effects
+
+Ketamine can cause nausea and dizziness.
+"""
+
+
+def test_a_followup_gets_a_new_answer_not_the_one_already_given(tmp_path, embedder):
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "naloxone.txt").write_text(NALOXONE_FAQ, encoding="utf-8")
+    engine = Engine.open(Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index"),
+                         build="missing", embedder=embedder)
+    first = "does naloxone reverse ketamine"
+    assert engine.ask(first).answer == "Naloxone does not reverse the effects of ketamine."
+    # The restored topic matches that answer best again; the follow-up wants the next thing.
+    assert engine.ask("why not?", [first]).answer == \
+        "The reason is that naloxone only blocks opioid receptors, while ketamine acts on NMDA receptors."
+    # Every earlier answer counts, also those of earlier follow-ups, each asked with its own history.
+    assert engine.ask("why?", [first, "why not?"]).answer not in {
+        "Naloxone does not reverse the effects of ketamine.",
+        "The reason is that naloxone only blocks opioid receptors, while ketamine acts on NMDA receptors."}
+    # A question that stands on its own is answered as always, even when asked again.
+    assert engine.ask(first, [first]).answer == "Naloxone does not reverse the effects of ketamine."
 
 
 def test_followup_detection():
