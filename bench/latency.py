@@ -118,6 +118,25 @@ def measure(engine, questions, rounds: int, warmup: bool = True) -> dict[str, li
     return samples
 
 
+def followup_samples(engine, questions, rounds: int) -> dict[str, list[float]]:
+    """Seconds per follow-up (a question with history): with the earlier answers remembered, as in a
+    chat, and with them forgotten first, as in a JSONL batch (the earlier questions are answered again)."""
+    followups = [q for q in questions if q.history]
+    samples: dict[str, list[float]] = defaultdict(list)
+    clock = time.perf_counter
+    for _ in range(rounds):
+        for q in followups:
+            engine.ask(q.question, list(q.history))  # remembers the earlier answers
+            t = clock()
+            engine.ask(q.question, list(q.history))
+            samples["follow-up, earlier answers remembered"].append(clock() - t)
+            engine._recent_answers.clear()
+            t = clock()
+            engine.ask(q.question, list(q.history))
+            samples["follow-up, earlier answers asked again"].append(clock() - t)
+    return samples
+
+
 def stage_rows(samples: dict[str, list[float]]) -> list[list[object]]:
     rows = []
     for name in STAGES:
@@ -169,6 +188,10 @@ def _run(args, questions, rounds: int, work: Path) -> int:
     samples = measure(engine, questions, rounds)
     common.say(common.table("warm query latency by stage (ms)", ["stage", "p50", "p95", "mean", "n"],
                             stage_rows(samples)))
+    followups = followup_samples(engine, questions, rounds)
+    if followups:
+        common.say(common.table("follow-ups (ms)", ["case", "p50", "p95", "mean", "n"],
+                                [[name, *common.ms_summary(values)] for name, values in followups.items()]))
     e2e = common.pct(samples["end to end (Engine.ask)"], 50)
     floor = common.pct(samples["floor: model.encode alone"], 50)
     encode = common.pct(samples["encode (encode_one)"], 50)
