@@ -83,8 +83,8 @@ class Engine:
         self._pointer_mtime = self._current_mtime()
         self._lock = threading.Lock()
         self._encode_lock = threading.Lock()
-        # (index, question, questions before it) -> the answer it got: a chat's
-        # follow-up finds its earlier turns here instead of answering them again.
+        # (index generation, question, questions before it) -> the answer it got:
+        # a chat's follow-up finds its earlier turns here instead of answering them again.
         self._recent_answers: dict[tuple[str, str, tuple[str, ...]], str] = {}
 
     @classmethod
@@ -143,23 +143,23 @@ class Engine:
         # A follow-up asks for something new ("why not?"): the answers this
         # conversation already gave are not answers to it.
         given = self._answers_given(index, earlier) if followup else frozenset()
-        return answer(index, text, query, vector, hits, self.settings, expansions, focus, given)
+        result = answer(index, text, query, vector, hits, self.settings, expansions, focus, given)
+        with self._lock:  # remembered for the follow-ups to come
+            if len(self._recent_answers) >= RECENT_ANSWERS:
+                self._recent_answers.pop(next(iter(self._recent_answers)))  # the oldest
+            self._recent_answers[(index.generation, text, earlier)] = result.answer or ""
+        return result
 
     def _answers_given(self, index: Index, earlier: tuple[str, ...]) -> frozenset[str]:
         """The answer sentences the earlier questions got, each asked with the questions before it."""
         given = set()
         for turn, question in enumerate(earlier):
-            key = (index.generation, question, earlier[:turn])
             with self._lock:
-                cached = self._recent_answers.get(key)
-            if cached is None:
-                cached = self._ask(index, question, earlier[:turn]).answer or ""
-                with self._lock:
-                    if len(self._recent_answers) >= RECENT_ANSWERS:
-                        self._recent_answers.pop(next(iter(self._recent_answers)))  # the oldest
-                    self._recent_answers[key] = cached
-            if cached:
-                given.add(cached)
+                known = self._recent_answers.get((index.generation, question, earlier[:turn]))
+            if known is None:  # not asked here, or forgotten: answer it again
+                known = self._ask(index, question, earlier[:turn]).answer or ""
+            if known:
+                given.add(known)
         return frozenset(given)
 
     def _safe_history(self, history: Sequence[str]) -> list[str]:

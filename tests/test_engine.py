@@ -120,11 +120,15 @@ Ketamine can cause nausea and dizziness.
 """
 
 
+def naloxone_faq_engine(folder, embedder) -> Engine:
+    (folder / "corpus").mkdir()
+    (folder / "corpus" / "naloxone.txt").write_text(NALOXONE_FAQ, encoding="utf-8")
+    return Engine.open(Settings(corpus_dir=folder / "corpus", index_dir=folder / "index"),
+                       build="missing", embedder=embedder)
+
+
 def test_a_followup_gets_a_new_answer_not_the_one_already_given(tmp_path, embedder):
-    (tmp_path / "corpus").mkdir()
-    (tmp_path / "corpus" / "naloxone.txt").write_text(NALOXONE_FAQ, encoding="utf-8")
-    engine = Engine.open(Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index"),
-                         build="missing", embedder=embedder)
+    engine = naloxone_faq_engine(tmp_path, embedder)
     first = "does naloxone reverse ketamine"
     assert engine.ask(first).answer == "Naloxone does not reverse the effects of ketamine."
     # The restored topic matches that answer best again; the follow-up wants the next thing.
@@ -136,6 +140,20 @@ def test_a_followup_gets_a_new_answer_not_the_one_already_given(tmp_path, embedd
         "The reason is that naloxone only blocks opioid receptors, while ketamine acts on NMDA receptors."}
     # A question that stands on its own is answered as always, even when asked again.
     assert engine.ask(first, [first]).answer == "Naloxone does not reverse the effects of ketamine."
+
+
+def test_a_chat_followup_recalls_the_earlier_answer_instead_of_asking_again(tmp_path, embedder):
+    chat = naloxone_faq_engine(tmp_path, embedder)
+    first = "does naloxone reverse ketamine"
+    chat.ask(first)
+    before = embedder.texts_encoded
+    in_chat = chat.ask("why not?", [first])
+    assert embedder.texts_encoded - before == 2  # the restored topic and the follow-up's own words
+    # A batch that never saw the first question answers it again: one encode more, the same answer.
+    batch = Engine(chat.settings, embedder, chat.index)
+    before = embedder.texts_encoded
+    assert batch.ask("why not?", [first]).answer == in_chat.answer
+    assert embedder.texts_encoded - before == 3
 
 
 def test_followup_detection():
