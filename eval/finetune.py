@@ -23,7 +23,6 @@ has the figures and why it is not shipped yet.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import tempfile
@@ -35,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from qa.embedding import resolve_model  # noqa: E402
 from qa.engine import Engine  # noqa: E402
 from qa.evaluate import fit_refusal, load_questions, run_engine, score  # noqa: E402
-from qa.question_bank import BANK_FOLDER  # noqa: E402
+from qa.question_bank import bank_files, read_bank  # noqa: E402
 from qa.settings import PROJECT_ROOT, Settings  # noqa: E402
 
 SETS = ("questions", "heldout", "fresh", "unseen", "sealed")
@@ -45,16 +44,13 @@ SCALE = 20.0  # cosine -> logit, as sentence-transformers' MultipleNegativesRank
 
 
 def training_pairs(extra: bool) -> list[tuple[str, str]]:
-    files = sorted((PROJECT_ROOT / "corpus" / BANK_FOLDER).glob("*.jsonl"))
+    files = bank_files(PROJECT_ROOT / "corpus")
     if extra:
         files += sorted((PROJECT_ROOT / "eval" / "tuning").glob("*.jsonl"))
-    pairs = []
-    for path in files:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                pairs.append((row["question"].strip(), row["answer"].strip()))
-    return pairs
+    entries, warnings = read_bank(files)
+    for warning in warnings:
+        print(f"skipped: {warning}", file=sys.stderr)
+    return [(entry.question, entry.answer) for entry in entries]
 
 
 def batches(pairs: list[tuple[str, str]], rng: random.Random) -> list[list[tuple[str, str]]]:

@@ -62,10 +62,15 @@ def bank_hashes(corpus_dir: Path) -> dict[str, str]:
 
 
 def load_bank(corpus_dir: Path) -> tuple[list[BankQuestion], list[str]]:
-    """Every well-formed example question, and a warning per file or line that was skipped."""
+    """Every well-formed example question of the corpus, and a warning per file or line that was skipped."""
+    return read_bank(bank_files(corpus_dir))
+
+
+def read_bank(paths: list[Path]) -> tuple[list[BankQuestion], list[str]]:
+    """Every well-formed example question in these files, and a warning per file or line that was skipped."""
     entries: list[BankQuestion] = []
     warnings: list[str] = []
-    for path in bank_files(corpus_dir):
+    for path in paths:
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
@@ -116,4 +121,4 @@ def link(entries: list[BankQuestion], sentences: list[str],
     return questions, answered_by, unmatched
 
 
-__all__ = ["BANK_FOLDER", "BankQuestion", "bank_files", "bank_hashes", "load_bank", "link"]
+__all__ = ["BANK_FOLDER", "BankQuestion", "bank_files", "bank_hashes", "load_bank", "read_bank", "link"]
