@@ -52,8 +52,10 @@ if APP:
     import gradio; mark("import gradio")
     import app; mark("import app (rest)")
 settings = Settings(corpus_dir=sys.argv[1], index_dir=sys.argv[2])
-embedder = Embedder(settings.model, settings.batch_size, settings.threads, load=True); mark("model load (Embedder)")
-index = index_store.load(settings, dimension=embedder.dimension); mark("index load (with checksums)")
+index = index_store.load(settings); mark("index load (with checksums)")
+# The model that embeds questions: the one tuned on the question bank when the index names one.
+embedder = Embedder(index_store.query_model(index.manifest, settings), settings.batch_size, settings.threads,
+                    load=True); mark("model load (Embedder)")
 engine = Engine(settings, embedder, index)
 reason = index_store.stale_reason(index.manifest, settings); mark("stale check (corpus hashes)")
 engine.ask(sys.argv[3]); mark("first ask")

@@ -5,7 +5,7 @@ error and exit status 2, never a traceback. Progress and notices go to
 standard error, results to standard output, so `--json`/`--jsonl` output can
 be piped.
 
-    python -m qa build [--corpus DIR] [--index DIR] [--model NAME]
+    python -m qa build [--corpus DIR] [--index DIR] [--model NAME] [--tune-epochs N]
     python -m qa ask "does naloxone reverse ketamine" [--json]
     python -m qa ask --jsonl < questions.jsonl > answers.jsonl
     python -m qa eval [--questions FILE] [--no-baselines] [--chunk-sizes 300,600,1000] [--fit-refusal]
@@ -31,7 +31,8 @@ def _say(message: str) -> None:
 
 def _settings(args: argparse.Namespace):
     from qa.settings import Settings
-    return Settings.from_env(corpus_dir=args.corpus, index_dir=args.index, model=args.model)
+    return Settings.from_env(corpus_dir=args.corpus, index_dir=args.index, model=args.model,
+                             tune_epochs=args.tune_epochs)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -48,6 +49,8 @@ def cmd_build(args: argparse.Namespace) -> int:
           f"sentences: {report.sentences}  example questions: {report.questions}\n"
           f"  embedded: {report.embedded}  reused from cache: {report.reused}  "
           f"dense index: {report.dense_kind}\n"
+          f"  fine-tuned model: {report.tuned_key or 'none (the model as it is)'}  "
+          f"fine-tuning: {report.tune_seconds:.1f} s\n"
           f"  seconds: {report.seconds:.1f}  (of which model load: {report.model_seconds:.1f})")
     return 0
 
@@ -158,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--corpus", help="corpus folder (default: corpus/ or $QA_CORPUS_DIR)")
     common.add_argument("--index", help="index folder (default: index/ or $QA_INDEX_DIR)")
     common.add_argument("--model", help="sentence-transformers model name or path (default: packaged all-MiniLM-L6-v2)")
+    common.add_argument("--tune-epochs", type=int,
+                        help="epochs of fine-tuning the model on the question bank at build time; 0 uses the model "
+                             "as it is (default 1, or $QA_TUNE_EPOCHS)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     build = commands.add_parser("build", parents=[common], help="build or update the index")

@@ -14,8 +14,14 @@ CURRENT pointer's mtime, loads the new generation, and swaps it in between
 questions. A question being answered keeps the generation it started with,
 so no answer mixes two indexes.
 
-Limits: one model per process; the index swap happens on the next question,
-not in the background.
+Questions are embedded with the model the index's texts were embedded with:
+the model fine-tuned on the question bank when the build made one
+(qa/tuning.py), which the manifest names, else the configured model. A new
+generation embedded with another tuned model brings that model in with it.
+
+Limits: one base model per process; the index swap (and loading a newly
+tuned model, a second or two) happens on the next question, not in the
+background.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ import faiss
 from qa import index as index_store
 from qa.answer import Result, answer, resolve_query
 from qa.embedding import Embedder
-from qa.errors import IndexCorruptError, IndexError_, IndexIncompatibleError, IndexMissingError, QuestionError
+from qa.errors import (IndexCorruptError, IndexError_, IndexIncompatibleError, IndexMissingError, ModelError,
+                       QuestionError)
 from qa.index import Index
 from qa.search import search
 from qa.settings import Settings
@@ -41,6 +48,14 @@ from qa.text import content_terms
 
 # Earlier turns whose answers are remembered (a few hundred bytes each).
 RECENT_ANSWERS = 1024
+
+
+@dataclass(frozen=True)
+class _Live:
+    """An index generation and the model that embeds questions for it: swapped together."""
+
+    index: Index
+    embedder: Embedder
 
 
 @dataclass(frozen=True)
@@ -73,13 +88,14 @@ def _too_long(length: int, settings: Settings) -> QuestionError:
 
 class Engine:
     def __init__(self, settings: Settings, embedder: Embedder, index: Index) -> None:
+        """`embedder`: the configured (base) model; questions use the index's own (see query_embedder)."""
         # One question is one search: FAISS on one thread is faster for that
         # (bench: flat search at 100k chunks 14 ms on 1 thread, 25 ms on 2).
         faiss.omp_set_num_threads(1)
         self.settings = settings
-        self.embedder = embedder
+        self.base_embedder = embedder
         self.synonyms = Synonyms.load(settings.synonyms_file)
-        self._index = index
+        self._live = _Live(index, query_embedder(index, settings, embedder))
         self._pointer_mtime = self._current_mtime()
         self._lock = threading.Lock()
         self._encode_lock = threading.Lock()
@@ -96,9 +112,10 @@ class Engine:
         date, damaged, or made with another model or format (the app does this at start).
         """
         say = say or (lambda message: None)
+        # Loaded on first use: when the index names a tuned model, the base one is never loaded.
         embedder = embedder or Embedder(settings.model, settings.batch_size, settings.threads)
         try:
-            loaded = index_store.load(settings, dimension=embedder.dimension)
+            loaded = index_store.load(settings)
         except IndexMissingError:
             if build == "never":
                 raise
@@ -112,14 +129,14 @@ class Engine:
         if loaded is None:
             report = index_store.build(settings, embedder, progress=say, show_bar=True)
             say(f"Built {report.chunks} passages from {report.files} articles in {report.seconds:.1f} s.")
-            loaded = index_store.load(settings, dimension=embedder.dimension)
+            loaded = index_store.load(settings)
         if build == "stale":
             reason = index_store.stale_reason(loaded.manifest, settings)
             if reason:
                 say(f"The index is out of date ({reason}): rebuilding it.")
                 report = index_store.build(settings, embedder, progress=say, show_bar=True)
                 say(f"Built {report.chunks} passages ({report.embedded} newly embedded) in {report.seconds:.1f} s.")
-                loaded = index_store.load(settings, dimension=embedder.dimension)
+                loaded = index_store.load(settings)
         return cls(settings, embedder, loaded)
 
     # ------------------------------------------------------------------ asking
@@ -128,21 +145,22 @@ class Engine:
         """Answer one question; `history` holds the earlier questions of the conversation, oldest first."""
         text = clean_question(question, self.settings)
         earlier = tuple(h for h in self._safe_history(history) if h)
-        return self._ask(self.current_index(), text, earlier)
+        return self._ask(self._current(), text, earlier)
 
-    def _ask(self, index: Index, text: str, earlier: tuple[str, ...]) -> Result:
+    def _ask(self, live: _Live, text: str, earlier: tuple[str, ...]) -> Result:
+        index = live.index
         query = resolve_query(text, list(earlier), self.settings)
         followup = query != text
         searched, expansions = self.synonyms.expand(query)
         focus = None
         with self._encode_lock:  # one forward pass at a time: torch already uses both cores
-            vector = self.embedder.encode_one(searched)
+            vector = live.embedder.encode_one(searched)
             if followup and self.settings.followup_focus > 0:
-                focus = self.embedder.encode_one(self.synonyms.expand(text)[0])
+                focus = live.embedder.encode_one(self.synonyms.expand(text)[0])
         hits = search(index, vector, content_terms(searched), self.settings)
         # A follow-up asks for something new ("why not?"): the answers this
         # conversation already gave are not answers to it.
-        given = self._answers_given(index, earlier) if followup else frozenset()
+        given = self._answers_given(live, earlier) if followup else frozenset()
         result = answer(index, text, query, vector, hits, self.settings, expansions, focus, given)
         with self._lock:  # remembered for the follow-ups to come
             if len(self._recent_answers) >= RECENT_ANSWERS:
@@ -150,14 +168,14 @@ class Engine:
             self._recent_answers[(index.generation, text, earlier)] = result.answer or ""
         return result
 
-    def _answers_given(self, index: Index, earlier: tuple[str, ...]) -> frozenset[str]:
+    def _answers_given(self, live: _Live, earlier: tuple[str, ...]) -> frozenset[str]:
         """The answer sentences the earlier questions got, each asked with the questions before it."""
         given = set()
         for turn, question in enumerate(earlier):
             with self._lock:
-                known = self._recent_answers.get((index.generation, question, earlier[:turn]))
+                known = self._recent_answers.get((live.index.generation, question, earlier[:turn]))
             if known is None:  # not asked here, or forgotten: answer it again
-                known = self._ask(index, question, earlier[:turn]).answer or ""
+                known = self._ask(live, question, earlier[:turn]).answer or ""
             if known:
                 given.add(known)
         return frozenset(given)
@@ -175,18 +193,23 @@ class Engine:
 
     def current_index(self) -> Index:
         """The live index, reloaded first if a build swapped in a new generation."""
+        return self._current().index
+
+    def _current(self) -> _Live:
         mtime = self._current_mtime()
         if mtime != self._pointer_mtime:
             with self._lock:
                 if mtime != self._pointer_mtime:
                     try:
-                        fresh = index_store.load(self.settings, dimension=self.embedder.dimension)
-                    except IndexError_:
-                        fresh = None  # a broken new build: keep answering from the one we have
-                    if fresh is not None:
-                        self._index = fresh
+                        fresh = index_store.load(self.settings)
+                        model = (self._live.embedder
+                                 if index_store.query_model(fresh.manifest, self.settings) == self._live.embedder.name
+                                 else query_embedder(fresh, self.settings, self.base_embedder))
+                        self._live = _Live(fresh, model)
+                    except (IndexError_, ModelError):
+                        pass  # a broken new build: keep answering from the one we have
                     self._pointer_mtime = mtime
-        return self._index
+        return self._live
 
     def _current_mtime(self) -> float | None:
         try:
@@ -196,7 +219,12 @@ class Engine:
 
     @property
     def index(self) -> Index:
-        return self._index
+        return self._live.index
+
+    @property
+    def embedder(self) -> Embedder:
+        """The model that embeds questions for the live index."""
+        return self._live.embedder
 
     def articles(self) -> list[ArticleInfo]:
         manifest = self.current_index().manifest
@@ -209,3 +237,11 @@ class Engine:
 
     def stale_reason(self) -> str | None:
         return index_store.stale_reason(self.current_index().manifest, self.settings)
+
+
+def query_embedder(index: Index, settings: Settings, base: Embedder) -> Embedder:
+    """The model for this index's questions, loaded and checked against the index's dimension."""
+    name = index_store.query_model(index.manifest, settings)
+    embedder = base if name == base.name else Embedder(name, settings.batch_size, settings.threads)
+    index_store.check_compatible(index.manifest, settings, embedder.dimension, settings.index_dir)
+    return embedder

@@ -43,6 +43,7 @@ from qa.answer import resolve_query
 from qa.chunking import chunk_articles
 from qa.corpus import corpus_files, decode, load_corpus
 from qa.embedding import Embedder
+from qa.tuning import tuned_root
 from qa.engine import Engine
 from qa.settings import PROJECT_ROOT, Settings
 from qa.text import content_terms, normalise_space, split_sentences
@@ -252,7 +253,7 @@ def evaluate(settings: Settings, questions_path: Path = DEFAULT_QUESTIONS, basel
     results = [score("engine", questions, run_engine(engine, questions))]
     if baselines:
         results.append(score("bm25", questions, run_bm25_baseline(settings, questions)))
-        results.append(score("dense-1000", questions, run_dense_baseline(settings, engine.embedder, questions)))
+        results.append(score("dense-1000", questions, run_dense_baseline(settings, engine.base_embedder, questions)))
     return results
 
 
@@ -264,7 +265,8 @@ def sweep_chunk_sizes(settings: Settings, sizes: list[int], questions_path: Path
     rows = []
     for size in sizes:
         with tempfile.TemporaryDirectory() as tmp:
-            trial = settings.replace(chunk_chars=size, index_dir=Path(tmp))
+            # One tuned model for every size: it depends on the bank, not the chunks.
+            trial = settings.replace(chunk_chars=size, index_dir=Path(tmp), tuned_dir=tuned_root(settings))
             engine = Engine.open(trial, build="missing", embedder=embedder)
             rows.append((size, score(f"chunk_chars={size}", questions, run_engine(engine, questions))))
             say(f"chunk_chars={size}: done")

@@ -59,13 +59,14 @@ import bm25s
 import faiss
 import numpy as np
 
+from qa import tuning
 from qa.chunking import Chunk, chunk_articles
 from qa.corpus import Corpus, Skipped, corpus_hashes, load_corpus
-from qa.question_bank import bank_hashes, link, load_bank
+from qa.question_bank import BankQuestion, bank_hashes, link, load_bank
 from qa.embedding import Embedder
 from qa.errors import (REBUILD_HINT, CorpusError, IndexCorruptError, IndexIncompatibleError,
                        IndexMissingError, IndexWriteError)
-from qa.settings import Settings, chunking_fingerprint
+from qa.settings import Settings, chunking_fingerprint, tuning_fingerprint
 from qa.text import content_terms
 
 # Bump when the files' layout or the loader's cleaning rules change:
@@ -193,6 +194,8 @@ class BuildReport:
     model_seconds: float = 0.0  # loading the model (only when something had to be embedded)
     questions: int = 0  # example questions of the question bank linked to sentences
     question_warnings: tuple[str, ...] = ()  # bank lines skipped, and why
+    tuned_key: str | None = None  # the fine-tuned model the index was embedded with (qa/tuning.py)
+    tune_seconds: float = 0.0  # training it, when this build had to
 
 
 def context_text(section: str, sentence: str) -> str:
@@ -227,12 +230,15 @@ def build(settings: Settings, embedder: Embedder,
         chunks = chunk_articles(corpus.articles, settings)
 
         sentences, chunk_sentence_ids = _sentence_table(chunks)
-        questions, question_sentence_ids, question_warnings = _question_bank(settings, chunks, chunk_sentence_ids,
-                                                                             sentences)
+        bank, question_warnings = load_bank(settings.corpus_dir)
+        questions, question_sentence_ids, unlinked = _question_bank(bank, chunks, chunk_sentence_ids, sentences)
+        question_warnings += unlinked
         for warning in question_warnings:
             say(f"question bank: {warning}")
+        tuning_plan = tuning.plan(settings, bank)
+        tuned_key = tuning_plan.key if tuning_plan else None
         previous = _previous_index(settings)
-        if previous is not None and _up_to_date(previous.manifest, corpus, settings):
+        if previous is not None and _up_to_date(previous.manifest, corpus, settings, tuned_key):
             # Nothing to do: no new generation, no model, the live index stays as it is.
             say("the index is up to date")
             counts = previous.manifest["counts"]
@@ -242,7 +248,17 @@ def build(settings: Settings, embedder: Embedder,
                 reused=counts["chunks"] + 2 * counts["sentences"] + len(previous.questions),
                 seconds=time.perf_counter() - started, directory=previous.directory,
                 dense_kind=previous.manifest["dense"]["kind"], questions=len(previous.questions),
-                question_warnings=tuple(question_warnings))
+                question_warnings=tuple(question_warnings), tuned_key=tuned_key)
+        tune_seconds = 0.0
+        if tuning_plan is not None:
+            # Every text is embedded with the model tuned on this bank, and a vector
+            # of another model (the untuned one, or one tuned on another bank) is no use.
+            folder, tune_seconds = tuning.ensure_trained(settings, tuning_plan, say)
+            if tune_seconds:
+                say(f"fine-tuned in {tune_seconds:.0f} s")
+            embedder = Embedder(str(folder), settings.batch_size, settings.threads)
+        if previous is not None and _tuned_key(previous.manifest) != tuned_key:
+            previous = None
         cache, dimension = _previous_vectors(previous)
         # A sentence's context is the section of the first chunk it appears in.
         first_section: dict[int, str] = {}
@@ -285,7 +301,10 @@ def build(settings: Settings, embedder: Embedder,
             manifest = {
                 "format_version": FORMAT_VERSION,
                 "built_at": stamp.isoformat(timespec="seconds"),
-                "model": {"name": settings.model, "dimension": dimension},
+                "model": {"name": settings.model, "dimension": dimension,
+                          "tuned": {"key": tuned_key, "pairs": len(tuning_plan.pairs),
+                                    "epochs": tuning_plan.epochs} if tuning_plan else None},
+                "tuning": tuning_fingerprint(settings),
                 "chunking": chunking_fingerprint(settings),
                 "dense": {"kind": dense_kind, "sentences_kind": sentences_kind, "hnsw_m": settings.hnsw_m,
                           "flat_max_vectors": settings.flat_max_vectors},
@@ -318,20 +337,21 @@ def build(settings: Settings, embedder: Embedder,
             shutil.rmtree(final, ignore_errors=True)
             raise IndexWriteError(
                 f"cannot write the index in {root}: {exc.strerror or exc}; the previous index is unchanged") from exc
-        _prune_generations(root)
+        kept = _prune_generations(root)
+        tuning.prune(settings, keep={key for key in map(_tuned_key, kept) if key})
 
     return BuildReport(
         files=len(corpus.articles), skipped=list(corpus.skipped),
         sections=manifest["counts"]["sections"], chunks=len(chunks), sentences=len(sentences),
         embedded=embedded, reused=len(texts) - embedded, seconds=time.perf_counter() - started,
         directory=final, dense_kind=dense_kind, model_seconds=model_seconds, questions=len(questions),
-        question_warnings=tuple(question_warnings))
+        question_warnings=tuple(question_warnings), tuned_key=tuned_key, tune_seconds=tune_seconds)
 
 
-def _question_bank(settings: Settings, chunks: list[Chunk], chunk_sentence_ids: list[list[int]],
+def _question_bank(entries: list[BankQuestion], chunks: list[Chunk], chunk_sentence_ids: list[list[int]],
                    sentences: list[str]) -> tuple[list[str], list[list[int]], list[str]]:
-    """The bank's questions linked to these sentences, and a warning per line that could not be used."""
-    entries, warnings = load_bank(settings.corpus_dir)
+    """The bank's questions linked to these sentences, and a warning per line that could not be linked."""
+    warnings = []
     sources = [""] * len(sentences)
     for chunk, ids in zip(chunks, chunk_sentence_ids):
         for sentence_id in ids:
@@ -390,10 +410,12 @@ def _previous_index(settings: Settings) -> Index | None:
         return None
 
 
-def _up_to_date(manifest: dict, corpus: Corpus, settings: Settings) -> bool:
+def _up_to_date(manifest: dict, corpus: Corpus, settings: Settings, tuned_key: str | None) -> bool:
     """True when a build would produce what the live generation already holds."""
     recorded = manifest.get("corpus") or {}
     return (manifest.get("chunking") == chunking_fingerprint(settings)
+            and manifest.get("tuning") == tuning_fingerprint(settings)
+            and _tuned_key(manifest) == tuned_key
             and (manifest.get("dense") or {}).get("flat_max_vectors") == settings.flat_max_vectors
             and (manifest.get("dense") or {}).get("hnsw_m") == settings.hnsw_m
             and recorded.get("files") == corpus.hashes
@@ -416,6 +438,16 @@ def _previous_vectors(previous: Index | None) -> tuple[dict[str, np.ndarray], in
     for question, vector in zip(previous.questions, previous.question_vectors):
         cache[text_hash(question)] = vector
     return cache, int(previous.manifest["model"]["dimension"])
+
+
+def _tuned_key(manifest: dict) -> str | None:
+    return ((manifest.get("model") or {}).get("tuned") or {}).get("key")
+
+
+def query_model(manifest: dict, settings: Settings) -> str:
+    """The model that embeds questions for this index: the one its texts were embedded with."""
+    key = _tuned_key(manifest)
+    return str(tuning.model_dir(settings, key)) if key else settings.model
 
 
 def _dense_index(vectors: np.ndarray, settings: Settings) -> tuple[faiss.Index, str]:
@@ -493,6 +525,10 @@ def load(settings: Settings, dimension: int | None = None) -> Index:
     manifest = read_manifest(directory)
     check_compatible(manifest, settings, dimension, settings.index_dir)
     _verify_files(directory, manifest)
+    key = _tuned_key(manifest)
+    if key and not tuning.is_trained(settings, key):
+        raise IndexCorruptError(f"the index in {directory} was embedded with a fine-tuned model that is no longer "
+                                f"in {tuning.model_dir(settings, key)}; rebuild it with: {REBUILD_HINT}")
     try:
         chunk_rows = _read_jsonl(directory / "chunks.jsonl")
         sentence_rows = _read_jsonl(directory / "sentences.jsonl")
@@ -530,6 +566,8 @@ def stale_reason(manifest: dict, settings: Settings) -> str | None:
     """Why the index no longer matches the corpus and settings, or None when it does."""
     if manifest.get("chunking") != chunking_fingerprint(settings):
         return "the chunking settings changed"
+    if manifest.get("tuning") != tuning_fingerprint(settings):
+        return "the fine-tuning settings changed"
     try:
         now = {**corpus_hashes(settings.corpus_dir), **bank_hashes(settings.corpus_dir)}
     except CorpusError as exc:
@@ -611,17 +649,24 @@ def _point_current(root: Path, name: str) -> None:
         os.close(fd)
 
 
-def _prune_generations(root: Path, keep: int = 2) -> None:
-    """Delete all but the newest `keep` generations (the live one is always kept)."""
+def _prune_generations(root: Path, keep: int = 2) -> list[dict]:
+    """Delete all but the newest `keep` generations (the live one is always kept); the kept ones' manifests."""
     try:
         live = (root / CURRENT).read_text().strip()
     except OSError:
-        return
+        return []
     generations = sorted((p for p in root.iterdir() if p.name.startswith(_BUILD_PREFIX)), key=lambda p: p.name)
     keep_names = {live} | {p.name for p in generations[-keep:]}
+    kept = []
     for path in generations:
         if path.name not in keep_names:
             shutil.rmtree(path, ignore_errors=True)
+            continue
+        try:
+            kept.append(read_manifest(path))
+        except IndexCorruptError:
+            continue
+    return kept
 
 
 def _remove_leftovers(root: Path) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+# One folder of fine-tuned models for the whole run, this process and the
+# `python -m qa` / `app.py` processes the tests start (they read QA_TUNED_DIR):
+# the model tuned on the real question bank is trained once (about a minute),
+# not once per temporary index folder.
+TUNED_DIR = Path(tempfile.mkdtemp(prefix="qa-tuned-"))
+os.environ["QA_TUNED_DIR"] = str(TUNED_DIR)
+atexit.register(shutil.rmtree, TUNED_DIR, True)
 
 from qa.embedding import Embedder  # noqa: E402
 from qa.settings import Settings  # noqa: E402
@@ -76,7 +85,7 @@ def real_settings(tmp_path_factory) -> Settings:
     """The five real articles (copied) and a fresh index folder."""
     base = tmp_path_factory.mktemp("real")
     shutil.copytree(CORPUS, base / "corpus")
-    return Settings(corpus_dir=base / "corpus", index_dir=base / "index")
+    return Settings(corpus_dir=base / "corpus", index_dir=base / "index", tuned_dir=TUNED_DIR)
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ SCRIPT = "<script>document.title='pwned'</script>"
 def app_engine(app_server, embedder):  # noqa: F811
     """The real engine behind app.respond(), on the index the app built (so nothing is built twice),
     with the session's model from tests/conftest.py (so nothing is loaded twice)."""
-    engine = app.open_engine(Settings(index_dir=app_server.index_dir), say=lambda text: None,
+    engine = app.open_engine(Settings.from_env(index_dir=app_server.index_dir), say=lambda text: None,
                              embedder=embedder)
     yield engine
     app.ENGINE = None

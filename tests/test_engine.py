@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
+from conftest import CORPUS
 from qa.answer import NOT_FOUND, answer_type, is_followup, resolve_query
 from qa.engine import Engine
 from qa.errors import QuestionError
@@ -74,13 +77,22 @@ def test_answer_has_the_kind_of_answer_asked_for_not_talk_about_the_article(tmp_
     assert plain.ask(question).answer.startswith("In this article")
 
 
-def test_a_sentence_summing_up_the_article_loses_to_the_specific_answer(engine):
+def test_a_sentence_summing_up_the_article_loses_to_the_specific_answer(tmp_path, embedder):
+    # Articles without example questions, as a maintainer may drop them: the model as it ships,
+    # and no bank to find the answer. (The model tuned on the bank finds it without the penalty.)
+    # Two of the real articles: the one with the answer, and another to be scored against.
+    (tmp_path / "corpus").mkdir()
+    for name in ("ketamine-reversal-effect.txt", NALOXONE):
+        shutil.copy(CORPUS / name, tmp_path / "corpus" / name)
+    settings = Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")
+    engine = Engine.open(settings, build="missing", embedder=embedder)
+    assert engine.index.manifest["model"]["tuned"] is None
     question = "what does debriefing after ketamine treatment involve"
     index = engine.index
     assert index.genericness.shape == (len(index.sentences),)
     assert -1.0 <= float(index.genericness.min()) and float(index.genericness.max()) <= 1.0
-    # The question bank also finds this answer: leave it out, so the penalty alone decides.
-    without_bank = engine.settings.replace(weight_question=0.0, example_answer_weight=0.0)
+    # Refusal is fitted to the tuned model: answer whatever the confidence, to compare sentences.
+    without_bank = engine.settings.replace(answerable_bar=-1e9)
     answer = Engine(without_bank, engine.embedder, index).ask(question).answer
     assert answer.startswith("Debriefing: Discuss the experience")
     # Without the penalty, an overview sentence close to the whole article's gist wins.

@@ -29,7 +29,7 @@ def test_build_then_load_gives_the_same_chunks_and_vectors(tiny_settings, embedd
     np.testing.assert_allclose(loaded.chunk_vectors, embedder.encode(texts), atol=1e-5)
     assert loaded.dense.ntotal == 5
     manifest = loaded.manifest
-    assert manifest["model"] == {"name": tiny_settings.model, "dimension": 384}
+    assert manifest["model"] == {"name": tiny_settings.model, "dimension": 384, "tuned": None}  # no question bank
     assert set(manifest["corpus"]["files"]) == {"alpha.txt", "beta.txt", "gamma.md"}
     assert manifest["chunking"] == {"chunk_chars": tiny_settings.chunk_chars,
                                     "overlap_sentences": tiny_settings.overlap_sentences}

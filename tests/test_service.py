@@ -102,7 +102,7 @@ def test_the_child_leaves_when_its_parent_dies(real_settings, engine, tmp_path):
         sys.path.insert(0, {str(PROJECT_ROOT)!r})
         from qa.service import EngineProcess
         from qa.settings import Settings
-        process = EngineProcess(Settings(corpus_dir={str(real_settings.corpus_dir)!r},
+        process = EngineProcess(Settings.from_env(corpus_dir={str(real_settings.corpus_dir)!r},
                                          index_dir={str(real_settings.index_dir)!r}))
         print(process.pid, flush=True)
         time.sleep(600)

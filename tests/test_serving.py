@@ -254,7 +254,7 @@ def test_concurrency_bench_quick_run_passes(app_server):  # noqa: F811
 def respond_engine(app_server, embedder, tmp_path_factory):  # noqa: F811
     """app.ENGINE: the real engine on a temporary copy of the shared app's index."""
     base = tmp_path_factory.mktemp("respond")
-    settings = Settings(corpus_dir=ROOT / "corpus", index_dir=copy_index(app_server.index_dir, base / "index"))
+    settings = Settings.from_env(corpus_dir=ROOT / "corpus", index_dir=copy_index(app_server.index_dir, base / "index"))
     previous = app.ENGINE
     app.ENGINE = Engine.open(settings, build="missing", embedder=embedder)
     yield app.ENGINE

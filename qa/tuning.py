@@ -1,0 +1,214 @@
+"""Stage 3a: the question bank -> a copy of the embedding model fine-tuned on it.
+
+Owns: turning the bank's (example question, answer sentence) pairs into a
+fine-tuned copy of the model, keyed by everything that decides its weights,
+and keeping those copies on disk so a rebuild with the same bank and
+settings trains nothing.
+
+Why: the example questions were written from the articles alone, the way
+people ask ("will narcan wake someone up who did too much k"), each paired
+with the sentence that answers it. Taught on those pairs, MiniLM learns the
+articles' vocabulary as people use it, and questions it has never seen are
+answered better: over the five question sets of eval/, 197 of 261
+answerable questions got the right sentence against 175 with the model as
+it ships (docs/DESIGN.md, "Fine-tuned on the bank").
+
+How: in-batch negatives (sentence-transformers' MultipleNegativesRankingLoss,
+scale 20), both ways (question -> answer and answer -> question); a batch
+never holds two pairs with the same answer, which would be false negatives.
+AdamW, 10% linear warm-up then linear decay, batch 32, plain torch on the
+CPU. Seeded, on a fixed number of threads: the same pairs give the same
+weights, so the refusal weights fitted to them stay valid (a test checks it).
+
+Where: `<tuned_dir>/<key>/`, a sentence-transformers model folder (about
+90 MB for MiniLM), written beside and renamed into place, so a killed
+training leaves nothing half-written under the key. `key` hashes the base
+model, the pairs, the training numbers and the torch and
+sentence-transformers versions.
+
+Limits: a bank change retrains (about 25 s for 408 pairs on 2 cores) and
+so re-embeds every text; an article change alone does neither. Training
+uses the pairs as written, whether or not their answer is still in the
+article (qa/question_bank.py warns about those).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+from qa.embedding import resolve_model
+from qa.errors import ModelError
+from qa.question_bank import BankQuestion
+from qa.settings import Settings
+
+# The training numbers. Common defaults for this loss, not tuned on any question
+# set: seeds and the 1,282 further examples of eval/tuning/ moved the pooled
+# answer count by at most 4 of 261 (docs/DESIGN.md).
+LEARNING_RATE = 2e-5
+BATCH = 32
+SCALE = 20.0  # cosine -> logit, as sentence-transformers' MultipleNegativesRankingLoss
+WARM_UP = 0.1  # share of the steps
+WEIGHT_DECAY = 0.01
+SEED = 0
+TUNED_FOLDER = "tuned"  # inside the index folder, unless Settings.tuned_dir says otherwise
+_TMP_PREFIX = ".tmp-"
+
+
+@dataclass(frozen=True)
+class TuningPlan:
+    """What a build would train: the pairs and the key naming the result."""
+
+    key: str
+    pairs: tuple[tuple[str, str], ...]
+    epochs: int
+
+
+def tuned_root(settings: Settings) -> Path:
+    return settings.tuned_dir if settings.tuned_dir is not None else settings.index_dir / TUNED_FOLDER
+
+
+def plan(settings: Settings, entries: list[BankQuestion]) -> TuningPlan | None:
+    """The training this bank calls for, or None (tuning off, or too few examples to be worth a model copy)."""
+    pairs = tuple(sorted({(e.question, e.answer) for e in entries}))
+    if settings.tune_epochs == 0 or len(pairs) < settings.tune_min_pairs:
+        return None
+    recipe = {
+        "base": settings.model, "base_location": resolve_model(settings.model), "pairs": pairs,
+        "epochs": settings.tune_epochs, "learning_rate": LEARNING_RATE, "batch": BATCH, "scale": SCALE,
+        "warm_up": WARM_UP, "weight_decay": WEIGHT_DECAY, "seed": SEED, "threads": settings.threads,
+        "versions": [_version("torch"), _version("sentence-transformers")],
+    }
+    key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode("utf-8")).hexdigest()[:20]
+    return TuningPlan(key, pairs, settings.tune_epochs)
+
+
+def model_dir(settings: Settings, key: str) -> Path:
+    return tuned_root(settings) / key
+
+
+def is_trained(settings: Settings, key: str) -> bool:
+    folder = model_dir(settings, key)
+    return (folder / "config.json").is_file() and any(folder.glob("*.safetensors"))
+
+
+def ensure_trained(settings: Settings, tuning: TuningPlan, say: Callable[[str], None]) -> tuple[Path, float]:
+    """The tuned model's folder, training it first unless it is on disk; also the seconds spent training."""
+    folder = model_dir(settings, tuning.key)
+    if is_trained(settings, tuning.key):
+        return folder, 0.0
+    started = time.perf_counter()
+    root = tuned_root(settings)
+    tmp = root / f"{_TMP_PREFIX}{tuning.key}-{uuid.uuid4().hex[:6]}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        say(f"fine-tuning {settings.model} on {len(tuning.pairs)} example questions "
+            f"({tuning.epochs} epoch(s); once per question bank)")
+        fine_tune(resolve_model(settings.model), list(tuning.pairs), tuning.epochs, settings.threads, tmp)
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            if not is_trained(settings, tuning.key):  # not another build finishing the same model first
+                raise
+    except OSError as exc:
+        raise ModelError(f"cannot write the fine-tuned model in {root}: {exc.strerror or exc}") from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder, time.perf_counter() - started
+
+
+def prune(settings: Settings, keep: set[str]) -> None:
+    """Delete tuned models (and leftovers of killed trainings) no kept index generation uses.
+
+    Only in the index's own folder: a shared `tuned_dir` is a cache its owner manages.
+    """
+    if settings.tuned_dir is not None:
+        return
+    root = tuned_root(settings)
+    if not root.is_dir():
+        return
+    for path in root.iterdir():
+        if path.name not in keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def batches(pairs: list[tuple[str, str]], rng: random.Random) -> list[list[tuple[str, str]]]:
+    """Shuffled batches in which every answer appears once (a second one would be a false negative)."""
+    waiting = pairs[:]
+    rng.shuffle(waiting)
+    out = []
+    while waiting:
+        batch, answers, later = [], set(), []
+        for pair in waiting:
+            if len(batch) < BATCH and pair[1] not in answers:
+                batch.append(pair)
+                answers.add(pair[1])
+            else:
+                later.append(pair)
+        if len(batch) > 1:
+            out.append(batch)
+        waiting = later if len(batch) > 1 else []
+    return out
+
+
+def fine_tune(base_location: str, pairs: list[tuple[str, str]], epochs: int, threads: int, out: Path,
+              seed: int = SEED) -> None:
+    """Train a copy of the model at `base_location` on (question, answer) pairs and save it to `out`."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(threads)
+    rng = random.Random(seed)
+    with torch.random.fork_rng(devices=[]):  # a build inside the app leaves the process's RNG as it was
+        torch.manual_seed(seed)
+        try:
+            model = SentenceTransformer(base_location, device="cpu")
+        except Exception as exc:  # sentence-transformers raises many kinds
+            raise ModelError(f"cannot load embedding model {base_location} to fine-tune it: {exc}") from exc
+        model.train()
+        optimiser = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
+        schedule = [batches(pairs, rng) for _ in range(epochs)]
+        total = sum(len(epoch) for epoch in schedule)
+        warm_up = max(1, int(total * WARM_UP))
+
+        def embed(texts: list[str]) -> "torch.Tensor":
+            features = model.tokenize(texts)
+            return torch.nn.functional.normalize(model(features)["sentence_embedding"], dim=-1)
+
+        step = 0
+        for epoch in schedule:
+            for batch in epoch:
+                questions, answers = (list(side) for side in zip(*batch))
+                logits = embed(questions) @ embed(answers).T * SCALE
+                labels = torch.arange(len(batch))
+                loss = (torch.nn.functional.cross_entropy(logits, labels)
+                        + torch.nn.functional.cross_entropy(logits.T, labels)) / 2
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                step += 1
+                for group in optimiser.param_groups:
+                    group["lr"] = LEARNING_RATE * min(step / warm_up,
+                                                      max(0.0, (total - step) / max(1, total - warm_up)))
+        model.eval()
+        model.save(str(out))
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+__all__ = ["TuningPlan", "plan", "ensure_trained", "model_dir", "is_trained", "prune", "tuned_root",
+           "fine_tune", "batches"]

@@ -1,0 +1,139 @@
+"""Fine-tuning the model on the question bank at build time: trained once per bank, reproducible, used for
+every text of the index and every question, swapped with the index, rebuilt when it is gone.
+
+A tiny corpus and bank (6 pairs, Settings.tune_min_pairs lowered to 2) so each training takes seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa import index as index_store
+from qa import tuning
+from qa.embedding import resolve_model
+from qa.engine import Engine
+from qa.errors import IndexCorruptError
+from qa.settings import Settings
+
+from conftest import write_tiny_corpus
+
+# (question, answer sentence of the tiny corpus in tests/conftest.py, its article)
+PAIRS = [
+    ("what undoes an overdose of painkillers", "Naloxone reverses opioid overdose within minutes.", "alpha.txt"),
+    ("where does the overdose antidote attach", "It binds to opioid receptors in the brain.", "alpha.txt"),
+    ("what kind of drug is special k", "Ketamine is a dissociative anesthetic.", "beta.txt"),
+    ("what do hospitals give it for", "Doctors use it in surgery and for severe depression.", "beta.txt"),
+    ("how does coming off heroin feel", "Opioid withdrawal causes sweating, nausea and muscle aches.", "gamma.md"),
+    ("which meds take the edge off dope sickness", "Methadone and buprenorphine reduce cravings during withdrawal.",
+     "gamma.md"),
+]
+
+
+def write_bank(corpus: Path, pairs) -> None:
+    folder = corpus / "questions"
+    folder.mkdir(exist_ok=True)
+    lines = [json.dumps({"question": q, "source": source, "answer": a}) for q, a, source in pairs]
+    (folder / "tiny.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    corpus = write_tiny_corpus(tmp_path / "corpus")
+    write_bank(corpus, PAIRS)
+    # Two epochs of one batch: enough to move the model measurably, a few seconds on 2 cores.
+    return Settings(corpus_dir=corpus, index_dir=tmp_path / "index", tune_min_pairs=2, tune_epochs=2)
+
+
+def mean_pair_cosine(vectors_of, pairs) -> float:
+    questions = vectors_of([q for q, _, _ in pairs])
+    answers = vectors_of([a for _, a, _ in pairs])
+    return float(np.mean(np.einsum("ij,ij->i", questions, answers)))
+
+
+def test_the_build_fine_tunes_on_the_bank_and_the_engine_asks_with_that_model(settings, embedder):
+    before = embedder.texts_encoded
+    report = index_store.build(settings, embedder)
+    assert report.tuned_key and report.tune_seconds > 0
+    assert embedder.texts_encoded == before, "every text is embedded with the tuned model, none with the base one"
+    manifest = index_store.load(settings).manifest
+    assert manifest["model"]["name"] == settings.model
+    assert manifest["model"]["tuned"] == {"key": report.tuned_key, "pairs": len(PAIRS), "epochs": 2}
+
+    engine = Engine.open(settings, build="never", embedder=embedder)
+    tuned_dir = tuning.model_dir(settings, report.tuned_key)
+    assert engine.embedder.name == str(tuned_dir) and engine.base_embedder is embedder
+    # The index's vectors are the tuned model's, and not the base model's.
+    questions = engine.index.questions
+    assert np.allclose(engine.index.question_vectors, engine.embedder.encode(questions), atol=1e-5)
+    assert not np.allclose(engine.index.question_vectors, embedder.encode(questions), atol=1e-3)
+    # What the training is for: each example question moved towards its answer.
+    assert mean_pair_cosine(engine.embedder.encode, PAIRS) > mean_pair_cosine(embedder.encode, PAIRS) + 0.005
+    assert engine.ask("what undoes an overdose of painkillers").answer == PAIRS[0][1]
+
+
+def test_training_is_reproducible(tmp_path):
+    pairs = [(q, a) for q, a, _ in PAIRS]
+    digests = []
+    for run in ("one", "two"):
+        tuning.fine_tune(resolve_model(Settings().model), pairs, 1, 2, tmp_path / run)
+        digests.append(hashlib.sha256((tmp_path / run / "model.safetensors").read_bytes()).hexdigest())
+    assert digests[0] == digests[1], "the refusal weights fitted to the tuned model would not hold"
+
+
+def test_only_a_bank_change_trains_again_and_unused_models_are_pruned(settings, embedder):
+    first = index_store.build(settings, embedder)
+    engine = Engine.open(settings, build="never", embedder=embedder)
+
+    # An article change: same bank, same model, only the changed article's texts embedded.
+    gamma = settings.corpus_dir / "gamma.md"
+    gamma.write_text(gamma.read_text(encoding="utf-8") + "\nWithdrawal can last a week.\n", encoding="utf-8")
+    article_change = index_store.build(settings, embedder)
+    assert (article_change.tuned_key, article_change.tune_seconds) == (first.tuned_key, 0.0)
+    assert 0 < article_change.embedded < first.embedded / 2
+
+    # A bank change: another model, trained once; every text embedded with it.
+    write_bank(settings.corpus_dir, PAIRS[:-1])
+    assert index_store.stale_reason(index_store.load(settings).manifest, settings).startswith("corpus changed")
+    bank_change = index_store.build(settings, embedder)
+    assert bank_change.tuned_key != first.tuned_key and bank_change.tune_seconds > 0
+    assert bank_change.reused == 0
+    # The running engine swaps model and index together on its next question.
+    assert engine.ask("what kind of drug is special k").answer == PAIRS[2][1]
+    assert engine.embedder.name == str(tuning.model_dir(settings, bank_change.tuned_key))
+
+    # The first model serves the generation kept before the live one; one build later nothing uses it.
+    assert tuning.is_trained(settings, first.tuned_key)
+    beta = settings.corpus_dir / "beta.txt"
+    beta.write_text(beta.read_text(encoding="utf-8") + "\nKetamine acts on NMDA receptors.\n", encoding="utf-8")
+    index_store.build(settings, embedder)
+    assert not tuning.model_dir(settings, first.tuned_key).exists()
+    assert tuning.is_trained(settings, bank_change.tuned_key)
+
+
+def test_a_lost_tuned_model_is_named_and_rebuilt(settings, embedder):
+    report = index_store.build(settings, embedder)
+    shutil.rmtree(tuning.model_dir(settings, report.tuned_key))
+    with pytest.raises(IndexCorruptError, match="fine-tuned model.*python -m qa build"):
+        index_store.load(settings)
+    messages = []
+    engine = Engine.open(settings, build="stale", embedder=embedder, say=messages.append)
+    assert any("cannot be used" in m for m in messages)
+    assert tuning.is_trained(settings, report.tuned_key), "trained again, to the same key"
+    assert engine.ask("what kind of drug is special k").answer == PAIRS[2][1]
+
+
+def test_tuning_off_or_too_few_examples_keeps_the_model_as_it_is(settings, embedder):
+    for untuned in (settings.replace(tune_epochs=0), settings.replace(tune_min_pairs=len(PAIRS) + 1)):
+        report = index_store.build(untuned, embedder)
+        assert report.tuned_key is None
+        assert index_store.load(untuned).manifest["model"]["tuned"] is None
+        assert Engine.open(untuned, build="never", embedder=embedder).embedder is embedder
+    # An index built one way is out of date for the other.
+    manifest = index_store.load(settings).manifest
+    assert index_store.stale_reason(manifest, settings.replace(tune_epochs=1)) == "the fine-tuning settings changed"
