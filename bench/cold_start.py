@@ -51,7 +51,7 @@ from qa import index as index_store; mark("import qa (rest)")
 if APP:
     import gradio; mark("import gradio")
     import app; mark("import app (rest)")
-settings = Settings(corpus_dir=sys.argv[1], index_dir=sys.argv[2])
+settings = Settings.from_env(corpus_dir=sys.argv[1], index_dir=sys.argv[2])
 index = index_store.load(settings); mark("index load (with checksums)")
 # The model that embeds questions: the one tuned on the question bank when the index names one.
 embedder = Embedder(index_store.query_model(index.manifest, settings), settings.batch_size, settings.threads,
@@ -137,10 +137,10 @@ def _run(args, runs: int, work: Path) -> int:
     corpus, index = work / "corpus", work / "index"
     info = common.prepare_corpus(corpus, args.size)
     common.note("building the index (not timed)")
-    from qa import index as index_store
-    from qa.settings import Settings
-    settings = Settings(corpus_dir=corpus, index_dir=index)
-    index_store.build(settings, common.embedder(settings.model, settings.batch_size, settings.threads))
+    # In a child: a build that fine-tunes peaks near 1.9 GB, and children forked from a process that
+    # large report its peak as theirs (ru_maxrss is inherited across fork).
+    common.check(common.run_child([sys.executable, "-m", "qa", "build", "--corpus", str(corpus),
+                                   "--index", str(index)]), "python -m qa build")
     app = not args.no_app
     common.print_header("cold_start.py", [f"corpus: {info['kind']}; index built beforehand; {runs} run(s) each; "
                                           "new process each run, OS file cache warm"])
