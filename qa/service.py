@@ -38,8 +38,9 @@ from qa.settings import PROJECT_ROOT, Settings
 # What the parent may call; anything else is refused by the child.
 _METHODS = ("ask", "articles", "built_at")
 # A question asked while the engine loads waits this long before being told
-# to retry: loading takes ~8 s, a first build of the five articles ~30 s.
-WAIT_FOR_LOADING_S = 120.0
+# to retry: loading takes ~8 s; a first build of the five articles, which
+# fine-tunes the model on the question bank, 60 to 110 s on 2 cores.
+WAIT_FOR_LOADING_S = 180.0
 
 
 class EngineStoppedError(QAError):
