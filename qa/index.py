@@ -19,6 +19,8 @@ Owns the index on disk. `index/` holds generations and a pointer:
         dense.faiss               FAISS inner-product index over the chunk vectors
         sentences.faiss           the same over the sentence vectors
         lexical/                  bm25s index over the chunks' index text
+    index/tuned/<key>/            the model fine-tuned on the question bank (qa/tuning.py) that the
+                                  generations naming <key> in their manifest were embedded with
 
 A build writes a new generation beside the live one and then replaces
 CURRENT atomically (os.replace), so a crash or Ctrl-C at any point leaves the
@@ -27,7 +29,9 @@ the next one. A lock file keeps two builds from running at once.
 
 Vectors are cached by the sha256 of the text embedded: a rebuild embeds only
 texts it has not embedded before with the same model, so an unchanged corpus
-embeds nothing and a changed file re-embeds only its own changed chunks.
+embeds nothing and a changed file re-embeds only its own changed chunks. The
+same model means the same tuned model too: a changed question bank trains a
+new one and re-embeds everything.
 
 `load()` checks the manifest: another format, model or dimension is refused
 with the command that fixes it; a missing, truncated or altered file is
