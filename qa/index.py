@@ -75,7 +75,10 @@ from qa.text import content_terms
 
 # Bump when the files' layout or the loader's cleaning rules change:
 # an index of another version is refused and rebuilt.
-FORMAT_VERSION = 5  # 5: the question bank (questions.jsonl, question_vectors.npy)
+# 5: the question bank (questions.jsonl, question_vectors.npy); 6: the manifest names the model tuned
+# on the bank, which embedded everything (an untuned format-5 index would be read with refusal weights
+# fitted to the tuned model).
+FORMAT_VERSION = 6
 CURRENT = "CURRENT"
 LOCK = ".build.lock"
 _BUILD_PREFIX = "build-"
