@@ -192,9 +192,10 @@ def _run(args, repeats: int, work: Path) -> int:
 
     from qa.question_bank import bank_files
     from qa.settings import Settings
-    if bank_files(work / "corpus") and Settings().tune_epochs:
+    product_epochs = Settings().tune_epochs
+    if bank_files(work / "corpus") and product_epochs:
         common.note("a build as the product builds: with fine-tuning on the question bank")
-        tuned = _build(work / "corpus", work / "index-tuned", Settings().tune_epochs)
+        tuned = _build(work / "corpus", work / "index-tuned", product_epochs)
         common.say(common.table("first build with fine-tuning on the question bank (the product's build)",
                                 ["run", "fine-tuning s", "build s (incl. fine-tuning)", "cli wall s", "embedded",
                                  "peak MB"],

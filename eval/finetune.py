@@ -13,8 +13,8 @@ Scores three engines on every question set of eval/, in one run:
   eval/tuning/README.md), for --epochs epochs with --seed; refusal refitted.
 
 Each builds its index in a temporary folder; tuned models are trained there
-too (about a minute each on 2 cores). docs/DESIGN.md ("Fine-tuned on the
-question bank") has the figures.
+too (about a minute each on 2 cores). docs/DESIGN.md ("Fifth session: the
+model fine-tuned on the question bank, shipped") has the figures.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def training_pairs(extra: bool) -> list[tuple[str, str]]:
     entries, warnings = read_bank(files)
     for warning in warnings:
         print(f"skipped: {warning}", file=sys.stderr)
-    return sorted({(entry.question, entry.answer) for entry in entries})
+    return list(tuning.training_pairs(entries))
 
 
 def refitted(engine: Engine) -> Engine:

@@ -202,9 +202,7 @@ class Engine:
                 if mtime != self._pointer_mtime:
                     try:
                         fresh = index_store.load(self.settings)
-                        model = (self._live.embedder
-                                 if index_store.query_model(fresh.manifest, self.settings) == self._live.embedder.name
-                                 else query_embedder(fresh, self.settings, self.base_embedder))
+                        model = query_embedder(fresh, self.settings, self._live.embedder, self.base_embedder)
                         self._live = _Live(fresh, model)
                     except (IndexError_, ModelError):
                         pass  # a broken new build: keep answering from the one we have
@@ -239,9 +237,11 @@ class Engine:
         return index_store.stale_reason(self.current_index().manifest, self.settings)
 
 
-def query_embedder(index: Index, settings: Settings, base: Embedder) -> Embedder:
-    """The model for this index's questions, loaded and checked against the index's dimension."""
+def query_embedder(index: Index, settings: Settings, *loaded: Embedder) -> Embedder:
+    """The model for this index's questions: one of `loaded` if it is that model, else loaded now;
+    checked against the index's dimension."""
     name = index_store.query_model(index.manifest, settings)
-    embedder = base if name == base.name else Embedder(name, settings.batch_size, settings.threads)
+    embedder = next((e for e in loaded if e.name == name), None) or Embedder(name, settings.batch_size,
+                                                                              settings.threads)
     index_store.check_compatible(index.manifest, settings, embedder.dimension, settings.index_dir)
     return embedder

@@ -9,9 +9,9 @@ Why: the example questions were written from the articles alone, the way
 people ask ("will narcan wake someone up who did too much k"), each paired
 with the sentence that answers it. Taught on those pairs, MiniLM learns the
 articles' vocabulary as people use it, and questions it has never seen are
-answered better: over the five question sets of eval/, 197 of 261
-answerable questions got the right sentence against 175 with the model as
-it ships (docs/DESIGN.md, "Fine-tuned on the bank").
+answered better: over the six question sets of eval/, 233 of 313
+answerable questions got the right sentence against 206 with the model as
+it ships (docs/DESIGN.md, "Fifth session").
 
 How: in-batch negatives (sentence-transformers' MultipleNegativesRankingLoss,
 scale 20), both ways (question -> answer and answer -> question); a batch
@@ -26,7 +26,7 @@ training leaves nothing half-written under the key. `key` hashes the base
 model, the pairs, the training numbers and the torch and
 sentence-transformers versions.
 
-Limits: a bank change retrains (about 25 s for 408 pairs on 2 cores) and
+Limits: a bank change retrains (27 to 75 s for 408 pairs on 2 cores) and
 so re-embeds every text; an article change alone does neither. Training
 uses the pairs as written, whether or not their answer is still in the
 article (qa/question_bank.py warns about those).
@@ -77,9 +77,14 @@ def tuned_root(settings: Settings) -> Path:
     return settings.tuned_dir if settings.tuned_dir is not None else settings.index_dir / TUNED_FOLDER
 
 
+def training_pairs(entries: list[BankQuestion]) -> tuple[tuple[str, str], ...]:
+    """(question, answer) pairs, each once, in a fixed order: the seeded shuffle starts from it."""
+    return tuple(sorted({(e.question, e.answer) for e in entries}))
+
+
 def plan(settings: Settings, entries: list[BankQuestion]) -> TuningPlan | None:
     """The training this bank calls for, or None (tuning off, or too few examples to be worth a model copy)."""
-    pairs = tuple(sorted({(e.question, e.answer) for e in entries}))
+    pairs = training_pairs(entries)
     if settings.tune_epochs == 0 or len(pairs) < settings.tune_min_pairs:
         return None
     recipe = {
@@ -210,5 +215,5 @@ def _version(package: str) -> str:
         return "?"
 
 
-__all__ = ["TuningPlan", "plan", "ensure_trained", "model_dir", "is_trained", "prune", "tuned_root",
+__all__ = ["TuningPlan", "training_pairs", "plan", "ensure_trained", "model_dir", "is_trained", "prune", "tuned_root",
            "fine_tune", "batches"]

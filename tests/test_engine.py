@@ -92,11 +92,11 @@ def test_a_sentence_summing_up_the_article_loses_to_the_specific_answer(tmp_path
     assert index.genericness.shape == (len(index.sentences),)
     assert -1.0 <= float(index.genericness.min()) and float(index.genericness.max()) <= 1.0
     # Refusal is fitted to the tuned model: answer whatever the confidence, to compare sentences.
-    without_bank = engine.settings.replace(answerable_bar=-1e9)
-    answer = Engine(without_bank, engine.embedder, index).ask(question).answer
+    answers_anything = engine.settings.replace(answerable_bar=-1e9)
+    answer = Engine(answers_anything, engine.embedder, index).ask(question).answer
     assert answer.startswith("Debriefing: Discuss the experience")
     # Without the penalty, an overview sentence close to the whole article's gist wins.
-    plain = Engine(without_bank.replace(generic_penalty=0.0), engine.embedder, index)
+    plain = Engine(answers_anything.replace(generic_penalty=0.0), engine.embedder, index)
     overview = plain.ask(question).answer
     assert overview.startswith("Understanding the treatment process")
     sentence_id = index.sentences.index
