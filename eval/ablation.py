@@ -7,7 +7,7 @@ per set. Every row but one reuses the live index and the shipped refusal
 weights; a part is taken out by a setting (Settings.replace). The question
 bank row is the engine as it would be shipped without one: the articles
 copied without corpus/questions/, indexed in a temporary folder, and the
-refusal weights refitted on the dev questions (its refusal leans on the bank).
+refusal reading its own background (qa/refusal.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from qa.engine import Engine  # noqa: E402
-from qa.evaluate import DEFAULT_QUESTIONS, fit_refusal, load_questions, run_engine, score  # noqa: E402
+from qa.evaluate import load_questions, run_engine, score  # noqa: E402
 from qa.question_bank import BANK_FOLDER  # noqa: E402
 from qa.settings import PROJECT_ROOT, Settings  # noqa: E402
 
@@ -39,15 +39,12 @@ PARTS = {
 
 
 def engine_without_bank(base: Engine) -> Engine:
-    """The engine over the same articles with no question bank, its refusal refitted for that."""
+    """The engine over the same articles with no question bank (refusal reads its own background)."""
     folder = Path(tempfile.mkdtemp(prefix="qa-no-bank-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     shutil.copytree(base.settings.corpus_dir, folder / "corpus", ignore=shutil.ignore_patterns(BANK_FOLDER))
     settings = base.settings.replace(corpus_dir=folder / "corpus", index_dir=folder / "index")
-    engine = Engine.open(settings, build="missing", embedder=base.embedder)
-    fit = fit_refusal(engine, load_questions(DEFAULT_QUESTIONS))
-    return Engine(settings.replace(answerable_weights=fit.weights, answerable_bar=fit.bar), base.embedder,
-                  engine.index)
+    return Engine.open(settings, build="missing", embedder=base.embedder)
 
 
 def main(paths: list[str]) -> None:

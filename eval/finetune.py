@@ -5,12 +5,12 @@
 Scores three engines on every question set of eval/, in one run:
 - before: the model as it ships (Settings.tune_epochs=0) with the fusion weights
   chosen for it before fine-tuning (weight_sentence 0.5, weight_question 3),
-  refusal refitted on eval/questions.jsonl;
+  refusal read against each index's background (qa/refusal.py);
 - shipped: the product as built, with the model tuned on corpus/questions/
   (qa/tuning.py) and the settings in qa/settings.py;
 - variant: tuned with qa.tuning.fine_tune on the bank plus, with --extra, the
   further examples of eval/tuning/ (written blind like the bank, see
-  eval/tuning/README.md), for --epochs epochs with --seed; refusal refitted.
+  eval/tuning/README.md), for --epochs epochs with --seed.
 
 Each builds its index in a temporary folder; tuned models are trained there
 too (about a minute each on 2 cores). docs/DESIGN.md ("Fifth session: the
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from qa import tuning  # noqa: E402
 from qa.embedding import Embedder, resolve_model  # noqa: E402
 from qa.engine import Engine  # noqa: E402
-from qa.evaluate import fit_refusal, load_questions, run_engine, score  # noqa: E402
+from qa.evaluate import load_questions, run_engine, score  # noqa: E402
 from qa.question_bank import bank_files, read_bank  # noqa: E402
 from qa.settings import PROJECT_ROOT, Settings  # noqa: E402
 
@@ -50,10 +50,9 @@ def training_pairs(extra: bool) -> list[tuple[str, str]]:
 
 
 def refitted(engine: Engine) -> Engine:
-    """The same engine with refusal fitted to its own model on the dev set, as the shipped one was."""
-    fit = fit_refusal(engine, load_questions(DEV))
-    settings = engine.settings.replace(answerable_weights=fit.weights, answerable_bar=fit.bar)
-    return Engine(settings, engine.base_embedder, engine.index)
+    """The engine as it is: refusal reads its signals against each index's own background
+    (qa/refusal.py), so a changed model needs no refit of its own."""
+    return engine
 
 
 def report(name: str, engine: Engine) -> None:

@@ -11,19 +11,20 @@ Owns:
   sentence alone and the sentence read under its section heading (vectors
   made at build time: nothing is embedded per sentence at question time),
   plus small bonuses for sharing the question's rarer words (idf-weighted)
-  and for holding the kind of answer asked for (a number, a time, a reason),
+  and for holding the kind of answer asked for (a number, a time, a reason;
+  for "how long does it last" a duration, and not when something starts),
   and for answering an example question close to the question (the question
   bank, qa/question_bank.py),
   minus penalties for sentences that cannot be answers (questions, bare
   lead-ins, talk about the article itself) and for generic ones (close to
   the gist of their whole article); a follow-up's own words count
   beside its restored topic;
-- refusal: `found` is false when the articles do not match the question
-  well enough to answer it. Six signals are weighed (`Confidence`): the
-  best passage and the best sentence among all candidates, the chosen
-  answer, the best BM25 match, the closest example question, and whether
-  the question uses a word the articles never do. Their weights are a logistic regression fitted on the
-  dev questions (`python -m qa eval --fit-refusal`). Then no passage is
+- refusal: `found` is false when the article the answer comes from does
+  not match the question well enough. The signals are gathered here
+  (`Confidence`: that article's best sentence, its closest example
+  question, how much of the question the answer's passage holds, how much
+  of it the articles never use) and judged in qa/refusal.py, against how
+  well unrelated questions match the same article. Then no passage is
   offered as an answer.
 
 Limits: extractive only; the answer is one verbatim sentence, never a
@@ -43,6 +44,7 @@ from typing import Sequence
 import numpy as np
 
 from qa.index import Index
+from qa.refusal import Confidence, RefusalModel
 from qa.search import Hit, example_scores_by_sentence
 from qa.settings import Settings
 from qa.synonyms import Expansion
@@ -72,27 +74,6 @@ class Passage:
 
 
 @dataclass(frozen=True)
-class Confidence:
-    """What refusal weighs: how well the articles match the question, by six signals."""
-
-    best_passage: float  # highest passage cosine among all candidates
-    best_sentence: float  # highest sentence cosine among all candidates
-    answer: float  # cosine of the chosen answer sentence (with a follow-up's own words mixed in)
-    lexical: float  # highest BM25 score, divided by the articles' highest idf to not grow with the corpus
-    example: float  # highest cosine with an example question of the question bank (0 without one)
-    unknown: bool  # the question has a word the articles never use (and no synonym translates)
-
-    def features(self) -> list[float]:
-        """The signals in the order of Settings.answerable_weights."""
-        return [self.best_passage, self.best_sentence, self.answer, self.lexical, self.example,
-                float(self.unknown)]
-
-    def score(self, settings: Settings) -> float:
-        """The weighted sum: the articles answer when it reaches settings.answerable_bar."""
-        return sum(w * x for w, x in zip(settings.answerable_weights, self.features()))
-
-
-@dataclass(frozen=True)
 class Result:
     question: str
     query: str  # what was searched: the question, with its topic restored for a follow-up
@@ -103,6 +84,7 @@ class Result:
     passages: tuple[Passage, ...]
     expansions: tuple[Expansion, ...] = ()  # the articles' words added to the query (qa/synonyms.py)
     confidence: Confidence | None = None  # what refusal weighed; None when there was nothing to weigh
+    margin: float = 0.0  # refusal's score minus its bar: how clearly the articles answer (negative: refused)
 
     @property
     def message(self) -> str:
@@ -147,11 +129,12 @@ def resolve_query(question: str, history: list[str] | tuple[str, ...], settings:
 
 
 def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hits: list[Hit],
-           settings: Settings, expansions: Sequence[Expansion] = (),
+           settings: Settings, refusal: RefusalModel, expansions: Sequence[Expansion] = (),
            focus_vector: np.ndarray | None = None, already_given: frozenset[str] = frozenset()) -> Result:
     """Pick the answer sentence among the top hits, or decide the articles do not answer.
 
     `hits`: every candidate passage, best first (qa.search.search); the first `top_k` are shown.
+    `refusal`: the fitted refusal model (qa/refusal.py), read against the index's background statistics.
     `expansions`: the articles' words the synonyms added to the query (qa/synonyms.py); they count
     as words of the question, and a typed word they translate is not unknown to the articles.
     `already_given`: sentences the conversation already had as answers; a follow-up gets another one.
@@ -186,16 +169,10 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
             if best is None or score > best[0]:
                 best = (score, float(cosine), position, sentence)
 
-    translated = {term for e in expansions if any(t in index.vocabulary for t in content_terms(" ".join(e.adds)))
-                  for term in content_terms(e.typed)}
-    unknown = [t for t in content_terms(question) if t not in index.vocabulary and t not in translated]
-    confidence = None
+    confidence, found, margin = None, False, 0.0
     if best is not None:
-        confidence = Confidence(best_passage=max(hit.dense for hit in hits),
-                                best_sentence=max(hit.sentence for hit in hits), answer=best[1],
-                                lexical=max(hit.lexical for hit in hits) / index.max_idf,
-                                example=float(examples.max(initial=0.0)), unknown=bool(unknown))
-    found = confidence is not None and confidence.score(settings) >= settings.answerable_bar
+        confidence = _confidence(index, question, hits, hits[best[2]], examples, expansions, weights)
+        found, margin = refusal.decide(confidence, index.background)
 
     passages = []
     answer_source = None
@@ -210,7 +187,34 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
     return Result(question=question, query=query, found=found,
                   answer=best[3] if found and best else None, answer_source=answer_source,
                   answer_score=best[1] if best else 0.0, passages=tuple(passages), expansions=tuple(expansions),
-                  confidence=confidence)
+                  confidence=confidence, margin=margin)
+
+
+def _confidence(index: Index, question: str, hits: list[Hit], chosen: Hit, examples: np.ndarray,
+                expansions: Sequence[Expansion], weights: dict[str, float]) -> Confidence:
+    """What refusal weighs, from the candidates of the article the answer comes from.
+
+    `weights`: the searched words (the question's, with a follow-up's topic and the synonyms' additions)
+    and their idf, as answer choice weighs them.
+
+    Only that article's passages and example questions count: another article's
+    example question, however close, does not vouch for this answer.
+    """
+    article = index.chunks[chosen.chunk].source
+    mine = [hit for hit in hits if index.chunks[hit.chunk].source == article]
+    sentences = index.article_sentences.get(article, np.zeros(0, dtype=np.int64))
+    translated = {term for e in expansions if any(t in index.vocabulary for t in content_terms(" ".join(e.adds)))
+                  for term in content_terms(e.typed)}
+    terms = content_terms(question)
+    total = sum(index.idf.get(t, index.max_idf) for t in terms)
+    unknown = sum(index.max_idf for t in terms if t not in index.vocabulary and t not in translated)
+    held = _terms(index.chunks[chosen.chunk].index_text)
+    searched = sum(weights.values())
+    coverage = sum(w for t, w in weights.items() if t in held) / searched if searched else 0.0
+    return Confidence(article=article, sentence=max(hit.sentence for hit in mine),
+                      example=float(examples[sentences].max(initial=0.0)), coverage=coverage,
+                      unknown=unknown / total if total else 0.0,
+                      has_examples=article in index.articles_with_examples)
 
 
 def _shape_bonus(sentence: str, weights: dict[str, float], settings: Settings) -> float:
@@ -239,11 +243,18 @@ _META = re.compile(r"\b(?:(?:this|our) (?:article|post|guide|blog|page)|we will|
 
 # What kind of answer a question asks for, by its wording, and how a sentence
 # shows it has one: the classic answer-type check of extractive QA.
+_AMOUNT_OF_TIME = (r"\b(?:\d+|a few|several|one|two|three|four|five|six|ten|hours?|days?|weeks?|months?|years?|"
+                   r"minutes?)\s*(?:seconds?|minutes?|hours?|days?|weeks?|months?|years?)\b")
+# When something begins ("kicks in within minutes") does not say how long it lasts, and back.
+_ONSET_WORDS = r"\bwithin\b|\b(?:begins?|starts?|onset|emerges?|kicks? in|appears?|takes? effect)\b"
+_LASTING_WORDS = (r"\blasts\b|\blasting\b|\blast (?:for|up to|about|around|between|from|only|longer|\d)|\bpersists?\b|\bremains?\b|\bfor up to\b|\bshort-lived\b|\blong-lasting\b|"
+                  r"\bwears? off\b|\bhalf-life\b|\bduration\b")
 _ANSWER_TYPES = (
-    ("duration", re.compile(r"\bhow (?:long|soon|quickly|fast)\b|\bhow much time\b", re.I),
-     re.compile(r"\b(?:\d+|a few|several|one|two|three|four|five|six|ten|hours?|days?|weeks?|months?|years?|"
-                r"minutes?)\s*(?:seconds?|minutes?|hours?|days?|weeks?|months?|years?)\b|\bwithin\b|"
-                r"\bshort-lived\b|\blong-lasting\b", re.I)),
+    ("onset", re.compile(r"\bhow (?:soon|quickly|fast)\b|\bhow long (?:until|till|before|after|does it take|"
+                         r"do they take|will it take)\b|\bhow much time (?:until|before)\b", re.I),
+     re.compile(_ONSET_WORDS + "|" + _AMOUNT_OF_TIME, re.I)),
+    ("duration", re.compile(r"\bhow long\b|\bhow much time\b", re.I),
+     re.compile(_LASTING_WORDS + "|" + _AMOUNT_OF_TIME, re.I)),
     ("number", re.compile(r"\bhow (?:many|much|often)\b|\bwhat (?:dose|dosage|amount|percentage|number)\b", re.I),
      re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|dozens?|hundreds?|thousands?|"
                 r"several|once|twice)\b", re.I)),
@@ -253,10 +264,14 @@ _ANSWER_TYPES = (
      re.compile(r"\b(?:because|due to|since|as a result|therefore|so that|which is why|primarily|"
                 r"mechanism|targets?|acts? on|leads? to|causes?)\b", re.I)),
 )
+# A sentence that speaks only of the other side of a time question answers it wrongly, whatever
+# amount of time it names: (the other side's words, this side's words).
+_CONTRARY = {"duration": (re.compile(_ONSET_WORDS, re.I), re.compile(_LASTING_WORDS, re.I)),
+             "onset": (re.compile(_LASTING_WORDS, re.I), re.compile(_ONSET_WORDS, re.I))}
 
 
 def answer_type(question: str) -> str | None:
-    """'duration', 'number', 'time', 'reason' or None, from the question's wording."""
+    """'onset', 'duration', 'number', 'time', 'reason' or None, from the question's wording."""
     for name, asks, _ in _ANSWER_TYPES:
         if asks.search(question):
             return name
@@ -266,11 +281,15 @@ def answer_type(question: str) -> str | None:
 def _type_bonus(sentence: str, wanted: str | None, settings: Settings) -> float:
     if wanted is None:
         return 0.0
+    if wanted in _CONTRARY:
+        other_side, this_side = _CONTRARY[wanted]
+        if other_side.search(sentence) and not this_side.search(sentence):
+            return -settings.answer_type_bonus
     shows = next(has for name, _, has in _ANSWER_TYPES if name == wanted)
     return settings.answer_type_bonus if shows.search(sentence) else 0.0
 
 
-__all__ = ["Confidence", "Passage", "Result", "NOT_FOUND", "answer", "resolve_query", "is_followup"]
+__all__ = ["Passage", "Result", "NOT_FOUND", "answer", "resolve_query", "is_followup"]
 
 
 @lru_cache(maxsize=65536)

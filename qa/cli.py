@@ -9,6 +9,7 @@ be piped.
     python -m qa ask "does naloxone reverse ketamine" [--json]
     python -m qa ask --jsonl < questions.jsonl > answers.jsonl
     python -m qa eval [--questions FILE] [--no-baselines] [--chunk-sizes 300,600,1000] [--fit-refusal]
+    python -m qa eval --benchmark squad2-dev-half.json [--setup fresh|grown|both] [--half fit|report|all]
 """
 
 from __future__ import annotations
@@ -124,17 +125,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from qa import evaluate
 
     settings = _settings(args)
-    questions = Path(args.questions) if args.questions else evaluate.DEFAULT_QUESTIONS
     if args.fit_refusal:
-        from qa.engine import Engine
-
-        engine = Engine.open(settings, build="stale", say=_say)
-        fit = evaluate.fit_refusal(engine, evaluate.load_questions(questions))
-        print(f"answerable_weights = {fit.weights}  # passage, sentence, answer, lexical, example, unknown word")
-        print(f"answerable_bar = {fit.bar}")
-        print(f"on {questions}: refuses {fit.refused_unanswerable:.3f} of unanswerable questions and "
-              f"{fit.refused_answerable:.3f} of answerable ones")
-        return 0
+        return _fit_refusal(args, settings)
+    if args.benchmark:
+        return _eval_benchmark(args, settings)
+    questions = Path(args.questions) if args.questions else evaluate.DEFAULT_QUESTIONS
     if args.chunk_sizes:
         sizes = [int(size) for size in args.chunk_sizes.split(",")]
         rows = evaluate.sweep_chunk_sizes(settings, sizes, questions, say=_say)
@@ -152,6 +147,55 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print("  " + "  ".join(f"{kind} {share:.2f}" for kind, share in engine.by_kind.items()))
     if args.verbose:
         print("\nengine misses:\n  " + "\n  ".join(engine.misses))
+    return 0
+
+
+def _fit_refusal(args: argparse.Namespace, settings) -> int:
+    import datetime as dt
+    from pathlib import Path
+
+    from qa import benchmark
+
+    if not args.benchmark:
+        raise QAError("fitting refusal needs a benchmark beside the dev questions: "
+                      "python -m qa eval --fit-refusal --benchmark ../shared/benchmarks/squad2-dev-half.json")
+    try:
+        model = benchmark.fit_refusal(Path(args.benchmark), settings, seed=args.seed,
+                                      work=Path(args.work) / "fit" if args.work else None,
+                                      wrongly_refused=args.wrongly_refused or benchmark.WRONGLY_REFUSED, say=_say)
+    except ValueError as exc:
+        raise QAError(str(exc)) from exc
+    model.save(settings.refusal_model_file, {
+        "fitted_at": dt.date.today().isoformat(),
+        "benchmark": {"file": Path(args.benchmark).name, "half": "fit", "seed": args.seed},
+        "dev_questions": "eval/questions.jsonl"})
+    print(f"wrote {settings.refusal_model_file}")
+    for name, regime in model.regimes.items():
+        weights = ", ".join(f"{k} {v:+.3f}" for k, v in regime.weights.items())
+        print(f"  {name}: {weights}; intercept {regime.intercept:+.3f}; bar {regime.bar:+.3f}")
+    return 0
+
+
+def _eval_benchmark(args: argparse.Namespace, settings) -> int:
+    from pathlib import Path
+
+    from qa import benchmark
+
+    setups = tuple(args.setup.split(","))
+    unknown = sorted(set(setups) - set(benchmark.SETUPS))
+    if unknown:
+        raise QAError(f"unknown setup(s) {', '.join(unknown)}; choose from {', '.join(benchmark.SETUPS)}")
+    try:
+        bench_sample, results = benchmark.run_benchmark(
+            Path(args.benchmark), settings, setups, half=args.half, seed=args.seed, held_out=args.held_out,
+            answerable=args.answerable, unanswerable=args.unanswerable, off_topic=args.off_topic,
+            baselines=not args.no_baselines, work=Path(args.work) / args.half if args.work else None, say=_say)
+    except ValueError as exc:
+        raise QAError(str(exc)) from exc
+    if args.json:
+        print(json.dumps(benchmark.benchmark_json(bench_sample, results), indent=2))
+    else:
+        print(benchmark.format_benchmark(bench_sample, results))
     return 0
 
 
@@ -183,7 +227,28 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-baselines", action="store_true", help="score the engine only")
     ev.add_argument("--chunk-sizes", help="comma-separated chunk sizes to compare on temporary indexes")
     ev.add_argument("--fit-refusal", action="store_true",
-                    help="refit the refusal weights on the questions and print them (after changing the model)")
+                    help="refit the refusal model (qa/fitted/refusal.json) on the dev questions and the benchmark's "
+                         "fit half, after changing the model or the signals; needs --benchmark")
+    ev.add_argument("--benchmark", metavar="FILE",
+                    help="score on a SQuAD-format benchmark instead (e.g. ../shared/benchmarks/squad2-dev-half.json), "
+                         "built fresh and grown (beside corpus/) with the baselines")
+    ev.add_argument("--setup", default="fresh,grown,plain",
+                    help="benchmark: comma-separated setups: fresh (its articles alone), grown (beside the product's "
+                         "corpus), plain (the product's articles without example questions or tuning), product "
+                         "(default fresh,grown,plain)")
+    ev.add_argument("--half", choices=("fit", "report", "all"), default="report",
+                    help="benchmark: which fixed half of its articles (learn on fit, report on report)")
+    ev.add_argument("--seed", type=int, default=0, help="benchmark: the seed of the halves and samples")
+    ev.add_argument("--held-out", type=int, default=2, help="benchmark: articles left out of the corpus")
+    ev.add_argument("--answerable", type=int, default=240, help="benchmark: answerable questions asked")
+    ev.add_argument("--unanswerable", type=int, default=90, help="benchmark: its unanswerable questions asked")
+    ev.add_argument("--off-topic", type=int, default=80, help="benchmark: questions about the held-out articles")
+    ev.add_argument("--wrongly-refused", type=float, default=None,
+                    help="--fit-refusal: the share of each fitting group's answerable questions the bar may refuse "
+                         "(default 0.07, qa.benchmark.WRONGLY_REFUSED)")
+    ev.add_argument("--work", metavar="DIR",
+                    help="benchmark: keep its corpora and indexes in DIR, reused by later runs (default: a temporary "
+                         "folder)")
     ev.add_argument("--json", action="store_true")
     ev.add_argument("-v", "--verbose", action="store_true", help="list the questions the engine got wrong")
     ev.set_defaults(run=cmd_eval)

@@ -40,6 +40,7 @@ from qa.embedding import Embedder
 from qa.errors import (IndexCorruptError, IndexError_, IndexIncompatibleError, IndexMissingError, ModelError,
                        QuestionError)
 from qa.index import Index
+from qa.refusal import RefusalModel, load_model
 from qa.search import search
 from qa.settings import Settings
 from qa.synonyms import Synonyms
@@ -87,14 +88,17 @@ def _too_long(length: int, settings: Settings) -> QuestionError:
 
 
 class Engine:
-    def __init__(self, settings: Settings, embedder: Embedder, index: Index) -> None:
-        """`embedder`: the configured (base) model; questions use the index's own (see query_embedder)."""
+    def __init__(self, settings: Settings, embedder: Embedder, index: Index,
+                 refusal: RefusalModel | None = None) -> None:
+        """`embedder`: the configured (base) model; questions use the index's own (see query_embedder).
+        `refusal`: the refusal model; by default the fitted one of `settings.refusal_model_file`."""
         # One question is one search: FAISS on one thread is faster for that
         # (bench: flat search at 100k chunks 14 ms on 1 thread, 25 ms on 2).
         faiss.omp_set_num_threads(1)
         self.settings = settings
         self.base_embedder = embedder
         self.synonyms = Synonyms.load(settings.synonyms_file)
+        self.refusal = refusal or load_model(settings.refusal_model_file, settings.model)
         self._live = _Live(index, query_embedder(index, settings, embedder))
         self._pointer_mtime = self._current_mtime()
         self._lock = threading.Lock()
@@ -104,8 +108,8 @@ class Engine:
         self._recent_answers: dict[tuple[str, str, tuple[str, ...]], str] = {}
 
     @classmethod
-    def open(cls, settings: Settings, build: str = "missing",
-             say: Callable[[str], None] | None = None, embedder: Embedder | None = None) -> "Engine":
+    def open(cls, settings: Settings, build: str = "missing", say: Callable[[str], None] | None = None,
+             embedder: Embedder | None = None, refusal: RefusalModel | None = None) -> "Engine":
         """Load model and index.
 
         `build`: "never"; "missing" builds an absent index; "stale" also rebuilds one that is out of
@@ -137,7 +141,7 @@ class Engine:
                 report = index_store.build(settings, embedder, progress=say, show_bar=True)
                 say(f"Built {report.chunks} passages ({report.embedded} newly embedded) in {report.seconds:.1f} s.")
                 loaded = index_store.load(settings)
-        return cls(settings, embedder, loaded)
+        return cls(settings, embedder, loaded, refusal)
 
     # ------------------------------------------------------------------ asking
 
@@ -161,7 +165,7 @@ class Engine:
         # A follow-up asks for something new ("why not?"): the answers this
         # conversation already gave are not answers to it.
         given = self._answers_given(live, earlier) if followup else frozenset()
-        result = answer(index, text, query, vector, hits, self.settings, expansions, focus, given)
+        result = answer(index, text, query, vector, hits, self.settings, self.refusal, expansions, focus, given)
         with self._lock:  # remembered for the follow-ups to come
             if len(self._recent_answers) >= RECENT_ANSWERS:
                 self._recent_answers.pop(next(iter(self._recent_answers)))  # the oldest

@@ -29,6 +29,10 @@ class ModelError(QAError):
     """The embedding model cannot be found or loaded."""
 
 
+class RefusalModelError(QAError):
+    """The fitted refusal model is missing, unreadable, or fitted for another model or signals."""
+
+
 class IndexError_(QAError):
     """Base for problems with the index on disk.
 

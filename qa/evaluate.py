@@ -18,11 +18,15 @@ Baselines, built here over the same articles so one run compares all three:
   overlap) of the raw article text; the answer is the window's sentence most
   similar to the question; refuses when that sentence's cosine is below
   0.55 (the cosine bar the engine itself used before its refusal weighed
-  several signals).
+  several signals);
+- "rrf": reciprocal-rank fusion (k = 60) of dense search and BM25, both over
+  those same windows; it answers and refuses as "dense-1000" does.
 
-`fit_refusal()` (`python -m qa eval --fit-refusal`) refits the engine's
-refusal weights (Settings.answerable_weights and answerable_bar) by logistic
-regression on a question set, and prints them.
+`qa/benchmark.py` runs the same scoring on a SQuAD-format benchmark, on
+corpora the engine was never tuned on.
+
+Refusal is fitted in qa/benchmark.py (`python -m qa eval --fit-refusal`),
+on these questions and a benchmark together.
 
 Limits: a fragment-based judge; an answer that is right but not listed in
 the evidence counts as wrong (so figures are, if anything, low).
@@ -50,6 +54,12 @@ from qa.text import content_terms, normalise_space, split_sentences
 
 DEFAULT_QUESTIONS = PROJECT_ROOT / "eval" / "questions.jsonl"
 DENSE_BASELINE_BAR = 0.55  # the dense baseline refuses below this answer cosine
+# Reciprocal-rank fusion as usually defined (Cormack et al. 2009): k = 60 over each list's first 100.
+RRF_K, RRF_DEPTH = 60, 100
+# The product's labelled question sets, by name: dev is tuned on, the others only check.
+PRODUCT_SETS = {name: PROJECT_ROOT / "eval" / file for name, file in (
+    ("dev", "questions.jsonl"), ("heldout", "heldout.jsonl"), ("fresh", "fresh.jsonl"),
+    ("unseen", "unseen.jsonl"), ("sealed", "sealed.jsonl"), ("sealed2", "sealed2.jsonl"))}
 
 
 @dataclass(frozen=True)
@@ -177,7 +187,18 @@ def fixed_windows(text: str, size: int = 1000, overlap: int = 200) -> list[str]:
     return [text[start:start + size] for start in range(0, max(1, len(text) - overlap), step)]
 
 
-def run_dense_baseline(settings: Settings, embedder: Embedder, questions: list[Question]) -> list[Outcome]:
+@dataclass
+class WindowIndex:
+    """The baselines' own passages: fixed 1,000-character windows (200 overlap) of the raw files."""
+
+    windows: list[tuple[str, str]]  # (source, text)
+    vectors: np.ndarray  # one unit row per window, with the model as it ships
+    lexical: bm25s.BM25  # over the windows' stemmed content words
+    vocabulary: frozenset[str]
+    sentence_vectors: dict[str, np.ndarray] = field(default_factory=dict)  # filled as questions need them
+
+
+def window_index(settings: Settings, embedder: Embedder) -> WindowIndex:
     windows: list[tuple[str, str]] = []
     for path in corpus_files(settings.corpus_dir):
         if path.suffix.lower() in (".txt", ".md"):
@@ -186,61 +207,61 @@ def run_dense_baseline(settings: Settings, embedder: Embedder, questions: list[Q
             except ValueError:
                 continue
             windows += [(path.name, w) for w in fixed_windows(text)]
-    vectors = embedder.encode([w for _, w in windows])
+    lexical = bm25s.BM25()
+    lexical.index([content_terms(w) or ["_empty_"] for _, w in windows], show_progress=False)
+    return WindowIndex(windows, embedder.encode([w for _, w in windows]), lexical,
+                       frozenset(lexical.vocab_dict))
+
+
+def _window_answer(embedder: Embedder, window: str, query_vector: np.ndarray,
+                   known: dict[str, np.ndarray]) -> Outcome:
+    """The window's sentence closest to the question; refused below DENSE_BASELINE_BAR.
+
+    `known`: sentence vectors embedded for earlier questions (windows recur across questions).
+    """
+    sentences = [s for line in window.split("\n") for s in split_sentences(line)]
+    answer, best = None, -1.0
+    if sentences:
+        new = [s for s in dict.fromkeys(sentences) if s not in known]
+        known.update(zip(new, embedder.encode(new)))
+        sims = np.stack([known[s] for s in sentences]) @ query_vector
+        answer, best = sentences[int(np.argmax(sims))], float(np.max(sims))
+    found = best >= DENSE_BASELINE_BAR
+    return Outcome([], answer if found else None, found)
+
+
+def run_dense_baseline(settings: Settings, embedder: Embedder, questions: list[Question],
+                       windows: WindowIndex | None = None, fused: bool = False) -> list[Outcome]:
+    """Dense search over the fixed windows; `fused`: its reciprocal-rank fusion with BM25 over the same windows."""
+    windows = windows or window_index(settings, embedder)
     outcomes = []
     for q in questions:
         query = resolve_query(q.question, list(q.history), settings)
         qv = embedder.encode_one(query)
-        order = np.argsort(-(vectors @ qv), kind="stable")[:settings.top_k]
-        top_text = windows[order[0]][1]
-        sentences = [s for line in top_text.split("\n") for s in split_sentences(line)]
-        answer, best = None, -1.0
-        if sentences:
-            sims = embedder.encode(sentences) @ qv
-            answer, best = sentences[int(np.argmax(sims))], float(np.max(sims))
-        found = best >= DENSE_BASELINE_BAR
-        outcomes.append(Outcome([windows[i] for i in order], answer if found else None, found))
+        dense_order = np.argsort(-(windows.vectors @ qv), kind="stable")
+        if fused:
+            terms = [t for t in content_terms(query) if t in windows.vocabulary]
+            lexical = windows.lexical.get_scores(terms) if terms else np.zeros(len(windows.windows))
+            lexical_order = [i for i in np.argsort(-lexical, kind="stable") if lexical[i] > 0]
+            fusion: dict[int, float] = {}
+            for ranking in (dense_order[:RRF_DEPTH], lexical_order[:RRF_DEPTH]):
+                for rank, i in enumerate(ranking, 1):
+                    fusion[int(i)] = fusion.get(int(i), 0.0) + 1.0 / (RRF_K + rank)
+            order = sorted(fusion, key=lambda i: (-fusion[i], i))[:settings.top_k]
+        else:
+            order = [int(i) for i in dense_order[:settings.top_k]]
+        outcome = _window_answer(embedder, windows.windows[order[0]][1], qv, windows.sentence_vectors)
+        outcome.passages = [windows.windows[i] for i in order]
+        outcomes.append(outcome)
     return outcomes
 
 
-# ----------------------------------------------------------------------------- refusal
-
-
-@dataclass
-class RefusalFit:
-    weights: tuple[float, ...]  # for Settings.answerable_weights
-    bar: float  # for Settings.answerable_bar
-    refused_unanswerable: float  # on the questions it was fitted on, at that bar
-    refused_answerable: float
-
-
-def fit_refusal(engine: Engine, questions: list[Question], wrongly_refused: float = 0.05,
-                regularisation: float = 10.0) -> RefusalFit:
-    """Refusal weights fitted on labelled questions: answerable or not, from the six signals of Confidence.
-
-    A logistic regression (L2, C=`regularisation`) separates answerable from unanswerable questions;
-    the bar is placed so that a `wrongly_refused` share of the answerable ones falls below it.
-    """
-    from sklearn.linear_model import LogisticRegression
-
-    rows, labels = [], []
-    for q in questions:
-        result = engine.ask(q.question, list(q.history))
-        if result.confidence is not None:
-            rows.append(result.confidence.features())
-            labels.append(q.answerable)
-    features, answerable = np.array(rows), np.array(labels)
-    if answerable.all() or not answerable.any():
-        raise ValueError("fitting refusal needs answerable and unanswerable questions")
-    model = LogisticRegression(C=regularisation, max_iter=10_000).fit(features, answerable)
-    weights = np.round(model.coef_[0], 2)  # as written into Settings
-    scores = features @ weights
-    ranked = np.sort(scores[answerable])
-    # Rounded down, so the answerable question the bar sits on stays answered.
-    bar = float(np.floor(ranked[int(wrongly_refused * len(ranked))] * 100) / 100)
-    return RefusalFit(weights=tuple(float(w) for w in weights), bar=bar,
-                      refused_unanswerable=float(np.mean(scores[~answerable] < bar)),
-                      refused_answerable=float(np.mean(scores[answerable] < bar)))
+def run_baselines(settings: Settings, embedder: Embedder, questions: list[Question]) -> list[Scores]:
+    """BM25 alone, dense over fixed windows, and their reciprocal-rank fusion, scored on the same questions."""
+    windows = window_index(settings, embedder)
+    return [score("bm25", questions, run_bm25_baseline(settings, questions)),
+            score("dense-1000", questions, run_dense_baseline(settings, embedder, questions, windows)),
+            score("rrf", questions, run_dense_baseline(settings, embedder, questions, windows, fused=True))]
 
 
 # ----------------------------------------------------------------------------- report
@@ -252,8 +273,7 @@ def evaluate(settings: Settings, questions_path: Path = DEFAULT_QUESTIONS, basel
     engine = engine or Engine.open(settings, build="stale", say=say)
     results = [score("engine", questions, run_engine(engine, questions))]
     if baselines:
-        results.append(score("bm25", questions, run_bm25_baseline(settings, questions)))
-        results.append(score("dense-1000", questions, run_dense_baseline(settings, engine.base_embedder, questions)))
+        results += run_baselines(settings, engine.base_embedder, questions)
     return results
 
 
@@ -287,4 +307,4 @@ def as_json(results: list[Scores]) -> list[dict]:
     return [{k: v for k, v in vars(r).items()} for r in results]
 
 
-__all__ = ["evaluate", "fit_refusal", "sweep_chunk_sizes", "format_table", "load_questions", "score"]
+__all__ = ["evaluate", "sweep_chunk_sizes", "format_table", "load_questions", "score"]

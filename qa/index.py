@@ -16,6 +16,10 @@ Owns the index on disk. `index/` holds generations and a pointer:
         questions.jsonl           the question bank's example questions, each with the ids of the
                                   sentences that answer it (qa/question_bank.py)
         question_vectors.npy      float32, one unit row per example question
+        background.json           per article, how well the background questions match it: what
+                                  refusal reads a question's signals against (qa/refusal.py)
+        background_questions.txt  the background questions those were computed from, and
+        background_vectors.npy    their vectors (read only by the next build's vector cache)
         dense.faiss               FAISS inner-product index over the chunk vectors
         sentences.faiss           the same over the sentence vectors
         lexical/                  bm25s index over the chunks' index text
@@ -67,6 +71,7 @@ from qa import tuning
 from qa.chunking import Chunk, chunk_articles
 from qa.corpus import Corpus, Skipped, corpus_hashes, load_corpus
 from qa.question_bank import BankQuestion, bank_hashes, link, load_bank
+from qa.refusal import background_statistics, read_background
 from qa.embedding import Embedder
 from qa.errors import (REBUILD_HINT, CorpusError, IndexCorruptError, IndexIncompatibleError,
                        IndexMissingError, IndexWriteError)
@@ -78,7 +83,8 @@ from qa.text import content_terms
 # 5: the question bank (questions.jsonl, question_vectors.npy); 6: the manifest names the model tuned
 # on the bank, which embedded everything (an untuned format-5 index would be read with refusal weights
 # fitted to the tuned model).
-FORMAT_VERSION = 6
+# 7: background statistics per article (background.json), read by refusal.
+FORMAT_VERSION = 7
 CURRENT = "CURRENT"
 LOCK = ".build.lock"
 _BUILD_PREFIX = "build-"
@@ -109,6 +115,8 @@ class Index:
     dense: faiss.Index  # FAISS over chunk_vectors
     sentence_dense: faiss.Index  # FAISS over sentence_vectors (flat, or HNSW when large)
     lexical: bm25s.BM25
+    # Per article and signal, [median, spread] of how well unrelated questions match it (qa/refusal.py).
+    background: dict[str, dict[str, list[float]]]
     # Derived from the above when loaded:
     vocabulary: frozenset[str] = field(init=False)  # the words BM25 knows
     sentence_chunks: list[list[int]] = field(init=False)  # chunks each sentence is in
@@ -128,6 +136,8 @@ class Index:
     # matching question per sentence and per chunk with one np.maximum.at each.
     question_links: tuple[np.ndarray, np.ndarray] = field(init=False)
     question_chunk_links: tuple[np.ndarray, np.ndarray] = field(init=False)
+    article_sentences: dict[str, np.ndarray] = field(init=False)  # sentence ids of each article
+    articles_with_examples: frozenset[str] = field(init=False)  # articles the question bank has questions for
 
     def __post_init__(self) -> None:
         self.vocabulary = frozenset(self.lexical.vocab_dict)
@@ -144,6 +154,12 @@ class Index:
         chunk_pairs = sorted({(q, c) for q, s in pairs for c in self.sentence_chunks[s]})
         self.question_chunk_links = (np.array([q for q, _ in chunk_pairs], dtype=np.int64),
                                      np.array([c for _, c in chunk_pairs], dtype=np.int64))
+        owners = sentence_owners(self.chunks, self.chunk_sentence_ids, len(self.sentences))
+        by_article: dict[str, list[int]] = {}
+        for sentence, owner in enumerate(owners):
+            by_article.setdefault(owner, []).append(sentence)
+        self.article_sentences = {a: np.array(ids, dtype=np.int64) for a, ids in by_article.items()}
+        self.articles_with_examples = frozenset(owners[s] for _, s in pairs)
 
     @property
     def generation(self) -> str:
@@ -273,18 +289,24 @@ def build(settings: Settings, embedder: Embedder,
             for sentence_id in ids:
                 first_section.setdefault(sentence_id, chunk.section)
         contexts = [context_text(first_section[i], s) for i, s in enumerate(sentences)]
-        texts = [c.index_text for c in chunks] + sentences + contexts + questions
+        background = read_background(settings.background_file)
+        texts = [c.index_text for c in chunks] + sentences + contexts + questions + background
         vectors, embedded, dimension, model_seconds = _embed_with_cache(texts, cache, dimension, embedder, say,
                                                                         show_bar)
         chunk_vectors = vectors[:len(chunks)]
         sentence_vectors = vectors[len(chunks):len(chunks) + len(sentences)]
         context_vectors = vectors[len(chunks) + len(sentences):len(chunks) + 2 * len(sentences)]
-        question_vectors = vectors[len(chunks) + 2 * len(sentences):]
+        question_vectors = vectors[len(chunks) + 2 * len(sentences):len(chunks) + 2 * len(sentences) + len(questions)]
+        background_vectors = vectors[len(texts) - len(background):]
         say(f"embedded {embedded} new texts, reused {len(texts) - embedded}")
 
         dense, dense_kind = _dense_index(chunk_vectors, settings)
         sentence_dense, sentences_kind = _dense_index(sentence_vectors, settings)
         lexical = _lexical_index(chunks)
+        answer_vectors = mean_answer_vectors(sentence_vectors, context_vectors)
+        owners = sentence_owners(chunks, chunk_sentence_ids, len(sentences))
+        statistics = background_statistics(background_vectors, owners, answer_vectors,
+                                           [owners[ids[0]] for ids in question_sentence_ids], question_vectors)
 
         tmp = root / f"{_TMP_PREFIX}{uuid.uuid4().hex[:8]}"
         stamp = dt.datetime.now(dt.timezone.utc)
@@ -298,10 +320,13 @@ def build(settings: Settings, embedder: Embedder,
             np.save(tmp / "chunk_vectors.npy", chunk_vectors)
             np.save(tmp / "sentence_vectors.npy", sentence_vectors)
             np.save(tmp / "context_vectors.npy", context_vectors)
-            np.save(tmp / "answer_vectors.npy", mean_answer_vectors(sentence_vectors, context_vectors))
+            np.save(tmp / "answer_vectors.npy", answer_vectors)
             _write_jsonl(tmp / "questions.jsonl", ({"question": q, "sentences": ids, "hash": text_hash(q)}
                                                    for q, ids in zip(questions, question_sentence_ids)))
             np.save(tmp / "question_vectors.npy", question_vectors)
+            np.save(tmp / "background_vectors.npy", background_vectors)
+            (tmp / "background_questions.txt").write_text("\n".join(background) + "\n", encoding="utf-8")
+            (tmp / "background.json").write_text(json.dumps(statistics, indent=1, ensure_ascii=False))
             faiss.write_index(dense, str(tmp / "dense.faiss"))
             faiss.write_index(sentence_dense, str(tmp / "sentences.faiss"))
             lexical.save(str(tmp / "lexical"), show_progress=False)
@@ -322,6 +347,7 @@ def build(settings: Settings, embedder: Embedder,
                     "skipped": {s.source: s.reason for s in corpus.skipped},
                     "titles": {a.source: a.title for a in corpus.articles},
                 },
+                "background": _background_fingerprint(settings, background),
                 "questions": {"files": bank_hashes(settings.corpus_dir), "linked": len(questions),
                               "skipped": question_warnings},
                 "counts": {
@@ -359,11 +385,8 @@ def _question_bank(entries: list[BankQuestion], chunks: list[Chunk], chunk_sente
                    sentences: list[str]) -> tuple[list[str], list[list[int]], list[str]]:
     """The bank's questions linked to these sentences, and a warning per line that could not be linked."""
     warnings = []
-    sources = [""] * len(sentences)
-    for chunk, ids in zip(chunks, chunk_sentence_ids):
-        for sentence_id in ids:
-            sources[sentence_id] = sources[sentence_id] or chunk.source
-    questions, answered_by, unmatched = link(entries, sentences, sources)
+    questions, answered_by, unmatched = link(entries, sentences,
+                                             sentence_owners(chunks, chunk_sentence_ids, len(sentences)))
     warnings += [f"the answer to {e.question!r} is not in {e.source} (any more); skipped" for e in unmatched]
     return questions, answered_by, warnings
 
@@ -427,7 +450,8 @@ def _up_to_date(manifest: dict, corpus: Corpus, settings: Settings, tuned_key: s
             and (manifest.get("dense") or {}).get("hnsw_m") == settings.hnsw_m
             and recorded.get("files") == corpus.hashes
             and recorded.get("skipped") == {s.source: s.reason for s in corpus.skipped}
-            and (manifest.get("questions") or {}).get("files") == bank_hashes(settings.corpus_dir))
+            and (manifest.get("questions") or {}).get("files") == bank_hashes(settings.corpus_dir)
+            and manifest.get("background") == _background_fingerprint(settings, read_background(settings.background_file)))
 
 
 def _previous_vectors(previous: Index | None) -> tuple[dict[str, np.ndarray], int | None]:
@@ -444,6 +468,9 @@ def _previous_vectors(previous: Index | None) -> tuple[dict[str, np.ndarray], in
         cache[text_hash(context_text(section, previous.sentences[sentence_id]))] = vector
     for question, vector in zip(previous.questions, previous.question_vectors):
         cache[text_hash(question)] = vector
+    background = (previous.directory / "background_questions.txt").read_text(encoding="utf-8").splitlines()
+    for question, vector in zip(background, np.load(previous.directory / "background_vectors.npy", mmap_mode="r")):
+        cache[text_hash(question)] = vector
     return cache, int(previous.manifest["model"]["dimension"])
 
 
@@ -455,6 +482,21 @@ def query_model(manifest: dict, settings: Settings) -> str:
     """The model that embeds questions for this index: the one its texts were embedded with."""
     key = _tuned_key(manifest)
     return str(tuning.model_dir(settings, key)) if key else settings.model
+
+
+def _background_fingerprint(settings: Settings, background: list[str]) -> dict:
+    """What the background statistics were computed from: its file and the hash of each question."""
+    return {"file": str(settings.background_file), "questions": len(background),
+            "sha256": text_hash("\n".join(background))}
+
+
+def sentence_owners(chunks: list[Chunk], chunk_sentence_ids: list[list[int]], count: int) -> list[str]:
+    """The article of each sentence: that of the first chunk it is in."""
+    owners = [""] * count
+    for chunk, ids in zip(chunks, chunk_sentence_ids):
+        for sentence in ids:
+            owners[sentence] = owners[sentence] or chunk.source
+    return owners
 
 
 def _dense_index(vectors: np.ndarray, settings: Settings) -> tuple[faiss.Index, str]:
@@ -552,6 +594,7 @@ def load(settings: Settings, dimension: int | None = None) -> Index:
         questions = [r["question"] for r in question_rows]
         question_sentence_ids = [list(r["sentences"]) for r in question_rows]
         question_vectors = np.load(directory / "question_vectors.npy")
+        background = json.loads((directory / "background.json").read_text(encoding="utf-8"))
         dense = faiss.read_index(str(directory / "dense.faiss"))
         sentence_dense = faiss.read_index(str(directory / "sentences.faiss"))
         lexical = bm25s.BM25.load(str(directory / "lexical"), show_progress=False)
@@ -566,7 +609,7 @@ def load(settings: Settings, dimension: int | None = None) -> Index:
         raise IndexCorruptError(f"the index in {directory} is inconsistent; rebuild it with: {REBUILD_HINT}")
     return Index(directory, manifest, chunks, chunk_sentence_ids, sentences, chunk_vectors, sentence_vectors,
                  context_vectors, answers, questions, question_sentence_ids, question_vectors, dense,
-                 sentence_dense, lexical)
+                 sentence_dense, lexical, background)
 
 
 def stale_reason(manifest: dict, settings: Settings) -> str | None:

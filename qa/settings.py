@@ -57,9 +57,11 @@ class Settings:
 
     # --- chunking ------------------------------------------------------------
     # Upper bound on a chunk's body in characters (whole sentences only).
-    # 600 scored best on the question set among 300..1200 (docs/DESIGN.md)
-    # and stays well inside MiniLM's 256-token window with title + section.
-    chunk_chars: int = 600
+    # Compared on the product's dev set, its articles without example questions
+    # and the benchmark's fit half (docs/DESIGN.md): 800 found passages better
+    # than 600 on all three; it stays inside MiniLM's 256-token window with
+    # title and section.
+    chunk_chars: int = 800
     # Sentences carried over from the end of one chunk to the start of the
     # next inside a section, so an answer at a boundary is whole in one chunk.
     overlap_sentences: int = 1
@@ -123,20 +125,14 @@ class Settings:
     # follow-up alone ("and if it makes me nauseous?"), with this weight on the
     # follow-up's own words; 0 scores against the restored question only.
     followup_focus: float = 0.3
-    # Refuse ("not in the articles") unless the articles match the question well
-    # enough: answerable_weights weigh, in this order, the best passage cosine,
-    # the best sentence cosine, the answer sentence's cosine, the best BM25 score
-    # / the articles' highest idf, the closest example question's cosine, and 1
-    # when the question uses a word the articles never use
-    # (qa.answer.Confidence); the sum must reach
-    # answerable_bar. A logistic regression fitted these on eval/questions.jsonl
-    # (`python -m qa eval --fit-refusal` refits and prints them), the bar placed
-    # so that 5% of its answerable questions are refused. It replaced a bar on
-    # the answer's cosine alone, which refused fewer unanswerable questions on
-    # all three question sets while wrongly refusing as many (docs/DESIGN.md).
-    # The weights belong to the model: refit them after changing it.
-    answerable_weights: tuple[float, ...] = (3.21, 3.26, 1.94, 1.43, 5.62, -1.41)
-    answerable_bar: float = 6.55
+    # Refusal ("not in the articles") reads how much better the question matches
+    # the answer's article than these unrelated questions do (qa/refusal.py); the
+    # build measures them against every article.
+    background_file: Path = PROJECT_ROOT / "qa" / "background_questions.txt"
+    # The fitted refusal model: its weights and bars are not settings but fitted
+    # numbers, written by `python -m qa eval --fit-refusal` with what they were
+    # fitted on, and checked against the model when loaded.
+    refusal_model_file: Path = PROJECT_ROOT / "qa" / "fitted" / "refusal.json"
     # Earlier questions considered when resolving a follow-up.
     history_turns: int = 3
     # Street, brand and lay words -> the articles' words, added to a question
@@ -166,11 +162,6 @@ class Settings:
                 raise SettingsError(f"setting {name} cannot be negative, got {getattr(self, name)}")
         if not 0 <= self.followup_focus <= 1:
             raise SettingsError(f"setting followup_focus must be between 0 and 1, got {self.followup_focus}")
-        if len(self.answerable_weights) != 6:
-            raise SettingsError("setting answerable_weights needs 6 numbers: passage, sentence, answer, "
-                                f"lexical, example-question and unknown-word weights; "
-                                f"got {len(self.answerable_weights)}")
-        object.__setattr__(self, "answerable_weights", tuple(float(w) for w in self.answerable_weights))
         if self.overlap_sentences < 0 or self.history_turns < 0 or self.tune_epochs < 0:
             raise SettingsError("overlap_sentences, history_turns and tune_epochs cannot be negative")
         if self.chunk_chars < 100:
@@ -178,6 +169,8 @@ class Settings:
         # Accept str paths from callers, store Paths.
         object.__setattr__(self, "corpus_dir", Path(self.corpus_dir))
         object.__setattr__(self, "index_dir", Path(self.index_dir))
+        for name in ("background_file", "refusal_model_file"):
+            object.__setattr__(self, name, Path(getattr(self, name)))
         for name in ("synonyms_file", "tuned_dir"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))

@@ -9,6 +9,7 @@ import pytest
 from conftest import CORPUS
 from qa.answer import NOT_FOUND, answer_type, is_followup, resolve_query
 from qa.engine import Engine
+from qa.refusal import answer_everything
 from qa.errors import QuestionError
 from qa.settings import Settings
 from qa.synonyms import Expansion
@@ -40,12 +41,11 @@ def test_off_topic_question_is_not_found(engine):
 def test_questions_near_the_topic_the_articles_do_not_answer_are_refused(engine, question):
     result = engine.ask(question)
     assert not result.found and result.answer is None and result.message == NOT_FOUND
-    confidence = result.confidence
-    assert confidence.score(engine.settings) < engine.settings.answerable_bar
+    assert result.margin < 0
     # The same signals clear the bar for a question the articles do answer.
-    answered = engine.ask("does naloxone reverse ketamine").confidence
-    assert answered.score(engine.settings) > engine.settings.answerable_bar
-    assert answered.best_passage > confidence.best_passage
+    answered = engine.ask("does naloxone reverse ketamine")
+    assert answered.margin > 0
+    assert answered.confidence.sentence > result.confidence.sentence
 
 def test_street_names_are_searched_with_the_articles_words(engine):
     result = engine.ask("does narcan work on ketamine")
@@ -91,12 +91,12 @@ def test_a_sentence_summing_up_the_article_loses_to_the_specific_answer(tmp_path
     index = engine.index
     assert index.genericness.shape == (len(index.sentences),)
     assert -1.0 <= float(index.genericness.min()) and float(index.genericness.max()) <= 1.0
-    # Refusal is fitted to the tuned model: answer whatever the confidence, to compare sentences.
-    answers_anything = engine.settings.replace(answerable_bar=-1e9)
-    answer = Engine(answers_anything, engine.embedder, index).ask(question).answer
+    # Answer whatever the confidence, to compare sentences.
+    answers_anything = answer_everything(engine.settings.model)
+    answer = Engine(engine.settings, engine.embedder, index, answers_anything).ask(question).answer
     assert answer.startswith("Debriefing: Discuss the experience")
     # Without the penalty, an overview sentence close to the whole article's gist wins.
-    plain = Engine(answers_anything.replace(generic_penalty=0.0), engine.embedder, index)
+    plain = Engine(engine.settings.replace(generic_penalty=0.0), engine.embedder, index, answers_anything)
     overview = plain.ask(question).answer
     assert overview.startswith("Understanding the treatment process")
     sentence_id = index.sentences.index
@@ -104,11 +104,29 @@ def test_a_sentence_summing_up_the_article_loses_to_the_specific_answer(tmp_path
 
 
 @pytest.mark.parametrize("question, kind", [
-    ("how long does ketamine last", "duration"), ("how many sessions are needed", "number"),
+    ("how long does ketamine last", "duration"), ("how soon does naloxone work", "onset"),
+    ("how long until withdrawal starts", "onset"), ("how many sessions are needed", "number"),
     ("what dose is used", "number"), ("when did the FDA approve it", "time"), ("why not?", "reason"),
     ("does naloxone reverse ketamine", None)])
 def test_answer_types_come_from_the_question_wording(question, kind):
     assert answer_type(question) == kind
+
+
+NALOXONE_TIMING = """Naloxone Timing
+
+How Fast And How Long
+
+Naloxone usually starts working within 2 to 5 minutes of a dose. Its effects last 30 to 90 minutes, which is shorter than many opioids last. A second dose may be needed if breathing slows again.
+"""
+
+
+def test_how_long_something_lasts_is_not_answered_by_when_it_starts(tmp_path, embedder):
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "timing.txt").write_text(NALOXONE_TIMING, encoding="utf-8")
+    engine = Engine.open(Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index"),
+                         build="missing", embedder=embedder)
+    assert engine.ask("how long does naloxone last").answer.startswith("Its effects last 30 to 90 minutes")
+    assert engine.ask("how soon does naloxone start working").answer.startswith("Naloxone usually starts working")
 
 
 def test_followup_takes_its_topic_from_the_history(engine):

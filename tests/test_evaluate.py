@@ -6,10 +6,8 @@ import contextlib
 import io
 import json
 
-import pytest
-
 from qa.cli import main
-from qa.evaluate import DEFAULT_QUESTIONS, Outcome, Question, fit_refusal, load_questions, score
+from qa.evaluate import Outcome, Question, score
 
 REVERSES = Question("t1", "keyword", "does naloxone reverse ketamine", (), "naloxone.txt",
                     ("does not reverse the effects",))
@@ -49,16 +47,6 @@ def test_eval_command_scores_the_engine_and_both_baselines(tmp_path, real_settin
                        "--questions", str(questions), "--json"])
     assert status == 0
     systems = {r["system"]: r for r in json.loads(out.getvalue())}
-    assert set(systems) == {"engine", "bm25", "dense-1000"}
+    assert set(systems) == {"engine", "bm25", "dense-1000", "rrf"}
     assert systems["engine"]["hit1"] == 1.0 and systems["engine"]["answer_accuracy"] == 1.0
     assert systems["engine"]["refused_unanswerable"] == 1.0 and systems["engine"]["refused_answerable"] == 0.0
-
-
-def test_the_shipped_refusal_weights_are_the_fit_on_the_dev_questions(engine):
-    # Fails when the model, the signals or the questions change without a refit
-    # (`python -m qa eval --fit-refusal` prints the new values for qa/settings.py).
-    fit = fit_refusal(engine, load_questions(DEFAULT_QUESTIONS))
-    assert fit.weights == pytest.approx(engine.settings.answerable_weights, abs=0.05)
-    assert fit.bar == pytest.approx(engine.settings.answerable_bar, abs=0.05)
-    assert fit.refused_answerable <= 0.05
-    assert fit.refused_unanswerable >= 0.7
