@@ -65,7 +65,7 @@ import numpy as np
 
 from qa import tuning
 from qa.chunking import Chunk, chunk_articles
-from qa.corpus import Corpus, Skipped, corpus_hashes, load_corpus
+from qa.corpus import ARTICLE_SUFFIXES, Corpus, FileReport, Skipped, corpus_hashes, file_reports, load_corpus
 from qa.question_bank import BankQuestion, bank_hashes, link, load_bank
 from qa.embedding import Embedder
 from qa.errors import (REBUILD_HINT, CorpusError, IndexCorruptError, IndexIncompatibleError,
@@ -203,6 +203,7 @@ class BuildReport:
     question_warnings: tuple[str, ...] = ()  # bank lines skipped, and why
     tuned_key: str | None = None  # the fine-tuned model the index was embedded with (qa/tuning.py)
     tune_seconds: float = 0.0  # training it, when this build had to
+    articles: tuple[FileReport, ...] = ()  # per file of the folder: title, sections, passages, or why skipped
 
 
 def context_text(section: str, sentence: str) -> str:
@@ -232,9 +233,11 @@ def build(settings: Settings, embedder: Embedder,
         _remove_leftovers(root)
         corpus = load_corpus(settings.corpus_dir, settings.max_article_bytes)
         if not corpus.articles:
-            raise CorpusError(f"no readable article in {settings.corpus_dir} (files must be .txt or .md, UTF-8)")
+            why = "".join(f"\n  skipped {s.source}: {s.reason}" for s in corpus.skipped)
+            raise CorpusError(f"no readable article in {settings.corpus_dir} (read: {', '.join(ARTICLE_SUFFIXES)}){why}")
         say(f"read {len(corpus.articles)} articles from {settings.corpus_dir}")
         chunks = chunk_articles(corpus.articles, settings)
+        per_file = file_reports(corpus, chunks)
 
         sentences, chunk_sentence_ids = _sentence_table(chunks)
         bank, question_warnings = load_bank(settings.corpus_dir)
@@ -255,7 +258,7 @@ def build(settings: Settings, embedder: Embedder,
                 reused=counts["chunks"] + 2 * counts["sentences"] + len(previous.questions),
                 seconds=time.perf_counter() - started, directory=previous.directory,
                 dense_kind=previous.manifest["dense"]["kind"], questions=len(previous.questions),
-                question_warnings=tuple(question_warnings), tuned_key=tuned_key)
+                question_warnings=tuple(question_warnings), tuned_key=tuned_key, articles=per_file)
         tune_seconds = 0.0
         if tuning_plan is not None:
             # Every text is embedded with the model tuned on this bank, and a vector
@@ -352,7 +355,8 @@ def build(settings: Settings, embedder: Embedder,
         sections=manifest["counts"]["sections"], chunks=len(chunks), sentences=len(sentences),
         embedded=embedded, reused=len(texts) - embedded, seconds=time.perf_counter() - started,
         directory=final, dense_kind=dense_kind, model_seconds=model_seconds, questions=len(questions),
-        question_warnings=tuple(question_warnings), tuned_key=tuned_key, tune_seconds=tune_seconds)
+        question_warnings=tuple(question_warnings), tuned_key=tuned_key, tune_seconds=tune_seconds,
+        articles=per_file)
 
 
 def _question_bank(entries: list[BankQuestion], chunks: list[Chunk], chunk_sentence_ids: list[list[int]],

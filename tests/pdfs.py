@@ -11,7 +11,7 @@ RUNNING_HEADER = "Journal of Community Health - Vol 12, Issue 3"
 RUNNING_FOOTER = "Downloaded from example.org on 3 March 2024"
 TITLE = "Naloxone Nasal Spray Given by Bystanders"
 HEADINGS = ["Background", "Results"]
-# A sentence split over two lines at a hyphen ("symp-" / "toms"); the real-model test asks about it.
+# A sentence split over two lines at a hyphen ("symp-" / "toms").
 ANSWER = ("Withdrawal symptoms were the most common adverse event, seen in one of every eight people "
           "revived.")
 

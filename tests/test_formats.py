@@ -335,3 +335,37 @@ def test_the_seed_articles_are_not_read_as_hard_wrapped_or_metadata():
         assert wrap_width(lines) is None, path.name
         article = read_file(path)
         assert sum(len(s.blocks) for s in article.sections) >= 10
+
+
+# --------------------------------------------------------------------------- answered from the page (real model)
+
+QUESTIONS = [
+    ("how long does a DXA scan take", "healthline.com.fat.html",
+     "During a DXA scan, you lie on your back for approximately 10 minutes while an X-ray scans over you."),
+    ("how many people did the scientists ask to do the direction discrimination task",
+     "medicalnewstoday.com.318674.html",
+     "To answer this question, the scientists asked five people to perform a “direction discrimination” task."),
+    ("did vaccination reduce hospitalizations among elderly persons", "acpjournals.org.3075.html",
+     "However, no evidence indicated that vaccination reduced hospitalizations or mortality among elderly persons."),
+    ("how many of the overdoses were reversed by the nasal spray", "bystanders.pdf",
+     "Of the 412 overdoses in which bystanders gave the nasal spray, 391 were reversed without further doses."),
+]
+
+
+def test_a_question_about_each_page_and_pdf_is_answered_from_it(tmp_path, embedder):
+    from qa.engine import Engine
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in PAGES:
+        (corpus / name).write_bytes((WEB / name).read_bytes())
+    pdfs.article_pdf(corpus / "bystanders.pdf")
+    engine = Engine.open(Settings(corpus_dir=corpus, index_dir=tmp_path / "index", tune_epochs=0),
+                         build="missing", embedder=embedder)
+    for question, source, sentence in QUESTIONS:
+        assert sentence in all_text(read_file(corpus / source)), "the answer must be in the file"
+        result = engine.ask(question)
+        assert result.found, question
+        assert result.answer_source.source == source, (question, result.answer)
+        assert sentence.endswith(result.answer) or result.answer in sentence or sentence in result.answer, \
+            (question, result.answer)
