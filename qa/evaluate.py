@@ -15,7 +15,8 @@ Baselines, built here over the same articles so one run compares all three:
 - "bm25": BM25 alone over the engine's chunks; the answer is the sentence of
   the top passage sharing most question terms; refuses when no term matches;
 - "dense-1000": plain dense search over fixed 1,000-character windows (200
-  overlap) of the raw article text; the answer is the window's sentence most
+  overlap) of each article's text as its reader gives it (boilerplate gone,
+  so a saved page or a PDF works too); the answer is the window's sentence most
   similar to the question; refuses when that sentence's cosine is below
   0.55 (the cosine bar the engine itself used before its refusal weighed
   several signals).
@@ -41,7 +42,7 @@ import numpy as np
 
 from qa.answer import resolve_query
 from qa.chunking import chunk_articles
-from qa.corpus import corpus_files, decode, load_corpus
+from qa.corpus import load_corpus
 from qa.embedding import Embedder
 from qa.tuning import tuned_root
 from qa.engine import Engine
@@ -178,14 +179,10 @@ def fixed_windows(text: str, size: int = 1000, overlap: int = 200) -> list[str]:
 
 
 def run_dense_baseline(settings: Settings, embedder: Embedder, questions: list[Question]) -> list[Outcome]:
+    # Windows over each article's text as its reader gives it (so pages and PDFs too), not the raw file.
     windows: list[tuple[str, str]] = []
-    for path in corpus_files(settings.corpus_dir):
-        if path.suffix.lower() in (".txt", ".md"):
-            try:
-                text = decode(path.read_bytes())
-            except ValueError:
-                continue
-            windows += [(path.name, w) for w in fixed_windows(text)]
+    for article in load_corpus(settings.corpus_dir, settings.max_article_bytes).articles:
+        windows += [(article.source, w) for w in fixed_windows(article.plain_text())]
     vectors = embedder.encode([w for _, w in windows])
     outcomes = []
     for q in questions:
