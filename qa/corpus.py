@@ -52,6 +52,10 @@ READERS: dict[str, FileType] = {
     ".pdf": FileType("pdf", read_pdf, False),
 }
 ARTICLE_SUFFIXES = tuple(READERS)
+# Raised whenever a reader's rules change what some file gives: the index records it, and an index
+# built with other readers is rebuilt (unchanged passages keep their vectors), since the files'
+# hashes alone cannot tell that the same bytes now read differently.
+READER_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -183,6 +187,6 @@ def file_reports(corpus: Corpus, chunks: Iterable) -> tuple[FileReport, ...]:
     return tuple(sorted(rows, key=lambda row: row.source))
 
 
-__all__ = ["ARTICLE_SUFFIXES", "READERS", "Article", "Block", "Corpus", "FileReport", "FileType", "INTRO_HEADING",
+__all__ = ["ARTICLE_SUFFIXES", "READER_VERSION", "READERS", "Article", "Block", "Corpus", "FileReport", "FileType", "INTRO_HEADING",
            "Section", "Skipped", "corpus_files", "corpus_hashes", "decode", "file_reports", "file_sha256",
            "file_type", "load_corpus", "parse_article", "read_article"]

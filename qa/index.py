@@ -65,7 +65,8 @@ import numpy as np
 
 from qa import tuning
 from qa.chunking import Chunk, chunk_articles
-from qa.corpus import ARTICLE_SUFFIXES, Corpus, FileReport, Skipped, corpus_hashes, file_reports, load_corpus
+from qa.corpus import (ARTICLE_SUFFIXES, READER_VERSION, Corpus, FileReport, Skipped, corpus_hashes, file_reports,
+                       load_corpus)
 from qa.question_bank import BankQuestion, bank_hashes, link, load_bank
 from qa.embedding import Embedder
 from qa.errors import (REBUILD_HINT, CorpusError, IndexCorruptError, IndexIncompatibleError,
@@ -324,6 +325,7 @@ def build(settings: Settings, embedder: Embedder,
                     "indexed": sorted(a.source for a in corpus.articles),
                     "skipped": {s.source: s.reason for s in corpus.skipped},
                     "titles": {a.source: a.title for a in corpus.articles},
+                    "readers": READER_VERSION,
                 },
                 "questions": {"files": bank_hashes(settings.corpus_dir), "linked": len(questions),
                               "skipped": question_warnings},
@@ -430,6 +432,7 @@ def _up_to_date(manifest: dict, corpus: Corpus, settings: Settings, tuned_key: s
             and (manifest.get("dense") or {}).get("flat_max_vectors") == settings.flat_max_vectors
             and (manifest.get("dense") or {}).get("hnsw_m") == settings.hnsw_m
             and recorded.get("files") == corpus.hashes
+            and recorded.get("readers") == READER_VERSION
             and recorded.get("skipped") == {s.source: s.reason for s in corpus.skipped}
             and (manifest.get("questions") or {}).get("files") == bank_hashes(settings.corpus_dir))
 
@@ -579,6 +582,8 @@ def stale_reason(manifest: dict, settings: Settings) -> str | None:
         return "the chunking settings changed"
     if manifest.get("tuning") != tuning_fingerprint(settings):
         return "the fine-tuning settings changed"
+    if (manifest.get("corpus") or {}).get("readers") != READER_VERSION:
+        return "the article readers changed (files are read differently now)"
     try:
         now = {**corpus_hashes(settings.corpus_dir), **bank_hashes(settings.corpus_dir)}
     except CorpusError as exc:
