@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 
 from qa.article import Article, ArticleBuilder, clean_heading, tidy
+from qa.text import split_sentences
 
 _SENTENCE_END = re.compile(r"[.!?…][\"”’)\]]*$")
 _LABEL_WORDS = 6  # a line of at most this many words and no sentence end is a label ("Related stories")
@@ -40,6 +41,8 @@ def read_html(data: bytes, source: str) -> Article:
     import trafilatura
     from lxml import etree
 
+    if not data.strip():
+        raise ValueError("empty file")
     tree = trafilatura.load_html(data)
     if tree is None:
         raise ValueError("not an HTML page (no markup could be parsed)")
@@ -67,8 +70,6 @@ def read_html(data: bytes, source: str) -> Article:
 
 def _has_prose(main) -> bool:
     """At least two sentences of six words or more, ending as sentences do."""
-    from qa.text import split_sentences
-
     sentences = [s for p in main.iter("p", "item") for s in split_sentences(_text(p))]
     return sum(1 for s in sentences if len(s.split()) >= 6 and _SENTENCE_END.search(s)) >= 2
 
