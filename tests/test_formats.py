@@ -164,12 +164,52 @@ def test_a_small_page_keeps_headings_lists_and_bold_headings_and_drops_furniture
         assert furniture not in text, furniture
 
 
-def test_title_comes_from_the_title_tag_without_the_site_name():
-    article = read_article(_page("<div class='content'><p>Naloxone is a medicine that rapidly reverses an opioid "
-                                 "overdose in a few minutes.</p><p>It is safe to give even when you are not sure "
-                                 "that someone took opioids.</p></div>",
-                                 title="What Naloxone Does - Example Health"), "page.htm")
-    assert article.title == "What Naloxone Does"
+def test_a_blog_post_in_windows_1252_loses_its_byline_share_buttons_and_comments():
+    page = """<!DOCTYPE html><html><head><meta charset="windows-1252">
+    <title>Ketamine and Depression – Clinic Blog</title></head><body>
+    <header><nav><a href="/">Home</a> <a href="/blog">Blog</a></nav></header>
+    <main><article class="post"><h1 class="entry-title">Ketamine and Depression</h1>
+    <div class="entry-meta">Posted on March 3, 2023 by Dr. Jane Roe</div><div class="entry-content">
+    <p>Ketamine is an anaesthetic that doctors also use for depression that has not responded to other
+    treatment. It works differently from common antidepressants…</p>
+    <p><strong>How fast does it work?</strong></p>
+    <p>Many patients report that their mood improves within hours of an infusion, while ordinary
+    antidepressants take weeks.</p>
+    <table><tr><th>Form</th><th>Dose</th></tr><tr><td>Infusion</td><td>0.5 mg/kg over 40 minutes</td></tr>
+    <tr><td>Nasal spray</td><td>56 or 84 mg</td></tr></table>
+    <p>The café study found the effect lasted about a week after one infusion in most of the patients.</p>
+    <div class="sharedaddy"><h3>Share this:</h3><ul><li><a href="/tw">Twitter</a></li>
+    <li><a href="/fb">Facebook</a></li></ul></div></div></article>
+    <div id="comments"><h2>3 thoughts on “Ketamine and Depression”</h2><ol class="commentlist"><li>
+    <p>Great article, it helped me a lot with my own treatment decisions, thanks so much!</p></li></ol>
+    <div id="respond"><h3>Leave a Reply</h3><form><textarea></textarea><input type="submit" value="Post">
+    </form></div></div></main><footer><p>© 2023 Clinic. All rights reserved.</p></footer></body></html>"""
+    article = read_article(page.encode("cp1252"), "blog.html")
+    assert article.title == "Ketamine and Depression"
+    assert [s.heading for s in article.sections] == ["Introduction", "How fast does it work?"]
+    assert article.sections[1].blocks[1].items == ("Form | Dose", "Infusion | 0.5 mg/kg over 40 minutes",
+                                                   "Nasal spray | 56 or 84 mg")
+    text = all_text(article)
+    assert "antidepressants…" in text and "The café study" in text
+    for furniture in ["Posted on", "Jane Roe", "Share", "Twitter", "thoughts on", "Great article", "Leave a Reply",
+                      "All rights reserved", "Home"]:
+        assert furniture not in text, furniture
+
+
+@pytest.mark.parametrize("title, site, expected", [
+    ("What Naloxone Does | Example Health", None, "What Naloxone Does"),
+    ("Example Health | What Naloxone Does", None, "What Naloxone Does"),
+    ("Drugs | What Naloxone Does | Example Health", None, "What Naloxone Does"),
+    ("What Naloxone Does - Example Health", "Example Health", "What Naloxone Does"),
+    ("Ketamine – What You Need to Know", None, "Ketamine – What You Need to Know"),  # a dash inside a title
+])
+def test_without_a_main_heading_the_title_tag_gives_the_title_without_the_site_name(title, site, expected):
+    page = _page("<div class='content'><p>Naloxone is a medicine that rapidly reverses an opioid overdose in a few "
+                 "minutes.</p><p>It is safe to give even when you are not sure that someone took opioids.</p></div>",
+                 title=title)
+    if site:
+        page = page.replace(b"</head>", f"<meta property='og:site_name' content='{site}'></head>".encode())
+    assert read_article(page, "page.htm").title == expected
 
 
 @pytest.mark.parametrize("body", [

@@ -12,15 +12,16 @@ Before extraction, anchors without `href` (named anchors that only mark a
 place: `<h2><div><a name="x">Heading</a></div></h2>`) are unwrapped: trafilatura
 reads them as links and drops the heading as a menu otherwise.
 
-Title: the page's main heading when the page title agrees with it, else the
-title trafilatura finds (og:title, `<title>` without " | Site name", `<h1>`),
-else the file name.
+Title: the page's main heading (an `<h1>` its `<title>` or og:title begins
+or ends with); else og:title or `<title>` without the site's name (a part
+that names the site, by og:site_name or host name; of parts split by " | ",
+the longest); else the article's first `<h1>`; else the file name.
 
 Limits: what trafilatura keeps is what is read; a page whose article sits in
 an unusual container may lose text, or keep a block of furniture. A short
 line of plain text that is not a sentence ("Share", "Author, Article and
 Disclosure Information") is a label, not text, and is dropped; a short line
-that is all bold is a heading. A page with no paragraph of prose (a form, an
+that is all bold (a question included) is a heading. A page with no paragraph of prose (a form, an
 index page, an empty page) is refused with "no article text found".
 """
 
@@ -33,7 +34,8 @@ from qa.text import split_sentences
 
 _SENTENCE_END = re.compile(r"[.!?…][\"”’)\]]*$")
 _LABEL_WORDS = 6  # a line of at most this many words and no sentence end is a label ("Related stories")
-_SITE_SUFFIX = re.compile(r"\s+(?:[|•·»]|-|–|—|::)\s+[^|•·»–—]{1,60}$")
+_BOLD_HEADING_WORDS = 12  # a paragraph that is all bold and this short, not ending a sentence, is a heading
+_SEPARATOR = re.compile(r"\s+(?:[|•·»]|-|–|—|::)\s+")
 _INLINE = {"hi", "ref", "lb", "span"}
 
 
@@ -49,8 +51,7 @@ def read_html(data: bytes, source: str) -> Article:
     for anchor in list(tree.iter("a")):
         if not anchor.get("href"):
             anchor.drop_tag()  # a place marker, not a link
-    named = [tidy(t) for t in tree.xpath("//title/text() | //meta[@property='og:title']/@content") if tidy(t)]
-    main_heading = _main_heading(tree, named)
+    heading_titles = _heading_and_titles(tree)
     xml = trafilatura.extract(
         tree, output_format="xml", with_metadata=True, include_formatting=True, include_comments=False,
         include_tables=True, include_images=False, include_links=False, deduplicate=False)
@@ -61,9 +62,9 @@ def read_html(data: bytes, source: str) -> Article:
     if main is None or not _has_prose(main):
         raise ValueError("no article text found (no paragraph of prose: a form, an index page or an empty page?)")
     builder = ArticleBuilder(source, back_matter_ends_at_heading=True)
-    title = main_heading or tidy(doc.get("title") or "") or (named[0] if named else "")
+    title = _page_title(*heading_titles, doc)
     if title:
-        builder.set_title(_SITE_SUFFIX.sub("", title))
+        builder.set_title(title)
     _walk(main, builder, in_quote=False)
     return builder.build()
 
@@ -110,10 +111,13 @@ def _paragraph(text: str, builder: ArticleBuilder, bold: bool, in_quote: bool, b
     text = tidy(text)
     if not text:
         return
-    if len(text.split()) <= _LABEL_WORDS and not _SENTENCE_END.search(text) and not text.endswith(":"):
-        if bold and not in_quote and not before_list:
-            builder.heading(text)  # <p><b>Side effects</b></p>: a heading in all but name
-        elif before_list:
+    words = len(text.split())
+    heading_like = words <= _BOLD_HEADING_WORDS and not text.endswith((".", ",", ":", ";"))
+    if bold and heading_like and not in_quote and not before_list:
+        builder.heading(text)  # <p><b>How fast does it work?</b></p>: a heading in all but name
+        return
+    if words <= _LABEL_WORDS and not _SENTENCE_END.search(text) and not text.endswith(":"):
+        if before_list:
             builder.paragraph(text)  # the line that leads into a list
         return  # a label: a button, a byline, a caption ("Summary", "Share this article")
     builder.paragraph(text)
@@ -147,10 +151,37 @@ def _all_bold(paragraph) -> bool:
             and not (paragraph.text or "").strip() and not (children[0].tail or "").strip())
 
 
-def _main_heading(tree, named: list[str]) -> str:
-    """The page's <h1> that its <title> or og:title starts with ("Heading | Site"), if any."""
+def _heading_and_titles(tree) -> tuple[str, list[str], set[str]]:
+    """The page's main heading (an <h1> its <title> or og:title begins or ends with), its titles, its site names."""
+    titles = [tidy(t) for t in tree.xpath("//meta[@property='og:title']/@content | //title/text()") if tidy(t)]
+    sites = {_letters(t) for t in tree.xpath("//meta[@property='og:site_name']/@content | "
+                                             "//meta[@name='application-name']/@content") if _letters(t)}
     for h1 in tree.iter("h1"):
         heading = clean_heading(h1.text_content())
-        if len(heading.split()) >= 2 and any(t.lower().startswith(heading.lower()) for t in named):
-            return heading
+        if len(heading.split()) >= 2 and any(t.lower().startswith(heading.lower()) or
+                                             t.lower().endswith(heading.lower()) for t in titles):
+            return heading, titles, sites
+    return "", titles, sites
+
+
+def _page_title(heading: str, titles: list[str], sites: set[str], doc) -> str:
+    """The main heading; else og:title or <title> without the site's name ("How X Works | Site")."""
+    if heading:
+        return heading
+    sites = sites | {_letters(doc.get("sitename") or ""), _letters((doc.get("hostname") or "").rsplit(".", 1)[0])}
+    sites.discard("")
+    for title in titles:
+        parts = _SEPARATOR.split(title)
+        kept = [part for part in parts if _letters(part) not in sites]
+        if len(kept) > 1 and "|" in title:
+            kept = [max(kept, key=len)]  # "Section | How X Works | Site": the longest part is the article's
+        if kept:
+            return " - ".join(kept) if len(kept) < len(parts) else title
+    for head in doc.iter("head"):
+        if head.get("rend") == "h1":
+            return tidy("".join(head.itertext()))
     return ""
+
+
+def _letters(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower().removeprefix("www."))
