@@ -5,7 +5,7 @@ error and exit status 2, never a traceback. Progress and notices go to
 standard error, results to standard output, so `--json`/`--jsonl` output can
 be piped.
 
-    python -m qa build [--corpus DIR] [--index DIR] [--model NAME] [--tune-epochs N]
+    python -m qa build [--corpus DIR] [--index DIR] [--model NAME] [--tune-epochs N] [--json]
     python -m qa ask "does naloxone reverse ketamine" [--json]
     python -m qa ask --jsonl < questions.jsonl > answers.jsonl
     python -m qa eval [--questions FILE] [--no-baselines] [--chunk-sizes 300,600,1000] [--fit-refusal]
@@ -45,6 +45,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     report = index_store.build(settings, embedder, progress=_say, show_bar=sys.stderr.isatty() or args.progress)
     for skipped in report.skipped:
         _say(f"warning: skipped {skipped.source}: {skipped.reason}")
+    if args.json:
+        print(json.dumps(build_report_json(report), indent=2, ensure_ascii=False))
+        return 0
+    print(format_files(report.articles))
     print(f"Index built in {report.directory}\n"
           f"  files: {report.files}  sections: {report.sections}  chunks: {report.chunks}  "
           f"sentences: {report.sentences}  example questions: {report.questions}\n"
@@ -54,6 +58,30 @@ def cmd_build(args: argparse.Namespace) -> int:
           f"fine-tuning: {report.tune_seconds:.1f} s\n"
           f"  seconds: {report.seconds:.1f}  (of which model load: {report.model_seconds:.1f})")
     return 0
+
+
+def format_files(rows) -> str:
+    """One line per file: what it was read as, or why it was skipped."""
+    lines = ["Files:"]
+    for row in rows:
+        if row.skipped is not None:
+            lines.append(f"  {row.source}  [{row.type}]  skipped: {row.skipped}")
+        else:
+            lines.append(f"  {row.source}  [{row.type}]  \"{row.title}\"  sections: {row.sections}  "
+                         f"passages: {row.passages}")
+    return "\n".join(lines)
+
+
+def build_report_json(report) -> dict:
+    return {
+        "index": str(report.directory),
+        "files": [row.to_dict() for row in report.articles],
+        "articles": report.files, "sections": report.sections, "passages": report.chunks,
+        "sentences": report.sentences, "example_questions": report.questions,
+        "question_warnings": list(report.question_warnings),
+        "embedded": report.embedded, "reused": report.reused, "dense_index": report.dense_kind,
+        "tuned_model": report.tuned_key, "seconds": round(report.seconds, 2),
+    }
 
 
 def _open_engine(args: argparse.Namespace):
@@ -212,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     build = commands.add_parser("build", parents=[common], help="build or update the index")
     build.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
+    build.add_argument("--json", action="store_true",
+                       help="print the build report as JSON: per file its title, sections and passages, "
+                            "or why it was skipped")
     build.set_defaults(run=cmd_build)
 
     ask = commands.add_parser("ask", parents=[common], help="answer a question")

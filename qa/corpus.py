@@ -1,90 +1,61 @@
-"""Stage 1: raw article files -> clean, structured articles.
+"""Stage 1: the corpus folder -> clean, structured articles.
 
-Owns: which files of the corpus folder are articles, decoding them, removing
-web boilerplate (calls to action, comment forms, category footers, phone
-numbers, bare URLs), and finding each article's title and section headings.
-The files stay exactly as they were downloaded; all cleaning happens here,
-in code, so a maintainer can drop new raw articles into the folder.
+Owns: which files of the corpus folder are articles and how each kind is
+read. `READERS`, a table from file suffix to reader, is the one place that
+decides it; adding a file type is one function in `qa/formats/` and one line
+here. Every reader returns the same `Article` (title, sections with headings,
+paragraphs, list items; `qa/article.py`), or raises ValueError with the
+reason the file cannot be used. A file is skipped with that reason and the
+build goes on, whatever went wrong inside a reader.
 
-Input: `.txt` (web text: headings are short title-like lines or question
-lines, bullets start with "•", "-" or "*") and `.md` (`#` headings). Any other
-file, and any file that is not UTF-8 text, is skipped with a reason.
+    .txt .md     UTF-8 text: web boilerplate removed, hard-wrapped lines re-flowed (qa/formats/text.py)
+    .html .htm   saved web pages: the main text, found by trafilatura (qa/formats/html.py)
+    .pdf         text layer read by pypdf; running headers, footers, page numbers removed (qa/formats/pdf.py)
 
-Limits: heading detection is a heuristic on line shape (short, no closing
-full stop). A long heading is read as a paragraph; a short slogan-like line
-as a heading. Boilerplate removal is a list of patterns seen in such pages,
-not a general web-page cleaner.
+The files stay exactly as they were downloaded; all cleaning happens in
+code, and the same file always gives the same article (the index skips
+unchanged files by their hash).
+
+Limits: a file of another type is skipped with a reason. `max_article_bytes`
+is checked against the file for text files, and against the text read out of
+it for pages and PDFs (a saved page or a PDF is mostly markup, scripts and
+images). Two files with the same text are read once.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterable
 
+from qa.article import INTRO_HEADING, Article, Block, Section
 from qa.errors import CorpusError
-from qa.text import split_sentences
-
-ARTICLE_SUFFIXES = (".txt", ".md")
-INTRO_HEADING = "Introduction"
-
-# Whole lines that are page furniture, not article text.
-_BOILERPLATE_LINES = [re.compile(p, re.IGNORECASE) for p in (
-    r"leave a (comment|reply)",
-    r"verify (your )?insurance( now)?",
-    r"get your free sample",
-    r"your email address will not be published\.?.*",
-    r"required fields are marked.*",
-    r"this (article|post) is in the category\b.*",
-    r"(share|tweet|print|email|pin)( (this|it))?( (article|post|page))?:?",
-    r"(related (posts|articles)|read more|table of contents|skip to content)",
-    r"(click here|subscribe|sign up)\b.*",
-    r"(post comment|save my name, email.*)",
-    r"(posted|published|updated|written|medically reviewed) (on|by)\b.{0,80}",
-)]
-
-# Sentences that point at a link or a sales line. Removed sentence by sentence
-# so the rest of their paragraph survives.
-_BOILERPLATE_SENTENCES = [re.compile(p, re.IGNORECASE) for p in (
-    r".*\b(visit|check out|see|click|read) (this|here)\b( (resource|article|study|informative article|link|page|guide))?\W*$",
-    r".*\bhelpline\b.*",
-    r".*\b(call|dial|text|phone|contact) us\b.*",
-)]
-
-# A North-American style phone number: a line offering one is a call to action.
-_PHONE = re.compile(r"(\+?1[\s.-]?)?\(?\b\d{3}\)?[\s.-]?\d{3}[\s.-]\d{4}\b")
-_URL = re.compile(r"\s*\b(?:https?://|www\.)\S+")
-_BULLET = re.compile(r"^\s*(?:[•●▪◦‣∙·*+]|-(?=\s)|–(?=\s))\s*")
-_MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_NUMBERED = re.compile(r"^\d{1,2}[.)]\s+")
+from qa.formats.html import read_html
+from qa.formats.pdf import read_pdf
+from qa.formats.text import decode, parse_article, read_markdown, read_text
 
 
 @dataclass(frozen=True)
-class Block:
-    """A paragraph (`lead` only) or a list (optional `lead` line plus items)."""
-
-    lead: str
-    items: tuple[str, ...] = ()
-
-    @property
-    def is_list(self) -> bool:
-        return bool(self.items)
+class FileType:
+    name: str  # as the build report shows it
+    read: Callable[[bytes, str], Article]  # (the file's bytes, its name) -> Article, or ValueError(reason)
+    limit_on_file: bool  # max_article_bytes applies to the file (text) or to the text read out of it
 
 
-@dataclass(frozen=True)
-class Section:
-    heading: str
-    blocks: tuple[Block, ...]
-
-
-@dataclass(frozen=True)
-class Article:
-    source: str  # file name inside the corpus folder
-    title: str
-    sections: tuple[Section, ...]
-    sha256: str  # of the raw bytes: the index's staleness check compares it
+READERS: dict[str, FileType] = {
+    ".txt": FileType("text", read_text, True),
+    ".md": FileType("markdown", read_markdown, True),
+    ".html": FileType("html", read_html, False),
+    ".htm": FileType("html", read_html, False),
+    ".pdf": FileType("pdf", read_pdf, False),
+}
+ARTICLE_SUFFIXES = tuple(READERS)
+# Raised whenever a reader's rules change what some file gives: the index records it, and an index
+# built with other readers is rebuilt (unchanged passages keep their vectors), since the files'
+# hashes alone cannot tell that the same bytes now read differently.
+READER_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -98,6 +69,10 @@ class Corpus:
     articles: tuple[Article, ...]
     skipped: tuple[Skipped, ...]
     hashes: dict[str, str]  # every candidate file, read or skipped
+
+
+def file_type(name: str) -> FileType | None:
+    return READERS.get(Path(name).suffix.lower())
 
 
 def file_sha256(data: bytes) -> str:
@@ -116,7 +91,7 @@ def corpus_hashes(folder: Path) -> dict[str, str]:
     """sha256 of every article file, for the staleness check; unreadable files are left out."""
     hashes = {}
     for path in corpus_files(folder):
-        if path.suffix.lower() in ARTICLE_SUFFIXES:
+        if file_type(path.name):
             try:
                 hashes[path.name] = file_sha256(path.read_bytes())
             except OSError:
@@ -131,7 +106,8 @@ def load_corpus(folder: Path, max_bytes: int | None = None) -> Corpus:
     hashes: dict[str, str] = {}
     seen_bodies: dict[str, str] = {}
     for path in corpus_files(folder):
-        if path.suffix.lower() not in ARTICLE_SUFFIXES:
+        kind = file_type(path.name)
+        if kind is None:
             skipped.append(Skipped(path.name, f"not an article file (only {', '.join(ARTICLE_SUFFIXES)} are read)"))
             continue
         try:
@@ -140,16 +116,18 @@ def load_corpus(folder: Path, max_bytes: int | None = None) -> Corpus:
             skipped.append(Skipped(path.name, f"cannot be read: {exc.strerror or exc}"))
             continue
         hashes[path.name] = file_sha256(data)
-        if max_bytes is not None and len(data) > max_bytes:
-            skipped.append(Skipped(path.name, f"{len(data) / 1e6:.1f} MB is over the {max_bytes / 1e6:.1f} MB limit "
-                                              f"for one article (setting max_article_bytes)"))
+        if max_bytes is not None and kind.limit_on_file and len(data) > max_bytes:
+            skipped.append(Skipped(path.name, _too_big(len(data), max_bytes, "")))
             continue
         try:
-            article = parse_article(decode(data), path.name, hashes[path.name])
+            article = read_article(data, path.name, hashes[path.name])
         except ValueError as exc:
             skipped.append(Skipped(path.name, str(exc)))
             continue
         body = "\n".join(b.lead + "\n".join(b.items) for s in article.sections for b in s.blocks)
+        if max_bytes is not None and not kind.limit_on_file and len(body.encode()) > max_bytes:
+            skipped.append(Skipped(path.name, _too_big(len(body.encode()), max_bytes, "its text: ")))
+            continue
         body_hash = file_sha256(body.encode())
         if body_hash in seen_bodies:
             skipped.append(Skipped(path.name, f"same text as {seen_bodies[body_hash]}"))
@@ -159,99 +137,56 @@ def load_corpus(folder: Path, max_bytes: int | None = None) -> Corpus:
     return Corpus(tuple(articles), tuple(skipped), hashes)
 
 
-def decode(data: bytes) -> str:
-    """UTF-8 text or ValueError with the reason; binary files are refused."""
-    if b"\x00" in data[:65536]:
-        raise ValueError("binary file, not text")
+def read_article(data: bytes, source: str, sha256: str = "") -> Article:
+    """One file's article, by its type; ValueError with the reason when it cannot be used."""
+    kind = file_type(source)
+    if kind is None:
+        raise ValueError(f"not an article file (only {', '.join(ARTICLE_SUFFIXES)} are read)")
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"not UTF-8 text (bad byte at offset {exc.start})") from None
-    controls = sum(1 for ch in text[:65536] if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t\f")
-    if controls > 0.01 * max(1, min(len(text), 65536)):
-        raise ValueError("binary file, not text (many control characters)")
-    return text
+        article = kind.read(data, source)
+    except ValueError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a library failing on one bad file must not stop the build
+        raise ValueError(f"cannot be read as {kind.name}: {type(exc).__name__}: {exc}"[:300]) from exc
+    return Article(article.source, article.title, article.sections, sha256)
 
 
-def parse_article(text: str, source: str, sha256: str = "") -> Article:
-    """Clean one article's text and cut it into titled sections of blocks."""
-    markdown = source.lower().endswith(".md")
-    lines = [clean_line(line) for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
-    lines = [line for line in lines if line]
-    if not lines:
-        raise ValueError("no article text after removing boilerplate")
-
-    title = ""
-    sections: list[tuple[str, list[Block]]] = [(INTRO_HEADING, [])]
-    for line in lines:
-        heading = _heading_text(line, markdown)
-        if heading is not None:
-            if not title:
-                title = heading
-                continue
-            if _same(heading, title) and not any(blocks for _, blocks in sections):
-                continue  # the title printed twice at the top of the page
-            sections.append((heading, []))
-            continue
-        blocks = sections[-1][1]
-        bullet = _BULLET.match(line)
-        if bullet:
-            item = line[bullet.end():].strip()
-            if blocks and blocks[-1].is_list:
-                blocks[-1] = Block(blocks[-1].lead, blocks[-1].items + (item,))
-            elif blocks and not blocks[-1].is_list and blocks[-1].lead.endswith(":"):
-                blocks[-1] = Block(blocks[-1].lead, (item,))  # the list keeps its lead-in
-            else:
-                blocks.append(Block("", (item,)))
-        else:
-            if not title:
-                title = _title_from_name(source)
-            blocks.append(Block(line))
-
-    kept = tuple(Section(h, tuple(b)) for h, b in sections if b)
-    if not kept:
-        raise ValueError("no article text after removing boilerplate")
-    return Article(source=source, title=title or _title_from_name(source), sections=kept, sha256=sha256)
+def _too_big(size: int, limit: int, what: str) -> str:
+    return (f"{what}{size / 1e6:.1f} MB is over the {limit / 1e6:.1f} MB limit "
+            f"for one article (setting max_article_bytes)")
 
 
-def clean_line(line: str) -> str:
-    """One line without URLs and boilerplate sentences; '' when nothing is left."""
-    line = unicodedata.normalize("NFC", line)
-    line = line.replace("\u00a0", " ").replace("\u200b", "").replace("\ufeff", "")
-    line = "".join(ch for ch in line if ch == "\t" or unicodedata.category(ch) != "Cc")
-    line = _URL.sub("", line)
-    line = re.sub(r"[ \t]+", " ", line).strip()
-    if not line or not re.search(r"\w", line):
-        return ""
-    bare = line.rstrip(".!").strip()
-    if any(p.fullmatch(bare) for p in _BOILERPLATE_LINES) or _PHONE.search(line):
-        return ""
-    bullet = _BULLET.match(line)
-    marker, body = (line[:bullet.end()], line[bullet.end():]) if bullet else ("", line)
-    sentences = [s for s in split_sentences(body) if not any(p.fullmatch(s) for p in _BOILERPLATE_SENTENCES)]
-    return (marker + " ".join(sentences)).strip() if sentences else ""
+# --------------------------------------------------------------------------- build report
 
 
-def _heading_text(line: str, markdown: bool) -> str | None:
-    """The heading a line stands for, or None when it is body text."""
-    if markdown:
-        match = _MD_HEADING.match(line)
-        return match.group(2).strip() if match and match.group(2).strip() else None
-    if _BULLET.match(line) or len(line) > 110 or len(line.split()) > 16:
-        return None
-    if line[-1] in ".,;:!\"”'’" or not re.search(r"[A-Za-z]{2}", line):
-        return None
-    if len(split_sentences(_NUMBERED.sub("", line))) > 1:
-        return None  # two sentences on one line: prose, however short
-    return line
+@dataclass(frozen=True)
+class FileReport:
+    """What the build did with one file: read (title, sections, passages) or skipped (reason)."""
+
+    source: str
+    type: str
+    title: str | None = None
+    sections: int = 0
+    passages: int = 0
+    skipped: str | None = None
+
+    def to_dict(self) -> dict:
+        if self.skipped is not None:
+            return {"source": self.source, "type": self.type, "skipped": self.skipped}
+        return {"source": self.source, "type": self.type, "title": self.title,
+                "sections": self.sections, "passages": self.passages}
 
 
-def _same(a: str, b: str) -> bool:
-    norm = lambda s: re.sub(r"\W+", " ", s).strip().lower()  # noqa: E731
-    return norm(a) == norm(b)
+def file_reports(corpus: Corpus, chunks: Iterable) -> tuple[FileReport, ...]:
+    """One row per file of the folder, by name; `chunks`: the passages cut from its articles."""
+    passages = Counter(chunk.source for chunk in chunks)
+    rows = [FileReport(a.source, file_type(a.source).name, a.title, len(a.sections), passages[a.source])
+            for a in corpus.articles]
+    rows += [FileReport(s.source, getattr(file_type(s.source), "name", "other"), skipped=s.reason)
+             for s in corpus.skipped]
+    return tuple(sorted(rows, key=lambda row: row.source))
 
 
-def _title_from_name(source: str) -> str:
-    stem = Path(source).stem
-    words = re.sub(r"[_\-]+", " ", stem).split()
-    return " ".join(w if w.isupper() else w.capitalize() for w in words) or source
+__all__ = ["ARTICLE_SUFFIXES", "READER_VERSION", "READERS", "Article", "Block", "Corpus", "FileReport", "FileType", "INTRO_HEADING",
+           "Section", "Skipped", "corpus_files", "corpus_hashes", "decode", "file_reports", "file_sha256",
+           "file_type", "load_corpus", "parse_article", "read_article"]

@@ -15,7 +15,8 @@ Baselines, built here over the same articles so one run compares all three:
 - "bm25": BM25 alone over the engine's chunks; the answer is the sentence of
   the top passage sharing most question terms; refuses when no term matches;
 - "dense-1000": plain dense search over fixed 1,000-character windows (200
-  overlap) of the raw article text; the answer is the window's sentence most
+  overlap) of each article's text as its reader gives it (boilerplate gone,
+  so a saved page or a PDF works too); the answer is the window's sentence most
   similar to the question; refuses when that sentence's cosine is below
   0.55 (the cosine bar the engine itself used before its refusal weighed
   several signals);
@@ -45,7 +46,7 @@ import numpy as np
 
 from qa.answer import resolve_query
 from qa.chunking import chunk_articles
-from qa.corpus import corpus_files, decode, load_corpus
+from qa.corpus import load_corpus
 from qa.embedding import Embedder
 from qa.tuning import tuned_root
 from qa.engine import Engine
@@ -189,7 +190,7 @@ def fixed_windows(text: str, size: int = 1000, overlap: int = 200) -> list[str]:
 
 @dataclass
 class WindowIndex:
-    """The baselines' own passages: fixed 1,000-character windows (200 overlap) of the raw files."""
+    """The baselines' own passages: fixed 1,000-character windows (200 overlap) of each article's text."""
 
     windows: list[tuple[str, str]]  # (source, text)
     vectors: np.ndarray  # one unit row per window, with the model as it ships
@@ -199,14 +200,10 @@ class WindowIndex:
 
 
 def window_index(settings: Settings, embedder: Embedder) -> WindowIndex:
+    # Windows over each article's text as its reader gives it (so pages and PDFs too), not the raw file.
     windows: list[tuple[str, str]] = []
-    for path in corpus_files(settings.corpus_dir):
-        if path.suffix.lower() in (".txt", ".md"):
-            try:
-                text = decode(path.read_bytes())
-            except ValueError:
-                continue
-            windows += [(path.name, w) for w in fixed_windows(text)]
+    for article in load_corpus(settings.corpus_dir, settings.max_article_bytes).articles:
+        windows += [(article.source, w) for w in fixed_windows(article.plain_text())]
     lexical = bm25s.BM25()
     lexical.index([content_terms(w) or ["_empty_"] for _, w in windows], show_progress=False)
     return WindowIndex(windows, embedder.encode([w for _, w in windows]), lexical,

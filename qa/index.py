@@ -69,7 +69,8 @@ import numpy as np
 
 from qa import tuning
 from qa.chunking import Chunk, chunk_articles
-from qa.corpus import Corpus, Skipped, corpus_hashes, load_corpus
+from qa.corpus import (ARTICLE_SUFFIXES, READER_VERSION, Corpus, FileReport, Skipped, corpus_hashes, file_reports,
+                       load_corpus)
 from qa.question_bank import BankQuestion, bank_hashes, link, load_bank
 from qa.refusal import background_statistics, read_background
 from qa.embedding import Embedder
@@ -219,6 +220,7 @@ class BuildReport:
     question_warnings: tuple[str, ...] = ()  # bank lines skipped, and why
     tuned_key: str | None = None  # the fine-tuned model the index was embedded with (qa/tuning.py)
     tune_seconds: float = 0.0  # training it, when this build had to
+    articles: tuple[FileReport, ...] = ()  # per file of the folder: title, sections, passages, or why skipped
 
 
 def context_text(section: str, sentence: str) -> str:
@@ -248,9 +250,11 @@ def build(settings: Settings, embedder: Embedder,
         _remove_leftovers(root)
         corpus = load_corpus(settings.corpus_dir, settings.max_article_bytes)
         if not corpus.articles:
-            raise CorpusError(f"no readable article in {settings.corpus_dir} (files must be .txt or .md, UTF-8)")
+            why = "".join(f"\n  skipped {s.source}: {s.reason}" for s in corpus.skipped)
+            raise CorpusError(f"no readable article in {settings.corpus_dir} (read: {', '.join(ARTICLE_SUFFIXES)}){why}")
         say(f"read {len(corpus.articles)} articles from {settings.corpus_dir}")
         chunks = chunk_articles(corpus.articles, settings)
+        per_file = file_reports(corpus, chunks)
 
         sentences, chunk_sentence_ids = _sentence_table(chunks)
         bank, question_warnings = load_bank(settings.corpus_dir)
@@ -271,7 +275,7 @@ def build(settings: Settings, embedder: Embedder,
                 reused=counts["chunks"] + 2 * counts["sentences"] + len(previous.questions),
                 seconds=time.perf_counter() - started, directory=previous.directory,
                 dense_kind=previous.manifest["dense"]["kind"], questions=len(previous.questions),
-                question_warnings=tuple(question_warnings), tuned_key=tuned_key)
+                question_warnings=tuple(question_warnings), tuned_key=tuned_key, articles=per_file)
         tune_seconds = 0.0
         if tuning_plan is not None:
             # Every text is embedded with the model tuned on this bank, and a vector
@@ -346,6 +350,7 @@ def build(settings: Settings, embedder: Embedder,
                     "indexed": sorted(a.source for a in corpus.articles),
                     "skipped": {s.source: s.reason for s in corpus.skipped},
                     "titles": {a.source: a.title for a in corpus.articles},
+                    "readers": READER_VERSION,
                 },
                 "background": _background_fingerprint(settings, background),
                 "questions": {"files": bank_hashes(settings.corpus_dir), "linked": len(questions),
@@ -378,7 +383,8 @@ def build(settings: Settings, embedder: Embedder,
         sections=manifest["counts"]["sections"], chunks=len(chunks), sentences=len(sentences),
         embedded=embedded, reused=len(texts) - embedded, seconds=time.perf_counter() - started,
         directory=final, dense_kind=dense_kind, model_seconds=model_seconds, questions=len(questions),
-        question_warnings=tuple(question_warnings), tuned_key=tuned_key, tune_seconds=tune_seconds)
+        question_warnings=tuple(question_warnings), tuned_key=tuned_key, tune_seconds=tune_seconds,
+        articles=per_file)
 
 
 def _question_bank(entries: list[BankQuestion], chunks: list[Chunk], chunk_sentence_ids: list[list[int]],
@@ -449,6 +455,7 @@ def _up_to_date(manifest: dict, corpus: Corpus, settings: Settings, tuned_key: s
             and (manifest.get("dense") or {}).get("flat_max_vectors") == settings.flat_max_vectors
             and (manifest.get("dense") or {}).get("hnsw_m") == settings.hnsw_m
             and recorded.get("files") == corpus.hashes
+            and recorded.get("readers") == READER_VERSION
             and recorded.get("skipped") == {s.source: s.reason for s in corpus.skipped}
             and (manifest.get("questions") or {}).get("files") == bank_hashes(settings.corpus_dir)
             and manifest.get("background") == _background_fingerprint(settings, read_background(settings.background_file)))
@@ -618,6 +625,8 @@ def stale_reason(manifest: dict, settings: Settings) -> str | None:
         return "the chunking settings changed"
     if manifest.get("tuning") != tuning_fingerprint(settings):
         return "the fine-tuning settings changed"
+    if (manifest.get("corpus") or {}).get("readers") != READER_VERSION:
+        return "the article readers changed (files are read differently now)"
     try:
         now = {**corpus_hashes(settings.corpus_dir), **bank_hashes(settings.corpus_dir)}
     except CorpusError as exc:

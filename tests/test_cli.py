@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pdfs
 from conftest import ROOT, write_tiny_corpus
 
 
@@ -90,3 +91,36 @@ def test_foreign_index_gives_the_fix(tmp_path):
     done = run("ask", "what is ketamine", "--corpus", str(corpus), "--index", str(tmp_path / "index"))
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "built with model 'some/other-model'" in done.stderr and "python -m qa build" in done.stderr
+
+
+def test_build_reports_each_file_and_as_json(tmp_path):
+    corpus = write_tiny_corpus(tmp_path / "corpus")
+    page = "medicalnewstoday.com.318674.html"
+    (corpus / page).write_bytes((ROOT / "tests" / "fixtures" / "web" / page).read_bytes())
+    pdfs.article_pdf(corpus / "bystanders.pdf")
+    (corpus / "broken.pdf").write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 8)
+    (corpus / "photo.jpg").write_bytes(b"\xff\xd8\xff")
+    args = ["--corpus", str(corpus), "--index", str(tmp_path / "index"), "--tune-epochs", "0"]
+    done = run("build", "--json", *args)
+    assert done.returncode == 0, done.stderr
+    assert "warning: skipped broken.pdf: not a readable PDF" in done.stderr
+    report = json.loads(done.stdout)
+    files = {row["source"]: row for row in report["files"]}
+    assert list(files) == sorted(files) and len(files) == 7
+    assert files[page] == {"source": page, "type": "html", "title": "How does the brain turn unconscious "
+                           "information into conscious thought?", "sections": 4, "passages": files[page]["passages"]}
+    assert files[page]["passages"] >= 8
+    assert files["bystanders.pdf"]["type"] == "pdf" and files["bystanders.pdf"]["sections"] == 2
+    assert files["alpha.txt"] == {"source": "alpha.txt", "type": "text", "title": "Alpha Article About Naloxone",
+                                  "sections": 2, "passages": 2}
+    assert files["gamma.md"]["type"] == "markdown"
+    assert files["broken.pdf"]["skipped"].startswith("not a readable PDF")
+    assert files["photo.jpg"] == {"source": "photo.jpg", "type": "other", "skipped": files["photo.jpg"]["skipped"]}
+    assert report["articles"] == 5 and report["passages"] == sum(r.get("passages", 0) for r in files.values())
+
+    again = run("build", *args)  # the human report, from an up-to-date index
+    assert again.returncode == 0, again.stderr
+    assert (f'{page}  [html]  "How does the brain turn unconscious information into conscious thought?"  '
+            f'sections: 4  passages: {files[page]["passages"]}') in again.stdout
+    assert "broken.pdf  [pdf]  skipped: not a readable PDF" in again.stdout
+    assert "embedded: 0 " in again.stdout

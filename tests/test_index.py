@@ -64,6 +64,20 @@ def test_rebuild_embeds_only_what_changed(tiny_settings, embedder):
     assert {c.source for c in index_store.load(tiny_settings).chunks} == {"beta.txt", "gamma.md"}
 
 
+def test_an_index_read_by_older_readers_is_rebuilt_reusing_its_vectors(tiny_settings, embedder, monkeypatch):
+    from qa import corpus
+
+    first = index_store.build(tiny_settings, embedder)
+    assert index_store.load(tiny_settings).manifest["corpus"]["readers"] == corpus.READER_VERSION
+    # the same bytes may read differently after a change of rules: file hashes alone cannot see it
+    monkeypatch.setattr(index_store, "READER_VERSION", corpus.READER_VERSION + 1)
+    assert "article readers changed" in index_store.stale_reason(index_store.load(tiny_settings).manifest,
+                                                                 tiny_settings)
+    again = index_store.build(tiny_settings, embedder)
+    assert again.directory != first.directory and again.embedded == 0
+    assert index_store.stale_reason(index_store.load(tiny_settings).manifest, tiny_settings) is None
+
+
 def test_missing_index_says_which_command_builds_it(tmp_path):
     with pytest.raises(IndexMissingError, match="python -m qa build"):
         index_store.load(Settings(index_dir=tmp_path / "nothing"))
