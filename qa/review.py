@@ -280,6 +280,8 @@ def promote(store: FeedbackStore, settings: Settings, ids: Sequence[int], answer
     already: list[BankQuestion] = []
     for entry in entries:
         same = [b for b in [*bank, *new] if question_key(b.question) == question_key(entry.question)]
+        if any(b.source == entry.source and same_text(b.answer, entry.answer) for b in new if b in same):
+            continue  # the same question asked again (several rows): one line
         if any(b.source == entry.source and same_text(b.answer, entry.answer) for b in same):
             already.append(entry)
         elif same:

@@ -127,13 +127,15 @@ def test_promoted_questions_are_linked_to_their_sentences_by_the_next_build(tiny
     store = FeedbackStore(tiny.feedback_db)
     liked = store.record_vote("r1", LIKED, liked=True)
     refused = store.log_refusal("what does coming off opioids feel like")
-    added = promote(store, tiny, [liked]).added + promote(store, tiny, [refused], answer=f"  {WITHDRAWAL} ").added
+    again = store.log_refusal("What does coming off opioids feel like?")  # asked twice: one example
+    added = promote(store, tiny, [liked]).added + \
+        promote(store, tiny, [refused, again], answer=f"  {WITHDRAWAL} ").added
     assert [(e.question, e.source, e.answer) for e in added] == [
         (LIKED.question, "alpha.txt", LIKED.answer), ("what does coming off opioids feel like", "gamma.md", WITHDRAWAL)]
     lines = (tiny.corpus_dir / "questions" / "gamma.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(line) for line in lines] == [
         {"question": "what does coming off opioids feel like", "source": "gamma.md", "answer": WITHDRAWAL}]
-    assert all(e.promoted_to for e in store.get([liked, refused]))
+    assert [e.promoted_to for e in store.get([liked, refused, again])] == ["alpha.jsonl", "gamma.jsonl", "gamma.jsonl"]
 
     report = index_store.build(tiny, embedder)
     assert (report.questions, report.question_warnings) == (2, ())
@@ -144,7 +146,7 @@ def test_promoted_questions_are_linked_to_their_sentences_by_the_next_build(tiny
     engine = Engine.open(tiny, build="never", embedder=embedder)
     assert engine.ask("what does coming off opioids feel like").answer == WITHDRAWAL
     # The report no longer lists what was promoted (unless asked to).
-    assert build_report(store, tiny, embedder=embedder).promoted_hidden == 2
+    assert build_report(store, tiny, embedder=embedder).promoted_hidden == 3
 
 
 def test_a_bad_promotion_is_a_clear_error_and_leaves_the_bank_untouched(tiny, embedder):
