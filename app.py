@@ -272,7 +272,7 @@ def remember_reply(result: Result, earlier: list[str], reply: str) -> str:
     except Exception:  # noqa: BLE001 - bookkeeping never costs the person the answer
         log.exception("feedback bookkeeping failed; the reply goes out without a vote id")
         return reply
-    return re.sub(r"^<(\w+)", lambda tag: f'<{tag.group(1)} data-reply="{reply_id}"', reply, count=1)
+    return re.sub(r"^<([^>]*)>", lambda tag: f'<{tag.group(1)} data-reply="{reply_id}">', reply, count=1)
 
 
 def reply_id_in(value: Any) -> str | None:

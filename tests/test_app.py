@@ -199,7 +199,7 @@ def test_a_vote_records_the_reply_it_names(app_engine, feedback_store):
     reply = app.respond(ANSWERED, history)
     result = app_engine.ask(ANSWERED, ["what is naloxone"])
     reply_id = app.reply_id_in(reply)
-    assert reply.startswith(f'<div data-reply="{reply_id}" class="qa-reply">')
+    assert reply.startswith(f'<div class="qa-reply" data-reply="{reply_id}">')
     # Gradio hands the liked message back as a string or as lists of typed parts.
     assert app.reply_id_in([[{"type": "text", "text": reply}]]) == reply_id == app.reply_id_in([reply])
     assert app.cast_vote(reply_id, "up") == "Thanks! Your 👍 is saved."
