@@ -40,7 +40,7 @@ import sqlite3
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -153,30 +153,22 @@ class RecentReplies:
 
 
 @dataclass(frozen=True)
-class Entry:
-    """One row of the database."""
+class Entry(Reply):
+    """One row of the database: a vote, with the reply it is about; or a refusal (question, generation, time)."""
 
     id: int
     kind: str  # "refusal" | "like" | "dislike"
     at: str
-    question: str
-    history: tuple[str, ...]
-    refused: bool
-    answer: str | None
-    source: str | None
-    title: str | None
-    section: str | None
-    generation: str
     comment: str | None
     promoted_at: str | None
     promoted_to: str | None
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "kind": self.kind, "at": self.at, "question": self.question,
-                "history": list(self.history), "refused": self.refused, "answer": self.answer,
-                "source": self.source, "title": self.title, "section": self.section,
-                "generation": self.generation, "comment": self.comment,
-                "promoted_at": self.promoted_at, "promoted_to": self.promoted_to}
+        row = {"id": self.id, "kind": self.kind, "at": self.at}
+        row.update((f.name, getattr(self, f.name)) for f in fields(Reply))
+        row.update(history=list(self.history), comment=self.comment, promoted_at=self.promoted_at,
+                   promoted_to=self.promoted_to)
+        return row
 
 
 _COLUMNS = ("id, kind, at, question, history, refused, answer, source, title, section, generation, comment, "
@@ -190,8 +182,9 @@ def _entry(row: tuple) -> Entry:
         earlier = tuple(str(h) for h in json.loads(history))
     except (TypeError, ValueError):
         earlier = ()
-    return Entry(id_, kind, at, question, earlier, bool(refused), answer, source, title, section, generation,
-                 comment, promoted_at, promoted_to)
+    return Entry(question=question, history=earlier, refused=bool(refused), answer=answer, source=source,
+                 title=title, section=section, generation=generation, id=id_, kind=kind, at=at, comment=comment,
+                 promoted_at=promoted_at, promoted_to=promoted_to)
 
 
 # ---------------------------------------------------------------------------- the store

@@ -1,8 +1,8 @@
 """The engine in a process of its own, for the chat page.
 
 Owns: starting a child process (`python -m qa.service FD PARENT_PID`) that opens the
-`Engine`, and forwarding `ask()`, `articles()`, `built_at()` and
-`generation()` to it over a socket pair. `EngineProcess` has the same methods, returns the same objects
+`Engine`, and forwarding `ask()`, `articles()`, `built_at()` and `generation()` to it
+over a socket pair. `EngineProcess` has the same methods, returns the same objects
 and raises the same errors as `Engine`, so the page cannot tell them apart.
 
 Why a process: a cold start of the page is mostly imports, about 6 s of
