@@ -11,7 +11,14 @@ Owns:
   (answer sentence + numbered citation, collapsible sources with the answer
   highlighted, or a plain "not found" with the articles' titles);
 - the page: chat (endpoint `/chat`), examples, the not-medical-advice note
-  and the panel listing the indexed articles.
+  and the panel listing the indexed articles;
+- feedback: 👍 / 👎 on each reply (Gradio's like event), an optional comment
+  on a 👎, and the endpoint `/feedback` for scripts. Each reply made from an
+  engine result carries an id (`data-reply`); what a vote on it records is
+  kept in memory under that id (`qa.feedback.RecentReplies`) and written by
+  `qa.feedback.FeedbackStore` when someone votes. A refusal is logged by
+  itself. A database that cannot be written refuses the vote, never the
+  answer.
 
 Does not own: anything about finding or choosing answers; that is `qa/`.
 The UI only formats. `respond(message, history)` is the whole chat function
@@ -35,7 +42,8 @@ import sys
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
-from qa.errors import QAError, QuestionError
+from qa.errors import FeedbackError, FeedbackStoreError, QAError, QuestionError
+from qa.feedback import UNAVAILABLE, FeedbackStore, RecentReplies, Reply
 from qa.service import EngineProcess
 from qa.settings import Settings
 
@@ -50,6 +58,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--index-dir", help="index folder (env QA_INDEX_DIR)")
     parser.add_argument("--corpus-dir", help="articles folder (env QA_CORPUS_DIR)")
     parser.add_argument("--model", help="embedding model (env QA_MODEL)")
+    parser.add_argument("--feedback-db", help="feedback database (env QA_FEEDBACK_DB; default data/feedback.sqlite3)")
     args = parser.parse_args(argv)
     if args.port is None:
         try:
@@ -60,7 +69,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(index_dir=args.index_dir, corpus_dir=args.corpus_dir, model=args.model)
+    return Settings.from_env(index_dir=args.index_dir, corpus_dir=args.corpus_dir, model=args.model,
+                             feedback_db=args.feedback_db)
 
 
 # Cold start: the engine's process starts loading (torch, sentence-transformers,
@@ -84,6 +94,9 @@ log = logging.getLogger("app")
 # The engine every question uses: an EngineProcess when served by main(), an
 # in-process Engine when a test or another program sets it (same methods).
 ENGINE: Engine | EngineProcess | None = None
+# Where votes and refusals go (set by main() from the settings); None stores nothing and shows no vote buttons.
+FEEDBACK: FeedbackStore | None = None
+REPLIES = RecentReplies()  # what a vote on each recent reply records, by reply id
 
 TITLE = "Ask the ketamine & naloxone articles"
 EXAMPLES = [
@@ -226,8 +239,9 @@ def respond(message: str, history: list | None = None) -> str:
     if not isinstance(message, str) or not message.strip():
         return format_message(EMPTY_PROMPT)
     try:
-        result = ENGINE.ask(message, earlier_questions(history))
-        return format_reply(result, ENGINE.articles() if not result.found else ())
+        earlier = earlier_questions(history)
+        result = ENGINE.ask(message, earlier)
+        return remember_reply(result, earlier, format_reply(result, ENGINE.articles() if not result.found else ()))
     except QuestionError as exc:  # too long, or otherwise not askable: say why
         return format_message(str(exc))
     except QAError as exc:
@@ -236,6 +250,117 @@ def respond(message: str, history: list | None = None) -> str:
     except Exception:  # never a traceback in the chat; the console gets it
         log.exception("unexpected error while answering")
         return format_message(FAILURE)
+
+
+# ---------------------------------------------------------------- feedback
+
+_REPLY_ID = re.compile(r'data-reply="(r[0-9a-f]{16})"')
+VOTES = {"up": True, "down": False}
+
+
+def remember_reply(result: Result, earlier: list[str], reply: str) -> str:
+    """The reply, tagged with the id a vote on it names; a refusal is also logged. Feedback off: as it is."""
+    if FEEDBACK is None:
+        return reply
+    try:
+        generation = ENGINE.generation()
+        reply_id = REPLIES.add(Reply.from_result(result, earlier, generation, ENGINE.settings.max_question_chars))
+        if not result.found:
+            FEEDBACK.log_refusal(result.question, generation)
+    except FeedbackError as exc:
+        log.warning("unanswered question not logged: %s (cause: %s)", exc, exc.__cause__)
+    except Exception:  # noqa: BLE001 - bookkeeping never costs the person the answer
+        log.exception("feedback bookkeeping failed; the reply goes out without a vote id")
+        return reply
+    return re.sub(r"^<([^>]*)>", lambda tag: f'<{tag.group(1)} data-reply="{reply_id}">', reply, count=1)
+
+
+def reply_id_in(value: Any) -> str | None:
+    """The reply id in a chat message as Gradio hands it back (a string, or lists and dicts of parts)."""
+    if isinstance(value, str):
+        found = _REPLY_ID.search(value)
+        return found.group(1) if found else None
+    parts = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+    return next((found for found in map(reply_id_in, parts) if found), None)
+
+
+def cast_vote(reply_id: str | None, vote: str, comment: str = "") -> str:
+    """Store a vote ("up", "down", or "none" to withdraw one) on a reply; the message for the person.
+
+    Raises FeedbackError with that message when the vote cannot be taken."""
+    if FEEDBACK is None:
+        raise FeedbackError("Feedback is turned off on this server.")
+    if vote not in (*VOTES, "none"):
+        raise FeedbackError(f'The vote must be "up", "down" or "none", not {vote!r}.')
+    reply = REPLIES.get(reply_id) if reply_id else None
+    if reply is None:
+        raise FeedbackError("This reply can no longer be rated (it is older than the page's memory of "
+                            "replies, or from before a restart): ask the question again to rate its answer."
+                            if reply_id else "There is no answer to rate in this message.")
+    if vote == "none":
+        FEEDBACK.withdraw_vote(reply_id)
+        return "Your vote is withdrawn."
+    FEEDBACK.record_vote(reply_id, reply, VOTES[vote], comment or None)
+    if VOTES[vote]:
+        return "Thanks! Your 👍 is saved."
+    return "Thanks, your comment is saved." if comment else "Thanks, your 👎 is saved. What was wrong? (optional)"
+
+
+def feedback_message(action) -> tuple[str, bool]:
+    """(message, saved) of a feedback action; a database fault is logged here and shown as UNAVAILABLE."""
+    try:
+        return action(), True
+    except FeedbackStoreError as exc:
+        log.warning("feedback not saved: %s (cause: %s)", exc, exc.__cause__)
+        return UNAVAILABLE, False
+    except FeedbackError as exc:
+        return str(exc), False
+
+
+def feedback_api(reply_id: str, vote: str, comment: str = "") -> dict:
+    """Vote on a reply of /chat. `reply_id`: the reply's data-reply attribute; `vote`: "up", "down" or "none"
+    (withdraw); `comment`: optional, with "down" only. Returns {"saved": bool, "message": str}."""
+    message, saved = feedback_message(lambda: cast_vote(reply_id, vote, comment or ""))
+    return {"saved": saved, "message": message}
+
+
+def feedback_status(message: str) -> str:
+    return f'<p class="qa-feedback" role="status">{text_html(message)}</p>' if message else ""
+
+
+def on_like(data: gr.LikeData):
+    """A thumb clicked (or clicked again, which withdraws it): store it, and after a 👎 offer a comment box."""
+    reply_id = reply_id_in(data.value)
+    vote = {True: "up", False: "down"}.get(data.liked, "none")
+    message, saved = feedback_message(lambda: cast_vote(reply_id, vote))
+    asking = saved and vote == "down"
+    return feedback_status(message), gr.update(visible=asking), reply_id if asking else None, ""
+
+
+def on_comment(comment: str, reply_id: str | None):
+    """The comment on the last 👎; kept in the box when it cannot be saved, so nothing typed is lost."""
+    if not reply_id:
+        return feedback_status("Give a 👎 first; the comment goes with it."), gr.update(visible=False), None, ""
+    message, saved = feedback_message(lambda: cast_vote(reply_id, "down", comment or ""))
+    return feedback_status(message), gr.update(visible=not saved), None if saved else reply_id, \
+        "" if saved else comment
+
+
+def feedback_controls(chatbot: gr.Chatbot) -> None:
+    """The comment box shown after a 👎, the status line, and the events; nothing when feedback is off."""
+    gr.api(feedback_api, api_name="feedback")
+    if FEEDBACK is None:
+        return
+    last_disliked = gr.State(None)  # the reply the comment box is about
+    with gr.Row(visible=False, elem_id="feedback-comment") as comment_row:
+        comment = gr.Textbox(label=f"What was wrong with this answer? (optional, at most "
+                                   f"{FEEDBACK.comment_chars:,} characters)", scale=4, elem_id="feedback-comment-text")
+        send = gr.Button("Send", scale=1, elem_id="feedback-comment-send")
+    status = gr.HTML(elem_id="feedback-status")
+    outputs = [status, comment_row, last_disliked, comment]
+    chatbot.like(on_like, None, outputs, show_progress="hidden", api_visibility="undocumented")
+    for event in (send.click, comment.submit):
+        event(on_comment, [comment, last_disliked], outputs, show_progress="hidden", api_visibility="undocumented")
 
 
 def articles_panel() -> str:
@@ -297,6 +422,7 @@ CSS = """
 #chat .qa-source { margin: .8em 0 0; }
 #chat .qa-section { color: #4b5563; }
 #chat .qa-passage { margin: .25em 0 0; padding: .1em .8em; border-left: 3px solid #d1d5db; font-size: .93em; }
+.qa-feedback { color: #374151; font-size: .9rem; margin: .3em 0 0; }
 #chat .qa-reply mark { background: #fde68a; color: inherit; padding: 0 .1em; border-radius: 2px; }
 .qa-panel h3 { margin: 0 0 .5em; font-size: 1.1rem; font-weight: 600; }
 .qa-panel table { width: 100%; border-collapse: collapse; font-size: .9rem; border: none !important; }
@@ -321,9 +447,10 @@ def build_page() -> gr.Blocks:
                 f'<p class="qa-note" role="note"><b>Note:</b> {html.escape(NOTE)}</p></div>')
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
-                PlainTextChat(
+                chat = PlainTextChat(
                     respond,
                     api_name="chat",
+                    flagging_mode="never",  # votes go to the feedback database, not Gradio's CSV flags
                     examples=EXAMPLES,
                     chatbot=gr.Chatbot(
                         height=600, elem_id="chat", label="Conversation",
@@ -334,6 +461,7 @@ def build_page() -> gr.Blocks:
                                        elem_id="question"),
                     fill_height=False,
                 )
+                feedback_controls(chat.chatbot)
             with gr.Column(scale=1, min_width=260):
                 panel = gr.HTML(elem_id="articles-panel")
         page.load(articles_panel, None, panel, api_visibility="undocumented", queue=False)
@@ -356,7 +484,7 @@ def open_engine(settings: Settings, say=None, embedder=None) -> Engine:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    global ENGINE
+    global ENGINE, FEEDBACK
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     try:
@@ -367,6 +495,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Loading the model and the index from {settings.index_dir} ...", flush=True)
     engine = EARLY_ENGINE if EARLY_ENGINE is not None and argv is None else EngineProcess(settings)
     ENGINE = engine
+    FEEDBACK = FeedbackStore.from_settings(settings)
+    print(f"Votes and unanswered questions go to {settings.feedback_db}." if FEEDBACK is not None
+          else "Feedback is off (QA_FEEDBACK=off): nothing is stored.", flush=True)
     try:
         # Served at once: a question asked while the engine still loads waits for it.
         page = build_page()

@@ -71,7 +71,7 @@ def app_first_answer(corpus: Path, index: Path, timeout: float = 180) -> dict:
     url = f"http://127.0.0.1:{port}/"
     log = open(index.parent / f"app-{port}.log", "w")
     started = time.perf_counter()
-    proc = subprocess.Popen(common.app_command(port, index, corpus), cwd=common.ROOT, env=common.child_env(),
+    proc = subprocess.Popen(common.app_command(port, index, corpus, index.parent / "feedback.sqlite3"), cwd=common.ROOT, env=common.child_env(),
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     port_open = None
     try:

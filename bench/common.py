@@ -160,12 +160,12 @@ def dir_bytes(path: Path) -> int:
 
 def child_env() -> dict[str, str]:
     """The environment of a child (`python -m qa`, `python app.py`): only its flags choose the
-    corpus, index, model, host and port; unbuffered output; no telemetry."""
+    corpus, index, model, host, port and feedback database; unbuffered output; no telemetry."""
     env = dict(os.environ)
     env.update(TRANSFORMERS_VERBOSITY="error", TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1",
                GRADIO_ANALYTICS_ENABLED="False", HF_HUB_DISABLE_TELEMETRY="1")
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    for name in ("QA_MODEL", "QA_CORPUS_DIR", "QA_INDEX_DIR", "QA_HOST", "QA_PORT"):
+    for name in ("QA_MODEL", "QA_CORPUS_DIR", "QA_INDEX_DIR", "QA_HOST", "QA_PORT", "QA_FEEDBACK_DB"):
         env.pop(name, None)
     return env
 
@@ -182,9 +182,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def app_command(port: int, index_dir: Path, corpus_dir: Path | None = None) -> list[str]:
+def app_command(port: int, index_dir: Path, corpus_dir: Path | None = None,
+                feedback_db: Path | None = None) -> list[str]:
     command = [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--host", "127.0.0.1",
                "--index-dir", str(index_dir)]
+    command += ["--feedback-db", str(feedback_db)] if feedback_db is not None else []
     return command + (["--corpus-dir", str(corpus_dir)] if corpus_dir is not None else [])
 
 
@@ -197,6 +199,7 @@ class AppProcess:
     log_path: Path | None = None
     process: subprocess.Popen | None = None
     owned_dir: Path | None = None  # removed by stop(): a temporary folder made for this app
+    feedback_db: Path | None = None  # where its votes and unanswered questions go (never the project's data/)
 
     def log_tail(self, chars: int = 4000) -> str:
         try:
@@ -222,10 +225,11 @@ def start_app(workdir: Path, index_dir: Path | None = None, corpus_dir: Path | N
     port = free_port()
     index_dir = index_dir or workdir / "index"
     log_path = workdir / "app.log"
+    feedback_db = workdir / "feedback.sqlite3"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(app_command(port, index_dir, corpus_dir), cwd=ROOT, env=child_env(),
+        process = subprocess.Popen(app_command(port, index_dir, corpus_dir, feedback_db), cwd=ROOT, env=child_env(),
                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    app = AppProcess(f"http://127.0.0.1:{port}/", index_dir, log_path, process)
+    app = AppProcess(f"http://127.0.0.1:{port}/", index_dir, log_path, process, feedback_db=feedback_db)
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:

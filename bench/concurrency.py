@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -148,13 +149,20 @@ def new_client(url: str, timeout: float):
 
 
 def ask(client, question: str, timeout: float) -> str:
-    """One /chat call, bounded by `timeout` seconds (the job is cancelled when it runs over)."""
+    """One /chat call, bounded by `timeout` seconds (the job is cancelled when it runs over).
+
+    The reply comes back without its vote id (random for every reply, app.py), so two replies
+    to the same question compare equal."""
     job = client.submit(question, api_name="/chat")
     try:
-        return job.result(timeout=max(timeout, 0.1))
+        reply = job.result(timeout=max(timeout, 0.1))
     except TimeoutError:
         job.cancel()
         raise
+    return REPLY_ID.sub("", reply) if isinstance(reply, str) else reply
+
+
+REPLY_ID = re.compile(r' data-reply="r[0-9a-f]{16}"')
 
 
 # --------------------------------------------------------------------------- the run

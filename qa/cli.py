@@ -9,7 +9,10 @@ be piped.
     python -m qa ask "does naloxone reverse ketamine" [--json]
     python -m qa ask --jsonl < questions.jsonl > answers.jsonl
     python -m qa eval [--questions FILE] [--no-baselines] [--chunk-sizes 300,600,1000] [--fit-refusal]
-    python -m qa eval --benchmark squad2-dev-half.json [--setup fresh|grown|both] [--half fit|report|all]
+    python -m qa eval --benchmark squad2-dev-half.json [--setup fresh,grown,plain] [--half fit|report|all]
+    python -m qa feedback [--since DATE] [--json] [--all]
+    python -m qa feedback promote ID [ID ...] [--answer "sentence of the article"] [--article NAME]
+    python -m qa feedback delete ID [ID ...] | --before DATE | --everything
 """
 
 from __future__ import annotations
@@ -227,15 +230,78 @@ def _eval_benchmark(args: argparse.Namespace, settings) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m qa", description="Question answering over the articles in corpus/.")
-    common = argparse.ArgumentParser(add_help=False)
+def _feedback_store(args: argparse.Namespace):
+    from qa.feedback import FeedbackStore
+    settings = _settings(args)
+    path = args.db or settings.feedback_db
+    return FeedbackStore(path, settings.feedback_comment_chars), settings
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    """The report: unanswered questions (grouped), disliked and liked answers."""
+    from qa import review
+
+    store, settings = _feedback_store(args)
+    since = review.parse_date(args.since) if args.since else None
+    if not store.path.exists():
+        _say(f"no feedback recorded yet: {store.path} does not exist")
+    report = review.build_report(store, settings, since, include_promoted=args.all)
+    if args.json:
+        print(json.dumps(review.report_json(report), ensure_ascii=False, indent=2))
+    else:
+        print(review.format_report(report))
+    return 0
+
+
+def cmd_feedback_promote(args: argparse.Namespace) -> int:
+    from qa import review
+
+    store, settings = _feedback_store(args)
+    promotion = review.promote(store, settings, args.ids, answer=args.answer, article=args.article, say=_say)
+    print(f"{len(promotion.added)} example question(s) added, {len(promotion.already)} already in the bank; "
+          f"rows {', '.join(str(i) for i in promotion.ids)} marked promoted.")
+    if promotion.added:
+        print("Rebuild to use them: python -m qa build")
+    return 0
+
+
+def cmd_feedback_delete(args: argparse.Namespace) -> int:
+    from qa import review
+
+    store, _ = _feedback_store(args)
+    if not (args.ids or args.before or args.everything):
+        raise QAError("say what to delete: row ids, --before DATE, or --everything")
+    if not store.path.exists():
+        print("nothing to delete: no feedback recorded yet")
+        return 0
+    before = review.parse_date(args.before) if args.before else None
+    count = store.delete(args.ids, before=before, everything=args.everything)
+    print(f"deleted {count} row(s) from {store.path}")
+    return 0
+
+
+def _common_options(default=None) -> argparse.ArgumentParser:
+    """The options every command takes; default=argparse.SUPPRESS for an action's subparser, so an
+    option given before the action ("feedback --db X promote 3") is not reset by the action's default."""
+    common = argparse.ArgumentParser(add_help=False, argument_default=default)
     common.add_argument("--corpus", help="corpus folder (default: corpus/ or $QA_CORPUS_DIR)")
     common.add_argument("--index", help="index folder (default: index/ or $QA_INDEX_DIR)")
     common.add_argument("--model", help="sentence-transformers model name or path (default: packaged all-MiniLM-L6-v2)")
     common.add_argument("--tune-epochs", type=int,
                         help="epochs of fine-tuning the model on the question bank at build time; 0 uses the model "
                              "as it is (default 1, or $QA_TUNE_EPOCHS)")
+    return common
+
+
+def _feedback_options(default=None) -> argparse.ArgumentParser:
+    options = argparse.ArgumentParser(add_help=False, argument_default=default)
+    options.add_argument("--db", help="feedback database (default: data/feedback.sqlite3 or $QA_FEEDBACK_DB)")
+    return options
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m qa", description="Question answering over the articles in corpus/.")
+    common = _common_options()
     commands = parser.add_subparsers(dest="command", required=True)
 
     build = commands.add_parser("build", parents=[common], help="build or update the index")
@@ -283,6 +349,27 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true")
     ev.add_argument("-v", "--verbose", action="store_true", help="list the questions the engine got wrong")
     ev.set_defaults(run=cmd_eval)
+
+    fb = commands.add_parser("feedback", parents=[common, _feedback_options()],
+                             help="what people voted and asked: the report; promote, delete")
+    fb.add_argument("--since", help="only feedback from this date on (YYYY-MM-DD, UTC)")
+    fb.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    fb.add_argument("--all", action="store_true", help="include rows already promoted to example questions")
+    fb.set_defaults(run=cmd_feedback)
+    actions = fb.add_subparsers(dest="action")
+    action_options = [_common_options(argparse.SUPPRESS), _feedback_options(argparse.SUPPRESS)]
+    promote = actions.add_parser("promote", parents=action_options,
+                                 help="add feedback rows' questions to the question bank (corpus/questions/)")
+    promote.add_argument("ids", nargs="+", type=int, metavar="ID", help="row ids from the report")
+    promote.add_argument("--answer", help="the sentence that answers them, copied from the article "
+                                          "(needed unless the row is a liked answer)")
+    promote.add_argument("--article", help="the article's file name, when the sentence is in several")
+    promote.set_defaults(run=cmd_feedback_promote)
+    delete = actions.add_parser("delete", parents=action_options, help="delete feedback rows")
+    delete.add_argument("ids", nargs="*", type=int, metavar="ID")
+    delete.add_argument("--before", help="delete every row older than this date (YYYY-MM-DD, UTC)")
+    delete.add_argument("--everything", action="store_true", help="delete every row")
+    delete.set_defaults(run=cmd_feedback_delete)
     return parser
 
 

@@ -237,6 +237,10 @@ class Engine:
     def built_at(self) -> str:
         return self.current_index().manifest.get("built_at", "")
 
+    def generation(self) -> str:
+        """The name of the live index generation: a vote records which build answered (qa/feedback.py)."""
+        return self.current_index().generation
+
     def stale_reason(self) -> str | None:
         return index_store.stale_reason(self.current_index().manifest, self.settings)
 

@@ -57,4 +57,12 @@ class IndexWriteError(IndexError_):
     """The index folder cannot be written (read-only, full, ...)."""
 
 
+class FeedbackError(QAError):
+    """A vote, comment or promotion that cannot be taken (unknown reply or id, too long, not in the article)."""
+
+
+class FeedbackStoreError(FeedbackError):
+    """The feedback database cannot be read or written (read-only, locked, corrupt); the cause is chained."""
+
+
 REBUILD_HINT = "python -m qa build"

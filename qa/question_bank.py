@@ -20,16 +20,24 @@ sickness" for opioid withdrawal). A sentence-to-question model would write
 such questions at build time (doc2query); none runs offline here, so they
 are written offline, from the articles alone, and kept as data.
 
+Also owns writing the bank: `append_to_bank()` adds lines (feedback
+promoted by qa/review.py) to `questions/<article name>.jsonl`, replacing the
+file in one atomic step, so a reader or a crash never sees half a file.
+
 Limits: an article without example questions is searched as before. A line
 whose answer is no longer in its article (the article changed) is skipped
-with a warning, as is a malformed line. The folder is optional.
+with a warning, as is a malformed line. The folder is optional. Two writers
+appending to one file at the same moment can lose one's lines (the
+maintainer's commands are run by hand, one at a time).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +99,59 @@ def read_bank(paths: list[Path]) -> tuple[list[BankQuestion], list[str]]:
     return entries, warnings
 
 
+def bank_line(entry: BankQuestion) -> str:
+    """One line of a bank file, as written by hand: UTF-8, not escaped."""
+    return json.dumps({"question": entry.question, "source": entry.source, "answer": entry.answer},
+                      ensure_ascii=False)
+
+
+def bank_file_for(corpus_dir: Path, source: str) -> Path:
+    """Where the example questions of article `source` are added: questions/<its name>.jsonl."""
+    return Path(corpus_dir) / BANK_FOLDER / f"{Path(source).stem}.jsonl"
+
+
+def append_to_bank(corpus_dir: Path, entries: list[BankQuestion]) -> list[Path]:
+    """Add these lines to their articles' bank files, each file replaced atomically; the files written."""
+    by_file: dict[Path, list[str]] = {}
+    for entry in entries:
+        by_file.setdefault(bank_file_for(corpus_dir, entry.source), []).append(bank_line(entry))
+    for path, lines in by_file.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        old = path.read_bytes() if path.exists() else b""
+        if old and not old.endswith(b"\n"):
+            old += b"\n"
+        _replace_file(path, old + "".join(line + "\n" for line in lines).encode("utf-8"))
+    return list(by_file)
+
+
+def _replace_file(path: Path, data: bytes) -> None:
+    """Write beside the file, flush to disk, then rename over it: the old or the new file, never half."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        if path.exists():
+            os.chmod(temporary, path.stat().st_mode & 0o777)
+        else:
+            os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)  # the rename itself survives a power cut
+    finally:
+        os.close(folder)
+
+
+def same_text(a: str, b: str) -> bool:
+    """Whether two questions or answers are the same text for the bank (case, spacing and list marker aside)."""
+    return _plain(a) == _plain(b)
+
+
 def _plain(text: str) -> str:
     """Lower case, one space, no list marker: how answers and sentences are compared."""
     return re.sub(r"\s+", " ", text).strip().lstrip("•-*– ").lower()
@@ -121,4 +182,5 @@ def link(entries: list[BankQuestion], sentences: list[str],
     return questions, answered_by, unmatched
 
 
-__all__ = ["BANK_FOLDER", "BankQuestion", "bank_files", "bank_hashes", "load_bank", "read_bank", "link"]
+__all__ = ["BANK_FOLDER", "BankQuestion", "bank_files", "bank_hashes", "load_bank", "read_bank", "link",
+           "bank_line", "bank_file_for", "append_to_bank", "same_text"]

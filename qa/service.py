@@ -1,8 +1,8 @@
 """The engine in a process of its own, for the chat page.
 
 Owns: starting a child process (`python -m qa.service FD PARENT_PID`) that opens the
-`Engine`, and forwarding `ask()`, `articles()` and `built_at()` to it over a
-socket pair. `EngineProcess` has the same methods, returns the same objects
+`Engine`, and forwarding `ask()`, `articles()`, `built_at()` and `generation()` to it
+over a socket pair. `EngineProcess` has the same methods, returns the same objects
 and raises the same errors as `Engine`, so the page cannot tell them apart.
 
 Why a process: a cold start of the page is mostly imports, about 6 s of
@@ -36,7 +36,7 @@ from qa.errors import QAError
 from qa.settings import PROJECT_ROOT, Settings
 
 # What the parent may call; anything else is refused by the child.
-_METHODS = ("ask", "articles", "built_at")
+_METHODS = ("ask", "articles", "built_at", "generation")
 # A question asked while the engine loads waits this long before being told
 # to retry: loading takes ~8 s; a first build of the five articles, which
 # fine-tunes the model on the question bank, 60 to 110 s on 2 cores.
@@ -73,6 +73,9 @@ class EngineProcess:
 
     def built_at(self) -> str:
         return self._call("built_at")
+
+    def generation(self) -> str:
+        return self._call("generation")
 
     # ------------------------------------------------------------------ life cycle
 

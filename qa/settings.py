@@ -147,6 +147,24 @@ class Settings:
     # questions are far shorter, and the model only reads 256 tokens anyway.
     max_question_chars: int = 2000
 
+    # --- feedback from the people who use it (qa/feedback.py, qa/review.py) ---
+    # Votes and unanswered questions from the chat page, in SQLite. Outside
+    # index/ so no rebuild or pruned generation takes them along; /data/ is
+    # not committed.
+    feedback_db: Path = PROJECT_ROOT / "data" / "feedback.sqlite3"
+    # False: the page stores nothing and shows no vote buttons (QA_FEEDBACK=off).
+    feedback_log: bool = True
+    # A comment on a thumbs-down says what was wrong in a sentence or two; a
+    # longer one is refused rather than cut, so nothing is silently lost.
+    feedback_comment_chars: int = 500
+    # The report puts two unanswered questions in one group when the cosine of
+    # their vectors (the packaged MiniLM, street and brand words replaced by the
+    # articles' words) reaches this. Chosen between the paraphrases ("how long
+    # does narcan last" / "how long does naloxone work") and the different
+    # questions on one topic ("can you get addicted to / overdose on ketamine")
+    # of tests/test_review.py, which keeps both sides of it (docs/DESIGN.md).
+    feedback_group_similarity: float = 0.84
+
     def __post_init__(self) -> None:
         positive = ("batch_size", "threads", "chunk_chars", "top_k", "candidates",
                     "flat_max_vectors", "hnsw_m", "hnsw_ef_search",
@@ -174,6 +192,12 @@ class Settings:
         for name in ("synonyms_file", "tuned_dir"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
+        object.__setattr__(self, "feedback_db", Path(self.feedback_db))
+        if self.feedback_comment_chars < 1:
+            raise SettingsError(f"setting feedback_comment_chars must be at least 1, got {self.feedback_comment_chars}")
+        if not 0 < self.feedback_group_similarity <= 1:
+            raise SettingsError("setting feedback_group_similarity must be above 0 and at most 1, "
+                                f"got {self.feedback_group_similarity}")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "Settings":
@@ -193,7 +217,8 @@ class Settings:
 
     @classmethod
     def from_env(cls, **overrides: Any) -> "Settings":
-        """Defaults, then QA_MODEL / QA_CORPUS_DIR / QA_INDEX_DIR / QA_TUNED_DIR / QA_TUNE_EPOCHS, then overrides."""
+        """Defaults, then QA_MODEL / QA_CORPUS_DIR / QA_INDEX_DIR / QA_TUNED_DIR / QA_TUNE_EPOCHS /
+        QA_FEEDBACK_DB / QA_FEEDBACK, then overrides."""
         values: dict[str, Any] = {}
         for env, name in (("QA_MODEL", "model"), ("QA_CORPUS_DIR", "corpus_dir"), ("QA_INDEX_DIR", "index_dir"),
                           ("QA_TUNED_DIR", "tuned_dir"), ("QA_TUNE_EPOCHS", "tune_epochs")):
@@ -204,8 +229,22 @@ class Settings:
                 values["tune_epochs"] = int(values["tune_epochs"])
             except ValueError:
                 raise SettingsError(f"QA_TUNE_EPOCHS must be a whole number, got {values['tune_epochs']!r}") from None
+        values.update(_feedback_env())
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_dict(values)
+
+
+def _feedback_env() -> dict[str, Any]:
+    """QA_FEEDBACK_DB (where votes and unanswered questions go) and QA_FEEDBACK=off (store none)."""
+    values: dict[str, Any] = {}
+    if os.environ.get("QA_FEEDBACK_DB"):
+        values["feedback_db"] = os.environ["QA_FEEDBACK_DB"]
+    switch = os.environ.get("QA_FEEDBACK", "").strip().lower()
+    if switch in ("0", "off", "false", "no"):
+        values["feedback_log"] = False
+    elif switch not in ("", "1", "on", "true", "yes"):
+        raise SettingsError(f"QA_FEEDBACK must be on or off, got {os.environ['QA_FEEDBACK']!r}")
+    return values
 
 
 def chunking_fingerprint(settings: Settings) -> dict[str, int]:

@@ -104,6 +104,14 @@ class Synonyms:
 
         return self._pattern.sub(add, text), tuple(found)
 
+    def canonical(self, text: str) -> str:
+        """The text with each known variant replaced by its first article word: "how long does narcan
+        last" -> "how long does naloxone last". For comparing questions with each other (the feedback
+        report groups them), not for searching: search keeps what was typed."""
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(lambda match: self.rules[_normal(match.group(0))][0], text)
+
     def __len__(self) -> int:
         return len(self.rules)
 

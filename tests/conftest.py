@@ -21,6 +21,11 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 TUNED_DIR = Path(tempfile.mkdtemp(prefix="qa-tuned-"))
 os.environ["QA_TUNED_DIR"] = str(TUNED_DIR)
 atexit.register(shutil.rmtree, TUNED_DIR, True)
+# Nothing a test starts writes the project's data/feedback.sqlite3: whatever reads the
+# settings from the environment gets this throwaway database (tests that look at one name their own).
+FEEDBACK_DIR = Path(tempfile.mkdtemp(prefix="qa-feedback-"))
+os.environ["QA_FEEDBACK_DB"] = str(FEEDBACK_DIR / "feedback.sqlite3")
+atexit.register(shutil.rmtree, FEEDBACK_DIR, True)
 
 from qa.embedding import Embedder  # noqa: E402
 from qa.settings import Settings  # noqa: E402

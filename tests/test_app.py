@@ -16,6 +16,7 @@ from app_server import (NALOXONE_ANSWER, NALOXONE_TITLE, NOT_FOUND, app_server, 
                         cited_source_title, reply_text)
 
 import app  # noqa: E402  (app_server put the project root on sys.path)
+from qa.feedback import UNAVAILABLE, FeedbackStore  # noqa: E402
 from qa.settings import Settings  # noqa: E402
 
 IMG = "<img src=x onerror=\"document.title='pwned'\">"
@@ -171,3 +172,114 @@ def test_articles_panel_lists_titles_passages_and_build_time(app_engine):
         assert f"<td class='qa-num'>{article.passages}</td>" in panel
     assert "Index built " + app.format_time(app_engine.built_at()) in reply_text(panel)
 
+
+
+# ------------------------------------------------------------------ feedback, real engine and database
+
+ANSWERED = "does narcan come as a shot or a spray"
+UNANSWERED = "how much does narcan cost at the pharmacy"
+
+
+def feedback_rows(path, what="kind, question, history, refused, answer, source, section, generation, comment"):
+    import sqlite3
+    with sqlite3.connect(path) as conn:
+        return conn.execute(f"SELECT {what} FROM feedback ORDER BY id").fetchall()
+
+
+@pytest.fixture
+def feedback_store(app_engine, tmp_path, monkeypatch):
+    """The page's feedback going to a database of this test's own."""
+    store = FeedbackStore(tmp_path / "feedback.sqlite3")
+    monkeypatch.setattr(app, "FEEDBACK", store)
+    return store
+
+
+def test_a_vote_records_the_reply_it_names(app_engine, feedback_store):
+    history = [{"role": "user", "content": "what is naloxone"}, {"role": "assistant", "content": "<div>...</div>"}]
+    reply = app.respond(ANSWERED, history)
+    result = app_engine.ask(ANSWERED, ["what is naloxone"])
+    reply_id = app.reply_id_in(reply)
+    assert reply.startswith(f'<div class="qa-reply" data-reply="{reply_id}">')
+    # Gradio hands the liked message back as a string or as lists of typed parts.
+    assert app.reply_id_in([[{"type": "text", "text": reply}]]) == reply_id == app.reply_id_in([reply])
+    assert app.cast_vote(reply_id, "up") == "Thanks! Your 👍 is saved."
+    assert feedback_rows(feedback_store.path) == [
+        ("like", ANSWERED, '["what is naloxone"]', 0, result.answer, result.answer_source.source,
+         result.answer_source.section, app_engine.generation(), None)]
+
+
+def test_a_refusal_is_logged_with_the_question_only_and_can_be_voted_on(app_engine, feedback_store):
+    reply = app.respond(UNANSWERED, [{"role": "user", "content": "does naloxone reverse ketamine"}])
+    assert reply_text(reply).startswith(NOT_FOUND)
+    assert feedback_rows(feedback_store.path) == [
+        ("refusal", UNANSWERED, "[]", 1, None, None, None, app_engine.generation(), None)]
+    message, saved = app.feedback_message(lambda: app.cast_vote(app.reply_id_in(reply), "down", "<b>say so</b>"))
+    assert saved and message == "Thanks, your comment is saved."
+    assert feedback_rows(feedback_store.path, "kind, history, refused, comment")[1] == (
+        "dislike", '["does naloxone reverse ketamine"]', 1, "<b>say so</b>")
+
+
+def test_votes_that_cannot_be_taken_get_a_message(app_engine, feedback_store, monkeypatch):
+    reply_id = app.reply_id_in(app.respond(ANSWERED, []))
+    for reply, vote, comment, message in [
+            ("r" + "0" * 16, "up", "", "can no longer be rated"),  # before a restart, or forgotten
+            (None, "up", "", "no answer to rate"),  # a prompt or an error message, not an answer
+            (reply_id, "sideways", "", 'must be "up", "down" or "none"'),
+            (reply_id, "down", "x" * 501, "at most 500 characters; this one has 501")]:
+        answer = app.feedback_api(reply, vote, comment)
+        assert answer["saved"] is False and message in answer["message"], answer
+    assert feedback_store.entries() == []
+    # Turned off: replies carry no id and votes are refused.
+    monkeypatch.setattr(app, "FEEDBACK", None)
+    assert "data-reply" not in app.respond(ANSWERED, []) and "data-reply" not in app.respond(UNANSWERED, [])
+    assert app.feedback_api(reply_id, "up") == {"saved": False, "message": "Feedback is turned off on this server."}
+
+
+def test_a_corrupt_database_leaves_the_page_answering(app_engine, feedback_store, caplog):
+    feedback_store.path.write_bytes(b"not a database\n" * 200)
+    with caplog.at_level("WARNING", logger="app"):
+        answered = app.respond(ANSWERED, [])
+        refused = app.respond(UNANSWERED, [])
+        vote = app.feedback_api(app.reply_id_in(answered), "up")
+    assert cited_source_title(answered) and reply_text(refused).startswith(NOT_FOUND)
+    assert vote == {"saved": False, "message": UNAVAILABLE}
+    assert "unanswered question not logged" in caplog.text and "feedback not saved" in caplog.text
+    assert "file is not a database" in caplog.text  # the server's log says why
+
+
+# ------------------------------------------------------------------ feedback over HTTP
+
+def test_scripts_vote_through_the_feedback_endpoint(app_server, client):  # noqa: F811
+    reply = client.predict(ANSWERED, api_name="/chat")
+    reply_id = app.reply_id_in(reply)
+    assert client.predict(reply_id, "down", "<i>not</i> what I asked", api_name="/feedback") == {
+        "saved": True, "message": "Thanks, your comment is saved."}
+    assert client.predict(reply_id, "sideways", api_name="/feedback")["saved"] is False
+    rows = feedback_rows(app_server.feedback_db, "kind, question, refused, comment, reply")
+    assert ("dislike", ANSWERED, 0, "<i>not</i> what I asked", reply_id) in rows
+
+
+def test_a_corrupt_database_file_leaves_the_served_page_answering(app_server, client):  # noqa: F811
+    import shutil
+    database = app_server.feedback_db
+    parts = [database.with_name(database.name + suffix) for suffix in ("", "-wal", "-shm")]
+    kept = database.parent / "kept"
+    kept.mkdir()
+    for part in parts:  # the app opens a connection per vote: nothing holds these open
+        if part.exists():
+            shutil.move(part, kept / part.name)
+    try:
+        database.write_bytes(b"garbage, not SQLite\n" * 500)
+        answered = client.predict(ANSWERED, api_name="/chat")
+        assert cited_source_title(answered)
+        assert reply_text(client.predict(UNANSWERED, api_name="/chat")).startswith(NOT_FOUND)
+        vote = client.predict(app.reply_id_in(answered), "up", api_name="/feedback")
+        assert vote == {"saved": False, "message": UNAVAILABLE}
+        log = app_server.log_tail(20_000)
+        assert "feedback not saved" in log and "file is not a database" in log
+    finally:
+        for part in parts:
+            part.unlink(missing_ok=True)
+        for saved in kept.iterdir():
+            shutil.move(saved, database.parent / saved.name)
+        kept.rmdir()

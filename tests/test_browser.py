@@ -116,3 +116,47 @@ def test_markup_in_a_question_is_shown_as_text_and_never_runs(page, question):
     assert page.locator("#chat img[src='x'], #chat script").count() == 0
     page.wait_for_timeout(300)  # give a (wrongly) rendered onerror handler time to fire
     assert page.title() == title != "pwned"
+
+
+def stored_votes(database) -> list[tuple]:
+    import sqlite3
+    if not database.exists():
+        return []
+    with sqlite3.connect(database) as conn:
+        return conn.execute("SELECT kind, question, history, refused, answer, source, section, generation, comment "
+                            "FROM feedback WHERE kind != 'refusal' ORDER BY id").fetchall()
+
+
+def test_thumbs_up_and_down_on_real_replies_are_stored(page, app_server):  # noqa: F811
+    question = "does narcan come as a shot or a spray"
+    reply = ask(page, question)
+    answer = reply.locator(".qa-answer").inner_text().rsplit("[", 1)[0].strip()
+    status = page.locator("#feedback-status")
+    before = stored_votes(app_server.feedback_db)
+
+    page.get_by_role("button", name="Like", exact=True).click()
+    expect(status).to_contain_text("Your 👍 is saved")
+    expect(page.locator("#feedback-comment")).to_be_hidden()  # a comment box only after a thumbs-down
+    generation = (app_server.index_dir / "CURRENT").read_text().strip()
+    liked = stored_votes(app_server.feedback_db)[len(before):]
+    assert liked == [("like", question, "[]", 0, answer, "naloxone-and-ketamine.txt", "What is Naloxone?",
+                      generation, None)]
+
+    # A refused follow-up in the same conversation, disliked with a comment holding markup.
+    refused = ask(page, "how much does narcan cost at the pharmacy")
+    expect(refused).to_contain_text("couldn't find that")
+    page.get_by_role("button", name="Dislike", exact=True).last.click()
+    expect(status).to_contain_text("your 👎 is saved")
+    comment = page.locator("#feedback-comment-text textarea")
+    comment.fill("<b>tell me</b> where to get it")
+    page.locator("#feedback-comment-send").click()
+    expect(status).to_contain_text("your comment is saved")
+    expect(page.locator("#feedback-comment")).to_be_hidden()
+    assert page.locator("#feedback-status b").count() == 0  # the status line shows text, never markup
+    votes = stored_votes(app_server.feedback_db)[len(before):]
+    assert votes[1] == ("dislike", "how much does narcan cost at the pharmacy", f'["{question}"]', 1, None, None,
+                        None, generation, "<b>tell me</b> where to get it")
+    # Clicking the thumb again withdraws the vote.
+    page.get_by_role("button", name="Disliked", exact=True).click()
+    expect(status).to_contain_text("withdrawn")
+    assert [v[0] for v in stored_votes(app_server.feedback_db)[len(before):]] == ["like"]

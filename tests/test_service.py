@@ -57,6 +57,7 @@ def test_answers_exactly_like_the_engine_in_this_process(engine_process, engine)
     assert [p.score for p in there.passages] == pytest.approx([p.score for p in here.passages])
     assert engine_process.articles() == engine.articles()
     assert engine_process.built_at() == engine.built_at()
+    assert engine_process.generation() == engine.generation() == engine.current_index().directory.name
 
 
 def test_follow_up_history_crosses_the_process_boundary(engine_process, engine):

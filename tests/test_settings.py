@@ -24,3 +24,21 @@ def test_environment_then_overrides(monkeypatch, tmp_path):
     monkeypatch.setenv("QA_MODEL", "some/model")
     settings = Settings.from_env(model="other/model")
     assert settings.index_dir == tmp_path / "from-env" and settings.model == "other/model"
+
+
+def test_feedback_database_and_switch_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("QA_FEEDBACK_DB", str(tmp_path / "votes.sqlite3"))
+    monkeypatch.setenv("QA_FEEDBACK", "off")
+    settings = Settings.from_env()
+    assert settings.feedback_db == tmp_path / "votes.sqlite3" and settings.feedback_log is False
+    monkeypatch.setenv("QA_FEEDBACK", "on")
+    assert Settings.from_env().feedback_log is True
+    monkeypatch.setenv("QA_FEEDBACK", "sometimes")
+    with pytest.raises(SettingsError, match="QA_FEEDBACK must be on or off"):
+        Settings.from_env()
+    monkeypatch.delenv("QA_FEEDBACK_DB")
+    monkeypatch.delenv("QA_FEEDBACK")
+    default = Settings()
+    assert default.feedback_db.parent.name == "data" and "index" not in default.feedback_db.parts
+    with pytest.raises(SettingsError, match="feedback_comment_chars"):
+        Settings(feedback_comment_chars=0)

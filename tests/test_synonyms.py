@@ -35,6 +35,13 @@ def test_known_words_get_the_articles_words_beside_them(synonyms):
     assert found == (Expansion("Narcan", ("naloxone",)), Expansion("special k", ("ketamine",)))
 
 
+def test_canonical_writes_a_question_in_the_articles_words_for_comparing_questions(synonyms):
+    assert synonyms.canonical("how long does Narcan last when dope-sick") == \
+        "how long does naloxone last when withdrawal"
+    assert synonyms.canonical("what is naloxone") == "what is naloxone"
+    assert Synonyms.empty().canonical("how long does narcan last") == "how long does narcan last"
+
+
 def test_longest_phrase_wins_and_only_whole_words_match(synonyms):
     assert synonyms.expand("is special k the same as k")[0] == "is special k (ketamine) the same as k (ketamine)"
     assert synonyms.expand("ok thanks, keto diet, ketchup")[1] == ()  # "k" inside words is not "k"
