@@ -109,7 +109,7 @@ def measure(engine, questions, rounds: int, warmup: bool = True) -> dict[str, li
             hits = qsearch.fuse(index, vector, bm25, (dense, sentences, lexical), settings)
             stage["fusion"] = clock() - t
             t = clock()
-            answer(index, text, query, vector, hits, settings, expansions)
+            answer(index, text, query, vector, hits, settings, engine.refusal, expansions)
             stage["answer selection"] = clock() - t
             stage["sum of stages"] = sum(stage.values())
             for name, seconds in stage.items():
