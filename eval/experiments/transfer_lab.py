@@ -22,7 +22,7 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 
 from qa import benchmark
 from qa.evaluate import PRODUCT_SETS, load_questions, run_engine, score
