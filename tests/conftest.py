@@ -65,10 +65,28 @@ Methadone and buprenorphine reduce cravings during withdrawal.
 }
 
 
+# A test that needs any of these loads the real model (or a process that does): it is slow.
+REAL_MODEL_FIXTURES = {"embedder", "engine", "real_settings", "app_server"}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark the slow tier by what a test uses, so nobody has to remember to."""
+    for item in items:
+        if item.get_closest_marker("browser") or REAL_MODEL_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
     """The real packaged all-MiniLM-L6-v2, loaded once for the whole run."""
     return Embedder(Settings().model)
+
+
+@pytest.fixture
+def fake_embedder():
+    """A deterministic embedder that loads nothing (tests/fakes.py): for storage, not meaning."""
+    from fakes import FakeEmbedder
+    return FakeEmbedder()
 
 
 def write_tiny_corpus(folder: Path) -> Path:

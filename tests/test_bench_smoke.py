@@ -12,6 +12,10 @@ import math
 import re
 from pathlib import Path
 
+import pytest
+
+# Each runs a bench script end to end, builds and servers included.
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 

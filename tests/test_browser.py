@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 
 import pytest
+
+pytestmark = pytest.mark.browser
 from playwright.sync_api import Page, expect, sync_playwright
 
 from app_server import NALOXONE_ANSWER, NALOXONE_TITLE, app_server  # noqa: F401

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import pdfs
 from conftest import ROOT, write_tiny_corpus
 
@@ -62,6 +64,7 @@ def test_bad_questions_get_a_message_not_a_traceback(tmp_path):
     assert not (tmp_path / "index").exists(), "a refused question loads and builds nothing"
 
 
+@pytest.mark.slow  # a real build in a child process
 def test_build_skips_bad_files_and_reports(tmp_path):
     corpus = write_tiny_corpus(tmp_path / "corpus")
     (corpus / "latin1.txt").write_bytes("Caf\xe9 Article\n\nCaf\xe9 is coffee.\n".encode("latin-1"))
@@ -80,6 +83,7 @@ def test_build_skips_bad_files_and_reports(tmp_path):
     assert "embedded: 0 " in again.stdout
 
 
+@pytest.mark.slow  # a real build in a child process
 def test_foreign_index_gives_the_fix(tmp_path):
     corpus = write_tiny_corpus(tmp_path / "corpus")
     assert run("build", "--corpus", str(corpus), "--index", str(tmp_path / "index")).returncode == 0
@@ -93,6 +97,7 @@ def test_foreign_index_gives_the_fix(tmp_path):
     assert "built with model 'some/other-model'" in done.stderr and "python -m qa build" in done.stderr
 
 
+@pytest.mark.slow  # a real build in a child process
 def test_build_reports_each_file_and_as_json(tmp_path):
     corpus = write_tiny_corpus(tmp_path / "corpus")
     page = "medicalnewstoday.com.318674.html"

@@ -19,17 +19,17 @@ from qa.refusal import read_background
 from qa.settings import Settings
 
 
-def test_build_then_load_gives_the_same_chunks_and_vectors(tiny_settings, embedder):
-    report = index_store.build(tiny_settings, embedder)
+def test_build_then_load_gives_the_same_chunks_and_vectors(tiny_settings, fake_embedder):
+    report = index_store.build(tiny_settings, fake_embedder)
     assert (report.files, report.chunks) == (3, 5)
     # Sentences alone and in their section, and the background questions refusal reads against.
     background = len(read_background(tiny_settings.background_file))
     assert report.embedded == report.chunks + 2 * report.sentences + background
-    loaded = index_store.load(tiny_settings, dimension=embedder.dimension)
+    loaded = index_store.load(tiny_settings, dimension=fake_embedder.dimension)
     assert [c.section for c in loaded.chunks] == ["Naloxone Basics", "Forms Of Naloxone", "What Is Ketamine?",
                                                   "Symptoms", "Treatment"]
     texts = [c.index_text for c in loaded.chunks]
-    np.testing.assert_allclose(loaded.chunk_vectors, embedder.encode(texts), atol=1e-5)
+    np.testing.assert_allclose(loaded.chunk_vectors, fake_embedder.encode(texts), atol=1e-5)
     assert loaded.dense.ntotal == 5
     manifest = loaded.manifest
     assert manifest["model"] == {"name": tiny_settings.model, "dimension": 384, "tuned": None}  # no question bank
@@ -40,11 +40,11 @@ def test_build_then_load_gives_the_same_chunks_and_vectors(tiny_settings, embedd
     assert index_store.stale_reason(manifest, tiny_settings) is None
 
 
-def test_rebuild_embeds_only_what_changed(tiny_settings, embedder):
-    first = index_store.build(tiny_settings, embedder)
-    before = embedder.texts_encoded
-    again = index_store.build(tiny_settings, embedder)
-    assert again.embedded == 0 and embedder.texts_encoded == before, "an unchanged corpus embeds nothing"
+def test_rebuild_embeds_only_what_changed(tiny_settings, fake_embedder):
+    first = index_store.build(tiny_settings, fake_embedder)
+    before = fake_embedder.texts_encoded
+    again = index_store.build(tiny_settings, fake_embedder)
+    assert again.embedded == 0 and fake_embedder.texts_encoded == before, "an unchanged corpus embeds nothing"
     assert again.directory == first.directory, "and writes no new generation"
 
     from qa.embedding import Embedder
@@ -56,27 +56,27 @@ def test_rebuild_embeds_only_what_changed(tiny_settings, embedder):
     beta.write_text(beta.read_text().replace("severe depression", "treatment-resistant depression"))
     loaded = index_store.load(tiny_settings)
     assert "changed: beta.txt" in index_store.stale_reason(loaded.manifest, tiny_settings)
-    changed = index_store.build(tiny_settings, embedder)
+    changed = index_store.build(tiny_settings, fake_embedder)
     # beta's one chunk and its one changed sentence (alone and in its section); nothing of alpha or gamma
     assert changed.embedded == 3
-    assert embedder.texts_encoded - before == 3
+    assert fake_embedder.texts_encoded - before == 3
 
     (tiny_settings.corpus_dir / "alpha.txt").unlink()
-    removed = index_store.build(tiny_settings, embedder)
+    removed = index_store.build(tiny_settings, fake_embedder)
     assert removed.embedded == 0
     assert {c.source for c in index_store.load(tiny_settings).chunks} == {"beta.txt", "gamma.md"}
 
 
-def test_an_index_read_by_older_readers_is_rebuilt_reusing_its_vectors(tiny_settings, embedder, monkeypatch):
+def test_an_index_read_by_older_readers_is_rebuilt_reusing_its_vectors(tiny_settings, fake_embedder, monkeypatch):
     from qa import corpus
 
-    first = index_store.build(tiny_settings, embedder)
+    first = index_store.build(tiny_settings, fake_embedder)
     assert index_store.load(tiny_settings).manifest["corpus"]["readers"] == corpus.READER_VERSION
     # the same bytes may read differently after a change of rules: file hashes alone cannot see it
     monkeypatch.setattr(index_store, "READER_VERSION", corpus.READER_VERSION + 1)
     assert "article readers changed" in index_store.stale_reason(index_store.load(tiny_settings).manifest,
                                                                  tiny_settings)
-    again = index_store.build(tiny_settings, embedder)
+    again = index_store.build(tiny_settings, fake_embedder)
     assert again.directory != first.directory and again.embedded == 0
     assert index_store.stale_reason(index_store.load(tiny_settings).manifest, tiny_settings) is None
 
@@ -86,8 +86,8 @@ def test_missing_index_says_which_command_builds_it(tmp_path):
         index_store.load(Settings(index_dir=tmp_path / "nothing"))
 
 
-def test_index_of_another_model_is_refused(tiny_settings, embedder):
-    index_store.build(tiny_settings, embedder)
+def test_index_of_another_model_is_refused(tiny_settings, fake_embedder):
+    index_store.build(tiny_settings, fake_embedder)
     other = tiny_settings.replace(model="sentence-transformers/all-mpnet-base-v2")
     with pytest.raises(IndexIncompatibleError) as error:
         index_store.load(other)
@@ -96,8 +96,8 @@ def test_index_of_another_model_is_refused(tiny_settings, embedder):
         index_store.load(tiny_settings, dimension=768)
 
 
-def test_answer_vectors_are_stored_and_their_sources_left_on_disk(tiny_settings, embedder):
-    report = index_store.build(tiny_settings, embedder)
+def test_answer_vectors_are_stored_and_their_sources_left_on_disk(tiny_settings, fake_embedder):
+    report = index_store.build(tiny_settings, fake_embedder)
     index = index_store.load(tiny_settings)
     # The serving process holds the answer vectors; the two arrays they are made from
     # stay memory-mapped (read only by the next build's cache).
@@ -110,8 +110,8 @@ def test_answer_vectors_are_stored_and_their_sources_left_on_disk(tiny_settings,
 
 @pytest.mark.parametrize("victim", ["chunk_vectors.npy", "context_vectors.npy", "answer_vectors.npy", "dense.faiss",
                                     "chunks.jsonl", "manifest.json"])
-def test_damaged_file_is_named_with_the_fix(tiny_settings, embedder, victim):
-    report = index_store.build(tiny_settings, embedder)
+def test_damaged_file_is_named_with_the_fix(tiny_settings, fake_embedder, victim):
+    report = index_store.build(tiny_settings, fake_embedder)
     path = report.directory / victim
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])  # truncated
@@ -120,8 +120,8 @@ def test_damaged_file_is_named_with_the_fix(tiny_settings, embedder, victim):
     assert victim in str(error.value) and "python -m qa build" in str(error.value)
 
 
-def test_a_failed_build_leaves_the_previous_index_live(tiny_settings, embedder, monkeypatch):
-    first = index_store.build(tiny_settings, embedder)
+def test_a_failed_build_leaves_the_previous_index_live(tiny_settings, fake_embedder, monkeypatch):
+    first = index_store.build(tiny_settings, fake_embedder)
     (tiny_settings.corpus_dir / "delta.txt").write_text("Delta Title\n\nA new sentence about sleep.\n")
 
     def crash(*args, **kwargs):
@@ -129,13 +129,13 @@ def test_a_failed_build_leaves_the_previous_index_live(tiny_settings, embedder, 
 
     monkeypatch.setattr(index_store.faiss, "write_index", crash)
     with pytest.raises(KeyboardInterrupt):
-        index_store.build(tiny_settings, embedder)
+        index_store.build(tiny_settings, fake_embedder)
     monkeypatch.undo()
     loaded = index_store.load(tiny_settings)
     assert loaded.directory == first.directory
     assert "delta.txt" not in {c.source for c in loaded.chunks}
     # the next build cleans the leftovers and goes live
-    index_store.build(tiny_settings, embedder)
+    index_store.build(tiny_settings, fake_embedder)
     assert not [p for p in tiny_settings.index_dir.iterdir() if p.name.startswith(".tmp-")]
     assert "delta.txt" in {c.source for c in index_store.load(tiny_settings).chunks}
 
@@ -159,10 +159,10 @@ def test_build_killed_at_random_points_never_breaks_the_index(tiny_settings, emb
         assert loaded.dense.ntotal == len(loaded.chunks) > 0
 
 
-def test_generations_are_pruned(tiny_settings, embedder):
+def test_generations_are_pruned(tiny_settings, fake_embedder):
     for number in range(4):
         (tiny_settings.corpus_dir / "beta.txt").write_text(f"Beta\n\nSection\n\nFact {number} about ketamine.\n")
-        index_store.build(tiny_settings, embedder)
+        index_store.build(tiny_settings, fake_embedder)
     generations = [p for p in tiny_settings.index_dir.iterdir() if p.name.startswith("build-")]
     assert len(generations) == 2
     live = (tiny_settings.index_dir / "CURRENT").read_text().strip()

@@ -77,6 +77,7 @@ def test_the_build_fine_tunes_on_the_bank_and_the_engine_asks_with_that_model(se
     assert engine.ask("what undoes an overdose of painkillers").answer == PAIRS[0][1]
 
 
+@pytest.mark.slow  # trains the real model twice
 def test_training_is_reproducible(tmp_path):
     pairs = [(q, a) for q, a, _ in PAIRS]
     digests = []
