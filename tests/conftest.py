@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
 import tempfile
@@ -89,11 +90,21 @@ def fake_embedder():
     return FakeEmbedder()
 
 
-def write_tiny_corpus(folder: Path) -> Path:
+def write_corpus(folder: Path, articles: dict[str, str], bank: dict[str, list] | None = None) -> Path:
+    """The one way tests write a corpus: articles by file name, and optional question bank files
+    (file name -> lines, each a dict written as JSON or a string written as it is)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name, text in TINY.items():
+    for name, text in articles.items():
         (folder / name).write_text(text, encoding="utf-8")
+    for name, lines in (bank or {}).items():
+        (folder / "questions").mkdir(exist_ok=True)
+        rows = [line if isinstance(line, str) else json.dumps(line) for line in lines]
+        (folder / "questions" / name).write_text("\n".join(rows) + "\n", encoding="utf-8")
     return folder
+
+
+def write_tiny_corpus(folder: Path) -> Path:
+    return write_corpus(folder, TINY)
 
 
 @pytest.fixture

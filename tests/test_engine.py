@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 
-from conftest import CORPUS
+from conftest import CORPUS, write_corpus
 from qa.answer import NOT_FOUND, answer_type, is_followup, resolve_query
 from qa.engine import Engine
 from qa.refusal import answer_everything
@@ -64,8 +63,7 @@ In this article, we will explore the story of Spravato and the FDA. In 2019, the
 
 
 def test_answer_has_the_kind_of_answer_asked_for_not_talk_about_the_article(tmp_path, embedder):
-    (tmp_path / "corpus").mkdir()
-    (tmp_path / "corpus" / "spravato.txt").write_text(SPRAVATO, encoding="utf-8")
+    write_corpus(tmp_path / "corpus", {"spravato.txt": SPRAVATO})
     settings = Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")
     engine = Engine.open(settings, build="missing", embedder=embedder)
     question = "when was Spravato approved by the FDA"
@@ -81,9 +79,8 @@ def test_a_sentence_summing_up_the_article_loses_to_the_specific_answer(tmp_path
     # Articles without example questions, as a maintainer may drop them: the model as it ships,
     # and no bank to find the answer. (The model tuned on the bank finds it without the penalty.)
     # Two of the real articles: the one with the answer, and another to be scored against.
-    (tmp_path / "corpus").mkdir()
-    for name in ("ketamine-reversal-effect.txt", NALOXONE):
-        shutil.copy(CORPUS / name, tmp_path / "corpus" / name)
+    write_corpus(tmp_path / "corpus", {name: (CORPUS / name).read_text(encoding="utf-8")
+                                       for name in ("ketamine-reversal-effect.txt", NALOXONE)})
     settings = Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index")
     engine = Engine.open(settings, build="missing", embedder=embedder)
     assert engine.index.manifest["model"]["tuned"] is None
@@ -121,8 +118,7 @@ Naloxone usually starts working within 2 to 5 minutes of a dose. Its effects las
 
 
 def test_how_long_something_lasts_is_not_answered_by_when_it_starts(tmp_path, embedder):
-    (tmp_path / "corpus").mkdir()
-    (tmp_path / "corpus" / "timing.txt").write_text(NALOXONE_TIMING, encoding="utf-8")
+    write_corpus(tmp_path / "corpus", {"timing.txt": NALOXONE_TIMING})
     engine = Engine.open(Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index"),
                          build="missing", embedder=embedder)
     assert engine.ask("how long does naloxone last").answer.startswith("Its effects last 30 to 90 minutes")
@@ -151,8 +147,7 @@ Ketamine can cause nausea and dizziness.
 
 
 def naloxone_faq_engine(folder, embedder) -> Engine:
-    (folder / "corpus").mkdir()
-    (folder / "corpus" / "naloxone.txt").write_text(NALOXONE_FAQ, encoding="utf-8")
+    write_corpus(folder / "corpus", {"naloxone.txt": NALOXONE_FAQ})
     return Engine.open(Settings(corpus_dir=folder / "corpus", index_dir=folder / "index"),
                        build="missing", embedder=embedder)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from conftest import write_corpus
 from qa import index as index_store
 from qa.engine import Engine
 from qa.question_bank import BankQuestion, link, load_bank
@@ -20,16 +21,13 @@ BANK_LINE = {"question": "how quick does the overdose nose spray wake someone up
              "answer": "Naloxone restores breathing within minutes."}
 
 
-def write_corpus(folder: Path, bank_lines: list) -> Settings:
-    (folder / "corpus" / "questions").mkdir(parents=True)
-    (folder / "corpus" / "naloxone.txt").write_text(ARTICLE, encoding="utf-8")
-    lines = [line if isinstance(line, str) else json.dumps(line) for line in bank_lines]
-    (folder / "corpus" / "questions" / "naloxone.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+def naloxone_with_bank(folder: Path, bank_lines: list) -> Settings:
+    write_corpus(folder / "corpus", {"naloxone.txt": ARTICLE}, bank={"naloxone.jsonl": bank_lines})
     return Settings(corpus_dir=folder / "corpus", index_dir=folder / "index")
 
 
 def test_bank_lines_are_read_and_bad_ones_named(tmp_path):
-    settings = write_corpus(tmp_path, [BANK_LINE, "not json", {"question": "no answer", "source": "naloxone.txt"}])
+    settings = naloxone_with_bank(tmp_path, [BANK_LINE, "not json", {"question": "no answer", "source": "naloxone.txt"}])
     entries, warnings = load_bank(settings.corpus_dir)
     assert [e.question for e in entries] == [BANK_LINE["question"]]
     assert warnings == ['naloxone.jsonl:2: not a line of {"question": ..., "source": ..., "answer": ...}; skipped',
@@ -53,7 +51,7 @@ def test_answers_link_to_whole_sentences_of_their_own_article():
 
 def test_an_example_question_leads_to_the_sentence_it_names(tmp_path, embedder):
     stale_line = {**BANK_LINE, "question": "old question", "answer": "Naloxone cures everything."}
-    settings = write_corpus(tmp_path, [BANK_LINE, stale_line])
+    settings = naloxone_with_bank(tmp_path, [BANK_LINE, stale_line])
     report = index_store.build(settings, embedder)
     assert report.questions == 1
     assert report.question_warnings == ("the answer to 'old question' is not in naloxone.txt (any more); skipped",)
@@ -68,7 +66,7 @@ def test_an_example_question_leads_to_the_sentence_it_names(tmp_path, embedder):
 
 
 def test_a_changed_bank_makes_the_index_stale_and_embeds_only_the_new_question(tmp_path, embedder):
-    settings = write_corpus(tmp_path, [BANK_LINE])
+    settings = naloxone_with_bank(tmp_path, [BANK_LINE])
     index_store.build(settings, embedder)
     assert index_store.build(settings, embedder).embedded == 0  # nothing changed: nothing embedded
     bank = settings.corpus_dir / "questions" / "naloxone.jsonl"

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 
-from conftest import CORPUS, TINY
+from conftest import CORPUS, TINY, write_corpus
 from qa.engine import Engine
 from qa.errors import RefusalModelError
 from qa.refusal import (FIT_COMMAND, SIGNALS, Confidence, LabelledSignals, background_statistics, fit,
@@ -99,10 +98,7 @@ def test_fitting_weighs_groups_alike_and_places_the_bar_for_every_large_group():
 
 def test_articles_without_example_questions_answer_what_they_say_and_refuse_what_they_do_not(tmp_path, embedder):
     # A maintainer's new folder: no example questions, the model as it ships.
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for name, text in TINY.items():
-        (corpus / name).write_text(text, encoding="utf-8")
+    corpus = write_corpus(tmp_path / "corpus", TINY)
     engine = Engine.open(Settings(corpus_dir=corpus, index_dir=tmp_path / "index"), build="missing",
                          embedder=embedder)
     answered = engine.ask("what are the symptoms of opioid withdrawal")
@@ -114,12 +110,10 @@ def test_articles_without_example_questions_answer_what_they_say_and_refuse_what
 
 
 def test_example_questions_of_one_article_do_not_vouch_for_an_answer_in_another(tmp_path, embedder):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    shutil.copy(CORPUS / NALOXONE, corpus / NALOXONE)
-    (corpus / "questions").mkdir()
-    shutil.copy(CORPUS / "questions" / "naloxone-and-ketamine.jsonl", corpus / "questions")
-    (corpus / "withdrawal.md").write_text(TINY["gamma.md"], encoding="utf-8")
+    bank = (CORPUS / "questions" / "naloxone-and-ketamine.jsonl").read_text(encoding="utf-8").splitlines()
+    corpus = write_corpus(tmp_path / "corpus", {NALOXONE: (CORPUS / NALOXONE).read_text(encoding="utf-8"),
+                                                "withdrawal.md": TINY["gamma.md"]},
+                          bank={"naloxone-and-ketamine.jsonl": bank})
     engine = Engine.open(Settings(corpus_dir=corpus, index_dir=tmp_path / "index", tune_epochs=0),
                          build="missing", embedder=embedder)
     assert engine.index.articles_with_examples == frozenset({NALOXONE})

@@ -7,7 +7,6 @@ A tiny corpus and bank (6 pairs, Settings.tune_min_pairs lowered to 2) so each t
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from qa.engine import Engine
 from qa.errors import IndexCorruptError
 from qa.settings import Settings
 
-from conftest import write_tiny_corpus
+from conftest import write_corpus, write_tiny_corpus
 
 # (question, answer sentence of the tiny corpus in tests/conftest.py, its article)
 PAIRS = [
@@ -36,10 +35,8 @@ PAIRS = [
 
 
 def write_bank(corpus: Path, pairs) -> None:
-    folder = corpus / "questions"
-    folder.mkdir(exist_ok=True)
-    lines = [json.dumps({"question": q, "source": source, "answer": a}) for q, a, source in pairs]
-    (folder / "tiny.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_corpus(corpus, {}, bank={"tiny.jsonl": [{"question": q, "source": source, "answer": a}
+                                                   for q, a, source in pairs]})
 
 
 @pytest.fixture
