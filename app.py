@@ -465,8 +465,8 @@ def build_page() -> gr.Blocks:
             with gr.Column(scale=1, min_width=260):
                 panel = gr.HTML(elem_id="articles-panel")
         page.load(articles_panel, None, panel, api_visibility="undocumented", queue=False)
-    # A question costs ~0.5 s of CPU and the engine runs one model forward pass
-    # at a time (torch already uses both cores). Four at once lets a few people
+    # The engine runs one model forward pass at a time (torch already uses both
+    # cores; docs/BENCHMARKS.md, concurrency). Four at once lets a few people
     # overlap the cheap parts (search, formatting) without piling threads onto
     # two cores; more questions wait in the queue and see their position.
     # api_open=False: the REST shortcut /gradio_api/run/chat would otherwise run

@@ -135,8 +135,9 @@ def _run(args, runs: int, work: Path) -> int:
     corpus, index = work / "corpus", work / "index"
     info = common.prepare_corpus(corpus, args.size)
     common.note("building the index (not timed)")
-    # In a child: a build that fine-tunes peaks near 1.9 GB, and children forked from a process that
-    # large report its peak as theirs (ru_maxrss is inherited across fork).
+    # In a child: a build that fine-tunes peaks far above a serving process (docs/BENCHMARKS.md, build),
+    # and children forked from a process that large report its peak as theirs (ru_maxrss is inherited
+    # across fork).
     common.check(common.run_child([sys.executable, "-m", "qa", "build", "--corpus", str(corpus),
                                    "--index", str(index)]), "python -m qa build")
     app = not args.no_app

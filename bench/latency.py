@@ -4,12 +4,12 @@
 
 The index is built in a temporary folder (from a copy of corpus/, or from a
 synthetic corpus of --size chunks). After one warm-up pass, every question of
-eval/questions.jsonl (with its history) is run `--rounds` times; in each
+eval/sets/dev.jsonl (with its history) is run `--rounds` times; in each
 round and for each question, in this order:
 
 - floor: SentenceTransformer.encode([query]) of the loaded model, alone
   (query = the text the engine embeds: the question, with a follow-up's
-  topic restored; for 80 of 85 questions it is the question itself);
+  topic restored; for most questions it is the question itself);
 - end to end: Engine.ask(question, history);
 - the stages, each timed alone with the library's own functions on the same
   inputs: synonyms (Synonyms.expand), encode_one, query terms

@@ -17,7 +17,7 @@ For each size, a synthetic corpus (bench/synth.py, seed 0) of that many chunks, 
   built this way are marked "substituted" in every table.
 - index size on disk (the live generation folder) and the index's RSS in a
   serving process (VmRSS growth while qa.index.load runs);
-- warm query latency over eval/questions.jsonl (bench/latency.measure: end to
+- warm query latency over eval/sets/dev.jsonl (bench/latency.measure: end to
   end, FAISS, BM25, sentence search, answer), p50/p95 over --rounds;
 - flat vs HNSW over the index's chunk vectors: per-query search time (one
   query at a time, k = Settings.candidates = 30, efSearch = 128 as
@@ -25,7 +25,7 @@ For each size, a synthetic corpus (bench/synth.py, seed 0) of that many chunks, 
   qa.index builds it) against exact search; queries are the questions'
   vectors plus a seeded sample of the index's sentence vectors (500 in all).
 - HNSW recall on REAL embeddings at the largest real size: all chunk and
-  sentence vectors of that build pooled (about 4.5x the chunk count).
+  sentence vectors of that build pooled (several times the chunk count).
 
 Retrieval quality on the synthetic text means nothing; these are speed and size figures.
 """

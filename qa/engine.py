@@ -93,7 +93,7 @@ class Engine:
         """`embedder`: the configured (base) model; questions use the index's own (see query_embedder).
         `refusal`: the refusal model; by default the fitted one of `settings.refusal_model_file`."""
         # One question is one search: FAISS on one thread is faster for that
-        # (bench: flat search at 100k chunks 14 ms on 1 thread, 25 ms on 2).
+        # than on two OpenMP threads (docs/BENCHMARKS.md, scale).
         faiss.omp_set_num_threads(1)
         self.settings = settings
         self.base_embedder = embedder

@@ -182,8 +182,10 @@ def _genericness(answer_vectors: np.ndarray, sentence_chunks: list[list[int]], c
     result = np.zeros(len(article), dtype=np.float32)
     if len(placed) == 0:
         return result
-    # Summing rows per article as one sparse product: np.add.at took 18 s for 400k sentences, this 0.2 s.
-    # Imported here: the page's own process imports this module but never loads an index (0.2-0.4 s).
+    # Summing rows per article as one sparse product: np.add.at was far slower at 100k chunks
+    # (docs/BENCHMARKS.md, scale).
+    # Imported here: the page's own process imports this module but never loads an index, and
+    # would pay scipy's import for nothing.
     import scipy.sparse
 
     membership = scipy.sparse.csr_matrix((np.ones(len(placed), dtype=np.float32), (article[placed], placed)),

@@ -54,7 +54,7 @@ FIT_COMMAND = "python -m qa eval --fit-refusal --benchmark ../shared/benchmarks/
 # share of the question's words that the answer's passage holds, "unknown" the
 # share the articles never use: both are shares of the question itself, so they
 # need no background. (Passage and answer cosines and the BM25 score were tried
-# as well and transferred worse between corpora: docs/DESIGN.md.)
+# as well and transferred worse between corpora: docs/DESIGN.md, Refusal.)
 SIGNALS = ("sentence", "example", "coverage", "unknown")
 BACKGROUND_SIGNALS = ("sentence", "example")
 REGIMES = ("examples", "plain")

@@ -18,8 +18,8 @@ a passage one retriever missed is not punished for it), and is ranked by
         + weight_lexical * BM25 / (best BM25 of this question)
         + weight_question * best example-question cosine (0 when below 0).
 
-This convex combination replaced reciprocal rank fusion: on the question set
-it ranked better (MRR 0.69 against 0.61, docs/DESIGN.md), because RRF gave a
+This convex combination replaced reciprocal rank fusion: on the dev set it
+ranked better (docs/history.md, second session), because RRF gave a
 passage that two retrievers put first less than one that all three put
 twentieth.
 

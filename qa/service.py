@@ -5,9 +5,9 @@ Owns: starting a child process (`python -m qa.service FD PARENT_PID`) that opens
 over a socket pair. `EngineProcess` has the same methods, returns the same objects
 and raises the same errors as `Engine`, so the page cannot tell them apart.
 
-Why a process: a cold start of the page is mostly imports, about 6 s of
-torch + sentence-transformers for the engine and 5 s of gradio for the page
-on this machine (docs/BENCHMARKS.md). In one process they run one after the
+Why a process: a cold start of the page is mostly imports, of torch +
+sentence-transformers for the engine and of gradio for the page
+(docs/BENCHMARKS.md, cold_start). In one process they run one after the
 other (the interpreter lock makes threads no help); in two they run on both
 cores at once. The child is started before the page imports gradio, and the
 page is served while the child is still loading: a question asked meanwhile
@@ -38,8 +38,8 @@ from qa.settings import PROJECT_ROOT, Settings
 # What the parent may call; anything else is refused by the child.
 _METHODS = ("ask", "articles", "built_at", "generation")
 # A question asked while the engine loads waits this long before being told
-# to retry: loading takes ~8 s; a first build of the five articles, which
-# fine-tunes the model on the question bank, 60 to 110 s on 2 cores.
+# to retry: long enough for a first build, which fine-tunes the model on the
+# question bank before it embeds (docs/BENCHMARKS.md, build), not only a load.
 WAIT_FOR_LOADING_S = 180.0
 
 

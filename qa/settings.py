@@ -5,7 +5,7 @@ passed explicitly to whatever needs it: no module reads a global. Unknown
 names are an error, so a typo in a setting fails loudly instead of being
 silently ignored. Each default carries the reason it has that value; the
 retrieval numbers were chosen with `python -m qa eval` on eval/sets/dev.jsonl
-(see docs/DESIGN.md for the sweep).
+(how it works: docs/DESIGN.md; the sweeps and their figures: docs/history.md).
 """
 
 from __future__ import annotations
@@ -36,19 +36,22 @@ class Settings:
     # A name or a local path. The default resolves to the packaged weights;
     # anything else goes to sentence-transformers as given (may need internet).
     model: str = DEFAULT_MODEL
-    # 32 texts per forward pass: on 2 CPU cores larger batches gave no more
-    # throughput and pad short sentences up to the longest chunk.
+    # 32 texts per forward pass, sentence-transformers' default: larger batches
+    # pad short sentences up to the longest chunk. Not swept yet
+    # (bench/build.py --batch-sizes; docs/BENCHMARKS.md, build).
     batch_size: int = 32
     # Two cores on these machines; more torch threads than cores is slower.
     threads: int = 2
     # Fine-tune the model on the question bank's example questions at build time
     # (qa/tuning.py) for this many epochs; 0 uses the model as it is. One epoch
-    # answered 233 of 313 answerable questions of eval/sets/ right against 206
-    # untuned; two refused fewer unanswerable questions (docs/DESIGN.md).
+    # answered more questions of every blind set right than the untuned model;
+    # two refused fewer unanswerable questions (docs/history.md, 2026-11-22,
+    # fourth and fifth sessions).
     tune_epochs: int = 1
     # Fewer example questions than this train nothing: a handful teaches the
-    # model little and would cost a 90 MB model copy and a re-embedding of
-    # every text (the gain was measured with the 408 of corpus/questions/).
+    # model little and would cost a model copy and a re-embedding of every
+    # text (the gain was measured with the bank of corpus/questions/:
+    # docs/history.md, fifth session).
     tune_min_pairs: int = 100
     # Where tuned models are kept, by key; None: the "tuned" folder inside
     # index_dir, pruned with the index generations. Several index folders
@@ -58,7 +61,7 @@ class Settings:
     # --- chunking ------------------------------------------------------------
     # Upper bound on a chunk's body in characters (whole sentences only).
     # Compared on the product's dev set, its articles without example questions
-    # and the benchmark's fit half (docs/DESIGN.md): 800 found passages better
+    # and the benchmark's fit half (docs/DESIGN.md, Chunks): 800 found passages better
     # than 600 on all three; it stays inside MiniLM's 256-token window with
     # title and section.
     chunk_chars: int = 800
@@ -74,23 +77,25 @@ class Settings:
     candidates: int = 30
     # Fusion: score = weight_dense * passage cosine + weight_sentence * best
     # sentence cosine + weight_lexical * BM25 / the question's best BM25.
-    # Chosen on eval/sets/dev.jsonl from a grid of 0..1 (docs/DESIGN.md), then
-    # re-swept with the model tuned on the question bank: a sentence weight of
-    # 1.0 (was 0.5) with weight_question 2.0 (was 3.0) ranked best there (hit@3
-    # 0.928, MRR 0.845, against 0.899 and 0.837); the neighbours of this point
-    # score within one or two questions of it on every set.
+    # Chosen on eval/sets/dev.jsonl from a grid of 0..1, then re-swept with the
+    # model tuned on the question bank: a sentence weight of 1.0 (was 0.5) with
+    # weight_question 2.0 (was 3.0) ranked best there; the neighbours of this
+    # point score within one or two questions of it on every set (docs/DESIGN.md,
+    # Search; the sweeps: docs/history.md, fifth session).
     weight_dense: float = 1.0
     weight_sentence: float = 1.0
     weight_lexical: float = 0.5
     # ... + weight_question * the cosine of the closest example question of the
     # question bank answered in the passage (qa/question_bank.py). Chosen on
-    # eval/sets/dev.jsonl from 0.5..5 (untuned model: 3 best; tuned: 2, above).
+    # eval/sets/dev.jsonl from 0.5..5 (untuned model: 3 best; tuned: 2, above;
+    # docs/history.md, third and fifth sessions).
     weight_question: float = 2.0
     # Up to this many vectors, exact (flat) inner-product search; beyond it
-    # HNSW. bench/scale.py measures where flat search stops being fast.
+    # HNSW. bench/scale.py measures where flat search stops being fast
+    # (docs/BENCHMARKS.md, scale).
     flat_max_vectors: int = 50_000
-    # HNSW graph degree and search breadth: recall@10 >= 0.95 at 100k chunks
-    # in bench/scale.py.
+    # HNSW graph degree and search breadth: chosen to meet the target of
+    # recall@10 >= 0.95 at 100k chunks in bench/scale.py (docs/BENCHMARKS.md, scale).
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
 
@@ -110,13 +115,14 @@ class Settings:
     #   sentence that sums up the article restates every question on its topic
     #   and answers none (see Index.genericness).
     # Each was swept on eval/sets/dev.jsonl and checked on the unseen
-    # eval/sets/heldout.jsonl (docs/DESIGN.md); answer accuracy is flat near these.
+    # eval/sets/heldout.jsonl (docs/history.md); answer accuracy is flat near these.
     overlap_weight: float = 0.2
     answer_type_bonus: float = 0.1
     meta_penalty: float = 0.2
     rank_penalty: float = 0.01
-    # Swept 0..0.5 on eval/sets/dev.jsonl: 0.2 chose the right sentence for 2
-    # more dev questions, and gained on both unseen sets too (docs/DESIGN.md).
+    # Swept 0..0.5 on eval/sets/dev.jsonl: 0.2 chose the right sentence more
+    # often than none, and gained on both unseen sets of the time too
+    # (docs/history.md, third session).
     generic_penalty: float = 0.2
     # + example_answer_weight * the cosine of the closest example question this
     # sentence answers: 0.5 and 1.0 chose equally well on eval/sets/dev.jsonl.

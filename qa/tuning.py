@@ -9,9 +9,8 @@ Why: the example questions were written from the articles alone, the way
 people ask ("will narcan wake someone up who did too much k"), each paired
 with the sentence that answers it. Taught on those pairs, MiniLM learns the
 articles' vocabulary as people use it, and questions it has never seen are
-answered better: over the six question sets of eval/sets/, 233 of 313
-answerable questions got the right sentence against 206 with the model as
-it ships (docs/DESIGN.md, "Fifth session").
+answered better than with the model as it ships, on every question set of
+eval/sets/ (docs/history.md, 2026-11-22, fifth session).
 
 How: in-batch negatives (sentence-transformers' MultipleNegativesRankingLoss,
 scale 20), both ways (question -> answer and answer -> question); a batch
@@ -20,13 +19,13 @@ AdamW, 10% linear warm-up then linear decay, batch 32, plain torch on the
 CPU. Seeded, on a fixed number of threads: the same pairs give the same
 weights, so the refusal weights fitted to them stay valid (a test checks it).
 
-Where: `<tuned_dir>/<key>/`, a sentence-transformers model folder (about
-90 MB for MiniLM), written beside and renamed into place, so a killed
+Where: `<tuned_dir>/<key>/`, a sentence-transformers model folder (a full
+copy of the model), written beside and renamed into place, so a killed
 training leaves nothing half-written under the key. `key` hashes the base
 model, the pairs, the training numbers and the torch and
 sentence-transformers versions.
 
-Limits: a bank change retrains (27 to 75 s for 408 pairs on 2 cores) and
+Limits: a bank change retrains (its cost: docs/BENCHMARKS.md, build) and
 so re-embeds every text; an article change alone does neither. Training
 uses the pairs as written, whether or not their answer is still in the
 article (qa/question_bank.py warns about those).
@@ -52,8 +51,8 @@ from qa.question_bank import BankQuestion
 from qa.settings import Settings
 
 # The training numbers. Common defaults for this loss, not tuned on any question
-# set: seeds and the 1,282 further examples of eval/training/ moved the pooled
-# answer count by at most 4 of 261 (docs/DESIGN.md).
+# set: other seeds and the further examples of eval/training/ moved the pooled
+# answer count by a few questions only (docs/history.md, fourth session).
 LEARNING_RATE = 2e-5
 BATCH = 32
 SCALE = 20.0  # cosine -> logit, as sentence-transformers' MultipleNegativesRankingLoss

@@ -1,7 +1,7 @@
 """The benchmark harness on a small SQuAD slice: its sampling, and floors that guard the engine's transfer.
 
 The floors sit well below what the full benchmark measures (docs/DESIGN.md, "Quality
-that transfers"); they catch a regression, they do not measure quality.
+now"); they catch a regression, they do not measure quality.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ Scores three engines on every question set of eval/, in one run:
   eval/training/README.md), for --epochs epochs with --seed.
 
 Each builds its index in a temporary folder; tuned models are trained there
-too (about a minute each on 2 cores). docs/DESIGN.md ("Fifth session: the
-model fine-tuned on the question bank, shipped") has the figures.
+too (about a minute each on 2 cores). docs/history.md (2026-11-22, fifth
+session: the model fine-tuned on the question bank, shipped) has the figures.
 """
 
 from __future__ import annotations
