@@ -55,8 +55,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default=os.environ.get("QA_HOST") or "127.0.0.1",
                         help="address to listen on (env QA_HOST; default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (env QA_PORT; default 7860)")
-    parser.add_argument("--index-dir", help="index folder (env QA_INDEX_DIR)")
-    parser.add_argument("--corpus-dir", help="articles folder (env QA_CORPUS_DIR)")
+    # The same names as `python -m qa`; the old spellings --index-dir/--corpus-dir still work.
+    parser.add_argument("--index", "--index-dir", dest="index", help="index folder (env QA_INDEX_DIR)")
+    parser.add_argument("--corpus", "--corpus-dir", dest="corpus", help="articles folder (env QA_CORPUS_DIR)")
     parser.add_argument("--model", help="embedding model (env QA_MODEL)")
     parser.add_argument("--feedback-db", help="feedback database (env QA_FEEDBACK_DB; default data/feedback.sqlite3)")
     args = parser.parse_args(argv)
@@ -69,7 +70,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(index_dir=args.index_dir, corpus_dir=args.corpus_dir, model=args.model,
+    return Settings.from_env(index_dir=args.index, corpus_dir=args.corpus, model=args.model,
                              feedback_db=args.feedback_db)
 
 

@@ -10,7 +10,7 @@ as it is on a server that restarts):
    faiss + bm25s, the rest of qa), the model load (Embedder), the index load
    (qa.index.load with checksums), and the first and second Engine.ask;
 2. `python -m qa ask QUESTION --index I --corpus C`: wall time to exit;
-3. `python app.py --port P --host 127.0.0.1 --index-dir I --corpus-dir C`:
+3. `python app.py --port P --host 127.0.0.1 --index I --corpus C`:
    from Popen to the first reply of gradio_client
    Client(url).predict(question, api_name="/chat"), polling every 0.1 s, plus
    when the port first accepted a connection; then the app is stopped.

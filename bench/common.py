@@ -183,9 +183,9 @@ def free_port() -> int:
 def app_command(port: int, index_dir: Path, corpus_dir: Path | None = None,
                 feedback_db: Path | None = None) -> list[str]:
     command = [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--host", "127.0.0.1",
-               "--index-dir", str(index_dir)]
+               "--index", str(index_dir)]
     command += ["--feedback-db", str(feedback_db)] if feedback_db is not None else []
-    return command + (["--corpus-dir", str(corpus_dir)] if corpus_dir is not None else [])
+    return command + (["--corpus", str(corpus_dir)] if corpus_dir is not None else [])
 
 
 @dataclass

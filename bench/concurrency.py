@@ -5,7 +5,7 @@
     python bench/concurrency.py --url http://127.0.0.1:7860/ [...]   # an app that is already running
 
 Without --url it starts the real app, `python app.py --host 127.0.0.1 --port
-<free port> --index-dir <temp dir>` (default corpus; the first start builds
+<free port> --index <temp dir>` (default corpus; the first start builds
 the index there), and stops it at the end. All traffic goes to that one
 127.0.0.1 address; every loop is bounded in count and by --time-limit.
 

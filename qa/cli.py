@@ -295,7 +295,8 @@ def _common_options(default=None) -> argparse.ArgumentParser:
 
 def _feedback_options(default=None) -> argparse.ArgumentParser:
     options = argparse.ArgumentParser(add_help=False, argument_default=default)
-    options.add_argument("--db", help="feedback database (default: data/feedback.sqlite3 or $QA_FEEDBACK_DB)")
+    # --feedback-db as on the page; --db is the short old spelling.
+    options.add_argument("--feedback-db", "--db", dest="db", help="feedback database (default: data/feedback.sqlite3 or $QA_FEEDBACK_DB)")
     return options
 
 

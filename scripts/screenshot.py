@@ -77,7 +77,7 @@ def shoot(url: str, out: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="a running app; default: start app.py on a free port")
-    parser.add_argument("--index-dir", help="index folder for the app this script starts")
+    parser.add_argument("--index", help="index folder for the app this script starts")
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshot.png"))
     args = parser.parse_args()
     process = None
@@ -86,8 +86,8 @@ def main() -> int:
         port = free_port()
         url = f"http://127.0.0.1:{port}/"
         command = [sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port)]
-        if args.index_dir:
-            command += ["--index-dir", args.index_dir]
+        if args.index:
+            command += ["--index", args.index]
         process = subprocess.Popen(command, cwd=ROOT)
     try:
         wait_for(url, process)

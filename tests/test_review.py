@@ -201,7 +201,7 @@ def test_the_command_line_report_and_promotion(tiny, embedder, capsys, monkeypat
     store = FeedbackStore(tiny.feedback_db)
     refused = store.log_refusal("what does coming off opioids feel like")
     store.record_vote("r1", LIKED, liked=False, comment="<b>vague</b>")
-    base = ["--db", str(tiny.feedback_db), "--corpus", str(tiny.corpus_dir)]
+    base = ["--feedback-db", str(tiny.feedback_db), "--corpus", str(tiny.corpus_dir)]
     assert cli.main(["feedback", *base, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["unanswered"][0]["questions"][0]["ids"] == [refused]

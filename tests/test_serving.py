@@ -4,7 +4,7 @@ bench's smoke run, and hostile text through app.respond().
 All real: `python app.py` processes, the real model and index, `python -m qa build`.
 - The shared app (tests/app_server.py) takes the malformed calls and the bench smoke run.
 - The rebuild test changes its corpus, so it gets an app of its own, on a copy of corpus/ in a
-  temporary folder (`--corpus-dir`, `--index-dir`); its index starts as a copy of the shared
+  temporary folder (`--corpus`, `--index`); its index starts as a copy of the shared
   app's (same articles, same model), so it starts without embedding anything, and its rebuild
   embeds only the new article.
 - The property test calls app.respond() in this process, with the session's model (conftest)
