@@ -11,10 +11,8 @@ Also the small helpers both test files use to read a reply.
 from __future__ import annotations
 
 import html
-import json
 import re
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +22,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # so tests can `import app`
 
 # child_env and start_app are used from here by tests/test_serving.py.
-from bench.common import APP_START_TIMEOUT, AppProcess, child_env, start_app  # noqa: E402, F401
+from bench.common import (APP_START_TIMEOUT, AppProcess, child_env, start_app,  # noqa: E402, F401
+                          wait_for_tuned_index)
 
 START_TIMEOUT = APP_START_TIMEOUT
 
@@ -45,30 +44,16 @@ def app_server(tmp_path_factory) -> AppServer:
     global _server
     if _server is None:
         _server = start_app(tmp_path_factory.mktemp("app"))
-        wait_for_tuned_index(_server)
+        try:
+            # A fresh app answers with the model as it ships first; the tests expect the tuned model's answers.
+            wait_for_tuned_index(_server)
+        except RuntimeError as exc:
+            _server.stop()
+            pytest.fail(str(exc))
     elif _server.process.poll() is not None:
         pytest.fail(f"the app server died during the tests:\n{_server.log_tail()}")
     yield _server
     _server.stop()
-
-
-def wait_for_tuned_index(server: AppServer, timeout: float = START_TIMEOUT) -> None:
-    """Until the app's live index is the one embedded with the tuned model: a fresh app answers with the
-    model as it ships first and builds the tuned generation in the background (qa/startup.py), and
-    the tests expect the tuned model's answers."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            name = (server.index_dir / "CURRENT").read_text().strip()
-            manifest = json.loads((server.index_dir / name / "manifest.json").read_text())
-            if manifest["model"]["tuned"]:
-                return
-        except (OSError, ValueError, KeyError):
-            pass
-        if server.process.poll() is not None:
-            pytest.fail(f"the app server died while building:\n{server.log_tail()}")
-        time.sleep(0.5)
-    pytest.fail(f"the app did not make the tuned index live within {timeout:.0f} s:\n{server.log_tail()}")
 
 
 # ------------------------------------------------------------ reading replies
