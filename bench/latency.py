@@ -33,6 +33,9 @@ each question alone: the marginal time per question is the time from the
 first answer line to the last, over the answers after the first. Target:
 at most 0.6 x torch's encode of the same questions.
 
+Also: the question model's encode on 1 and on 2 onnxruntime threads,
+alternating question by question (Settings.query_threads).
+
 --busy runs another CPU-bound process during the whole measurement (a shared
 machine with a core taken).
 """
@@ -146,6 +149,23 @@ def _torch_encode(model, text: str) -> float:
     t = time.perf_counter()
     model.encode([text], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
     return time.perf_counter() - t
+
+
+def thread_samples(engine, questions, rounds: int) -> dict[str, list[float]]:
+    """Seconds of the question model's encode of each question on 1 and on 2 onnxruntime threads, alternating."""
+    from qa.embedding import Embedder
+
+    models = {threads: Embedder(engine.embedder.name, threads=threads, export=engine.embedder.export, load=True)
+              for threads in (1, 2)}
+    out: dict[str, list[float]] = defaultdict(list)
+    for round_ in range(rounds + 1):
+        for q in questions:
+            for threads, model in models.items():
+                t = time.perf_counter()
+                model.encode_one(q.question)
+                if round_:  # the first pass warms up
+                    out[f"question model encode, {threads} thread(s)"].append(time.perf_counter() - t)
+    return out
 
 
 def jsonl_marginal(settings, questions, rounds: int) -> dict[str, list[float]]:
@@ -266,6 +286,10 @@ def _measure_all(args, engine, questions, rounds: int) -> int:
     if followups:
         common.say(common.table("follow-ups (ms)", ["case", "p50", "p95", "mean", "n"],
                                 [[name, *common.ms_summary(values)] for name, values in followups.items()]))
+    if engine.embedder.backend == "onnx":
+        threads = thread_samples(engine, questions, rounds)
+        common.say(common.table("question model threads (ms)", ["case", "p50", "p95", "mean", "n"],
+                                [[name, *common.ms_summary(values)] for name, values in threads.items()]))
     e2e = common.pct(samples["end to end (Engine.ask)"], 50)
     floor = min(common.pct(samples[f"floor: torch encode alone, {t} thread(s)"], 50) for t in (1, 2))
     encode = common.pct(samples["encode (encode_one)"], 50)
