@@ -311,12 +311,16 @@ def wait_for_tuned_index(app: AppProcess, timeout: float = APP_START_TIMEOUT) ->
     raise RuntimeError(f"app.py did not make the tuned index live within {timeout:.0f} s:\n{app.log_tail()}")
 
 
-def run_child(cmd: Sequence[str], timeout: float = 7200, env: dict[str, str] | None = None) -> dict:
+def run_child(cmd: Sequence[str], timeout: float = 7200, env: dict[str, str] | None = None,
+              code: Path | None = None) -> dict:
     """Run one child; wall seconds, peak RSS (MB, ru_maxrss of that child via wait4), exit code, output.
-    `env`: variables set on top of child_env() (e.g. QA_TUNED_DIR)."""
+    `env`: variables set on top of child_env() (e.g. QA_TUNED_DIR); `code`: another checkout to run instead."""
+    environment = {**child_env(), **(env or {})}
+    if code is not None:
+        environment["PYTHONPATH"] = str(code)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(list(cmd), cwd=ROOT, env={**child_env(), **(env or {})}, stdout=out, stderr=err,
+        proc = subprocess.Popen(list(cmd), cwd=code or ROOT, env=environment, stdout=out, stderr=err,
                                 stdin=subprocess.DEVNULL)
         deadline = started + timeout
         while True:
