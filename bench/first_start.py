@@ -1,6 +1,6 @@
 """A first start on a fresh machine: `python app.py` with no index and no tuned model or export, to the first answer.
 
-    python bench/first_start.py [--modes quiet,busy] [--questions 20] [--workdir DIR]
+    python -m bench.first_start [--modes quiet,busy] [--questions 20] [--workdir DIR]
 
 Per mode, in a new work folder (a copy of corpus/, an empty index folder and an
 empty models folder as QA_TUNED_DIR: nothing built, trained or exported):
@@ -31,11 +31,9 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench import common
 
-from bench import common  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 QUESTION = "does naloxone reverse ketamine"
 

@@ -1,6 +1,6 @@
 """int8 or not: the question model quantized to int8, against fp32, in speed and in answers.
 
-    python bench/int8.py [--models DIR] [--rounds 3] [--workdir DIR] [--benchmark FILE]
+    python -m bench.int8 [--models DIR] [--rounds 3] [--workdir DIR] [--benchmark FILE]
 
 int8 here is onnxruntime's dynamic quantization, per channel (weights int8,
 activations quantized per batch at run time; per tensor was much worse), of
@@ -33,11 +33,9 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench import common
 
-from bench import common  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SETS = ("questions", "heldout", "fresh", "unseen", "sealed", "sealed2")
 

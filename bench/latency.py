@@ -1,6 +1,6 @@
 """Warm query latency, split by stage, against torch's encode of the same text (the floor it replaced).
 
-    nice -n 19 python bench/latency.py [--rounds 5] [--query-threads 1] [--size CHUNKS] [--limit N] [--busy] [--quick]
+    nice -n 19 python -m bench.latency [--rounds 5] [--query-threads 1] [--size CHUNKS] [--limit N] [--busy] [--quick]
 
 The index is built in a temporary folder (from a copy of corpus/, or from a
 synthetic corpus of --size chunks). After one warm-up pass, every question of

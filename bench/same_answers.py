@@ -1,6 +1,6 @@
 """Answers of two versions of the code on the six question sets, compared: is the ONNX path the same product?
 
-    python bench/same_answers.py --reference DIR [--workdir DIR]
+    python -m bench.same_answers --reference DIR [--workdir DIR]
 
 DIR is another checkout of the code (e.g. `git archive <commit> | tar -x -C DIR`
 for the code before questions were embedded with ONNX). For each version,
@@ -27,11 +27,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench import common
 
-from bench import common  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SETS = ("questions", "heldout", "fresh", "unseen", "sealed", "sealed2")
 

@@ -1,6 +1,6 @@
 """Scale: build time, size on disk, memory and query latency at 1k, 10k and 100k chunks; flat vs HNSW.
 
-    nice -n 19 python bench/scale.py [--sizes 1000,10000,100000] [--rounds 3] [--quick]
+    nice -n 19 python -m bench.scale [--sizes 1000,10000,100000] [--rounds 3] [--quick]
 
 For each size, a synthetic corpus (bench/synth.py, seed 0) of that many chunks, then:
 
