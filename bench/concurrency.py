@@ -9,7 +9,7 @@ Without --url it starts the real app, `python app.py --host 127.0.0.1 --port
 the index there), and stops it at the end. All traffic goes to that one
 127.0.0.1 address; every loop is bounded in count and by --time-limit.
 
-The questions are those of eval/questions.jsonl (qa.evaluate.load_questions),
+The questions are those of eval/sets/dev.jsonl (qa.evaluate.load_questions),
 as conversations:
 - a standalone question is a conversation of one turn;
 - a labelled follow-up ("why not?" after "is naloxone any use for ...") is a

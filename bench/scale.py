@@ -17,7 +17,7 @@ For each size, a synthetic corpus (bench/synth.py, seed 0) of that many chunks, 
   built this way are marked "substituted" in every table.
 - index size on disk (the live generation folder) and the index's RSS in a
   serving process (VmRSS growth while qa.index.load runs);
-- warm query latency over eval/questions.jsonl (bench/latency.measure: end to
+- warm query latency over eval/sets/dev.jsonl (bench/latency.measure: end to
   end, FAISS, BM25, sentence search, answer), p50/p95 over --rounds;
 - flat vs HNSW over the index's chunk vectors: per-query search time (one
   query at a time, k = Settings.candidates = 30, efSearch = 128 as
