@@ -10,8 +10,11 @@ Owns:
 - formatting: turning an engine `Result` into the reply shown in the chat
   (answer sentence + numbered citation, collapsible sources with the answer
   highlighted, or a plain "not found" with the articles' titles);
-- the page: chat (endpoint `/chat`), examples, the not-medical-advice note
-  and the panel listing the indexed articles;
+- the page: chat (endpoint `/chat`), examples, the not-medical-advice note,
+  the panel listing the indexed articles, and a line saying which model
+  answers while the engine starts (`qa.startup.StartupStatus`: building the
+  first index, answering with the model as it ships while the tuned one is
+  prepared, ready);
 - feedback: 👍 / 👎 on each reply (Gradio's like event), an optional comment
   on a 👎, and the endpoint `/feedback` for scripts. Each reply made from an
   engine result carries an id (`data-reply`); what a vote on it records is
@@ -46,6 +49,7 @@ from qa.errors import FeedbackError, FeedbackStoreError, QAError, QuestionError
 from qa.feedback import UNAVAILABLE, FeedbackStore, RecentReplies, Reply
 from qa.service import EngineProcess
 from qa.settings import Settings
+from qa.startup import StartupStatus
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a private server
 
@@ -364,6 +368,22 @@ def feedback_controls(chatbot: gr.Chatbot) -> None:
         event(on_comment, [comment, last_disliked], outputs, show_progress="hidden", api_visibility="undocumented")
 
 
+def format_status(status: StartupStatus) -> str:
+    """The start-up line: what answers now and what is still being prepared."""
+    return f'<p class="qa-status" data-stage="{html.escape(status.stage)}" role="status">{text_html(status.message)}</p>'
+
+
+def status_line():
+    """The start-up line, and the timer that refreshes it: stopped once nothing is left to prepare."""
+    if ENGINE is None:
+        return "", gr.Timer(active=True)
+    try:
+        status = ENGINE.status()
+    except QAError as exc:
+        return format_message(f"The engine's state is unavailable: {exc}"), gr.Timer(active=False)
+    return format_status(status), gr.Timer(active=status.stage not in ("ready", "failed"))
+
+
 def articles_panel() -> str:
     """Re-read on each page load, so a rebuilt index shows up without a restart."""
     if ENGINE is None:
@@ -433,6 +453,7 @@ CSS = """
 .qa-panel th { font-weight: 600; }
 .qa-panel .qa-num { text-align: right; }
 .qa-built { margin-top: .6em; }
+.qa-status { color: #374151; font-size: .9rem; margin: 0 0 .6em; }
 """
 
 
@@ -464,7 +485,12 @@ def build_page() -> gr.Blocks:
                 )
                 feedback_controls(chat.chatbot)
             with gr.Column(scale=1, min_width=260):
+                status = gr.HTML(elem_id="engine-status")
                 panel = gr.HTML(elem_id="articles-panel")
+        timer = gr.Timer(2.0)
+        timer.tick(status_line, None, [status, timer], api_visibility="undocumented", queue=False,
+                   show_progress="hidden")
+        page.load(status_line, None, [status, timer], api_visibility="undocumented", queue=False)
         page.load(articles_panel, None, panel, api_visibility="undocumented", queue=False)
     # The engine runs one model forward pass at a time (torch already uses both
     # cores; docs/BENCHMARKS.md, concurrency). Four at once lets a few people

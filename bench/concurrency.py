@@ -1,8 +1,8 @@
 """Concurrent users: N chat sessions at once against the real app, every reply checked.
 
-    nice -n 10 python bench/concurrency.py [--sessions 20] [--questions 25] [--time-limit 1200]
-    python bench/concurrency.py --quick                  # 3 sessions x 4 questions (smoke test)
-    python bench/concurrency.py --url http://127.0.0.1:7860/ [...]   # an app that is already running
+    nice -n 10 python -m bench.concurrency [--sessions 20] [--questions 25] [--time-limit 1200]
+    python -m bench.concurrency --quick                  # 3 sessions x 4 questions (smoke test)
+    python -m bench.concurrency --url http://127.0.0.1:7860/ [...]   # an app that is already running
 
 Without --url it starts the real app, `python app.py --host 127.0.0.1 --port
 <free port> --index <temp dir>` (default corpus; the first start builds
@@ -134,7 +134,11 @@ def start_app(timeout: float = START_TIMEOUT) -> common.AppProcess:
     work = Path(tempfile.mkdtemp(prefix="qa-bench-conc-"))
     try:
         app = common.start_app(work, timeout=timeout)
+        app.owned_dir = work
+        common.wait_for_tuned_index(app, timeout)  # answers compared before and after a swap would differ
     except BaseException:
+        if "app" in locals():
+            app.stop()
         common.shutil.rmtree(work, ignore_errors=True)
         raise
     app.owned_dir = work

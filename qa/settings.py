@@ -40,8 +40,14 @@ class Settings:
     # pad short sentences up to the longest chunk. Not swept yet
     # (bench/build.py --batch-sizes; docs/BENCHMARKS.md, build).
     batch_size: int = 32
-    # Two cores on these machines; more torch threads than cores is slower.
+    # Threads of a build (embedding a batch of texts, fine-tuning): two cores on
+    # these machines, and more threads than cores is slower.
     threads: int = 2
+    # onnxruntime intra-op threads of one question. One: a question is a small
+    # graph, and on a shared machine a second thread waits for a core another
+    # process holds, which made questions several times slower under load
+    # (docs/BENCHMARKS.md); two questions at once then run on both cores.
+    query_threads: int = 1
     # Fine-tune the model on the question bank's example questions at build time
     # (qa/tuning.py) for this many epochs; 0 uses the model as it is. One epoch
     # answered more questions of every blind set right than the untuned model;
@@ -172,7 +178,7 @@ class Settings:
     feedback_group_similarity: float = 0.84
 
     def __post_init__(self) -> None:
-        positive = ("batch_size", "threads", "chunk_chars", "top_k", "candidates",
+        positive = ("batch_size", "threads", "query_threads", "chunk_chars", "top_k", "candidates",
                     "flat_max_vectors", "hnsw_m", "hnsw_ef_search",
                     "answer_passages", "max_question_chars", "max_article_bytes")
         for name in positive:

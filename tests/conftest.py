@@ -84,9 +84,14 @@ def embedder() -> Embedder:
 
 
 @pytest.fixture
-def fake_embedder():
-    """A deterministic embedder that loads nothing (tests/fakes.py): for storage, not meaning."""
+def fake_embedder(monkeypatch):
+    """A deterministic embedder that loads nothing (tests/fakes.py): for storage, not meaning.
+
+    It has no torch model to export to ONNX, so its builds skip the export, as a build
+    does for a model that cannot be exported (and nothing is recorded in the shared store)."""
     from fakes import FakeEmbedder
+    from qa import export
+    monkeypatch.setattr(export, "ensure", lambda settings, embedder, say, key=None: None)
     return FakeEmbedder()
 
 

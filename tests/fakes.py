@@ -33,6 +33,8 @@ class FakeEmbedder:
         self.threads = 1
         self.texts_encoded = 0  # as the real one counts, for the cache tests
         self.loaded = True
+        self.backend = "fake"
+        self.export = None  # no ONNX export: the fixture in conftest.py skips the build's export
 
     def encode(self, texts: Sequence[str], progress: bool = False, **_) -> np.ndarray:
         self.texts_encoded += len(texts)
