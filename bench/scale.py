@@ -256,7 +256,7 @@ def _run(args, work: Path) -> int:
 
         common.note(f"[{size}] flat vs HNSW")
         queries = query_vectors(engine, questions, index, args.ann_queries)
-        hnsw = index.dense if hasattr(index.dense, "hnsw") else None
+        hnsw = index.stores.chunks.index if index.stores.chunks.kind == "hnsw" else None
         a = ann_figures(np.ascontiguousarray(index.chunk_vectors), queries, hnsw=hnsw)
         anns.append((f"{size:,} ({how})", a, hnsw is not None))
         common.note(f"[{size}] build {builds[-1]}\n[{size}] latency {latencies[-1]}\n[{size}] ann {a}")
