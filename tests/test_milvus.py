@@ -6,12 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("pymilvus")
-
-from qa import index as index_store, milvus_store  # noqa: E402
-from qa.engine import Engine  # noqa: E402
-from qa.errors import IndexCorruptError, IndexIncompatibleError, StoreUnavailableError  # noqa: E402
-from qa.milvus_store import MilvusBackend  # noqa: E402
+from qa import index as index_store, milvus_store
+from qa.engine import Engine
+from qa.errors import IndexCorruptError, IndexIncompatibleError, StoreUnavailableError
+from qa.milvus_store import MilvusBackend
 
 QUESTIONS = ["what forms does naloxone come in", "what is ketamine used for", "when do withdrawal symptoms begin",
              "how fast does naloxone work", "what is the capital of France"]
