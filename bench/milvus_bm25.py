@@ -1,6 +1,6 @@
 """BM25 on Milvus's full-text function against bm25s: do they rank alike, and what does each cost?
 
-    python bench/milvus_bm25.py [--sizes 10000] [--workdir DIR]
+    python -m bench.milvus_bm25 [--sizes 10000] [--workdir DIR]
 
 The decision it informs: the Milvus store keeps the lexical index as bm25s in the index folder
 (qa/stores.py), rather than Milvus's BM25 function. Both score the same tokens here: each passage's
@@ -24,11 +24,9 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench import common
 
-from bench import common  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 K = 10
 
