@@ -121,3 +121,29 @@ def test_an_unreachable_milvus_is_named_with_its_setting(tiny_settings, embedder
     with pytest.raises(StoreUnavailableError, match="cannot reach Milvus at 'http://127.0.0.1:9'.*milvus_uri"):
         index_store.build(settings, embedder)
     assert not (settings.index_dir / "CURRENT").exists()
+
+
+def test_the_command_line_builds_and_asks_on_milvus(tmp_path):
+    """The README's commands with --store milvus, each its own process on the milvus-lite file."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT, write_tiny_corpus
+    corpus, index = write_tiny_corpus(tmp_path / "corpus"), tmp_path / "index"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("QA_STORE", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "qa", *args, "--corpus", str(corpus), "--index", str(index)],
+                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    built = run("build", "--store", "milvus")
+    assert built.returncode == 0, built.stderr
+    assert "RPC error" not in built.stderr
+    asked = run("ask", "--store", "milvus", "--json", "what forms does naloxone come in")
+    assert asked.returncode == 0, asked.stderr
+    assert json.loads(asked.stdout)["found"]
+    refused = run("ask", "what forms does naloxone come in")  # the default store: faiss
+    assert refused.returncode != 0
+    assert "setting store (QA_STORE) is 'faiss'" in refused.stderr and "QA_STORE=faiss python -m qa build" in refused.stderr
