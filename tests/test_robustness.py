@@ -55,7 +55,9 @@ def small_disk(tmp_path):
 
 
 def _settings_on(disk: Path, tmp_path: Path) -> Settings:
-    return Settings(corpus_dir=write_tiny_corpus(tmp_path / "corpus"), index_dir=disk / "index")
+    # The models and their ONNX exports (tens of MB) live off the small disk: what fills up here is the index.
+    return Settings(corpus_dir=write_tiny_corpus(tmp_path / "corpus"), index_dir=disk / "index",
+                    tuned_dir=tmp_path / "models")
 
 
 def test_full_disk_keeps_the_old_index(small_disk, tmp_path, embedder):
