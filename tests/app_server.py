@@ -23,6 +23,9 @@ from bench.common import (APP_START_TIMEOUT, AppProcess, child_env, start_app,  
                           wait_for_tuned_index)
 
 START_TIMEOUT = APP_START_TIMEOUT
+# A wait for readiness, not a timing: after a first start the background fine-tuning and re-embedding
+# outlast APP_START_TIMEOUT when other jobs hold the machine's cores, and every test of the page then errored.
+TUNED_TIMEOUT = 900
 
 NALOXONE_TITLE = "Unveiling the Mystery: Does Naloxone Reverse Ketamine Effects?"
 NALOXONE_ANSWER = "The short answer is no; Naloxone does not reverse the effects of Ketamine."
@@ -43,7 +46,7 @@ def app_server(tmp_path_factory) -> AppServer:
         _server = start_app(tmp_path_factory.mktemp("app"))
         try:
             # A fresh app answers with the model as it ships first; the tests expect the tuned model's answers.
-            wait_for_tuned_index(_server)
+            wait_for_tuned_index(_server, TUNED_TIMEOUT)
         except RuntimeError as exc:
             _server.stop()
             pytest.fail(str(exc))

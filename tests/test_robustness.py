@@ -15,7 +15,7 @@ from qa.answer import Result
 from qa.errors import IndexWriteError, QuestionError
 from qa.settings import Settings
 
-from conftest import write_tiny_corpus
+from conftest import TUNED_DIR, write_tiny_corpus
 
 MARKUP = st.sampled_from(["<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "](javascript:x)",
                           "{{7*7}}", "'; DROP TABLE x; --", "\u202e", "\x00", "\ufeff", "ketamine"])
@@ -55,9 +55,8 @@ def small_disk(tmp_path):
 
 
 def _settings_on(disk: Path, tmp_path: Path) -> Settings:
-    # The models and their ONNX exports (tens of MB) live off the small disk: what fills up here is the index.
-    return Settings(corpus_dir=write_tiny_corpus(tmp_path / "corpus"), index_dir=disk / "index",
-                    tuned_dir=tmp_path / "models")
+    # The models and their ONNX exports (tens of MB) live off the small disk: it holds the index under test.
+    return Settings(corpus_dir=write_tiny_corpus(tmp_path / "corpus"), index_dir=disk / "index", tuned_dir=TUNED_DIR)
 
 
 def test_full_disk_keeps_the_old_index(small_disk, tmp_path, embedder):
