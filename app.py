@@ -64,6 +64,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--corpus", "--corpus-dir", dest="corpus", help="articles folder (env QA_CORPUS_DIR)")
     parser.add_argument("--model", help="embedding model (env QA_MODEL)")
     parser.add_argument("--feedback-db", help="feedback database (env QA_FEEDBACK_DB; default data/feedback.sqlite3)")
+    parser.add_argument("--store", choices=("faiss", "milvus"),
+                        help="where the vectors are searched (env QA_STORE; default faiss)")
+    parser.add_argument("--milvus-uri", help="with --store milvus: a Milvus server (env QA_MILVUS_URI; default a "
+                                             "milvus-lite file in the index folder)")
     args = parser.parse_args(argv)
     if args.port is None:
         try:
@@ -75,7 +79,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings.from_env(index_dir=args.index, corpus_dir=args.corpus, model=args.model,
-                             feedback_db=args.feedback_db)
+                             feedback_db=args.feedback_db, store=args.store, milvus_uri=args.milvus_uri)
 
 
 # Cold start: the engine's process starts loading (torch, sentence-transformers,

@@ -1,6 +1,7 @@
-"""Answers of two versions of the code on every question set, compared: is the ONNX path the same product?
+"""Answers of two versions of the code, or of two stores, on every question set, compared: the same product?
 
     python -m bench.same_answers --reference DIR [--workdir DIR]
+    python -m bench.same_answers --stores faiss,milvus [--workdir DIR]
 
 DIR is another checkout of the code (e.g. `git archive <commit> | tar -x -C DIR`
 for the code before questions were embedded with ONNX). For each version,
@@ -10,7 +11,8 @@ saved web pages of tests/fixtures/web, which health-web.jsonl is about), then
 set in eval/sets/. Both use
 one models folder (QA_TUNED_DIR), so both embed with the same tuned model
 (trained once: its key does not depend on the code) and differ only in how
-the model runs.
+the model runs. --stores compares this code on two stores instead
+(Settings.store, QA_STORE): the same code, vectors searched in FAISS or Milvus.
 
 Per set: questions whose answer (found or refused, and the sentence) is the
 same, whose passages are the same (article, section, text, in order), and
@@ -32,9 +34,9 @@ from bench import common
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def answers(code: Path, work: Path, models: Path) -> dict[str, list[dict]]:
+def answers(code: Path, work: Path, models: Path, store: str = "faiss") -> dict[str, list[dict]]:
     """Build with the code in `code` (corpus/, and the saved web pages), then its answers to every set, by set."""
-    env = {**common.child_env(), "QA_TUNED_DIR": str(models), "PYTHONPATH": str(code)}
+    env = {**common.child_env(), "QA_TUNED_DIR": str(models), "PYTHONPATH": str(code), "QA_STORE": store}
     sets = common.question_sets()
     out = {}
     for which in sorted(set(sets.values())):
@@ -59,18 +61,24 @@ def passages(row: dict) -> list[tuple[str, str, str]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Answers of two versions of the code, compared.")
-    parser.add_argument("--reference", required=True, help="the other checkout (the code before)")
+    side = parser.add_mutually_exclusive_group(required=True)
+    side.add_argument("--reference", help="the other checkout (the code before)")
+    side.add_argument("--stores", help="two stores to compare this code on, e.g. faiss,milvus")
     parser.add_argument("--workdir", help="folder for the builds (default: a new temp folder)")
     parser.add_argument("--models", help="models folder to use (QA_TUNED_DIR; default: a new one in the work folder, "
                                          "where the tuned model is trained first)")
     args = parser.parse_args(argv)
-    reference = Path(args.reference).resolve()
-    common.print_header("same_answers.py", [f"reference: {reference}; this: {ROOT}; "
-                                            f"sets: {', '.join(common.question_sets())}"])
+    if args.reference:
+        sides = [(Path(args.reference).resolve(), "faiss", "reference"), (ROOT, "faiss", "this")]
+    else:
+        first, second = args.stores.split(",")
+        sides = [(ROOT, first, first), (ROOT, second, second)]
+    common.print_header("same_answers.py", [f"{sides[0][2]}: {sides[0][0]} on {sides[0][1]}; {sides[1][2]}: "
+                                            f"{sides[1][0]} on {sides[1][1]}; sets: {', '.join(common.question_sets())}"])
     with common.scratch(args.workdir) as work:
         models = Path(args.models) if args.models else work / "models"
-        before = answers(reference, work / "reference", models)
-        after = answers(ROOT, work / "this", models)
+        before = answers(sides[0][0], work / sides[0][2], models, sides[0][1])
+        after = answers(sides[1][0], work / sides[1][2], models, sides[1][1])
     rows, differences = [], []
     for name in before:
         pairs = list(zip(before[name], after[name]))
@@ -83,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         differences += [f"{name}: {a['question']!r}\n    before: {a['answer']}\n    now:    {b['answer']}"
                         for a, b in pairs if (a["found"], a["answer"], passages(a)) != (b["found"], b["answer"],
                                                                                           passages(b))]
-    common.say(common.table("the reference's answers against this code's", [
+    common.say(common.table(f"{sides[0][2]}'s answers (before) against {sides[1][2]}'s (now)", [
         "set", "questions", "same answer", "same passages", "max score diff", "answered before", "answered now"],
         rows, digits=6))
     common.say("== questions that differ\n" + ("\n".join(differences) if differences else "(none)"))

@@ -28,12 +28,25 @@ For each size, a synthetic corpus (bench/synth.py, seed 0) of that many chunks, 
   sentence vectors of that build pooled (several times the chunk count).
 
 Retrieval quality on the synthetic text means nothing; these are speed and size figures.
+
+    nice -n 19 python -m bench.scale --stores faiss,milvus [--sizes 10000,100000]
+
+compares the two stores (qa/stores.py) on the same synthetic corpora instead: for each size,
+the corpus is generated and chunked as a build does, its chunk and sentence vectors
+substituted as above (from the real vectors of corpus/), and for each store, in children of
+their own: `backend.write` of those tables as a build calls it (build throughput: vectors
+per second), then in a fresh process the store opened as `qa.index.load` opens it (resident
+memory it adds, milvus-lite's engine included: it runs in the process) and searched one query
+at a time as qa.search does (chunks k 30, sentences k 240; p50/p95 ms), with recall@10 of the
+chunk search against exact search (numpy). Queries: 500 of the corpus's own sentence vectors
+with noise.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -155,6 +168,110 @@ def query_vectors(engine, questions, index, total: int = 500, seed: int = 0):
     return np.ascontiguousarray(np.vstack([qv, index.sentence_vectors[picks]]), dtype=np.float32)
 
 
+def store_child(mode: str, store: str, folder: str) -> dict:
+    """Child mode of --stores: "write" the tables into `store`, or "serve": open it and search it."""
+    import numpy as np
+
+    import faiss
+    from qa import stores
+    from qa.settings import Settings
+
+    faiss.omp_set_num_threads(2 if mode == "write" else 1)  # as a build, and as the engine
+    folder = Path(folder)
+    settings = Settings(index_dir=folder / store, store=store)
+    backend = stores.backend(settings)
+    generation = folder / store / "generation"
+    if mode == "write":
+        data = np.load(folder / "tables.npz")
+        tables = stores.Tables(data["chunks"], data["sentences"], data["chunks"][:0])
+        generation.mkdir(parents=True, exist_ok=True)
+        t = time.perf_counter()
+        entry = backend.write(tables, generation, "bench")
+        seconds = time.perf_counter() - t
+        (generation / "entry.json").write_text(json.dumps(entry))
+        disk = sum(p.stat().st_size for p in (folder / store).rglob("*") if p.is_file())
+        return {"seconds": seconds, "vectors": len(tables.chunks) + len(tables.sentences), "disk_mb": disk / 1e6,
+                "kinds": entry["kinds"]}
+    data = np.load(folder / "tables.npz")
+    chunks, queries = data["chunks"], data["queries"]
+    del data
+    before = vm_rss_mb()
+    t = time.perf_counter()
+    chunk_store, sentence_store, _ = backend.open(json.loads((generation / "entry.json").read_text()), generation)
+    open_s = time.perf_counter() - t
+    added = vm_rss_mb() - before
+    times: dict[str, list[float]] = {"chunks": [], "sentences": []}
+    recall = []
+    for warm, q in enumerate(queries):
+        t = time.perf_counter()
+        ids, _ = chunk_store.search(q, 30)
+        times["chunks"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        sentence_store.search(q, 240)
+        times["sentences"].append(time.perf_counter() - t)
+        exact = np.argpartition(-(chunks @ q), 10)[:10]
+        recall.append(len(set(ids[:10].tolist()) & set(exact.tolist())) / 10)
+    return {"open_s": open_s, "rss_added_mb": added, "rss_mb": vm_rss_mb(), "recall": float(np.mean(recall)),
+            **{f"{name}_ms": common.ms_summary(samples[10:]) for name, samples in times.items()}}
+
+
+def stores_run(args, work: Path) -> int:
+    """--stores: the stores alone, on the same synthetic corpora (see the module's docstring)."""
+    import numpy as np
+
+    from qa.chunking import chunk_articles
+    from qa.corpus import load_corpus
+    from qa.index import _sentence_table  # the build's own table of unique sentences
+    from qa.settings import Settings
+
+    names = [s for s in args.stores.split(",") if s]
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    common.print_header("scale.py --stores", [f"stores {names}; sizes {sizes}; synthetic corpora, seed 0; "
+                                              "vectors substituted from corpus/'s real ones"])
+    settings = Settings()
+    real = chunk_articles(load_corpus(common.CORPUS, settings.max_article_bytes).articles, settings)
+    pool = common.embedder().encode([c.index_text for c in real] + _sentence_table(real)[0])
+    rows = []
+    for size in sizes:
+        folder = work / f"stores-{size}"
+        corpus = folder / "corpus"
+        if not corpus.exists():
+            common.note(f"[{size}] generating the corpus")
+            common.prepare_corpus(corpus, size)
+        chunks = chunk_articles(load_corpus(corpus, settings.max_article_bytes).articles, settings)
+        sentences = _sentence_table(chunks)[0]
+        substitute = SubstituteEmbedder(pool)
+        chunk_vectors = substitute.encode([""] * len(chunks))
+        sentence_vectors = substitute.encode([""] * len(sentences))
+        rng = np.random.default_rng(1)
+        queries = sentence_vectors[rng.choice(len(sentence_vectors), size=args.ann_queries, replace=False)]
+        queries = queries + rng.normal(0, SIGMA, queries.shape).astype(np.float32)
+        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+        np.savez(folder / "tables.npz", chunks=chunk_vectors, sentences=sentence_vectors, queries=queries)
+        del chunk_vectors, sentence_vectors, chunks
+        for name in names:
+            common.note(f"[{size}] {name}: write")
+            wrote = common.check(common.run_child([sys.executable, str(Path(__file__)), "--store-child", "write",
+                                                   name, str(folder)]), f"{name} write")
+            w = json.loads(wrote["stdout"].strip().splitlines()[-1])
+            common.note(f"[{size}] {name}: serve")
+            served = common.check(common.run_child([sys.executable, str(Path(__file__)), "--store-child", "serve",
+                                                    name, str(folder)]), f"{name} serve")
+            r = json.loads(served["stdout"].strip().splitlines()[-1])
+            rows.append([f"{size:,}", name, f"{len(sentences):,}", w["kinds"]["chunks"], w["seconds"],
+                         w["vectors"] / w["seconds"], wrote["max_rss_mb"], w["disk_mb"], r["open_s"],
+                         r["rss_added_mb"], r["rss_mb"], r["chunks_ms"][0], r["chunks_ms"][1],
+                         r["sentences_ms"][0], r["sentences_ms"][1], r["recall"]])
+            common.note(f"[{size}] {name}: {rows[-1]}")
+            shutil.rmtree(folder / name, ignore_errors=True)
+    common.say(common.table("the stores on the same synthetic corpora, one query at a time", [
+        "chunks", "store", "sentences", "index", "write s", "vectors/s", "write peak MB", "disk MB", "open s",
+        "RSS added MB", "serving RSS MB", "chunks k30 p50 ms", "p95", "sentences k240 p50 ms", "p95",
+        "recall@10"], rows, digits=3))
+    common.print_footer()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Scale benchmark over synthetic corpora.")
     parser.add_argument("--sizes", "--size", default="1000,10000,100000", help="chunk counts, comma-separated")
@@ -169,7 +286,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1 round, 200 ANN queries")
     parser.add_argument("--substitute-build", nargs=4, metavar=("CORPUS", "INDEX", "POOL", "MODELS"),
                         help=argparse.SUPPRESS)
+    parser.add_argument("--stores", help="compare these stores instead (e.g. faiss,milvus): see the docstring")
+    parser.add_argument("--store-child", nargs=3, metavar=("MODE", "STORE", "FOLDER"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.store_child:
+        print(json.dumps(store_child(*args.store_child)))
+        return 0
+    if args.stores:
+        with common.scratch(args.workdir) as work:
+            return stores_run(args, work)
     if args.substitute_build:
         print(json.dumps(substitute_build(*args.substitute_build)))
         return 0
@@ -256,7 +381,7 @@ def _run(args, work: Path) -> int:
 
         common.note(f"[{size}] flat vs HNSW")
         queries = query_vectors(engine, questions, index, args.ann_queries)
-        hnsw = index.dense if hasattr(index.dense, "hnsw") else None
+        hnsw = index.stores.chunks.index if index.stores.chunks.kind == "hnsw" else None
         a = ann_figures(np.ascontiguousarray(index.chunk_vectors), queries, hnsw=hnsw)
         anns.append((f"{size:,} ({how})", a, hnsw is not None))
         common.note(f"[{size}] build {builds[-1]}\n[{size}] latency {latencies[-1]}\n[{size}] ann {a}")

@@ -36,7 +36,8 @@ def _say(message: str) -> None:
 def _settings(args: argparse.Namespace):
     from qa.settings import Settings
     return Settings.from_env(corpus_dir=args.corpus, index_dir=args.index, model=args.model,
-                             tune_epochs=args.tune_epochs)
+                             tune_epochs=args.tune_epochs, store=getattr(args, "store", None),
+                             milvus_uri=getattr(args, "milvus_uri", None))
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -290,6 +291,11 @@ def _common_options(default=None) -> argparse.ArgumentParser:
     common.add_argument("--tune-epochs", type=int,
                         help="epochs of fine-tuning the model on the question bank at build time; 0 uses the model "
                              "as it is (default 1, or $QA_TUNE_EPOCHS)")
+    common.add_argument("--store", choices=("faiss", "milvus"),
+                        help="where the vectors are searched: faiss in this process, or a Milvus collection "
+                             "(default faiss, or $QA_STORE)")
+    common.add_argument("--milvus-uri", help="with --store milvus: a Milvus server's URI (default: a milvus-lite "
+                                             "file in the index folder, or $QA_MILVUS_URI)")
     return common
 
 

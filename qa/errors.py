@@ -57,6 +57,10 @@ class IndexWriteError(IndexError_):
     """The index folder cannot be written (read-only, full, ...)."""
 
 
+class StoreUnavailableError(IndexError_):
+    """The index's vector store (a Milvus server, a milvus-lite file) cannot be reached or used."""
+
+
 class FeedbackError(QAError):
     """A vote, comment or promotion that cannot be taken (unknown reply or id, too long, not in the article)."""
 

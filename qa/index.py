@@ -20,8 +20,10 @@ Owns the index on disk. `index/` holds generations and a pointer:
                                   refusal reads a question's signals against (qa/refusal.py)
         background_questions.txt  the background questions those were computed from, and
         background_vectors.npy    their vectors (read only by the next build's vector cache)
-        dense.faiss               FAISS inner-product index over the chunk vectors
-        sentences.faiss           the same over the sentence vectors
+        dense.faiss               FAISS inner-product index over the chunk vectors, and
+        sentences.faiss,          the same over the sentence and example-question vectors
+        questions.faiss           (the "faiss" store; the "milvus" store keeps these three in a Milvus
+                                  collection the manifest names: qa/stores.py, qa/milvus_store.py)
         lexical/                  bm25s index over the chunks' index text
     index/tuned/<key>/            the model fine-tuned on the question bank (qa/tuning.py) that the
                                   generations naming <key> in their manifest were embedded with
@@ -29,7 +31,8 @@ Owns the index on disk. `index/` holds generations and a pointer:
                                   (qa/export.py), which its manifest names: questions are embedded
                                   with it, through onnxruntime, without torch
 
-A build writes a new generation beside the live one and then replaces
+A build writes a new generation beside the live one (on Milvus, a new
+collection, whose alias it switches just before), and then replaces
 CURRENT atomically (os.replace), so a crash or Ctrl-C at any point leaves the
 previous index live and loadable; leftovers of a killed build are removed by
 the next one. A lock file keeps two builds from running at once.
@@ -42,8 +45,8 @@ new one and re-embeds everything. Texts are embedded through the model's ONNX
 export (made first if need be): it gives torch's vectors (within 1e-4) in a
 third of the time.
 
-`load()` checks the manifest: another format, model or dimension is refused
-with the command that fixes it; a missing, truncated or altered file is
+`load()` checks the manifest: another format, model, dimension or store
+backend is refused with the command that fixes it; a missing, truncated or altered file is
 named, and so is a missing ONNX export (its checksum and sample vectors are
 checked when the question model loads it: qa/onnx_model.py).
 `stale_reason()` says whether the corpus changed since the build.
@@ -71,7 +74,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import bm25s
-import faiss
 import numpy as np
 
 from qa import export, tuning
@@ -83,6 +85,7 @@ from qa.refusal import background_statistics, read_background
 from qa.embedding import Embedder, Export
 from qa.errors import (REBUILD_HINT, CorpusError, IndexCorruptError, IndexIncompatibleError,
                        IndexMissingError, IndexWriteError, ModelError)
+from qa.stores import LEXICAL_FOLDER, LexicalStore, Stores, Tables, backend
 from qa.onnx_model import check_files
 from qa.settings import Settings, chunking_fingerprint, tuning_fingerprint
 from qa.text import content_terms
@@ -94,7 +97,8 @@ from qa.text import content_terms
 # fitted to the tuned model).
 # 7: background statistics per article (background.json), read by refusal.
 # 8: the manifest names the ONNX export of the model (model.encoder) that questions are embedded with.
-FORMAT_VERSION = 8
+# 9: the manifest names the store backend (and on Milvus its collection); questions.faiss.
+FORMAT_VERSION = 9
 CURRENT = "CURRENT"
 LOCK = ".build.lock"
 _BUILD_PREFIX = "build-"
@@ -122,9 +126,9 @@ class Index:
     questions: list[str]
     question_sentence_ids: list[list[int]]
     question_vectors: np.ndarray
-    dense: faiss.Index  # FAISS over chunk_vectors
-    sentence_dense: faiss.Index  # FAISS over sentence_vectors (flat, or HNSW when large)
-    lexical: bm25s.BM25
+    # Search over the chunk, sentence and example-question vectors, and BM25 (qa/stores.py); the vector
+    # stores are None in an index loaded only for its vectors (a build's cache).
+    stores: Stores
     # Per article and signal, [median, spread] of how well unrelated questions match it (qa/refusal.py).
     background: dict[str, dict[str, list[float]]]
     # Derived from the above when loaded:
@@ -150,8 +154,8 @@ class Index:
     articles_with_examples: frozenset[str] = field(init=False)  # articles the question bank has questions for
 
     def __post_init__(self) -> None:
-        self.vocabulary = frozenset(self.lexical.vocab_dict)
-        self.idf = _idf(self.lexical)
+        self.vocabulary = self.stores.lexical.vocabulary
+        self.idf = self.stores.lexical.idf
         self.max_idf = max(self.idf.values(), default=1.0)
         self.sentence_chunks = [[] for _ in self.sentences]
         for chunk, ids in enumerate(self.chunk_sentence_ids):
@@ -203,15 +207,6 @@ def _genericness(answer_vectors: np.ndarray, sentence_chunks: list[list[int]], c
     means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
     result[placed] = np.einsum("ij,ij->i", answer_vectors[placed], means[article[placed]])
     return result
-
-
-def _idf(lexical: bm25s.BM25) -> dict[str, float]:
-    """Term -> BM25 idf, from bm25s's term-major score matrix (no pass over the texts)."""
-    indptr = np.asarray(lexical.scores["indptr"])
-    documents = int(lexical.scores["num_docs"])
-    frequency = np.diff(indptr)
-    return {term: float(np.log(1 + (documents - frequency[i] + 0.5) / (frequency[i] + 0.5)))
-            for term, i in lexical.vocab_dict.items() if i < len(frequency)}
 
 
 @dataclass
@@ -332,9 +327,8 @@ def build(settings: Settings, embedder: Embedder,
         background_vectors = vectors[len(texts) - len(background):]
         say(f"embedded {embedded} new texts, reused {len(texts) - embedded}")
 
-        dense, dense_kind = _dense_index(chunk_vectors, settings)
-        sentence_dense, sentences_kind = _dense_index(sentence_vectors, settings)
-        lexical = _lexical_index(chunks)
+        lexical = LexicalStore.build([content_terms(c.index_text) for c in chunks])
+        store = backend(settings)
         answer_vectors = mean_answer_vectors(sentence_vectors, context_vectors)
         owners = sentence_owners(chunks, chunk_sentence_ids, len(sentences))
         statistics = background_statistics(background_vectors, owners, answer_vectors,
@@ -359,9 +353,9 @@ def build(settings: Settings, embedder: Embedder,
             np.save(tmp / "background_vectors.npy", background_vectors)
             (tmp / "background_questions.txt").write_text("\n".join(background) + "\n", encoding="utf-8")
             (tmp / "background.json").write_text(json.dumps(statistics, indent=1, ensure_ascii=False))
-            faiss.write_index(dense, str(tmp / "dense.faiss"))
-            faiss.write_index(sentence_dense, str(tmp / "sentences.faiss"))
-            lexical.save(str(tmp / "lexical"), show_progress=False)
+            store_entry = store.write(Tables(chunk_vectors, sentence_vectors, question_vectors), tmp, final.name)
+            dense_kind = store_entry["kinds"]["chunks"]
+            lexical.save(tmp / LEXICAL_FOLDER)
             manifest = {
                 "format_version": FORMAT_VERSION,
                 "built_at": stamp.isoformat(timespec="seconds"),
@@ -371,8 +365,9 @@ def build(settings: Settings, embedder: Embedder,
                           "encoder": encoder},
                 "tuning": tuning_fingerprint(settings),
                 "chunking": chunking_fingerprint(settings),
-                "dense": {"kind": dense_kind, "sentences_kind": sentences_kind, "hnsw_m": settings.hnsw_m,
-                          "flat_max_vectors": settings.flat_max_vectors},
+                "dense": {"kind": dense_kind, "sentences_kind": store_entry["kinds"]["sentences"],
+                          "hnsw_m": settings.hnsw_m, "flat_max_vectors": settings.flat_max_vectors},
+                "store": store_entry,
                 "corpus": {
                     "folder": str(settings.corpus_dir),
                     "files": corpus.hashes,
@@ -392,19 +387,23 @@ def build(settings: Settings, embedder: Embedder,
                     "chunks_per_article": {a.source: sum(c.source == a.source for c in chunks)
                                            for a in corpus.articles},
                 },
-                "libraries": _library_versions(),
+                "libraries": _library_versions(settings),
                 "files": _file_digests(tmp),
             }
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
             _fsync_tree(tmp)
             os.rename(tmp, final)
+            store.publish(store_entry)  # on Milvus, the alias: before CURRENT, so both name the new one
             _point_current(root, final.name)
-        except OSError as exc:
+        except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.rmtree(final, ignore_errors=True)
+            if not isinstance(exc, OSError):
+                raise  # the store's own error (it says which setting), or an interruption
             raise IndexWriteError(
                 f"cannot write the index in {root}: {exc.strerror or exc}; the previous index is unchanged") from exc
         kept = _prune_generations(root)
+        store.prune([m["store"] for m in kept if (m.get("store") or {}).get("backend") == store.name])
         tuning.prune(settings, keep={key for key in map(_tuned_key, kept) if key} | {export.EXPORTS_FOLDER})
         export.prune(settings, keep={(m.get("model") or {}).get("encoder", {}).get("key") for m in kept} - {None})
 
@@ -480,7 +479,7 @@ def _previous_index(settings: Settings) -> Index | None:
 
     Its ONNX export need not be there: the vectors are what a build reuses."""
     try:
-        return load(settings, check_encoder=False)
+        return load(settings, check_encoder=False, search=False)
     except Exception:  # no index, another model, a damaged one: start from nothing
         return None
 
@@ -493,12 +492,21 @@ def _up_to_date(manifest: dict, corpus: Corpus, settings: Settings, tuned_key: s
             and _tuned_key(manifest) == tuned_key
             and (manifest.get("dense") or {}).get("flat_max_vectors") == settings.flat_max_vectors
             and (manifest.get("dense") or {}).get("hnsw_m") == settings.hnsw_m
+            and _store_matches(manifest.get("store") or {}, settings)
             and recorded.get("files") == corpus.hashes
             and recorded.get("readers") == READER_VERSION
             and recorded.get("skipped") == {s.source: s.reason for s in corpus.skipped}
             and (manifest.get("questions") or {}).get("files") == bank_hashes(settings.corpus_dir)
             and manifest.get("background") == _background_fingerprint(settings, read_background(settings.background_file))
             and (_encoder(manifest).get("key") == export.export_key(query_model(manifest, settings))))
+
+
+def _store_matches(entry: dict, settings: Settings) -> bool:
+    """The generation's vectors are in the store the settings name (and, on Milvus, at the same place)."""
+    if entry.get("backend") != settings.store:
+        return False
+    return settings.store != "milvus" or (entry.get("uri") == settings.milvus_uri
+                                          and entry.get("alias") == settings.milvus_collection)
 
 
 def _encoder(manifest: dict) -> dict:
@@ -580,27 +588,6 @@ def sentence_owners(chunks: list[Chunk], chunk_sentence_ids: list[list[int]], co
     return owners
 
 
-def _dense_index(vectors: np.ndarray, settings: Settings) -> tuple[faiss.Index, str]:
-    """Exact search while it is fast enough, HNSW beyond `flat_max_vectors`."""
-    dimension = vectors.shape[1]
-    if len(vectors) <= settings.flat_max_vectors:
-        index = faiss.IndexFlatIP(dimension)
-        kind = "flat"
-    else:
-        index = faiss.IndexHNSWFlat(dimension, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 200
-        kind = "hnsw"
-    index.add(vectors)
-    return index, kind
-
-
-def _lexical_index(chunks: list[Chunk]) -> bm25s.BM25:
-    lexical = bm25s.BM25()
-    tokens = [content_terms(c.index_text) or ["_empty_"] for c in chunks]
-    lexical.index(tokens, show_progress=False)
-    return lexical
-
-
 # --------------------------------------------------------------------------- load
 
 
@@ -647,15 +634,25 @@ def check_compatible(manifest: dict, settings: Settings, dimension: int | None, 
         raise IndexIncompatibleError(
             f"the index in {where} holds {model.get('dimension')}-dimensional vectors, the model gives "
             f"{dimension}; rebuild it with: {REBUILD_HINT} --model {settings.model}")
+    built_on = (manifest.get("store") or {}).get("backend")
+    if built_on != settings.store:
+        raise IndexIncompatibleError(
+            f"the index in {where} keeps its vectors in store {built_on!r}, but setting store (QA_STORE) is "
+            f"{settings.store!r}; rebuild it with: QA_STORE={settings.store} {REBUILD_HINT}")
 
 
-def load(settings: Settings, dimension: int | None = None, check_encoder: bool = True) -> Index:
+def load(settings: Settings, dimension: int | None = None, check_encoder: bool = True,
+         search: bool = True) -> Index:
     """Load and verify the live index; raises an IndexError_ subclass that says what to do.
 
     `check_encoder`: also require the ONNX export the manifest names (present, whole in size; its
-    checksum and sample vectors are checked when the question model loads it)."""
+    checksum and sample vectors are checked when the question model loads it).
+    `search`: open its vector stores; False loads the tables and vectors only, whichever store
+    the index was built for (what a build's vector cache reads)."""
     directory = live_directory(settings.index_dir)
     manifest = read_manifest(directory)
+    if not search:  # the vectors are in the folder whichever store searched them
+        settings = settings.replace(store=(manifest.get("store") or {}).get("backend") or settings.store)
     check_compatible(manifest, settings, dimension, settings.index_dir)
     _verify_files(directory, manifest)
     key = _tuned_key(manifest)
@@ -685,21 +682,21 @@ def load(settings: Settings, dimension: int | None = None, check_encoder: bool =
         question_sentence_ids = [list(r["sentences"]) for r in question_rows]
         question_vectors = np.load(directory / "question_vectors.npy")
         background = json.loads((directory / "background.json").read_text(encoding="utf-8"))
-        dense = faiss.read_index(str(directory / "dense.faiss"))
-        sentence_dense = faiss.read_index(str(directory / "sentences.faiss"))
-        lexical = bm25s.BM25.load(str(directory / "lexical"), show_progress=False)
+        lexical = LexicalStore.load(directory / LEXICAL_FOLDER)
+        vector_stores = backend(settings).open(manifest["store"], directory) if search else (None, None, None)
     except (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError) as exc:
         raise IndexCorruptError(
             f"the index in {directory} cannot be read ({exc}); rebuild it with: {REBUILD_HINT}") from exc
-    if not (len(chunks) == len(chunk_vectors) == dense.ntotal
+    stores = Stores(*vector_stores, lexical)
+    if not (len(chunks) == len(chunk_vectors)
             and len(sentences) == len(sentence_vectors) == len(context_vectors) == len(answers)
-            == sentence_dense.ntotal
             and len(questions) == len(question_vectors)
+            and (not search or (stores.chunks.size, stores.sentences.size, stores.questions.size)
+                 == (len(chunks), len(sentences), len(questions)))
             and all(0 <= i < len(sentences) for ids in question_sentence_ids for i in ids)):
         raise IndexCorruptError(f"the index in {directory} is inconsistent; rebuild it with: {REBUILD_HINT}")
     return Index(directory, manifest, chunks, chunk_sentence_ids, sentences, chunk_vectors, sentence_vectors,
-                 context_vectors, answers, questions, question_sentence_ids, question_vectors, dense,
-                 sentence_dense, lexical, background)
+                 context_vectors, answers, questions, question_sentence_ids, question_vectors, stores, background)
 
 
 def stale_reason(manifest: dict, settings: Settings) -> str | None:
@@ -837,7 +834,7 @@ def _build_lock(root: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _library_versions() -> dict[str, str]:
+def _library_versions(settings: Settings) -> dict[str, str]:
     """Read from the installed packages' metadata: importing torch only to name its version costs seconds."""
     from importlib import metadata
 
@@ -846,7 +843,10 @@ def _library_versions() -> dict[str, str]:
             return metadata.version(package)
         except metadata.PackageNotFoundError:
             return "not installed"
-    return {"python": platform.python_version(), "faiss": faiss.__version__, "bm25s": bm25s.__version__,
-            "numpy": np.__version__, "torch": version("torch"),
-            "sentence_transformers": version("sentence-transformers"), "onnxruntime": version("onnxruntime"),
-            "tokenizers": version("tokenizers")}
+    versions = {"python": platform.python_version(), "faiss": version("faiss-cpu"), "bm25s": bm25s.__version__,
+                "numpy": np.__version__, "torch": version("torch"),
+                "sentence_transformers": version("sentence-transformers"), "onnxruntime": version("onnxruntime"),
+                "tokenizers": version("tokenizers")}
+    if settings.store == "milvus":
+        versions.update(pymilvus=version("pymilvus"), milvus_lite=version("milvus-lite"))
+    return versions

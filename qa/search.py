@@ -1,11 +1,12 @@
 """Stage 5: a question -> ranked passages (hits), by hybrid retrieval.
 
-Owns: four retrievers and their fusion.
-- dense: FAISS inner product of the question with each passage (unit vectors,
+Owns: four retrievers and their fusion. The retrievers look candidates up in
+the index's stores (qa/stores.py: FAISS or Milvus, exact or HNSW), which this
+module never asks which they are:
+- dense: inner product of the question with each passage (unit vectors,
   so cosine);
-- sentence: a passage is as close as its closest sentence (FAISS over
-  sentences), which catches a short question that matches one sentence of a
-  long passage;
+- sentence: a passage is as close as its closest sentence, which catches a
+  short question that matches one sentence of a long passage;
 - lexical: BM25 over stemmed content words of title + section + passage (bm25s);
 - example questions: a passage is as close as the closest example question
   of the question bank (qa/question_bank.py) answered in it, since MiniLM
@@ -53,17 +54,13 @@ class Hit:
     lexical: float  # BM25 score; 0 when the passage shares no content word
 
 
-def dense_candidates(index: Index, query_vector: np.ndarray, depth: int,
-                     ef_search: int = 128) -> list[tuple[int, float]]:
-    """(chunk, cosine) best first, from FAISS (exact, or HNSW with `ef_search`)."""
-    if hasattr(index.dense, "hnsw"):
-        index.dense.hnsw.efSearch = max(depth, ef_search)
-    scores, ids = index.dense.search(query_vector.reshape(1, -1).astype(np.float32), depth)
-    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+def dense_candidates(index: Index, query_vector: np.ndarray, depth: int) -> list[tuple[int, float]]:
+    """(chunk, cosine) best first, from the chunk store."""
+    ids, scores = index.stores.chunks.search(query_vector, depth)
+    return [(int(i), float(s)) for i, s in zip(ids, scores)]
 
 
-def sentence_candidates(index: Index, query_vector: np.ndarray, depth: int,
-                        ef_search: int = 128) -> list[tuple[int, float]]:
+def sentence_candidates(index: Index, query_vector: np.ndarray, depth: int) -> list[tuple[int, float]]:
     """(chunk, best sentence cosine) best first: a passage is as close as its closest sentence.
 
     A short factual question often matches one sentence much better than the
@@ -73,13 +70,9 @@ def sentence_candidates(index: Index, query_vector: np.ndarray, depth: int,
     pool = min(len(index.sentences), depth * 8)
     if pool == 0:
         return []
-    if hasattr(index.sentence_dense, "hnsw"):
-        index.sentence_dense.hnsw.efSearch = max(pool, ef_search)
-    scores, ids = index.sentence_dense.search(query_vector.reshape(1, -1).astype(np.float32), pool)
+    ids, scores = index.stores.sentences.search(query_vector, pool)
     best: dict[int, float] = {}
-    for sentence, similarity in zip(ids[0], scores[0]):
-        if sentence < 0:
-            break
+    for sentence, similarity in zip(ids, scores):
         for chunk in index.sentence_chunks[int(sentence)]:
             if chunk not in best:
                 best[chunk] = float(similarity)
@@ -90,10 +83,7 @@ def sentence_candidates(index: Index, query_vector: np.ndarray, depth: int,
 
 def lexical_scores(index: Index, query_terms: list[str]) -> np.ndarray:
     """Every passage's BM25 score for the query's terms (all zero when none is indexed)."""
-    known = [t for t in query_terms if t in index.vocabulary]
-    if not known:
-        return np.zeros(len(index.chunks), dtype=np.float32)
-    return index.lexical.get_scores(known)
+    return index.stores.lexical.scores(query_terms, len(index.chunks))
 
 
 def lexical_candidates(scores: np.ndarray, depth: int) -> list[tuple[int, float]]:
@@ -120,7 +110,11 @@ def _best_example(index: Index, query_vector: np.ndarray, links: tuple[np.ndarra
                   size: int) -> np.ndarray:
     best = np.zeros(size, dtype=np.float32)
     if len(index.questions):
-        similarities = np.maximum(index.question_vectors @ query_vector, 0.0)
+        # The store proposes the example questions (all of them: a bank is written by people, so small);
+        # their cosines are computed here from the vectors, the same whichever store proposed them.
+        proposed = np.sort(index.stores.questions.search(query_vector, len(index.questions))[0])
+        similarities = np.zeros(len(index.questions), dtype=np.float32)
+        similarities[proposed] = np.maximum(index.question_vectors[proposed] @ query_vector, 0.0)
         question, target = links
         np.maximum.at(best, target, similarities[question])
     return best
@@ -138,8 +132,8 @@ def search(index: Index, query_vector: np.ndarray, query_terms: list[str], setti
         return []
     bm25 = lexical_scores(index, query_terms)
     by_chunk = example_scores_by_chunk(index, query_vector)
-    proposed = (dense_candidates(index, query_vector, depth, settings.hnsw_ef_search),
-                sentence_candidates(index, query_vector, depth, settings.hnsw_ef_search),
+    proposed = (dense_candidates(index, query_vector, depth),
+                sentence_candidates(index, query_vector, depth),
                 lexical_candidates(bm25, depth),
                 example_candidates(by_chunk, depth))
     return fuse(index, query_vector, bm25, proposed, settings, by_chunk)

@@ -11,6 +11,7 @@ retrieval numbers were chosen with `python -m qa eval` on eval/sets/dev.jsonl
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -104,6 +105,16 @@ class Settings:
     # recall@10 >= 0.95 at 100k chunks in bench/scale.py (docs/BENCHMARKS.md, scale).
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
+    # Where the vector stores live (qa/stores.py): "faiss", files in the index
+    # folder searched in the process; or "milvus", one shared Milvus collection
+    # per build that several page replicas can query (docs/SCALING.md).
+    store: str = "faiss"
+    # Milvus only: "" keeps a milvus-lite file (milvus.db) in the index folder;
+    # else the URI of a Milvus server or cluster ("http://host:19530").
+    milvus_uri: str = ""
+    # Milvus only: the alias naming the live build's collection; each build's
+    # collection is this name, "__", and the build's id.
+    milvus_collection: str = "qa_passages"
 
     # --- answering -----------------------------------------------------------
     # Sentences of this many top passages compete to be the answer.
@@ -190,6 +201,11 @@ class Settings:
         for name in weights:
             if getattr(self, name) < 0:
                 raise SettingsError(f"setting {name} cannot be negative, got {getattr(self, name)}")
+        if self.store not in ("faiss", "milvus"):
+            raise SettingsError(f"setting store must be faiss or milvus, got {self.store!r}")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,150}", self.milvus_collection):
+            raise SettingsError("setting milvus_collection must be letters, digits and underscores, "
+                                f"got {self.milvus_collection!r}")
         if not 0 <= self.followup_focus <= 1:
             raise SettingsError(f"setting followup_focus must be between 0 and 1, got {self.followup_focus}")
         if self.overlap_sentences < 0 or self.history_turns < 0 or self.tune_epochs < 0:
@@ -230,10 +246,11 @@ class Settings:
     @classmethod
     def from_env(cls, **overrides: Any) -> "Settings":
         """Defaults, then QA_MODEL / QA_CORPUS_DIR / QA_INDEX_DIR / QA_TUNED_DIR / QA_TUNE_EPOCHS /
-        QA_FEEDBACK_DB / QA_FEEDBACK, then overrides."""
+        QA_STORE / QA_MILVUS_URI / QA_FEEDBACK_DB / QA_FEEDBACK, then overrides."""
         values: dict[str, Any] = {}
         for env, name in (("QA_MODEL", "model"), ("QA_CORPUS_DIR", "corpus_dir"), ("QA_INDEX_DIR", "index_dir"),
-                          ("QA_TUNED_DIR", "tuned_dir"), ("QA_TUNE_EPOCHS", "tune_epochs")):
+                          ("QA_TUNED_DIR", "tuned_dir"), ("QA_TUNE_EPOCHS", "tune_epochs"),
+                          ("QA_STORE", "store"), ("QA_MILVUS_URI", "milvus_uri")):
             if os.environ.get(env):
                 values[name] = os.environ[env]
         if "tune_epochs" in values:

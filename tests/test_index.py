@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from qa import export, index as index_store
+from qa import export, index as index_store, stores
 from qa.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError
 from qa.refusal import read_background
 from qa.settings import Settings
@@ -30,7 +30,7 @@ def test_build_then_load_gives_the_same_chunks_and_vectors(tiny_settings, fake_e
                                                   "Symptoms", "Treatment"]
     texts = [c.index_text for c in loaded.chunks]
     np.testing.assert_allclose(loaded.chunk_vectors, fake_embedder.encode(texts), atol=1e-5)
-    assert loaded.dense.ntotal == 5
+    assert loaded.stores.chunks.size == 5 and loaded.stores.chunks.kind == "flat"
     manifest = loaded.manifest
     assert manifest["model"] == {"name": tiny_settings.model, "dimension": 384, "tuned": None,  # no question bank
                                  # the fake has no ONNX export: recorded as a model that runs itself
@@ -131,7 +131,7 @@ def test_a_failed_build_leaves_the_previous_index_live(tiny_settings, fake_embed
         raise KeyboardInterrupt  # as if Ctrl-C arrived while files were being written
 
     with monkeypatch.context() as patch:  # undone on leaving, unlike the fixture's own patches
-        patch.setattr(index_store.faiss, "write_index", crash)
+        patch.setattr(stores.faiss, "write_index", crash)
         with pytest.raises(KeyboardInterrupt):
             index_store.build(tiny_settings, fake_embedder)
     loaded = index_store.load(tiny_settings)
@@ -159,7 +159,7 @@ def test_build_killed_at_random_points_never_breaks_the_index(tiny_settings, emb
         process.send_signal(signal.SIGKILL)
         process.wait()
         loaded = index_store.load(tiny_settings)  # raises if the kill left a broken index
-        assert loaded.dense.ntotal == len(loaded.chunks) > 0
+        assert loaded.stores.chunks.size == len(loaded.chunks) > 0
 
 
 def test_generations_are_pruned(tiny_settings, fake_embedder):

@@ -42,3 +42,17 @@ def test_feedback_database_and_switch_from_the_environment(monkeypatch, tmp_path
     assert default.feedback_db.parent.name == "data" and "index" not in default.feedback_db.parts
     with pytest.raises(SettingsError, match="feedback_comment_chars"):
         Settings(feedback_comment_chars=0)
+
+
+def test_the_store_is_faiss_unless_chosen(monkeypatch):
+    monkeypatch.delenv("QA_STORE", raising=False)
+    monkeypatch.delenv("QA_MILVUS_URI", raising=False)
+    assert Settings.from_env().store == "faiss"
+    monkeypatch.setenv("QA_STORE", "milvus")
+    monkeypatch.setenv("QA_MILVUS_URI", "http://milvus:19530")
+    chosen = Settings.from_env()
+    assert (chosen.store, chosen.milvus_uri) == ("milvus", "http://milvus:19530")
+    with pytest.raises(SettingsError, match="store must be faiss or milvus, got 'qdrant'"):
+        Settings(store="qdrant")
+    with pytest.raises(SettingsError, match="milvus_collection"):
+        Settings(milvus_collection="qa-passages")
