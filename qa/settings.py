@@ -133,6 +133,15 @@ class Settings:
     # numbers, written by `python -m qa eval --fit-refusal` with what they were
     # fitted on, and checked against the model when loaded.
     refusal_model_file: Path = PROJECT_ROOT / "qa" / "fitted" / "refusal.json"
+    # Plain labels beside each source (qa/answer.py, match_label). The answer's passage is a
+    # "strong match" when refusal's margin over its bar (in log-odds) reaches this, else "partial":
+    # on eval/questions.jsonl and eval/heldout.jsonl, answers at or above it were right far more
+    # often than those between the bar and it (docs/DESIGN.md, "Plain labels").
+    strong_match_margin: float = 1.0
+    # Another passage is a "partial match" when its rank score is at least this share of the best
+    # passage's, else "weak": on the same sets, passages that close to the best held part of the
+    # answer several times as often as those below it.
+    partial_match_share: float = 0.9
     # Earlier questions considered when resolving a follow-up.
     history_turns: int = 3
     # Street, brand and lay words -> the articles' words, added to a question
@@ -178,6 +187,8 @@ class Settings:
         for name in weights:
             if getattr(self, name) < 0:
                 raise SettingsError(f"setting {name} cannot be negative, got {getattr(self, name)}")
+        if not 0 < self.partial_match_share <= 1:
+            raise SettingsError(f"setting partial_match_share must be above 0 and at most 1, got {self.partial_match_share}")
         if not 0 <= self.followup_focus <= 1:
             raise SettingsError(f"setting followup_focus must be between 0 and 1, got {self.followup_focus}")
         if self.overlap_sentences < 0 or self.history_turns < 0 or self.tune_epochs < 0:
