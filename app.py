@@ -7,11 +7,21 @@ Owns:
   started first so its imports overlap gradio's), building the index first
   when it is missing or stale; the page is served meanwhile and a question
   asked before the engine is ready waits for it;
-- formatting: turning an engine `Result` into the reply shown in the chat
-  (answer sentence + numbered citation, collapsible sources with the answer
-  highlighted, or a plain "not found" with the articles' titles);
-- the page: chat (endpoint `/chat`), examples, the not-medical-advice note
-  and the panel listing the indexed articles;
+- formatting: turning an engine `Result` into the reply shown in the chat:
+  first the line to call the emergency number when the question sounds
+  like an emergency, then the answer sentence (with the sentence it points
+  back to, or inside its whole list) + numbered citation, collapsible
+  sources with a plain label each ("strong match") and the answer
+  highlighted, their scores behind a toggle; or a plain "not found" with the
+  articles' titles; or the short reply to a greeting or thanks;
+- the page: its title, intro line and example questions (settings, else
+  derived from the corpus: qa/page.py), chat (endpoint `/chat`, the page's
+  own), the not-medical-advice note and the panel listing the indexed
+  articles;
+- `/ask`, the endpoint for scripts: a question and the earlier questions in,
+  the JSON object `python -m qa ask --json` prints out;
+- a quiet server log: one line per start-up stage, library progress bars
+  only on a terminal, no library deprecation notices (`quiet_libraries`);
 - feedback: 👍 / 👎 on each reply (Gradio's like event), an optional comment
   on a 👎, and the endpoint `/feedback` for scripts. Each reply made from an
   engine result carries an id (`data-reply`); what a vote on it records is
@@ -39,6 +49,7 @@ import logging
 import os
 import re
 import sys
+import warnings
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
@@ -59,6 +70,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--corpus-dir", help="articles folder (env QA_CORPUS_DIR)")
     parser.add_argument("--model", help="embedding model (env QA_MODEL)")
     parser.add_argument("--feedback-db", help="feedback database (env QA_FEEDBACK_DB; default data/feedback.sqlite3)")
+    parser.add_argument("--title", help="the page's title (env QA_PAGE_TITLE; default: Ask the articles)")
+    parser.add_argument("--intro", help="the line under the title (env QA_PAGE_INTRO; default: what an answer is)")
+    parser.add_argument("--example", action="append", dest="examples", metavar="QUESTION",
+                        help="an example question, repeatable (env QA_PAGE_EXAMPLES, separated by |; "
+                             "default: one per article from the question bank)")
     args = parser.parse_args(argv)
     if args.port is None:
         try:
@@ -70,7 +86,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings.from_env(index_dir=args.index_dir, corpus_dir=args.corpus_dir, model=args.model,
-                             feedback_db=args.feedback_db)
+                             feedback_db=args.feedback_db, page_title=args.title, page_intro=args.intro,
+                             page_examples=tuple(args.examples) if args.examples else None)
+
+
+def quiet_libraries() -> None:
+    """The server's log says what the product does, one line per stage: the libraries' progress bars
+    go to a terminal only, and their deprecation notices nowhere. Set in the environment, so the
+    engine's process (started from here) inherits it; qa/service.py quiets its loggers too."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning,ignore::FutureWarning")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    if not sys.stderr.isatty():
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 # Cold start: the engine's process starts loading (torch, sentence-transformers,
@@ -79,6 +110,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 # (qa/service.py, docs/BENCHMARKS.md). Only when run as the app, never on import.
 EARLY_ENGINE: EngineProcess | None = None
 if __name__ == "__main__":
+    quiet_libraries()
     try:
         EARLY_ENGINE = EngineProcess(settings_from_args(parse_args()))
     except QAError:
@@ -88,6 +120,7 @@ import gradio as gr  # noqa: E402
 
 from qa.answer import Passage, Result  # noqa: E402
 from qa.engine import ArticleInfo, Engine  # noqa: E402
+from qa.page import INTRO, TITLE, PageText, page_text  # noqa: E402
 
 log = logging.getLogger("app")
 
@@ -98,23 +131,26 @@ ENGINE: Engine | EngineProcess | None = None
 FEEDBACK: FeedbackStore | None = None
 REPLIES = RecentReplies()  # what a vote on each recent reply records, by reply id
 
-TITLE = "Ask the ketamine & naloxone articles"
-EXAMPLES = [
-    "does naloxone reverse ketamine",
-    "can ketamine help with opioid withdrawal",
-    "what are the side effects of ketamine",
-]
-NOTE = ("Answers are quotes from the articles below, not medical advice. "
+# What the page says about its corpus (qa/page.py): set by build_page() from the settings.
+PAGE = PageText(TITLE, INTRO, ())
+NOTE = ("Answers are quotes from the articles, not medical advice. "
         "In an emergency, call your local emergency number.")
-EMPTY_PROMPT = "Please type a question, for example: “does naloxone reverse ketamine”."
 FAILURE = "Sorry, something went wrong on our side while answering. Please try again."
 # Longest user message kept whole in the chat history (10x the question limit).
 STORED_MESSAGE_CHARS = 20_000
+# A list answer shows this many items at most before "N more items" (a table read as a list can be long).
+LIST_ITEMS_SHOWN = 12
 
 # Markdown would act on these even inside escaped text; as character
 # references they are shown as themselves and mean nothing to the renderer.
 _MARKDOWN_CHARS = {c: f"&#{ord(c)};" for c in "\\`*_[]{}()#+-!|~$:="}
 _LINE_BREAKS = re.compile(r"[ \t]*(?:\r\n|\r|\n)\s*")
+
+
+def empty_prompt() -> str:
+    """What an empty message gets: a nudge, with the page's first example question."""
+    return (f"Please type a question, for example: “{PAGE.examples[0]}”." if PAGE.examples
+            else "Please type a question.")
 
 
 # ---------------------------------------------------------------- formatting
@@ -140,31 +176,71 @@ def highlight(text: str, sentence: str | None) -> str:
 
 
 def format_source(number: int, passage: Passage) -> str:
-    """One numbered source: title, section, scores, and the passage text."""
-    scores = (f"score {passage.score:.4f} · similarity {passage.dense:.2f} · "
-              f"keywords {passage.lexical:.2f}")
+    """One numbered source: title, section, its plain match label, and the passage text."""
+    kind = passage.match.split()[0]  # "strong" | "partial" | "weak"
     return (f'<div class="qa-source"><div class="qa-source-head"><b>[{number}]</b> {text_html(passage.title)}'
-            f' <span class="qa-section">› {text_html(passage.section)}</span></div>'
-            f'<div class="qa-score">{scores}</div>'
+            f' <span class="qa-section">› {text_html(passage.section)}</span>'
+            f' <span class="qa-match qa-match-{kind}">{text_html(passage.match)}</span></div>'
             f'<div class="qa-passage">{highlight(passage.text.strip(), passage.answer)}</div></div>')
+
+
+def format_scores(passages: Sequence[Passage], result: Result) -> str:
+    """The numbers behind the labels, folded away: for the curious, and for debugging."""
+    rows = "".join(f'<li class="qa-score">[{number}] score {p.score:.4f} · similarity {p.dense:.2f} · '
+                   f"keywords {p.lexical:.2f}</li>" for number, p in enumerate(passages, 1))
+    return (f'<details class="qa-numbers"><summary>Scores</summary><ul>{rows}</ul>'
+            f'<p class="qa-score">How clearly the articles answer: {result.margin:+.2f} (the refusal '
+            f"model's log-odds over its bar; below 0 it says “not found”)</p></details>")
 
 
 def format_articles_list(articles: Iterable[ArticleInfo]) -> str:
     return "<ul>" + "".join(f"<li>{text_html(a.title)}</li>" for a in articles) + "</ul>"
 
 
+def format_emergency(result: Result) -> str:
+    """The line to call the emergency number, first in the reply, when the question sounds like one."""
+    return (f'<p class="qa-emergency" role="alert"><b>{text_html(result.emergency)}</b></p>'
+            if result.emergency else "")
+
+
+def format_answer(result: Result, citation: str) -> str:
+    """The answer sentence, with the sentence it points back to before it, or inside its whole list.
+
+    Everything here is article text, verbatim; the answer is marked when text around it is shown."""
+    answer, context = result.answer, result.context
+    if context.list is None:
+        before = f'<span class="qa-before">{text_html(context.before)}</span> ' if context.before else ""
+        sentence = f"<mark>{text_html(answer)}</mark>" if context.before else text_html(answer)
+        return f'<p class="qa-answer">{before}{sentence}{citation}</p>'
+    listed = context.list
+    lead = (f'<p class="qa-lead">{highlight(listed.lead, answer if answer in listed.lead else None)}</p>'
+            if listed.lead else "")
+    hit = next((i for i, item in enumerate(listed.items) if answer in item), -1)
+    shown = max(LIST_ITEMS_SHOWN, hit + 1)
+    items = [f"<li>{highlight(item, answer if i == hit else None)}</li>" for i, item in enumerate(listed.items)]
+    more = (f'<details class="qa-more"><summary>{len(items) - shown} more items</summary>'
+            f'<ul>{"".join(items[shown:])}</ul></details>' if len(items) > shown else "")
+    return (f'<div class="qa-answer qa-list-answer">{lead}<ul>{"".join(items[:shown])}</ul>{more}'
+            f'<p class="qa-cite">{citation.strip()}</p></div>')
+
+
 def format_reply(result: Result, articles: Sequence[ArticleInfo] = ()) -> str:
-    """The reply for one engine result: answer + citation + collapsible sources, or not found."""
+    """The reply for one engine result: the emergency line when there is one, then the answer +
+    citation + collapsible sources; or not found; or the short reply to small talk."""
+    emergency = format_emergency(result)
+    if result.kind in ("small_talk", "not_english"):
+        return f'<div class="qa-reply">{emergency}<p>{text_html(result.message)}</p></div>'
     if not (result.found and result.answer):
         covered = (f"<p>The articles cover:</p>{format_articles_list(articles)}"
                    "<p>Try asking in words these articles would use.</p>" if articles else "")
-        return f'<div class="qa-reply"><p>{text_html(result.message)}</p>{covered}</div>'
+        return f'<div class="qa-reply">{emergency}<p>{text_html(result.message)}</p>{covered}</div>'
     passages = list(result.passages)
     source = result.answer_source
     if source is not None and source not in passages:  # it is always among the hits today; stay right anyway
         passages.insert(0, source)
     citation = f" <sup>[{passages.index(source) + 1}]</sup>" if source is not None else ""
-    origin = (f'<p class="qa-origin">From <i>{text_html(source.title)}</i> — {text_html(source.section)}</p>'
+    origin = (f'<p class="qa-origin">From <i>{text_html(source.title)}</i> — {text_html(source.section)}'
+              f' <span class="qa-match qa-match-{source.match.split()[0]}">{text_html(source.match)}</span></p>'
               if source is not None else "")
     searched = (f'<p class="qa-query">Read as a follow-up: “{text_html(result.query)}”</p>'
                 if result.query != result.question else "")
@@ -173,8 +249,9 @@ def format_reply(result: Result, articles: Sequence[ArticleInfo] = ()) -> str:
         searched += f'<p class="qa-query">Also searched with the articles’ words: {words}</p>'
 
     sources = "".join(format_source(i, p) for i, p in enumerate(passages, 1))
-    return (f'<div class="qa-reply"><p class="qa-answer">{text_html(result.answer)}{citation}</p>{origin}'
-            f"<details><summary>Sources ({len(passages)} passages)</summary>{searched}{sources}</details></div>")
+    return (f'<div class="qa-reply">{emergency}{format_answer(result, citation)}{origin}'
+            f"<details><summary>Sources ({len(passages)} passages)</summary>{searched}{sources}"
+            f"{format_scores(passages, result)}</details></div>")
 
 
 def format_message(text: str) -> str:
@@ -237,7 +314,7 @@ def respond(message: str, history: list | None = None) -> str:
     if ENGINE is None:
         return format_message("The app is still starting; please try again in a moment.")
     if not isinstance(message, str) or not message.strip():
-        return format_message(EMPTY_PROMPT)
+        return format_message(empty_prompt())
     try:
         earlier = earlier_questions(history)
         result = ENGINE.ask(message, earlier)
@@ -265,7 +342,7 @@ def remember_reply(result: Result, earlier: list[str], reply: str) -> str:
     try:
         generation = ENGINE.generation()
         reply_id = REPLIES.add(Reply.from_result(result, earlier, generation, ENGINE.settings.max_question_chars))
-        if not result.found:
+        if result.kind == "not_found":  # not small talk, nor a question in another language: nothing to promote
             FEEDBACK.log_refusal(result.question, generation)
     except FeedbackError as exc:
         log.warning("unanswered question not logged: %s (cause: %s)", exc, exc.__cause__)
@@ -409,7 +486,8 @@ for _hook in ("_message_as_message_dict", "_pop_last_user_message"):  # fail lou
 
 
 CSS = """
-.qa-header h1 { margin: 0 0 .3em; font-size: 1.6rem; font-weight: 600; }
+.qa-header h1 { margin: 0 0 .2em; font-size: 1.6rem; font-weight: 600; }
+.qa-intro { margin: 0 0 .5em; color: #374151; }
 .qa-note { background: #fff7e6; border: 1px solid #f5c26b; border-radius: 8px; padding: .5em .8em;
            color: #5c3d00; font-size: .95rem; margin: 0; }
 #chat .qa-reply p { margin: .15em 0; }
@@ -423,6 +501,17 @@ CSS = """
 #chat .qa-section { color: #4b5563; }
 #chat .qa-passage { margin: .25em 0 0; padding: .1em .8em; border-left: 3px solid #d1d5db; font-size: .93em; }
 .qa-feedback { color: #374151; font-size: .9rem; margin: .3em 0 0; }
+#chat .qa-emergency { background: #fef2f2; border: 1px solid #f87171; color: #7f1d1d; border-radius: 6px;
+                      padding: .35em .6em; margin: 0 0 .5em !important; }
+#chat .qa-before { color: #4b5563; }
+#chat .qa-list-answer .qa-lead { margin-bottom: 0; }
+#chat .qa-list-answer .qa-cite { margin: 0; }
+#chat .qa-match { font-size: .8em; font-weight: 500; padding: 0 .5em; border-radius: 999px; white-space: nowrap; }
+#chat .qa-match-strong { background: #dcfce7; color: #166534; }
+#chat .qa-match-partial { background: #fef3c7; color: #92400e; }
+#chat .qa-match-weak { background: #f3f4f6; color: #4b5563; }
+#chat .qa-numbers { margin-top: .8em; }
+#chat .qa-numbers summary { font-weight: 400; color: #6b7280; font-size: .85em; }
 #chat .qa-reply mark { background: #fde68a; color: inherit; padding: 0 .1em; border-radius: 2px; }
 .qa-panel h3 { margin: 0 0 .5em; font-size: 1.1rem; font-weight: 600; }
 .qa-panel table { width: 100%; border-collapse: collapse; font-size: .9rem; border: none !important; }
@@ -441,9 +530,38 @@ THEME = gr.themes.Default(primary_hue="blue", font=["ui-sans-serif", "system-ui"
                                                     "Arial", "Liberation Sans", "sans-serif"])
 
 
-def build_page() -> gr.Blocks:
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as page:
-        gr.HTML(f'<div class="qa-header"><h1>{html.escape(TITLE)}</h1>'
+def validate_message(message: Any):
+    """An empty message is not sent (no blank bubble in the chat): the prompt shows by the box instead."""
+    text = message if isinstance(message, str) else ""
+    return gr.validate(bool(text.strip()), empty_prompt())
+
+
+def ask_api(question: str, history: list[str] | None = None) -> dict:
+    """Ask the articles a question, for scripts. `history`: the earlier questions of the conversation,
+    oldest first (a follow-up such as "why not?" needs them).
+
+    Returns what `python -m qa ask --json` prints: {"question", "kind", "found", "emergency", "answer",
+    "answer_source", "context", "passages": [{"source", "title", "section", "text", "match", "score", ...}]}.
+    A question that cannot be asked (empty, too long) raises an error with the reason."""
+    if ENGINE is None:
+        raise gr.Error("The app is still starting; please try again in a moment.")
+    if isinstance(history, str):
+        history = [history]
+    if not isinstance(question, str) or not all(isinstance(h, str) for h in history or []):
+        raise gr.Error("The question must be text, and history a list of earlier questions (text).")
+    try:
+        return ENGINE.ask(question, list(history or [])).to_dict()
+    except QAError as exc:
+        raise gr.Error(str(exc)) from None
+
+
+def build_page(settings: Settings | None = None) -> gr.Blocks:
+    """The page; its title, intro and examples come from `settings` or, unset, from the corpus."""
+    global PAGE
+    PAGE = page_text(settings or Settings.from_env())
+    with gr.Blocks(title=PAGE.title, analytics_enabled=False) as page:
+        gr.HTML(f'<div class="qa-header"><h1>{html.escape(PAGE.title)}</h1>'
+                f'<p class="qa-intro">{html.escape(PAGE.intro)}</p>'
                 f'<p class="qa-note" role="note"><b>Note:</b> {html.escape(NOTE)}</p></div>')
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
@@ -451,12 +569,14 @@ def build_page() -> gr.Blocks:
                     respond,
                     api_name="chat",
                     flagging_mode="never",  # votes go to the feedback database, not Gradio's CSV flags
-                    examples=EXAMPLES,
+                    examples=list(PAGE.examples) or None,
+                    validator=validate_message,
                     chatbot=gr.Chatbot(
                         height=600, elem_id="chat", label="Conversation",
+                        show_label=False,  # a floating label would cover the top line of the chat
                         placeholder="Ask a question about the articles.",
                         latex_delimiters=[]),  # the articles hold no maths: "$$" stays text
-                    textbox=gr.Textbox(placeholder="Ask a question about ketamine or naloxone…",
+                    textbox=gr.Textbox(placeholder="Ask a question about the articles…",
                                        label="Your question", show_label=False, submit_btn=True,
                                        elem_id="question"),
                     fill_height=False,
@@ -465,6 +585,7 @@ def build_page() -> gr.Blocks:
             with gr.Column(scale=1, min_width=260):
                 panel = gr.HTML(elem_id="articles-panel")
         page.load(articles_panel, None, panel, api_visibility="undocumented", queue=False)
+        gr.api(ask_api, api_name="ask")
     # A question costs ~0.5 s of CPU and the engine runs one model forward pass
     # at a time (torch already uses both cores). Four at once lets a few people
     # overlap the cheap parts (search, formatting) without piling threads onto
@@ -500,9 +621,10 @@ def main(argv: Sequence[str] | None = None) -> int:
           else "Feedback is off (QA_FEEDBACK=off): nothing is stored.", flush=True)
     try:
         # Served at once: a question asked while the engine still loads waits for it.
-        page = build_page()
-        page.launch(server_name=args.host, server_port=args.port, ssr_mode=False,
+        page = build_page(settings)
+        page.launch(server_name=args.host, server_port=args.port, ssr_mode=False, quiet=True,
                     theme=THEME, css=CSS, footer_links=["api"], prevent_thread_lock=True)
+        print(f"Serving the page on {page.local_url} (questions wait until the engine is ready).", flush=True)
     except OSError as exc:  # e.g. the port is taken
         print(f"Cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
         engine.close()
