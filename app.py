@@ -112,7 +112,9 @@ EARLY_ENGINE: EngineProcess | None = None
 if __name__ == "__main__":
     quiet_libraries()
     try:
-        EARLY_ENGINE = EngineProcess(settings_from_args(parse_args()))
+        _early_settings = settings_from_args(parse_args())
+        print(f"Loading the model and the index from {_early_settings.index_dir} ...", flush=True)  # log line 1
+        EARLY_ENGINE = EngineProcess(_early_settings)
     except QAError:
         pass  # main() reports the bad setting
 
@@ -501,8 +503,9 @@ CSS = """
 #chat .qa-section { color: #4b5563; }
 #chat .qa-passage { margin: .25em 0 0; padding: .1em .8em; border-left: 3px solid #d1d5db; font-size: .93em; }
 .qa-feedback { color: #374151; font-size: .9rem; margin: .3em 0 0; }
-#chat .qa-emergency { background: #fef2f2; border: 1px solid #f87171; color: #7f1d1d; border-radius: 6px;
+#chat .qa-emergency { background: #fef2f2; border: 1px solid #f87171; border-radius: 6px;
                       padding: .35em .6em; margin: 0 0 .5em !important; }
+#chat .qa-emergency, #chat .qa-emergency b { color: #991b1b !important; }
 #chat .qa-before { color: #4b5563; }
 #chat .qa-list-answer .qa-lead { margin-bottom: 0; }
 #chat .qa-list-answer .qa-cite { margin: 0; }
@@ -613,8 +616,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except QAError as exc:
         print(f"Cannot start: {exc}", file=sys.stderr)
         return 1
-    print(f"Loading the model and the index from {settings.index_dir} ...", flush=True)
-    engine = EARLY_ENGINE if EARLY_ENGINE is not None and argv is None else EngineProcess(settings)
+    if EARLY_ENGINE is not None and argv is None:
+        engine = EARLY_ENGINE
+    else:
+        print(f"Loading the model and the index from {settings.index_dir} ...", flush=True)
+        engine = EngineProcess(settings)
     ENGINE = engine
     FEEDBACK = FeedbackStore.from_settings(settings)
     print(f"Votes and unanswered questions go to {settings.feedback_db}." if FEEDBACK is not None
