@@ -393,8 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # Model loading chatter (progress bars of weights) is noise for a user of the CLI.
+    # Model loading chatter (progress bars of weights) is noise for a user of the CLI, and a bar
+    # written to a file or a pipe is a line of control characters.
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    if not sys.stderr.isatty():
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         return args.run(args)
     except QAError as exc:
