@@ -17,7 +17,7 @@ progress to stderr.
 from __future__ import annotations
 
 import argparse
-import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,11 +40,11 @@ MOMENTS = (15, 30, 60, 90, 120)  # seconds after the start at which the page is 
 DEADLINE = 400  # s: give up on the answer after this
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warm", action="store_true", help="build the index first: measure a restart")
     parser.add_argument("--shots", help="folder for a screenshot at each moment")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
     work = Path(tempfile.mkdtemp(prefix="qa-first-visit-"))
@@ -119,9 +119,7 @@ def main() -> int:
     for line in log_path.read_text(errors="replace").splitlines():
         say(f"  | {line}")
     print_footer()
-    if os.environ.get("KEEP") is None:
-        import shutil
-        shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
