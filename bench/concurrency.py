@@ -54,8 +54,6 @@ from pathlib import Path
 from typing import Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 # No telemetry from gradio_client (it reads this variable even when analytics_enabled=False is passed).
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"

@@ -26,8 +26,6 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from bench.common import app_command, child_env, free_port, note, print_footer, print_header, say  # noqa: E402
 from qa.page import page_text  # noqa: E402

@@ -34,8 +34,6 @@ from pathlib import Path
 from typing import Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from bench import common  # noqa: E402
 
@@ -109,7 +107,7 @@ def measure(engine, questions, rounds: int, warmup: bool = True) -> dict[str, li
             hits = qsearch.fuse(index, vector, bm25, (dense, sentences, lexical), settings)
             stage["fusion"] = clock() - t
             t = clock()
-            answer(index, text, query, vector, hits, settings, expansions)
+            answer(index, text, query, vector, hits, settings, engine.refusal, expansions)
             stage["answer selection"] = clock() - t
             stage["sum of stages"] = sum(stage.values())
             for name, seconds in stage.items():

@@ -32,8 +32,6 @@ from pathlib import Path
 from typing import Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from qa.chunking import chunk_article  # noqa: E402
 from qa.corpus import load_corpus, parse_article  # noqa: E402

@@ -73,7 +73,8 @@ def _section_groups(section: Section) -> list[list[_Unit]]:
 
 
 def _size(units: list[_Unit]) -> int:
-    return sum(len(u.text) + 1 for u in units)
+    """Characters the units take in the chunk's text: a list item is shown as "• item" on its own line."""
+    return sum(len(u.text) + (3 if u.kind == "item" else 1) for u in units)
 
 
 def _pack(groups: list[list[_Unit]], settings: Settings) -> list[list[_Unit]]:

@@ -217,7 +217,7 @@ def _fit_refusal(args: argparse.Namespace, settings) -> int:
     model.save(settings.refusal_model_file, {
         "fitted_at": dt.date.today().isoformat(),
         "benchmark": {"file": Path(args.benchmark).name, "half": "fit", "seed": args.seed},
-        "dev_questions": "eval/questions.jsonl"})
+        "dev_questions": "eval/sets/dev.jsonl"})
     print(f"wrote {settings.refusal_model_file}")
     for name, regime in model.regimes.items():
         weights = ", ".join(f"{k} {v:+.3f}" for k, v in regime.weights.items())
@@ -338,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.set_defaults(run=cmd_ask)
 
     ev = commands.add_parser("eval", parents=[common], help="score the engine and baselines on the question set")
-    ev.add_argument("--questions", help="labelled questions (default: eval/questions.jsonl)")
+    ev.add_argument("--questions", help="labelled questions (default: eval/sets/dev.jsonl)")
     ev.add_argument("--no-baselines", action="store_true", help="score the engine only")
     ev.add_argument("--chunk-sizes", help="comma-separated chunk sizes to compare on temporary indexes")
     ev.add_argument("--fit-refusal", action="store_true",

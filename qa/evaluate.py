@@ -1,7 +1,7 @@
 """Quality, measured: the engine and two baselines on a labelled question set.
 
 Owns the evaluation behind `python -m qa eval`. Each labelled question
-(eval/questions.jsonl) names its source article and one or more verbatim
+(eval/sets/dev.jsonl) names its source article and one or more verbatim
 evidence fragments of the sentence(s) that answer it. Then:
 
 - a passage is relevant when it comes from the source and contains a fragment;
@@ -53,14 +53,14 @@ from qa.engine import Engine
 from qa.settings import PROJECT_ROOT, Settings
 from qa.text import content_terms, normalise_space, split_sentences
 
-DEFAULT_QUESTIONS = PROJECT_ROOT / "eval" / "questions.jsonl"
+QUESTION_SETS = PROJECT_ROOT / "eval" / "sets"  # eval/README.md says who wrote each and what for
+DEFAULT_QUESTIONS = QUESTION_SETS / "dev.jsonl"
 DENSE_BASELINE_BAR = 0.55  # the dense baseline refuses below this answer cosine
 # Reciprocal-rank fusion as usually defined (Cormack et al. 2009): k = 60 over each list's first 100.
 RRF_K, RRF_DEPTH = 60, 100
 # The product's labelled question sets, by name: dev is tuned on, the others only check.
-PRODUCT_SETS = {name: PROJECT_ROOT / "eval" / file for name, file in (
-    ("dev", "questions.jsonl"), ("heldout", "heldout.jsonl"), ("fresh", "fresh.jsonl"),
-    ("unseen", "unseen.jsonl"), ("sealed", "sealed.jsonl"), ("sealed2", "sealed2.jsonl"))}
+PRODUCT_SETS = {name: QUESTION_SETS / f"{name}.jsonl" for name in (
+    "dev", "heldout", "fresh", "unseen", "sealed", "sealed2")}
 
 
 @dataclass(frozen=True)

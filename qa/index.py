@@ -272,7 +272,8 @@ def build(settings: Settings, embedder: Embedder,
             return BuildReport(
                 files=counts["articles"], skipped=list(corpus.skipped), sections=counts["sections"],
                 chunks=counts["chunks"], sentences=counts["sentences"], embedded=0,
-                reused=counts["chunks"] + 2 * counts["sentences"] + len(previous.questions),
+                reused=(counts["chunks"] + 2 * counts["sentences"] + len(previous.questions)
+                        + previous.manifest["background"]["questions"]),
                 seconds=time.perf_counter() - started, directory=previous.directory,
                 dense_kind=previous.manifest["dense"]["kind"], questions=len(previous.questions),
                 question_warnings=tuple(question_warnings), tuned_key=tuned_key, articles=per_file)

@@ -4,7 +4,7 @@ A `Settings` is made once at the edge (command line, app start, a test) and
 passed explicitly to whatever needs it: no module reads a global. Unknown
 names are an error, so a typo in a setting fails loudly instead of being
 silently ignored. Each default carries the reason it has that value; the
-retrieval numbers were chosen with `python -m qa eval` on eval/questions.jsonl
+retrieval numbers were chosen with `python -m qa eval` on eval/sets/dev.jsonl
 (see docs/DESIGN.md for the sweep).
 """
 
@@ -43,7 +43,7 @@ class Settings:
     threads: int = 2
     # Fine-tune the model on the question bank's example questions at build time
     # (qa/tuning.py) for this many epochs; 0 uses the model as it is. One epoch
-    # answered 233 of 313 answerable questions of eval/ right against 206
+    # answered 233 of 313 answerable questions of eval/sets/ right against 206
     # untuned; two refused fewer unanswerable questions (docs/DESIGN.md).
     tune_epochs: int = 1
     # Fewer example questions than this train nothing: a handful teaches the
@@ -74,7 +74,7 @@ class Settings:
     candidates: int = 30
     # Fusion: score = weight_dense * passage cosine + weight_sentence * best
     # sentence cosine + weight_lexical * BM25 / the question's best BM25.
-    # Chosen on eval/questions.jsonl from a grid of 0..1 (docs/DESIGN.md), then
+    # Chosen on eval/sets/dev.jsonl from a grid of 0..1 (docs/DESIGN.md), then
     # re-swept with the model tuned on the question bank: a sentence weight of
     # 1.0 (was 0.5) with weight_question 2.0 (was 3.0) ranked best there (hit@3
     # 0.928, MRR 0.845, against 0.899 and 0.837); the neighbours of this point
@@ -84,7 +84,7 @@ class Settings:
     weight_lexical: float = 0.5
     # ... + weight_question * the cosine of the closest example question of the
     # question bank answered in the passage (qa/question_bank.py). Chosen on
-    # eval/questions.jsonl from 0.5..5 (untuned model: 3 best; tuned: 2, above).
+    # eval/sets/dev.jsonl from 0.5..5 (untuned model: 3 best; tuned: 2, above).
     weight_question: float = 2.0
     # Up to this many vectors, exact (flat) inner-product search; beyond it
     # HNSW. bench/scale.py measures where flat search stops being fast.
@@ -109,17 +109,17 @@ class Settings:
     # - generic_penalty * how close it is to its whole article's gist: a
     #   sentence that sums up the article restates every question on its topic
     #   and answers none (see Index.genericness).
-    # Each was swept on eval/questions.jsonl and checked on the unseen
-    # eval/heldout.jsonl (docs/DESIGN.md); answer accuracy is flat near these.
+    # Each was swept on eval/sets/dev.jsonl and checked on the unseen
+    # eval/sets/heldout.jsonl (docs/DESIGN.md); answer accuracy is flat near these.
     overlap_weight: float = 0.2
     answer_type_bonus: float = 0.1
     meta_penalty: float = 0.2
     rank_penalty: float = 0.01
-    # Swept 0..0.5 on eval/questions.jsonl: 0.2 chose the right sentence for 2
+    # Swept 0..0.5 on eval/sets/dev.jsonl: 0.2 chose the right sentence for 2
     # more dev questions, and gained on both unseen sets too (docs/DESIGN.md).
     generic_penalty: float = 0.2
     # + example_answer_weight * the cosine of the closest example question this
-    # sentence answers: 0.5 and 1.0 chose equally well on eval/questions.jsonl.
+    # sentence answers: 0.5 and 1.0 chose equally well on eval/sets/dev.jsonl.
     example_answer_weight: float = 1.0
     # A follow-up's answer is scored against the restored question and the
     # follow-up alone ("and if it makes me nauseous?"), with this weight on the

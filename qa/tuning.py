@@ -9,7 +9,7 @@ Why: the example questions were written from the articles alone, the way
 people ask ("will narcan wake someone up who did too much k"), each paired
 with the sentence that answers it. Taught on those pairs, MiniLM learns the
 articles' vocabulary as people use it, and questions it has never seen are
-answered better: over the six question sets of eval/, 233 of 313
+answered better: over the six question sets of eval/sets/, 233 of 313
 answerable questions got the right sentence against 206 with the model as
 it ships (docs/DESIGN.md, "Fifth session").
 
@@ -52,7 +52,7 @@ from qa.question_bank import BankQuestion
 from qa.settings import Settings
 
 # The training numbers. Common defaults for this loss, not tuned on any question
-# set: seeds and the 1,282 further examples of eval/tuning/ moved the pooled
+# set: seeds and the 1,282 further examples of eval/training/ moved the pooled
 # answer count by at most 4 of 261 (docs/DESIGN.md).
 LEARNING_RATE = 2e-5
 BATCH = 32

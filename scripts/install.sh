@@ -20,3 +20,5 @@ if [ "${1:-}" = "--dev" ]; then
 else
     "$PYTHON" -m pip install --quiet -r requirements.txt
 fi
+# The project itself, editable: `qa`, `app` and `bench` import from anywhere, no sys.path edits.
+"$PYTHON" -m pip install --quiet --no-deps -e .

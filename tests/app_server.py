@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import html
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # so tests can `import app`
 
 # child_env and start_app are used from here by tests/test_serving.py.
 from bench.common import APP_START_TIMEOUT, AppProcess, child_env, start_app  # noqa: E402, F401

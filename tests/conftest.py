@@ -5,14 +5,12 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 # One folder of fine-tuned models for the whole run, this process and the
 # `python -m qa` / `app.py` processes the tests start (they read QA_TUNED_DIR):

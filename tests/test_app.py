@@ -19,7 +19,7 @@ from gradio_client import Client
 from app_server import (NALOXONE_ANSWER, NALOXONE_TITLE, NOT_FOUND, ROOT, app_server,  # noqa: F401
                         child_env, cited_source_title, reply_text)
 
-import app  # noqa: E402  (app_server put the project root on sys.path)
+import app  # noqa: E402  (installed by `pip install -e .`, like qa)
 from qa.context import answer_context  # noqa: E402
 from qa.feedback import UNAVAILABLE, FeedbackStore  # noqa: E402
 from qa.settings import Settings  # noqa: E402

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 from pathlib import Path
 
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 NUMBER = re.compile(r"^-?[0-9][0-9,]*(\.[0-9]+)?$")
 

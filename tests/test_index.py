@@ -15,13 +15,16 @@ import pytest
 from conftest import ROOT
 from qa import index as index_store
 from qa.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError
+from qa.refusal import read_background
 from qa.settings import Settings
 
 
 def test_build_then_load_gives_the_same_chunks_and_vectors(tiny_settings, embedder):
     report = index_store.build(tiny_settings, embedder)
     assert (report.files, report.chunks) == (3, 5)
-    assert report.embedded == report.chunks + 2 * report.sentences  # sentences alone and in their section
+    # Sentences alone and in their section, and the background questions refusal reads against.
+    background = len(read_background(tiny_settings.background_file))
+    assert report.embedded == report.chunks + 2 * report.sentences + background
     loaded = index_store.load(tiny_settings, dimension=embedder.dimension)
     assert [c.section for c in loaded.chunks] == ["Naloxone Basics", "Forms Of Naloxone", "What Is Ketamine?",
                                                   "Symptoms", "Treatment"]

@@ -41,10 +41,12 @@ def test_any_text_gets_a_result_or_a_clear_refusal(engine, question, history):
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A real 1 MiB filesystem (tmpfs), so 'full' and 'read-only' are the kernel's answers, not a mock."""
+    """A real 4 MiB filesystem (tmpfs), so 'full' and 'read-only' are the kernel's answers, not a mock.
+
+    Room for one small index: its background vectors alone take about 1 MiB."""
     mount_point = tmp_path / "disk"
     mount_point.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)],
                           capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip()}); needs root")

@@ -100,7 +100,6 @@ def test_the_child_leaves_when_its_parent_dies(real_settings, engine, tmp_path):
     # A parent that starts an EngineProcess, prints the child's pid, then waits to be killed.
     parent_script = textwrap.dedent(f"""
         import sys, time
-        sys.path.insert(0, {str(PROJECT_ROOT)!r})
         from qa.service import EngineProcess
         from qa.settings import Settings
         process = EngineProcess(Settings.from_env(corpus_dir={str(real_settings.corpus_dir)!r},

@@ -34,7 +34,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from app_server import (NALOXONE_ANSWER, NALOXONE_TITLE, NOT_FOUND, ROOT, app_server,  # noqa: E402, F401
                         child_env, cited_source_title, reply_text, start_app)
 
-import app  # noqa: E402  (app_server put the project root on sys.path)
+import app  # noqa: E402  (installed by `pip install -e .`, like qa)
 from qa.engine import Engine  # noqa: E402
 from qa.settings import Settings  # noqa: E402
 

@@ -26,8 +26,8 @@ DELIBERATELY_FIRING = {
 
 
 def product_questions() -> list[str]:
-    """Every question (and earlier question) of eval/*.jsonl, eval/tuning/ and corpus/questions/."""
-    files = [*sorted((ROOT / "eval").glob("*.jsonl")), *sorted((ROOT / "eval" / "tuning").glob("*.jsonl")),
+    """Every question (and earlier question) of eval/sets/, eval/training/ and corpus/questions/."""
+    files = [*sorted((ROOT / "eval" / "sets").glob("*.jsonl")), *sorted((ROOT / "eval" / "training").glob("*.jsonl")),
              *sorted((ROOT / "corpus" / "questions").glob("*.jsonl"))]
     questions = []
     for path in files:

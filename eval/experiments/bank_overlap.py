@@ -1,6 +1,6 @@
 """Is the question bank's gain more than near-copies of the test questions?
 
-    python eval/bank_overlap.py
+    python eval/experiments/bank_overlap.py
 
 The example questions (corpus/questions/) were written from the articles
 alone, but some land close to a test question: both ask about the same
@@ -13,16 +13,13 @@ latter) on each part: hit@1 / hit@3 / MRR / answer accuracy.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ablation import engine_without_bank  # noqa: E402
+from ablation import engine_without_bank
 
-from qa.engine import Engine  # noqa: E402
-from qa.evaluate import load_questions, run_engine, score  # noqa: E402
-from qa.settings import PROJECT_ROOT, Settings  # noqa: E402
+from qa.engine import Engine
+from qa.evaluate import QUESTION_SETS, load_questions, run_engine, score
+from qa.settings import Settings
 
 NEAR = 0.8
 
@@ -31,9 +28,9 @@ def main() -> None:
     base = Engine.open(Settings.from_env(), build="stale", say=lambda text: print(text, file=sys.stderr))
     plain = engine_without_bank(base)
     bank = base.index.question_vectors
-    print(f"| set | part | questions | with the bank | without |\n| --- | --- | --- | --- | --- |")
-    for name in ("questions.jsonl", "heldout.jsonl", "fresh.jsonl"):
-        answerable = [q for q in load_questions(PROJECT_ROOT / "eval" / name) if q.answerable]
+    print("| set | part | questions | with the bank | without |\n| --- | --- | --- | --- | --- |")
+    for name in ("dev.jsonl", "heldout.jsonl", "fresh.jsonl"):
+        answerable = [q for q in load_questions(QUESTION_SETS / name) if q.answerable]
         closest = (base.embedder.encode([q.question for q in answerable]) @ bank.T).max(axis=1)
         for part, keep in (("near", closest >= NEAR), ("far", closest < NEAR)):
             questions = [q for q, k in zip(answerable, keep) if k]

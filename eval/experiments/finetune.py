@@ -1,6 +1,6 @@
 """What fine-tuning on the question bank gives, and whether other training choices would give more.
 
-    python eval/finetune.py [--extra] [--epochs 1] [--seed 0]
+    python eval/experiments/finetune.py [--extra] [--epochs 1] [--seed 0]
 
 Scores three engines on every question set of eval/, in one run:
 - before: the model as it ships (Settings.tune_epochs=0) with the fusion weights
@@ -9,8 +9,8 @@ Scores three engines on every question set of eval/, in one run:
 - shipped: the product as built, with the model tuned on corpus/questions/
   (qa/tuning.py) and the settings in qa/settings.py;
 - variant: tuned with qa.tuning.fine_tune on the bank plus, with --extra, the
-  further examples of eval/tuning/ (written blind like the bank, see
-  eval/tuning/README.md), for --epochs epochs with --seed.
+  further examples of eval/training/ (written blind like the bank, see
+  eval/training/README.md), for --epochs epochs with --seed.
 
 Each builds its index in a temporary folder; tuned models are trained there
 too (about a minute each on 2 cores). docs/DESIGN.md ("Fifth session: the
@@ -24,17 +24,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from qa import tuning  # noqa: E402
-from qa.embedding import Embedder, resolve_model  # noqa: E402
-from qa.engine import Engine  # noqa: E402
-from qa.evaluate import load_questions, run_engine, score  # noqa: E402
-from qa.question_bank import bank_files, read_bank  # noqa: E402
-from qa.settings import PROJECT_ROOT, Settings  # noqa: E402
+from qa import tuning
+from qa.embedding import Embedder, resolve_model
+from qa.engine import Engine
+from qa.evaluate import DEFAULT_QUESTIONS, QUESTION_SETS, load_questions, run_engine, score
+from qa.question_bank import bank_files, read_bank
+from qa.settings import PROJECT_ROOT, Settings
 
 SETS = ("questions", "heldout", "fresh", "unseen", "sealed", "sealed2")
-DEV = PROJECT_ROOT / "eval" / "questions.jsonl"
+DEV = DEFAULT_QUESTIONS
 # The fusion weights the untuned model shipped with (qa/settings.py before fine-tuning).
 BEFORE = {"tune_epochs": 0, "weight_sentence": 0.5, "weight_question": 3.0}
 
@@ -42,7 +41,7 @@ BEFORE = {"tune_epochs": 0, "weight_sentence": 0.5, "weight_question": 3.0}
 def training_pairs(extra: bool) -> list[tuple[str, str]]:
     files = bank_files(PROJECT_ROOT / "corpus")
     if extra:
-        files += sorted((PROJECT_ROOT / "eval" / "tuning").glob("*.jsonl"))
+        files += sorted((PROJECT_ROOT / "eval" / "training").glob("*.jsonl"))
     entries, warnings = read_bank(files)
     for warning in warnings:
         print(f"skipped: {warning}", file=sys.stderr)
@@ -59,7 +58,7 @@ def report(name: str, engine: Engine) -> None:
     answered, answerable, refused, unanswerable = 0.0, 0, 0.0, 0
     cells = []
     for set_name in SETS:
-        path = PROJECT_ROOT / "eval" / f"{set_name}.jsonl"
+        path = QUESTION_SETS / f"{set_name}.jsonl"
         if not path.exists():
             cells.append("-")
             continue
@@ -78,7 +77,7 @@ def report(name: str, engine: Engine) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--extra", action="store_true", help="also train the variant on eval/tuning/*.jsonl")
+    parser.add_argument("--extra", action="store_true", help="also train the variant on eval/training/*.jsonl")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--seed", type=int, default=tuning.SEED)
     args = parser.parse_args()

@@ -4,9 +4,9 @@ Not part of the product. Indexes are kept in a work folder per half, so
 variants of the answer, fusion and refusal settings are scored without
 rebuilding:
 
-    python eval/transfer_lab.py --half fit
-    python eval/transfer_lab.py --half report --set weight_lexical=1.0
-    python eval/transfer_lab.py --half fit --refusal /tmp/refusal.json --setups plain,fresh
+    python eval/experiments/transfer_lab.py --half fit
+    python eval/experiments/transfer_lab.py --half report --set weight_lexical=1.0
+    python eval/experiments/transfer_lab.py --half fit --refusal /tmp/refusal.json --setups plain,fresh
 
 Setups (qa/benchmark.py open_setup): product (corpus/ as it is: the six
 labelled sets), plain (its articles without example questions or tuning: the
@@ -22,13 +22,12 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 
-from qa import benchmark  # noqa: E402
-from qa.evaluate import PRODUCT_SETS, load_questions, run_engine, score  # noqa: E402
-from qa.refusal import load_model  # noqa: E402
-from qa.settings import Settings  # noqa: E402
+from qa import benchmark
+from qa.evaluate import PRODUCT_SETS, load_questions, run_engine, score
+from qa.refusal import load_model
+from qa.settings import Settings
 
 BENCHMARK = ROOT.parent / "shared" / "benchmarks" / "squad2-dev-half.json"
 

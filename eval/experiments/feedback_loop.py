@@ -1,10 +1,10 @@
 """The maintainer's loop on a realistic day of questions: votes -> report -> promote -> rebuild -> ask again.
 
-    python eval/feedback_loop.py [--with-liked] [--workdir DIR] [--no-blind-sets]
+    python eval/experiments/feedback_loop.py [--with-liked] [--workdir DIR] [--no-blind-sets]
 
-eval/feedback_day.jsonl holds the day: 37 questions people asked (48 times in
+eval/sets/feedback-day.jsonl holds the day: 37 questions people asked (48 times in
 all, some by several people), written for this from the articles alone (none
-is in another question set of eval/ or in the question bank), each with the
+is in another question set of eval/sets/ or in the question bank), each with the
 sentence of the article that answers it, or none when the articles do not
 say; plus 13 questions asked "tomorrow": the same needs in other words, which
 are never promoted. Everything runs on a copy of corpus/ in a temporary
@@ -21,7 +21,7 @@ never touched.
    With --with-liked, the liked answers are promoted too (`promote ID`).
 4. Rebuild: `python -m qa build` (the bank changed, so the model is tuned again).
 5. Ask everything again, and compare: the promoted questions, the other
-   questions of the day, tomorrow's; and the blind question sets of eval/
+   questions of the day, tomorrow's; and the blind question sets of eval/sets/sets/
    (all but the dev set), to see what else moved.
 
 Set QA_TUNED_DIR to reuse the model tuned on the unchanged bank across runs.
@@ -42,18 +42,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-from qa import cli  # noqa: E402
-from qa.engine import Engine  # noqa: E402
-from qa.evaluate import load_questions, run_engine, score  # noqa: E402
-from qa.feedback import FeedbackStore, RecentReplies, Reply  # noqa: E402
-from qa.review import question_key  # noqa: E402
-from qa.settings import PROJECT_ROOT, Settings  # noqa: E402
-from qa.text import normalise_space  # noqa: E402
+from qa import cli
+from qa.engine import Engine
+from qa.evaluate import QUESTION_SETS, load_questions, run_engine, score
+from qa.feedback import FeedbackStore, RecentReplies, Reply
+from qa.review import question_key
+from qa.settings import PROJECT_ROOT, Settings
+from qa.text import normalise_space
 
-DAY = PROJECT_ROOT / "eval" / "feedback_day.jsonl"
+DAY = QUESTION_SETS / "feedback-day.jsonl"
 BLIND_SETS = ("heldout", "fresh", "unseen", "sealed", "sealed2")
 START = datetime(2026, 11, 30, 8, 0, tzinfo=timezone.utc)  # the simulated day's first question
 
@@ -169,7 +168,7 @@ def table(title: str, rows: list[tuple], headers: tuple[str, ...]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", help="keep the copy of the corpus, the index and the database here")
-    parser.add_argument("--no-blind-sets", action="store_true", help="skip scoring eval/'s blind sets")
+    parser.add_argument("--no-blind-sets", action="store_true", help="skip scoring eval/sets/'s blind sets")
     parser.add_argument("--with-liked", action="store_true", help="promote the liked answers too")
     args = parser.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="qa-feedback-loop-"))
@@ -190,7 +189,7 @@ def main() -> int:
         before = {i.id: outcome(i, before_engine.ask(i.question, list(i.history))) for i in items}
         blind_before = {} if args.no_blind_sets else {
             name: score("before", qs, run_engine(before_engine, qs))
-            for name, qs in ((n, load_questions(PROJECT_ROOT / "eval" / f"{n}.jsonl")) for n in BLIND_SETS)}
+            for name, qs in ((n, load_questions(QUESTION_SETS / f"{n}.jsonl")) for n in BLIND_SETS)}
 
         # 1. the day
         counts = live_the_day(before_engine, FeedbackStore(settings.feedback_db), items)
@@ -237,7 +236,7 @@ def main() -> int:
         if blind_before:
             blind_rows = []
             for name in BLIND_SETS:
-                qs = load_questions(PROJECT_ROOT / "eval" / f"{name}.jsonl")
+                qs = load_questions(QUESTION_SETS / f"{name}.jsonl")
                 new = score("after", qs, run_engine(after_engine, qs))
                 old = blind_before[name]
                 blind_rows.append((name, len(qs), f"{old.answer_accuracy:.3f} -> {new.answer_accuracy:.3f}",

@@ -1,6 +1,6 @@
 """What each part of the engine is worth: the engine with one part taken out, on each question set.
 
-    python eval/ablation.py [eval/questions.jsonl eval/heldout.jsonl ...]
+    python eval/experiments/ablation.py [eval/sets/dev.jsonl eval/sets/heldout.jsonl ...]
 
 Prints hit@3 / MRR / answer accuracy / refused unanswerable / wrongly refused
 per set. Every row but one reuses the live index and the shipped refusal
@@ -18,12 +18,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from qa.engine import Engine  # noqa: E402
-from qa.evaluate import load_questions, run_engine, score  # noqa: E402
-from qa.question_bank import BANK_FOLDER  # noqa: E402
-from qa.settings import PROJECT_ROOT, Settings  # noqa: E402
+from qa.engine import Engine
+from qa.evaluate import QUESTION_SETS, load_questions, run_engine, score
+from qa.question_bank import BANK_FOLDER
+from qa.settings import Settings
 
 PARTS = {
     "nothing (final)": {},
@@ -48,7 +47,7 @@ def engine_without_bank(base: Engine) -> Engine:
 
 
 def main(paths: list[str]) -> None:
-    paths = paths or [str(PROJECT_ROOT / "eval" / name) for name in ("questions.jsonl", "heldout.jsonl", "fresh.jsonl")]
+    paths = paths or [str(QUESTION_SETS / name) for name in ("dev.jsonl", "heldout.jsonl", "fresh.jsonl")]
     sets = [(Path(p).stem, load_questions(Path(p))) for p in paths]
     base = Engine.open(Settings.from_env(), build="stale", say=lambda text: print(text, file=sys.stderr))
     print("| taken out | " + " | ".join(name for name, _ in sets) + " |")
