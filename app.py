@@ -16,8 +16,10 @@ Owns:
   articles' titles; or the short reply to a greeting or thanks;
 - the page: its title, intro line and example questions (settings, else
   derived from the corpus: qa/page.py), chat (endpoint `/chat`, the page's
-  own), the not-medical-advice note and the panel listing the indexed
-  articles;
+  own), the not-medical-advice note, the panel listing the indexed
+  articles, and a line saying which model answers while the engine starts
+  (`qa.startup.StartupStatus`: building the first index, answering with the
+  model as it ships while the tuned one is prepared, ready);
 - `/ask`, the endpoint for scripts: a question and the earlier questions in,
   the JSON object `python -m qa ask --json` prints out;
 - a quiet server log: one line per start-up stage, library progress bars
@@ -57,6 +59,7 @@ from qa.errors import FeedbackError, FeedbackStoreError, QAError, QuestionError
 from qa.feedback import UNAVAILABLE, FeedbackStore, RecentReplies, Reply
 from qa.service import EngineProcess
 from qa.settings import Settings
+from qa.startup import StartupStatus
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a private server
 
@@ -442,6 +445,22 @@ def feedback_controls(chatbot: gr.Chatbot) -> None:
         event(on_comment, [comment, last_disliked], outputs, show_progress="hidden", api_visibility="undocumented")
 
 
+def format_status(status: StartupStatus) -> str:
+    """The start-up line: what answers now and what is still being prepared."""
+    return f'<p class="qa-status" data-stage="{html.escape(status.stage)}" role="status">{text_html(status.message)}</p>'
+
+
+def status_line():
+    """The start-up line, and the timer that refreshes it: stopped once nothing is left to prepare."""
+    if ENGINE is None:
+        return "", gr.Timer(active=True)
+    try:
+        status = ENGINE.status()
+    except QAError as exc:
+        return format_message(f"The engine's state is unavailable: {exc}"), gr.Timer(active=False)
+    return format_status(status), gr.Timer(active=status.stage not in ("ready", "failed"))
+
+
 def articles_panel() -> str:
     """Re-read on each page load, so a rebuilt index shows up without a restart."""
     if ENGINE is None:
@@ -524,6 +543,7 @@ CSS = """
 .qa-panel th { font-weight: 600; }
 .qa-panel .qa-num { text-align: right; }
 .qa-built { margin-top: .6em; }
+.qa-status { color: #374151; font-size: .9rem; margin: 0 0 .6em; }
 """
 
 
@@ -586,7 +606,12 @@ def build_page(settings: Settings | None = None) -> gr.Blocks:
                 )
                 feedback_controls(chat.chatbot)
             with gr.Column(scale=1, min_width=260):
+                status = gr.HTML(elem_id="engine-status")
                 panel = gr.HTML(elem_id="articles-panel")
+        timer = gr.Timer(2.0)
+        timer.tick(status_line, None, [status, timer], api_visibility="undocumented", queue=False,
+                   show_progress="hidden")
+        page.load(status_line, None, [status, timer], api_visibility="undocumented", queue=False)
         page.load(articles_panel, None, panel, api_visibility="undocumented", queue=False)
         gr.api(ask_api, api_name="ask")
     # A question costs ~0.5 s of CPU and the engine runs one model forward pass

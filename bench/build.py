@@ -2,18 +2,24 @@
 
     nice -n 19 python bench/build.py [--size CHUNKS] [--repeats 3] [--batch-sizes 32] [--quick]
 
-Per repeat, in fresh child processes (so each starts cold, like a user's):
+First, the packaged model's ONNX export is made once in the work folder's
+models folder (Settings.tuned_dir), which every build below shares: the
+builds measure embedding, not exporting. Then per repeat, in fresh child
+processes (so each starts cold, like a user's):
 1. `python -m qa build --corpus C --index I` into a new temporary index:
    wall time, the build's own seconds (BuildReport.seconds: corpus -> live
    index, model load excluded), peak RSS (ru_maxrss of that child, via wait4);
-2. the raw encode: a child loads the same SentenceTransformer (same threads)
-   and encodes exactly the texts that build embedded with model.encode, batch
-   size 32, normalized: the floor for the build. The texts are collected by
+2. the raw encodes: a child embeds exactly the texts that build embedded,
+   batch size 32, normalized, once through the ONNX export with onnxruntime
+   (what the build does: its floor) and once with the same model's
+   SentenceTransformer.encode on torch (what builds did before ONNX). The
+   texts are collected by
    running the library's own build once more (into a scratch folder, not
    timed) with a stand-in model that records what it is asked to embed, so
    they follow whatever the build embeds (today: chunk texts, unique
    sentences, and each sentence under its section heading).
-Ratio = raw encode seconds / build seconds, per repeat (target >= 0.9).
+Ratio = raw ONNX encode seconds / build seconds, per repeat (target >= 0.9);
+and torch's raw encode / build: how much faster builds are than before.
 Then `python -m qa build` again on the last index with nothing changed
 (target: under 2 s, 0 texts embedded).
 
@@ -45,11 +51,16 @@ from bench import common  # noqa: E402
 class RecordingEmbedder:
     """Stands in for the model in qa.index.build and keeps the texts the build asks to embed."""
 
+    backend = "recording"
+
     def __init__(self, dimension: int, name: str) -> None:
         self.dimension, self.name, self.batch_size, self.texts_encoded = dimension, name, 32, 0
         self.texts: list[str] = []
 
-    def encode(self, texts, progress: bool = False):
+    def use_export(self, export) -> None:
+        """The build names the model's export in the manifest; the recorder keeps recording."""
+
+    def encode(self, texts, progress: bool = False, on_batch=None):
         import numpy as np
         self.texts.extend(texts)
         self.texts_encoded += len(texts)
@@ -58,41 +69,46 @@ class RecordingEmbedder:
         return out
 
 
-def texts_the_build_embeds(corpus: str, scratch: str, dimension: int, name: str) -> list[str]:
+def texts_the_build_embeds(corpus: str, scratch: str, dimension: int, name: str, models: str) -> list[str]:
     """Exactly what `qa.index.build` sends to the model for this corpus, whatever its current rules:
-    the library's build runs into a scratch folder with a recording stand-in for the model."""
+    the library's build runs into a scratch folder with a recording stand-in for the model
+    (`models`: the models folder holding the model's export, which the build then need not make)."""
     from qa import index as index_store
     from qa.settings import Settings
     recorder = RecordingEmbedder(dimension, name)
-    index_store.build(Settings(corpus_dir=corpus, index_dir=scratch, tune_epochs=0), recorder)
+    index_store.build(Settings(corpus_dir=corpus, index_dir=scratch, tune_epochs=0, tuned_dir=models), recorder)
     return recorder.texts
 
 
-def raw_encode(corpus: str, scratch: str, batch_size: int, threads: int) -> dict:
-    """In this process: load the model, encode the build's texts with model.encode; seconds of the encode alone."""
+def raw_encode(corpus: str, scratch: str, batch_size: int, threads: int, models: str) -> dict:
+    """In this process: the build's texts embedded through the ONNX export (onnxruntime, as the build does)
+    and with the model's own encode on torch; seconds of each encode alone."""
+    from qa import export
+    from qa.embedding import Embedder
+    from qa.settings import DEFAULT_MODEL, Settings
+
+    key = export.export_key(DEFAULT_MODEL)
+    onnx = Embedder(DEFAULT_MODEL, batch_size, threads,
+                    export=export.ensure(Settings(tuned_dir=models), Embedder(DEFAULT_MODEL), common.note, key))
+    texts = texts_the_build_embeds(corpus, scratch, onnx.dimension, DEFAULT_MODEL, models)
+    t = time.perf_counter()
+    onnx.encode(texts)
+    onnx_seconds = time.perf_counter() - t
     started = time.perf_counter()
-    import torch
-    from sentence_transformers import SentenceTransformer
-
-    from qa.embedding import resolve_model
-    from qa.settings import DEFAULT_MODEL
-
-    torch.set_num_threads(threads)
-    model = SentenceTransformer(resolve_model(DEFAULT_MODEL), device="cpu")
+    model = Embedder(DEFAULT_MODEL, batch_size, threads).torch_model()
     loaded = time.perf_counter()
-    get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-    texts = texts_the_build_embeds(corpus, scratch, int(get_dim()), DEFAULT_MODEL)
     t = time.perf_counter()
     vectors = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
                            show_progress_bar=False)
     seconds = time.perf_counter() - t
-    return {"texts": len(texts), "seconds": seconds, "load_seconds": loaded - started,
+    return {"texts": len(texts), "seconds": onnx_seconds, "torch_seconds": seconds, "load_seconds": loaded - started,
             "dimension": int(vectors.shape[1]), "batch_size": batch_size}
 
 
-def _build(corpus: Path, index: Path, tune_epochs: int = 0) -> dict:
+def _build(corpus: Path, index: Path, tune_epochs: int = 0, models: Path | None = None) -> dict:
     run = common.check(common.run_child([sys.executable, "-m", "qa", "build", "--corpus", str(corpus),
-                                         "--index", str(index), "--tune-epochs", str(tune_epochs)]),
+                                         "--index", str(index), "--tune-epochs", str(tune_epochs)],
+                                        env={"QA_TUNED_DIR": str(models)} if models else None),
                        "python -m qa build")
     out = run["stdout"]
     def grab(name: str) -> float:
@@ -108,21 +124,11 @@ def _build(corpus: Path, index: Path, tune_epochs: int = 0) -> dict:
     return run
 
 
-def _raw_in_process(corpus: Path, scratch: Path, batch_size: int, threads: int) -> dict:
-    """--quick: the same raw encode with this process's already loaded model (no cold child)."""
-    model = common.embedder(None, batch_size, threads)
-    texts = texts_the_build_embeds(str(corpus), str(scratch), model.dimension, model.name)
-    t = time.perf_counter()
-    model._model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                        show_progress_bar=False)
-    return {"texts": len(texts), "seconds": time.perf_counter() - t, "max_rss_mb": float("nan")}
-
-
-def _raw(corpus: Path, scratch: Path, batch_size: int, threads: int, in_process: bool = False) -> dict:
-    if in_process:
-        return _raw_in_process(corpus, scratch, batch_size, threads)
+def _raw(corpus: Path, scratch: Path, batch_size: int, threads: int, models: Path, in_process: bool = False) -> dict:
+    if in_process:  # --quick: no cold child
+        return {**raw_encode(str(corpus), str(scratch), batch_size, threads, str(models)), "max_rss_mb": float("nan")}
     run = common.check(common.run_child([sys.executable, str(Path(__file__)), "--raw-encode", str(corpus),
-                                         str(scratch),
+                                         str(scratch), str(models),
                                          "--batch-size", str(batch_size), "--threads", str(threads)]),
                        "raw encode")
     result = json.loads(run["stdout"].strip().splitlines()[-1])
@@ -139,11 +145,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workdir", help="folder for corpora and indexes (default: a new temp folder)")
     parser.add_argument("--quick", action="store_true",
                         help="1 repeat, 1 no-op rebuild, raw encode in this process (for the smoke test)")
-    parser.add_argument("--raw-encode", nargs=2, metavar=("CORPUS", "SCRATCH"), help=argparse.SUPPRESS)  # child mode
+    parser.add_argument("--raw-encode", nargs=3, metavar=("CORPUS", "SCRATCH", "MODELS"),
+                        help=argparse.SUPPRESS)  # child mode
     parser.add_argument("--batch-size", type=int, default=32, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.raw_encode:
-        print(json.dumps(raw_encode(*args.raw_encode, args.batch_size, args.threads)))
+        corpus, scratch, models = args.raw_encode
+        print(json.dumps(raw_encode(corpus, scratch, args.batch_size, args.threads, models)))
         return 0
     repeats = 1 if args.quick else args.repeats
     with common.scratch(args.workdir) as work:
@@ -152,37 +160,43 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args, repeats: int, work: Path) -> int:
     corpus = common.prepare_corpus(work / "corpus", args.size)
+    models = common.models_dir(work)
+    common.note("the packaged model's ONNX export, once for all builds")
+    common.default_export(work)
     common.print_header("build.py", [f"corpus: {corpus['kind']}; {repeats} repeat(s); children run "
-                                     f"`python -m qa build` cold; torch threads {args.threads}"])
-    rows, ratios, builds = [], [], []
+                                     f"`python -m qa build` cold; build threads {args.threads}"])
+    rows, ratios, torch_ratios, builds = [], [], [], []
     for r in range(repeats):
         index = work / f"index-{r}"
         common.note(f"repeat {r + 1}/{repeats}: build")
-        b = _build(work / "corpus", index)
+        b = _build(work / "corpus", index, models=models)
         common.note(f"repeat {r + 1}/{repeats}: raw encode")
-        raw = _raw(work / "corpus", work / f"scratch-{r}", 32, args.threads, in_process=args.quick)
+        raw = _raw(work / "corpus", work / f"scratch-{r}", 32, args.threads, models, in_process=args.quick)
         texts = b["embedded"]
         if raw["texts"] != texts:
             raise SystemExit(f"the build embedded {texts} texts but the raw encode got {raw['texts']}")
         ratio = raw["seconds"] / b["build_seconds"]
         ratios.append(ratio)
+        torch_ratios.append(raw["torch_seconds"] / b["build_seconds"])
         builds.append(b)
         rows.append([f"repeat {r + 1}", b["chunks"], b["sentences"], b["seconds"],
-                     b["build_seconds"], b["chunks"] / b["build_seconds"], texts, texts / b["build_seconds"],
-                     raw["texts"] / raw["seconds"], raw["seconds"], ratio, b["max_rss_mb"], raw["max_rss_mb"]])
+                     b["build_seconds"], texts, texts / b["build_seconds"], raw["seconds"], raw["torch_seconds"],
+                     ratio, torch_ratios[-1], b["max_rss_mb"], raw["max_rss_mb"]])
     common.say(common.table(
         "build vs raw encode of the same texts (one pair per repeat)",
-        ["run", "chunks", "sentences", "cli wall s", "build s", "passages/s", "embedded texts", "build texts/s", "raw texts/s",
-         "raw encode s", "ratio raw/build", "build peak MB", "raw peak MB"], rows))
+        ["run", "chunks", "sentences", "cli wall s", "build s", "embedded texts", "build texts/s",
+         "raw onnx s", "raw torch s", "ratio onnx/build", "ratio torch/build", "build peak MB", "raw peak MB"], rows))
     common.say(common.table("summary over repeats", ["figure", "median", "min", "max", "target"], [
         ["ratio raw encode s / build s", common.pct(ratios, 50), min(ratios), max(ratios), ">= 0.9"],
+        ["ratio torch raw encode s / build s", common.pct(torch_ratios, 50), min(torch_ratios), max(torch_ratios),
+         ""],
         ["build s", common.pct([b["build_seconds"] for b in builds], 50),
          min(b["build_seconds"] for b in builds), max(b["build_seconds"] for b in builds), ""],
         ["build peak RSS MB", common.pct([b["max_rss_mb"] for b in builds], 50),
          min(b["max_rss_mb"] for b in builds), max(b["max_rss_mb"] for b in builds), ""],
     ]))
 
-    noop = [_build(work / "corpus", work / f"index-{repeats - 1}") for _ in range(1 if args.quick else 3)]
+    noop = [_build(work / "corpus", work / f"index-{repeats - 1}", models=models) for _ in range(1 if args.quick else 3)]
     common.say(common.table("rebuild with nothing changed", ["run", "build s", "cli wall s", "embedded", "reused",
                                                               "peak MB", "target"],
                             [[f"rebuild {i + 1}", n["build_seconds"], n["seconds"], n["embedded"], n["reused"],
@@ -193,7 +207,7 @@ def _run(args, repeats: int, work: Path) -> int:
     product_epochs = Settings().tune_epochs
     if bank_files(work / "corpus") and product_epochs:
         common.note("a build as the product builds: with fine-tuning on the question bank")
-        tuned = _build(work / "corpus", work / "index-tuned", product_epochs)
+        tuned = _build(work / "corpus", work / "index-tuned", product_epochs, models=models)
         common.say(common.table("first build with fine-tuning on the question bank (the product's build)",
                                 ["run", "fine-tuning s", "build s (incl. fine-tuning)", "cli wall s", "embedded",
                                  "peak MB"],
@@ -205,7 +219,7 @@ def _run(args, repeats: int, work: Path) -> int:
         sweep = []
         for batch in sizes:
             common.note(f"raw encode at batch size {batch}")
-            raw = _raw(work / "corpus", work / f"scratch-b{batch}", batch, args.threads)
+            raw = _raw(work / "corpus", work / f"scratch-b{batch}", batch, args.threads, models)
             sweep.append([batch, raw["texts"], raw["seconds"], raw["texts"] / raw["seconds"], raw["max_rss_mb"]])
         common.say(common.table("raw encode by batch size (same texts)", ["batch", "texts", "seconds", "texts/s",
                                                                            "peak MB"], sweep))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import json
 import os
 import platform
 import shutil
@@ -116,6 +117,45 @@ def embedder(model: str | None = None, batch_size: int = 32, threads: int = 2):
     from qa.embedding import Embedder
     from qa.settings import DEFAULT_MODEL
     return Embedder(model or DEFAULT_MODEL, batch_size, threads)
+
+
+def models_dir(work: Path) -> Path:
+    """The tuned models and ONNX exports of a bench's indexes (Settings.tuned_dir): shared by all of them."""
+    return Path(work) / "models"
+
+
+def default_export(work: Path):
+    """The packaged model's ONNX export in `models_dir(work)`, made now unless it is there: what a build with a
+    stand-in embedder (substituted or recorded vectors) names for its questions. Loads torch only to make it."""
+    from qa import export
+    from qa.settings import Settings
+
+    settings = Settings(index_dir=Path(work) / "index", tuned_dir=models_dir(work))
+    made = export.ensure(settings, embedder(), note)
+    if made is None:
+        raise SystemExit("the packaged model could not be exported to ONNX")
+    return made
+
+
+def torch_floor(model: str, threads: int):
+    """The model on sentence-transformers (torch), on `threads` threads: what questions cost before ONNX."""
+    from qa.embedding import Embedder
+    return Embedder(model, threads=threads).torch_model()
+
+
+@contextlib.contextmanager
+def busy(on: bool = True) -> Iterator[None]:
+    """Another CPU-bound process holding a core for the duration (a shared machine), or nothing."""
+    if not on:
+        yield
+        return
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        yield
+    finally:
+        spinner.kill()  # only the child started here
+        spinner.wait()
 
 
 def prepare_corpus(folder: Path, size: int | None, seed: int = 0) -> dict:
@@ -245,11 +285,40 @@ def start_app(workdir: Path, index_dir: Path | None = None, corpus_dir: Path | N
         time.sleep(0.5)
 
 
-def run_child(cmd: Sequence[str], timeout: float = 7200) -> dict:
-    """Run one child; wall seconds, peak RSS (MB, ru_maxrss of that child via wait4), exit code, output."""
+def live_manifest(index_dir: Path) -> dict | None:
+    """The live generation's manifest, or None when there is none (yet)."""
+    try:
+        name = (Path(index_dir) / "CURRENT").read_text().strip()
+        return json.loads((Path(index_dir) / name / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def wait_for_tuned_index(app: AppProcess, timeout: float = APP_START_TIMEOUT) -> None:
+    """Until the app's live index is embedded with the tuned model. A fresh app answers with the model as it
+    ships first and builds the tuned generation in the background (qa/startup.py); a measurement that
+    compares answers must not see the swap."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        manifest = live_manifest(app.index_dir)
+        if manifest and (manifest.get("model") or {}).get("tuned"):
+            return
+        if app.process is not None and app.process.poll() is not None:
+            raise RuntimeError(f"app.py exited while building:\n{app.log_tail()}")
+        time.sleep(0.5)
+    raise RuntimeError(f"app.py did not make the tuned index live within {timeout:.0f} s:\n{app.log_tail()}")
+
+
+def run_child(cmd: Sequence[str], timeout: float = 7200, env: dict[str, str] | None = None,
+              code: Path | None = None) -> dict:
+    """Run one child; wall seconds, peak RSS (MB, ru_maxrss of that child via wait4), exit code, output.
+    `env`: variables set on top of child_env() (e.g. QA_TUNED_DIR); `code`: another checkout to run instead."""
+    environment = {**child_env(), **(env or {})}
+    if code is not None:
+        environment["PYTHONPATH"] = str(code)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(list(cmd), cwd=ROOT, env=child_env(), stdout=out, stderr=err,
+        proc = subprocess.Popen(list(cmd), cwd=code or ROOT, env=environment, stdout=out, stderr=err,
                                 stdin=subprocess.DEVNULL)
         deadline = started + timeout
         while True:

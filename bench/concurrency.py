@@ -134,7 +134,11 @@ def start_app(timeout: float = START_TIMEOUT) -> common.AppProcess:
     work = Path(tempfile.mkdtemp(prefix="qa-bench-conc-"))
     try:
         app = common.start_app(work, timeout=timeout)
+        app.owned_dir = work
+        common.wait_for_tuned_index(app, timeout)  # answers compared before and after a swap would differ
     except BaseException:
+        if "app" in locals():
+            app.stop()
         common.shutil.rmtree(work, ignore_errors=True)
         raise
     app.owned_dir = work

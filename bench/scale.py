@@ -49,6 +49,8 @@ SIGMA = 0.03
 class SubstituteEmbedder:
     """Stands in for the model in qa.index.build: real vectors from a pool, seeded noise, unit length."""
 
+    backend = "substitute"
+
     def __init__(self, pool, sigma: float = SIGMA, seed: int = 0, name: str | None = None) -> None:
         import numpy as np
 
@@ -62,7 +64,10 @@ class SubstituteEmbedder:
         self.texts_encoded = 0
         self.seconds = 0.0
 
-    def encode(self, texts, progress: bool = False):
+    def use_export(self, export) -> None:
+        """The build names the real model's export for the index's questions; the substitute keeps substituting."""
+
+    def encode(self, texts, progress: bool = False, on_batch=None):
         import numpy as np
         started = time.perf_counter()
         rng = np.random.default_rng(self.seed + self.texts_encoded)
@@ -78,7 +83,7 @@ class SubstituteEmbedder:
         return out
 
 
-def substitute_build(corpus: str, index: str, pool_path: str) -> dict:
+def substitute_build(corpus: str, index: str, pool_path: str, models: str) -> dict:
     """Child mode: the library's build with the substitute embedder."""
     import numpy as np
 
@@ -88,7 +93,7 @@ def substitute_build(corpus: str, index: str, pool_path: str) -> dict:
 
     faiss.omp_set_num_threads(2)
     embedder = SubstituteEmbedder(np.load(pool_path))
-    report = index_store.build(Settings(corpus_dir=corpus, index_dir=index), embedder)
+    report = index_store.build(Settings(corpus_dir=corpus, index_dir=index, tuned_dir=models), embedder)
     return {"build_seconds": report.seconds, "substitute_seconds": embedder.seconds, "chunks": report.chunks,
             "sentences": report.sentences, "embedded": report.embedded, "kind": report.dense_kind}
 
@@ -162,7 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="substitute embeddings for every size above this many chunks")
     parser.add_argument("--workdir", help="folder for corpora and indexes (default: a new temp folder)")
     parser.add_argument("--quick", action="store_true", help="1 round, 200 ANN queries")
-    parser.add_argument("--substitute-build", nargs=3, metavar=("CORPUS", "INDEX", "POOL"), help=argparse.SUPPRESS)
+    parser.add_argument("--substitute-build", nargs=4, metavar=("CORPUS", "INDEX", "POOL", "MODELS"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.substitute_build:
         print(json.dumps(substitute_build(*args.substitute_build)))
@@ -190,6 +196,8 @@ def _run(args, work: Path) -> int:
     common.print_header("scale.py", [f"sizes {sizes}; {len(questions)} questions x {args.rounds} round(s); "
                                      f"ANN queries {args.ann_queries}; synthetic corpora, seed 0"])
     embedder = common.embedder()
+    models = common.models_dir(work)
+    common.default_export(work)  # once, for every build: they measure embedding, not exporting
     builds, latencies, anns, real_ann = [], [], [], None
     largest_real = None  # (size, build seconds, texts per second, pool path)
     for size in sizes:
@@ -204,21 +212,21 @@ def _run(args, work: Path) -> int:
             raise SystemExit("substituted embeddings need a real build of a smaller size first in --sizes")
         if not substitute:
             common.note(f"[{size}] python -m qa build (real embeddings)")
-            b = _build(corpus, index_dir)
+            b = _build(corpus, index_dir, models=models)
             texts_per_s = b["embedded"] / b["build_seconds"]
             est_real = b["build_seconds"]
             how = "real"
         else:
             common.note(f"[{size}] substituted build (real build estimated at {estimate:.0f} min)")
             run = common.check(common.run_child([sys.executable, str(Path(__file__)), "--substitute-build",
-                                                 str(corpus), str(index_dir), str(largest_real[3])]),
+                                                 str(corpus), str(index_dir), str(largest_real[3]), str(models)]),
                                "substituted build")
             b = {**json.loads(run["stdout"].strip().splitlines()[-1]), "seconds": run["seconds"],
                  "max_rss_mb": run["max_rss_mb"]}
             texts = b["embedded"]
             est_real = b["build_seconds"] - b["substitute_seconds"] + texts / largest_real[2]
             how = "substituted"
-        settings = Settings(corpus_dir=corpus, index_dir=index_dir)
+        settings = Settings(corpus_dir=corpus, index_dir=index_dir, tuned_dir=models)
         before = vm_rss_mb()
         t = time.perf_counter()
         index = index_store.load(settings, dimension=embedder.dimension)
@@ -235,12 +243,12 @@ def _run(args, work: Path) -> int:
             np.save(pool_path, pool)
             largest_real = (size, b["build_seconds"], texts_per_s, pool_path)
 
-        engine = Engine(settings, embedder, index)
+        engine = Engine(settings, embedder, index)  # questions: the export the index names
         common.note(f"[{size}] query latency")
         samples = latency.measure(engine, questions, args.rounds)
         row = [f"{size:,} ({how})"]
         for name in ("end to end (Engine.ask)", "FAISS dense", "BM25 lexical", "sentence search",
-                     "answer selection", "floor: model.encode alone"):
+                     "answer selection", "floor: torch encode alone, 1 thread(s)"):
             p50, p95, _, _ = common.ms_summary(samples[name])
             row += [p50, p95] if name.startswith("end") else [p50]
         row.append(row[1] - row[-1])
@@ -265,8 +273,8 @@ def _run(args, work: Path) -> int:
         "chunks (embeddings)", "chunks", "sentences", "dense", "build s", "est. real build s", "build peak MB",
         "disk MB", "of it vectors MB", "serving RSS MB", "index load s"], builds))
     common.say(common.table("warm query latency (ms)", [
-        "chunks", "e2e p50", "e2e p95", "FAISS p50", "BM25 p50", "sentence p50", "answer p50", "floor p50",
-        "e2e - floor p50"], latencies))
+        "chunks", "e2e p50", "e2e p95", "FAISS p50", "BM25 p50", "sentence p50", "answer p50", "torch floor p50",
+        "e2e - torch floor p50"], latencies))
     rows = []
     for label, a, reused in anns + ([("pooled REAL vectors", real_ann, False)] if real_ann else []):
         for ef, r in a["ef"].items():

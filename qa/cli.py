@@ -58,7 +58,7 @@ def cmd_build(args: argparse.Namespace) -> int:
           f"  embedded: {report.embedded}  reused from cache: {report.reused}  "
           f"dense index: {report.dense_kind}\n"
           f"  fine-tuned model: {report.tuned_key or 'none (the model as it is)'}  "
-          f"fine-tuning: {report.tune_seconds:.1f} s\n"
+          f"fine-tuning: {report.tune_seconds:.1f} s  questions embedded with: {report.encoder}\n"
           f"  seconds: {report.seconds:.1f}  (of which model load: {report.model_seconds:.1f})")
     return 0
 
@@ -83,7 +83,7 @@ def build_report_json(report) -> dict:
         "sentences": report.sentences, "example_questions": report.questions,
         "question_warnings": list(report.question_warnings),
         "embedded": report.embedded, "reused": report.reused, "dense_index": report.dense_kind,
-        "tuned_model": report.tuned_key, "seconds": round(report.seconds, 2),
+        "tuned_model": report.tuned_key, "encoder": report.encoder, "seconds": round(report.seconds, 2),
     }
 
 

@@ -18,11 +18,16 @@ so no answer mixes two indexes.
 
 Questions are embedded with the model the index's texts were embedded with:
 the model fine-tuned on the question bank when the build made one
-(qa/tuning.py), which the manifest names, else the configured model. A new
-generation embedded with another tuned model brings that model in with it.
+(qa/tuning.py), which the manifest names, else the configured model; through
+the ONNX export of it that the manifest names (qa/onnx_model.py), so
+answering never imports torch. A new generation embedded with another tuned
+model brings that model in with it, and the one it replaces is let go.
+
+`status()` says what the engine answers with and, while a build started for
+it runs in the background (qa/startup.py), how far that is.
 
 Limits: one base model per process; the index swap (and loading a newly
-tuned model, a second or two) happens on the next question, not in the
+tuned model, under a second) happens on the next question, not in the
 background.
 """
 
@@ -33,6 +38,7 @@ import os
 import sys
 import threading
 import unicodedata
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -47,6 +53,7 @@ from qa.index import Index
 from qa.refusal import RefusalModel, load_model
 from qa.search import search
 from qa.settings import Settings
+from qa.startup import StartupStatus, serving_status
 from qa.synonyms import Synonyms
 from qa.text import content_terms
 from qa.triage import Triage, triage
@@ -94,14 +101,18 @@ def _too_long(length: int, settings: Settings) -> QuestionError:
 
 class Engine:
     def __init__(self, settings: Settings, embedder: Embedder, index: Index,
-                 refusal: RefusalModel | None = None) -> None:
+                 refusal: RefusalModel | None = None, owns_embedder: bool = False) -> None:
         """`embedder`: the configured (base) model; questions use the index's own (see query_embedder).
-        `refusal`: the refusal model; by default the fitted one of `settings.refusal_model_file`."""
+        `refusal`: the refusal model; by default the fitted one of `settings.refusal_model_file`.
+        `owns_embedder`: the engine made `embedder` and may let go of its model when no generation uses it."""
         # One question is one search: FAISS on one thread is faster for that
         # (bench: flat search at 100k chunks 14 ms on 1 thread, 25 ms on 2).
         faiss.omp_set_num_threads(1)
         self.settings = settings
         self.base_embedder = embedder
+        self._owns_base = owns_embedder
+        # Set by qa/startup.py while a build runs for this engine in the background: what it reports.
+        self.startup = None
         self.synonyms = Synonyms.load(settings.synonyms_file)
         self.refusal = refusal or load_model(settings.refusal_model_file, settings.model)
         self._live = _Live(index, query_embedder(index, settings, embedder))
@@ -122,6 +133,7 @@ class Engine:
         """
         say = say or (lambda message: None)
         # Loaded on first use: when the index names a tuned model, the base one is never loaded.
+        owned = embedder is None
         embedder = embedder or Embedder(settings.model, settings.batch_size, settings.threads)
         try:
             loaded = index_store.load(settings)
@@ -146,7 +158,14 @@ class Engine:
                 report = index_store.build(settings, embedder, progress=say, show_bar=sys.stderr.isatty())
                 say(f"Built {report.chunks} passages ({report.embedded} newly embedded) in {report.seconds:.1f} s.")
                 loaded = index_store.load(settings)
-        return cls(settings, embedder, loaded, refusal)
+        try:
+            return cls(settings, embedder, loaded, refusal, owned)
+        except ModelError as exc:  # the question model's ONNX export is damaged: the build makes it again
+            if build != "stale":
+                raise
+            say(f"The question model cannot be used ({exc}): rebuilding.")
+            index_store.build(settings, embedder, progress=say, show_bar=True)
+            return cls(settings, embedder, index_store.load(settings), refusal, owned)
 
     # ------------------------------------------------------------------ asking
 
@@ -166,7 +185,9 @@ class Engine:
         followup = query != text
         searched, expansions = self.synonyms.expand(query)
         focus = None
-        with self._encode_lock:  # one forward pass at a time: torch already uses both cores
+        # torch uses both cores for one forward pass: one at a time. onnxruntime runs a
+        # question on one thread (Settings.query_threads), so two questions use both cores.
+        with self._encode_lock if live.embedder.backend != "onnx" else nullcontext():
             vector = live.embedder.encode_one(searched)
             if followup and self.settings.followup_focus > 0:
                 focus = live.embedder.encode_one(self.synonyms.expand(text)[0])
@@ -218,7 +239,9 @@ class Engine:
                     try:
                         fresh = index_store.load(self.settings)
                         model = query_embedder(fresh, self.settings, self._live.embedder, self.base_embedder)
-                        self._live = _Live(fresh, model)
+                        old, self._live = self._live.embedder, _Live(fresh, model)
+                        if old is not model and (old is not self.base_embedder or self._owns_base):
+                            old.unload()  # the model of the generation before (a question using it keeps it)
                     except (IndexError_, ModelError):
                         pass  # a broken new build: keep answering from the one we have
                     self._pointer_mtime = mtime
@@ -255,12 +278,22 @@ class Engine:
     def stale_reason(self) -> str | None:
         return index_store.stale_reason(self.current_index().manifest, self.settings)
 
+    def status(self) -> StartupStatus:
+        """What answers now ("tuned" or "base" model) and, while a build runs in the background, its progress."""
+        live = self._current()
+        if self.startup is not None:
+            return self.startup.status(live.index.manifest)
+        return serving_status(live.index.manifest)
+
 
 def query_embedder(index: Index, settings: Settings, *loaded: Embedder) -> Embedder:
-    """The model for this index's questions: one of `loaded` if it is that model, else loaded now;
-    checked against the index's dimension."""
+    """The model for this index's questions: one of `loaded` if it is that model run the same way (the same
+    ONNX export, or sentence-transformers), else loaded now; checked against the index's dimension."""
     name = index_store.query_model(index.manifest, settings)
-    embedder = next((e for e in loaded if e.name == name), None) or Embedder(name, settings.batch_size,
-                                                                              settings.threads)
+    onnx = index_store.query_export(index.manifest, settings)
+    same = (lambda e: e.name == name and e.export is not None and e.export.key == onnx.key) if onnx is not None \
+        else (lambda e: e.name == name and e.export is None)
+    embedder = next((e for e in loaded if same(e)), None) or Embedder(name, settings.batch_size,
+                                                                      settings.query_threads, export=onnx)
     index_store.check_compatible(index.manifest, settings, embedder.dimension, settings.index_dir)
     return embedder

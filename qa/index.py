@@ -25,6 +25,9 @@ Owns the index on disk. `index/` holds generations and a pointer:
         lexical/                  bm25s index over the chunks' index text
     index/tuned/<key>/            the model fine-tuned on the question bank (qa/tuning.py) that the
                                   generations naming <key> in their manifest were embedded with
+    index/tuned/onnx/<key>/       the ONNX export of the model a generation was embedded with
+                                  (qa/export.py), which its manifest names: questions are embedded
+                                  with it, through onnxruntime, without torch
 
 A build writes a new generation beside the live one and then replaces
 CURRENT atomically (os.replace), so a crash or Ctrl-C at any point leaves the
@@ -35,11 +38,15 @@ Vectors are cached by the sha256 of the text embedded: a rebuild embeds only
 texts it has not embedded before with the same model, so an unchanged corpus
 embeds nothing and a changed file re-embeds only its own changed chunks. The
 same model means the same tuned model too: a changed question bank trains a
-new one and re-embeds everything.
+new one and re-embeds everything. Texts are embedded through the model's ONNX
+export (made first if need be): it gives torch's vectors (within 1e-4) in a
+third of the time.
 
 `load()` checks the manifest: another format, model or dimension is refused
 with the command that fixes it; a missing, truncated or altered file is
-named. `stale_reason()` says whether the corpus changed since the build.
+named, and so is a missing ONNX export (its checksum and sample vectors are
+checked when the question model loads it: qa/onnx_model.py).
+`stale_reason()` says whether the corpus changed since the build.
 
 Limits: one writer at a time (the lock); readers never block. Two
 generations are kept (the live one and the one before it) so a reader that
@@ -67,15 +74,16 @@ import bm25s
 import faiss
 import numpy as np
 
-from qa import tuning
+from qa import export, tuning
 from qa.chunking import Chunk, chunk_articles
 from qa.corpus import (ARTICLE_SUFFIXES, READER_VERSION, Corpus, FileReport, Skipped, corpus_hashes, file_reports,
                        load_corpus)
 from qa.question_bank import BankQuestion, bank_hashes, link, load_bank
 from qa.refusal import background_statistics, read_background
-from qa.embedding import Embedder
+from qa.embedding import Embedder, Export
 from qa.errors import (REBUILD_HINT, CorpusError, IndexCorruptError, IndexIncompatibleError,
-                       IndexMissingError, IndexWriteError)
+                       IndexMissingError, IndexWriteError, ModelError)
+from qa.onnx_model import check_files
 from qa.settings import Settings, chunking_fingerprint, tuning_fingerprint
 from qa.text import content_terms
 
@@ -85,7 +93,8 @@ from qa.text import content_terms
 # on the bank, which embedded everything (an untuned format-5 index would be read with refusal weights
 # fitted to the tuned model).
 # 7: background statistics per article (background.json), read by refusal.
-FORMAT_VERSION = 7
+# 8: the manifest names the ONNX export of the model (model.encoder) that questions are embedded with.
+FORMAT_VERSION = 8
 CURRENT = "CURRENT"
 LOCK = ".build.lock"
 _BUILD_PREFIX = "build-"
@@ -220,6 +229,7 @@ class BuildReport:
     question_warnings: tuple[str, ...] = ()  # bank lines skipped, and why
     tuned_key: str | None = None  # the fine-tuned model the index was embedded with (qa/tuning.py)
     tune_seconds: float = 0.0  # training it, when this build had to
+    encoder: str = "onnx"  # how the index's model ran: "onnx", or "sentence-transformers" when it cannot be exported
     articles: tuple[FileReport, ...] = ()  # per file of the folder: title, sections, passages, or why skipped
 
 
@@ -236,10 +246,16 @@ def text_hash(text: str) -> str:
 
 
 def build(settings: Settings, embedder: Embedder,
-          progress: Callable[[str], None] | None = None, show_bar: bool = False) -> BuildReport:
-    """Build the index of `settings.corpus_dir` into `settings.index_dir` and make it live."""
+          progress: Callable[[str], None] | None = None, show_bar: bool = False,
+          steps: Callable[[str, int, int], None] | None = None) -> BuildReport:
+    """Build the index of `settings.corpus_dir` into `settings.index_dir` and make it live.
+
+    `embedder`: the configured model (used when the build does not fine-tune); `progress` gets
+    messages for a person; `steps(stage, done, total)` gets the long stages' progress as numbers
+    ("fine-tuning" in training steps, "exporting", "embedding" in texts), for start-up progress."""
     started = time.perf_counter()
     say = progress or (lambda message: None)
+    step = steps or (lambda stage, done, total: None)
     root = settings.index_dir
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -266,7 +282,9 @@ def build(settings: Settings, embedder: Embedder,
         tuned_key = tuning_plan.key if tuning_plan else None
         previous = _previous_index(settings)
         if previous is not None and _up_to_date(previous.manifest, corpus, settings, tuned_key):
-            # Nothing to do: no new generation, no model, the live index stays as it is.
+            # Nothing to do: no new generation, no model, the live index stays as it is
+            # (but its ONNX export is made again if it went missing or was damaged).
+            _repair_export(previous.manifest, settings, embedder, say, step)
             say("the index is up to date")
             counts = previous.manifest["counts"]
             return BuildReport(
@@ -281,10 +299,17 @@ def build(settings: Settings, embedder: Embedder,
         if tuning_plan is not None:
             # Every text is embedded with the model tuned on this bank, and a vector
             # of another model (the untuned one, or one tuned on another bank) is no use.
-            folder, tune_seconds = tuning.ensure_trained(settings, tuning_plan, say)
+            folder, tune_seconds = tuning.ensure_trained(settings, tuning_plan, say,
+                                                         lambda done, total: step("fine-tuning", done, total))
             if tune_seconds:
                 say(f"fine-tuned in {tune_seconds:.0f} s")
             embedder = Embedder(str(folder), settings.batch_size, settings.threads)
+        step("exporting", 0, 1)
+        onnx = export.ensure(settings, embedder, say)
+        step("exporting", 1, 1)
+        if onnx is not None:
+            embedder.use_export(onnx)
+        encoder = _encoder_entry(embedder, onnx, settings)
         if previous is not None and _tuned_key(previous.manifest) != tuned_key:
             previous = None
         cache, dimension = _previous_vectors(previous)
@@ -297,7 +322,7 @@ def build(settings: Settings, embedder: Embedder,
         background = read_background(settings.background_file)
         texts = [c.index_text for c in chunks] + sentences + contexts + questions + background
         vectors, embedded, dimension, model_seconds = _embed_with_cache(texts, cache, dimension, embedder, say,
-                                                                        show_bar)
+                                                                        show_bar, step)
         chunk_vectors = vectors[:len(chunks)]
         sentence_vectors = vectors[len(chunks):len(chunks) + len(sentences)]
         context_vectors = vectors[len(chunks) + len(sentences):len(chunks) + 2 * len(sentences)]
@@ -340,7 +365,8 @@ def build(settings: Settings, embedder: Embedder,
                 "built_at": stamp.isoformat(timespec="seconds"),
                 "model": {"name": settings.model, "dimension": dimension,
                           "tuned": {"key": tuned_key, "pairs": len(tuning_plan.pairs),
-                                    "epochs": tuning_plan.epochs} if tuning_plan else None},
+                                    "epochs": tuning_plan.epochs} if tuning_plan else None,
+                          "encoder": encoder},
                 "tuning": tuning_fingerprint(settings),
                 "chunking": chunking_fingerprint(settings),
                 "dense": {"kind": dense_kind, "sentences_kind": sentences_kind, "hnsw_m": settings.hnsw_m,
@@ -377,7 +403,8 @@ def build(settings: Settings, embedder: Embedder,
             raise IndexWriteError(
                 f"cannot write the index in {root}: {exc.strerror or exc}; the previous index is unchanged") from exc
         kept = _prune_generations(root)
-        tuning.prune(settings, keep={key for key in map(_tuned_key, kept) if key})
+        tuning.prune(settings, keep={key for key in map(_tuned_key, kept) if key} | {export.EXPORTS_FOLDER})
+        export.prune(settings, keep={(m.get("model") or {}).get("encoder", {}).get("key") for m in kept} - {None})
 
     return BuildReport(
         files=len(corpus.articles), skipped=list(corpus.skipped),
@@ -385,7 +412,7 @@ def build(settings: Settings, embedder: Embedder,
         embedded=embedded, reused=len(texts) - embedded, seconds=time.perf_counter() - started,
         directory=final, dense_kind=dense_kind, model_seconds=model_seconds, questions=len(questions),
         question_warnings=tuple(question_warnings), tuned_key=tuned_key, tune_seconds=tune_seconds,
-        articles=per_file)
+        articles=per_file, encoder=encoder["backend"])
 
 
 def _question_bank(entries: list[BankQuestion], chunks: list[Chunk], chunk_sentence_ids: list[list[int]],
@@ -415,7 +442,8 @@ def _sentence_table(chunks: list[Chunk]) -> tuple[list[str], list[list[int]]]:
 
 
 def _embed_with_cache(texts: list[str], cache: dict[str, np.ndarray], dimension: int | None, embedder: Embedder,
-                      say: Callable[[str], None], show_bar: bool) -> tuple[np.ndarray, int, int, float]:
+                      say: Callable[[str], None], show_bar: bool,
+                      step: Callable[[str, int, int], None]) -> tuple[np.ndarray, int, int, float]:
     """Vectors for `texts`, embedding only those not in `cache`; also (count embedded, dimension, model load s).
 
     The model is touched only when something is missing, so a no-op rebuild never loads it.
@@ -429,8 +457,14 @@ def _embed_with_cache(texts: list[str], cache: dict[str, np.ndarray], dimension:
         model_seconds = time.perf_counter() - started
         if dimension is not None and dimension != current:
             cache, missing = {}, dict(zip(hashes, texts))  # cached vectors of another size: start over
-        say(f"embedding {len(missing)} texts with {embedder.name}")
-        new = embedder.encode(list(missing.values()), progress=show_bar)
+        say(f"embedding {len(missing)} texts with {embedder.name} ({embedder.backend})")
+        done = [0]
+        step("embedding", 0, len(missing))
+
+        def count(texts_done: int) -> None:
+            done[0] += texts_done
+            step("embedding", done[0], len(missing))
+        new = embedder.encode(list(missing.values()), progress=show_bar, on_batch=count)
         cache = {**cache, **dict(zip(missing.keys(), new))}
         dimension = embedder.dimension
     if not texts:
@@ -440,9 +474,11 @@ def _embed_with_cache(texts: list[str], cache: dict[str, np.ndarray], dimension:
 
 
 def _previous_index(settings: Settings) -> Index | None:
-    """The live index if it can be read and was built with the same model, else None."""
+    """The live index if it can be read and was built with the same model, else None.
+
+    Its ONNX export need not be there: the vectors are what a build reuses."""
     try:
-        return load(settings)
+        return load(settings, check_encoder=False)
     except Exception:  # no index, another model, a damaged one: start from nothing
         return None
 
@@ -459,7 +495,35 @@ def _up_to_date(manifest: dict, corpus: Corpus, settings: Settings, tuned_key: s
             and recorded.get("readers") == READER_VERSION
             and recorded.get("skipped") == {s.source: s.reason for s in corpus.skipped}
             and (manifest.get("questions") or {}).get("files") == bank_hashes(settings.corpus_dir)
-            and manifest.get("background") == _background_fingerprint(settings, read_background(settings.background_file)))
+            and manifest.get("background") == _background_fingerprint(settings, read_background(settings.background_file))
+            and (_encoder(manifest).get("key") == export.export_key(query_model(manifest, settings))))
+
+
+def _encoder(manifest: dict) -> dict:
+    return (manifest.get("model") or {}).get("encoder") or {}
+
+
+def _encoder_entry(embedder: Embedder, onnx: Export | None, settings: Settings) -> dict:
+    """The manifest's record of how the model runs: its ONNX export, or sentence-transformers and why."""
+    if onnx is not None:
+        return {"backend": "onnx", "key": onnx.key}
+    return {"backend": "sentence-transformers", "key": export.export_key(embedder.name)}
+
+
+def _repair_export(manifest: dict, settings: Settings, embedder: Embedder, say: Callable[[str], None],
+                   step: Callable[[str, int, int], None]) -> None:
+    """Make the live generation's ONNX export again when it is missing or damaged (same model, same key)."""
+    encoder = _encoder(manifest)
+    if encoder.get("backend") != "onnx" or export.is_whole(settings, encoder["key"]):
+        return
+    name = query_model(manifest, settings)
+    model = embedder if embedder.name == name else Embedder(name, settings.batch_size, settings.threads)
+    say(f"the ONNX export of {name} is missing or damaged: making it again")
+    step("exporting", 0, 1)
+    if export.ensure(settings, model, say, key=encoder["key"]) is None:
+        raise ModelError(f"the ONNX export of {name} cannot be made again; rebuild the index with: "
+                         f"{REBUILD_HINT} --tune-epochs {settings.tune_epochs}")
+    step("exporting", 1, 1)
 
 
 def _previous_vectors(previous: Index | None) -> tuple[dict[str, np.ndarray], int | None]:
@@ -490,6 +554,13 @@ def query_model(manifest: dict, settings: Settings) -> str:
     """The model that embeds questions for this index: the one its texts were embedded with."""
     key = _tuned_key(manifest)
     return str(tuning.model_dir(settings, key)) if key else settings.model
+
+
+def query_export(manifest: dict, settings: Settings) -> Export | None:
+    """The ONNX export of that model which the index names; None: it runs on sentence-transformers."""
+    encoder = _encoder(manifest)
+    return Export(export.store(settings) / encoder["key"], encoder["key"]) if encoder.get("backend") == "onnx" \
+        else None
 
 
 def _background_fingerprint(settings: Settings, background: list[str]) -> dict:
@@ -576,8 +647,11 @@ def check_compatible(manifest: dict, settings: Settings, dimension: int | None, 
             f"{dimension}; rebuild it with: {REBUILD_HINT} --model {settings.model}")
 
 
-def load(settings: Settings, dimension: int | None = None) -> Index:
-    """Load and verify the live index; raises an IndexError_ subclass that says what to do."""
+def load(settings: Settings, dimension: int | None = None, check_encoder: bool = True) -> Index:
+    """Load and verify the live index; raises an IndexError_ subclass that says what to do.
+
+    `check_encoder`: also require the ONNX export the manifest names (present, whole in size; its
+    checksum and sample vectors are checked when the question model loads it)."""
     directory = live_directory(settings.index_dir)
     manifest = read_manifest(directory)
     check_compatible(manifest, settings, dimension, settings.index_dir)
@@ -586,6 +660,12 @@ def load(settings: Settings, dimension: int | None = None) -> Index:
     if key and not tuning.is_trained(settings, key):
         raise IndexCorruptError(f"the index in {directory} was embedded with a fine-tuned model that is no longer "
                                 f"in {tuning.model_dir(settings, key)}; rebuild it with: {REBUILD_HINT}")
+    onnx = query_export(manifest, settings)
+    if check_encoder and onnx is not None:
+        try:
+            check_files(onnx.folder, onnx.key, checksum=False)
+        except ModelError as exc:
+            raise IndexCorruptError(str(exc)) from exc
     try:
         chunk_rows = _read_jsonl(directory / "chunks.jsonl")
         sentence_rows = _read_jsonl(directory / "sentences.jsonl")
@@ -756,8 +836,15 @@ def _build_lock(root: Path) -> Iterator[None]:
 
 
 def _library_versions() -> dict[str, str]:
-    import sentence_transformers
-    import torch
+    """Read from the installed packages' metadata: importing torch only to name its version costs seconds."""
+    from importlib import metadata
+
+    def version(package: str) -> str:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "not installed"
     return {"python": platform.python_version(), "faiss": faiss.__version__, "bm25s": bm25s.__version__,
-            "numpy": np.__version__, "torch": torch.__version__,
-            "sentence_transformers": sentence_transformers.__version__}
+            "numpy": np.__version__, "torch": version("torch"),
+            "sentence_transformers": version("sentence-transformers"), "onnxruntime": version("onnxruntime"),
+            "tokenizers": version("tokenizers")}

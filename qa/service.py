@@ -1,23 +1,25 @@
 """The engine in a process of its own, for the chat page.
 
 Owns: starting a child process (`python -m qa.service FD PARENT_PID`) that opens the
-`Engine`, and forwarding `ask()`, `articles()`, `built_at()` and `generation()` to it
-over a socket pair. `EngineProcess` has the same methods, returns the same objects
-and raises the same errors as `Engine`, so the page cannot tell them apart.
+engine the way qa/startup.py does (answering as soon as an index exists, building
+the rest in the background), and forwarding `ask()`, `articles()`, `built_at()`,
+`generation()` and `status()` to it over a socket pair. `EngineProcess` has the
+same methods, returns the same objects and raises the same errors as `Engine`, so
+the page cannot tell them apart. `status()` also answers while the child is still
+loading or building its first index: the child reports its `StartupStatus` until
+it is ready.
 
-Why a process: a cold start of the page is mostly imports, about 6 s of
-torch + sentence-transformers for the engine and 5 s of gradio for the page
-on this machine (docs/BENCHMARKS.md). In one process they run one after the
-other (the interpreter lock makes threads no help); in two they run on both
-cores at once. The child is started before the page imports gradio, and the
-page is served while the child is still loading: a question asked meanwhile
-waits for it. Answering also leaves the web server's interpreter lock free.
+Why a process: the page's own imports (gradio) take seconds, and the
+engine's loading (onnxruntime, the index) or first build runs beside them on
+the other core (docs/BENCHMARKS.md). The child is started before the page
+imports gradio, and the page is served while the child is still loading: a
+question asked meanwhile waits for it. Answering also leaves the web
+server's interpreter lock free.
 
-Limits: one request reaches the engine at a time (it is CPU-bound and torch
-already uses both cores). A child that dies is started again; the question
-that found it dead gets `EngineStoppedError`, later ones wait for the new
-child. The child exits when its parent does. POSIX only (socketpair,
-pass_fds).
+Limits: one request reaches the engine at a time. A child that dies is
+started again; the question that found it dead gets `EngineStoppedError`,
+later ones wait for the new child. The child exits when its parent does.
+POSIX only (socketpair, pass_fds).
 """
 
 from __future__ import annotations
@@ -35,12 +37,14 @@ from typing import Any, Sequence
 
 from qa.errors import QAError
 from qa.settings import PROJECT_ROOT, Settings
+from qa.startup import FAILED, STARTING, StartupStatus
 
 # What the parent may call; anything else is refused by the child.
-_METHODS = ("ask", "articles", "built_at", "generation")
+_METHODS = ("ask", "articles", "built_at", "generation", "status")
 # A question asked while the engine loads waits this long before being told
-# to retry: loading takes ~8 s; a first build of the five articles, which
-# fine-tunes the model on the question bank, 60 to 110 s on 2 cores.
+# to retry: loading takes about a second; a first build of the five articles
+# (with the model as it ships) 15 to 45 s on 2 cores; a build that must
+# fine-tune before it can answer (another model's index) a minute or two.
 WAIT_FOR_LOADING_S = 180.0
 
 
@@ -60,6 +64,7 @@ class EngineProcess:
         self._lock = threading.Lock()  # one request on the socket at a time
         self._ready = threading.Event()
         self._startup_error: QAError | None = None
+        self._status = StartupStatus(STARTING, None, message="The answering engine is starting.")
         self._process: subprocess.Popen | None = None
         self._conn: Connection | None = None
         self._start()
@@ -77,6 +82,14 @@ class EngineProcess:
 
     def generation(self) -> str:
         return self._call("generation")
+
+    def status(self) -> StartupStatus:
+        """The engine's start-up status; answered at once, also while the engine is still loading or building."""
+        if not self._ready.is_set():
+            return self._status
+        if self._startup_error is not None:
+            return StartupStatus(FAILED, None, message=str(self._startup_error), error=str(self._startup_error))
+        return self._call("status")
 
     # ------------------------------------------------------------------ life cycle
 
@@ -112,14 +125,18 @@ class EngineProcess:
         self._conn = Connection(ours.detach())
         self._ready.clear()
         self._startup_error = None
+        self._status = StartupStatus(STARTING, None, message="The answering engine is starting.")
         self._conn.send(self.settings)
         threading.Thread(target=self._await_ready, args=(self._conn, self._process),
                          name="engine-startup", daemon=True).start()
 
     def _await_ready(self, conn: Connection, process: subprocess.Popen) -> None:
-        """The child's first message says whether the engine loaded."""
+        """The child reports its start-up status until it says whether the engine loaded."""
         try:
             status, value = conn.recv()
+            while status == "status":
+                self._status = value
+                status, value = conn.recv()
             if status != "ready":
                 self._startup_error = value if isinstance(value, QAError) else QAError(str(value))
         except (EOFError, OSError):
@@ -163,7 +180,7 @@ class EngineProcess:
 # ---------------------------------------------------------------------- the child
 
 
-def _exit_with_parent(parent: int) -> None:
+def exit_with_parent(parent: int) -> None:
     """Leave when the parent is gone, even in the middle of a long build (which is crash-safe).
 
     `parent` is the pid the parent gave us, not our own getppid(): a parent killed
@@ -182,16 +199,17 @@ def _exit_with_parent(parent: int) -> None:
 
 def serve(fd: int, parent: int) -> int:
     """The child's whole life: receive settings, open the engine, answer requests until EOF."""
-    _exit_with_parent(parent)
+    exit_with_parent(parent)
     # The server's log is the product's: a library's notices to its developers (sentence-transformers'
     # deprecations, logged rather than warned) stay out of it; its errors still show.
     logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
     conn = Connection(fd)
     settings: Settings = conn.recv()
-    from qa.engine import Engine  # the heavy imports happen here, in the child only
+    from qa.startup import open_engine  # the engine's imports happen here, in the child only
 
     try:
-        engine = Engine.open(settings, build="stale", say=lambda text: print(text, flush=True))
+        engine = open_engine(settings, say=lambda text: print(text, flush=True),
+                             report=lambda status: conn.send(("status", status)))
     except QAError as exc:
         conn.send(("failed", exc))
         return 1

@@ -39,8 +39,14 @@ class Settings:
     # 32 texts per forward pass: on 2 CPU cores larger batches gave no more
     # throughput and pad short sentences up to the longest chunk.
     batch_size: int = 32
-    # Two cores on these machines; more torch threads than cores is slower.
+    # Threads of a build (embedding a batch of texts, fine-tuning): two cores on
+    # these machines, and more threads than cores is slower.
     threads: int = 2
+    # onnxruntime intra-op threads of one question. One: a question is a small
+    # graph, and on a shared machine a second thread waits for a core another
+    # process holds, which made questions several times slower under load
+    # (docs/BENCHMARKS.md); two questions at once then run on both cores.
+    query_threads: int = 1
     # Fine-tune the model on the question bank's example questions at build time
     # (qa/tuning.py) for this many epochs; 0 uses the model as it is. One epoch
     # answered 233 of 313 answerable questions of eval/sets/ right against 206
@@ -184,7 +190,7 @@ class Settings:
     page_examples: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        positive = ("batch_size", "threads", "chunk_chars", "top_k", "candidates",
+        positive = ("batch_size", "threads", "query_threads", "chunk_chars", "top_k", "candidates",
                     "flat_max_vectors", "hnsw_m", "hnsw_ef_search",
                     "answer_passages", "max_question_chars", "max_article_bytes")
         for name in positive:

@@ -106,8 +106,11 @@ def is_trained(settings: Settings, key: str) -> bool:
     return (folder / "config.json").is_file() and any(folder.glob("*.safetensors"))
 
 
-def ensure_trained(settings: Settings, tuning: TuningPlan, say: Callable[[str], None]) -> tuple[Path, float]:
-    """The tuned model's folder, training it first unless it is on disk; also the seconds spent training."""
+def ensure_trained(settings: Settings, tuning: TuningPlan, say: Callable[[str], None],
+                   on_step: Callable[[int, int], None] | None = None) -> tuple[Path, float]:
+    """The tuned model's folder, training it first unless it is on disk; also the seconds spent training.
+
+    `on_step(done, total)` is called after every training step."""
     folder = model_dir(settings, tuning.key)
     if is_trained(settings, tuning.key):
         return folder, 0.0
@@ -118,7 +121,8 @@ def ensure_trained(settings: Settings, tuning: TuningPlan, say: Callable[[str], 
         root.mkdir(parents=True, exist_ok=True)
         say(f"fine-tuning {settings.model} on {len(tuning.pairs)} example questions "
             f"({tuning.epochs} epoch(s); once per question bank)")
-        fine_tune(resolve_model(settings.model), list(tuning.pairs), tuning.epochs, settings.threads, tmp)
+        fine_tune(resolve_model(settings.model), list(tuning.pairs), tuning.epochs, settings.threads, tmp,
+                  on_step=on_step)
         try:
             os.rename(tmp, folder)
         except OSError:
@@ -166,7 +170,7 @@ def batches(pairs: list[tuple[str, str]], rng: random.Random) -> list[list[tuple
 
 
 def fine_tune(base_location: str, pairs: list[tuple[str, str]], epochs: int, threads: int, out: Path,
-              seed: int = SEED) -> None:
+              seed: int = SEED, on_step: Callable[[int, int], None] | None = None) -> None:
     """Train a copy of the model at `base_location` on (question, answer) pairs and save it to `out`."""
     import torch
     from sentence_transformers import SentenceTransformer
@@ -204,6 +208,8 @@ def fine_tune(base_location: str, pairs: list[tuple[str, str]], epochs: int, thr
                 for group in optimiser.param_groups:
                     group["lr"] = LEARNING_RATE * min(step / warm_up,
                                                       max(0.0, (total - step) / max(1, total - warm_up)))
+                if on_step is not None:
+                    on_step(step, total)
         model.eval()
         model.save(str(out))
 

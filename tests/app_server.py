@@ -19,7 +19,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 # child_env and start_app are used from here by tests/test_serving.py.
-from bench.common import APP_START_TIMEOUT, AppProcess, child_env, start_app  # noqa: E402, F401
+from bench.common import (APP_START_TIMEOUT, AppProcess, child_env, start_app,  # noqa: E402, F401
+                          wait_for_tuned_index)
 
 START_TIMEOUT = APP_START_TIMEOUT
 
@@ -40,6 +41,12 @@ def app_server(tmp_path_factory) -> AppServer:
     global _server
     if _server is None:
         _server = start_app(tmp_path_factory.mktemp("app"))
+        try:
+            # A fresh app answers with the model as it ships first; the tests expect the tuned model's answers.
+            wait_for_tuned_index(_server)
+        except RuntimeError as exc:
+            _server.stop()
+            pytest.fail(str(exc))
     elif _server.process.poll() is not None:
         pytest.fail(f"the app server died during the tests:\n{_server.log_tail()}")
     yield _server

@@ -67,6 +67,9 @@ def ask(page: Page, question: str):
 
 
 def test_question_answered_with_source_and_screenshot(page, tmp_path):
+    # The page says which model answers (the shared app has made its tuned index live).
+    expect(page.locator('#engine-status .qa-status[data-stage="ready"]')).to_contain_text(
+        "Answering with the model tuned on the example questions.")
     reply = ask(page, "does naloxone reverse ketamine")
     expect(reply.locator(".qa-answer")).to_contain_text(NALOXONE_ANSWER)
     expect(reply.locator(".qa-origin")).to_contain_text(NALOXONE_TITLE)

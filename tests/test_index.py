@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from qa import index as index_store
+from qa import export, index as index_store
 from qa.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError
 from qa.refusal import read_background
 from qa.settings import Settings
@@ -32,11 +32,12 @@ def test_build_then_load_gives_the_same_chunks_and_vectors(tiny_settings, embedd
     np.testing.assert_allclose(loaded.chunk_vectors, embedder.encode(texts), atol=1e-5)
     assert loaded.dense.ntotal == 5
     manifest = loaded.manifest
-    assert manifest["model"] == {"name": tiny_settings.model, "dimension": 384, "tuned": None}  # no question bank
+    assert manifest["model"] == {"name": tiny_settings.model, "dimension": 384, "tuned": None,  # no question bank
+                                 "encoder": {"backend": "onnx", "key": export.export_key(tiny_settings.model)}}
     assert set(manifest["corpus"]["files"]) == {"alpha.txt", "beta.txt", "gamma.md"}
     assert manifest["chunking"] == {"chunk_chars": tiny_settings.chunk_chars,
                                     "overlap_sentences": tiny_settings.overlap_sentences}
-    assert {"faiss", "torch", "sentence_transformers", "bm25s"} <= set(manifest["libraries"])
+    assert {"faiss", "torch", "sentence_transformers", "bm25s", "onnxruntime"} <= set(manifest["libraries"])
     assert index_store.stale_reason(manifest, tiny_settings) is None
 
 

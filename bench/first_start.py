@@ -1,0 +1,155 @@
+"""A first start on a fresh machine: `python app.py` with no index and no tuned model or export, to the first answer.
+
+    python bench/first_start.py [--modes quiet,busy] [--questions 20] [--workdir DIR]
+
+Per mode, in a new work folder (a copy of corpus/, an empty index folder and an
+empty models folder as QA_TUNED_DIR: nothing built, trained or exported):
+
+1. `python app.py` starts; a gradio_client asks "does naloxone reverse
+   ketamine" on /chat as soon as the port answers (a question asked while
+   the engine builds waits for it). First answer: seconds from Popen to that
+   reply; which model the live index had then (the manifest's tuned key).
+   Targets: at most 20 s on a quiet machine, at most 45 s with another
+   CPU-bound process running ("busy": `python -c "while True: pass"` for the
+   whole run).
+2. Tuned answers: seconds until the live index names the tuned model (the
+   background build's swap), and until a question is answered from it.
+3. Memory: after the background build process has exited, 20 questions
+   (eval/questions.jsonl, with their histories), then the resident memory of
+   the page's process and its engine process together (VmRSS summed, and Pss
+   summed, which counts shared pages once). Target: at most 700 MB.
+The app's log says which state it was in when; its status lines are copied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import common  # noqa: E402
+
+QUESTION = "does naloxone reverse ketamine"
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid` and every process below it."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo += children.get(current, [])
+    return out
+
+
+def memory_mb(pids: list[int]) -> tuple[float, float]:
+    """(VmRSS summed, Pss summed) in MB."""
+    rss = pss = 0
+    for pid in pids:
+        try:
+            rss += next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                        if line.startswith("VmRSS:"))
+            pss += next(int(line.split()[1]) for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+                        if line.startswith("Pss:"))
+        except (OSError, StopIteration):
+            continue
+    return rss / 1024, pss / 1024
+
+
+def one_start(work: Path, busy: bool, questions, timeout: float = 600) -> dict:
+    from gradio_client import Client
+
+    corpus, index, models = work / "corpus", work / "index", work / "models"
+    shutil.copytree(common.CORPUS, corpus)
+    port = common.free_port()
+    url = f"http://127.0.0.1:{port}/"
+    log_path = work / "app.log"
+    with common.busy(busy), open(log_path, "w") as log:
+        started = time.perf_counter()
+        process = subprocess.Popen(common.app_command(port, index, corpus, work / "feedback.sqlite3"), cwd=ROOT,
+                                   env={**common.child_env(), "QA_TUNED_DIR": str(models)},
+                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        app = common.AppProcess(url, index, log_path, process)
+        try:
+            client = None
+            while client is None:
+                if process.poll() is not None or time.perf_counter() - started > timeout:
+                    raise SystemExit(f"app.py did not serve:\n{app.log_tail()}")
+                try:
+                    client = Client(url, verbose=False)
+                except Exception:  # noqa: BLE001 - not serving yet
+                    time.sleep(0.2)
+            port_open = time.perf_counter() - started
+            reply = client.predict(QUESTION, api_name="/chat")
+            first = time.perf_counter() - started
+            first_model = "tuned" if (common.live_manifest(index) or {}).get("model", {}).get("tuned") else "base"
+            if "does not reverse" not in reply:
+                raise SystemExit(f"unexpected first answer: {reply[:300]}")
+            common.wait_for_tuned_index(app, timeout)
+            tuned_live = time.perf_counter() - started
+            client.predict(QUESTION, api_name="/chat")
+            tuned_answer = time.perf_counter() - started
+            # The background build process has made its last generation live; wait for it to exit.
+            deadline = time.monotonic() + 60
+            while len(descendants(process.pid)) > 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            chat = Client(url, verbose=False)
+            for q in questions:
+                chat.predict(q.question, api_name="/chat")
+            pids = descendants(process.pid)
+            rss, pss = memory_mb(pids)
+        finally:
+            app.stop()
+    states = [line for line in log_path.read_text(errors="replace").splitlines()
+              if line.startswith(("No index", "Building with", "Built ", "fine-tun", "exporting", "Ready"))]
+    return {"port_open": port_open, "first_answer": first, "first_model": first_model, "tuned_live": tuned_live,
+            "tuned_answer": tuned_answer, "rss_mb": rss, "pss_mb": pss, "processes": len(pids), "log": states}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="A first start on a fresh machine, to the first answer.")
+    parser.add_argument("--modes", default="quiet,busy", help="quiet, busy, or both (default quiet,busy)")
+    parser.add_argument("--questions", type=int, default=20, help="questions asked before memory is read")
+    parser.add_argument("--workdir", help="folder for the runs (default: a new temp folder)")
+    args = parser.parse_args(argv)
+    from qa.evaluate import DEFAULT_QUESTIONS, load_questions
+
+    questions = load_questions(DEFAULT_QUESTIONS)[:args.questions]
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    common.print_header("first_start.py", [f"modes {modes}; a fresh corpus copy, index and models folder each; "
+                                           f"{len(questions)} questions before memory is read"])
+    rows, notes = [], []
+    with common.scratch(args.workdir) as work:
+        for mode in modes:
+            common.note(f"first start, {mode}")
+            load = common.os.getloadavg()[0]
+            result = one_start(work / mode, mode == "busy", questions)
+            rows.append([mode, load, result["port_open"], result["first_answer"], result["first_model"],
+                         result["tuned_live"], result["tuned_answer"], result["rss_mb"], result["pss_mb"],
+                         "<= 20 s" if mode == "quiet" else "<= 45 s"])
+            notes += [f"{mode}: {line}" for line in result["log"]]
+    common.say(common.table("first start on a fresh machine, seconds from `python app.py`", [
+        "mode", "load at start", "port open", "first answer", "answered by", "tuned live", "tuned answer",
+        "RSS MB (page+engine)", "PSS MB", "target first answer"], rows))
+    common.say("== the app's log: its states\n" + "\n".join(notes))
+    common.print_footer()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Answers of two versions of the code on the six question sets, compared: is the ONNX path the same product?
+
+    python bench/same_answers.py --reference DIR [--workdir DIR]
+
+DIR is another checkout of the code (e.g. `git archive <commit> | tar -x -C DIR`
+for the code before questions were embedded with ONNX). For each version,
+in its own folder: `python -m qa build` of a copy of corpus/, then
+`python -m qa ask --jsonl` on every question (with its history) of
+eval/questions.jsonl, heldout, fresh, unseen, sealed and sealed2. Both use
+one models folder (QA_TUNED_DIR), so both embed with the same tuned model
+(trained once: its key does not depend on the code) and differ only in how
+the model runs.
+
+Per set: questions whose answer (found or refused, and the sentence) is the
+same, whose passages are the same (article, section, text, in order), and
+the largest difference of a passage score; then every question that
+differs, with both answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import common  # noqa: E402
+
+SETS = ("questions", "heldout", "fresh", "unseen", "sealed", "sealed2")
+
+
+def answers(code: Path, work: Path, models: Path) -> dict[str, list[dict]]:
+    """Build with the code in `code`, then its answers to every set, by set."""
+    corpus, index = work / "corpus", work / "index"
+    shutil.copytree(ROOT / "corpus", corpus)
+    env = {**common.child_env(), "QA_TUNED_DIR": str(models), "PYTHONPATH": str(code)}
+    common.note(f"building with {code}")
+    subprocess.run([sys.executable, "-m", "qa", "build", "--corpus", str(corpus), "--index", str(index)], cwd=code,
+                   env=env, check=True, stdout=subprocess.DEVNULL)
+    out = {}
+    for name in SETS:
+        lines = [json.loads(line) for line in (ROOT / "eval" / f"{name}.jsonl").read_text().splitlines() if line.strip()]
+        batch = "".join(json.dumps({"question": q["question"], "history": q.get("history") or []}) + "\n" for q in lines)
+        done = subprocess.run([sys.executable, "-m", "qa", "ask", "--jsonl", "--corpus", str(corpus), "--index",
+                               str(index)], cwd=code, env=env, input=batch, capture_output=True, text=True, check=True)
+        out[name] = [json.loads(line) for line in done.stdout.splitlines()]
+    return out
+
+
+def passages(row: dict) -> list[tuple[str, str, str]]:
+    return [(p["source"], p["section"], p["text"]) for p in row.get("passages", [])]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Answers of two versions of the code, compared.")
+    parser.add_argument("--reference", required=True, help="the other checkout (the code before)")
+    parser.add_argument("--workdir", help="folder for the builds (default: a new temp folder)")
+    parser.add_argument("--models", help="models folder to use (QA_TUNED_DIR; default: a new one in the work folder, "
+                                         "where the tuned model is trained first)")
+    args = parser.parse_args(argv)
+    reference = Path(args.reference).resolve()
+    common.print_header("same_answers.py", [f"reference: {reference}; this: {ROOT}; sets: {', '.join(SETS)}"])
+    with common.scratch(args.workdir) as work:
+        models = Path(args.models) if args.models else work / "models"
+        before = answers(reference, work / "reference", models)
+        after = answers(ROOT, work / "this", models)
+    rows, differences = [], []
+    for name in SETS:
+        pairs = list(zip(before[name], after[name]))
+        same_answer = sum(a["found"] == b["found"] and a["answer"] == b["answer"] for a, b in pairs)
+        same_passages = sum(passages(a) == passages(b) for a, b in pairs)
+        deltas = [abs(p["score"] - q["score"]) for a, b in pairs if passages(a) == passages(b)
+                  for p, q in zip(a["passages"], b["passages"])]
+        rows.append([name, len(pairs), same_answer, same_passages, max(deltas, default=0.0),
+                     sum(a["found"] for a, _ in pairs), sum(b["found"] for _, b in pairs)])
+        differences += [f"{name}: {a['question']!r}\n    before: {a['answer']}\n    now:    {b['answer']}"
+                        for a, b in pairs if (a["found"], a["answer"], passages(a)) != (b["found"], b["answer"],
+                                                                                          passages(b))]
+    common.say(common.table("the reference's answers against this code's", [
+        "set", "questions", "same answer", "same passages", "max score diff", "answered before", "answered now"],
+        rows, digits=6))
+    common.say("== questions that differ\n" + ("\n".join(differences) if differences else "(none)"))
+    common.print_footer()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

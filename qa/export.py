@@ -1,0 +1,270 @@
+"""Build time: a sentence-transformers model -> its ONNX export, made once per model, checked, kept by key.
+
+Owns making the exports that qa/onnx_model.py runs: the packaged model,
+each fine-tuned copy, and any other model a user names. Every build asks
+`ensure()` for the export of the model it embeds with; the index's manifest
+then names that export's key, and questions are embedded with it, without
+torch.
+
+How: the whole sentence-transformers pipeline (transformer, pooling,
+normalisation) is traced into one ONNX graph with torch's TorchScript
+exporter (`dynamo=False`; attention switched to the eager implementation
+for the trace), with dynamic batch and sequence axes. The model's fast
+tokenizer is saved beside it. Before the export is kept, the sample texts
+(qa/onnx_model.py) are embedded both ways and must agree within 1e-4; torch's
+vectors are stored with it so every later load checks the same thing.
+
+Where: `<tuned_dir>/onnx/<key>/` (by default `index/tuned/onnx/`), beside
+the tuned models. `key` hashes the model's files (or its name, for a model
+that is not a local folder), the export format and the torch,
+transformers and sentence-transformers versions: a retrained model, a
+changed file or another exporter is another key. Written beside and renamed
+into place, so a killed export leaves nothing half-written under the key.
+
+When a model cannot be exported (its tokenizer has no fast version, the
+trace fails, or the two ways disagree), the build says so once, records it
+beside the exports (`<key>.failed`, so later builds do not retry), and the
+index is embedded and questioned with sentence-transformers instead.
+
+Limits: torch, transformers and sentence-transformers are needed here, at
+build time only. The trace fixes the graph's control flow for the model's
+architecture; the sample check is what catches a model for which that is
+wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+import warnings
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from qa import tuning
+from qa.embedding import Embedder, Export, resolve_model
+from qa.errors import ModelError
+from qa.onnx_model import (EXPORT_FORMAT, INFO_FILE, MODEL_FILE, SAMPLE_FILE, SAMPLE_TEXTS, SAMPLE_TOLERANCE,
+                           TOKENIZER_FILE, ExportInfo, OnnxModel, check_files, file_sha256, max_difference)
+from qa.settings import Settings
+
+EXPORTS_FOLDER = "onnx"  # inside the tuned models' folder
+OPSET = 17
+_TMP_PREFIX = ".tmp-"
+_FAILED_SUFFIX = ".failed"
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+class ExportFailed(Exception):
+    """This model cannot be exported, or its export does not give its vectors: the reason, for the message."""
+
+
+def store(settings: Settings) -> Path:
+    return tuning.tuned_root(settings) / EXPORTS_FOLDER
+
+
+def export_key(model: str) -> str:
+    """The key of `model`'s export: its files' contents (or its name), the format and the exporter's versions."""
+    location = resolve_model(model)
+    recipe: dict = {"format": EXPORT_FORMAT, "opset": OPSET,
+                    "versions": [_version(p) for p in ("torch", "transformers", "sentence-transformers")]}
+    folder = Path(location)
+    if folder.is_dir():
+        recipe["files"] = {str(p.relative_to(folder)): file_sha256(p) for p in sorted(folder.rglob("*"))
+                           if p.is_file() and p.suffix != ".md" and EXPORTS_FOLDER not in p.relative_to(folder).parts}
+    else:
+        recipe["name"] = model
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode("utf-8")).hexdigest()[:20]
+
+
+def is_whole(settings: Settings, key: str) -> bool:
+    """The export `key` is in the store, complete and matching its checksum."""
+    try:
+        check_files(store(settings) / key, key)
+        return True
+    except ModelError:
+        return False
+
+
+def ensure(settings: Settings, embedder: Embedder, say: Callable[[str], None], key: str | None = None) -> Export | None:
+    """The export of `embedder`'s model, made now unless a whole one is in the store; None (after saying why)
+    when the model cannot be exported and must run on sentence-transformers."""
+    key = key or export_key(embedder.name)
+    root = store(settings)
+    folder = root / key
+    if is_whole(settings, key):
+        return Export(folder, key)
+    failed = root / f"{key}{_FAILED_SUFFIX}"
+    if failed.is_file():
+        say(f"{embedder.name} runs on sentence-transformers: it could not be exported to ONNX "
+            f"({failed.read_text(encoding='utf-8').strip()})")
+        return None
+    tmp = root / f"{_TMP_PREFIX}{key}-{uuid.uuid4().hex[:6]}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if not _copy_known_export(embedder, key, tmp):
+            say(f"exporting {embedder.name} to ONNX (once per model)")
+            try:
+                export_model(embedder.torch_model(), embedder.name, key, tmp)
+            except ExportFailed as exc:
+                failed.write_text(f"{exc}\n", encoding="utf-8")
+                say(f"warning: {embedder.name} cannot be exported to ONNX ({exc}); it is used through "
+                    "sentence-transformers instead, which is slower and loads torch to answer questions")
+                return None
+        if folder.exists():  # a damaged export of the same key: replaced whole
+            shutil.rmtree(folder)
+        os.rename(tmp, folder)
+    except OSError as exc:
+        raise ModelError(f"cannot write the ONNX export in {root}: {exc.strerror or exc}") from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Export(folder, key)
+
+
+def _copy_known_export(embedder: Embedder, key: str, out: Path) -> bool:
+    """Link (or copy) the same export that `embedder` already uses from elsewhere, if it is whole there."""
+    known = embedder.export
+    if known is None or known.key != key:
+        return False
+    try:
+        check_files(known.folder, key)
+        out.mkdir()
+        for name in (MODEL_FILE, TOKENIZER_FILE, SAMPLE_FILE, INFO_FILE):
+            try:
+                os.link(known.folder / name, out / name)
+            except OSError:
+                shutil.copy2(known.folder / name, out / name)
+        return True
+    except (ModelError, OSError):
+        shutil.rmtree(out, ignore_errors=True)
+        return False
+
+
+def export_model(model, name: str, key: str, out: Path) -> None:
+    """Trace the loaded SentenceTransformer `model` into `out` and check it against torch; ExportFailed if not."""
+    import torch
+    from tokenizers import Tokenizer
+
+    tokenizer = getattr(model, "tokenizer", None)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise ExportFailed("its tokenizer has no fast version (a tokenizer.json) to run without transformers")
+    out.mkdir(parents=True, exist_ok=True)
+    saved = Tokenizer.from_str(backend.to_str())
+    saved.no_truncation()
+    saved.no_padding()
+    saved.save(str(out / TOKENIZER_FILE))
+    preprocess = getattr(model, "preprocess", None) or model.tokenize  # sentence-transformers 6 renamed it
+    features = preprocess(["a", "b"])
+    inputs = tuple(name for name in _INPUTS if name in features)
+    if "input_ids" not in inputs or "attention_mask" not in inputs:
+        raise ExportFailed(f"its tokenizer gives {sorted(k for k in features if k != 'modality')}, not token ids "
+                           "and an attention mask")
+    transformer = model[0]
+    info = ExportInfo(
+        format=EXPORT_FORMAT, key=key, model=name, dimension=int(_dimension(model)),
+        max_seq_length=int(model.max_seq_length), do_lower_case=bool(getattr(transformer, "do_lower_case", False)),
+        pad_id=int(tokenizer.pad_token_id or 0), pad_token=str(tokenizer.pad_token or "[PAD]"), inputs=inputs,
+        onnx_sha256="", onnx_bytes=0,
+        exported_with={p: _version(p) for p in ("torch", "transformers", "sentence-transformers", "onnxruntime")})
+
+    class Pipeline(torch.nn.Module):
+        """The sentence-transformers modules as one function of tensors, for the trace."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *tensors):
+            return self.model(dict(zip(inputs, tensors)))["sentence_embedding"]
+
+    # Two texts of different lengths: the trace sees padding and the attention mask at work.
+    example = _feeds(out / TOKENIZER_FILE, info, [SAMPLE_TEXTS[0], SAMPLE_TEXTS[3]])
+    axes = {name: {0: "batch", 1: "tokens"} for name in inputs}
+    axes["sentence_embedding"] = {0: "batch"}
+    auto = getattr(transformer, "auto_model", None)
+    attention = getattr(getattr(auto, "config", None), "_attn_implementation", None)
+    try:
+        _set_attention(auto, "eager")  # sdpa traces into a graph onnxruntime runs slower
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(Pipeline().eval(), tuple(torch.from_numpy(example[name]) for name in inputs),
+                              str(out / MODEL_FILE), input_names=list(inputs), output_names=["sentence_embedding"],
+                              dynamic_axes=axes, opset_version=OPSET, do_constant_folding=True, dynamo=False)
+    except Exception as exc:  # the tracer and the exporter raise many kinds
+        raise ExportFailed(f"the trace failed: {type(exc).__name__}: {str(exc)[:300]}") from exc
+    finally:
+        if attention is not None:
+            _set_attention(auto, attention)
+    info = ExportInfo(**{**info.__dict__, "onnx_sha256": file_sha256(out / MODEL_FILE),
+                         "onnx_bytes": (out / MODEL_FILE).stat().st_size})
+    info.write(out)
+    expected = model.encode(list(SAMPLE_TEXTS), normalize_embeddings=True, convert_to_numpy=True,
+                            show_progress_bar=False).astype(np.float32)
+    np.save(out / SAMPLE_FILE, expected)
+    try:
+        difference = max_difference(OnnxModel(out, info, threads=1).encode(list(SAMPLE_TEXTS)), expected)
+    except ModelError as exc:
+        raise ExportFailed(f"onnxruntime cannot run the export: {exc}") from exc
+    if difference > SAMPLE_TOLERANCE:
+        raise ExportFailed(f"its vectors differ from torch's by {difference:.1e} (more than {SAMPLE_TOLERANCE:g})")
+
+
+def _feeds(tokenizer_file: Path, info: ExportInfo, texts: list[str]) -> dict[str, np.ndarray]:
+    """Token arrays for `texts` as the exported model is fed (truncated at its window, padded to the longest)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    tokenizer.enable_truncation(max_length=info.max_seq_length)
+    tokenizer.enable_padding(pad_id=info.pad_id, pad_token=info.pad_token)
+    encodings = tokenizer.encode_batch([t.lower() if info.do_lower_case else t for t in texts])
+    return {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64)}
+
+
+def _set_attention(model, implementation: str) -> None:
+    if model is None:
+        return
+    setter = getattr(model, "set_attn_implementation", None)
+    try:
+        if setter is not None:
+            setter(implementation)
+            return
+    except Exception:  # noqa: BLE001 - older transformers: set the config directly
+        pass
+    model.config._attn_implementation = implementation
+
+
+def _dimension(model) -> int:
+    get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return get_dim()
+
+
+def prune(settings: Settings, keep: set[str]) -> None:
+    """Delete exports (and failure notes, and leftovers of killed exports) that no kept generation names.
+
+    Only in the index's own folder, like tuned models: a shared `tuned_dir` is a cache its owner manages.
+    """
+    root = store(settings)
+    if settings.tuned_dir is not None or not root.is_dir():
+        return
+    for path in root.iterdir():
+        if path.name in keep or path.name.removesuffix(_FAILED_SUFFIX) in keep:
+            continue
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+__all__ = ["ensure", "export_key", "export_model", "is_whole", "store", "prune", "ExportFailed", "EXPORTS_FOLDER"]

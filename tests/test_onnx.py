@@ -1,0 +1,164 @@
+"""Questions embedded with onnxruntime + tokenizers: the same vectors as torch, no torch to answer, checked exports.
+
+Real model, real exports (qa/export.py), real processes for `python -m qa`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import CORPUS, ROOT, write_tiny_corpus
+from qa import export, index as index_store
+from qa.embedding import Embedder, resolve_model
+from qa.engine import Engine
+from qa.errors import IndexCorruptError, ModelError
+from qa.evaluate import load_questions
+from qa.onnx_model import INFO_FILE, MODEL_FILE, OnnxModel
+from qa.refusal import answer_everything
+from qa.settings import Settings
+
+
+def real_sentences() -> list[str]:
+    """Passages and sentences of the articles, and questions people asked, of every length."""
+    texts = []
+    for path in sorted(CORPUS.glob("*.txt")):
+        paragraphs = [p.strip() for p in path.read_text(encoding="utf-8").split("\n") if p.strip()]
+        texts += paragraphs[:25]
+        texts.append(" ".join(paragraphs[:40]))  # far over the 256-token window: truncated the same way
+    texts += [q.question for q in load_questions(ROOT / "eval" / "heldout.jsonl")][:40]
+    return texts
+
+
+def test_onnx_gives_torch_s_vectors_on_real_sentences(engine, embedder):
+    onnx = engine.embedder  # the question model of the real index: the tuned model's export
+    assert onnx.backend == "onnx"
+    torch_model = Embedder(onnx.name).torch_model()
+    texts = real_sentences()
+    ours = onnx.encode(texts)
+    theirs = torch_model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    cosines = np.einsum("ij,ij->i", ours, theirs)
+    assert cosines.min() >= 0.9999, texts[int(cosines.argmin())][:80]
+    assert np.abs(ours - theirs).max() < 1e-4
+    # One text at a time (a question) gives the vector it gets in a padded batch.
+    assert np.abs(np.stack([onnx.encode_one(t) for t in texts[:20]]) - ours[:20]).max() < 1e-5
+
+
+def test_the_tokenizer_truncates_at_the_model_s_window_not_at_128(engine):
+    model = engine.embedder._load()
+    long_text = " ".join(["naloxone"] * 400)
+    ids = model._tokenizer.encode(long_text).ids
+    assert len(ids) == 256  # the model's max_seq_length; the packaged tokenizer.json would say 128
+    batch = model._tokenizer.encode_batch(["does naloxone reverse ketamine", long_text[:200]])
+    assert len(batch[0].ids) == len(batch[1].ids) < 128  # padded to the longest of the batch only
+
+
+def test_asking_in_a_fresh_process_never_imports_torch(engine, real_settings):
+    script = ("import sys, json; from qa.cli import main; "
+              f"code = main(['ask', '--json', '--index', {str(real_settings.index_dir)!r}, "
+              f"'--corpus', {str(real_settings.corpus_dir)!r}, 'does naloxone reverse ketamine']); "
+              "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]; "
+              "print(json.dumps(heavy), file=sys.stderr); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["found"]
+    assert json.loads(done.stderr.strip().splitlines()[-1]) == []
+
+
+@pytest.fixture
+def tiny(tmp_path, embedder) -> Settings:
+    """A tiny index built in its own folder, with its own exports folder."""
+    settings = Settings(corpus_dir=write_tiny_corpus(tmp_path / "corpus"), index_dir=tmp_path / "index")
+    index_store.build(settings, embedder)
+    return settings
+
+
+def ask(settings: Settings, question: str = "does naloxone reverse overdose") -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("QA_TUNED_DIR")  # the tiny index keeps its exports in its own folder
+    return subprocess.run([sys.executable, "-m", "qa", "ask", question, "--index", str(settings.index_dir),
+                           "--corpus", str(settings.corpus_dir)], capture_output=True, text=True, cwd=ROOT,
+                          env=env, timeout=120)
+
+
+def live_export(settings: Settings):
+    return index_store.query_export(index_store.load(settings, check_encoder=False).manifest, settings)
+
+
+def test_a_damaged_export_is_refused_by_ask_and_made_again_by_the_build(tiny, embedder):
+    onnx = live_export(tiny)
+    with open(onnx.folder / MODEL_FILE, "r+b") as handle:  # one byte altered in the middle of the weights
+        handle.seek(handle.seek(0, 2) // 2)
+        byte = handle.read(1)
+        handle.seek(-1, 1)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(ModelError, match="truncated or altered.*python -m qa build"):
+        OnnxModel.load(onnx.folder, onnx.key)
+    done = ask(tiny)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "truncated or altered" in done.stderr and "python -m qa build" in done.stderr
+
+    messages = []
+    report = index_store.build(tiny, Embedder(tiny.model), progress=messages.append)
+    assert any("missing or damaged: making it again" in m for m in messages)
+    assert report.embedded == 0  # the vectors did not change: only the export is made again
+    assert ask(tiny).returncode == 0
+
+
+def test_a_missing_or_mismatched_export_is_refused_or_rebuilt(tiny, embedder):
+    onnx = live_export(tiny)
+    info = json.loads((onnx.folder / INFO_FILE).read_text())
+    (onnx.folder / INFO_FILE).write_text(json.dumps({**info, "key": "another-model"}))
+    with pytest.raises(ModelError, match="another ONNX export.*python -m qa build"):
+        OnnxModel.load(onnx.folder, onnx.key)
+    assert "another ONNX export" in ask(tiny).stderr
+
+    shutil.rmtree(onnx.folder)
+    with pytest.raises(IndexCorruptError, match="ONNX export.*missing.*python -m qa build"):
+        index_store.load(tiny)
+    messages = []
+    engine = Engine.open(tiny, build="stale", say=messages.append)  # the page's way: rebuilt, then answers
+    assert any("cannot be used" in m for m in messages)
+    assert engine.embedder.backend == "onnx" and engine.ask("does naloxone reverse overdose").found
+
+
+def test_another_model_is_exported_on_its_first_build(tmp_path, embedder):
+    # A model named by path, not the packaged name: a copy of MiniLM in a folder of its own.
+    model = tmp_path / "my-model"
+    shutil.copytree(resolve_model(Settings().model), model)
+    settings = Settings(corpus_dir=write_tiny_corpus(tmp_path / "corpus"), index_dir=tmp_path / "index",
+                        model=str(model))
+    messages = []
+    index_store.build(settings, Embedder(str(model)), progress=messages.append)
+    assert any(f"exporting {model} to ONNX" in m for m in messages)
+    # (Refusal is fitted for the packaged model: this one answers everything.)
+    engine = Engine.open(settings, build="never", refusal=answer_everything(str(model)))
+    assert engine.embedder.backend == "onnx" and engine.embedder.export.key == export.export_key(str(model))
+    assert engine.ask("does naloxone reverse overdose").answer.startswith("Naloxone reverses opioid overdose")
+
+
+def test_a_model_that_cannot_be_exported_runs_on_sentence_transformers(tmp_path, embedder, monkeypatch):
+    def fails(*args, **kwargs):
+        raise export.ExportFailed("the trace failed: RuntimeError: unsupported operator")
+    monkeypatch.setattr(export, "export_model", fails)
+    settings = Settings(corpus_dir=write_tiny_corpus(tmp_path / "corpus"), index_dir=tmp_path / "index")
+    messages = []
+    report = index_store.build(settings, Embedder(settings.model), progress=messages.append)
+    assert report.encoder == "sentence-transformers"
+    warning = next(m for m in messages if m.startswith("warning:"))
+    assert "cannot be exported to ONNX (the trace failed" in warning and "sentence-transformers instead" in warning
+    engine = Engine.open(settings, build="never")
+    assert engine.embedder.backend == "sentence-transformers"
+    assert engine.ask("does naloxone reverse overdose").answer.startswith("Naloxone reverses opioid overdose")
+    # A later build does not try again, and says why the model runs that way.
+    (settings.corpus_dir / "delta.txt").write_text("Delta Notes\n\nRest\n\nSleep helps recovery.\n")
+    messages.clear()
+    index_store.build(settings, Embedder(settings.model), progress=messages.append)
+    assert any("could not be exported to ONNX (the trace failed" in m for m in messages)

@@ -1,0 +1,97 @@
+"""The page's engine start-up (qa/startup.py): first answers within seconds of an index, the rest in the background.
+
+Real processes: the engine's own (qa/service.py) and the build process it starts; a tiny corpus and bank
+(tests/test_tuning.py's pairs) so the background fine-tuning takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from conftest import write_tiny_corpus
+from qa import index as index_store
+from qa.service import EngineProcess
+from qa.settings import Settings
+from qa.startup import BUILDING, READY, STARTING, TUNING, UPDATING, StartupStatus
+from test_tuning import PAIRS, write_bank
+
+
+def watch(process: EngineProcess, until, timeout: float = 240) -> list[StartupStatus]:
+    """Statuses seen every 0.2 s until `until(status)` holds."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen.append(process.status())
+        if until(seen[-1]):
+            return seen
+        time.sleep(0.2)
+    raise AssertionError(f"status never reached the expected state: {seen[-3:]}")
+
+
+def torch_loaded(pid: int) -> bool:
+    return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def manifest_of(settings: Settings, generation: str) -> dict:
+    return json.loads((settings.index_dir / generation / "manifest.json").read_text())
+
+
+def test_a_fresh_start_answers_with_the_model_as_it_ships_then_with_the_tuned_one(tmp_path):
+    corpus = write_tiny_corpus(tmp_path / "corpus")
+    write_bank(corpus, PAIRS)
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index", tuned_dir=tmp_path / "tuned",
+                        tune_min_pairs=2, tune_epochs=2)
+    process = EngineProcess(settings)
+    try:
+        assert process.status().stage in (STARTING, BUILDING)  # at once, while nothing answers yet
+        before = watch(process, lambda s: s.stage != BUILDING and s.stage != STARTING)
+        assert any(s.stage == BUILDING and s.model is None for s in before)
+        first = process.ask("does naloxone reverse overdose")
+        generation = process.generation()
+        assert first.found and first.answer.startswith("Naloxone reverses opioid overdose")
+        # The first generation was embedded with the model as it ships: nothing was fine-tuned before it.
+        assert manifest_of(settings, generation)["model"]["tuned"] is None
+        assert not torch_loaded(process.pid), "the engine's process answers without torch"
+
+        after = watch(process, lambda s: s.stage == READY)
+        tuning = [s for s in after if s.stage == TUNING]
+        assert all(s.model == "base" and "being prepared" in s.message for s in tuning)
+        assert all(s.seconds_left is not None and s.seconds_left >= 0 and 0 <= s.fraction <= 1
+                   for s in tuning if s.fraction is not None)
+        assert after[-1].model == "tuned" and after[-1].error is None
+        # The next question is answered from the tuned generation, swapped in without a restart.
+        tuned = process.ask("what undoes an overdose of painkillers")
+        assert process.generation() != generation
+        assert manifest_of(settings, process.generation())["model"]["tuned"] is not None
+        assert tuned.answer == PAIRS[0][1]
+        assert not torch_loaded(process.pid)
+    finally:
+        process.close()
+
+
+def test_an_out_of_date_index_answers_at_once_and_is_rebuilt_in_the_background(tmp_path, embedder):
+    settings = Settings(corpus_dir=write_tiny_corpus(tmp_path / "corpus"), index_dir=tmp_path / "index")
+    index_store.build(settings, embedder)
+    (settings.corpus_dir / "delta.txt").write_text(
+        "Delta Notes On Sleep\n\nSleep\n\nMelatonin helps people fall asleep after jet lag.\n", encoding="utf-8")
+    process = EngineProcess(settings)
+    try:
+        process.wait_ready(timeout=120)
+        old = process.generation()
+        status = process.status()
+        assert status.stage in (UPDATING, READY)  # answering from the old index while it is rebuilt
+        assert process.ask("does naloxone reverse overdose").found
+        watch(process, lambda s: s.stage == READY)
+        answer = process.ask("what helps people fall asleep after jet lag")
+        assert process.generation() != old
+        assert answer.found and answer.answer_source.source == "delta.txt"
+    finally:
+        process.close()
+
+
+def test_the_status_of_an_in_process_engine_names_its_model(engine):
+    status = engine.status()
+    assert status.stage == READY and status.model == "tuned" and status.ready
+    assert "tuned on the example questions" in status.message
