@@ -5,8 +5,14 @@ Owns:
   library's QA_INDEX_DIR / QA_CORPUS_DIR / QA_MODEL); the model and index are
   loaded ONCE, in the engine's own process (`qa.service.EngineProcess`,
   started first so its imports overlap gradio's), building the index first
-  when it is missing or stale; the page is served meanwhile and a question
-  asked before the engine is ready waits for it;
+  when it is missing or stale; the page is served meanwhile;
+- start-up a person can see (`qa.startup.StartupStatus`): the stage, its
+  sentence and a progress bar with the share done and the time left, beside
+  the chat until nothing is left to prepare; a question asked before anything
+  answers gets that status as its reply, refreshed, then the answer
+  (`respond_when_ready`); an answer given while a better model or index is
+  prepared says that answers will improve shortly; `GET /ready`, JSON for
+  scripts and load balancers (200 once questions are answered, 503 before);
 - formatting: turning an engine `Result` into the reply shown in the chat:
   first the line to call the emergency number when the question sounds
   like an emergency, then the answer sentence (with the sentence it points
@@ -17,9 +23,7 @@ Owns:
 - the page: its title, intro line and example questions (settings, else
   derived from the corpus: qa/page.py), chat (endpoint `/chat`, the page's
   own), the not-medical-advice note, the panel listing the indexed
-  articles, and a line saying which model answers while the engine starts
-  (`qa.startup.StartupStatus`: building the first index, answering with the
-  model as it ships while the tuned one is prepared, ready);
+  articles, and the start-up panel above it (which model answers);
 - `/ask`, the endpoint for scripts: a question and the earlier questions in,
   the JSON object `python -m qa ask --json` prints out;
 - a quiet server log: one line per start-up stage, library progress bars
@@ -33,8 +37,9 @@ Owns:
   answer.
 
 Does not own: anything about finding or choosing answers; that is `qa/`.
-The UI only formats. `respond(message, history)` is the whole chat function
-and the `format_*` helpers are pure, so tests call them with real results.
+The UI only formats. `respond(message, history)` answers one message (the
+page's chat function, `respond_when_ready`, puts the start-up status before
+it) and the `format_*` helpers are pure, so tests call them with real results.
 
 Safety: every piece of text that comes from the person or from the articles
 goes through `escape_text()` (html.escape plus entity-encoding of Markdown
@@ -51,6 +56,7 @@ import logging
 import os
 import re
 import sys
+import time
 import warnings
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
@@ -59,7 +65,8 @@ from qa.errors import FeedbackError, FeedbackStoreError, QAError, QuestionError
 from qa.feedback import UNAVAILABLE, FeedbackStore, RecentReplies, Reply
 from qa.service import EngineProcess
 from qa.settings import Settings
-from qa.startup import StartupStatus
+from qa.startup import FAILED, READY, STARTING, StartupStatus, improving_note, waiting_note
+from qa.triage import EMERGENCY_LINES, triage
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a private server
 
@@ -122,6 +129,8 @@ if __name__ == "__main__":
         pass  # main() reports the bad setting
 
 import gradio as gr  # noqa: E402
+from fastapi.responses import JSONResponse  # noqa: E402  (gradio's server is FastAPI)
+from fastapi.routing import APIRoute  # noqa: E402
 
 from qa.answer import Passage, Result  # noqa: E402
 from qa.engine import ArticleInfo, Engine  # noqa: E402
@@ -141,6 +150,10 @@ PAGE = PageText(TITLE, INTRO, ())
 NOTE = ("Answers are quotes from the articles, not medical advice. "
         "In an emergency, call your local emergency number.")
 FAILURE = "Sorry, something went wrong on our side while answering. Please try again."
+# A question asked before anything answers shows the status, read again this often, for at most this long
+# (then it is asked anyway, and waits in the engine: qa/service.py).
+WAIT_POLL_S = 1.0
+WAIT_FOR_ENGINE_S = 900.0
 # Longest user message kept whole in the chat history (10x the question limit).
 STORED_MESSAGE_CHARS = 20_000
 # A list answer shows this many items at most before "N more items" (a table read as a list can be long).
@@ -323,7 +336,10 @@ def respond(message: str, history: list | None = None) -> str:
     try:
         earlier = earlier_questions(history)
         result = ENGINE.ask(message, earlier)
-        return remember_reply(result, earlier, format_reply(result, ENGINE.articles() if not result.found else ()))
+        reply = format_reply(result, ENGINE.articles() if not result.found else ())
+        if result.kind != "small_talk":
+            reply = with_note(reply, improving_note(engine_status()))
+        return remember_reply(result, earlier, reply)
     except QuestionError as exc:  # too long, or otherwise not askable: say why
         return format_message(str(exc))
     except QAError as exc:
@@ -332,6 +348,47 @@ def respond(message: str, history: list | None = None) -> str:
     except Exception:  # never a traceback in the chat; the console gets it
         log.exception("unexpected error while answering")
         return format_message(FAILURE)
+
+
+def respond_when_ready(message: str, history: list | None = None):
+    """The page's chat function: while nothing answers yet (the first index is being built), the reply is
+    the start-up status, refreshed; then it becomes the answer (`respond`)."""
+    asked = time.monotonic()
+    while ENGINE is not None and isinstance(message, str) and message.strip() \
+            and time.monotonic() - asked < WAIT_FOR_ENGINE_S:
+        status = engine_status()
+        if status.answering or status.stage == FAILED:
+            break
+        yield format_waiting(status, message)
+        time.sleep(WAIT_POLL_S)
+    yield respond(message, history)
+
+
+def engine_status() -> StartupStatus:
+    """The engine's start-up status (qa/startup.py); its failure to say is a status too."""
+    if ENGINE is None:
+        return StartupStatus(STARTING, None, message="The app is starting.")
+    try:
+        return ENGINE.status()
+    except QAError as exc:
+        return StartupStatus(FAILED, None, message=f"The engine's state is unavailable: {exc}", error=str(exc))
+
+
+def format_waiting(status: StartupStatus, question: str) -> str:
+    """The reply to a question asked before anything answers: the emergency line when the question sounds
+    like one (the engine's triage, qa/triage.py), then what is happening and that the answer will follow."""
+    kind = triage(question).emergency
+    emergency = (f'<p class="qa-emergency" role="alert"><b>{text_html(EMERGENCY_LINES[kind])}</b></p>'
+                 if kind else "")
+    return (f'<div class="qa-reply qa-waiting">{emergency}{format_progress(status)}'
+            f'<p>{text_html(waiting_note(status))}</p></div>')
+
+
+def with_note(reply: str, note: str | None) -> str:
+    """The reply with a note at its end (inside its block), e.g. that answers will improve shortly."""
+    if not note or not reply.endswith("</div>"):
+        return reply
+    return f'{reply[:-len("</div>")]}<p class="qa-improving">{text_html(note)}</p></div>'
 
 
 # ---------------------------------------------------------------- feedback
@@ -445,30 +502,72 @@ def feedback_controls(chatbot: gr.Chatbot) -> None:
         event(on_comment, [comment, last_disliked], outputs, show_progress="hidden", api_visibility="undocumented")
 
 
+# The stage in a few words, above the status's sentence (qa/startup.py's STAGES).
+STAGE_WORDS = {"starting": "Starting up", "building": "Building the index", "tuning": "Preparing a better model",
+               "updating": "Updating the index", "ready": "Ready", "failed": "Not ready"}
+
+
+def format_progress(status: StartupStatus) -> str:
+    """The stage, the status's sentence and, while something runs, a progress bar with the fraction done and
+    the time left (a bar without a value, which browsers show as busy, while neither is known yet)."""
+    head = f'<p class="qa-stage"><b>{text_html(STAGE_WORDS.get(status.stage, status.stage))}</b></p>'
+    bar = ""
+    if status.stage not in (READY, FAILED):
+        known = status.fraction is not None
+        value = f' value="{status.fraction:.3f}"' if known else ""
+        done = [f"{status.fraction:.0%} done"] if known else []
+        done += [f"about {format_seconds(status.seconds_left)} left"] if status.seconds_left else []
+        bar = (f'<div class="qa-progress"><progress max="1"{value} aria-label="start-up progress"></progress>'
+               f'<span class="qa-progress-text">{text_html(" · ".join(done) or "working…")}</span></div>')
+    return f'{head}<p class="qa-status-text">{text_html(status.message)}</p>{bar}'
+
+
+def format_seconds(seconds: float) -> str:
+    """45 -> '45 s', 130 -> '2 min 10 s'."""
+    seconds = round(seconds)
+    return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60} s".replace(" 0 s", "")
+
+
 def format_status(status: StartupStatus) -> str:
-    """The start-up line: what answers now and what is still being prepared."""
-    return f'<p class="qa-status" data-stage="{html.escape(status.stage)}" role="status">{text_html(status.message)}</p>'
+    """The start-up panel: the stage, what answers now, and what is still being prepared."""
+    return (f'<div class="qa-status" data-stage="{html.escape(status.stage)}" role="status" aria-live="polite">'
+            f"{format_progress(status)}</div>")
 
 
 def status_line():
-    """The start-up line, and the timer that refreshes it: stopped once nothing is left to prepare."""
+    """The start-up panel, the articles panel while they change, and the timer that refreshes both: stopped
+    once nothing is left to prepare."""
     if ENGINE is None:
-        return "", gr.Timer(active=True)
-    try:
-        status = ENGINE.status()
-    except QAError as exc:
-        return format_message(f"The engine's state is unavailable: {exc}"), gr.Timer(active=False)
-    return format_status(status), gr.Timer(active=status.stage not in ("ready", "failed"))
+        return "", gr.update(), gr.Timer(active=True)
+    status = engine_status()
+    running = status.stage not in (READY, FAILED)
+    # The articles are listed once the index answers; read again until nothing runs (a rebuild may add some).
+    panel = articles_panel() if status.answering else gr.update()
+    return format_status(status), panel, gr.Timer(active=running)
 
 
 def articles_panel() -> str:
-    """Re-read on each page load, so a rebuilt index shows up without a restart."""
+    """Re-read on each page load, so a rebuilt index shows up without a restart. Before the first index
+    answers, a line saying the list follows (asking the engine would wait for it)."""
     if ENGINE is None:
         return ""
+    if not engine_status().answering:
+        return '<div class="qa-panel"><h3>Indexed articles</h3><p>Listed here once the index is built.</p></div>'
     try:
         return format_articles_panel(ENGINE.articles(), ENGINE.built_at())
     except QAError as exc:
         return format_message(f"The list of articles is unavailable: {exc}")
+
+
+def readiness() -> JSONResponse:
+    """GET /ready, for scripts and load balancers: {"ready", "stage", "model", "progress", "seconds_left",
+    "message", "error"} (StartupStatus.readiness); HTTP 200 when questions are answered, 503 before."""
+    body = engine_status().readiness()
+    return JSONResponse(body, status_code=200 if body["ready"] else 503)
+
+
+# Mounted on gradio's FastAPI app when it is made (launch's app_kwargs), before gradio's own routes.
+READY_ROUTES = [APIRoute("/ready", readiness, methods=["GET"])]
 
 
 # ---------------------------------------------------------------- page
@@ -543,7 +642,12 @@ CSS = """
 .qa-panel th { font-weight: 600; }
 .qa-panel .qa-num { text-align: right; }
 .qa-built { margin-top: .6em; }
-.qa-status { color: #374151; font-size: .9rem; margin: 0 0 .6em; }
+.qa-status { color: #374151; font-size: .9rem; margin: 0 0 .8em; }
+.qa-status p, .qa-waiting p { margin: 0 0 .3em; }
+.qa-progress { display: flex; align-items: center; gap: .5em; }
+.qa-progress progress { flex: 1; height: .7em; }
+.qa-progress-text { color: #4b5563; font-size: .85em; white-space: nowrap; }
+#chat .qa-improving { color: #6b7280; font-size: .85em; margin-top: .6em !important; }
 """
 
 
@@ -589,7 +693,7 @@ def build_page(settings: Settings | None = None) -> gr.Blocks:
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
                 chat = PlainTextChat(
-                    respond,
+                    respond_when_ready,
                     api_name="chat",
                     flagging_mode="never",  # votes go to the feedback database, not Gradio's CSV flags
                     examples=list(PAGE.examples) or None,
@@ -609,9 +713,9 @@ def build_page(settings: Settings | None = None) -> gr.Blocks:
                 status = gr.HTML(elem_id="engine-status")
                 panel = gr.HTML(elem_id="articles-panel")
         timer = gr.Timer(2.0)
-        timer.tick(status_line, None, [status, timer], api_visibility="undocumented", queue=False,
+        timer.tick(status_line, None, [status, panel, timer], api_visibility="undocumented", queue=False,
                    show_progress="hidden")
-        page.load(status_line, None, [status, timer], api_visibility="undocumented", queue=False)
+        page.load(status_line, None, [status, panel, timer], api_visibility="undocumented", queue=False)
         page.load(articles_panel, None, panel, api_visibility="undocumented", queue=False)
         gr.api(ask_api, api_name="ask")
     # A question costs ~0.5 s of CPU and the engine runs one model forward pass
@@ -654,7 +758,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Served at once: a question asked while the engine still loads waits for it.
         page = build_page(settings)
         page.launch(server_name=args.host, server_port=args.port, ssr_mode=False, quiet=True,
-                    theme=THEME, css=CSS, footer_links=["api"], prevent_thread_lock=True)
+                    theme=THEME, css=CSS, footer_links=["api"], prevent_thread_lock=True,
+                    app_kwargs={"routes": READY_ROUTES})
         print(f"Serving the page on {page.local_url} (questions wait until the engine is ready).", flush=True)
     except OSError as exc:  # e.g. the port is taken
         print(f"Cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)

@@ -111,6 +111,18 @@ def test_the_server_log_is_quiet(app_server):  # noqa: F811
     assert "deprecat" not in log.lower() and "share=True" not in log and "Warning" not in log
 
 
+# ------------------------------------------------------------------ /ready, for scripts and load balancers
+
+def test_the_readiness_endpoint_says_the_app_answers_with_its_tuned_model(app_server):  # noqa: F811
+    import urllib.request
+    with urllib.request.urlopen(app_server.url + "ready", timeout=30) as response:
+        assert response.status == 200 and response.headers["content-type"] == "application/json"
+        body = json.load(response)
+    assert body == {"ready": True, "stage": "ready", "model": "tuned", "progress": None, "seconds_left": None,
+                    "message": "Answering with the model tuned on the example questions.", "error": None}
+    assert "GET /ready" in (ROOT / "README.md").read_text(encoding="utf-8")  # scripts find it there
+
+
 # ------------------------------------------------------------------ /ask, the API for scripts
 
 ASKED = [("what are the symptoms of opioid withdrawal", []),

@@ -7,12 +7,16 @@ Playwright cannot download its own browser here, so it launches
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import urllib.error
+import urllib.request
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from app_server import NALOXONE_ANSWER, NALOXONE_TITLE, app_server  # noqa: F401
+from app_server import NALOXONE_ANSWER, NALOXONE_TITLE, app_server, start_app  # noqa: F401
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -201,3 +205,55 @@ def test_thumbs_up_and_down_on_real_replies_are_stored(page, app_server):  # noq
     page.get_by_role("button", name="Disliked", exact=True).click()
     expect(status).to_contain_text("withdrawn")
     assert [v[0] for v in stored_votes(app_server.feedback_db)[len(before):]] == ["like"]
+
+
+# ------------------------------------------------------------------ a first start, as on a new machine
+
+def readiness(url: str) -> tuple[int, dict]:
+    """GET /ready: the HTTP status and the JSON body."""
+    try:
+        with urllib.request.urlopen(url + "ready", timeout=30) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def test_a_first_start_says_what_it_is_building_then_answers(browser, tmp_path, monkeypatch):
+    # A fresh index folder and no tuned model: the first build, then the fine-tuning, as on a new machine.
+    monkeypatch.setenv("QA_TUNED_DIR", str(tmp_path / "tuned"))
+    server = start_app(tmp_path)
+    try:
+        code, body = readiness(server.url)
+        assert body["stage"] in ("starting", "building", "tuning") and code == (200 if body["ready"] else 503)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.goto(server.url)
+        page.locator("#question textarea").wait_for(timeout=60_000)
+        status = page.locator("#engine-status .qa-status")
+        expect(status).to_have_attribute("data-stage", re.compile(r"^(starting|building|tuning)$"), timeout=30_000)
+        stage = status.get_attribute("data-stage")
+        # In words, with a live progress bar: the stage, then what is happening.
+        expect(status).to_contain_text(re.compile(r"Starting up|Building the index|Preparing a better model"))
+        expect(status.locator("progress")).to_be_visible()
+
+        box = page.locator("#question textarea")
+        box.fill("does naloxone reverse ketamine")
+        box.press("Enter")
+        reply = page.locator('#chat [data-testid="bot"] .qa-reply').first
+        if stage != "tuning":  # nothing answers yet: the reply is the status, until the answer replaces it
+            expect(page.locator("#articles-panel")).to_contain_text("Listed here once the index is built")
+            expect(reply).to_contain_text("will be answered here as soon as the index is ready")
+            expect(reply.locator("progress")).to_be_attached()
+        expect(reply.locator(".qa-answer")).to_be_visible(timeout=240_000)
+        expect(page.locator('#chat [data-testid="bot"]')).to_have_count(1)  # the status became the answer
+        # Answered with the model as it ships while the tuned one is prepared (minutes of fine-tuning): said so.
+        expect(reply.locator(".qa-improving")).to_contain_text("Answers will improve shortly")
+        expect(status).to_have_attribute("data-stage", "tuning", timeout=30_000)
+        expect(status).to_contain_text("Preparing a better model")
+        expect(page.locator("#articles-panel tbody tr")).to_have_count(5, timeout=30_000)
+        code, body = readiness(server.url)
+        assert code == 200 and body["ready"] is True and body["stage"] == "tuning" and body["model"] == "base"
+        assert body["progress"] is None or 0 <= body["progress"] <= 1
+        context.close()
+    finally:
+        server.stop()
