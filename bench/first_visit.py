@@ -8,20 +8,24 @@ Starts `python app.py` on a free port with an empty index folder (and, unless
 --warm, an empty QA_TUNED_DIR, so the build fine-tunes the model as on a new
 machine), opens the page in Debian's Chromium as soon as the server answers,
 clicks the first example question, and prints a timeline: when the page
-answered, when the question box and the articles panel showed, and when the
-answer came, each in seconds from the start of `app.py`, with what the chat
-and the panel said at a few moments in between. Figures go to stdout,
+answered, when the question box, the start-up status and the articles panel
+showed, when the first reply (the status, while nothing answers) and the
+answer came, when answers stopped saying they will improve, each in seconds
+from the start of `app.py`, with what the status panel, the chat and
+`GET /ready` said at a few moments in between. Figures go to stdout,
 progress to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -36,6 +40,20 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 MOMENTS = (15, 30, 60, 90, 120)  # seconds after the start at which the page is read
 DEADLINE = 400  # s: give up on the answer after this
+
+
+def readiness(url: str) -> str:
+    """GET /ready, as "HTTP code: stage, progress, seconds left"."""
+    try:
+        with urllib.request.urlopen(url + "ready", timeout=10) as response:
+            code, body = response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        code, body = error.code, json.load(error)
+    except OSError as exc:
+        return f"unreachable ({exc})"
+    progress = f"{body['progress']:.0%}" if body["progress"] is not None else "-"
+    left = f"{body['seconds_left']:.0f} s" if body["seconds_left"] else "-"
+    return f"{code} ready={body['ready']} stage={body['stage']} progress={progress} left={left}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,22 +99,32 @@ def main(argv: list[str] | None = None) -> int:
             asked = page_text(Settings()).examples[0]  # the app's first example, as qa/page.py chooses it
             page.get_by_role("button", name=asked).click()
             timeline.append((at(), f"clicked the first example: “{asked}”"))
-            panel_seen = answer_seen = False
+            status_seen = panel_seen = reply_seen = answer_seen = final_seen = False
             moments = list(MOMENTS)
-            while at() < DEADLINE and not (panel_seen and answer_seen and not moments):
+            text = lambda selector: " ".join(page.locator(selector).first.inner_text().split())  # noqa: E731
+            while at() < DEADLINE and not (panel_seen and answer_seen and final_seen and not moments):
+                if not status_seen and page.locator("#engine-status .qa-status").count():
+                    status_seen = True
+                    timeline.append((at(), f"the status panel shows: “{text('#engine-status')[:110]}”"))
                 if not panel_seen and page.locator("#articles-panel table").count():
                     panel_seen = True
                     timeline.append((at(), "the articles panel lists the articles"))
-                if not answer_seen and page.locator('#chat [data-testid="bot"] .qa-reply').count():
+                if not reply_seen and page.locator('#chat [data-testid="bot"] .qa-reply').count():
+                    reply_seen = True
+                    timeline.append((at(), f"the first reply shows: “{text('#chat [data-testid=bot] .qa-reply')[:110]}…”"))
+                if not answer_seen and page.locator('#chat [data-testid="bot"] .qa-answer').count():
                     answer_seen = True
-                    reply = page.locator('#chat [data-testid="bot"] .qa-reply').first.inner_text()
-                    timeline.append((at(), f"the answer shows: “{' '.join(reply.split())[:90]}…”"))
+                    timeline.append((at(), f"the answer shows: “{text('#chat [data-testid=bot] .qa-reply')[:150]}…”"))
+                if not final_seen and page.locator('#engine-status .qa-status[data-stage="ready"]').count():
+                    final_seen = True
+                    timeline.append((at(), f"the status panel says: “{text('#engine-status')[:110]}”"))
                 if moments and at() >= moments[0]:
                     moment = moments.pop(0)
+                    status = text("#engine-status") or "(empty)"
                     chat = " ".join(page.locator("#chat").inner_text().split())
-                    panel = " ".join(page.locator("#articles-panel").inner_text().split()) or "(empty)"
-                    timeline.append((at(), f"at {moment} s the chat reads “{chat[-110:]}”; "
-                                           f"the panel “{panel[:60]}”"))
+                    panel = text("#articles-panel") or "(empty)"
+                    timeline.append((at(), f"at {moment} s the status reads “{status[:150]}”; the chat "
+                                           f"“{chat[-90:]}”; the panel “{panel[:50]}”; GET /ready: {readiness(url)}"))
                     if args.shots:
                         Path(args.shots).mkdir(parents=True, exist_ok=True)
                         page.screenshot(path=str(Path(args.shots) / f"first-visit-{moment:03d}s.png"))

@@ -23,6 +23,9 @@ from bench.common import (APP_START_TIMEOUT, AppProcess, child_env, start_app,  
                           wait_for_tuned_index)
 
 START_TIMEOUT = APP_START_TIMEOUT
+# The session's app fine-tunes the model once (its QA_TUNED_DIR starts empty: tests/conftest.py) and re-embeds
+# every text with it: about 4 minutes on 2 cores shared with other work (125 s of fine-tuning alone, measured).
+TUNED_TIMEOUT = 600
 
 NALOXONE_TITLE = "Unveiling the Mystery: Does Naloxone Reverse Ketamine Effects?"
 NALOXONE_ANSWER = "The short answer is no; Naloxone does not reverse the effects of Ketamine."
@@ -43,7 +46,7 @@ def app_server(tmp_path_factory) -> AppServer:
         _server = start_app(tmp_path_factory.mktemp("app"))
         try:
             # A fresh app answers with the model as it ships first; the tests expect the tuned model's answers.
-            wait_for_tuned_index(_server)
+            wait_for_tuned_index(_server, timeout=TUNED_TIMEOUT)
         except RuntimeError as exc:
             _server.stop()
             pytest.fail(str(exc))
