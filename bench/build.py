@@ -1,6 +1,6 @@
 """Index build throughput against the model's raw encode of the same texts; peak memory; no-op rebuild.
 
-    nice -n 19 python bench/build.py [--size CHUNKS] [--repeats 3] [--batch-sizes 32] [--quick]
+    nice -n 19 python -m bench.build [--size CHUNKS] [--repeats 3] [--batch-sizes 32] [--quick]
 
 First, the packaged model's ONNX export is made once in the work folder's
 models folder (Settings.tuned_dir), which every build below shares: the

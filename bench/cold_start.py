@@ -1,6 +1,6 @@
 """Cold start: `python -m qa ask` and `python app.py` to the first answer, with the index already built.
 
-    nice -n 19 python bench/cold_start.py [--runs 5] [--size CHUNKS] [--no-app] [--quick]
+    nice -n 19 python -m bench.cold_start [--runs 5] [--size CHUNKS] [--no-app] [--quick]
 
 The index is built once first (not timed) in a temporary folder. Then, each
 in a fresh child process ("cold" = new process; the OS file cache is warm,

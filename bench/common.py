@@ -31,6 +31,9 @@ import numpy as np  # noqa: E402
 
 CORPUS = ROOT / "corpus"
 OUT = ROOT / "bench" / "out"
+QUESTION_SETS = ROOT / "eval" / "sets"
+# health-web.jsonl is about these saved pages, not corpus/ (eval/README.md); the folder's README is no article.
+WEB_PAGES = ROOT / "tests" / "fixtures" / "web"
 
 
 # --------------------------------------------------------------------------- numbers
@@ -167,6 +170,30 @@ def prepare_corpus(folder: Path, size: int | None, seed: int = 0) -> dict:
     stats = synth.generate(folder, size, seed=seed)
     stats["kind"] = f"synthetic, seed {seed}"
     return stats
+
+
+def question_sets() -> dict[str, str]:
+    """Every labelled set of eval/sets/, by name, with the corpus it is about: "corpus" or "web"."""
+    return {p.stem: "web" if p.stem == "health-web" else "corpus" for p in sorted(QUESTION_SETS.glob("*.jsonl"))}
+
+
+def copy_corpus(which: str, folder: Path) -> Path:
+    """A copy of corpus/ ("corpus") or of the saved web pages ("web") in `folder`, which must not exist."""
+    if which == "web":
+        folder.mkdir(parents=True)
+        for page in WEB_PAGES.glob("*.html"):
+            shutil.copy2(page, folder / page.name)
+    else:
+        shutil.copytree(CORPUS, folder)
+    return folder
+
+
+def load_set(name: str):
+    """The questions of eval/sets/NAME.jsonl as qa.evaluate.Question (a line without a kind gets "question")."""
+    from qa.evaluate import Question
+    rows = [json.loads(line) for line in (QUESTION_SETS / f"{name}.jsonl").read_text().splitlines() if line.strip()]
+    return [Question(r["id"], r.get("kind", "question"), r["question"], tuple(r.get("history") or ()),
+                     r.get("source"), tuple(r.get("evidence") or ())) for r in rows]
 
 
 def workdir(keep: str | None = None) -> Path:

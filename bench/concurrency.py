@@ -1,15 +1,15 @@
 """Concurrent users: N chat sessions at once against the real app, every reply checked.
 
-    nice -n 10 python bench/concurrency.py [--sessions 20] [--questions 25] [--time-limit 1200]
-    python bench/concurrency.py --quick                  # 3 sessions x 4 questions (smoke test)
-    python bench/concurrency.py --url http://127.0.0.1:7860/ [...]   # an app that is already running
+    nice -n 10 python -m bench.concurrency [--sessions 20] [--questions 25] [--time-limit 1200]
+    python -m bench.concurrency --quick                  # 3 sessions x 4 questions (smoke test)
+    python -m bench.concurrency --url http://127.0.0.1:7860/ [...]   # an app that is already running
 
 Without --url it starts the real app, `python app.py --host 127.0.0.1 --port
 <free port> --index-dir <temp dir>` (default corpus; the first start builds
 the index there), and stops it at the end. All traffic goes to that one
 127.0.0.1 address; every loop is bounded in count and by --time-limit.
 
-The questions are those of eval/questions.jsonl (qa.evaluate.load_questions),
+The questions are those of eval/sets/dev.jsonl (qa.evaluate.load_questions),
 as conversations:
 - a standalone question is a conversation of one turn;
 - a labelled follow-up ("why not?" after "is naloxone any use for ...") is a

@@ -1,6 +1,6 @@
 """A first start on a fresh machine: `python app.py` with no index and no tuned model or export, to the first answer.
 
-    python bench/first_start.py [--modes quiet,busy] [--questions 20] [--workdir DIR]
+    python -m bench.first_start [--modes quiet,busy] [--questions 20] [--workdir DIR] [--reference DIR]
 
 Per mode, in a new work folder (a copy of corpus/, an empty index folder and an
 empty models folder as QA_TUNED_DIR: nothing built, trained or exported):
@@ -15,7 +15,7 @@ empty models folder as QA_TUNED_DIR: nothing built, trained or exported):
 2. Tuned answers: seconds until the live index names the tuned model (the
    background build's swap), and until a question is answered from it.
 3. Memory: after the background build process has exited, 20 questions
-   (eval/questions.jsonl, with their histories), then the resident memory of
+   (eval/sets/dev.jsonl, with their histories), then the resident memory of
    the page's process and its engine process together (VmRSS summed, and Pss
    summed, which counts shared pages once). Target: at most 700 MB.
 The app's log says which state it was in when; its status lines are copied.
@@ -31,11 +31,9 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench import common
 
-from bench import common  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 QUESTION = "does naloxone reverse ketamine"
 
@@ -71,7 +69,8 @@ def memory_mb(pids: list[int]) -> tuple[float, float]:
     return rss / 1024, pss / 1024
 
 
-def one_start(work: Path, busy: bool, questions, timeout: float = 600) -> dict:
+def one_start(work: Path, busy: bool, questions, timeout: float = 600, code: Path = ROOT) -> dict:
+    """A first start of the page of the checkout `code` in `work`; `busy`: with a CPU-bound process beside it."""
     from gradio_client import Client
 
     corpus, index, models = work / "corpus", work / "index", work / "models"
@@ -81,8 +80,10 @@ def one_start(work: Path, busy: bool, questions, timeout: float = 600) -> dict:
     log_path = work / "app.log"
     with common.busy(busy), open(log_path, "w") as log:
         started = time.perf_counter()
-        process = subprocess.Popen(common.app_command(port, index, corpus, work / "feedback.sqlite3"), cwd=ROOT,
-                                   env={**common.child_env(), "QA_TUNED_DIR": str(models)},
+        command = common.app_command(port, index, corpus, work / "feedback.sqlite3")
+        command[1] = str(code / "app.py")
+        process = subprocess.Popen(command, cwd=code, env={**common.child_env(), "QA_TUNED_DIR": str(models),
+                                                           "PYTHONPATH": str(code)},
                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         app = common.AppProcess(url, index, log_path, process)
         try:
@@ -126,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--modes", default="quiet,busy", help="quiet, busy, or both (default quiet,busy)")
     parser.add_argument("--questions", type=int, default=20, help="questions asked before memory is read")
     parser.add_argument("--workdir", help="folder for the runs (default: a new temp folder)")
+    parser.add_argument("--reference", help="another checkout (e.g. the code before ONNX) whose first start runs "
+                                            "right after this code's, in each mode")
     args = parser.parse_args(argv)
     from qa.evaluate import DEFAULT_QUESTIONS, load_questions
 
@@ -135,14 +138,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                                            f"{len(questions)} questions before memory is read"])
     rows, notes = [], []
     with common.scratch(args.workdir) as work:
+        codes = [("this", ROOT)] + ([("reference", Path(args.reference).resolve())] if args.reference else [])
         for mode in modes:
-            common.note(f"first start, {mode}")
-            load = common.os.getloadavg()[0]
-            result = one_start(work / mode, mode == "busy", questions)
-            rows.append([mode, load, result["port_open"], result["first_answer"], result["first_model"],
-                         result["tuned_live"], result["tuned_answer"], result["rss_mb"], result["pss_mb"],
-                         "<= 20 s" if mode == "quiet" else "<= 45 s"])
-            notes += [f"{mode}: {line}" for line in result["log"]]
+            for name, code in codes:
+                common.note(f"first start, {mode}, {name}")
+                load = common.os.getloadavg()[0]
+                result = one_start(work / f"{mode}-{name}", mode == "busy", questions, code=code)
+                rows.append([f"{mode}, {name}", load, result["port_open"], result["first_answer"],
+                             result["first_model"], result["tuned_live"], result["tuned_answer"], result["rss_mb"],
+                             result["pss_mb"], "<= 20 s" if mode == "quiet" else "<= 45 s"])
+                notes += [f"{mode}, {name}: {line}" for line in result["log"]]
     common.say(common.table("first start on a fresh machine, seconds from `python app.py`", [
         "mode", "load at start", "port open", "first answer", "answered by", "tuned live", "tuned answer",
         "RSS MB (page+engine)", "PSS MB", "target first answer"], rows))

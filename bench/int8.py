@@ -1,22 +1,24 @@
 """int8 or not: the question model quantized to int8, against fp32, in speed and in answers.
 
-    python bench/int8.py [--models DIR] [--rounds 3] [--workdir DIR] [--benchmark FILE]
+    python -m bench.int8 [--models DIR] [--rounds 3] [--workdir DIR] [--benchmark FILE]
 
 int8 here is onnxruntime's dynamic quantization, per channel (weights int8,
 activations quantized per batch at run time; per tensor was much worse), of
 each fp32 export the build makes (qa/export.py). Two indexes of a copy of
 corpus/ are built in this process, both embedding with the tuned model: one
 with its fp32 export (the product), one with its int8 copy (every text and
-every question through int8). The int8 copy is made by wrapping
+every question through int8); the same again for the saved web pages of
+tests/fixtures/web. The int8 copy is made by wrapping
 qa.export.ensure for this process only: the product has no int8 path.
 
 Figures, in one run:
 - per question: the question model's encode of each question of
-  eval/questions.jsonl alone, one thread, fp32 and int8 alternating (ms);
+  eval/sets/dev.jsonl alone, one thread, fp32 and int8 alternating (ms);
 - batch: the index's passages and sentences embedded in batches of 32 on
   two threads (texts per second);
 - distance from torch: the largest difference of the sample vectors;
-- answers on the six question sets (eval/*.jsonl): answerable questions
+- answers on every question set of eval/sets/ (health-web.jsonl on its own
+  saved web pages, without example questions, so with the base model): answerable questions
   answered right, unanswerable ones refused, answerable ones wrongly refused;
 - with --benchmark FILE, the transfer benchmark (qa/benchmark.py, setups
   fresh, grown, plain and product, report half) for both, which takes long.
@@ -33,13 +35,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from bench import common  # noqa: E402
-
-SETS = ("questions", "heldout", "fresh", "unseen", "sealed", "sealed2")
+from bench import common
 
 
 def quantized(fp32, folder: Path):
@@ -87,13 +83,14 @@ def build_int8(settings, say):
         export.ensure = original
 
 
-def answer_figures(engine) -> list[list[object]]:
-    from qa.evaluate import load_questions, run_engine, score
+def answer_figures(engines: dict, sets: list[str]) -> list[list[object]]:
+    """Per set: answerable, answered right, unanswerable refused, answerable wrongly refused (counts)."""
+    from qa.evaluate import run_engine, score
 
     rows = []
-    for name in SETS:
-        questions = load_questions(ROOT / "eval" / f"{name}.jsonl")
-        scores = score(name, questions, run_engine(engine, questions))
+    for name in sets:
+        questions = common.load_set(name)
+        scores = score(name, questions, run_engine(engines[name], questions))
         answerable = sum(q.answerable for q in questions)
         rows.append([name, answerable, round(scores.answer_accuracy * answerable),
                      round(scores.refused_unanswerable * (len(questions) - answerable)),
@@ -123,18 +120,24 @@ def _run(args, work: Path) -> int:
     from qa.settings import Settings
 
     models = Path(args.models) if args.models else work / "models"
-    engines = {}
+    sets = common.question_sets()
+    engines, set_engines = {}, {}  # engines: on corpus/, by variant; set_engines: by variant, then set
     for variant in ("fp32", "int8"):
-        corpus = work / variant / "corpus"
-        if not corpus.exists():
-            shutil.copytree(ROOT / "corpus", corpus)
-        settings = Settings(corpus_dir=corpus, index_dir=work / variant / "index", tuned_dir=models)
-        common.note(f"building the {variant} index")
-        if variant == "fp32":
-            index_store.build(settings, Embedder(settings.model, settings.batch_size, settings.threads), common.note)
-        else:
-            build_int8(settings, common.note)
-        engines[variant] = Engine.open(settings, build="never")
+        by_corpus = {}
+        for which in sorted(set(sets.values())):
+            corpus = work / variant / which / "corpus"
+            if not corpus.exists():
+                common.copy_corpus(which, corpus)
+            settings = Settings(corpus_dir=corpus, index_dir=work / variant / which / "index", tuned_dir=models)
+            common.note(f"building the {variant} index of {which}")
+            if variant == "fp32":
+                index_store.build(settings, Embedder(settings.model, settings.batch_size, settings.threads),
+                                  common.note)
+            else:
+                build_int8(settings, common.note)
+            by_corpus[which] = Engine.open(settings, build="never")
+        engines[variant] = by_corpus["corpus"]
+        set_engines[variant] = {name: by_corpus[which] for name, which in sets.items()}
     common.print_header("int8.py", [f"the tuned model's export, fp32 and its int8 copy (dynamic, per channel); "
                                     f"indexes in {work}"])
 
@@ -160,11 +163,11 @@ def _run(args, work: Path) -> int:
                                                 "batch texts/s (2 threads)", "max diff from torch"],
                             [[v, *common.ms_summary(times[v])[:2], throughput[v], distance[v]] for v in engines],
                             digits=4))
-    figures = {v: answer_figures(e) for v, e in engines.items()}
+    figures = {v: answer_figures(set_engines[v], list(sets)) for v in engines}
     rows = [[fp[0], fp[1], fp[2], q8[2], fp[3], q8[3], fp[4], q8[4]] for fp, q8 in zip(figures["fp32"],
                                                                                        figures["int8"])]
-    rows.append(["all six", *[sum(r[i] for r in rows) for i in range(1, 8)]])
-    common.say(common.table("answers on the six question sets (counts)", [
+    rows.append(["all sets", *[sum(r[i] for r in rows) for i in range(1, 8)]])
+    common.say(common.table("answers on every question set (counts)", [
         "set", "answerable", "right fp32", "right int8", "refused unansw. fp32", "refused unansw. int8",
         "wrongly refused fp32", "wrongly refused int8"], rows))
     if args.benchmark:

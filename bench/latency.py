@@ -1,10 +1,10 @@
 """Warm query latency, split by stage, against torch's encode of the same text (the floor it replaced).
 
-    nice -n 19 python bench/latency.py [--rounds 5] [--query-threads 1] [--size CHUNKS] [--limit N] [--busy] [--quick]
+    nice -n 19 python -m bench.latency [--rounds 5] [--query-threads 1] [--size CHUNKS] [--limit N] [--busy] [--quick]
 
 The index is built in a temporary folder (from a copy of corpus/, or from a
 synthetic corpus of --size chunks). After one warm-up pass, every question of
-eval/questions.jsonl (with its history) is run `--rounds` times; in each
+eval/sets/dev.jsonl (with its history) is run `--rounds` times; in each
 round and for each question, in this order:
 
 - floor (a pass of its own over all questions, then the engine's pass):
@@ -251,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--busy", action="store_true", help="another CPU-bound process runs meanwhile")
     parser.add_argument("--tuned-dir", help="tuned models and exports to reuse (default: in the work folder)")
     parser.add_argument("--no-jsonl", action="store_true", help="skip python -m qa ask --jsonl")
-    parser.add_argument("--questions", help="questions file (default eval/questions.jsonl)")
+    parser.add_argument("--questions", help="questions file (default eval/sets/dev.jsonl)")
     parser.add_argument("--workdir", help="folder for the temporary corpus and index (default: a new temp folder)")
     parser.add_argument("--quick", action="store_true", help="1 round")
     args = parser.parse_args(argv)

@@ -1,12 +1,13 @@
-"""Answers of two versions of the code on the six question sets, compared: is the ONNX path the same product?
+"""Answers of two versions of the code on every question set, compared: is the ONNX path the same product?
 
-    python bench/same_answers.py --reference DIR [--workdir DIR]
+    python -m bench.same_answers --reference DIR [--workdir DIR]
 
 DIR is another checkout of the code (e.g. `git archive <commit> | tar -x -C DIR`
 for the code before questions were embedded with ONNX). For each version,
-in its own folder: `python -m qa build` of a copy of corpus/, then
-`python -m qa ask --jsonl` on every question (with its history) of
-eval/questions.jsonl, heldout, fresh, unseen, sealed and sealed2. Both use
+in its own folder: `python -m qa build` of a copy of corpus/ (and of the
+saved web pages of tests/fixtures/web, which health-web.jsonl is about), then
+`python -m qa ask --jsonl` on every question (with its history) of every
+set in eval/sets/. Both use
 one models folder (QA_TUNED_DIR), so both embed with the same tuned model
 (trained once: its key does not depend on the code) and differ only in how
 the model runs.
@@ -21,36 +22,34 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Sequence
 
+from bench import common
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from bench import common  # noqa: E402
-
-SETS = ("questions", "heldout", "fresh", "unseen", "sealed", "sealed2")
 
 
 def answers(code: Path, work: Path, models: Path) -> dict[str, list[dict]]:
-    """Build with the code in `code`, then its answers to every set, by set."""
-    corpus, index = work / "corpus", work / "index"
-    shutil.copytree(ROOT / "corpus", corpus)
+    """Build with the code in `code` (corpus/, and the saved web pages), then its answers to every set, by set."""
     env = {**common.child_env(), "QA_TUNED_DIR": str(models), "PYTHONPATH": str(code)}
-    common.note(f"building with {code}")
-    subprocess.run([sys.executable, "-m", "qa", "build", "--corpus", str(corpus), "--index", str(index)], cwd=code,
-                   env=env, check=True, stdout=subprocess.DEVNULL)
+    sets = common.question_sets()
     out = {}
-    for name in SETS:
-        lines = [json.loads(line) for line in (ROOT / "eval" / f"{name}.jsonl").read_text().splitlines() if line.strip()]
-        batch = "".join(json.dumps({"question": q["question"], "history": q.get("history") or []}) + "\n" for q in lines)
-        done = subprocess.run([sys.executable, "-m", "qa", "ask", "--jsonl", "--corpus", str(corpus), "--index",
-                               str(index)], cwd=code, env=env, input=batch, capture_output=True, text=True, check=True)
-        out[name] = [json.loads(line) for line in done.stdout.splitlines()]
+    for which in sorted(set(sets.values())):
+        corpus = common.copy_corpus(which, work / which / "corpus")
+        index = work / which / "index"
+        common.note(f"building {which} with {code}")
+        subprocess.run([sys.executable, "-m", "qa", "build", "--corpus", str(corpus), "--index", str(index)],
+                       cwd=code, env=env, check=True, stdout=subprocess.DEVNULL)
+        for name in (n for n, w in sets.items() if w == which):
+            batch = "".join(json.dumps({"question": q.question, "history": list(q.history)}) + "\n"
+                            for q in common.load_set(name))
+            done = subprocess.run([sys.executable, "-m", "qa", "ask", "--jsonl", "--corpus", str(corpus), "--index",
+                                   str(index)], cwd=code, env=env, input=batch, capture_output=True, text=True,
+                                  check=True)
+            out[name] = [json.loads(line) for line in done.stdout.splitlines()]
     return out
 
 
@@ -66,13 +65,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                                          "where the tuned model is trained first)")
     args = parser.parse_args(argv)
     reference = Path(args.reference).resolve()
-    common.print_header("same_answers.py", [f"reference: {reference}; this: {ROOT}; sets: {', '.join(SETS)}"])
+    common.print_header("same_answers.py", [f"reference: {reference}; this: {ROOT}; "
+                                            f"sets: {', '.join(common.question_sets())}"])
     with common.scratch(args.workdir) as work:
         models = Path(args.models) if args.models else work / "models"
         before = answers(reference, work / "reference", models)
         after = answers(ROOT, work / "this", models)
     rows, differences = [], []
-    for name in SETS:
+    for name in before:
         pairs = list(zip(before[name], after[name]))
         same_answer = sum(a["found"] == b["found"] and a["answer"] == b["answer"] for a, b in pairs)
         same_passages = sum(passages(a) == passages(b) for a, b in pairs)

@@ -1,6 +1,6 @@
 """Scale: build time, size on disk, memory and query latency at 1k, 10k and 100k chunks; flat vs HNSW.
 
-    nice -n 19 python bench/scale.py [--sizes 1000,10000,100000] [--rounds 3] [--quick]
+    nice -n 19 python -m bench.scale [--sizes 1000,10000,100000] [--rounds 3] [--quick]
 
 For each size, a synthetic corpus (bench/synth.py, seed 0) of that many chunks, then:
 
@@ -17,7 +17,7 @@ For each size, a synthetic corpus (bench/synth.py, seed 0) of that many chunks, 
   built this way are marked "substituted" in every table.
 - index size on disk (the live generation folder) and the index's RSS in a
   serving process (VmRSS growth while qa.index.load runs);
-- warm query latency over eval/questions.jsonl (bench/latency.measure: end to
+- warm query latency over eval/sets/dev.jsonl (bench/latency.measure: end to
   end, FAISS, BM25, sentence search, answer), p50/p95 over --rounds;
 - flat vs HNSW over the index's chunk vectors: per-query search time (one
   query at a time, k = Settings.candidates = 30, efSearch = 128 as

@@ -1,6 +1,6 @@
 """A deterministic synthetic corpus: the real articles' sentences recombined into many articles.
 
-    python bench/synth.py --chunks 10000 --out /tmp/synth [--seed 0]
+    python -m bench.synth --chunks 10000 --out /tmp/synth [--seed 0]
 
 Nothing is downloaded. The sentences, list items, section headings and titles
 of corpus/ (read with the product's own loader, so they are already clean)

@@ -19,7 +19,7 @@ from qa import export, index as index_store
 from qa.embedding import Embedder, resolve_model
 from qa.engine import Engine
 from qa.errors import IndexCorruptError, ModelError
-from qa.evaluate import load_questions
+from qa.evaluate import PRODUCT_SETS, load_questions
 from qa.onnx_model import INFO_FILE, MODEL_FILE, OnnxModel
 from qa.refusal import answer_everything
 from qa.settings import Settings
@@ -32,7 +32,7 @@ def real_sentences() -> list[str]:
         paragraphs = [p.strip() for p in path.read_text(encoding="utf-8").split("\n") if p.strip()]
         texts += paragraphs[:25]
         texts.append(" ".join(paragraphs[:40]))  # far over the 256-token window: truncated the same way
-    texts += [q.question for q in load_questions(ROOT / "eval" / "heldout.jsonl")][:40]
+    texts += [q.question for q in load_questions(PRODUCT_SETS["heldout"])][:40]
     return texts
 
 
@@ -60,11 +60,16 @@ def test_the_tokenizer_truncates_at_the_model_s_window_not_at_128(engine):
 
 
 def test_asking_in_a_fresh_process_never_imports_torch(engine, real_settings):
-    script = ("import sys, json; from qa.cli import main; "
-              f"code = main(['ask', '--json', '--index', {str(real_settings.index_dir)!r}, "
-              f"'--corpus', {str(real_settings.corpus_dir)!r}, 'does naloxone reverse ketamine']); "
-              "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]; "
-              "print(json.dumps(heavy), file=sys.stderr); sys.exit(code)")
+    # `python -m qa ask ...` exactly (qa/__main__.py run as __main__), then what it imported.
+    argv = ["qa", "ask", "--json", "--index", str(real_settings.index_dir), "--corpus", str(real_settings.corpus_dir),
+            "does naloxone reverse ketamine"]
+    script = ("import json, runpy, sys\n"
+              f"sys.argv = {argv!r}\n"
+              "try:\n    runpy.run_module('qa', run_name='__main__', alter_sys=True)\n"
+              "except SystemExit as exit_:\n    code = exit_.code\n"
+              "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]\n"
+              "print(json.dumps(heavy), file=sys.stderr)\n"
+              "sys.exit(code)\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
     assert done.returncode == 0, done.stderr
