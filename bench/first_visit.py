@@ -1,8 +1,8 @@
 """What a first-time visitor sees in the first minutes of a fresh start, measured in a real browser.
 
-    python bench/first_visit.py                 # fresh index and fresh tuned-model folder: a first start
-    python bench/first_visit.py --warm          # an index already built: an ordinary restart
-    python bench/first_visit.py --shots DIR     # also save a screenshot at each moment
+    python -m bench.first_visit                 # fresh index and fresh tuned-model folder: a first start
+    python -m bench.first_visit --warm          # an index already built: an ordinary restart
+    python -m bench.first_visit --shots DIR     # also save a screenshot at each moment
 
 Starts `python app.py` on a free port with an empty index folder (and, unless
 --warm, an empty QA_TUNED_DIR, so the build fine-tunes the model as on a new
