@@ -4,6 +4,9 @@
 - docs/screenshot-list.png: a list answer: the lead-in and every item, the answer marked;
 - docs/screenshot-emergency.png: an emergency question: the emergency line first, then the quote.
 
+Each is taken once the start-up status says nothing is left to prepare. (docs/screenshot-startup.png,
+a first start while the index is built, comes from `python -m bench.first_visit --shots DIR`.)
+
     python scripts/screenshot.py                      # starts app.py on a free port, stops it after
     python scripts/screenshot.py --url http://127.0.0.1:7860   # uses a running app
 
@@ -67,6 +70,8 @@ def shoot(url: str, out: Path, questions: list[str], open_sources: bool) -> None
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
         page.goto(url)
+        # The final model's answers, not the first start's stand-in (its replies say answers will improve).
+        page.locator('#engine-status .qa-status[data-stage="ready"]').wait_for(timeout=900_000)
         box = page.locator("#question textarea")
         for number, question in enumerate(questions, 1):
             box.fill(question)
