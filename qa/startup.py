@@ -286,9 +286,9 @@ class BackgroundBuild:
     def running(self) -> bool:
         return not self._done
 
-    def seconds_left(self, all_phases: bool = True) -> float:
+    def seconds_left(self, all_phases: bool = True) -> float | None:
         """The current stage's rest at its own rate, plus the stages still to come at this start-up's rates
-        (in this build only, unless `all_phases`)."""
+        (in this build only, unless `all_phases`); None while the current stage has no rate yet."""
         with self._lock:
             if self._done:
                 return 0.0
@@ -301,6 +301,8 @@ class BackgroundBuild:
                     left += max((total - done) / rate - (time.monotonic() - self._stepped_at), 0.0)
                 elif name in self._seconds:
                     left += self._seconds[name]
+                else:  # no rate yet: the rest is not known, and the later stages alone would understate it
+                    return None
             # What the phases still to come will do: fine-tuning (rate unknown before it starts), the
             # export, and embedding every text again with the new model.
             later = [] if current is None else {"fine-tuning": ["exporting", "embedding"],
@@ -324,7 +326,7 @@ class BackgroundBuild:
             return serving_status(manifest, str(self.failure) if self.failure else None)
         left = self.seconds_left(all_phases=manifest is not None)
         elapsed = time.monotonic() - self._started
-        # Nothing left by the estimate while the build runs means no stage has a rate yet: not known, not done.
+        # None, or nothing left by the estimate while the build runs: no stage has a rate yet; not known, not done.
         fraction = elapsed / (elapsed + left) if left else None
         left = left or None
         with self._lock:
