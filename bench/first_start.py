@@ -97,6 +97,10 @@ def one_start(work: Path, busy: bool, questions, timeout: float = 600, code: Pat
                     time.sleep(0.2)
             port_open = time.perf_counter() - started
             reply = client.predict(QUESTION, api_name="/chat")
+            # A page whose engine is still loading says so after its own wait (the torch code's first start
+            # fine-tunes first); ask again until it answers.
+            while "still loading" in reply and time.perf_counter() - started < timeout:
+                reply = client.predict(QUESTION, api_name="/chat")
             first = time.perf_counter() - started
             first_model = "tuned" if (common.live_manifest(index) or {}).get("model", {}).get("tuned") else "base"
             if "does not reverse" not in reply:

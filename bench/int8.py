@@ -60,7 +60,9 @@ def quantized(fp32, folder: Path):
         info = ExportInfo(**{**info.__dict__, "key": key, "onnx_sha256": file_sha256(tmp / MODEL_FILE),
                              "onnx_bytes": (tmp / MODEL_FILE).stat().st_size})
         info.write(tmp)
-        np.save(tmp / SAMPLE_FILE, OnnxModel(tmp, info, 1).encode(list(SAMPLE_TEXTS)))
+        # One text at a time, as a load checks them: int8 quantizes activations per batch, so a text's
+        # vector depends on the texts batched with it (fp32's does not).
+        np.save(tmp / SAMPLE_FILE, OnnxModel(tmp, info, 1).encode(list(SAMPLE_TEXTS), batch_size=1))
         tmp.rename(out)
     return Export(out, key)
 

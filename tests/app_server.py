@@ -23,9 +23,9 @@ from bench.common import (APP_START_TIMEOUT, AppProcess, child_env, start_app,  
                           wait_for_tuned_index)
 
 START_TIMEOUT = APP_START_TIMEOUT
-# The session's app fine-tunes the model once (its QA_TUNED_DIR starts empty: tests/conftest.py) and re-embeds
-# every text with it: about 4 minutes on 2 cores shared with other work (125 s of fine-tuning alone, measured).
-TUNED_TIMEOUT = 600
+# A wait for readiness, not a timing: after a first start the background fine-tuning and re-embedding
+# outlast APP_START_TIMEOUT when other jobs hold the machine's cores, and every test of the page then errored.
+TUNED_TIMEOUT = 900
 
 NALOXONE_TITLE = "Unveiling the Mystery: Does Naloxone Reverse Ketamine Effects?"
 NALOXONE_ANSWER = "The short answer is no; Naloxone does not reverse the effects of Ketamine."
@@ -46,7 +46,7 @@ def app_server(tmp_path_factory) -> AppServer:
         _server = start_app(tmp_path_factory.mktemp("app"))
         try:
             # A fresh app answers with the model as it ships first; the tests expect the tuned model's answers.
-            wait_for_tuned_index(_server, timeout=TUNED_TIMEOUT)
+            wait_for_tuned_index(_server, TUNED_TIMEOUT)
         except RuntimeError as exc:
             _server.stop()
             pytest.fail(str(exc))
@@ -65,7 +65,7 @@ def reply_text(reply: str) -> str:
 
 def cited_source_title(reply: str) -> str | None:
     """The title of the source the answer cites ([n] after the answer)."""
-    cited = re.search(r'class="qa-answer[^"]*">.*?<sup>\[(\d+)\]</sup>', reply)
+    cited = re.search(r'class="qa-answer">.*?<sup>\[(\d+)\]</sup>', reply)
     if not cited:
         return None
     head = re.search(rf'<div class="qa-source-head"><b>\[{cited.group(1)}\]</b> (.*?) <span', reply)
