@@ -196,6 +196,8 @@ def export_model(model, name: str, key: str, out: Path) -> None:
             torch.onnx.export(Pipeline().eval(), tuple(torch.from_numpy(example[name]) for name in inputs),
                               str(out / MODEL_FILE), input_names=list(inputs), output_names=["sentence_embedding"],
                               dynamic_axes=axes, opset_version=OPSET, do_constant_folding=True, dynamo=False)
+    except OSError:
+        raise  # a full or read-only disk, not the model: ensure() says so, and nothing is recorded as failed
     except Exception as exc:  # the tracer and the exporter raise many kinds
         raise ExportFailed(f"the trace failed: {type(exc).__name__}: {str(exc)[:300]}") from exc
     finally:

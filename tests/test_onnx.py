@@ -5,6 +5,7 @@ Real model, real exports (qa/export.py), real processes for `python -m qa`.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -167,3 +168,16 @@ def test_a_model_that_cannot_be_exported_runs_on_sentence_transformers(tmp_path,
     messages.clear()
     index_store.build(settings, Embedder(settings.model), progress=messages.append)
     assert any("could not be exported to ONNX (the trace failed" in m for m in messages)
+
+
+def test_a_full_disk_during_the_export_is_an_error_not_a_model_that_cannot_be_exported(tmp_path, monkeypatch):
+    import torch
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(torch.onnx, "export", disk_full)
+    settings = Settings(corpus_dir=write_tiny_corpus(tmp_path / "corpus"), index_dir=tmp_path / "index")
+    with pytest.raises(ModelError, match="cannot write the ONNX export.*No space left on device"):
+        index_store.build(settings, Embedder(settings.model))
+    # Nothing remembers the model as unexportable: the next build, with room, exports it.
+    assert not list(export.store(settings).glob("*.failed"))

@@ -58,9 +58,8 @@ def small_disk(tmp_path):
 
 
 def _settings_on(disk: Path, tmp_path: Path) -> Settings:
-    # The index on the small disk; the models and their ONNX exports (tens of MB, not the index's) beside it.
-    return Settings(corpus_dir=write_tiny_corpus(tmp_path / "corpus"), index_dir=disk / "index",
-                    tuned_dir=TUNED_DIR)
+    # The models and their ONNX exports (tens of MB) live off the small disk: it holds the index under test.
+    return Settings(corpus_dir=write_tiny_corpus(tmp_path / "corpus"), index_dir=disk / "index", tuned_dir=TUNED_DIR)
 
 
 def test_full_disk_keeps_the_old_index(small_disk, tmp_path, embedder):
