@@ -25,7 +25,12 @@ Owns:
   question, how much of the question the answer's passage holds, how much
   of it the articles never use) and judged in qa/refusal.py, against how
   well unrelated questions match the same article. Then no passage is
-  offered as an answer.
+  offered as an answer;
+- what the result carries for a reader: the article's text around the
+  answer (its whole list, the sentence it points back to: qa/context.py),
+  a plain label per passage ("strong match", "partial match", "weak
+  match": `match_label`), and the triage of the question (an emergency
+  line, small talk, not English: qa/triage.py; the engine decides it).
 
 Limits: extractive only; the answer is one verbatim sentence, never a
 paraphrase or a summary of several. Follow-up detection is a rule on the
@@ -43,14 +48,18 @@ from typing import Sequence
 
 import numpy as np
 
+from qa.context import AnswerContext, answer_context
 from qa.index import Index
 from qa.refusal import Confidence, RefusalModel
 from qa.search import Hit, example_scores_by_sentence
 from qa.settings import Settings
 from qa.synonyms import Expansion
 from qa.text import ANAPHORA, content_terms, words
+from qa.triage import EMERGENCY_LINES, SMALL_TALK_REPLIES, Triage, not_english_message
 
 NOT_FOUND = "I couldn't find that in the articles."
+# Plain labels of how well a passage matches the question, for a lay reader (match_label).
+STRONG, PARTIAL, WEAK = "strong match", "partial match", "weak match"
 
 # Openings that mark a question as continuing the previous one.
 _CONTINUATIONS = ("and ", "but ", "so ", "also ", "what about", "how about", "why", "what else", "how so",
@@ -67,10 +76,12 @@ class Passage:
     dense: float  # cosine similarity to the question
     lexical: float  # BM25 score
     answer: str | None = None  # the answer sentence, when it lies in this passage
+    match: str = WEAK  # STRONG, PARTIAL or WEAK: how well it matches the question, in words (match_label)
 
     def to_dict(self) -> dict:
         return {"source": self.source, "title": self.title, "section": self.section, "text": self.text,
-                "score": round(self.score, 6), "dense": round(self.dense, 4), "lexical": round(self.lexical, 4)}
+                "match": self.match, "score": round(self.score, 6), "dense": round(self.dense, 4),
+                "lexical": round(self.lexical, 4)}
 
 
 @dataclass(frozen=True)
@@ -85,19 +96,53 @@ class Result:
     expansions: tuple[Expansion, ...] = ()  # the articles' words added to the query (qa/synonyms.py)
     confidence: Confidence | None = None  # what refusal weighed; None when there was nothing to weigh
     margin: float = 0.0  # refusal's score minus its bar: how clearly the articles answer (negative: refused)
+    context: AnswerContext = AnswerContext()  # the article's text shown around the answer (qa/context.py)
+    triage: Triage = Triage()  # emergency, small talk, language (qa/triage.py)
+
+    @classmethod
+    def unsearched(cls, question: str, triage: Triage) -> "Result":
+        """The result for small talk or a question not in English: nothing searched, nothing found."""
+        return cls(question=question, query=question, found=False, answer=None, answer_source=None,
+                   answer_score=0.0, passages=(), triage=triage)
+
+    @property
+    def kind(self) -> str:
+        """"answer", "not_found", "small_talk" (greetings, thanks) or "not_english"."""
+        if self.found and self.answer:
+            return "answer"
+        if self.triage.small_talk:
+            return "small_talk"
+        return "not_english" if self.triage.language else "not_found"
 
     @property
     def message(self) -> str:
-        return self.answer if self.found and self.answer else NOT_FOUND
+        """The answer sentence; or what the person is told instead."""
+        kind = self.kind
+        if kind == "answer":
+            return self.answer
+        if kind == "small_talk":
+            return SMALL_TALK_REPLIES[self.triage.small_talk]
+        if kind == "not_english":
+            return f"{NOT_FOUND} {not_english_message(self.triage.language)}"
+        return NOT_FOUND
+
+    @property
+    def emergency(self) -> str | None:
+        """The line to call the emergency number, shown before anything else; None for most questions."""
+        return EMERGENCY_LINES.get(self.triage.emergency) if self.triage.emergency else None
 
     def to_dict(self) -> dict:
         source = self.answer_source
+        found = self.kind == "answer"
         return {
             "question": self.question,
-            "found": self.found,
-            "answer": self.answer if self.found else NOT_FOUND,
-            "answer_source": {"source": source.source, "title": source.title, "section": source.section}
-            if self.found and source else None,
+            "kind": self.kind,
+            "found": found,
+            "emergency": self.emergency,
+            "answer": self.message,
+            "answer_source": {"source": source.source, "title": source.title, "section": source.section,
+                              "match": source.match} if found and source else None,
+            "context": self.context.to_dict() if found and self.context else None,
             "passages": [p.to_dict() for p in self.passages],
         }
 
@@ -176,18 +221,41 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
 
     passages = []
     answer_source = None
+    best_score = hits[0].score if hits else 0.0
     for position, hit in enumerate(hits[:settings.top_k]):
         chunk = index.chunks[hit.chunk]
         in_passage = best[3] if found and best and best[3] in chunk.sentences else None
+        holds_answer = found and best is not None and position == best[2]
         passage = Passage(chunk.source, chunk.title, chunk.section, chunk.text, hit.score, hit.dense,
-                          hit.lexical, in_passage)
-        if found and best and position == best[2]:
+                          hit.lexical, in_passage, match_label(found, holds_answer, margin, hit.score, best_score,
+                                                               settings))
+        if holds_answer:
             answer_source = passage
         passages.append(passage)
+    context = (answer_context(index.chunks, hits[best[2]].chunk, best[3]) if found and best is not None
+               else AnswerContext())
     return Result(question=question, query=query, found=found,
                   answer=best[3] if found and best else None, answer_source=answer_source,
                   answer_score=best[1] if best else 0.0, passages=tuple(passages), expansions=tuple(expansions),
-                  confidence=confidence, margin=margin)
+                  confidence=confidence, margin=margin, context=context)
+
+
+def match_label(found: bool, holds_answer: bool, margin: float, score: float, best_score: float,
+                settings: Settings) -> str:
+    """How well a passage matches the question, in words a lay reader understands.
+
+    - the passage the answer is quoted from: STRONG when refusal's margin over its bar reaches
+      `strong_match_margin` (the articles clearly answer), else PARTIAL (answered, but near the bar:
+      the articles may answer only part of the question);
+    - any other passage: PARTIAL when its rank score is within `partial_match_share` of the best
+      passage's (close to the best, it often holds part of the answer), else WEAK;
+    - when the articles do not answer the question, every passage is WEAK.
+    """
+    if not found:
+        return WEAK
+    if holds_answer:
+        return STRONG if margin >= settings.strong_match_margin else PARTIAL
+    return PARTIAL if best_score > 0 and score >= settings.partial_match_share * best_score else WEAK
 
 
 def _confidence(index: Index, question: str, hits: list[Hit], chosen: Hit, examples: np.ndarray,
@@ -289,7 +357,8 @@ def _type_bonus(sentence: str, wanted: str | None, settings: Settings) -> float:
     return settings.answer_type_bonus if shows.search(sentence) else 0.0
 
 
-__all__ = ["Passage", "Result", "NOT_FOUND", "answer", "resolve_query", "is_followup"]
+__all__ = ["Passage", "Result", "NOT_FOUND", "STRONG", "PARTIAL", "WEAK", "answer", "resolve_query", "is_followup",
+           "match_label"]
 
 
 @lru_cache(maxsize=65536)

@@ -133,22 +133,40 @@ def answer_jsonl(engine, lines: TextIO, out: TextIO) -> int:
     return 0
 
 
+def _wrap(text: str, first: str = "", rest: str | None = None) -> str:
+    return textwrap.fill(text, 88, initial_indent=first, subsequent_indent=first if rest is None else rest)
+
+
 def format_result(result) -> str:
-    """The answer, its source, then the passages, for a terminal."""
-    wrap = lambda text, indent: textwrap.fill(text, 88, initial_indent=indent, subsequent_indent=indent)  # noqa: E731
-    lines = []
+    """The emergency line if any, the answer and its source, then the passages, for a terminal."""
+    lines = [_wrap(result.emergency), ""] if result.emergency else []
     if result.found:
         src = result.answer_source
-        lines += [wrap(result.answer, ""), f"  -- {src.title} ({src.source}), section \"{src.section}\"", ""]
+        lines += answer_lines(result)
+        lines += [f"  -- {src.title} ({src.source}), section \"{src.section}\" ({src.match})", ""]
     else:
         lines += [result.message, ""]
+    if not result.passages:  # small talk, or not English: nothing was searched
+        return "\n".join(lines).rstrip()
     lines.append("Closest passages:" if not result.found else "Passages:")
     for number, p in enumerate(result.passages, 1):
-        lines.append(f"[{number}] {p.title} > {p.section}  ({p.source})  score {p.score:.4f}"
+        lines.append(f"[{number}] {p.title} > {p.section}  ({p.source})  {p.match}  score {p.score:.4f}"
                      f"  cosine {p.dense:.3f}  bm25 {p.lexical:.2f}")
         for paragraph in p.text.split("\n"):
-            lines.append(wrap(paragraph, "    "))
+            lines.append(_wrap(paragraph, "    "))
     return "\n".join(lines)
+
+
+def answer_lines(result) -> list[str]:
+    """The answer with the sentence it points back to, or inside its whole list (its item marked ">")."""
+    context = result.context
+    lines = [_wrap(context.before)] if context.before else []
+    if context.list is None:
+        return lines + [_wrap(result.answer)]
+    lines += [_wrap(context.list.lead)] if context.list.lead else []
+    for item in context.list.items:
+        lines.append(_wrap(item, "  > " if result.answer in item else "  - ", "    "))
+    return lines
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -382,8 +400,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # Model loading chatter (progress bars of weights) is noise for a user of the CLI.
+    # Model loading chatter (progress bars of weights) is noise for a user of the CLI, and a bar
+    # written to a file or a pipe is a line of control characters.
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    if not sys.stderr.isatty():
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         return args.run(args)
     except QAError as exc:

@@ -3,8 +3,10 @@
 `Engine.open(settings)` loads the embedding model and the live index
 (building it first when it is missing, and rebuilding it when the corpus
 changed since, if asked to), and `engine.ask(question, history)` runs the
-pipeline: check the question -> restore a follow-up's topic -> embed ->
-hybrid search -> pick the answer sentence or refuse. For a follow-up it also
+pipeline: check the question -> triage it (qa/triage.py: small talk and
+questions not in English are answered without a search; an emergency is
+marked) -> restore a follow-up's topic -> embed -> hybrid search -> pick the
+answer sentence or refuse. For a follow-up it also
 recalls the answers the earlier questions got (remembered from when they were
 asked, or answered again), so the follow-up gets something new.
 
@@ -31,7 +33,9 @@ background.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import sys
 import threading
 import unicodedata
 from contextlib import nullcontext
@@ -52,6 +56,7 @@ from qa.settings import Settings
 from qa.startup import StartupStatus, serving_status
 from qa.synonyms import Synonyms
 from qa.text import content_terms
+from qa.triage import Triage, triage
 
 
 # Earlier turns whose answers are remembered (a few hundred bytes each).
@@ -143,14 +148,14 @@ class Engine:
             say(f"The index cannot be used ({exc}): rebuilding it.")
             loaded = None
         if loaded is None:
-            report = index_store.build(settings, embedder, progress=say, show_bar=True)
+            report = index_store.build(settings, embedder, progress=say, show_bar=sys.stderr.isatty())
             say(f"Built {report.chunks} passages from {report.files} articles in {report.seconds:.1f} s.")
             loaded = index_store.load(settings)
         if build == "stale":
             reason = index_store.stale_reason(loaded.manifest, settings)
             if reason:
                 say(f"The index is out of date ({reason}): rebuilding it.")
-                report = index_store.build(settings, embedder, progress=say, show_bar=True)
+                report = index_store.build(settings, embedder, progress=say, show_bar=sys.stderr.isatty())
                 say(f"Built {report.chunks} passages ({report.embedded} newly embedded) in {report.seconds:.1f} s.")
                 loaded = index_store.load(settings)
         try:
@@ -167,8 +172,12 @@ class Engine:
     def ask(self, question: str, history: Sequence[str] = ()) -> Result:
         """Answer one question; `history` holds the earlier questions of the conversation, oldest first."""
         text = clean_question(question, self.settings)
+        kind = triage(text)
+        if not kind.searched:  # small talk, or not English: nothing to search for
+            return Result.unsearched(text, kind)
         earlier = tuple(h for h in self._safe_history(history) if h)
-        return self._ask(self._current(), text, earlier)
+        result = self._ask(self._current(), text, earlier)
+        return dataclasses.replace(result, triage=kind) if kind != Triage() else result
 
     def _ask(self, live: _Live, text: str, earlier: tuple[str, ...]) -> Result:
         index = live.index
@@ -209,9 +218,11 @@ class Engine:
         cleaned = []
         for item in list(history or [])[-self.settings.history_turns:]:
             try:
-                cleaned.append(clean_question(item, self.settings))
+                item = clean_question(item, self.settings)
             except QuestionError:
                 continue  # an earlier empty or oversized turn gives no topic
+            if triage(item).searched:  # "hello" or a question in another language gives none either
+                cleaned.append(item)
         return cleaned
 
     # ------------------------------------------------------------------ index

@@ -24,6 +24,7 @@ POSIX only (socketpair, pass_fds).
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -199,6 +200,9 @@ def exit_with_parent(parent: int) -> None:
 def serve(fd: int, parent: int) -> int:
     """The child's whole life: receive settings, open the engine, answer requests until EOF."""
     exit_with_parent(parent)
+    # The server's log is the product's: a library's notices to its developers (sentence-transformers'
+    # deprecations, logged rather than warned) stay out of it; its errors still show.
+    logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
     conn = Connection(fd)
     settings: Settings = conn.recv()
     from qa.startup import open_engine  # the engine's imports happen here, in the child only

@@ -156,6 +156,15 @@ class Settings:
     # numbers, written by `python -m qa eval --fit-refusal` with what they were
     # fitted on, and checked against the model when loaded.
     refusal_model_file: Path = PROJECT_ROOT / "qa" / "fitted" / "refusal.json"
+    # Plain labels beside each source (qa/answer.py, match_label). The answer's passage is a
+    # "strong match" when refusal's margin over its bar (in log-odds) reaches this, else "partial":
+    # on eval/questions.jsonl and eval/heldout.jsonl, answers at or above it were right far more
+    # often than those between the bar and it (docs/DESIGN.md, "Plain labels").
+    strong_match_margin: float = 1.0
+    # Another passage is a "partial match" when its rank score is at least this share of the best
+    # passage's, else "weak": on the same sets, passages that close to the best held part of the
+    # answer several times as often as those below it.
+    partial_match_share: float = 0.9
     # Earlier questions considered when resolving a follow-up.
     history_turns: int = 3
     # Street, brand and lay words -> the articles' words, added to a question
@@ -188,6 +197,15 @@ class Settings:
     # of tests/test_review.py, which keeps both sides of it (docs/DESIGN.md).
     feedback_group_similarity: float = 0.84
 
+    # --- the chat page (app.py; qa/page.py derives what is not set here from the corpus) ---
+    # The page's title and the line under it; None: a neutral title ("Ask the articles") and a line
+    # saying what an answer is, so a page over other articles never names the seed articles' topic.
+    page_title: str | None = None
+    page_intro: str | None = None
+    # The example questions offered under the chat; empty: one per article, from the question bank
+    # (or the articles' headings that are questions), which follow the corpus as it changes.
+    page_examples: tuple[str, ...] = ()
+
     def __post_init__(self) -> None:
         positive = ("batch_size", "threads", "query_threads", "chunk_chars", "top_k", "candidates",
                     "flat_max_vectors", "hnsw_m", "hnsw_ef_search",
@@ -206,6 +224,8 @@ class Settings:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,150}", self.milvus_collection):
             raise SettingsError("setting milvus_collection must be letters, digits and underscores, "
                                 f"got {self.milvus_collection!r}")
+        if not 0 < self.partial_match_share <= 1:
+            raise SettingsError(f"setting partial_match_share must be above 0 and at most 1, got {self.partial_match_share}")
         if not 0 <= self.followup_focus <= 1:
             raise SettingsError(f"setting followup_focus must be between 0 and 1, got {self.followup_focus}")
         if self.overlap_sentences < 0 or self.history_turns < 0 or self.tune_epochs < 0:
@@ -221,6 +241,14 @@ class Settings:
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
         object.__setattr__(self, "feedback_db", Path(self.feedback_db))
+        for name in ("page_title", "page_intro"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise SettingsError(f"setting {name} must be a line of text, got {value!r}")
+        examples = (self.page_examples,) if isinstance(self.page_examples, str) else tuple(self.page_examples)
+        if not all(isinstance(e, str) and e.strip() for e in examples):
+            raise SettingsError(f"setting page_examples must be questions (text), got {self.page_examples!r}")
+        object.__setattr__(self, "page_examples", tuple(e.strip() for e in examples))
         if self.feedback_comment_chars < 1:
             raise SettingsError(f"setting feedback_comment_chars must be at least 1, got {self.feedback_comment_chars}")
         if not 0 < self.feedback_group_similarity <= 1:
@@ -246,7 +274,8 @@ class Settings:
     @classmethod
     def from_env(cls, **overrides: Any) -> "Settings":
         """Defaults, then QA_MODEL / QA_CORPUS_DIR / QA_INDEX_DIR / QA_TUNED_DIR / QA_TUNE_EPOCHS /
-        QA_STORE / QA_MILVUS_URI / QA_FEEDBACK_DB / QA_FEEDBACK, then overrides."""
+        QA_STORE / QA_MILVUS_URI / QA_FEEDBACK_DB / QA_FEEDBACK / QA_PAGE_TITLE / QA_PAGE_INTRO /
+        QA_PAGE_EXAMPLES, then overrides."""
         values: dict[str, Any] = {}
         for env, name in (("QA_MODEL", "model"), ("QA_CORPUS_DIR", "corpus_dir"), ("QA_INDEX_DIR", "index_dir"),
                           ("QA_TUNED_DIR", "tuned_dir"), ("QA_TUNE_EPOCHS", "tune_epochs"),
@@ -259,6 +288,7 @@ class Settings:
             except ValueError:
                 raise SettingsError(f"QA_TUNE_EPOCHS must be a whole number, got {values['tune_epochs']!r}") from None
         values.update(_feedback_env())
+        values.update(_page_env())
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_dict(values)
 
@@ -273,6 +303,17 @@ def _feedback_env() -> dict[str, Any]:
         values["feedback_log"] = False
     elif switch not in ("", "1", "on", "true", "yes"):
         raise SettingsError(f"QA_FEEDBACK must be on or off, got {os.environ['QA_FEEDBACK']!r}")
+    return values
+
+
+def _page_env() -> dict[str, Any]:
+    """QA_PAGE_TITLE, QA_PAGE_INTRO, and QA_PAGE_EXAMPLES (questions separated by "|")."""
+    values: dict[str, Any] = {}
+    for env, name in (("QA_PAGE_TITLE", "page_title"), ("QA_PAGE_INTRO", "page_intro")):
+        if os.environ.get(env, "").strip():
+            values[name] = os.environ[env].strip()
+    if os.environ.get("QA_PAGE_EXAMPLES", "").strip():
+        values["page_examples"] = tuple(q.strip() for q in os.environ["QA_PAGE_EXAMPLES"].split("|") if q.strip())
     return values
 
 

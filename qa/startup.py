@@ -30,6 +30,7 @@ up by the next one).
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -52,6 +53,7 @@ UPDATING = "updating"  # answering from the live index; a rebuild runs in the ba
 READY = "ready"  # answering with the final model; nothing runs
 FAILED = "failed"  # the engine cannot answer (the message says why)
 STAGES = (STARTING, BUILDING, TUNING, UPDATING, READY, FAILED)
+ANSWERING = (TUNING, UPDATING, READY)  # the stages in which questions get answers
 # Seconds between two reports of a build in progress while nothing answers yet.
 REPORT_EVERY_S = 0.5
 
@@ -71,8 +73,20 @@ class StartupStatus:
     def ready(self) -> bool:
         return self.stage == READY
 
+    @property
+    def answering(self) -> bool:
+        """Questions get answers now (maybe from the model as it ships, while the tuned one is prepared)."""
+        return self.stage in ANSWERING
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def readiness(self) -> dict:
+        """What the readiness endpoint says (GET /ready): "ready" means questions are answered now; "stage"
+        says whether anything is still being prepared ("tuning", "updating") or nothing is ("ready");
+        "progress" is the fraction of that work done (null when not known)."""
+        return {"ready": self.answering, "stage": self.stage, "model": self.model, "progress": self.fraction,
+                "seconds_left": self.seconds_left, "message": self.message, "error": self.error}
 
 
 def model_of(manifest: dict) -> str:
@@ -87,6 +101,24 @@ def serving_status(manifest: dict, error: str | None = None) -> StartupStatus:
     if error:
         message += f" The background build failed: {error}"
     return StartupStatus(READY, model, message=message, error=error)
+
+
+def waiting_note(status: StartupStatus) -> str:
+    """What a question asked before anything answers is told, beside the status."""
+    if status.stage == FAILED:
+        return "Questions cannot be answered until this is fixed."
+    return "Your question will be answered here as soon as the index is ready."
+
+
+def improving_note(status: StartupStatus) -> str | None:
+    """What goes under an answer given while something better is being prepared; None when nothing is."""
+    about = f" (about {status.seconds_left:.0f} s left)" if status.seconds_left else ""
+    if status.stage == TUNING:
+        return (f"Answers will improve shortly: this one comes from the model as it ships, while the model "
+                f"tuned on the example questions is being prepared{about}.")
+    if status.stage == UPDATING:
+        return f"The articles changed and the index is being rebuilt{about}: answers will include them shortly."
+    return None
 
 
 # ---------------------------------------------------------------------- the engine's way to its first answer
@@ -181,6 +213,8 @@ class BackgroundBuild:
         self._seconds: dict[str, float] = {}  # stage -> seconds it took, in this start-up
         self._rates: dict[str, float] = {}  # stage -> units per second, when it ran
         self._totals: dict[str, int] = {}  # stage -> units it had
+        self._stepped_at = self._started  # when the last step was reported: the estimate counts down from it
+        self._shown: dict[str, float] = {}  # status stage -> the largest fraction reported: a bar never goes back
         ours, theirs = socket.socketpair()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
@@ -237,6 +271,7 @@ class BackgroundBuild:
                 self._stage = (stage, done, total, now)
             else:
                 self._stage = (stage, done, total, self._stage[3])
+            self._stepped_at = now
             elapsed = now - self._stage[3]
             if done and elapsed > 0:
                 self._rates[stage] = done / elapsed
@@ -251,9 +286,9 @@ class BackgroundBuild:
     def running(self) -> bool:
         return not self._done
 
-    def seconds_left(self, all_phases: bool = True) -> float:
+    def seconds_left(self, all_phases: bool = True) -> float | None:
         """The current stage's rest at its own rate, plus the stages still to come at this start-up's rates
-        (in this build only, unless `all_phases`)."""
+        (in this build only, unless `all_phases`); None while the current stage has no rate yet."""
         with self._lock:
             if self._done:
                 return 0.0
@@ -262,10 +297,12 @@ class BackgroundBuild:
             if current is not None:
                 name, done, total, started = current
                 rate = self._rates.get(name)
-                if rate:
-                    left += (total - done) / rate
+                if rate:  # counted down between two reports (fine-tuning reports every few seconds)
+                    left += max((total - done) / rate - (time.monotonic() - self._stepped_at), 0.0)
                 elif name in self._seconds:
                     left += self._seconds[name]
+                else:  # no rate yet: the rest is not known, and the later stages alone would understate it
+                    return None
             # What the phases still to come will do: fine-tuning (rate unknown before it starts), the
             # export, and embedding every text again with the new model.
             later = [] if current is None else {"fine-tuning": ["exporting", "embedding"],
@@ -289,7 +326,9 @@ class BackgroundBuild:
             return serving_status(manifest, str(self.failure) if self.failure else None)
         left = self.seconds_left(all_phases=manifest is not None)
         elapsed = time.monotonic() - self._started
-        fraction = elapsed / (elapsed + left) if left is not None and elapsed + left > 0 else None
+        # None, or nothing left by the estimate while the build runs: no stage has a rate yet; not known, not done.
+        fraction = elapsed / (elapsed + left) if left else None
+        left = left or None
         with self._lock:
             step = self._stage[0] if self._stage is not None else "preparing"
         about = f", about {left:.0f} s left" if left else ""
@@ -303,6 +342,9 @@ class BackgroundBuild:
         else:
             stage = UPDATING
             message = f"Answering from the current index; a rebuild runs in the background ({step}{about})."
+        if fraction is not None:  # an estimate that grows holds the bar where it was, never moves it back
+            with self._lock:
+                fraction = self._shown[stage] = max(fraction, self._shown.get(stage, 0.0))
         return StartupStatus(stage, model_of(manifest) if manifest else None, fraction, left, message)
 
 
@@ -314,6 +356,8 @@ def _run_builds(fd: int, parent: int) -> int:
     from qa.service import exit_with_parent
 
     exit_with_parent(parent)
+    # As in the engine's process (qa/service.py): a library's notices to its developers stay out of the log.
+    logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
     conn = Connection(fd)
     phases: list[Settings] = conn.recv()
     from qa import index as index_store
@@ -354,4 +398,5 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["StartupStatus", "open_engine", "serving_status", "BackgroundBuild", "STAGES"]
+__all__ = ["StartupStatus", "open_engine", "serving_status", "BackgroundBuild", "STAGES", "ANSWERING", "waiting_note",
+           "improving_note"]

@@ -1,4 +1,11 @@
-"""Take docs/screenshot.png: the chat page answering "does naloxone reverse ketamine", sources open.
+"""Take the screenshots in docs/: the chat page as a visitor sees it.
+
+- docs/screenshot.png: "does naloxone reverse ketamine" answered, its sources open (labels, highlight);
+- docs/screenshot-list.png: a list answer: the lead-in and every item, the answer marked;
+- docs/screenshot-emergency.png: an emergency question: the emergency line first, then the quote.
+
+Each is taken once the start-up status says nothing is left to prepare. (docs/screenshot-startup.png,
+a first start while the index is built, comes from `python -m bench.first_visit --shots DIR`.)
 
     python scripts/screenshot.py                      # starts app.py on a free port, stops it after
     python scripts/screenshot.py --url http://127.0.0.1:7860   # uses a running app
@@ -23,7 +30,12 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-QUESTION = "does naloxone reverse ketamine"
+# (file in docs/, the questions asked in one conversation, whether the last reply's sources are opened)
+SHOTS = [
+    ("screenshot.png", ["does naloxone reverse ketamine"], True),
+    ("screenshot-list.png", ["what are the symptoms of opioid withdrawal"], False),
+    ("screenshot-emergency.png", ["my friend took special k and now he won't wake up, will narcan help??"], False),
+]
 # Scroll the chat's own scroll box so the question sits just below its top edge.
 SCROLL_TO_QUESTION = """el => {
   let box = el.parentElement;
@@ -53,21 +65,25 @@ def wait_for(url: str, process: subprocess.Popen | None, timeout: float = 180) -
     sys.exit(f"{url} did not answer within {timeout:.0f} s")
 
 
-def shoot(url: str, out: Path) -> None:
+def shoot(url: str, out: Path, questions: list[str], open_sources: bool) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
         page.goto(url)
+        # The final model's answers, not the first start's stand-in (its replies say answers will improve).
+        page.locator('#engine-status .qa-status[data-stage="ready"]').wait_for(timeout=900_000)
         box = page.locator("#question textarea")
-        box.fill(QUESTION)
-        box.press("Enter")
+        for number, question in enumerate(questions, 1):
+            box.fill(question)
+            box.press("Enter")
+            page.locator('[data-testid="bot"] .qa-answer').nth(number - 1).wait_for(timeout=60_000)
         bot = page.locator('[data-testid="bot"]').last
-        bot.locator(".qa-answer").wait_for(timeout=60_000)
-        bot.locator("summary").first.click()
-        bot.locator(".qa-source mark").first.wait_for()
+        if open_sources:
+            bot.locator("summary").first.click()
+            bot.locator(".qa-source mark").first.wait_for()
         page.locator("#articles-panel table").wait_for()
-        page.wait_for_timeout(500)  # the chat scrolls itself to the bottom; then show the question at the top
-        page.locator('[data-testid="user"]').last.evaluate(SCROLL_TO_QUESTION)
+        page.wait_for_timeout(500)  # the chat scrolls itself to the bottom; then show the first question at the top
+        page.locator('[data-testid="user"]').first.evaluate(SCROLL_TO_QUESTION)
         page.wait_for_timeout(200)
         out.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(out))
@@ -78,7 +94,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="a running app; default: start app.py on a free port")
     parser.add_argument("--index", help="index folder for the app this script starts")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshot.png"))
+    parser.add_argument("--out", default=str(ROOT / "docs"), help="the folder the screenshots go to")
     args = parser.parse_args()
     process = None
     url = args.url
@@ -91,7 +107,9 @@ def main() -> int:
         process = subprocess.Popen(command, cwd=ROOT)
     try:
         wait_for(url, process)
-        shoot(url, Path(args.out))
+        for name, questions, open_sources in SHOTS:
+            shoot(url, Path(args.out) / name, questions, open_sources)
+            print(f"saved {Path(args.out) / name}")
     finally:
         if process is not None:
             process.terminate()
@@ -99,7 +117,6 @@ def main() -> int:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
-    print(f"saved {args.out}")
     return 0
 
 

@@ -65,7 +65,7 @@ def reply_text(reply: str) -> str:
 
 def cited_source_title(reply: str) -> str | None:
     """The title of the source the answer cites ([n] after the answer)."""
-    cited = re.search(r'class="qa-answer">.*?<sup>\[(\d+)\]</sup>', reply)
+    cited = re.search(r'class="qa-answer[^"]*">.*?<sup>\[(\d+)\]</sup>', reply)
     if not cited:
         return None
     head = re.search(rf'<div class="qa-source-head"><b>\[{cited.group(1)}\]</b> (.*?) <span', reply)

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import json
+import re
+import subprocess
+import sys
 
 import pytest
 from gradio_client import Client
 
-from app_server import (NALOXONE_ANSWER, NALOXONE_TITLE, NOT_FOUND, app_server,  # noqa: F401
-                        cited_source_title, reply_text)
+from app_server import (NALOXONE_ANSWER, NALOXONE_TITLE, NOT_FOUND, ROOT, app_server,  # noqa: F401
+                        child_env, cited_source_title, reply_text)
 
 import app  # noqa: E402  (installed by `pip install -e .`, like qa)
+from qa.context import answer_context  # noqa: E402
 from qa.feedback import UNAVAILABLE, FeedbackStore  # noqa: E402
 from qa.settings import Settings  # noqa: E402
 
@@ -79,7 +84,95 @@ def test_page_has_note_and_examples(app_server):  # noqa: F811
     with urllib.request.urlopen(app_server.url, timeout=10) as response:
         page = response.read().decode()
     assert "not medical advice" in page and "emergency" in page
-    assert "does naloxone reverse ketamine" in page  # an example
+    assert "does naloxone reverse ketamine" in page  # an example, from the question bank
+    assert "Ask the articles" in page and "ketamine &amp; naloxone" not in page and "ketamine & naloxone" not in page
+
+
+def test_a_page_over_other_articles_never_names_ketamine(tmp_path):
+    (tmp_path / "fentanyl.txt").write_text("Fentanyl Facts\n\nWhat Is Fentanyl?\n\nFentanyl is a synthetic opioid."
+                                           "\n", encoding="utf-8")
+    page = app.build_page(Settings(corpus_dir=tmp_path))
+    words = json.dumps(page.config, default=str).lower()
+    assert "what is fentanyl?" in words and "ask the articles" in words  # its own example, a neutral title
+    assert "ketamine" not in words and "naloxone" not in words
+    titled = app.build_page(Settings(corpus_dir=tmp_path, page_title="Fentanyl: ask the leaflets",
+                                     page_intro="Quotes from our leaflets.", page_examples=("is fentanyl strong",)))
+    config = json.dumps(titled.config, default=str)
+    assert all(text in config for text in ("Fentanyl: ask the leaflets", "Quotes from our leaflets.",
+                                           "is fentanyl strong"))
+    app.build_page(Settings())  # the module's page words back to this app's own corpus
+
+
+def test_the_server_log_is_quiet(app_server):  # noqa: F811
+    log = app_server.log_tail(1_000_000)
+    for stage in ("Loading the model and the index", "Serving the page on", "Ready: 5 articles"):
+        assert stage in log
+    assert not re.search(r"\d+%\|", log), "a progress bar in the log"
+    assert "deprecat" not in log.lower() and "share=True" not in log and "Warning" not in log
+
+
+# ------------------------------------------------------------------ /ready, for scripts and load balancers
+
+def test_the_readiness_endpoint_says_the_app_answers_with_its_tuned_model(app_server):  # noqa: F811
+    import urllib.request
+    with urllib.request.urlopen(app_server.url + "ready", timeout=30) as response:
+        assert response.status == 200 and response.headers["content-type"] == "application/json"
+        body = json.load(response)
+    assert body == {"ready": True, "stage": "ready", "model": "tuned", "progress": None, "seconds_left": None,
+                    "message": "Answering with the model tuned on the example questions.", "error": None}
+    assert "GET /ready" in (ROOT / "README.md").read_text(encoding="utf-8")  # scripts find it there
+
+
+# ------------------------------------------------------------------ /ask, the API for scripts
+
+ASKED = [("what are the symptoms of opioid withdrawal", []),
+         ("my friend took special k and now he won't wake up, will narcan help??", []),
+         ("why not?", ["does naloxone reverse ketamine"]), ("ok thanks", []), ("hilft Naloxon bei Ketamin?", []),
+         ("what is the capital of France", [])]
+
+
+def cli_answers(app_server, *args, stdin=None):  # noqa: F811
+    done = subprocess.run([sys.executable, "-m", "qa", "ask", "--index", str(app_server.index_dir), *args],
+                          input=stdin, capture_output=True, text=True, timeout=600, cwd=ROOT, env=child_env())
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+
+def test_ask_endpoint_returns_what_the_cli_prints(app_server, client):  # noqa: F811
+    question, history = ASKED[0]
+    api = client.predict(question, history, api_name="/ask")
+    assert cli_answers(app_server, "--json", question) == [api]
+    assert api["kind"] == "answer" and len(api["context"]["list"]["items"]) == 10
+    assert set(api["passages"][0]) >= {"source", "title", "section", "text", "score", "match"}
+    # The rest in one batch: --jsonl writes the same objects, one per line.
+    lines = "".join(json.dumps({"question": q, "history": h}) + "\n" for q, h in ASKED[1:])
+    assert cli_answers(app_server, "--jsonl", stdin=lines) == [client.predict(q, h, api_name="/ask")
+                                                                for q, h in ASKED[1:]]
+
+
+def test_ask_endpoint_refuses_bad_input_with_the_reason(client):
+    from gradio_client.exceptions import AppError
+    with pytest.raises(AppError, match="Please type a question"):
+        client.predict("   ", api_name="/ask")
+    with pytest.raises(AppError, match="2,001 characters"):
+        client.predict("x" * 2001, api_name="/ask")
+    assert client.predict("does naloxone reverse ketamine", api_name="/ask")["answer"] == NALOXONE_ANSWER
+
+
+def readme_script(name: str) -> str:
+    """The README's Python example that calls `name`."""
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.DOTALL)
+    return next(block for block in blocks if f'api_name="{name}"' in block)
+
+
+def test_the_readmes_script_example_prints_a_readable_answer(app_server):  # noqa: F811
+    script = readme_script("/ask").replace("http://127.0.0.1:7860/", app_server.url)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                          env=child_env())
+    assert done.returncode == 0, done.stderr
+    assert "<" not in done.stdout and "&#" not in done.stdout  # text, not the page's markup
+    assert "Common symptoms include:" in done.stdout and "Drug Cravings" in done.stdout
+    assert "Ketamine For Opioid Withdrawal" in done.stdout
 
 
 # ------------------------------------------------------------------ formatting, real engine
@@ -90,10 +183,52 @@ def test_format_reply_starts_with_answer_and_citation(app_engine):
     assert reply_text(reply).startswith(NALOXONE_ANSWER + " [1]")
     assert cited_source_title(reply) == NALOXONE_TITLE
     for number, passage in enumerate(result.passages, 1):
+        # Each source: title, section and a plain label; the numbers sit behind their own toggle.
         assert f"<b>[{number}]</b> {app.text_html(passage.title)}" in reply
         assert app.text_html(passage.section) in reply
-        assert f"score {passage.score:.4f}" in reply
-    assert reply.count("<details>") == 1 and "<mark>" in reply
+        assert f'<span class="qa-match qa-match-{passage.match.split()[0]}">{passage.match}</span>' in reply
+        assert f'<li class="qa-score">[{number}] score {passage.score:.4f}' in reply
+    assert reply.count("<details>") == 1 and reply.count('<details class="qa-numbers">') == 1 and "<mark>" in reply
+    assert reply.index("qa-numbers") > reply.rindex("qa-passage")  # after the passages, for the curious
+    assert "strong match" in reply_text(reply).split("Sources")[0]  # beside the answer's source too
+
+
+def test_a_list_answer_shows_its_lead_in_and_every_item_with_the_answer_marked(app_engine):
+    result = app_engine.ask("what are the symptoms of opioid withdrawal", [])
+    reply = app.format_reply(result)
+    listed = result.context.list
+    answer_block = reply.split('<p class="qa-origin">')[0]
+    assert f'<p class="qa-lead">{app.text_html(listed.lead)}</p>' in answer_block
+    assert answer_block.count("<li>") == len(listed.items) == 10
+    assert f"<mark>{app.text_html(result.answer)}</mark>" in answer_block
+    assert cited_source_title(reply) == result.answer_source.title
+
+
+def test_an_answer_that_points_back_shows_the_sentence_before_it(app_engine):
+    before = "Recreational use, on the other hand, often involves higher doses and lacks medical oversight."
+    answer = "This increases the risk of addiction and adverse effects like memory loss and bladder issues."
+    chunks = app_engine.current_index().chunks
+    context = answer_context(chunks, next(i for i, c in enumerate(chunks) if answer in c.sentences), answer)
+    result = dataclasses.replace(app_engine.ask("is recreational ketamine use risky", []), answer=answer,
+                                 context=context)
+    reply = app.format_reply(result)
+    assert f'<p class="qa-answer"><span class="qa-before">{app.text_html(before)}</span> ' \
+           f"<mark>{app.text_html(answer)}</mark>" in reply
+
+
+def test_an_emergency_reply_opens_with_the_emergency_line(app_engine):
+    reply = app.respond("my friend took special k and now he won't wake up, will narcan help??", [])
+    assert reply_text(reply).startswith("This sounds like an emergency: call your local emergency number now")
+    assert reply.index('role="alert"') < reply.index("qa-answer")
+    refused = app.respond("my friend is having a seizure, what is the capital of France", [])
+    assert reply_text(refused).startswith("This sounds like an emergency") and NOT_FOUND in reply_text(refused)
+
+
+def test_small_talk_and_other_languages_get_their_own_short_replies(app_engine):
+    assert reply_text(app.respond("ok thanks", [])) == "You're welcome! Ask another question whenever you like."
+    german = reply_text(app.respond("hilft Naloxon bei Ketamin?", []))
+    assert german.startswith(NOT_FOUND + " The articles are in English") and "auf Englisch" in german
+    assert "The articles cover" not in german
 
 
 def test_reply_says_which_articles_words_were_searched_for(app_engine):
@@ -128,6 +263,9 @@ def test_not_found_lists_the_articles(app_engine):
 def test_empty_message_prompts_for_a_question(app_engine):
     for empty in ("", "   ", "\n\t"):
         assert reply_text(app.respond(empty, [])).startswith("Please type a question")
+    # On the page an empty message is not even sent (no blank bubble): the validator says the same.
+    assert app.validate_message("  ")["is_valid"] is False and app.validate_message("hi")["is_valid"] is True
+    assert app.validate_message(None)["message"] == app.empty_prompt()
 
 
 def test_too_long_message_is_refused_with_the_library_message(app_engine):
@@ -217,6 +355,12 @@ def test_a_refusal_is_logged_with_the_question_only_and_can_be_voted_on(app_engi
     assert saved and message == "Thanks, your comment is saved."
     assert feedback_rows(feedback_store.path, "kind, history, refused, comment")[1] == (
         "dislike", '["does naloxone reverse ketamine"]', 1, "<b>say so</b>")
+
+
+def test_small_talk_and_other_languages_are_not_logged_as_unanswered(app_engine, feedback_store):
+    for message in ("ok thanks", "hilft Naloxon bei Ketamin?"):
+        assert app.reply_id_in(app.respond(message, []))  # still a reply that can be voted on
+    assert feedback_store.entries() == []
 
 
 def test_votes_that_cannot_be_taken_get_a_message(app_engine, feedback_store, monkeypatch):

@@ -7,14 +7,18 @@ Playwright cannot download its own browser here, so it launches
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import urllib.error
+import urllib.request
 
 import pytest
 
 pytestmark = pytest.mark.browser
 from playwright.sync_api import Page, expect, sync_playwright
 
-from app_server import NALOXONE_ANSWER, NALOXONE_TITLE, app_server  # noqa: F401
+from app_server import NALOXONE_ANSWER, NALOXONE_TITLE, app_server, start_app  # noqa: F401
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -78,7 +82,7 @@ def test_question_answered_with_source_and_screenshot(page, tmp_path):
     # Sources start folded; opening them shows the passage with the answer marked.
     mark = reply.locator(".qa-source mark").first
     expect(mark).to_be_hidden()
-    reply.locator("summary").click()
+    reply.locator("summary", has_text="Sources").click()
     expect(mark).to_be_visible()
     expect(mark).to_have_text(NALOXONE_ANSWER)
     expect(reply.locator(".qa-source-head").first).to_contain_text(NALOXONE_TITLE)
@@ -93,6 +97,9 @@ def test_question_answered_with_source_and_screenshot(page, tmp_path):
 def test_page_shows_note_and_articles_panel(page):
     expect(page.get_by_role("note")).to_contain_text("not medical advice")
     expect(page.get_by_role("note")).to_contain_text("emergency")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Ask the articles")
+    expect(page).to_have_title("Ask the articles")
+    expect(page.get_by_text("Conversation", exact=True)).to_be_hidden()  # no label floating over the chat
     panel = page.locator("#articles-panel")
     expect(panel).to_contain_text(NALOXONE_TITLE)
     expect(panel).to_contain_text("Index built")
@@ -106,9 +113,42 @@ def test_clicking_an_example_asks_it(page):
     expect(page.locator('#chat [data-testid="user"]').first).to_have_text("does naloxone reverse ketamine")
 
 
-def test_empty_message_gets_a_prompt(page):
-    reply = ask(page, "")
-    expect(reply).to_contain_text("Please type a question")
+def test_an_empty_message_leaves_no_blank_bubble(page):
+    box = page.locator("#question textarea")
+    for empty in ("", "   "):
+        box.fill(empty)
+        box.press("Enter")
+        expect(page.get_by_text("Please type a question, for example")).to_be_visible()
+    page.wait_for_timeout(500)  # time for a (wrongly) sent message to show up
+    expect(page.locator('#chat [data-testid="user"]')).to_have_count(0)
+    expect(page.locator('#chat [data-testid="bot"]')).to_have_count(0)
+    # The next real question goes through as usual.
+    reply = ask(page, "does naloxone reverse ketamine")
+    expect(reply.locator(".qa-answer")).to_contain_text(NALOXONE_ANSWER)
+    expect(page.locator('#chat [data-testid="user"]')).to_have_count(1)
+
+
+def test_an_emergency_questions_reply_starts_with_the_emergency_line(page):
+    reply = ask(page, "my friend took special k and now he won't wake up, will narcan help??")
+    line = reply.locator(".qa-emergency")
+    expect(line).to_have_attribute("role", "alert")
+    expect(line).to_contain_text("call your local emergency number")
+    assert reply.inner_text().startswith("This sounds like an emergency")
+    # Before any quote: above the answer on the screen too.
+    assert line.bounding_box()["y"] < reply.locator(".qa-answer").bounding_box()["y"]
+
+
+def test_a_list_answer_shows_every_item(page):
+    reply = ask(page, "what are the symptoms of opioid withdrawal")
+    answer = reply.locator(".qa-answer")
+    expect(answer.locator(".qa-lead")).to_have_text("Common symptoms include:")
+    items = answer.locator("li")
+    expect(items).to_have_count(10)
+    for number in range(10):
+        expect(items.nth(number)).to_be_visible()
+    expect(items.last).to_contain_text("Drug Cravings")
+    expect(answer.locator("mark")).to_have_count(1)  # the sentence that answers, marked among them
+    expect(reply.locator(".qa-origin .qa-match")).to_have_text("strong match")
 
 
 @pytest.mark.parametrize("question", [IMG, SCRIPT_QUESTION], ids=["img-onerror", "script"])
@@ -135,7 +175,9 @@ def stored_votes(database) -> list[tuple]:
 def test_thumbs_up_and_down_on_real_replies_are_stored(page, app_server):  # noqa: F811
     question = "does narcan come as a shot or a spray"
     reply = ask(page, question)
-    answer = reply.locator(".qa-answer").inner_text().rsplit("[", 1)[0].strip()
+    marked = reply.locator(".qa-answer mark")  # the answer among the text shown around it, if any
+    answer = (marked.first.inner_text() if marked.count() else
+              reply.locator(".qa-answer").inner_text().rsplit("[", 1)[0]).strip()
     status = page.locator("#feedback-status")
     before = stored_votes(app_server.feedback_db)
 
@@ -165,3 +207,55 @@ def test_thumbs_up_and_down_on_real_replies_are_stored(page, app_server):  # noq
     page.get_by_role("button", name="Disliked", exact=True).click()
     expect(status).to_contain_text("withdrawn")
     assert [v[0] for v in stored_votes(app_server.feedback_db)[len(before):]] == ["like"]
+
+
+# ------------------------------------------------------------------ a first start, as on a new machine
+
+def readiness(url: str) -> tuple[int, dict]:
+    """GET /ready: the HTTP status and the JSON body."""
+    try:
+        with urllib.request.urlopen(url + "ready", timeout=30) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def test_a_first_start_says_what_it_is_building_then_answers(browser, tmp_path, monkeypatch):
+    # A fresh index folder and no tuned model: the first build, then the fine-tuning, as on a new machine.
+    monkeypatch.setenv("QA_TUNED_DIR", str(tmp_path / "tuned"))
+    server = start_app(tmp_path)
+    try:
+        code, body = readiness(server.url)
+        assert body["stage"] in ("starting", "building", "tuning") and code == (200 if body["ready"] else 503)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.goto(server.url)
+        page.locator("#question textarea").wait_for(timeout=60_000)
+        status = page.locator("#engine-status .qa-status")
+        expect(status).to_have_attribute("data-stage", re.compile(r"^(starting|building|tuning)$"), timeout=30_000)
+        stage = status.get_attribute("data-stage")
+        # In words, with a live progress bar: the stage, then what is happening.
+        expect(status).to_contain_text(re.compile(r"Starting up|Building the index|Preparing a better model"))
+        expect(status.locator("progress")).to_be_visible()
+
+        box = page.locator("#question textarea")
+        box.fill("does naloxone reverse ketamine")
+        box.press("Enter")
+        reply = page.locator('#chat [data-testid="bot"] .qa-reply').first
+        if stage != "tuning":  # nothing answers yet: the reply is the status, until the answer replaces it
+            expect(page.locator("#articles-panel")).to_contain_text("Listed here once the index is built")
+            expect(reply).to_contain_text("will be answered here as soon as the index is ready")
+            expect(reply.locator("progress")).to_be_attached()
+        expect(reply.locator(".qa-answer")).to_be_visible(timeout=240_000)
+        expect(page.locator('#chat [data-testid="bot"]')).to_have_count(1)  # the status became the answer
+        # Answered with the model as it ships while the tuned one is prepared (minutes of fine-tuning): said so.
+        expect(reply.locator(".qa-improving")).to_contain_text("Answers will improve shortly")
+        expect(status).to_have_attribute("data-stage", "tuning", timeout=30_000)
+        expect(status).to_contain_text("Preparing a better model")
+        expect(page.locator("#articles-panel tbody tr")).to_have_count(5, timeout=30_000)
+        code, body = readiness(server.url)
+        assert code == 200 and body["ready"] is True and body["stage"] == "tuning" and body["model"] == "base"
+        assert body["progress"] is None or 0 <= body["progress"] <= 1
+        context.close()
+    finally:
+        server.stop()

@@ -56,3 +56,16 @@ def test_the_store_is_faiss_unless_chosen(monkeypatch):
         Settings(store="qdrant")
     with pytest.raises(SettingsError, match="milvus_collection"):
         Settings(milvus_collection="qa-passages")
+
+
+def test_page_words_from_the_environment_then_overrides(monkeypatch):
+    monkeypatch.setenv("QA_PAGE_TITLE", "Ask the fentanyl articles")
+    monkeypatch.setenv("QA_PAGE_EXAMPLES", "what is fentanyl | how fast does naloxone work |")
+    settings = Settings.from_env(page_intro="Quotes from our leaflets.")
+    assert settings.page_title == "Ask the fentanyl articles" and settings.page_intro == "Quotes from our leaflets."
+    assert settings.page_examples == ("what is fentanyl", "how fast does naloxone work")
+    assert Settings().page_title is None and Settings().page_examples == ()
+    with pytest.raises(SettingsError, match="page_title"):
+        Settings(page_title="   ")
+    with pytest.raises(SettingsError, match="page_examples"):
+        Settings(page_examples=("fine", ""))

@@ -1,0 +1,147 @@
+"""What a reply shows around its answer (qa/context.py, qa/triage.py in the engine, match labels).
+
+The context rules run on real chunking of small articles written here (no
+model needed); the engine tests run the real engine over the five articles.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from qa.answer import PARTIAL, STRONG, WEAK, match_label
+from qa.chunking import chunk_article
+from qa.context import AnswerContext, ArticleList, answer_context, points_back
+from qa.formats.text import parse_article
+from qa.settings import Settings
+from qa.triage import EMERGENCY_LINES, SMALL_TALK_REPLIES, Triage
+
+ITEMS = [f"Symptom number {n}: a line long enough to fill a good part of a small passage." for n in range(1, 13)]
+ARTICLE = "\n\n".join([
+    "Withdrawal Guide",
+    "Symptoms",
+    "Withdrawal is hard for most people. Common symptoms include:",
+    "\n".join(f"  • {item}" for item in ITEMS),
+    "Treatment",
+    "Doctors carefully control doses to ensure safety. Recreational use often involves higher doses. "
+    "This increases the risk of addiction and adverse effects.",
+    "This paragraph opens with a word that points back, but to another paragraph.",
+    "Lists",
+    "\n".join(f"  • Unled item {n} with enough words to make the passage fill up soon." for n in range(1, 9)),
+])
+
+
+def chunks_of(text: str = ARTICLE, chunk_chars: int = 300):
+    return chunk_article(parse_article(text, "guide.txt"), Settings(chunk_chars=chunk_chars))
+
+
+def where(chunks, sentence: str) -> int:
+    return next(i for i, c in enumerate(chunks) if sentence in c.sentences)
+
+
+def test_an_item_of_a_list_split_over_passages_gets_the_whole_list_and_its_lead_in():
+    chunks = chunks_of()
+    holding = [i for i, c in enumerate(chunks) if any(item in c.text for item in ITEMS)]
+    assert len(holding) >= 3  # the list really is split
+    for item in (ITEMS[0], ITEMS[5], ITEMS[-1]):  # first part, middle part, last part
+        context = answer_context(chunks, where(chunks, item), item)
+        assert context == AnswerContext(list=ArticleList("Common symptoms include:", tuple(ITEMS)))
+
+
+def test_the_lead_in_sentence_gets_its_list_but_an_earlier_sentence_of_its_paragraph_does_not():
+    chunks = chunks_of()
+    lead = "Common symptoms include:"
+    assert answer_context(chunks, where(chunks, lead), lead).list == ArticleList(lead, tuple(ITEMS))
+    earlier = "Withdrawal is hard for most people."
+    assert answer_context(chunks, where(chunks, earlier), earlier) == AnswerContext()
+
+
+def test_a_list_without_a_lead_in_is_joined_from_its_parts():
+    chunks = chunks_of()
+    items = tuple(f"Unled item {n} with enough words to make the passage fill up soon." for n in range(1, 9))
+    context = answer_context(chunks, where(chunks, items[-1]), items[-1])
+    assert context == AnswerContext(list=ArticleList(None, items))
+
+
+def test_a_sentence_that_points_back_gets_the_sentence_before_it_in_its_paragraph():
+    chunks = chunks_of(chunk_chars=1000)
+    sentence = "This increases the risk of addiction and adverse effects."
+    assert answer_context(chunks, where(chunks, sentence), sentence) == \
+        AnswerContext(before="Recreational use often involves higher doses.")
+    # ... and across the seam of two passages, which share the sentence before.
+    narrow = chunks_of(chunk_chars=150)
+    positions = [i for i, c in enumerate(narrow) if sentence in c.sentences]
+    assert [narrow[i].sentences.index(sentence) for i in positions] == [1, 0]  # first in the second passage
+    for position in positions:
+        assert answer_context(narrow, position, sentence).before == "Recreational use often involves higher doses."
+    # Never across a paragraph: the first sentence of one points back to another topic as often as not.
+    first = "This paragraph opens with a word that points back, but to another paragraph."
+    assert answer_context(chunks, where(chunks, first), first) == AnswerContext()
+
+
+@pytest.mark.parametrize("sentence, expected", [
+    ("This increases the risk.", True), ("It works within minutes.", True), ("They can vary.", True),
+    ("These effects are rare.", True), ("“This is key,” she said.", True), ("Those who use it...", True),
+    ("Ketamine is an anesthetic.", False), ("Itching is common.", False), ("Therefore, no.", False),
+])
+def test_words_that_point_back(sentence, expected):
+    assert points_back(sentence) is expected
+
+
+def test_match_labels_read_the_margin_and_the_score_against_the_best():
+    settings = Settings()
+    assert match_label(True, True, settings.strong_match_margin, 3.0, 3.0, settings) == STRONG
+    assert match_label(True, True, settings.strong_match_margin - 0.01, 3.0, 3.0, settings) == PARTIAL
+    assert match_label(True, False, 5.0, 2.7, 3.0, settings) == PARTIAL  # within 90% of the best
+    assert match_label(True, False, 5.0, 2.6, 3.0, settings) == WEAK
+    assert match_label(False, False, -1.0, 3.0, 3.0, settings) == WEAK  # nothing answers: all weak
+
+
+# ------------------------------------------------------------------ the real engine
+
+def test_a_list_answer_carries_the_whole_list(engine):
+    result = engine.ask("what are the symptoms of opioid withdrawal")
+    assert result.found and result.context.list is not None
+    listed = result.context.list
+    assert listed.lead == "Common symptoms include:" and len(listed.items) == 10
+    assert any(result.answer in item for item in listed.items)
+    article = (engine.settings.corpus_dir / "ketamine-for-opioid-withdrawal.txt").read_text(encoding="utf-8")
+    assert all(item in article for item in listed.items) and listed.lead in article  # verbatim
+    row = result.to_dict()
+    assert row["kind"] == "answer" and row["context"] == {"before": None, "list": listed.to_dict()}
+
+
+def test_an_answer_that_points_back_carries_the_sentence_before(engine):
+    index = engine.current_index()
+    sentence = "This increases the risk of addiction and adverse effects like memory loss and bladder issues."
+    position = next(i for i, c in enumerate(index.chunks) if sentence in c.sentences)
+    assert answer_context(index.chunks, position, sentence).before == \
+        "Recreational use, on the other hand, often involves higher doses and lacks medical oversight."
+
+
+def test_an_emergency_question_gets_the_emergency_line_and_still_its_answer(engine):
+    result = engine.ask("my friend took special k and now he won't wake up, will narcan help??")
+    assert result.triage == Triage(emergency="medical") and result.emergency == EMERGENCY_LINES["medical"]
+    assert result.found and "does not reverse" in result.answer
+    assert result.to_dict()["emergency"] == EMERGENCY_LINES["medical"]
+    assert engine.ask("does naloxone reverse ketamine").to_dict()["emergency"] is None
+
+
+def test_small_talk_and_other_languages_are_not_searched(engine):
+    thanks = engine.ask("ok thanks")
+    assert (thanks.kind, thanks.found, thanks.passages, thanks.message) == \
+        ("small_talk", False, (), SMALL_TALK_REPLIES["thanks"])
+    assert thanks.to_dict()["answer"] == SMALL_TALK_REPLIES["thanks"]
+    german = engine.ask("hilft Naloxon bei Ketamin?")
+    assert german.kind == "not_english" and not german.found and german.passages == ()
+    assert "The articles are in English" in german.message and "Die Artikel sind auf Englisch" in german.message
+    # Small talk gives a follow-up no topic.
+    assert engine.ask("why not?", ["hello"]).kind == "not_found"
+
+
+def test_labels_on_a_real_answer_and_a_refusal(engine):
+    answered = engine.ask("does naloxone reverse ketamine")
+    assert answered.answer_source.match == STRONG  # the clearest question the articles answer
+    assert [p.match for p in answered.passages if p is not answered.answer_source] != [] and \
+        all(p.match in (PARTIAL, WEAK) for p in answered.passages if p is not answered.answer_source)
+    refused = engine.ask("what is the capital of France")
+    assert {p.match for p in refused.passages} == {WEAK}
