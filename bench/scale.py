@@ -329,7 +329,7 @@ def _run(args, work: Path) -> int:
         base = work / f"n{size}"
         corpus, index_dir = base / "corpus", base / "index"
         common.note(f"[{size}] generating the corpus")
-        info = common.prepare_corpus(corpus, size)
+        common.prepare_corpus(corpus, size)
         estimate = largest_real[1] * size / largest_real[0] / 60 if largest_real else 0.0
         substitute = (args.substitute_above is not None and size > args.substitute_above) or \
             estimate > args.max_real_minutes
