@@ -85,6 +85,7 @@ from qa.refusal import background_statistics, read_background
 from qa.embedding import Embedder, Export
 from qa.errors import (REBUILD_HINT, CorpusError, IndexCorruptError, IndexIncompatibleError,
                        IndexMissingError, IndexWriteError, ModelError)
+from qa.features import context_text, genericness, mean_answer_vectors, sentence_owners
 from qa.stores import LEXICAL_FOLDER, LexicalStore, Stores, Tables, backend
 from qa.onnx_model import check_files
 from qa.settings import Settings, chunking_fingerprint, tuning_fingerprint
@@ -161,7 +162,7 @@ class Index:
         for chunk, ids in enumerate(self.chunk_sentence_ids):
             for sentence in ids:
                 self.sentence_chunks[sentence].append(chunk)
-        self.genericness = _genericness(self.answer_vectors, self.sentence_chunks, self.chunks)
+        self.genericness = genericness(self.answer_vectors, self.sentence_chunks, self.chunks)
         pairs = [(q, s) for q, ids in enumerate(self.question_sentence_ids) for s in ids]
         self.question_links = (np.array([q for q, _ in pairs], dtype=np.int64),
                                np.array([s for _, s in pairs], dtype=np.int64))
@@ -178,35 +179,6 @@ class Index:
     @property
     def generation(self) -> str:
         return self.directory.name
-
-
-def mean_answer_vectors(sentence_vectors: np.ndarray, context_vectors: np.ndarray) -> np.ndarray:
-    """Each sentence's meaning alone and under its section heading, averaged."""
-    return ((sentence_vectors + context_vectors) / 2).astype(np.float32)
-
-
-def _genericness(answer_vectors: np.ndarray, sentence_chunks: list[list[int]], chunks: list[Chunk]) -> np.ndarray:
-    """Per sentence: cosine of its answer vector with the normalised mean of its article's answer vectors."""
-    sources = sorted({chunk.source for chunk in chunks})
-    number = {source: i for i, source in enumerate(sources)}
-    # A sentence in two chunks (the overlap) is in one article: its first chunk says which.
-    article = np.array([number[chunks[c[0]].source] if c else -1 for c in sentence_chunks], dtype=np.int64)
-    placed = np.flatnonzero(article >= 0)
-    result = np.zeros(len(article), dtype=np.float32)
-    if len(placed) == 0:
-        return result
-    # Summing rows per article as one sparse product: np.add.at was far slower at 100k chunks
-    # (docs/BENCHMARKS.md, scale).
-    # Imported here: the page's own process imports this module but never loads an index, and
-    # would pay scipy's import for nothing.
-    import scipy.sparse
-
-    membership = scipy.sparse.csr_matrix((np.ones(len(placed), dtype=np.float32), (article[placed], placed)),
-                                         shape=(len(sources), len(article)))
-    means = np.asarray(membership @ answer_vectors, dtype=np.float32)
-    means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
-    result[placed] = np.einsum("ij,ij->i", answer_vectors[placed], means[article[placed]])
-    return result
 
 
 @dataclass
@@ -228,11 +200,6 @@ class BuildReport:
     tune_seconds: float = 0.0  # training it, when this build had to
     encoder: str = "onnx"  # how the index's model ran: "onnx", or "sentence-transformers" when it cannot be exported
     articles: tuple[FileReport, ...] = ()  # per file of the folder: title, sections, passages, or why skipped
-
-
-def context_text(section: str, sentence: str) -> str:
-    """A sentence as read in its section: what answer selection's second vector embeds."""
-    return f"{section}: {sentence}"
 
 
 def text_hash(text: str) -> str:
@@ -577,15 +544,6 @@ def _background_fingerprint(settings: Settings, background: list[str]) -> dict:
     """What the background statistics were computed from: its file and the hash of each question."""
     return {"file": str(settings.background_file), "questions": len(background),
             "sha256": text_hash("\n".join(background))}
-
-
-def sentence_owners(chunks: list[Chunk], chunk_sentence_ids: list[list[int]], count: int) -> list[str]:
-    """The article of each sentence: that of the first chunk it is in."""
-    owners = [""] * count
-    for chunk, ids in zip(chunks, chunk_sentence_ids):
-        for sentence in ids:
-            owners[sentence] = owners[sentence] or chunk.source
-    return owners
 
 
 # --------------------------------------------------------------------------- load
