@@ -316,15 +316,14 @@ def _run_builds(fd: int, parent: int) -> int:
     exit_with_parent(parent)
     conn = Connection(fd)
     phases: list[Settings] = conn.recv()
-    from qa import index as index_store
+    from qa.build import build as build_index
     from qa.embedding import Embedder
 
     embedder = Embedder(phases[0].model, phases[0].batch_size, phases[0].threads)  # shared: loaded once
     for number, settings in enumerate(phases):
         try:
-            report = index_store.build(settings, embedder, progress=lambda text: conn.send(("say", text)),
-                                       steps=lambda stage, done, total: conn.send(("step", number, stage, done,
-                                                                                   total)))
+            report = build_index(settings, embedder, progress=lambda text: conn.send(("say", text)),
+                                 steps=lambda stage, done, total: conn.send(("step", number, stage, done, total)))
             conn.send(("say", f"Built {report.chunks} passages from {report.files} articles "
                               f"({report.embedded} newly embedded) in {report.seconds:.1f} s."))
             conn.send(("built", number))
