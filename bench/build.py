@@ -49,7 +49,7 @@ from bench import common  # noqa: E402
 
 
 class RecordingEmbedder:
-    """Stands in for the model in qa.index.build and keeps the texts the build asks to embed."""
+    """Stands in for the model in qa.build.build and keeps the texts the build asks to embed."""
 
     backend = "recording"
 
@@ -70,13 +70,13 @@ class RecordingEmbedder:
 
 
 def texts_the_build_embeds(corpus: str, scratch: str, dimension: int, name: str, models: str) -> list[str]:
-    """Exactly what `qa.index.build` sends to the model for this corpus, whatever its current rules:
+    """Exactly what `qa.build.build` sends to the model for this corpus, whatever its current rules:
     the library's build runs into a scratch folder with a recording stand-in for the model
     (`models`: the models folder holding the model's export, which the build then need not make)."""
-    from qa import index as index_store
+    from qa.build import build as build_index
     from qa.settings import Settings
     recorder = RecordingEmbedder(dimension, name)
-    index_store.build(Settings(corpus_dir=corpus, index_dir=scratch, tune_epochs=0, tuned_dir=models), recorder)
+    build_index(Settings(corpus_dir=corpus, index_dir=scratch, tune_epochs=0, tuned_dir=models), recorder)
     return recorder.texts
 
 

@@ -70,7 +70,7 @@ def quantized(fp32, folder: Path):
 def build_int8(settings, say):
     """The library's build, with every export it asks for replaced by its int8 copy."""
     from qa import export
-    from qa import index as index_store
+    from qa.build import build as build_index
     from qa.embedding import Embedder
 
     original = export.ensure
@@ -80,7 +80,7 @@ def build_int8(settings, say):
         return quantized(made, export.store(settings_)) if made is not None else None
     export.ensure = ensure_int8
     try:
-        return index_store.build(settings, Embedder(settings.model, settings.batch_size, settings.threads), say)
+        return build_index(settings, Embedder(settings.model, settings.batch_size, settings.threads), say)
     finally:
         export.ensure = original
 
@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args, work: Path) -> int:
     import numpy as np
 
-    from qa import index as index_store
+    from qa.build import build as build_index
     from qa.embedding import Embedder
     from qa.engine import Engine
     from qa.evaluate import DEFAULT_QUESTIONS, load_questions
@@ -133,8 +133,7 @@ def _run(args, work: Path) -> int:
             settings = Settings(corpus_dir=corpus, index_dir=work / variant / which / "index", tuned_dir=models)
             common.note(f"building the {variant} index of {which}")
             if variant == "fp32":
-                index_store.build(settings, Embedder(settings.model, settings.batch_size, settings.threads),
-                                  common.note)
+                build_index(settings, Embedder(settings.model, settings.batch_size, settings.threads), common.note)
             else:
                 build_int8(settings, common.note)
             by_corpus[which] = Engine.open(settings, build="never")

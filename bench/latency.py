@@ -228,7 +228,7 @@ def stage_rows(samples: dict[str, list[float]]) -> list[list[object]]:
 
 def open_engine(workdir: Path, size: int | None, query_threads: int, tuned_dir: Path | None = None):
     """A built index and an engine on it, as `python -m qa ask` opens one (its own question model)."""
-    from qa import index as index_store
+    from qa.build import build as build_index
     from qa.engine import Engine
     from qa.settings import Settings
 
@@ -236,7 +236,7 @@ def open_engine(workdir: Path, size: int | None, query_threads: int, tuned_dir: 
     settings = Settings(corpus_dir=workdir / "corpus", index_dir=workdir / "index", query_threads=query_threads,
                         tuned_dir=tuned_dir or common.models_dir(workdir))
     embedder = common.embedder(settings.model, settings.batch_size, settings.threads)
-    report = index_store.build(settings, embedder)
+    report = build_index(settings, embedder)
     engine = Engine.open(settings, build="never")
     return engine, corpus, report
 

@@ -7,7 +7,7 @@ For each size, a synthetic corpus (bench/synth.py, seed 0) of that many chunks, 
 - build: `python -m qa build` in a child (wall, BuildReport seconds, peak RSS
   via wait4). When the real build of a size is estimated (linearly from the
   largest real build of this run) to take over --max-real-minutes (35), the
-  build instead runs the library's own `qa.index.build` in a child with a
+  build instead runs the library's own `qa.build.build` in a child with a
   SUBSTITUTE embedder: each text gets a vector of the real embeddings of the
   largest real build (chunk and sentence vectors), picked with a seeded RNG,
   plus Gaussian noise (sigma 0.03 per dimension, cosine ~0.85 to its base),
@@ -22,7 +22,7 @@ For each size, a synthetic corpus (bench/synth.py, seed 0) of that many chunks, 
 - flat vs HNSW over the index's chunk vectors: per-query search time (one
   query at a time, k = Settings.candidates = 30, efSearch = 128 as
   qa.search does) and recall@10 of HNSW (M 32, efConstruction 200, as
-  qa.index builds it) against exact search; queries are the questions'
+  qa.build builds it) against exact search; queries are the questions'
   vectors plus a seeded sample of the index's sentence vectors (500 in all).
 - HNSW recall on REAL embeddings at the largest real size: all chunk and
   sentence vectors of that build pooled (several times the chunk count).
@@ -60,7 +60,7 @@ SIGMA = 0.03
 
 
 class SubstituteEmbedder:
-    """Stands in for the model in qa.index.build: real vectors from a pool, seeded noise, unit length."""
+    """Stands in for the model in qa.build.build: real vectors from a pool, seeded noise, unit length."""
 
     backend = "substitute"
 
@@ -101,12 +101,12 @@ def substitute_build(corpus: str, index: str, pool_path: str, models: str) -> di
     import numpy as np
 
     import faiss
-    from qa import index as index_store
+    from qa.build import build as build_index
     from qa.settings import Settings
 
     faiss.omp_set_num_threads(2)
     embedder = SubstituteEmbedder(np.load(pool_path))
-    report = index_store.build(Settings(corpus_dir=corpus, index_dir=index, tuned_dir=models), embedder)
+    report = build_index(Settings(corpus_dir=corpus, index_dir=index, tuned_dir=models), embedder)
     return {"build_seconds": report.seconds, "substitute_seconds": embedder.seconds, "chunks": report.chunks,
             "sentences": report.sentences, "embedded": report.embedded, "kind": report.dense_kind}
 
@@ -221,7 +221,7 @@ def stores_run(args, work: Path) -> int:
 
     from qa.chunking import chunk_articles
     from qa.corpus import load_corpus
-    from qa.index import _sentence_table  # the build's own table of unique sentences
+    from qa.build import sentence_table  # the build's own table of unique sentences
     from qa.settings import Settings
 
     names = [s for s in args.stores.split(",") if s]
@@ -230,7 +230,7 @@ def stores_run(args, work: Path) -> int:
                                               "vectors substituted from corpus/'s real ones"])
     settings = Settings()
     real = chunk_articles(load_corpus(common.CORPUS, settings.max_article_bytes).articles, settings)
-    pool = common.embedder().encode([c.index_text for c in real] + _sentence_table(real)[0])
+    pool = common.embedder().encode([c.index_text for c in real] + sentence_table(real)[0])
     rows = []
     for size in sizes:
         folder = work / f"stores-{size}"
@@ -239,7 +239,7 @@ def stores_run(args, work: Path) -> int:
             common.note(f"[{size}] generating the corpus")
             common.prepare_corpus(corpus, size)
         chunks = chunk_articles(load_corpus(corpus, settings.max_article_bytes).articles, settings)
-        sentences = _sentence_table(chunks)[0]
+        sentences = sentence_table(chunks)[0]
         substitute = SubstituteEmbedder(pool)
         chunk_vectors = substitute.encode([""] * len(chunks))
         sentence_vectors = substitute.encode([""] * len(sentences))

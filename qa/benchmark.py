@@ -12,7 +12,7 @@ From it:
   questions about them are off-topic for that corpus, the commonest kind of
   question a folder of articles cannot answer;
 - the other articles are written as `.txt` files (title line, then one
-  paragraph per line) into a temporary corpus and built with `qa.index.build`
+  paragraph per line) into a temporary corpus and built with `qa.build.build`
   like any maintainer's corpus;
 - a fixed-seed sample is asked: answerable questions spread evenly over the
   corpus articles, the benchmark's own unanswerable questions about them

@@ -41,12 +41,12 @@ def _settings(args: argparse.Namespace):
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from qa import index as index_store
+    from qa.build import build as build_index
     from qa.embedding import Embedder
 
     settings = _settings(args)
     embedder = Embedder(settings.model, settings.batch_size, settings.threads)  # loads only if there is text to embed
-    report = index_store.build(settings, embedder, progress=_say, show_bar=sys.stderr.isatty() or args.progress)
+    report = build_index(settings, embedder, progress=_say, show_bar=sys.stderr.isatty() or args.progress)
     for skipped in report.skipped:
         _say(f"warning: skipped {skipped.source}: {skipped.reason}")
     if args.json:

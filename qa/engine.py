@@ -46,6 +46,7 @@ import faiss
 
 from qa import index as index_store
 from qa.answer import Result, answer, resolve_query
+from qa.build import build as build_index
 from qa.embedding import Embedder
 from qa.errors import (IndexCorruptError, IndexError_, IndexIncompatibleError, IndexMissingError, ModelError,
                        QuestionError)
@@ -148,14 +149,14 @@ class Engine:
             say(f"The index cannot be used ({exc}): rebuilding it.")
             loaded = None
         if loaded is None:
-            report = index_store.build(settings, embedder, progress=say, show_bar=sys.stderr.isatty())
+            report = build_index(settings, embedder, progress=say, show_bar=sys.stderr.isatty())
             say(f"Built {report.chunks} passages from {report.files} articles in {report.seconds:.1f} s.")
             loaded = index_store.load(settings)
         if build == "stale":
             reason = index_store.stale_reason(loaded.manifest, settings)
             if reason:
                 say(f"The index is out of date ({reason}): rebuilding it.")
-                report = index_store.build(settings, embedder, progress=say, show_bar=sys.stderr.isatty())
+                report = build_index(settings, embedder, progress=say, show_bar=sys.stderr.isatty())
                 say(f"Built {report.chunks} passages ({report.embedded} newly embedded) in {report.seconds:.1f} s.")
                 loaded = index_store.load(settings)
         try:
@@ -164,7 +165,7 @@ class Engine:
             if build != "stale":
                 raise
             say(f"The question model cannot be used ({exc}): rebuilding.")
-            index_store.build(settings, embedder, progress=say, show_bar=True)
+            build_index(settings, embedder, progress=say, show_bar=sys.stderr.isatty())
             return cls(settings, embedder, index_store.load(settings), refusal, owned)
 
     # ------------------------------------------------------------------ asking

@@ -18,7 +18,7 @@ started by `BackgroundBuild`), one after the other under the index's build
 lock: torch, the training and the export stay in that process and their
 memory leaves with it, so the serving process only ever holds onnxruntime,
 the index and one model. The build process reports its stages as numbers
-(`index.build(steps=...)`), from which `status()` estimates what is left.
+(`qa.build.build(steps=...)`), from which `status()` estimates what is left.
 
 Limits: estimates come from the rates measured so far in this start-up: the
 fine-tuning's steps, the first build's embedding; before a stage has run,
@@ -360,15 +360,14 @@ def _run_builds(fd: int, parent: int) -> int:
     logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
     conn = Connection(fd)
     phases: list[Settings] = conn.recv()
-    from qa import index as index_store
+    from qa.build import build as build_index
     from qa.embedding import Embedder
 
     embedder = Embedder(phases[0].model, phases[0].batch_size, phases[0].threads)  # shared: loaded once
     for number, settings in enumerate(phases):
         try:
-            report = index_store.build(settings, embedder, progress=lambda text: conn.send(("say", text)),
-                                       steps=lambda stage, done, total: conn.send(("step", number, stage, done,
-                                                                                   total)))
+            report = build_index(settings, embedder, progress=lambda text: conn.send(("say", text)),
+                                 steps=lambda stage, done, total: conn.send(("step", number, stage, done, total)))
             conn.send(("say", f"Built {report.chunks} passages from {report.files} articles "
                               f"({report.embedded} newly embedded) in {report.seconds:.1f} s."))
             conn.send(("built", number))

@@ -222,17 +222,17 @@ def test_articles_panel_data(engine):
 
 
 def test_engine_picks_up_a_new_build_without_restart(engine, embedder):
-    from qa import index as index_store
+    from qa.build import build as build_index
     settings = engine.settings
     (settings.corpus_dir / "sleep.txt").write_text(
         "Sleep And Melatonin\n\nMelatonin Basics\n\nMelatonin is a hormone that regulates the sleep cycle.\n")
     try:
         assert "added: sleep.txt" in engine.stale_reason()
-        index_store.build(settings, embedder)
+        build_index(settings, embedder)
         result = engine.ask("which hormone regulates the sleep cycle")
         assert result.found and result.answer_source.source == "sleep.txt"
     finally:
         (settings.corpus_dir / "sleep.txt").unlink()
-        index_store.build(settings, embedder)
+        build_index(settings, embedder)
     assert engine.ask("which hormone regulates the sleep cycle").answer_source is None or \
         engine.ask("which hormone regulates the sleep cycle").answer_source.source != "sleep.txt"

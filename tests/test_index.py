@@ -13,14 +13,15 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from qa import export, index as index_store, stores
+from qa import build, export, index as index_store, stores
+from qa.build import build as build_index
 from qa.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError
 from qa.refusal import read_background
 from qa.settings import Settings
 
 
 def test_build_then_load_gives_the_same_chunks_and_vectors(tiny_settings, fake_embedder):
-    report = index_store.build(tiny_settings, fake_embedder)
+    report = build_index(tiny_settings, fake_embedder)
     assert (report.files, report.chunks) == (3, 5)
     # Sentences alone and in their section, and the background questions refusal reads against.
     background = len(read_background(tiny_settings.background_file))
@@ -44,28 +45,28 @@ def test_build_then_load_gives_the_same_chunks_and_vectors(tiny_settings, fake_e
 
 
 def test_rebuild_embeds_only_what_changed(tiny_settings, fake_embedder):
-    first = index_store.build(tiny_settings, fake_embedder)
+    first = build_index(tiny_settings, fake_embedder)
     before = fake_embedder.texts_encoded
-    again = index_store.build(tiny_settings, fake_embedder)
+    again = build_index(tiny_settings, fake_embedder)
     assert again.embedded == 0 and fake_embedder.texts_encoded == before, "an unchanged corpus embeds nothing"
     assert again.directory == first.directory, "and writes no new generation"
 
     from qa.embedding import Embedder
     fresh = Embedder(tiny_settings.model)
-    assert index_store.build(tiny_settings, fresh).embedded == 0
+    assert build_index(tiny_settings, fresh).embedded == 0
     assert not fresh.loaded, "a rebuild with nothing new to embed never loads the model"
 
     beta = tiny_settings.corpus_dir / "beta.txt"
     beta.write_text(beta.read_text().replace("severe depression", "treatment-resistant depression"))
     loaded = index_store.load(tiny_settings)
     assert "changed: beta.txt" in index_store.stale_reason(loaded.manifest, tiny_settings)
-    changed = index_store.build(tiny_settings, fake_embedder)
+    changed = build_index(tiny_settings, fake_embedder)
     # beta's one chunk and its one changed sentence (alone and in its section); nothing of alpha or gamma
     assert changed.embedded == 3
     assert fake_embedder.texts_encoded - before == 3
 
     (tiny_settings.corpus_dir / "alpha.txt").unlink()
-    removed = index_store.build(tiny_settings, fake_embedder)
+    removed = build_index(tiny_settings, fake_embedder)
     assert removed.embedded == 0
     assert {c.source for c in index_store.load(tiny_settings).chunks} == {"beta.txt", "gamma.md"}
 
@@ -73,13 +74,15 @@ def test_rebuild_embeds_only_what_changed(tiny_settings, fake_embedder):
 def test_an_index_read_by_older_readers_is_rebuilt_reusing_its_vectors(tiny_settings, fake_embedder, monkeypatch):
     from qa import corpus
 
-    first = index_store.build(tiny_settings, fake_embedder)
+    first = build_index(tiny_settings, fake_embedder)
     assert index_store.load(tiny_settings).manifest["corpus"]["readers"] == corpus.READER_VERSION
     # the same bytes may read differently after a change of rules: file hashes alone cannot see it
+    # stale_reason reads the version in qa/index.py, the build records and compares it in qa/build.py
     monkeypatch.setattr(index_store, "READER_VERSION", corpus.READER_VERSION + 1)
+    monkeypatch.setattr(build, "READER_VERSION", corpus.READER_VERSION + 1)
     assert "article readers changed" in index_store.stale_reason(index_store.load(tiny_settings).manifest,
                                                                  tiny_settings)
-    again = index_store.build(tiny_settings, fake_embedder)
+    again = build_index(tiny_settings, fake_embedder)
     assert again.directory != first.directory and again.embedded == 0
     assert index_store.stale_reason(index_store.load(tiny_settings).manifest, tiny_settings) is None
 
@@ -90,7 +93,7 @@ def test_missing_index_says_which_command_builds_it(tmp_path):
 
 
 def test_index_of_another_model_is_refused(tiny_settings, fake_embedder):
-    index_store.build(tiny_settings, fake_embedder)
+    build_index(tiny_settings, fake_embedder)
     other = tiny_settings.replace(model="sentence-transformers/all-mpnet-base-v2")
     with pytest.raises(IndexIncompatibleError) as error:
         index_store.load(other)
@@ -100,7 +103,7 @@ def test_index_of_another_model_is_refused(tiny_settings, fake_embedder):
 
 
 def test_answer_vectors_are_stored_and_their_sources_left_on_disk(tiny_settings, fake_embedder):
-    report = index_store.build(tiny_settings, fake_embedder)
+    report = build_index(tiny_settings, fake_embedder)
     index = index_store.load(tiny_settings)
     # The serving process holds the answer vectors; the two arrays they are made from
     # stay memory-mapped (read only by the next build's cache).
@@ -114,7 +117,7 @@ def test_answer_vectors_are_stored_and_their_sources_left_on_disk(tiny_settings,
 @pytest.mark.parametrize("victim", ["chunk_vectors.npy", "context_vectors.npy", "answer_vectors.npy", "dense.faiss",
                                     "chunks.jsonl", "manifest.json"])
 def test_damaged_file_is_named_with_the_fix(tiny_settings, fake_embedder, victim):
-    report = index_store.build(tiny_settings, fake_embedder)
+    report = build_index(tiny_settings, fake_embedder)
     path = report.directory / victim
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])  # truncated
@@ -124,7 +127,7 @@ def test_damaged_file_is_named_with_the_fix(tiny_settings, fake_embedder, victim
 
 
 def test_a_failed_build_leaves_the_previous_index_live(tiny_settings, fake_embedder, monkeypatch):
-    first = index_store.build(tiny_settings, fake_embedder)
+    first = build_index(tiny_settings, fake_embedder)
     (tiny_settings.corpus_dir / "delta.txt").write_text("Delta Title\n\nA new sentence about sleep.\n")
 
     def crash(*args, **kwargs):
@@ -133,19 +136,19 @@ def test_a_failed_build_leaves_the_previous_index_live(tiny_settings, fake_embed
     with monkeypatch.context() as patch:  # undone on leaving, unlike the fixture's own patches
         patch.setattr(stores.faiss, "write_index", crash)
         with pytest.raises(KeyboardInterrupt):
-            index_store.build(tiny_settings, fake_embedder)
+            build_index(tiny_settings, fake_embedder)
     loaded = index_store.load(tiny_settings)
     assert loaded.directory == first.directory
     assert "delta.txt" not in {c.source for c in loaded.chunks}
     # the next build cleans the leftovers and goes live
-    index_store.build(tiny_settings, fake_embedder)
+    build_index(tiny_settings, fake_embedder)
     assert not [p for p in tiny_settings.index_dir.iterdir() if p.name.startswith(".tmp-")]
     assert "delta.txt" in {c.source for c in index_store.load(tiny_settings).chunks}
 
 
 def test_build_killed_at_random_points_never_breaks_the_index(tiny_settings, embedder):
     """SIGKILL a real `python -m qa build` at several moments: the index always loads."""
-    index_store.build(tiny_settings, embedder)
+    build_index(tiny_settings, embedder)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "qa", "build", "--corpus", str(tiny_settings.corpus_dir),
                "--index", str(tiny_settings.index_dir)]
@@ -165,7 +168,7 @@ def test_build_killed_at_random_points_never_breaks_the_index(tiny_settings, emb
 def test_generations_are_pruned(tiny_settings, fake_embedder):
     for number in range(4):
         (tiny_settings.corpus_dir / "beta.txt").write_text(f"Beta\n\nSection\n\nFact {number} about ketamine.\n")
-        index_store.build(tiny_settings, fake_embedder)
+        build_index(tiny_settings, fake_embedder)
     generations = [p for p in tiny_settings.index_dir.iterdir() if p.name.startswith("build-")]
     assert len(generations) == 2
     live = (tiny_settings.index_dir / "CURRENT").read_text().strip()
@@ -175,7 +178,7 @@ def test_generations_are_pruned(tiny_settings, fake_embedder):
 
 def test_app_start_rebuilds_a_foreign_or_damaged_index(tiny_settings, embedder):
     from qa.engine import Engine
-    report = index_store.build(tiny_settings, embedder)
+    report = build_index(tiny_settings, embedder)
     (report.directory / "dense.faiss").write_bytes(b"garbage")
     with pytest.raises(IndexCorruptError):
         Engine.open(tiny_settings, build="missing", embedder=embedder)

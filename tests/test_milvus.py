@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from qa import index as index_store, milvus_store
+from qa.build import build as build_index
 from qa.engine import Engine
 from qa.errors import IndexCorruptError, IndexIncompatibleError, StoreUnavailableError
 from qa.milvus_store import MilvusBackend
@@ -27,7 +28,7 @@ def _live_collection(settings) -> str | None:
 
 
 def test_build_load_and_answers_agree_with_faiss(milvus_settings, tiny_settings, embedder, tmp_path):
-    report = index_store.build(milvus_settings, embedder)
+    report = build_index(milvus_settings, embedder)
     assert (milvus_settings.index_dir / "milvus.db").exists()
     loaded = index_store.load(milvus_settings, dimension=embedder.dimension)
     entry = loaded.manifest["store"]
@@ -38,7 +39,7 @@ def test_build_load_and_answers_agree_with_faiss(milvus_settings, tiny_settings,
     assert not list(report.directory.glob("*.faiss")), "the vectors are searched in Milvus, not from files"
 
     faiss_settings = tiny_settings.replace(index_dir=tmp_path / "faiss-index")
-    index_store.build(faiss_settings, embedder)
+    build_index(faiss_settings, embedder)
     exact = index_store.load(faiss_settings)
     for question in QUESTIONS:
         vector = embedder.encode_one(question)
@@ -61,7 +62,7 @@ def test_a_rebuild_switches_the_alias_and_prunes_old_collections(milvus_settings
     names = []
     for number in range(3):
         (milvus_settings.corpus_dir / "beta.txt").write_text(f"Beta\n\nSection\n\nFact {number} about ketamine.\n")
-        report = index_store.build(milvus_settings, embedder)
+        build_index(milvus_settings, embedder)
         names.append(index_store.load(milvus_settings).manifest["store"]["collection"])
         assert _live_collection(milvus_settings) == names[-1]
     assert len(set(names)) == 3, "one collection per generation"
@@ -73,7 +74,7 @@ def test_a_rebuild_switches_the_alias_and_prunes_old_collections(milvus_settings
 
 @pytest.mark.parametrize("moment", ["insert", "publish"])
 def test_an_interrupted_build_leaves_the_alias_and_the_index_live(milvus_settings, embedder, monkeypatch, moment):
-    index_store.build(milvus_settings, embedder)
+    build_index(milvus_settings, embedder)
     live = _live_collection(milvus_settings)
     (milvus_settings.corpus_dir / "delta.txt").write_text("Delta Title\n\nA new sentence about sleep.\n")
 
@@ -86,14 +87,14 @@ def test_an_interrupted_build_leaves_the_alias_and_the_index_live(milvus_setting
     else:
         monkeypatch.setattr(MilvusBackend, "publish", crash)
     with pytest.raises(KeyboardInterrupt):
-        index_store.build(milvus_settings, embedder)
+        build_index(milvus_settings, embedder)
     monkeypatch.undo()
     assert _live_collection(milvus_settings) == live
     loaded = index_store.load(milvus_settings)
     assert loaded.manifest["store"]["collection"] == live
     assert "delta.txt" not in {c.source for c in loaded.chunks}
     assert len(milvus.list_collections()) == 2, "the half-written collection is still there ..."
-    index_store.build(milvus_settings, embedder)
+    build_index(milvus_settings, embedder)
     fresh = index_store.load(milvus_settings)
     assert "delta.txt" in {c.source for c in fresh.chunks}
     assert set(milvus.list_collections()) == {live, fresh.manifest["store"]["collection"]}, \
@@ -101,10 +102,10 @@ def test_an_interrupted_build_leaves_the_alias_and_the_index_live(milvus_setting
 
 
 def test_the_manifest_and_the_settings_must_name_the_same_store(milvus_settings, tiny_settings, embedder):
-    index_store.build(tiny_settings, embedder)  # faiss
+    build_index(tiny_settings, embedder)  # faiss
     with pytest.raises(IndexIncompatibleError, match=r"store 'faiss'.*setting store \(QA_STORE\) is 'milvus'"):
         index_store.load(milvus_settings)
-    index_store.build(milvus_settings, embedder)  # rebuilt for Milvus, its vectors reused
+    build_index(milvus_settings, embedder)  # rebuilt for Milvus, its vectors reused
     with pytest.raises(IndexIncompatibleError, match="store 'milvus'.*'faiss'"):
         index_store.load(tiny_settings)
     elsewhere = milvus_settings.replace(milvus_uri="http://127.0.0.1:9")
@@ -119,7 +120,7 @@ def test_the_manifest_and_the_settings_must_name_the_same_store(milvus_settings,
 def test_an_unreachable_milvus_is_named_with_its_setting(tiny_settings, embedder):
     settings = tiny_settings.replace(store="milvus", milvus_uri="http://127.0.0.1:9")
     with pytest.raises(StoreUnavailableError, match="cannot reach Milvus at 'http://127.0.0.1:9'.*milvus_uri"):
-        index_store.build(settings, embedder)
+        build_index(settings, embedder)
     assert not (settings.index_dir / "CURRENT").exists()
 
 

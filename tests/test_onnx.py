@@ -17,6 +17,7 @@ import pytest
 
 from conftest import CORPUS, ROOT, write_tiny_corpus
 from qa import export, index as index_store
+from qa.build import build as build_index
 from qa.embedding import Embedder, resolve_model
 from qa.engine import Engine
 from qa.errors import IndexCorruptError, ModelError
@@ -82,7 +83,7 @@ def test_asking_in_a_fresh_process_never_imports_torch(engine, real_settings):
 def tiny(tmp_path, embedder) -> Settings:
     """A tiny index built in its own folder, with its own exports folder."""
     settings = Settings(corpus_dir=write_tiny_corpus(tmp_path / "corpus"), index_dir=tmp_path / "index")
-    index_store.build(settings, embedder)
+    build_index(settings, embedder)
     return settings
 
 
@@ -112,7 +113,7 @@ def test_a_damaged_export_is_refused_by_ask_and_made_again_by_the_build(tiny, em
     assert "truncated or altered" in done.stderr and "python -m qa build" in done.stderr
 
     messages = []
-    report = index_store.build(tiny, Embedder(tiny.model), progress=messages.append)
+    report = build_index(tiny, Embedder(tiny.model), progress=messages.append)
     assert any("missing or damaged: making it again" in m for m in messages)
     assert report.embedded == 0  # the vectors did not change: only the export is made again
     assert ask(tiny).returncode == 0
@@ -142,7 +143,7 @@ def test_another_model_is_exported_on_its_first_build(tmp_path, embedder):
     settings = Settings(corpus_dir=write_tiny_corpus(tmp_path / "corpus"), index_dir=tmp_path / "index",
                         model=str(model))
     messages = []
-    index_store.build(settings, Embedder(str(model)), progress=messages.append)
+    build_index(settings, Embedder(str(model)), progress=messages.append)
     assert any(f"exporting {model} to ONNX" in m for m in messages)
     # (Refusal is fitted for the packaged model: this one answers everything.)
     engine = Engine.open(settings, build="never", refusal=answer_everything(str(model)))
@@ -156,7 +157,7 @@ def test_a_model_that_cannot_be_exported_runs_on_sentence_transformers(tmp_path,
     monkeypatch.setattr(export, "export_model", fails)
     settings = Settings(corpus_dir=write_tiny_corpus(tmp_path / "corpus"), index_dir=tmp_path / "index")
     messages = []
-    report = index_store.build(settings, Embedder(settings.model), progress=messages.append)
+    report = build_index(settings, Embedder(settings.model), progress=messages.append)
     assert report.encoder == "sentence-transformers"
     warning = next(m for m in messages if m.startswith("warning:"))
     assert "cannot be exported to ONNX (the trace failed" in warning and "sentence-transformers instead" in warning
@@ -166,7 +167,7 @@ def test_a_model_that_cannot_be_exported_runs_on_sentence_transformers(tmp_path,
     # A later build does not try again, and says why the model runs that way.
     (settings.corpus_dir / "delta.txt").write_text("Delta Notes\n\nRest\n\nSleep helps recovery.\n")
     messages.clear()
-    index_store.build(settings, Embedder(settings.model), progress=messages.append)
+    build_index(settings, Embedder(settings.model), progress=messages.append)
     assert any("could not be exported to ONNX (the trace failed" in m for m in messages)
 
 
@@ -178,6 +179,6 @@ def test_a_full_disk_during_the_export_is_an_error_not_a_model_that_cannot_be_ex
     monkeypatch.setattr(torch.onnx, "export", disk_full)
     settings = Settings(corpus_dir=write_tiny_corpus(tmp_path / "corpus"), index_dir=tmp_path / "index")
     with pytest.raises(ModelError, match="cannot write the ONNX export.*No space left on device"):
-        index_store.build(settings, Embedder(settings.model))
+        build_index(settings, Embedder(settings.model))
     # Nothing remembers the model as unexportable: the next build, with room, exports it.
     assert not list(export.store(settings).glob("*.failed"))

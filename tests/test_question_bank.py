@@ -7,6 +7,7 @@ from pathlib import Path
 
 from conftest import write_corpus
 from qa import index as index_store
+from qa.build import build as build_index
 from qa.engine import Engine
 from qa.question_bank import BankQuestion, link, load_bank
 from qa.settings import PROJECT_ROOT, Settings
@@ -52,7 +53,7 @@ def test_answers_link_to_whole_sentences_of_their_own_article():
 def test_an_example_question_leads_to_the_sentence_it_names(tmp_path, embedder):
     stale_line = {**BANK_LINE, "question": "old question", "answer": "Naloxone cures everything."}
     settings = naloxone_with_bank(tmp_path, [BANK_LINE, stale_line])
-    report = index_store.build(settings, embedder)
+    report = build_index(settings, embedder)
     assert report.questions == 1
     assert report.question_warnings == ("the answer to 'old question' is not in naloxone.txt (any more); skipped",)
     engine = Engine.open(settings, build="never", embedder=embedder)
@@ -67,14 +68,14 @@ def test_an_example_question_leads_to_the_sentence_it_names(tmp_path, embedder):
 
 def test_a_changed_bank_makes_the_index_stale_and_embeds_only_the_new_question(tmp_path, embedder):
     settings = naloxone_with_bank(tmp_path, [BANK_LINE])
-    index_store.build(settings, embedder)
-    assert index_store.build(settings, embedder).embedded == 0  # nothing changed: nothing embedded
+    build_index(settings, embedder)
+    assert build_index(settings, embedder).embedded == 0  # nothing changed: nothing embedded
     bank = settings.corpus_dir / "questions" / "naloxone.jsonl"
     added = {**BANK_LINE, "question": "does narcan come as a shot"}
     bank.write_text(bank.read_text() + json.dumps(added) + "\n", encoding="utf-8")
     manifest = index_store.load(settings).manifest
     assert index_store.stale_reason(manifest, settings) == "corpus changed since the build (changed: questions/naloxone.jsonl)"
-    report = index_store.build(settings, embedder)
+    report = build_index(settings, embedder)
     assert (report.questions, report.embedded) == (2, 1)
     loaded = index_store.load(settings)
     assert loaded.questions == [BANK_LINE["question"], added["question"]]

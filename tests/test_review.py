@@ -10,6 +10,7 @@ import pytest
 
 from qa import cli
 from qa import index as index_store
+from qa.build import build as build_index
 from qa.engine import Engine
 from qa.errors import FeedbackError
 from qa.feedback import FeedbackStore, Reply
@@ -137,7 +138,7 @@ def test_promoted_questions_are_linked_to_their_sentences_by_the_next_build(tiny
         {"question": "what does coming off opioids feel like", "source": "gamma.md", "answer": WITHDRAWAL}]
     assert [e.promoted_to for e in store.get([liked, refused, again])] == ["alpha.jsonl", "gamma.jsonl", "gamma.jsonl"]
 
-    report = index_store.build(tiny, embedder)
+    report = build_index(tiny, embedder)
     assert (report.questions, report.question_warnings) == (2, ())
     index = index_store.load(tiny)
     for entry in added:

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from qa import index as index_store
+from qa.build import build as build_index
 from qa.answer import Result
 from qa.errors import IndexWriteError, QuestionError
 from qa.settings import Settings
@@ -64,7 +65,7 @@ def _settings_on(disk: Path, tmp_path: Path) -> Settings:
 
 def test_full_disk_keeps_the_old_index(small_disk, tmp_path, embedder):
     settings = _settings_on(small_disk, tmp_path)
-    first = index_store.build(settings, embedder)
+    first = build_index(settings, embedder)
     fd = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT)
     try:  # take all the space that is left
         while True:
@@ -75,7 +76,7 @@ def test_full_disk_keeps_the_old_index(small_disk, tmp_path, embedder):
         os.close(fd)
     (settings.corpus_dir / "delta.txt").write_text("Delta Title\n\nA new sentence about sleep and rest.\n")
     with pytest.raises(IndexWriteError, match="previous index is unchanged"):
-        index_store.build(settings, embedder)
+        build_index(settings, embedder)
     loaded = index_store.load(settings)
     assert loaded.directory == first.directory and len(loaded.chunks) == first.chunks
     assert not [p for p in settings.index_dir.iterdir() if p.name.startswith(".tmp-")]
@@ -83,18 +84,18 @@ def test_full_disk_keeps_the_old_index(small_disk, tmp_path, embedder):
 
 def test_read_only_index_folder_keeps_the_old_index(small_disk, tmp_path, embedder):
     settings = _settings_on(small_disk, tmp_path)
-    first = index_store.build(settings, embedder)
+    first = build_index(settings, embedder)
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     (settings.corpus_dir / "delta.txt").write_text("Delta Title\n\nA new sentence about sleep and rest.\n")
     with pytest.raises(IndexWriteError, match="Read-only file system"):
-        index_store.build(settings, embedder)
+        build_index(settings, embedder)
     assert index_store.load(settings).directory == first.directory
 
 
 def test_oversized_article_is_skipped_with_a_warning_and_the_rest_indexed(tiny_settings, embedder):
     sentence = "Ketamine is discussed in this very long generated article. "
     (tiny_settings.corpus_dir / "huge.txt").write_text("Huge Article\n\n" + sentence * (5_000_000 // len(sentence)))
-    report = index_store.build(tiny_settings, embedder)
+    report = build_index(tiny_settings, embedder)
     assert [(s.source, s.reason) for s in report.skipped] == [
         ("huge.txt", "5.0 MB is over the 2.0 MB limit for one article (setting max_article_bytes)")]
     assert report.files == 3 and report.chunks == 5

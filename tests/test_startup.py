@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from conftest import write_tiny_corpus
-from qa import index as index_store
+from qa.build import build as build_index
 from qa.service import EngineProcess
 from qa.settings import Settings
 from qa.startup import BUILDING, READY, STARTING, TUNING, UPDATING, StartupStatus
@@ -73,7 +73,7 @@ def test_a_fresh_start_answers_with_the_model_as_it_ships_then_with_the_tuned_on
 
 def test_an_out_of_date_index_answers_at_once_and_is_rebuilt_in_the_background(tmp_path, embedder):
     settings = Settings(corpus_dir=write_tiny_corpus(tmp_path / "corpus"), index_dir=tmp_path / "index")
-    index_store.build(settings, embedder)
+    build_index(settings, embedder)
     (settings.corpus_dir / "delta.txt").write_text(
         "Delta Notes On Sleep\n\nSleep\n\nMelatonin helps people fall asleep after jet lag.\n", encoding="utf-8")
     process = EngineProcess(settings)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from qa import index as index_store
+from qa.build import build as build_index
 from qa import tuning
 from qa.embedding import resolve_model
 from qa.engine import Engine
@@ -55,7 +56,7 @@ def mean_pair_cosine(vectors_of, pairs) -> float:
 
 def test_the_build_fine_tunes_on_the_bank_and_the_engine_asks_with_that_model(settings, embedder):
     before = embedder.texts_encoded
-    report = index_store.build(settings, embedder)
+    report = build_index(settings, embedder)
     assert report.tuned_key and report.tune_seconds > 0
     assert embedder.texts_encoded == before, "every text is embedded with the tuned model, none with the base one"
     manifest = index_store.load(settings).manifest
@@ -85,20 +86,20 @@ def test_training_is_reproducible(tmp_path):
 
 
 def test_only_a_bank_change_trains_again_and_unused_models_are_pruned(settings, embedder):
-    first = index_store.build(settings, embedder)
+    first = build_index(settings, embedder)
     engine = Engine.open(settings, build="never", embedder=embedder)
 
     # An article change: same bank, same model, only the changed article's texts embedded.
     gamma = settings.corpus_dir / "gamma.md"
     gamma.write_text(gamma.read_text(encoding="utf-8") + "\nWithdrawal can last a week.\n", encoding="utf-8")
-    article_change = index_store.build(settings, embedder)
+    article_change = build_index(settings, embedder)
     assert (article_change.tuned_key, article_change.tune_seconds) == (first.tuned_key, 0.0)
     assert 0 < article_change.embedded < first.embedded / 2
 
     # A bank change: another model, trained once; every text embedded with it.
     write_bank(settings.corpus_dir, PAIRS[:-1])
     assert index_store.stale_reason(index_store.load(settings).manifest, settings).startswith("corpus changed")
-    bank_change = index_store.build(settings, embedder)
+    bank_change = build_index(settings, embedder)
     assert bank_change.tuned_key != first.tuned_key and bank_change.tune_seconds > 0
     assert bank_change.reused == 0
     # The running engine swaps model and index together on its next question.
@@ -109,13 +110,13 @@ def test_only_a_bank_change_trains_again_and_unused_models_are_pruned(settings, 
     assert tuning.is_trained(settings, first.tuned_key)
     beta = settings.corpus_dir / "beta.txt"
     beta.write_text(beta.read_text(encoding="utf-8") + "\nKetamine acts on NMDA receptors.\n", encoding="utf-8")
-    index_store.build(settings, embedder)
+    build_index(settings, embedder)
     assert not tuning.model_dir(settings, first.tuned_key).exists()
     assert tuning.is_trained(settings, bank_change.tuned_key)
 
 
 def test_a_lost_tuned_model_is_named_and_rebuilt(settings, embedder):
-    report = index_store.build(settings, embedder)
+    report = build_index(settings, embedder)
     shutil.rmtree(tuning.model_dir(settings, report.tuned_key))
     with pytest.raises(IndexCorruptError, match="fine-tuned model.*python -m qa build"):
         index_store.load(settings)
@@ -128,7 +129,7 @@ def test_a_lost_tuned_model_is_named_and_rebuilt(settings, embedder):
 
 def test_tuning_off_or_too_few_examples_keeps_the_model_as_it_is(settings, embedder):
     for untuned in (settings.replace(tune_epochs=0), settings.replace(tune_min_pairs=len(PAIRS) + 1)):
-        report = index_store.build(untuned, embedder)
+        report = build_index(untuned, embedder)
         assert report.tuned_key is None
         assert index_store.load(untuned).manifest["model"]["tuned"] is None
         assert Engine.open(untuned, build="never", embedder=embedder).embedder is embedder
