@@ -124,6 +124,7 @@ def test_an_unreachable_milvus_is_named_with_its_setting(tiny_settings, embedder
     assert not (settings.index_dir / "CURRENT").exists()
 
 
+@pytest.mark.slow  # a real build and ask in child processes
 def test_the_command_line_builds_and_asks_on_milvus(tmp_path):
     """The README's commands with --store milvus, each its own process on the milvus-lite file."""
     import json

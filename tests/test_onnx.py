@@ -171,6 +171,7 @@ def test_a_model_that_cannot_be_exported_runs_on_sentence_transformers(tmp_path,
     assert any("could not be exported to ONNX (the trace failed" in m for m in messages)
 
 
+@pytest.mark.slow  # exports the real model
 def test_a_full_disk_during_the_export_is_an_error_not_a_model_that_cannot_be_exported(tmp_path, monkeypatch):
     import torch
 

@@ -10,6 +10,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import write_tiny_corpus
 from qa.build import build as build_index
 from qa.service import EngineProcess
@@ -38,6 +40,7 @@ def manifest_of(settings: Settings, generation: str) -> dict:
     return json.loads((settings.index_dir / generation / "manifest.json").read_text())
 
 
+@pytest.mark.slow  # real builds in child processes
 def test_a_fresh_start_answers_with_the_model_as_it_ships_then_with_the_tuned_one(tmp_path):
     corpus = write_tiny_corpus(tmp_path / "corpus")
     write_bank(corpus, PAIRS)

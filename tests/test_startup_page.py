@@ -72,6 +72,7 @@ def starting_engine(tmp_path):
     process.close()
 
 
+@pytest.mark.slow  # a real engine process that builds
 def test_a_question_asked_while_the_engine_starts_gets_the_status_then_the_answer(starting_engine):
     asked = app.respond_when_ready("does naloxone reverse overdose", [])
     emergency = app.respond_when_ready("he won't wake up after taking opioids, will naloxone help?", [])
