@@ -25,18 +25,16 @@ POSIX only (socketpair, pass_fds).
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 import traceback
 from multiprocessing.connection import Connection
 from typing import Any, Sequence
 
+from qa.child import exit_with_parent, start_child
 from qa.errors import QAError
-from qa.settings import PROJECT_ROOT, Settings
+from qa.settings import Settings
 from qa.startup import FAILED, STARTING, StartupStatus
 
 # What the parent may call; anything else is refused by the child.
@@ -110,19 +108,7 @@ class EngineProcess:
             self._stop_child()
 
     def _start(self) -> None:
-        ours, theirs = socket.socketpair()
-        env = dict(os.environ)
-        # `-m qa.service` must find this package whatever the current folder is;
-        # the current folder itself is kept, so relative paths in settings mean the same.
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
-        try:
-            self._process = subprocess.Popen(
-                # Our pid goes along: a child that starts after we died must see it at once.
-                [sys.executable, "-m", "qa.service", str(theirs.fileno()), str(os.getpid())],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)
-        finally:
-            theirs.close()
-        self._conn = Connection(ours.detach())
+        self._process, self._conn = start_child("qa.service")
         self._ready.clear()
         self._startup_error = None
         self._status = StartupStatus(STARTING, None, message="The answering engine is starting.")
@@ -178,23 +164,6 @@ class EngineProcess:
 
 
 # ---------------------------------------------------------------------- the child
-
-
-def exit_with_parent(parent: int) -> None:
-    """Leave when the parent is gone, even in the middle of a long build (which is crash-safe).
-
-    `parent` is the pid the parent gave us, not our own getppid(): a parent killed
-    before this line runs has already handed us to init, and getppid() would then
-    name init as the parent to wait for, forever.
-    """
-    if os.getppid() != parent:
-        os._exit(0)
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(0)
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def serve(fd: int, parent: int) -> int:

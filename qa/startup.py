@@ -31,9 +31,6 @@ up by the next one).
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -42,8 +39,9 @@ from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from typing import Callable, Sequence
 
+from qa.child import exit_with_parent, start_child
 from qa.errors import IndexError_, IndexMissingError, IndexWriteError, ModelError, QAError
-from qa.settings import PROJECT_ROOT, Settings
+from qa.settings import Settings
 
 # Stages, in the order a fresh start goes through them.
 STARTING = "starting"  # the engine's process is loading (qa/service.py)
@@ -215,16 +213,7 @@ class BackgroundBuild:
         self._totals: dict[str, int] = {}  # stage -> units it had
         self._stepped_at = self._started  # when the last step was reported: the estimate counts down from it
         self._shown: dict[str, float] = {}  # status stage -> the largest fraction reported: a bar never goes back
-        ours, theirs = socket.socketpair()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "qa.startup", str(theirs.fileno()), str(os.getpid())],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)
-        finally:
-            theirs.close()
-        self._conn = Connection(ours.detach())
+        self.process, self._conn = start_child("qa.startup")
         self._conn.send(self.phases)
         threading.Thread(target=self._listen, name="background-build", daemon=True).start()
 
@@ -353,8 +342,6 @@ class BackgroundBuild:
 
 def _run_builds(fd: int, parent: int) -> int:
     """The build process: receive the phases' settings, build each, report steps and results."""
-    from qa.service import exit_with_parent
-
     exit_with_parent(parent)
     # As in the engine's process (qa/service.py): a library's notices to its developers stay out of the log.
     logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
