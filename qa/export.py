@@ -50,7 +50,8 @@ from qa import tuning
 from qa.embedding import Embedder, Export, resolve_model
 from qa.errors import ModelError
 from qa.onnx_model import (EXPORT_FORMAT, INFO_FILE, MODEL_FILE, SAMPLE_FILE, SAMPLE_TEXTS, SAMPLE_TOLERANCE,
-                           TOKENIZER_FILE, ExportInfo, OnnxModel, check_files, file_sha256, max_difference)
+                           TOKENIZER_FILE, ExportInfo, OnnxModel, check_files, feeds, file_sha256, load_tokenizer,
+                           max_difference)
 from qa.settings import Settings
 
 EXPORTS_FOLDER = "onnx"  # inside the tuned models' folder
@@ -184,7 +185,7 @@ def export_model(model, name: str, key: str, out: Path) -> None:
             return self.model(dict(zip(inputs, tensors)))["sentence_embedding"]
 
     # Two texts of different lengths: the trace sees padding and the attention mask at work.
-    example = _feeds(out / TOKENIZER_FILE, info, [SAMPLE_TEXTS[0], SAMPLE_TEXTS[3]])
+    example = feeds(load_tokenizer(out / TOKENIZER_FILE, info), info, [SAMPLE_TEXTS[0], SAMPLE_TEXTS[3]])
     axes = {name: {0: "batch", 1: "tokens"} for name in inputs}
     axes["sentence_embedding"] = {0: "batch"}
     auto = getattr(transformer, "auto_model", None)
@@ -215,19 +216,6 @@ def export_model(model, name: str, key: str, out: Path) -> None:
         raise ExportFailed(f"onnxruntime cannot run the export: {exc}") from exc
     if difference > SAMPLE_TOLERANCE:
         raise ExportFailed(f"its vectors differ from torch's by {difference:.1e} (more than {SAMPLE_TOLERANCE:g})")
-
-
-def _feeds(tokenizer_file: Path, info: ExportInfo, texts: list[str]) -> dict[str, np.ndarray]:
-    """Token arrays for `texts` as the exported model is fed (truncated at its window, padded to the longest)."""
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(tokenizer_file))
-    tokenizer.enable_truncation(max_length=info.max_seq_length)
-    tokenizer.enable_padding(pad_id=info.pad_id, pad_token=info.pad_token)
-    encodings = tokenizer.encode_batch([t.lower() if info.do_lower_case else t for t in texts])
-    return {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64)}
 
 
 def _set_attention(model, implementation: str) -> None:

@@ -137,7 +137,6 @@ class OnnxModel:
 
     def __init__(self, folder: Path, info: ExportInfo, threads: int) -> None:
         import onnxruntime
-        from tokenizers import Tokenizer
 
         self.folder = Path(folder)
         self.info = info
@@ -153,13 +152,10 @@ class OnnxModel:
         try:
             self._session = onnxruntime.InferenceSession(str(self.folder / MODEL_FILE), options,
                                                          providers=["CPUExecutionProvider"])
-            tokenizer = Tokenizer.from_file(str(self.folder / TOKENIZER_FILE))
+            self._tokenizer = load_tokenizer(self.folder / TOKENIZER_FILE, info)
         except Exception as exc:  # onnxruntime and tokenizers raise their own kinds
             raise ModelError(f"cannot load the ONNX export {self.folder} ({exc}); rebuild it with: {REBUILD_HINT}") \
                 from exc
-        tokenizer.enable_truncation(max_length=info.max_seq_length)
-        tokenizer.enable_padding(pad_id=info.pad_id, pad_token=info.pad_token)  # to the longest text of a batch
-        self._tokenizer = tokenizer
         self._inputs = info.inputs
 
     @classmethod
@@ -187,16 +183,28 @@ class OnnxModel:
         return out
 
     def _run(self, texts: list[str]) -> np.ndarray:
-        if self.info.do_lower_case:
-            texts = [t.lower() for t in texts]
-        encodings = self._tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        feeds = {"input_ids": ids,
-                 "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-                 "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64)}
-        vectors = self._session.run(None, {name: feeds[name] for name in self._inputs})[0]
+        arrays = feeds(self._tokenizer, self.info, texts)
+        vectors = self._session.run(None, {name: arrays[name] for name in self._inputs})[0]
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def load_tokenizer(path: Path, info: ExportInfo):
+    """The export's fast tokenizer, set as the model is fed: cut at its window, padded to the longest text."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.enable_truncation(max_length=info.max_seq_length)
+    tokenizer.enable_padding(pad_id=info.pad_id, pad_token=info.pad_token)  # to the longest text of a batch
+    return tokenizer
+
+
+def feeds(tokenizer, info: ExportInfo, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    """Token arrays for `texts` by input name (the model takes those of `info.inputs`)."""
+    encodings = tokenizer.encode_batch([t.lower() if info.do_lower_case else t for t in texts])
+    return {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64)}
 
 
 def max_difference(a: np.ndarray, b: np.ndarray) -> float:
@@ -205,5 +213,5 @@ def max_difference(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).max()) if a.size else 0.0
 
 
-__all__ = ["OnnxModel", "ExportInfo", "check_files", "file_sha256", "max_difference", "SAMPLE_TEXTS",
+__all__ = ["OnnxModel", "ExportInfo", "check_files", "feeds", "file_sha256", "load_tokenizer", "max_difference", "SAMPLE_TEXTS",
            "SAMPLE_TOLERANCE", "EXPORT_FORMAT", "MODEL_FILE", "TOKENIZER_FILE", "SAMPLE_FILE", "INFO_FILE"]
