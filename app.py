@@ -221,10 +221,9 @@ def format_articles_list(articles: Iterable[ArticleInfo]) -> str:
     return "<ul>" + "".join(f"<li>{text_html(a.title)}</li>" for a in articles) + "</ul>"
 
 
-def format_emergency(result: Result) -> str:
+def format_emergency(line: str | None) -> str:
     """The line to call the emergency number, first in the reply, when the question sounds like one."""
-    return (f'<p class="qa-emergency" role="alert"><b>{text_html(result.emergency)}</b></p>'
-            if result.emergency else "")
+    return f'<p class="qa-emergency" role="alert"><b>{text_html(line)}</b></p>' if line else ""
 
 
 def format_answer(result: Result, citation: str) -> str:
@@ -251,7 +250,7 @@ def format_answer(result: Result, citation: str) -> str:
 def format_reply(result: Result, articles: Sequence[ArticleInfo] = ()) -> str:
     """The reply for one engine result: the emergency line when there is one, then the answer +
     citation + collapsible sources; or not found; or the short reply to small talk."""
-    emergency = format_emergency(result)
+    emergency = format_emergency(result.emergency)
     if result.kind in ("small_talk", "not_english"):
         return f'<div class="qa-reply">{emergency}<p>{text_html(result.message)}</p></div>'
     if not (result.found and result.answer):
@@ -384,8 +383,7 @@ def format_waiting(status: StartupStatus, question: str) -> str:
     """The reply to a question asked before anything answers: the emergency line when the question sounds
     like one (the engine's triage, qa/triage.py), then what is happening and that the answer will follow."""
     kind = triage(question).emergency
-    emergency = (f'<p class="qa-emergency" role="alert"><b>{text_html(EMERGENCY_LINES[kind])}</b></p>'
-                 if kind else "")
+    emergency = format_emergency(EMERGENCY_LINES[kind] if kind else None)
     return (f'<div class="qa-reply qa-waiting">{emergency}{format_progress(status)}'
             f'<p>{text_html(waiting_note(status))}</p></div>')
 
@@ -724,8 +722,9 @@ def build_page(settings: Settings | None = None) -> gr.Blocks:
         page.load(status_line, None, [status, panel, timer], api_visibility="undocumented", queue=False)
         page.load(articles_panel, None, panel, api_visibility="undocumented", queue=False)
         gr.api(ask_api, api_name="ask")
-    # The engine runs one model forward pass at a time (torch already uses both
-    # cores; docs/BENCHMARKS.md, concurrency). Four at once lets a few people
+    # The engine's process takes one request at a time over its socket, and a
+    # question's encode uses one onnxruntime thread (docs/BENCHMARKS.md,
+    # concurrency and "Questions without torch"). Four at once lets a few people
     # overlap the cheap parts (search, formatting) without piling threads onto
     # two cores; more questions wait in the queue and see their position.
     # api_open=False: the REST shortcut /gradio_api/run/chat would otherwise run
