@@ -38,11 +38,13 @@ import os
 import sys
 import threading
 import unicodedata
+from collections import OrderedDict
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import faiss
+import numpy as np
 
 from qa import index as index_store
 from qa.answer import Result, answer, resolve_query
@@ -55,13 +57,16 @@ from qa.refusal import RefusalModel, load_model
 from qa.search import search
 from qa.settings import Settings
 from qa.startup import StartupStatus, serving_status
-from qa.synonyms import Synonyms
+from qa.synonyms import Expansion, Synonyms
 from qa.text import content_terms
 from qa.triage import Triage, triage
 
 
 # Earlier turns whose answers are remembered (a few hundred bytes each).
 RECENT_ANSWERS = 1024
+# Question vectors kept, least recently used dropped first (1.5 KB each): a text asked again (a
+# follow-up's earlier turn answered again, the same question from another visitor) is not embedded again.
+QUESTION_VECTORS = 1024
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,8 @@ class Engine:
         # (index generation, question, questions before it) -> the answer it got:
         # a chat's follow-up finds its earlier turns here instead of answering them again.
         self._recent_answers: dict[tuple[str, str, tuple[str, ...]], str] = {}
+        # (the question model's identity, text) -> its vector.
+        self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 
     @classmethod
     def open(cls, settings: Settings, build: str = "missing", say: Callable[[str], None] | None = None,
@@ -180,23 +187,47 @@ class Engine:
         result = self._ask(self._current(), text, earlier)
         return dataclasses.replace(result, triage=kind) if kind != Triage() else result
 
+    def _plan(self, text: str, earlier: tuple[str, ...]) -> tuple[str, str, Sequence[Expansion], str | None]:
+        """(query, the text searched, its synonym expansions, a follow-up's own text to embed or None)."""
+        query = resolve_query(text, list(earlier), self.settings)
+        searched, expansions = self.synonyms.expand(query)
+        focus = self.synonyms.expand(text)[0] if query != text and self.settings.followup_focus > 0 else None
+        return query, searched, expansions, focus
+
+    def _embed(self, embedder: Embedder, texts: Sequence[str]) -> list[np.ndarray]:
+        """The vectors of `texts`: those kept, and the others embedded now and kept."""
+        model = embedder.export.key if embedder.export is not None else f"sentence-transformers:{embedder.name}"
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for text in texts:
+                vector = self._vectors.get((model, text))
+                if vector is not None:
+                    self._vectors.move_to_end((model, text))
+                    found[text] = vector
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            # torch uses both cores for one forward pass: one at a time. onnxruntime runs a
+            # question on one thread (Settings.query_threads), so two questions use both cores.
+            with self._encode_lock if embedder.backend != "onnx" else nullcontext():
+                vectors = embedder.encode(missing)
+            with self._lock:
+                for text, vector in zip(missing, vectors):
+                    self._vectors[(model, text)] = found[text] = vector
+                while len(self._vectors) > QUESTION_VECTORS:
+                    self._vectors.popitem(last=False)
+        return [found[t] for t in texts]
+
     def _ask(self, live: _Live, text: str, earlier: tuple[str, ...]) -> Result:
         index = live.index
-        query = resolve_query(text, list(earlier), self.settings)
+        query, searched, expansions, focus_text = self._plan(text, earlier)
         followup = query != text
-        searched, expansions = self.synonyms.expand(query)
-        focus = None
-        # torch uses both cores for one forward pass: one at a time. onnxruntime runs a
-        # question on one thread (Settings.query_threads), so two questions use both cores.
-        with self._encode_lock if live.embedder.backend != "onnx" else nullcontext():
-            vector = live.embedder.encode_one(searched)
-            if followup and self.settings.followup_focus > 0:
-                focus = live.embedder.encode_one(self.synonyms.expand(text)[0])
+        vector, *focus = self._embed(live.embedder, [searched] + ([focus_text] if focus_text else []))
         hits = search(index, vector, content_terms(searched), self.settings)
         # A follow-up asks for something new ("why not?"): the answers this
         # conversation already gave are not answers to it.
         given = self._answers_given(live, earlier) if followup else frozenset()
-        result = answer(index, text, query, vector, hits, self.settings, self.refusal, expansions, focus, given)
+        result = answer(index, text, query, vector, hits, self.settings, self.refusal, expansions,
+                        focus[0] if focus else None, given)
         with self._lock:  # remembered for the follow-ups to come
             if len(self._recent_answers) >= RECENT_ANSWERS:
                 self._recent_answers.pop(next(iter(self._recent_answers)))  # the oldest

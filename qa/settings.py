@@ -49,6 +49,11 @@ class Settings:
     # process holds, which made questions several times slower under load
     # (docs/BENCHMARKS.md); two questions at once then run on both cores.
     query_threads: int = 1
+    # Questions `python -m qa ask --jsonl` answers at once, each on its own question thread: two
+    # keep both cores busy, and when another process holds a core they share the other instead
+    # of waiting for each other as two threads of one question do (docs/BENCHMARKS.md, latency).
+    # Answers are written in the input's order either way.
+    ask_workers: int = 2
     # Fine-tune the model on the question bank's example questions at build time
     # (qa/tuning.py) for this many epochs; 0 uses the model as it is. One epoch
     # answered more questions of every blind set right than the untuned model;
@@ -207,7 +212,7 @@ class Settings:
     page_examples: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        positive = ("batch_size", "threads", "query_threads", "chunk_chars", "top_k", "candidates",
+        positive = ("batch_size", "threads", "query_threads", "ask_workers", "chunk_chars", "top_k", "candidates",
                     "flat_max_vectors", "hnsw_m", "hnsw_ef_search",
                     "answer_passages", "max_question_chars", "max_article_bytes")
         for name in positive:

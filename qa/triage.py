@@ -230,6 +230,9 @@ def language_of(question: str) -> str | None:
     latin, others = 0, {}
     for ch in text:
         if ch.isalpha():
+            if ch.isascii():  # a to z: the common case, without looking up its name
+                latin += 1
+                continue
             name = unicodedata.name(ch, "")
             script = next((code for prefix, code in _SCRIPTS.items() if name.startswith(prefix)), None)
             if name.startswith("LATIN") or script is None:
