@@ -106,6 +106,7 @@ def measure(engine, questions, rounds: int, warmup: bool = True) -> dict[str, li
         for q, text, query in prepared:
             searched, expansions = engine.synonyms.expand(query)
 
+            engine.forget(answers=False)  # a new question is embedded: its vector was kept the round before
             t = clock()
             engine.ask(q.question, list(q.history))
             samples["end to end (Engine.ask)"].append(clock() - t)
@@ -224,10 +225,11 @@ def followup_samples(engine, questions, rounds: int) -> dict[str, list[float]]:
     for _ in range(rounds):
         for q in followups:
             engine.ask(q.question, list(q.history))  # remembers the earlier answers
+            engine.forget(answers=False)
             t = clock()
             engine.ask(q.question, list(q.history))
             samples["follow-up, earlier answers remembered"].append(clock() - t)
-            engine._recent_answers.clear()
+            engine.forget()
             t = clock()
             engine.ask(q.question, list(q.history))
             samples["follow-up, earlier answers asked again"].append(clock() - t)

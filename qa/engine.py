@@ -234,6 +234,15 @@ class Engine:
             self._recent_answers[(index.generation, text, earlier)] = result.answer or ""
         return result
 
+    def forget(self, answers: bool = True, vectors: bool = True) -> None:
+        """Drop the remembered answers of earlier turns and/or the kept question vectors: a benchmark
+        then times a question as new."""
+        with self._lock:
+            if answers:
+                self._recent_answers.clear()
+            if vectors:
+                self._vectors.clear()
+
     def _answers_given(self, live: _Live, earlier: tuple[str, ...]) -> frozenset[str]:
         """The answer sentences the earlier questions got, each asked with the questions before it."""
         given = set()

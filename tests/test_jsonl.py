@@ -44,7 +44,7 @@ def batch_lines() -> list[str]:
 def test_answers_come_in_the_input_order_whatever_the_number_of_workers(tiny_engine):
     outputs = {}
     for workers in (1, 2, 4):
-        tiny_engine._recent_answers.clear()
+        tiny_engine.forget()
         out = io.StringIO()
         assert answer_jsonl(tiny_engine, io.StringIO("".join(batch_lines())), out, workers) == 0
         outputs[workers] = out.getvalue().splitlines()
