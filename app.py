@@ -156,8 +156,8 @@ PAGE = PageText(TITLE, INTRO, ())
 NOTE = ("Answers are quotes from the articles, not medical advice. "
         "In an emergency, call your local emergency number.")
 FAILURE = "Sorry, something went wrong on our side while answering. Please try again."
-# A question asked before anything answers shows the status, read again this often, for at most this long
-# (then it is asked anyway, and waits in the engine: qa/service.py).
+# A question asked before anything answers shows the status, refreshed this often (and asked the moment
+# the engine answers), for at most this long (then it is asked anyway, and waits in the engine: qa/service.py).
 WAIT_POLL_S = 1.0
 WAIT_FOR_ENGINE_S = 900.0
 # Longest user message kept whole in the chat history (10x the question limit).
@@ -365,8 +365,17 @@ def respond_when_ready(message: str, history: list | None = None):
         if status.answering or status.stage == FAILED:
             break
         yield format_waiting(status, message)
-        time.sleep(WAIT_POLL_S)
+        wait_for_engine(WAIT_POLL_S)
     yield respond(message, history)
+
+
+def wait_for_engine(seconds: float) -> None:
+    """Up to `seconds`, and no longer than until the engine answers: a waiting question is asked the
+    moment the first index is loaded, not at the next refresh of its status."""
+    try:
+        ENGINE.wait_ready(seconds)
+    except QAError:
+        pass  # still starting, or failed to start: the next status says which
 
 
 def engine_status() -> StartupStatus:

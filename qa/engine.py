@@ -234,6 +234,9 @@ class Engine:
             self._recent_answers[(index.generation, text, earlier)] = result.answer or ""
         return result
 
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """An engine made in this process answers at once (qa.service.EngineProcess waits for its child)."""
+
     def forget(self, answers: bool = True, vectors: bool = True) -> None:
         """Drop the remembered answers of earlier turns and/or the kept question vectors: a benchmark
         then times a question as new."""

@@ -40,6 +40,7 @@ import os
 import shutil
 import uuid
 import warnings
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Callable
@@ -111,7 +112,7 @@ def ensure(settings: Settings, embedder: Embedder, say: Callable[[str], None], k
         if not _copy_known_export(embedder, key, tmp):
             say(f"exporting {embedder.name} to ONNX (once per model)")
             try:
-                export_model(embedder.torch_model(), embedder.name, key, tmp)
+                export_model(embedder, key, tmp)
             except ExportFailed as exc:
                 failed.write_text(f"{exc}\n", encoding="utf-8")
                 say(f"warning: {embedder.name} cannot be exported to ONNX ({exc}); it is used through "
@@ -146,33 +147,151 @@ def _copy_known_export(embedder: Embedder, key: str, out: Path) -> bool:
         return False
 
 
-def export_model(model, name: str, key: str, out: Path) -> None:
-    """Trace the loaded SentenceTransformer `model` into `out` and check it against torch; ExportFailed if not."""
+@dataclass
+class Traceable:
+    """What the trace needs of a model, however it was loaded."""
+
+    module: object  # a torch.nn.Module: the token tensors (in `inputs` order) -> one unit vector per text
+    transformer: object  # the Hugging Face model inside it, whose attention is switched for the trace
+    tokenizer: object  # its Hugging Face fast tokenizer
+    inputs: tuple[str, ...]
+    dimension: int
+    max_seq_length: int
+    do_lower_case: bool
+    reference: Callable[[list[str]], np.ndarray]  # torch's vectors of texts, as the model computes them
+
+
+def export_model(embedder: Embedder, key: str, out: Path) -> None:
+    """Trace `embedder`'s model into `out` and check it against torch; ExportFailed if not.
+
+    A model folder of the plain layout (`plain_layout`: the packaged model) is loaded with
+    transformers alone, unless sentence-transformers has it loaded already; anything else with
+    sentence-transformers, whose import costs seconds more on a first start (docs/BENCHMARKS.md)."""
     import torch
     from tokenizers import Tokenizer
 
-    tokenizer = getattr(model, "tokenizer", None)
-    backend = getattr(tokenizer, "backend_tokenizer", None)
+    location = resolve_model(embedder.name)
+    layout = plain_layout(Path(location)) if not embedder.loaded else None
+    model = _from_transformers(location, *layout) if layout else _from_sentence_transformers(embedder.torch_model())
+    backend = getattr(model.tokenizer, "backend_tokenizer", None)
     if backend is None:
         raise ExportFailed("its tokenizer has no fast version (a tokenizer.json) to run without transformers")
+    if "input_ids" not in model.inputs or "attention_mask" not in model.inputs:
+        raise ExportFailed(f"its tokenizer gives {list(model.inputs)}, not token ids and an attention mask")
     out.mkdir(parents=True, exist_ok=True)
     saved = Tokenizer.from_str(backend.to_str())
     saved.no_truncation()
     saved.no_padding()
     saved.save(str(out / TOKENIZER_FILE))
+    tokenizer = model.tokenizer
+    info = ExportInfo(
+        format=EXPORT_FORMAT, key=key, model=embedder.name, dimension=model.dimension,
+        max_seq_length=model.max_seq_length, do_lower_case=model.do_lower_case,
+        pad_id=int(tokenizer.pad_token_id or 0), pad_token=str(tokenizer.pad_token or "[PAD]"), inputs=model.inputs,
+        onnx_sha256="", onnx_bytes=0,
+        exported_with={p: _version(p) for p in ("torch", "transformers", "sentence-transformers", "onnxruntime")})
+
+    # Two texts of different lengths: the trace sees padding and the attention mask at work.
+    example = feeds(load_tokenizer(out / TOKENIZER_FILE, info), info, [SAMPLE_TEXTS[0], SAMPLE_TEXTS[3]])
+    axes = {name: {0: "batch", 1: "tokens"} for name in model.inputs}
+    axes["sentence_embedding"] = {0: "batch"}
+    attention = getattr(getattr(model.transformer, "config", None), "_attn_implementation", None)
+    try:
+        _set_attention(model.transformer, "eager")  # sdpa traces into a graph onnxruntime runs slower
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model.module.eval(), tuple(torch.from_numpy(example[name]) for name in model.inputs),
+                              str(out / MODEL_FILE), input_names=list(model.inputs),
+                              output_names=["sentence_embedding"], dynamic_axes=axes, opset_version=OPSET,
+                              do_constant_folding=True, dynamo=False)
+    except OSError:
+        raise  # a full or read-only disk, not the model: ensure() says so, and nothing is recorded as failed
+    except Exception as exc:  # the tracer and the exporter raise many kinds
+        raise ExportFailed(f"the trace failed: {type(exc).__name__}: {str(exc)[:300]}") from exc
+    finally:
+        if attention is not None:
+            _set_attention(model.transformer, attention)
+    info = ExportInfo(**{**info.__dict__, "onnx_sha256": file_sha256(out / MODEL_FILE),
+                         "onnx_bytes": (out / MODEL_FILE).stat().st_size})
+    info.write(out)
+    expected = model.reference(list(SAMPLE_TEXTS)).astype(np.float32)
+    np.save(out / SAMPLE_FILE, expected)
+    try:
+        difference = max_difference(OnnxModel(out, info, threads=1).encode(list(SAMPLE_TEXTS)), expected)
+    except ModelError as exc:
+        raise ExportFailed(f"onnxruntime cannot run the export: {exc}") from exc
+    if difference > SAMPLE_TOLERANCE:
+        raise ExportFailed(f"its vectors differ from torch's by {difference:.1e} (more than {SAMPLE_TOLERANCE:g})")
+
+
+def plain_layout(folder: Path) -> tuple[int, bool] | None:
+    """(max_seq_length, do_lower_case) when the sentence-transformers model saved in `folder` is a
+    transformer, mean pooling and normalisation, with no prompt, and says its window; else None."""
+    def read(name: str) -> dict:
+        return json.loads((folder / name).read_text(encoding="utf-8"))
+
+    try:
+        modules = read("modules.json")
+        kinds = [str(m["type"]).rsplit(".", 1)[-1] for m in modules]
+        pooling = read(str(Path(modules[1]["path"]) / "config.json"))
+        config = read("sentence_bert_config.json")
+        prompts = read("config_sentence_transformers.json") if (folder / "config_sentence_transformers.json").is_file() \
+            else {}
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
+    modes = {k.removeprefix("pooling_mode_"): v for k, v in pooling.items() if k.startswith("pooling_mode_")}
+    mean = pooling.get("pooling_mode") == "mean" or (modes.get("mean_tokens") is True
+                                                      and not any(v for k, v in modes.items() if k != "mean_tokens"))
+    window = config.get("max_seq_length")
+    if (kinds != ["Transformer", "Pooling", "Normalize"] or modules[0].get("path") or not mean
+            or not isinstance(window, int) or prompts.get("default_prompt_name")
+            or not (folder / "tokenizer.json").is_file()):
+        return None
+    return window, bool(config.get("do_lower_case", False))
+
+
+def _from_transformers(location: str, max_seq_length: int, do_lower_case: bool) -> Traceable:
+    """The plain layout loaded with transformers: its transformer, then mean pooling and normalisation,
+    written out as sentence-transformers computes them."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(location)
+    transformer = AutoModel.from_pretrained(location).eval()
+    inputs = tuple(name for name in _INPUTS if name in tokenizer(["a"]))
+
+    class MeanPooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, *tensors):
+            named = dict(zip(inputs, tensors))
+            tokens = self.transformer(**named)[0]
+            mask = named["attention_mask"].unsqueeze(-1).to(tokens.dtype)
+            pooled = (tokens * mask).sum(1) / torch.clamp(mask.sum(1), min=1e-9)
+            return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+    module = MeanPooled()
+
+    def reference(texts: list[str]) -> np.ndarray:
+        batch = tokenizer([t.lower() if do_lower_case else t for t in texts], padding=True, truncation=True,
+                          max_length=max_seq_length, return_tensors="pt")
+        with torch.no_grad():
+            return module(*(batch[name] for name in inputs)).numpy()
+
+    return Traceable(module, transformer, tokenizer, inputs, int(transformer.config.hidden_size), max_seq_length,
+                     do_lower_case, reference)
+
+
+def _from_sentence_transformers(model) -> Traceable:
+    """Any model sentence-transformers loads: its own modules, end to end."""
+    import torch
+
     preprocess = getattr(model, "preprocess", None) or model.tokenize  # sentence-transformers 6 renamed it
     features = preprocess(["a", "b"])
     inputs = tuple(name for name in _INPUTS if name in features)
-    if "input_ids" not in inputs or "attention_mask" not in inputs:
-        raise ExportFailed(f"its tokenizer gives {sorted(k for k in features if k != 'modality')}, not token ids "
-                           "and an attention mask")
     transformer = model[0]
-    info = ExportInfo(
-        format=EXPORT_FORMAT, key=key, model=name, dimension=int(_dimension(model)),
-        max_seq_length=int(model.max_seq_length), do_lower_case=bool(getattr(transformer, "do_lower_case", False)),
-        pad_id=int(tokenizer.pad_token_id or 0), pad_token=str(tokenizer.pad_token or "[PAD]"), inputs=inputs,
-        onnx_sha256="", onnx_bytes=0,
-        exported_with={p: _version(p) for p in ("torch", "transformers", "sentence-transformers", "onnxruntime")})
 
     class Pipeline(torch.nn.Module):
         """The sentence-transformers modules as one function of tensors, for the trace."""
@@ -184,38 +303,12 @@ def export_model(model, name: str, key: str, out: Path) -> None:
         def forward(self, *tensors):
             return self.model(dict(zip(inputs, tensors)))["sentence_embedding"]
 
-    # Two texts of different lengths: the trace sees padding and the attention mask at work.
-    example = feeds(load_tokenizer(out / TOKENIZER_FILE, info), info, [SAMPLE_TEXTS[0], SAMPLE_TEXTS[3]])
-    axes = {name: {0: "batch", 1: "tokens"} for name in inputs}
-    axes["sentence_embedding"] = {0: "batch"}
-    auto = getattr(transformer, "auto_model", None)
-    attention = getattr(getattr(auto, "config", None), "_attn_implementation", None)
-    try:
-        _set_attention(auto, "eager")  # sdpa traces into a graph onnxruntime runs slower
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(Pipeline().eval(), tuple(torch.from_numpy(example[name]) for name in inputs),
-                              str(out / MODEL_FILE), input_names=list(inputs), output_names=["sentence_embedding"],
-                              dynamic_axes=axes, opset_version=OPSET, do_constant_folding=True, dynamo=False)
-    except OSError:
-        raise  # a full or read-only disk, not the model: ensure() says so, and nothing is recorded as failed
-    except Exception as exc:  # the tracer and the exporter raise many kinds
-        raise ExportFailed(f"the trace failed: {type(exc).__name__}: {str(exc)[:300]}") from exc
-    finally:
-        if attention is not None:
-            _set_attention(auto, attention)
-    info = ExportInfo(**{**info.__dict__, "onnx_sha256": file_sha256(out / MODEL_FILE),
-                         "onnx_bytes": (out / MODEL_FILE).stat().st_size})
-    info.write(out)
-    expected = model.encode(list(SAMPLE_TEXTS), normalize_embeddings=True, convert_to_numpy=True,
-                            show_progress_bar=False).astype(np.float32)
-    np.save(out / SAMPLE_FILE, expected)
-    try:
-        difference = max_difference(OnnxModel(out, info, threads=1).encode(list(SAMPLE_TEXTS)), expected)
-    except ModelError as exc:
-        raise ExportFailed(f"onnxruntime cannot run the export: {exc}") from exc
-    if difference > SAMPLE_TOLERANCE:
-        raise ExportFailed(f"its vectors differ from torch's by {difference:.1e} (more than {SAMPLE_TOLERANCE:g})")
+    def reference(texts: list[str]) -> np.ndarray:
+        return model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+
+    return Traceable(Pipeline(), getattr(transformer, "auto_model", None), getattr(model, "tokenizer", None), inputs,
+                     int(_dimension(model)), int(model.max_seq_length),
+                     bool(getattr(transformer, "do_lower_case", False)), reference)
 
 
 def _set_attention(model, implementation: str) -> None:
@@ -257,4 +350,5 @@ def _version(package: str) -> str:
         return "?"
 
 
-__all__ = ["ensure", "export_key", "export_model", "is_whole", "store", "prune", "ExportFailed", "EXPORTS_FOLDER"]
+__all__ = ["ensure", "export_key", "export_model", "plain_layout", "is_whole", "store", "prune", "ExportFailed",
+           "EXPORTS_FOLDER"]

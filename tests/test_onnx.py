@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -149,6 +150,38 @@ def test_another_model_is_exported_on_its_first_build(tmp_path, embedder):
     engine = Engine.open(settings, build="never", refusal=answer_everything(str(model)))
     assert engine.embedder.backend == "onnx" and engine.embedder.export.key == export.export_key(str(model))
     assert engine.ask("does naloxone reverse overdose").answer.startswith("Naloxone reverses opioid overdose")
+    # Its layout is the plain one, exported without sentence-transformers: still sentence-transformers' vectors.
+    assert export.plain_layout(model) == (256, False)
+    texts = real_sentences()
+    ours = engine.embedder.encode(texts)
+    theirs = Embedder(str(model)).torch_model().encode(texts, normalize_embeddings=True, convert_to_numpy=True,
+                                                       show_progress_bar=False)
+    assert np.abs(ours - theirs).max() < 1e-4 and np.einsum("ij,ij->i", ours, theirs).min() >= 0.9999
+
+
+def test_only_the_plain_layout_is_exported_without_sentence_transformers(tmp_path):
+    packaged = Path(resolve_model(Settings().model))
+
+    def layout(change: dict[str, object]) -> tuple[int, bool] | None:
+        folder = tmp_path / f"model-{len(list(tmp_path.iterdir()))}"
+        for name in ("modules.json", "sentence_bert_config.json", "1_Pooling/config.json", "tokenizer.json"):
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(packaged / name, folder / name)
+        for name, content in change.items():
+            (folder / name).unlink() if content is None else (folder / name).write_text(json.dumps(content))
+        return export.plain_layout(folder)
+
+    assert layout({}) == (256, False)
+    assert layout({"sentence_bert_config.json": {"max_seq_length": 128, "do_lower_case": True}}) == (128, True)
+    # sentence-transformers 6 writes the pooling this way
+    assert layout({"1_Pooling/config.json": {"embedding_dimension": 384, "pooling_mode": "mean"}}) == (256, False)
+    assert layout({"1_Pooling/config.json": {"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}}) is None
+    assert layout({"1_Pooling/config.json": {"pooling_mode": "max"}}) is None
+    assert layout({"sentence_bert_config.json": {"do_lower_case": False}}) is None  # no window written down
+    assert layout({"config_sentence_transformers.json": {"default_prompt_name": "query"}}) is None
+    assert layout({"tokenizer.json": None}) is None
+    assert layout({"modules.json": json.loads((packaged / "modules.json").read_text())[:2]}) is None  # no Normalize
+    assert layout({"modules.json": None}) is None
 
 
 def test_a_model_that_cannot_be_exported_runs_on_sentence_transformers(tmp_path, embedder, monkeypatch):
