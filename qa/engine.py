@@ -208,8 +208,10 @@ class Engine:
         if missing:
             # torch uses both cores for one forward pass: one at a time. onnxruntime runs a
             # question on one thread (Settings.query_threads), so two questions use both cores.
+            # Each text alone, never in a padded batch with another: a kept vector is then the very one the
+            # text gets when asked on its own, whatever it was first embedded beside.
             with self._encode_lock if embedder.backend != "onnx" else nullcontext():
-                vectors = embedder.encode(missing)
+                vectors = [embedder.encode_one(t) for t in missing]
             with self._lock:
                 for text, vector in zip(missing, vectors):
                     self._vectors[(model, text)] = found[text] = vector
