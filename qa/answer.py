@@ -51,7 +51,7 @@ import numpy as np
 from qa.context import AnswerContext, answer_context
 from qa.index import Index
 from qa.refusal import Confidence, RefusalModel
-from qa.search import Hit, example_scores_by_sentence
+from qa.search import Hit, example_scores_by_sentence, example_similarities
 from qa.settings import Settings
 from qa.synonyms import Expansion
 from qa.text import ANAPHORA, content_terms, words
@@ -175,7 +175,8 @@ def resolve_query(question: str, history: list[str] | tuple[str, ...], settings:
 
 def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hits: list[Hit],
            settings: Settings, refusal: RefusalModel, expansions: Sequence[Expansion] = (),
-           focus_vector: np.ndarray | None = None, already_given: frozenset[str] = frozenset()) -> Result:
+           focus_vector: np.ndarray | None = None, already_given: frozenset[str] = frozenset(),
+           similarities: np.ndarray | None = None) -> Result:
     """Pick the answer sentence among the top hits, or decide the articles do not answer.
 
     `hits`: every candidate passage, best first (qa.search.search); the first `top_k` are shown.
@@ -183,6 +184,7 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
     `expansions`: the articles' words the synonyms added to the query (qa/synonyms.py); they count
     as words of the question, and a typed word they translate is not unknown to the articles.
     `already_given`: sentences the conversation already had as answers; a follow-up gets another one.
+    `similarities`: qa.search.example_similarities of `query_vector` (the search's), computed here if not given.
     """
     added = [term for e in expansions for t in e.adds for term in content_terms(t)]
     query_terms = set(content_terms(query)) | set(added)
@@ -190,9 +192,11 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
     rarest = index.max_idf
     weights = {t: index.idf.get(t, rarest) for t in query_terms}
     wanted = answer_type(question)
-    examples = example_scores_by_sentence(index, query_vector)
+    if similarities is None:
+        similarities = example_similarities(index, query_vector)
+    examples = example_scores_by_sentence(index, similarities)
     if focus_vector is not None:  # a follow-up: its own words count here too, as for the sentences
-        own = example_scores_by_sentence(index, focus_vector)
+        own = example_scores_by_sentence(index, example_similarities(index, focus_vector))
         examples = (1 - settings.followup_focus) * examples + settings.followup_focus * own
     best: tuple[float, float, int, str] | None = None  # (score, cosine, hit position, sentence)
     for position, hit in enumerate(hits[:settings.answer_passages]):

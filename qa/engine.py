@@ -54,7 +54,7 @@ from qa.errors import (IndexCorruptError, IndexError_, IndexIncompatibleError, I
                        QuestionError)
 from qa.index import Index
 from qa.refusal import RefusalModel, load_model
-from qa.search import search
+from qa.search import example_similarities, search
 from qa.settings import Settings
 from qa.startup import StartupStatus, serving_status
 from qa.synonyms import Expansion, Synonyms
@@ -224,12 +224,13 @@ class Engine:
         query, searched, expansions, focus_text = self._plan(text, earlier)
         followup = query != text
         vector, *focus = self._embed(live.embedder, [searched] + ([focus_text] if focus_text else []))
-        hits = search(index, vector, content_terms(searched), self.settings)
+        similarities = example_similarities(index, vector)  # read by both the search and the answer choice
+        hits = search(index, vector, content_terms(searched), self.settings, similarities)
         # A follow-up asks for something new ("why not?"): the answers this
         # conversation already gave are not answers to it.
         given = self._answers_given(live, earlier) if followup else frozenset()
         result = answer(index, text, query, vector, hits, self.settings, self.refusal, expansions,
-                        focus[0] if focus else None, given)
+                        focus[0] if focus else None, given, similarities)
         with self._lock:  # remembered for the follow-ups to come
             if len(self._recent_answers) >= RECENT_ANSWERS:
                 self._recent_answers.pop(next(iter(self._recent_answers)))  # the oldest

@@ -96,27 +96,32 @@ def lexical_candidates(scores: np.ndarray, depth: int) -> list[tuple[int, float]
     return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
 
 
-def example_scores_by_sentence(index: Index, query_vector: np.ndarray) -> np.ndarray:
-    """Per sentence: cosine of the closest example question it answers (0 if none, or below 0)."""
-    return _best_example(index, query_vector, index.question_links, len(index.sentences))
-
-
-def example_scores_by_chunk(index: Index, query_vector: np.ndarray) -> np.ndarray:
-    """Per chunk: cosine of the closest example question answered in it (0 if none, or below 0)."""
-    return _best_example(index, query_vector, index.question_chunk_links, len(index.chunks))
-
-
-def _best_example(index: Index, query_vector: np.ndarray, links: tuple[np.ndarray, np.ndarray],
-                  size: int) -> np.ndarray:
-    best = np.zeros(size, dtype=np.float32)
+def example_similarities(index: Index, query_vector: np.ndarray) -> np.ndarray:
+    """Per example question: its cosine with the query (0 when below 0). Computed once per query vector;
+    the per-sentence and per-chunk scores below are read from it."""
+    similarities = np.zeros(len(index.questions), dtype=np.float32)
     if len(index.questions):
         # The store proposes the example questions (all of them: a bank is written by people, so small);
         # their cosines are computed here from the vectors, the same whichever store proposed them.
         proposed = np.sort(index.stores.questions.search(query_vector, len(index.questions))[0])
-        similarities = np.zeros(len(index.questions), dtype=np.float32)
         similarities[proposed] = np.maximum(index.question_vectors[proposed] @ query_vector, 0.0)
-        question, target = links
-        np.maximum.at(best, target, similarities[question])
+    return similarities
+
+
+def example_scores_by_sentence(index: Index, similarities: np.ndarray) -> np.ndarray:
+    """Per sentence: cosine of the closest example question it answers (0 if none, or below 0)."""
+    return _best_example(similarities, index.question_links, len(index.sentences))
+
+
+def example_scores_by_chunk(index: Index, similarities: np.ndarray) -> np.ndarray:
+    """Per chunk: cosine of the closest example question answered in it (0 if none, or below 0)."""
+    return _best_example(similarities, index.question_chunk_links, len(index.chunks))
+
+
+def _best_example(similarities: np.ndarray, links: tuple[np.ndarray, np.ndarray], size: int) -> np.ndarray:
+    best = np.zeros(size, dtype=np.float32)
+    question, target = links
+    np.maximum.at(best, target, similarities[question])
     return best
 
 
@@ -125,13 +130,18 @@ def example_candidates(by_chunk: np.ndarray, depth: int) -> list[tuple[int, floa
     return lexical_candidates(by_chunk, depth)  # the same top-k of a score array
 
 
-def search(index: Index, query_vector: np.ndarray, query_terms: list[str], settings: Settings) -> list[Hit]:
-    """Every candidate passage for a query, best first, fused from the four retrievers' scores."""
+def search(index: Index, query_vector: np.ndarray, query_terms: list[str], settings: Settings,
+           similarities: np.ndarray | None = None) -> list[Hit]:
+    """Every candidate passage for a query, best first, fused from the four retrievers' scores.
+
+    `similarities`: example_similarities of the query vector, computed here if not given."""
     depth = min(settings.candidates, len(index.chunks))
     if depth == 0:
         return []
     bm25 = lexical_scores(index, query_terms)
-    by_chunk = example_scores_by_chunk(index, query_vector)
+    if similarities is None:
+        similarities = example_similarities(index, query_vector)
+    by_chunk = example_scores_by_chunk(index, similarities)
     proposed = (dense_candidates(index, query_vector, depth),
                 sentence_candidates(index, query_vector, depth),
                 lexical_candidates(bm25, depth),
@@ -147,7 +157,7 @@ def fuse(index: Index, query_vector: np.ndarray, bm25: np.ndarray,
     `by_chunk`: each chunk's example-question score (example_scores_by_chunk), computed here if not given.
     """
     if by_chunk is None:
-        by_chunk = example_scores_by_chunk(index, query_vector)
+        by_chunk = example_scores_by_chunk(index, example_similarities(index, query_vector))
     candidates = sorted({chunk for ranking in proposed for chunk, _ in ranking})
     if not candidates:
         return []
