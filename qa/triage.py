@@ -141,6 +141,7 @@ _SMALL_TALK_FILLER = {"so", "very", "much", "a", "lot", "lots", "you", "u", "aga
 _ABOUT = re.compile(r"^(?:help|who are you|what are you|what can you do|what can i ask(?: you)?|"
                     r"how does this work|what is this|how do i use this|how are you(?: doing)?(?: today)?)$")
 _TOKEN = re.compile(r"[a-z']+")
+_SMALL_TALK_WORDS = frozenset().union(*_SMALL_TALK_CORE.values()) | _SMALL_TALK_FILLER
 
 
 def small_talk_kind(question: str) -> str | None:
@@ -154,8 +155,7 @@ def small_talk_kind(question: str) -> str | None:
     tokens = _TOKEN.findall(text)
     if not tokens or len(tokens) > 8 or len("".join(tokens)) < len(re.sub(r"[\W_]", "", text)):
         return None  # digits or other letters: not only small talk
-    known = set().union(*_SMALL_TALK_CORE.values()) | _SMALL_TALK_FILLER
-    if not all(token in known for token in tokens):
+    if not all(token in _SMALL_TALK_WORDS for token in tokens):
         return None
     for kind, core in _SMALL_TALK_CORE.items():
         if any(token in core for token in tokens):
@@ -212,6 +212,7 @@ _HALF_WORDS = {
     "von": "de", "per": "it", "come": "it", "met": "nl", "son": "es", "sin": "es",
 }
 _LANGUAGE_WORDS = {language: frozenset(words.split()) for language, words in _WORDS.items()}
+_HALF_LANGUAGES = {word: frozenset(languages.split()) for word, languages in _HALF_WORDS.items()}
 # English function words and everyday verbs: each is a vote for English ("was" is German too: left out).
 _ENGLISH = frozenset("""
 the a an is are were be been being do does did done can could will would should shall may might must have
@@ -249,7 +250,7 @@ def language_of(question: str) -> str | None:
     english = sum(token in _ENGLISH for token in tokens)
     best, best_score = None, 0.0
     for language, vocabulary in _LANGUAGE_WORDS.items():
-        score = sum(1.0 if token in vocabulary else 0.5 if language in _HALF_WORDS.get(token, "").split() else 0.0
+        score = sum(1.0 if token in vocabulary else 0.5 if language in _HALF_LANGUAGES.get(token, ()) else 0.0
                     for token in tokens)
         score += sum(ch in _MARKS.get(language, ()) for ch in lowered)
         if score > best_score:
