@@ -216,6 +216,15 @@ def scratch(keep: str | None = None) -> Iterator[Path]:
             shutil.rmtree(path, ignore_errors=True)
 
 
+def chunks_of(folder: Path):
+    """The chunks a build makes of the articles in `folder`, with the default settings."""
+    from qa.chunking import chunk_articles
+    from qa.corpus import load_corpus
+    from qa.settings import Settings
+    settings = Settings(corpus_dir=folder)
+    return chunk_articles(load_corpus(folder, settings.max_article_bytes).articles, settings)
+
+
 def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 

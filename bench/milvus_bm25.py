@@ -31,14 +31,6 @@ ROOT = Path(__file__).resolve().parent.parent
 K = 10
 
 
-def chunks_of(folder: Path):
-    from qa.chunking import chunk_articles
-    from qa.corpus import load_corpus
-    from qa.settings import Settings
-    settings = Settings(corpus_dir=folder)
-    return chunk_articles(load_corpus(folder, settings.max_article_bytes).articles, settings)
-
-
 def compare(label: str, chunks, questions, work: Path) -> list:
     import numpy as np
     from pymilvus import DataType, Function, FunctionType, MilvusClient
@@ -113,19 +105,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sizes", default="10000", help="synthetic corpus sizes in chunks, comma-separated")
     parser.add_argument("--workdir")
     args = parser.parse_args(argv)
-    from qa.evaluate import QUESTION_SETS
-    import json
-    questions = [json.loads(line)["question"] for path in sorted(QUESTION_SETS.glob("*.jsonl"))
-                 for line in path.read_text().splitlines() if line.strip()]
+    questions = [q.question for name in common.question_sets() for q in common.load_set(name)]
     common.print_header("milvus_bm25.py", [f"{len(questions)} questions of eval/sets/; top {K}"])
     rows = []
     with common.scratch(args.workdir) as work:
-        rows.append(compare("corpus/", chunks_of(ROOT / "corpus"), questions, work))
+        rows.append(compare("corpus/", common.chunks_of(ROOT / "corpus"), questions, work))
         for size in [int(s) for s in args.sizes.split(",") if s.strip()]:
             folder = work / f"synthetic-{size}"
             if not folder.exists():
                 common.prepare_corpus(folder, size)
-            rows.append(compare(f"synthetic {size:,}", chunks_of(folder), questions, work))
+            rows.append(compare(f"synthetic {size:,}", common.chunks_of(folder), questions, work))
     common.say(common.table("Milvus BM25 function vs bm25s, same tokens", [
         "corpus", "passages", "questions", "same top-10 set", "same first", "milvus / bm25s score",
         "bm25s p50 ms", "bm25s p95 ms", "milvus p50 ms", "milvus p95 ms", "milvus 100 cand. p50 ms",

@@ -189,7 +189,7 @@ def store_child(mode: str, store: str, folder: str) -> dict:
         entry = backend.write(tables, generation, "bench")
         seconds = time.perf_counter() - t
         (generation / "entry.json").write_text(json.dumps(entry))
-        disk = sum(p.stat().st_size for p in (folder / store).rglob("*") if p.is_file())
+        disk = common.dir_bytes(folder / store)
         return {"seconds": seconds, "vectors": len(tables.chunks) + len(tables.sentences), "disk_mb": disk / 1e6,
                 "kinds": entry["kinds"]}
     data = np.load(folder / "tables.npz")
@@ -219,17 +219,13 @@ def stores_run(args, work: Path) -> int:
     """--stores: the stores alone, on the same synthetic corpora (see the module's docstring)."""
     import numpy as np
 
-    from qa.chunking import chunk_articles
-    from qa.corpus import load_corpus
     from qa.build import sentence_table  # the build's own table of unique sentences
-    from qa.settings import Settings
 
     names = [s for s in args.stores.split(",") if s]
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     common.print_header("scale.py --stores", [f"stores {names}; sizes {sizes}; synthetic corpora, seed 0; "
                                               "vectors substituted from corpus/'s real ones"])
-    settings = Settings()
-    real = chunk_articles(load_corpus(common.CORPUS, settings.max_article_bytes).articles, settings)
+    real = common.chunks_of(common.CORPUS)
     pool = common.embedder().encode([c.index_text for c in real] + sentence_table(real)[0])
     rows = []
     for size in sizes:
@@ -238,7 +234,7 @@ def stores_run(args, work: Path) -> int:
         if not corpus.exists():
             common.note(f"[{size}] generating the corpus")
             common.prepare_corpus(corpus, size)
-        chunks = chunk_articles(load_corpus(corpus, settings.max_article_bytes).articles, settings)
+        chunks = common.chunks_of(corpus)
         sentences = sentence_table(chunks)[0]
         substitute = SubstituteEmbedder(pool)
         chunk_vectors = substitute.encode([""] * len(chunks))
