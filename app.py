@@ -199,12 +199,16 @@ def highlight(text: str, sentence: str | None) -> str:
     return f"{text_html(text[:at])}<mark>{text_html(sentence)}</mark>{text_html(text[end:])}"
 
 
+def format_match(passage: Passage) -> str:
+    """The passage's plain match label ("strong match", "partial match", "weak match"), styled by its kind."""
+    kind = passage.match.split()[0]  # "strong" | "partial" | "weak"
+    return f'<span class="qa-match qa-match-{kind}">{text_html(passage.match)}</span>'
+
+
 def format_source(number: int, passage: Passage) -> str:
     """One numbered source: title, section, its plain match label, and the passage text."""
-    kind = passage.match.split()[0]  # "strong" | "partial" | "weak"
     return (f'<div class="qa-source"><div class="qa-source-head"><b>[{number}]</b> {text_html(passage.title)}'
-            f' <span class="qa-section">› {text_html(passage.section)}</span>'
-            f' <span class="qa-match qa-match-{kind}">{text_html(passage.match)}</span></div>'
+            f' <span class="qa-section">› {text_html(passage.section)}</span> {format_match(passage)}</div>'
             f'<div class="qa-passage">{highlight(passage.text.strip(), passage.answer)}</div></div>')
 
 
@@ -263,8 +267,7 @@ def format_reply(result: Result, articles: Sequence[ArticleInfo] = ()) -> str:
         passages.insert(0, source)
     citation = f" <sup>[{passages.index(source) + 1}]</sup>" if source is not None else ""
     origin = (f'<p class="qa-origin">From <i>{text_html(source.title)}</i> — {text_html(source.section)}'
-              f' <span class="qa-match qa-match-{source.match.split()[0]}">{text_html(source.match)}</span></p>'
-              if source is not None else "")
+              f' {format_match(source)}</p>' if source is not None else "")
     searched = (f'<p class="qa-query">Read as a follow-up: “{text_html(result.query)}”</p>'
                 if result.query != result.question else "")
     if result.expansions:
@@ -341,7 +344,7 @@ def respond(message: str, history: list | None = None) -> str:
     try:
         earlier = earlier_questions(history)
         result = ENGINE.ask(message, earlier)
-        reply = format_reply(result, ENGINE.articles() if not result.found else ())
+        reply = format_reply(result, ENGINE.articles() if result.kind == "not_found" and not result.found else ())
         if result.kind != "small_talk":
             reply = with_note(reply, improving_note(engine_status()))
         return remember_reply(result, earlier, reply)
@@ -555,7 +558,7 @@ def status_line():
     status = engine_status()
     running = status.stage not in (READY, FAILED)
     # The articles are listed once the index answers; read again until nothing runs (a rebuild may add some).
-    panel = articles_panel() if status.answering else gr.update()
+    panel = articles_panel_for(status) if status.answering else gr.update()
     return format_status(status), panel, gr.Timer(active=running)
 
 
@@ -564,7 +567,12 @@ def articles_panel() -> str:
     answers, a line saying the list follows (asking the engine would wait for it)."""
     if ENGINE is None:
         return ""
-    if not engine_status().answering:
+    return articles_panel_for(engine_status())
+
+
+def articles_panel_for(status: StartupStatus) -> str:
+    """The articles panel for the engine in this start-up status."""
+    if not status.answering:
         return '<div class="qa-panel"><h3>Indexed articles</h3><p>Listed here once the index is built.</p></div>'
     try:
         return format_articles_panel(ENGINE.articles(), ENGINE.built_at())

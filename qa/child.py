@@ -11,6 +11,7 @@ Limits: POSIX only (socketpair, pass_fds).
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -37,6 +38,15 @@ def start_child(module: str) -> tuple[subprocess.Popen, Connection]:
     finally:
         theirs.close()
     return process, Connection(ours.detach())
+
+
+def child_begins(parent: int, fd: int) -> Connection:
+    """What both children do first: leave with the parent, keep libraries' notices to their developers
+    (sentence-transformers' deprecations, logged rather than warned) out of the product's log while
+    their errors still show, and open the parent's end of the socket pair."""
+    exit_with_parent(parent)
+    logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
+    return Connection(fd)
 
 
 def exit_with_parent(parent: int) -> None:

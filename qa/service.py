@@ -24,7 +24,6 @@ POSIX only (socketpair, pass_fds).
 
 from __future__ import annotations
 
-import logging
 import subprocess
 import sys
 import threading
@@ -32,7 +31,7 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any, Sequence
 
-from qa.child import exit_with_parent, start_child
+from qa.child import child_begins, start_child
 from qa.errors import QAError
 from qa.settings import Settings
 from qa.startup import FAILED, STARTING, StartupStatus
@@ -168,11 +167,7 @@ class EngineProcess:
 
 def serve(fd: int, parent: int) -> int:
     """The child's whole life: receive settings, open the engine, answer requests until EOF."""
-    exit_with_parent(parent)
-    # The server's log is the product's: a library's notices to its developers (sentence-transformers'
-    # deprecations, logged rather than warned) stay out of it; its errors still show.
-    logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
-    conn = Connection(fd)
+    conn = child_begins(parent, fd)
     settings: Settings = conn.recv()
     from qa.startup import open_engine  # the engine's imports happen here, in the child only
 

@@ -30,16 +30,14 @@ up by the next one).
 
 from __future__ import annotations
 
-import logging
 import sys
 import threading
 import time
 import traceback
 from dataclasses import asdict, dataclass
-from multiprocessing.connection import Connection
 from typing import Callable, Sequence
 
-from qa.child import exit_with_parent, start_child
+from qa.child import child_begins, start_child
 from qa.errors import IndexError_, IndexMissingError, IndexWriteError, ModelError, QAError
 from qa.settings import Settings
 
@@ -342,10 +340,7 @@ class BackgroundBuild:
 
 def _run_builds(fd: int, parent: int) -> int:
     """The build process: receive the phases' settings, build each, report steps and results."""
-    exit_with_parent(parent)
-    # As in the engine's process (qa/service.py): a library's notices to its developers stay out of the log.
-    logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
-    conn = Connection(fd)
+    conn = child_begins(parent, fd)
     phases: list[Settings] = conn.recv()
     from qa.build import build as build_index
     from qa.embedding import Embedder
