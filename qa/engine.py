@@ -55,8 +55,9 @@ from qa.errors import (IndexCorruptError, IndexError_, IndexIncompatibleError, I
 from qa.index import Index
 from qa.refusal import RefusalModel, load_model
 from qa.search import example_similarities, search
+from qa.serving import ArticleInfo
 from qa.settings import Settings
-from qa.startup import StartupStatus, serving_status
+from qa.status import StartupStatus, serving_status
 from qa.synonyms import Expansion, Synonyms
 from qa.text import content_terms
 from qa.triage import Triage, triage
@@ -75,13 +76,6 @@ class _Live:
 
     index: Index
     embedder: Embedder
-
-
-@dataclass(frozen=True)
-class ArticleInfo:
-    source: str
-    title: str
-    passages: int
 
 
 def clean_question(question: object, settings: Settings) -> str:
@@ -106,6 +100,8 @@ def _too_long(length: int, settings: Settings) -> QuestionError:
 
 
 class Engine:
+    """The pipeline over one live index, in this process; satisfies qa.serving.AnswersQuestions."""
+
     def __init__(self, settings: Settings, embedder: Embedder, index: Index,
                  refusal: RefusalModel | None = None, owns_embedder: bool = False) -> None:
         """`embedder`: the configured (base) model; questions use the index's own (see query_embedder).

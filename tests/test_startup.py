@@ -16,7 +16,7 @@ from conftest import write_tiny_corpus
 from qa.build import build as build_index
 from qa.service import EngineProcess
 from qa.settings import Settings
-from qa.startup import BUILDING, READY, STARTING, TUNING, UPDATING, StartupStatus
+from qa.status import BUILDING, READY, STARTING, TUNING, UPDATING, StartupStatus
 from test_tuning import PAIRS, write_bank
 
 
