@@ -43,12 +43,13 @@ from qa.embedding import Embedder, Export
 from qa.errors import REBUILD_HINT, CorpusError, IndexWriteError, ModelError
 from qa.features import context_text, mean_answer_vectors, sentence_owners
 from qa.index import (BUILD_PREFIX, FORMAT_VERSION, TMP_PREFIX, Index, build_lock, encoder_of, file_digests,
-                      fsync_tree, load, point_current, prune_generations, query_model, remove_leftovers,
-                      tuned_key_of, write_jsonl)
+                      fsync_tree, point_current, prune_generations, remove_leftovers, tuned_key_of, write_jsonl)
 from qa.question_bank import BankQuestion, bank_hashes, link, load_bank
+from qa.question_model import load, query_model
 from qa.refusal import background_statistics, read_background
 from qa.settings import Settings, chunking_fingerprint, tuning_fingerprint
-from qa.stores import LEXICAL_FOLDER, LexicalStore, Tables, backend
+from qa.backends import backend
+from qa.stores import LEXICAL_FOLDER, LexicalStore, Tables
 from qa.text import content_terms
 
 

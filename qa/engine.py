@@ -46,13 +46,14 @@ from typing import Callable, Sequence
 import faiss
 import numpy as np
 
-from qa import index as index_store
+from qa import index as index_store, question_model
 from qa.answer import Result, answer, resolve_query
 from qa.build import build as build_index
 from qa.embedding import Embedder
 from qa.errors import (IndexCorruptError, IndexError_, IndexIncompatibleError, IndexMissingError, ModelError,
                        QuestionError)
 from qa.index import Index
+from qa.question_model import embedder_for
 from qa.refusal import RefusalModel, load_model
 from qa.search import example_similarities, search
 from qa.serving import ArticleInfo
@@ -117,7 +118,7 @@ class Engine:
         self.startup = None
         self.synonyms = Synonyms.load(settings.synonyms_file)
         self.refusal = refusal or load_model(settings.refusal_model_file, settings.model)
-        self._live = _Live(index, query_embedder(index, settings, embedder))
+        self._live = _Live(index, embedder_for(index, settings, embedder))
         self._pointer_mtime = self._current_mtime()
         self._lock = threading.Lock()
         self._encode_lock = threading.Lock()
@@ -140,7 +141,7 @@ class Engine:
         owned = embedder is None
         embedder = embedder or Embedder(settings.model, settings.batch_size, settings.threads)
         try:
-            loaded = index_store.load(settings)
+            loaded = question_model.load(settings)
         except IndexMissingError:
             if build == "never":
                 raise
@@ -154,14 +155,14 @@ class Engine:
         if loaded is None:
             report = build_index(settings, embedder, progress=say, show_bar=sys.stderr.isatty())
             say(f"Built {report.chunks} passages from {report.files} articles in {report.seconds:.1f} s.")
-            loaded = index_store.load(settings)
+            loaded = question_model.load(settings)
         if build == "stale":
             reason = index_store.stale_reason(loaded.manifest, settings)
             if reason:
                 say(f"The index is out of date ({reason}): rebuilding it.")
                 report = build_index(settings, embedder, progress=say, show_bar=sys.stderr.isatty())
                 say(f"Built {report.chunks} passages ({report.embedded} newly embedded) in {report.seconds:.1f} s.")
-                loaded = index_store.load(settings)
+                loaded = question_model.load(settings)
         try:
             return cls(settings, embedder, loaded, refusal, owned)
         except ModelError as exc:  # the question model's ONNX export is damaged: the build makes it again
@@ -169,7 +170,7 @@ class Engine:
                 raise
             say(f"The question model cannot be used ({exc}): rebuilding.")
             build_index(settings, embedder, progress=say, show_bar=sys.stderr.isatty())
-            return cls(settings, embedder, index_store.load(settings), refusal, owned)
+            return cls(settings, embedder, question_model.load(settings), refusal, owned)
 
     # ------------------------------------------------------------------ asking
 
@@ -280,8 +281,8 @@ class Engine:
             with self._lock:
                 if mtime != self._pointer_mtime:
                     try:
-                        fresh = index_store.load(self.settings)
-                        model = query_embedder(fresh, self.settings, self._live.embedder, self.base_embedder)
+                        fresh = question_model.load(self.settings)
+                        model = embedder_for(fresh, self.settings, self._live.embedder, self.base_embedder)
                         old, self._live = self._live.embedder, _Live(fresh, model)
                         if old is not model and (old is not self.base_embedder or self._owns_base):
                             old.unload()  # the model of the generation before (a question using it keeps it)
@@ -327,16 +328,3 @@ class Engine:
         if self.startup is not None:
             return self.startup.status(live.index.manifest)
         return serving_status(live.index.manifest)
-
-
-def query_embedder(index: Index, settings: Settings, *loaded: Embedder) -> Embedder:
-    """The model for this index's questions: one of `loaded` if it is that model run the same way (the same
-    ONNX export, or sentence-transformers), else loaded now; checked against the index's dimension."""
-    name = index_store.query_model(index.manifest, settings)
-    onnx = index_store.query_export(index.manifest, settings)
-    same = (lambda e: e.name == name and e.export is not None and e.export.key == onnx.key) if onnx is not None \
-        else (lambda e: e.name == name and e.export is None)
-    embedder = next((e for e in loaded if same(e)), None) or Embedder(name, settings.batch_size,
-                                                                      settings.query_threads, export=onnx)
-    index_store.check_compatible(index.manifest, settings, embedder.dimension, settings.index_dir)
-    return embedder

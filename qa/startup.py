@@ -102,11 +102,11 @@ def _would_train(settings: Settings) -> bool:
 
 
 def _wait_for_index(settings: Settings) -> None:
-    from qa import index as index_store
+    from qa import question_model
 
     while True:
         try:
-            index_store.load(settings)
+            question_model.load(settings)
             return
         except IndexError_:
             time.sleep(REPORT_EVERY_S)

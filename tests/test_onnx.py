@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import CORPUS, ROOT, write_tiny_corpus
-from qa import export, index as index_store
+from qa import export, question_model
 from qa.build import build as build_index
 from qa.embedding import Embedder, resolve_model
 from qa.engine import Engine
@@ -97,7 +97,7 @@ def ask(settings: Settings, question: str = "does naloxone reverse overdose") ->
 
 
 def live_export(settings: Settings):
-    return index_store.query_export(index_store.load(settings, check_encoder=False).manifest, settings)
+    return question_model.query_export(question_model.load(settings, check_encoder=False).manifest, settings)
 
 
 def test_a_damaged_export_is_refused_by_ask_and_made_again_by_the_build(tiny, embedder):
@@ -130,7 +130,7 @@ def test_a_missing_or_mismatched_export_is_refused_or_rebuilt(tiny, embedder):
 
     shutil.rmtree(onnx.folder)
     with pytest.raises(IndexCorruptError, match="ONNX export.*missing.*python -m qa build"):
-        index_store.load(tiny)
+        question_model.load(tiny)
     messages = []
     engine = Engine.open(tiny, build="stale", say=messages.append)  # the page's way: rebuilt, then answers
     assert any("cannot be used" in m for m in messages)
