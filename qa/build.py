@@ -22,7 +22,6 @@ embedded in one call, so a build holds every vector of the corpus in memory.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import platform
@@ -42,6 +41,7 @@ from qa.corpus import ARTICLE_SUFFIXES, READER_VERSION, Corpus, FileReport, Skip
 from qa.embedding import Embedder, Export
 from qa.errors import REBUILD_HINT, CorpusError, IndexWriteError, ModelError
 from qa.features import context_text, mean_answer_vectors, sentence_owners
+from qa.files import sha256_bytes
 from qa.index import (BUILD_PREFIX, FORMAT_VERSION, TMP_PREFIX, Index, build_lock, encoder_of, file_digests,
                       fsync_tree, point_current, prune_generations, remove_leftovers, tuned_key_of, write_jsonl)
 from qa.question_bank import BankQuestion, bank_hashes, link, load_bank
@@ -391,7 +391,7 @@ def _background_fingerprint(settings: Settings, background: list[str]) -> dict:
 
 
 def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return sha256_bytes(text.encode("utf-8"))
 
 
 def _library_versions(settings: Settings) -> dict[str, str]:

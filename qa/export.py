@@ -34,11 +34,9 @@ wrong.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import uuid
 import warnings
 from dataclasses import dataclass
 from importlib import metadata
@@ -50,14 +48,14 @@ import numpy as np
 from qa import tuning
 from qa.embedding import Embedder, Export, resolve_model
 from qa.errors import ModelError
+from qa.files import publish_folder, recipe_key, sha256_file, temp_folder
 from qa.onnx_model import (EXPORT_FORMAT, INFO_FILE, MODEL_FILE, SAMPLE_FILE, SAMPLE_TEXTS, SAMPLE_TOLERANCE,
-                           TOKENIZER_FILE, ExportInfo, OnnxModel, check_files, feeds, file_sha256, load_tokenizer,
+                           TOKENIZER_FILE, ExportInfo, OnnxModel, check_files, feeds, load_tokenizer,
                            max_difference)
 from qa.settings import Settings
 
 EXPORTS_FOLDER = "onnx"  # inside the tuned models' folder
 OPSET = 17
-_TMP_PREFIX = ".tmp-"
 _FAILED_SUFFIX = ".failed"
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -77,11 +75,11 @@ def export_key(model: str) -> str:
                     "versions": [_version(p) for p in ("torch", "transformers", "sentence-transformers")]}
     folder = Path(location)
     if folder.is_dir():
-        recipe["files"] = {str(p.relative_to(folder)): file_sha256(p) for p in sorted(folder.rglob("*"))
+        recipe["files"] = {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*"))
                            if p.is_file() and p.suffix != ".md" and EXPORTS_FOLDER not in p.relative_to(folder).parts}
     else:
         recipe["name"] = model
-    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode("utf-8")).hexdigest()[:20]
+    return recipe_key(recipe)
 
 
 def is_whole(settings: Settings, key: str) -> bool:
@@ -106,7 +104,7 @@ def ensure(settings: Settings, embedder: Embedder, say: Callable[[str], None], k
         say(f"{embedder.name} runs on sentence-transformers: it could not be exported to ONNX "
             f"({failed.read_text(encoding='utf-8').strip()})")
         return None
-    tmp = root / f"{_TMP_PREFIX}{key}-{uuid.uuid4().hex[:6]}"
+    tmp = temp_folder(root, key)
     try:
         root.mkdir(parents=True, exist_ok=True)
         if not _copy_known_export(embedder, key, tmp):
@@ -118,9 +116,7 @@ def ensure(settings: Settings, embedder: Embedder, say: Callable[[str], None], k
                 say(f"warning: {embedder.name} cannot be exported to ONNX ({exc}); it is used through "
                     "sentence-transformers instead, which is slower and loads torch to answer questions")
                 return None
-        if folder.exists():  # a damaged export of the same key: replaced whole
-            shutil.rmtree(folder)
-        os.rename(tmp, folder)
+        publish_folder(tmp, folder, replace=True)  # a damaged export of the same key: replaced whole
     except OSError as exc:
         raise ModelError(f"cannot write the ONNX export in {root}: {exc.strerror or exc}") from exc
     finally:
@@ -211,7 +207,7 @@ def export_model(embedder: Embedder, key: str, out: Path) -> None:
     finally:
         if attention is not None:
             _set_attention(model.transformer, attention)
-    info = ExportInfo(**{**info.__dict__, "onnx_sha256": file_sha256(out / MODEL_FILE),
+    info = ExportInfo(**{**info.__dict__, "onnx_sha256": sha256_file(out / MODEL_FILE),
                          "onnx_bytes": (out / MODEL_FILE).stat().st_size})
     info.write(out)
     expected = model.reference(list(SAMPLE_TEXTS)).astype(np.float32)

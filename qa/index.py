@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -72,6 +71,7 @@ from qa.corpus import READER_VERSION, corpus_hashes
 from qa.errors import (REBUILD_HINT, CorpusError, IndexCorruptError, IndexIncompatibleError, IndexMissingError,
                        IndexWriteError)
 from qa.features import genericness, sentence_owners
+from qa.files import TMP_PREFIX, sha256_file
 from qa.question_bank import bank_hashes
 from qa.settings import Settings, chunking_fingerprint, tuning_fingerprint
 from qa.backends import backend
@@ -89,7 +89,6 @@ FORMAT_VERSION = 9
 CURRENT = "CURRENT"
 LOCK = ".build.lock"
 BUILD_PREFIX = "build-"
-TMP_PREFIX = ".tmp-"
 
 
 @dataclass
@@ -317,23 +316,15 @@ def _verify_files(directory: Path, manifest: dict) -> None:
             size = path.stat().st_size
         except OSError:
             raise IndexCorruptError(f"index file {path} is missing; rebuild with: {REBUILD_HINT}") from None
-        if size != meta.get("bytes") or _sha256_file(path) != meta.get("sha256"):
+        if size != meta.get("bytes") or sha256_file(path) != meta.get("sha256"):
             raise IndexCorruptError(
                 f"index file {path} is truncated or altered (its checksum does not match the manifest); "
                 f"rebuild with: {REBUILD_HINT}")
 
 
 def file_digests(directory: Path) -> dict[str, dict]:
-    return {str(p.relative_to(directory)): {"bytes": p.stat().st_size, "sha256": _sha256_file(p)}
+    return {str(p.relative_to(directory)): {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
             for p in sorted(directory.rglob("*")) if p.is_file()}
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_jsonl(path: Path, rows: Iterator[dict]) -> None:

@@ -33,13 +33,10 @@ article (qa/question_bank.py warns about those).
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import random
 import shutil
 import time
-import uuid
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -47,6 +44,7 @@ from typing import Callable
 
 from qa.embedding import resolve_model
 from qa.errors import ModelError
+from qa.files import publish_folder, recipe_key, temp_folder
 from qa.question_bank import BankQuestion
 from qa.settings import Settings
 
@@ -60,7 +58,6 @@ WARM_UP = 0.1  # share of the steps
 WEIGHT_DECAY = 0.01
 SEED = 0
 TUNED_FOLDER = "tuned"  # inside the index folder, unless Settings.tuned_dir says otherwise
-_TMP_PREFIX = ".tmp-"
 
 
 @dataclass(frozen=True)
@@ -92,7 +89,7 @@ def plan(settings: Settings, entries: list[BankQuestion]) -> TuningPlan | None:
         "warm_up": WARM_UP, "weight_decay": WEIGHT_DECAY, "seed": SEED, "threads": settings.threads,
         "versions": [_version("torch"), _version("sentence-transformers")],
     }
-    key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode("utf-8")).hexdigest()[:20]
+    key = recipe_key(recipe)
     return TuningPlan(key, pairs, settings.tune_epochs)
 
 
@@ -115,18 +112,15 @@ def ensure_trained(settings: Settings, tuning: TuningPlan, say: Callable[[str], 
         return folder, 0.0
     started = time.perf_counter()
     root = tuned_root(settings)
-    tmp = root / f"{_TMP_PREFIX}{tuning.key}-{uuid.uuid4().hex[:6]}"
+    tmp = temp_folder(root, tuning.key)
     try:
         root.mkdir(parents=True, exist_ok=True)
         say(f"fine-tuning {settings.model} on {len(tuning.pairs)} example questions "
             f"({tuning.epochs} epoch(s); once per question bank)")
         fine_tune(resolve_model(settings.model), list(tuning.pairs), tuning.epochs, settings.threads, tmp,
                   on_step=on_step)
-        try:
-            os.rename(tmp, folder)
-        except OSError:
-            if not is_trained(settings, tuning.key):  # not another build finishing the same model first
-                raise
+        # Another build finishing the same model first is fine.
+        publish_folder(tmp, folder, already_there=lambda: is_trained(settings, tuning.key))
     except OSError as exc:
         raise ModelError(f"cannot write the fine-tuned model in {root}: {exc.strerror or exc}") from exc
     finally:

@@ -65,3 +65,12 @@ def test_no_module_of_qa_imports_itself_back():
 def test_the_cycle_finder_finds_cycles():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_hashing_has_one_home():
+    """Every checksum and key is qa/files.py's sha256 (one helper per job, not one per module)."""
+    users = sorted(module_name(p) for p in QA.rglob("*.py")
+                   if any(isinstance(n, (ast.Import, ast.ImportFrom))
+                          and "hashlib" in ([a.name for a in n.names] if isinstance(n, ast.Import) else [n.module])
+                          for n in ast.walk(ast.parse(p.read_text(encoding="utf-8")))))
+    assert users == ["qa.files"]
