@@ -69,7 +69,7 @@ class FaissStore:
             index = faiss.IndexFlatIP(vectors.shape[1])
         else:
             index = faiss.IndexHNSWFlat(vectors.shape[1], settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = 200
+            index.hnsw.efConstruction = settings.hnsw_ef_construction
         index.add(np.ascontiguousarray(vectors, dtype=np.float32))
         return cls(index, kind, settings.hnsw_ef_search)
 
