@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 QA = Path(__file__).resolve().parent.parent / "qa"
@@ -74,3 +75,49 @@ def test_hashing_has_one_home():
                           and "hashlib" in ([a.name for a in n.names] if isinstance(n, ast.Import) else [n.module])
                           for n in ast.walk(ast.parse(p.read_text(encoding="utf-8")))))
     assert users == ["qa.files"]
+
+
+# ------------------------------------------------------------------ the module list, from the modules themselves
+
+BEGIN, END = "Modules (generated from each module's docstring: python tests/test_layers.py --write):", \
+    "(end of the generated list)"
+
+
+def summary(path: Path) -> str:
+    """A module's docstring's first paragraph, on one line."""
+    doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    return " ".join(doc.split("\n\n")[0].split())
+
+
+def module_list() -> str:
+    paths = sorted(p for p in QA.rglob("*.py") if p.name not in ("__init__.py", "__main__.py"))
+    names = [str(p.relative_to(QA)) for p in paths]
+    width = max(map(len, names))
+    return "\n".join(f"    {name.ljust(width)}  {summary(path)}" for name, path in zip(names, paths))
+
+
+def package_docstring_with(listing: str) -> str:
+    text = (QA / "__init__.py").read_text(encoding="utf-8")
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    return text[:start] + "\n\n" + listing + "\n\n" + text[end:]
+
+
+def test_the_module_list_is_the_modules_own_words():
+    """qa/__init__.py lists every module of qa/ with the first paragraph of its own docstring."""
+    text = (QA / "__init__.py").read_text(encoding="utf-8")
+    assert text == package_docstring_with(module_list()), "run: python tests/test_layers.py --write"
+
+
+def test_the_design_notes_name_every_module():
+    design = (QA.parent / "docs" / "DESIGN.md").read_text(encoding="utf-8")
+    table = design[design.index("## The pipeline"):design.index("**Names.**")]
+    named = set(re.findall(r"`([\w/]+\.py)`", table))
+    modules = {p.name for p in QA.glob("*.py") if p.name not in ("__init__.py", "__main__.py")}
+    readers = {p.name for p in (QA / "formats").glob("*.py")}
+    assert modules - named == set() and named - modules - readers - {"app.py"} == set()
+
+
+if __name__ == "__main__":  # python tests/test_layers.py --write: regenerate qa/__init__.py's module list
+    import sys
+    if sys.argv[1:] == ["--write"]:
+        (QA / "__init__.py").write_text(package_docstring_with(module_list()), encoding="utf-8")
