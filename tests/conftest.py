@@ -117,6 +117,16 @@ def tiny_settings(tmp_path: Path) -> Settings:
     return Settings(corpus_dir=write_tiny_corpus(tmp_path / "corpus"), index_dir=tmp_path / "index")
 
 
+@pytest.fixture
+def tiny_engine(tiny_settings, fake_embedder):
+    """An engine over the three tiny articles, embedded with the fake embedder: for how the engine works,
+    not what the model understands (fast tier)."""
+    from qa.build import build as build_index
+    from qa.engine import Engine
+    build_index(tiny_settings, fake_embedder)
+    return Engine.open(tiny_settings, build="never", embedder=fake_embedder)
+
+
 @pytest.fixture(scope="session")
 def real_settings(tmp_path_factory) -> Settings:
     """The five real articles (copied) and a fresh index folder."""

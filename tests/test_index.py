@@ -176,7 +176,8 @@ def test_generations_are_pruned(tiny_settings, fake_embedder):
     assert json.loads((tiny_settings.index_dir / live / "manifest.json").read_text())["counts"]["articles"] == 3
 
 
-def test_app_start_rebuilds_a_foreign_or_damaged_index(tiny_settings, embedder):
+def test_app_start_rebuilds_a_foreign_or_damaged_index(tiny_settings, fake_embedder):
+    embedder = fake_embedder
     from qa.engine import Engine
     report = build_index(tiny_settings, embedder)
     (report.directory / "dense.faiss").write_bytes(b"garbage")
