@@ -105,7 +105,7 @@ class Engine:
 
     def __init__(self, settings: Settings, embedder: Embedder, index: Index,
                  refusal: RefusalModel | None = None, owns_embedder: bool = False) -> None:
-        """`embedder`: the configured (base) model; questions use the index's own (see query_embedder).
+        """`embedder`: the configured (base) model; questions use the index's own (qa/question_model.py).
         `refusal`: the refusal model; by default the fitted one of `settings.refusal_model_file`.
         `owns_embedder`: the engine made `embedder` and may let go of its model when no generation uses it."""
         # One question is one search: FAISS on one thread is faster for that
