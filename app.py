@@ -110,7 +110,7 @@ from fastapi.routing import APIRoute  # noqa: E402
 from qa.chat import NOTE, Chat, feedback_message, reply_id_in  # noqa: E402
 from qa.feedback import FeedbackStore  # noqa: E402
 from qa.page import page_text  # noqa: E402
-from qa.render import escape_text, feedback_status, format_status  # noqa: E402
+from qa.render import STYLES, escape_text, feedback_status, format_status  # noqa: E402
 from qa.status import FAILED, READY  # noqa: E402
 
 log = logging.getLogger("app")
@@ -190,50 +190,7 @@ for _hook in ("_message_as_message_dict", "_pop_last_user_message"):  # fail lou
         raise RuntimeError(f"gradio.ChatInterface has no {_hook}: revisit PlainTextChat in app.py")
 
 
-CSS = """
-.qa-header h1 { margin: 0 0 .2em; font-size: 1.6rem; font-weight: 600; }
-.qa-intro { margin: 0 0 .5em; color: #374151; }
-.qa-note { background: #fff7e6; border: 1px solid #f5c26b; border-radius: 8px; padding: .5em .8em;
-           color: #5c3d00; font-size: .95rem; margin: 0; }
-#chat .qa-reply p { margin: .15em 0; }
-#chat .qa-reply .qa-answer { font-size: 1.05em; }
-#chat .qa-origin, #chat .qa-query, #chat .qa-score, .qa-built { color: #6b7280; font-size: .85em; }
-#chat .qa-reply ul { margin: .2em 0 .3em; }
-#chat .qa-reply li { margin: 0; }
-#chat .qa-reply details { margin-top: .5em; }
-#chat .qa-reply summary { cursor: pointer; font-weight: 600; }
-#chat .qa-source { margin: .8em 0 0; }
-#chat .qa-section { color: #4b5563; }
-#chat .qa-passage { margin: .25em 0 0; padding: .1em .8em; border-left: 3px solid #d1d5db; font-size: .93em; }
-.qa-feedback { color: #374151; font-size: .9rem; margin: .3em 0 0; }
-#chat .qa-emergency { background: #fef2f2; border: 1px solid #f87171; border-radius: 6px;
-                      padding: .35em .6em; margin: 0 0 .5em !important; }
-#chat .qa-emergency, #chat .qa-emergency b { color: #991b1b !important; }
-#chat .qa-before { color: #4b5563; }
-#chat .qa-list-answer .qa-lead { margin-bottom: 0; }
-#chat .qa-list-answer .qa-cite { margin: 0; }
-#chat .qa-match { font-size: .8em; font-weight: 500; padding: 0 .5em; border-radius: 999px; white-space: nowrap; }
-#chat .qa-match-strong { background: #dcfce7; color: #166534; }
-#chat .qa-match-partial { background: #fef3c7; color: #92400e; }
-#chat .qa-match-weak { background: #f3f4f6; color: #4b5563; }
-#chat .qa-numbers { margin-top: .8em; }
-#chat .qa-numbers summary { font-weight: 400; color: #6b7280; font-size: .85em; }
-#chat .qa-reply mark { background: #fde68a; color: inherit; padding: 0 .1em; border-radius: 2px; }
-.qa-panel h3 { margin: 0 0 .5em; font-size: 1.1rem; font-weight: 600; }
-.qa-panel table { width: 100%; border-collapse: collapse; font-size: .9rem; border: none !important; }
-.qa-panel tr { border: none !important; }
-.qa-panel th, .qa-panel td { text-align: left; padding: .35em .3em; border: none !important;
-                             border-bottom: 1px solid #e5e7eb !important; }
-.qa-panel th { font-weight: 600; }
-.qa-panel .qa-num { text-align: right; }
-.qa-built { margin-top: .6em; }
-.qa-status { color: #374151; font-size: .9rem; margin: 0 0 .8em; }
-.qa-status p, .qa-waiting p { margin: 0 0 .3em; }
-.qa-progress { display: flex; align-items: center; gap: .5em; }
-.qa-progress progress { flex: 1; height: .7em; }
-.qa-progress-text { color: #4b5563; font-size: .85em; white-space: nowrap; }
-#chat .qa-improving { color: #6b7280; font-size: .85em; margin-top: .6em !important; }
-"""
+CSS = STYLES  # qa/render.css: the look of the classes qa/render.py writes
 
 
 # System fonts only: the page must not wait on Google Fonts (no internet here),

@@ -26,6 +26,7 @@ from __future__ import annotations
 import html
 import re
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Iterable, Sequence
 
 from qa.answer import Passage, Result
@@ -33,6 +34,8 @@ from qa.serving import ArticleInfo
 from qa.status import FAILED, READY, STAGE_TITLES, StartupStatus, waiting_note
 from qa.triage import emergency_line
 
+# The look of the classes written here (and of the page around them): app.py hands it to Gradio.
+STYLES = (Path(__file__).with_name("render.css")).read_text(encoding="utf-8")
 # A list answer shows this many items at most before "N more items" (a table read as a list can be long).
 LIST_ITEMS_SHOWN = 12
 
@@ -216,4 +219,4 @@ def feedback_status(message: str) -> str:
 __all__ = ["escape_text", "text_html", "highlight", "format_reply", "format_answer", "format_source", "format_match",
            "format_scores", "format_emergency", "format_message", "format_articles_list", "format_articles_panel",
            "format_time", "format_status", "format_progress", "format_seconds", "format_waiting", "with_note",
-           "feedback_status", "LIST_ITEMS_SHOWN"]
+           "feedback_status", "LIST_ITEMS_SHOWN", "STYLES"]
