@@ -35,6 +35,7 @@ from app_server import (NALOXONE_ANSWER, NALOXONE_TITLE, NOT_FOUND, ROOT, app_se
                         child_env, cited_source_title, reply_text, start_app)
 
 import app  # noqa: E402  (installed by `pip install -e .`, like qa)
+from conftest import CORPUS  # noqa: E402
 from qa.engine import Engine  # noqa: E402
 from qa.settings import Settings  # noqa: E402
 
@@ -92,7 +93,7 @@ def rebuild_app(app_server, tmp_path_factory):  # noqa: F811
     """An app of its own on a copy of corpus/ (the rebuild test adds an article to it)."""
     work = tmp_path_factory.mktemp("rebuild")
     corpus = work / "corpus"
-    shutil.copytree(ROOT / "corpus", corpus)
+    shutil.copytree(CORPUS, corpus)
     index = copy_index(app_server.index_dir, work / "index")
     server = start_app(work, index_dir=index, corpus_dir=corpus)
     server.corpus_dir = corpus
@@ -258,7 +259,7 @@ def test_concurrency_bench_quick_run_passes(app_server):  # noqa: F811
 def respond_engine(app_server, embedder, tmp_path_factory):  # noqa: F811
     """app.ENGINE: the real engine on a temporary copy of the shared app's index."""
     base = tmp_path_factory.mktemp("respond")
-    settings = Settings.from_env(corpus_dir=ROOT / "corpus", index_dir=copy_index(app_server.index_dir, base / "index"))
+    settings = Settings.from_env(corpus_dir=CORPUS, index_dir=copy_index(app_server.index_dir, base / "index"))
     previous = app.ENGINE
     app.ENGINE = Engine.open(settings, build="missing", embedder=embedder)
     yield app.ENGINE
