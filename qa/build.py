@@ -71,6 +71,7 @@ class BuildReport:
     tuned_key: str | None = None  # the fine-tuned model the index was embedded with (qa/tuning.py)
     tune_seconds: float = 0.0  # training it, when this build had to
     encoder: str = "onnx"  # how the index's model ran: "onnx", or "sentence-transformers" when it cannot be exported
+    export_failure: str | None = None  # why the model could not be exported, when it could not
     articles: tuple[FileReport, ...] = ()  # per file of the folder: title, sections, passages, or why skipped
 
 
@@ -123,7 +124,9 @@ def build(settings: Settings, embedder: Embedder,
                         + previous.manifest["background"]["questions"]),
                 seconds=time.perf_counter() - started, directory=previous.directory,
                 dense_kind=previous.manifest["dense"]["kind"], questions=len(previous.questions),
-                question_warnings=tuple(question_warnings), tuned_key=tuned_key, articles=per_file)
+                question_warnings=tuple(question_warnings), tuned_key=tuned_key, articles=per_file,
+                encoder=encoder_of(previous.manifest).get("backend", "onnx"),
+                export_failure=encoder_of(previous.manifest).get("export_failure"))
         tune_seconds = 0.0
         if tuning_plan is not None:
             # Every text is embedded with the model tuned on this bank, and a vector
@@ -245,7 +248,7 @@ def build(settings: Settings, embedder: Embedder,
         embedded=embedded, reused=len(texts) - embedded, seconds=time.perf_counter() - started,
         directory=final, dense_kind=dense_kind, model_seconds=model_seconds, questions=len(questions),
         question_warnings=tuple(question_warnings), tuned_key=tuned_key, tune_seconds=tune_seconds,
-        articles=per_file, encoder=encoder["backend"])
+        articles=per_file, encoder=encoder["backend"], export_failure=encoder.get("export_failure"))
 
 
 def _question_bank(entries: list[BankQuestion], chunks: list[Chunk], chunk_sentence_ids: list[list[int]],
@@ -330,7 +333,16 @@ def _up_to_date(manifest: dict, corpus: Corpus, settings: Settings, tuned_key: s
             and recorded.get("skipped") == {s.source: s.reason for s in corpus.skipped}
             and (manifest.get("questions") or {}).get("files") == bank_hashes(settings.corpus_dir)
             and manifest.get("background") == _background_fingerprint(settings, read_background(settings.background_file))
-            and (encoder_of(manifest).get("key") == export.export_key(query_model(manifest, settings))))
+            and _encoder_current(encoder_of(manifest), settings, query_model(manifest, settings)))
+
+
+def _encoder_current(encoder: dict, settings: Settings, model: str) -> bool:
+    """The generation's model runs as this environment would run it: the same export key, and not on
+    sentence-transformers unless that was decided in this environment (a package installed since gets the
+    export tried again)."""
+    if encoder.get("key") != export.export_key(model):
+        return False
+    return encoder.get("backend") == "onnx" or encoder.get("environment") == export.export_environment()
 
 
 def _store_matches(entry: dict, settings: Settings) -> bool:
@@ -345,7 +357,9 @@ def _encoder_entry(embedder: Embedder, onnx: Export | None, settings: Settings) 
     """The manifest's record of how the model runs: its ONNX export, or sentence-transformers and why."""
     if onnx is not None:
         return {"backend": "onnx", "key": onnx.key}
-    return {"backend": "sentence-transformers", "key": export.export_key(embedder.name)}
+    key = export.export_key(embedder.name)
+    return {"backend": "sentence-transformers", "key": key, "export_failure": export.failure(settings, key),
+            "environment": export.export_environment()}
 
 
 def _repair_export(manifest: dict, settings: Settings, embedder: Embedder, say: Callable[[str], None],

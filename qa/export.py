@@ -22,9 +22,13 @@ changed file or another exporter is another key. Written beside and renamed
 into place, so a killed export leaves nothing half-written under the key.
 
 When a model cannot be exported (its tokenizer has no fast version, the
-trace fails, or the two ways disagree), the build says so once, records it
-beside the exports (`<key>.failed`, so later builds do not retry), and the
-index is embedded and questioned with sentence-transformers instead.
+trace fails, or the two ways disagree), the build says so, records why and
+in which environment (`<key>.failed`: the reason and the versions of the
+packages the export uses), and the index is embedded and questioned with
+sentence-transformers instead. A later build does not try again in the same
+environment, and does when any of those versions changed (a package
+installed or upgraded). `failure()` reads the record, for the build's
+summary and the page's status.
 
 Limits: torch, transformers and sentence-transformers are needed here, at
 build time only. The trace fixes the graph's control flow for the model's
@@ -58,6 +62,8 @@ EXPORTS_FOLDER = "onnx"  # inside the tuned models' folder
 OPSET = 17
 _FAILED_SUFFIX = ".failed"
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# What making and checking an export runs on: a recorded failure holds for these versions only.
+_EXPORT_PACKAGES = ("torch", "transformers", "sentence-transformers", "onnx", "onnxruntime", "tokenizers")
 
 
 class ExportFailed(Exception):
@@ -100,9 +106,10 @@ def ensure(settings: Settings, embedder: Embedder, say: Callable[[str], None], k
     if is_whole(settings, key):
         return Export(folder, key)
     failed = root / f"{key}{_FAILED_SUFFIX}"
-    if failed.is_file():
-        say(f"{embedder.name} runs on sentence-transformers: it could not be exported to ONNX "
-            f"({failed.read_text(encoding='utf-8').strip()})")
+    known = failure(settings, key)
+    if known is not None:
+        say(f"{embedder.name} runs on sentence-transformers: it could not be exported to ONNX in this "
+            f"environment ({known})")
         return None
     tmp = temp_folder(root, key)
     try:
@@ -112,7 +119,8 @@ def ensure(settings: Settings, embedder: Embedder, say: Callable[[str], None], k
             try:
                 export_model(embedder, key, tmp)
             except ExportFailed as exc:
-                failed.write_text(f"{exc}\n", encoding="utf-8")
+                failed.write_text(json.dumps({"reason": str(exc), "environment": export_environment()},
+                                             indent=1) + "\n", encoding="utf-8")
                 say(f"warning: {embedder.name} cannot be exported to ONNX ({exc}); it is used through "
                     "sentence-transformers instead, which is slower and loads torch to answer questions")
                 return None
@@ -122,6 +130,26 @@ def ensure(settings: Settings, embedder: Embedder, say: Callable[[str], None], k
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return Export(folder, key)
+
+
+def export_environment() -> dict[str, str]:
+    """The versions of the packages an export depends on: a failure recorded under others is tried again."""
+    return {p: _version(p) for p in _EXPORT_PACKAGES}
+
+
+def failure(settings: Settings, key: str) -> str | None:
+    """Why the export `key` failed in this environment, when a build recorded that; else None.
+
+    A record from another environment (a package since installed or upgraded), or one that cannot be
+    read, does not count: the next build tries the export again."""
+    path = store(settings) / f"{key}{_FAILED_SUFFIX}"
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("environment") != export_environment():
+        return None
+    return str(record.get("reason") or "no reason recorded")
 
 
 def _copy_known_export(embedder: Embedder, key: str, out: Path) -> bool:
@@ -346,5 +374,5 @@ def _version(package: str) -> str:
         return "?"
 
 
-__all__ = ["ensure", "export_key", "export_model", "plain_layout", "is_whole", "store", "prune", "ExportFailed",
+__all__ = ["ensure", "export_environment", "failure", "export_key", "export_model", "plain_layout", "is_whole", "store", "prune", "ExportFailed",
            "EXPORTS_FOLDER"]

@@ -68,6 +68,10 @@ def serving_status(manifest: dict, error: str | None = None) -> StartupStatus:
     model = model_of(manifest)
     message = ("Answering with the model tuned on the example questions." if model == "tuned"
                else "Answering with the model as it ships.")
+    failure = ((manifest.get("model") or {}).get("encoder") or {}).get("export_failure")
+    if failure:
+        message += (f" Its ONNX export failed ({failure}), so questions go through torch, which is slower: "
+                    "install every package of requirements.txt and build again.")
     if error:
         message += f" The background build failed: {error}"
     return StartupStatus(READY, model, message=message, error=error)

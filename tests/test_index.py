@@ -36,7 +36,9 @@ def test_build_then_load_gives_the_same_chunks_and_vectors(tiny_settings, fake_e
     assert manifest["model"] == {"name": tiny_settings.model, "dimension": 384, "tuned": None,  # no question bank
                                  # the fake has no ONNX export: recorded as a model that runs itself
                                  "encoder": {"backend": "sentence-transformers",
-                                             "key": export.export_key(tiny_settings.model)}}
+                                             "key": export.export_key(tiny_settings.model),
+                                             "export_failure": None,
+                                             "environment": export.export_environment()}}
     assert set(manifest["corpus"]["files"]) == {"alpha.txt", "beta.txt", "gamma.md"}
     assert manifest["chunking"] == {"chunk_chars": tiny_settings.chunk_chars,
                                     "overlap_sentences": tiny_settings.overlap_sentences}

@@ -31,6 +31,7 @@ from gradio_client import Client  # noqa: E402
 from app_server import (NALOXONE_ANSWER, NALOXONE_TITLE, NOT_FOUND, ROOT, app_server,  # noqa: E402, F401
                         child_env, cited_source_title, reply_text, start_app)
 
+from conftest import CORPUS  # noqa: E402
 from qa.chat import FAILURE  # noqa: E402
 
 NALOXONE_Q = "does naloxone reverse ketamine"
@@ -87,7 +88,7 @@ def rebuild_app(app_server, tmp_path_factory):  # noqa: F811
     """An app of its own on a copy of corpus/ (the rebuild test adds an article to it)."""
     work = tmp_path_factory.mktemp("rebuild")
     corpus = work / "corpus"
-    shutil.copytree(ROOT / "corpus", corpus)
+    shutil.copytree(CORPUS, corpus)
     index = copy_index(app_server.index_dir, work / "index")
     server = start_app(work, index_dir=index, corpus_dir=corpus)
     server.corpus_dir = corpus
