@@ -26,7 +26,7 @@ from qa.evaluate import PRODUCT_SETS, load_questions
 from qa.onnx_model import INFO_FILE, MODEL_FILE, OnnxModel
 from qa.refusal import answer_everything
 from qa.settings import Settings
-from qa.startup import serving_status
+from qa.status import serving_status
 
 
 def real_sentences() -> list[str]:
