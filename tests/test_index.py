@@ -189,3 +189,16 @@ def test_app_start_rebuilds_a_foreign_or_damaged_index(tiny_settings, fake_embed
     engine = Engine.open(tiny_settings, build="stale", embedder=embedder, say=messages.append)
     assert any("cannot be used" in m and "dense.faiss" in m for m in messages)
     assert engine.ask("what forms does naloxone come in").answer_source.source == "alpha.txt"
+
+
+def test_an_index_whose_tuned_model_is_gone_is_refused_by_what_answers_not_by_the_store(tiny_settings, fake_embedder):
+    from qa import question_model
+    report = build_index(tiny_settings, fake_embedder)
+    path = report.directory / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["model"]["tuned"] = {"key": "0123456789abcdef0123"}  # a tuned model nobody has
+    path.write_text(json.dumps(manifest))
+    assert index_store.load(tiny_settings).directory == report.directory  # the folder itself is whole
+    with pytest.raises(IndexCorruptError, match="fine-tuned model that is no longer in .*python -m qa build"):
+        question_model.load(tiny_settings)
+    assert question_model.query_model(manifest, tiny_settings).endswith("0123456789abcdef0123")
