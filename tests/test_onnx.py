@@ -205,7 +205,7 @@ def test_a_model_that_cannot_be_exported_runs_on_sentence_transformers(tmp_path,
     assert any("could not be exported to ONNX in this environment (the trace failed" in m for m in messages)
     # The build's summary and the page's status say so, not only a log line.
     assert report.export_failure == "the trace failed: RuntimeError: unsupported operator"
-    manifest = index_store.load(settings).manifest
+    manifest = question_model.load(settings).manifest
     assert "Its ONNX export failed (the trace failed" in serving_status(manifest).message
     # Another environment (a package installed or upgraded since) tries the export again, and heals the index.
     monkeypatch.undo()  # the export works again ...
