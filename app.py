@@ -14,7 +14,8 @@ Owns the Gradio wiring, and nothing the library can do:
   answered, 503 before); 👍 / 👎 on each reply, an optional comment on a 👎,
   and `/feedback` for scripts;
 - a quiet server log: one line per start-up stage, library progress bars
-  only on a terminal, no library deprecation notices (`quiet_libraries`).
+  only on a terminal, no library deprecation notices (`quiet_libraries`), a
+  rejected request in one line instead of a traceback (`quiet_rejections`).
 
 Does not own: what a message gets back, and the votes on it (qa/chat.py's
 `Chat`, one per page: `CHAT`); how a reply looks (qa/render.py, pure HTML);
@@ -31,6 +32,7 @@ import logging
 import os
 import sys
 import warnings
+from pathlib import Path
 from typing import Any, Sequence
 
 from qa.errors import QAError
@@ -114,6 +116,79 @@ from qa.render import STYLES, escape_text, feedback_status, format_status  # noq
 from qa.status import FAILED, READY  # noqa: E402
 
 log = logging.getLogger("app")
+
+
+class _OneLineRejections:
+    """Stands in for the `traceback` module inside gradio's request handling (quiet_rejections)."""
+
+    def __init__(self, real) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str):
+        return getattr(self._real, name)
+
+    def print_exc(self, *args, **kwargs) -> None:
+        kind, error, trace = sys.exc_info()
+        if error is None:
+            return self._real.print_exc(*args, **kwargs)
+        frames = self._real.extract_tb(trace)
+        gradios = Path(gr.__file__).parent
+        # A request our code refused (gr.Error), or one gradio refused before reaching our code
+        # (malformed data: the error is raised inside gradio's own files), is the client's mistake.
+        if isinstance(error, gr.Error) or (frames and Path(frames[-1].filename).is_relative_to(gradios)):
+            message = getattr(error, "message", None) or str(error)
+            log.warning("rejected a request: %s: %s", kind.__name__, " ".join(str(message).split())[:300])
+        else:  # a fault in our code: the whole traceback, to fix it
+            self._real.print_exc(*args, **kwargs)
+
+
+class _OneLineServerErrors(logging.Filter):
+    """On the web server's error logger: a request that fails inside gradio's routing (an unknown endpoint or
+    function) is logged as one line, not with the traceback the server attaches (quiet_rejections)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            frames = traceback_frames(error)
+            ours = [f for f in frames if Path(f.filename).is_relative_to(APP_ROOT)]
+            if not ours:
+                causes = [error]
+                while causes[-1].__cause__ is not None or causes[-1].__context__ is not None:
+                    causes.append(causes[-1].__cause__ or causes[-1].__context__)
+                reason = "; ".join(f"{type(e).__name__}: {' '.join(str(e).split())[:200]}" for e in causes)
+                record.msg, record.args = f"rejected a request: {reason}", ()
+                record.exc_info = record.exc_text = None
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def traceback_frames(error: BaseException) -> list:
+    """The frames of `error` and of the exceptions that led to it."""
+    import traceback
+
+    frames, seen = [], set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        frames += traceback.extract_tb(error.__traceback__)
+        error = error.__cause__ or error.__context__
+    return frames
+
+
+APP_ROOT = Path(__file__).resolve().parent
+
+
+def quiet_rejections() -> None:
+    """A rejected request costs one log line, not a traceback: gradio prints a whole traceback for every
+    request its handler refuses (an empty question, malformed data), and the web server one for every
+    request that fails in gradio's routing. Faults in our code keep theirs."""
+    import importlib
+    import traceback
+
+    for name in ("gradio.queueing", "gradio.routes", "gradio.route_utils", "gradio.utils"):
+        module = importlib.import_module(name)
+        if getattr(module, "traceback", None) is traceback:
+            module.traceback = _OneLineRejections(traceback)
+    logging.getLogger("uvicorn.error").addFilter(_OneLineServerErrors())
 
 # The page's conversation: its engine (an EngineProcess when served by main(); a test may give it an
 # in-process Engine: both are qa.serving.AnswersQuestions), its feedback store and its words.
@@ -308,6 +383,7 @@ def build_page(settings: Settings | None = None) -> gr.Blocks:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    quiet_rejections()
     args = parse_args(argv)
     try:
         settings = settings_from_args(args)

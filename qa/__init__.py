@@ -56,3 +56,11 @@ Modules (generated from each module's docstring: python tests/test_layers.py --w
 
 (end of the generated list)
 """
+
+import os as _os
+
+# torch's OpenMP threads spin while they wait for each other; when another process holds one of the
+# two cores, a spinning pair collapses (docs/BENCHMARKS.md, fine-tuning under load). Waiting
+# threads that sleep keep two threads at least as fast as one. Read when torch loads its OpenMP
+# library, so it is set here, before any stage imports torch; the results are the same either way.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -151,7 +151,8 @@ class Chat:
             raise QAError(STARTING_UP)
         if isinstance(history, str):
             history = [history]
-        if not isinstance(question, str) or not all(isinstance(h, str) for h in history or []):
+        if (not isinstance(question, str) or not isinstance(history, (list, tuple, type(None)))
+                or not all(isinstance(h, str) for h in history or [])):
             raise QAError("The question must be text, and history a list of earlier questions (text).")
         return self.engine.ask(question, list(history or [])).to_dict()
 

@@ -219,7 +219,7 @@ def test_the_script_api_returns_what_the_cli_prints(chat, tiny_engine):
     assert chat.ask(ASKED, []) == tiny_engine.ask(ASKED, []).to_dict()
     assert chat.ask("why not?", "what is naloxone") == tiny_engine.ask("why not?", ["what is naloxone"]).to_dict()
     from qa.errors import QAError
-    for bad in [(3, []), (ASKED, [3])]:
+    for bad in [(3, []), (ASKED, [3]), (ASKED, 5)]:
         with pytest.raises(QAError, match="must be text"):
             chat.ask(*bad)
     with pytest.raises(QAError, match="still starting"):

@@ -174,6 +174,7 @@ def call_chat(http: httpx.Client, body: dict) -> list[tuple[str, str]]:
 
 
 def test_malformed_api_calls_get_errors_and_the_server_keeps_serving(app_server):  # noqa: F811
+    log_before = len(app_server.log_tail(10**9))
     with httpx.Client(base_url=app_server.url.rstrip("/"), timeout=REQUEST_TIMEOUT) as http:
         info = http.get("/gradio_api/info")
         assert info.status_code == 200 and "/chat" in info.json()["named_endpoints"]
@@ -219,9 +220,20 @@ def test_malformed_api_calls_get_errors_and_the_server_keeps_serving(app_server)
         assert isinstance(reply, str) and reply.startswith('<div class="qa-reply"'), (message, reply)
         assert FAILURE not in reply_text(reply)
 
+    # /ask refuses what it cannot ask: an empty question, a history that is not a list, no data at all.
+    with httpx.Client(base_url=app_server.url.rstrip("/"), timeout=REQUEST_TIMEOUT) as http:
+        for data in (["", []], ["x", 5], [5, []], []):
+            event_id = http.post("/gradio_api/call/ask", json={"data": data}).json()["event_id"]
+            with http.stream("GET", f"/gradio_api/call/ask/{event_id}") as response:
+                assert "event: error" in "".join(response.iter_text()), data
+
     assert app_server.process.poll() is None, app_server.log_tail()
     assert_naloxone_reply(ask(new_client(app_server.url), NALOXONE_Q))
     client.close()
+    # Each rejected request cost the log one line, not a traceback.
+    log = app_server.log_tail(10**9)[log_before:]
+    assert "Traceback" not in log, log[-3000:]
+    assert log.count("rejected a request: Error: Please type a question") >= 1, log[-3000:]
 
 
 def final_reply(events: list[tuple[str, str]]) -> str:
