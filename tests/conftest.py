@@ -30,7 +30,7 @@ from qa.embedding import Embedder  # noqa: E402
 from qa.settings import Settings  # noqa: E402
 
 # The tests' own copy of the five seed articles and their example questions, never corpus/ itself,
-# which a maintainer changes as articles come (tests/fixtures/seeds/README.md).
+# which a maintainer changes as articles come (tests/fixtures/README.md).
 CORPUS = ROOT / "tests" / "fixtures" / "seeds"
 
 # Three tiny articles with known structure, for exact expectations.

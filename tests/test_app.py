@@ -112,6 +112,7 @@ def test_the_readiness_endpoint_says_the_app_answers_with_its_tuned_model(app_se
     assert body == {"ready": True, "stage": "ready", "model": "tuned", "progress": None, "seconds_left": None,
                     "message": "Answering with the model tuned on the example questions.", "error": None}
     assert "GET /ready" in (ROOT / "README.md").read_text(encoding="utf-8")  # scripts find it there
+    assert "GET /ready" in (ROOT / "docs" / "MAINTAINING.md").read_text(encoding="utf-8")  # and what it says
 
 
 # ------------------------------------------------------------------ /ask, the API for scripts
@@ -151,8 +152,9 @@ def test_ask_endpoint_refuses_bad_input_with_the_reason(client):
 
 
 def readme_script(name: str) -> str:
-    """The README's Python example that calls `name`."""
-    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.DOTALL)
+    """The Python example of the docs (docs/MAINTAINING.md, linked from the README) that calls `name`."""
+    text = (ROOT / "docs" / "MAINTAINING.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
     return next(block for block in blocks if f'api_name="{name}"' in block)
 
 
