@@ -64,3 +64,19 @@ import os as _os
 # threads that sleep keep two threads at least as fast as one. Read when torch loads its OpenMP
 # library, so it is set here, before any stage imports torch; the results are the same either way.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# glibc keeps the memory a process frees for its own later use, and raises the size above which it
+# hands big blocks back to the system as it sees big blocks freed. Fine-tuning frees tensors of every
+# size at every step, so a build process held on to most of what any step had used (docs/BENCHMARKS.md,
+# memory while the tuned model is prepared). Fixing both thresholds at glibc's own defaults keeps
+# its usual behaviour for small blocks and returns big ones as they are freed.
+_GLIBC_DEFAULT_THRESHOLD = 128 * 1024  # bytes: glibc's documented default for both
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
+try:
+    import ctypes as _ctypes
+
+    _libc = _ctypes.CDLL("libc.so.6")
+    _libc.mallopt(_M_TRIM_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
+    _libc.mallopt(_M_MMAP_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
+except (OSError, AttributeError):  # not glibc: its own allocator's behaviour stands
+    pass

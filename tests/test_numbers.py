@@ -29,6 +29,9 @@ ANYWHERE = {0, 1, -1, 2, 0.5, 130, 1e-9, 1e-12}  # 130: the exit status of Ctrl-
 READERS = {"qa/article.py", "qa/formats/pdf.py", "qa/formats/text.py", "qa/formats/html.py"}
 
 ALLOWED: dict[str, dict[float, str]] = {
+    "qa/__init__.py": {128: "glibc's default malloc thresholds, in KiB,", 1024: "times bytes per KiB (a library's "
+                       "own default, fixed so it stops growing)", 3: "mallopt's parameter number of "
+                       "M_MMAP_THRESHOLD (malloc.h)"},
     "qa/answer.py": {
         65536: "entries of a memo cache (memory, not answers)",
         3: "is_followup: a question of at most 3 content words that starts like a continuation, or points "
