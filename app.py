@@ -138,7 +138,7 @@ import gradio as gr  # noqa: E402
 from fastapi.responses import JSONResponse  # noqa: E402  (gradio's server is FastAPI)
 from fastapi.routing import APIRoute  # noqa: E402
 
-from qa.answer import Passage, Result  # noqa: E402
+from qa.answer import MAY_HELP, Passage, Result  # noqa: E402
 from qa.engine import ArticleInfo, Engine  # noqa: E402
 from qa.page import INTRO, TITLE, PageText, page_text  # noqa: E402
 
@@ -257,6 +257,10 @@ def format_reply(result: Result, articles: Sequence[ArticleInfo] = ()) -> str:
     emergency = format_emergency(result.emergency)
     if result.kind in ("small_talk", "not_english"):
         return f'<div class="qa-reply">{emergency}<p>{text_html(result.message)}</p></div>'
+    if result.kind == "may_help":  # on the subject, not answered: the closest passages, shown open
+        offered = [p for p in result.passages if p.match == MAY_HELP]
+        sources = "".join(format_source(i, p) for i, p in enumerate(offered, 1))
+        return f'<div class="qa-reply">{emergency}<p>{text_html(result.message)}</p>{sources}</div>'
     if not (result.found and result.answer):
         covered = (f"<p>The articles cover:</p>{format_articles_list(articles)}"
                    "<p>Try asking in words these articles would use.</p>" if articles else "")
@@ -420,7 +424,7 @@ def remember_reply(result: Result, earlier: list[str], reply: str) -> str:
     try:
         generation = ENGINE.generation()
         reply_id = REPLIES.add(Reply.from_result(result, earlier, generation, ENGINE.settings.max_question_chars))
-        if result.kind == "not_found":  # not small talk, nor a question in another language: nothing to promote
+        if result.kind in ("not_found", "may_help"):  # not small talk, nor another language: nothing to promote
             FEEDBACK.log_refusal(result.question, generation)
     except FeedbackError as exc:
         log.warning("unanswered question not logged: %s (cause: %s)", exc, exc.__cause__)
@@ -652,6 +656,7 @@ CSS = """
 #chat .qa-match-strong { background: #dcfce7; color: #166534; }
 #chat .qa-match-partial { background: #fef3c7; color: #92400e; }
 #chat .qa-match-weak { background: #f3f4f6; color: #4b5563; }
+#chat .qa-match-may { background: #e0f2fe; color: #075985; }
 #chat .qa-numbers { margin-top: .8em; }
 #chat .qa-numbers summary { font-weight: 400; color: #6b7280; font-size: .85em; }
 #chat .qa-reply mark { background: #fde68a; color: inherit; padding: 0 .1em; border-radius: 2px; }

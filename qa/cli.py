@@ -212,7 +212,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.fit_refusal:
         return _fit_refusal(args, settings)
-    if args.suite:
+    if args.suite or args.fit_labels:
         return _eval_suite(args, settings)
     if args.benchmark:
         return _eval_benchmark(args, settings)
@@ -301,10 +301,23 @@ def _eval_suite(args: argparse.Namespace, settings) -> int:
                                       say=_say)
     except ValueError as exc:
         raise QAError(str(exc)) from exc
+    from qa.refusal import load_model, refusal_key
+
+    key = refusal_key(load_model(settings.refusal_model_file, settings.model))
+    groups = suite.record_groups(results)
+    loo = suite.leave_one_out(groups, key, settings.strong_match_precision, settings.may_help_off_topic)
+    if args.fit_labels:
+        import datetime as dt
+        bars = suite.fit_labels(groups, key, settings.strong_match_precision, settings.may_help_off_topic)
+        bars.save(settings.labels_file, {"fitted_at": dt.date.today().isoformat(), "fitted_on": sorted(groups),
+                                         "strong_match_precision": settings.strong_match_precision,
+                                         "may_help_off_topic": settings.may_help_off_topic, "seed": args.seed})
+        _say(f"wrote {settings.labels_file}: strong {bars.strong}; may help {bars.may_help}")
     if args.json:
-        print(json.dumps(suite.suite_json(results), indent=2))
+        print(json.dumps({**suite.suite_json(results), "labels_leave_one_out": loo}, indent=2))
     else:
         print(suite.format_suite(results))
+        print(suite.format_labels(loo))
     return 0
 
 
@@ -418,6 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "baselines and the product's sets (qa/suite.py); --corpora and --setup choose, --work keeps")
     ev.add_argument("--corpora", help="suite: comma-separated corpora (default: squad,medquad,web)")
     ev.add_argument("--no-product", action="store_true", help="suite: skip the product's six question sets")
+    ev.add_argument("--fit-labels", action="store_true",
+                    help="suite: fit the labels' bars (strong match, may help) on every suite corpus and the dev set "
+                         "and write qa/fitted/labels.json")
     ev.add_argument("--setup", default="fresh,grown,plain",
                     help="benchmark: comma-separated setups: fresh (its articles alone), grown (beside the product's "
                          "corpus), plain (the product's articles without example questions or tuning), product "

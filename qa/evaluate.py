@@ -90,6 +90,8 @@ class Outcome:
     answer: str | None
     found: bool
     label: str | None = None  # the engine's label of the answer's passage ("strong match", ...); None: none
+    margin: float | None = None  # the engine's refusal margin (negative: refused); what labels are fitted on
+    regime: str | None = None  # the refusal regime of the answer's article ("examples" or "plain")
 
 
 @dataclass
@@ -151,6 +153,19 @@ def _right(question: Question, answer: str) -> bool:
     return any(_norm(e) in _norm(answer) for e in question.evidence)
 
 
+def records(questions: list[Question], outcomes: list[Outcome]) -> list[dict]:
+    """Per question, what labels are fitted on: its kind, whether it was answered and rightly, whether the first
+    passage is relevant, and the engine's margin and regime."""
+    rows = []
+    for q, o in zip(questions, outcomes):
+        first = o.passages[0] if o.passages else None
+        rows.append({"id": q.id, "kind": q.kind, "answerable": q.answerable, "found": o.found,
+                     "right": bool(q.answerable and o.found and o.answer is not None and _right(q, o.answer)),
+                     "first_relevant": bool(q.answerable and first is not None and _relevant(q, *first)),
+                     "margin": o.margin, "regime": o.regime, "label": o.label})
+    return rows
+
+
 def score(system: str, questions: list[Question], outcomes: list[Outcome]) -> Scores:
     result = Scores(system)
     answerable = [(q, o) for q, o in zip(questions, outcomes) if q.answerable]
@@ -167,6 +182,8 @@ def score(system: str, questions: list[Question], outcomes: list[Outcome]) -> Sc
         result.answer_accuracy += correct
         if o.found and o.label:
             labelled.setdefault(o.label, []).append(correct)
+        elif not o.found and o.label == "may help":  # right when the passage offered first is relevant
+            labelled.setdefault(o.label, []).append(first == 1)
         result.refused_answerable += not o.found
         kind_hits.setdefault(q.kind, []).append(correct)
         if not correct:
@@ -176,8 +193,8 @@ def score(system: str, questions: list[Question], outcomes: list[Outcome]) -> Sc
         kind_hits.setdefault(q.kind, []).append(not o.found)
         if o.found:
             result.misses.append(f"{q.id} [unanswerable] {q.question!r} -> {o.answer!r}")
-            if o.label:
-                labelled.setdefault(o.label, []).append(False)
+        if o.label:  # an answer, or passages offered, to a question the articles do not answer: wrong
+            labelled.setdefault(o.label, []).append(False)
     n, m = max(1, len(answerable)), max(1, len(unanswerable))
     result.hit1, result.hit3, result.mrr = result.hit1 / n, result.hit3 / n, result.mrr / n
     result.answer_accuracy /= n
@@ -196,8 +213,11 @@ def run_engine(engine: Engine, questions: Iterable[Question]) -> list[Outcome]:
     outcomes = []
     for q in questions:
         r = engine.ask(q.question, list(q.history))
-        label = r.answer_source.match if r.found and r.answer_source is not None else None
-        outcomes.append(Outcome([(p.source, p.text) for p in r.passages], r.answer, r.found, label))
+        label = (r.answer_source.match if r.found and r.answer_source is not None
+                 else "may help" if getattr(r, "may_help", False) else None)
+        outcomes.append(Outcome([(p.source, p.text) for p in r.passages], r.answer, r.found, label,
+                                r.margin if r.confidence is not None else None,
+                                r.confidence.regime if r.confidence is not None else None))
     return outcomes
 
 

@@ -37,6 +37,7 @@ offline here). The weights were fitted on one small question set.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -125,6 +126,29 @@ def _best_example(similarities: np.ndarray, links: tuple[np.ndarray, np.ndarray]
     return best
 
 
+def example_lifts(examples: Sequence[float], texts: Sequence[float], articles: Sequence[str],
+                  cap: float | None) -> list[float]:
+    """What the example questions add to each candidate (a passage or a sentence), before their weight.
+
+    `cap` None: the closest example question's cosine as it is (an article with example questions then
+    starts every contest with articles without them ahead). Else the example signal is normalised per
+    article: inside one article it ranks as before (`example - the article's best example`), and the
+    article as a whole is lifted only by how much its best example question beats its own best text
+    (`texts`: the candidates' best sentence cosines), at most `cap`. With `cap` 0 example questions never
+    decide between two articles; an article without any is lifted by nothing, as before.
+    """
+    if cap is None:
+        return list(examples)
+    best_example: dict[str, float] = {}
+    best_text: dict[str, float] = {}
+    for example, text, article in zip(examples, texts, articles):
+        best_example[article] = max(best_example.get(article, 0.0), example)
+        best_text[article] = max(best_text.get(article, -1.0), text)
+    return [example - best_example[article]
+            + min(cap, max(0.0, best_example[article] - best_text[article])) * (best_example[article] > 0)
+            for example, article in zip(examples, articles)]
+
+
 def example_candidates(by_chunk: np.ndarray, depth: int) -> list[tuple[int, float]]:
     """(chunk, example-question cosine) best first; only chunks with an example question."""
     return lexical_candidates(by_chunk, depth)  # the same top-k of a score array
@@ -166,14 +190,17 @@ def fuse(index: Index, query_vector: np.ndarray, bm25: np.ndarray,
     sentence_ids = [index.chunk_sentence_ids[c] for c in candidates]
     similarities = index.answer_vectors[[i for ids in sentence_ids for i in ids]] @ query_vector
     best_bm25 = float(bm25[candidates].max()) or 1.0
-    hits, start = [], 0
+    rows, start = [], 0
     for chunk, cosine, ids in zip(candidates, cosines.tolist(), sentence_ids):
         sentence = float(similarities[start:start + len(ids)].max()) if ids else cosine
         start += len(ids)
-        lexical = float(bm25[chunk])
-        example = float(by_chunk[chunk])
+        rows.append((chunk, cosine, sentence, float(bm25[chunk]), float(by_chunk[chunk])))
+    lifts = example_lifts([r[4] for r in rows], [r[2] for r in rows],
+                          [index.chunks[r[0]].source for r in rows], settings.example_lift_cap)
+    hits = []
+    for (chunk, cosine, sentence, lexical, example), lift in zip(rows, lifts):
         score = (settings.weight_dense * cosine + settings.weight_sentence * sentence
-                 + settings.weight_lexical * lexical / best_bm25 + settings.weight_question * example)
+                 + settings.weight_lexical * lexical / best_bm25 + settings.weight_question * lift)
         hits.append(Hit(chunk, score, cosine, sentence, example, lexical))
     hits.sort(key=lambda hit: (-hit.score, hit.chunk))
     return hits

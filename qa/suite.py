@@ -58,8 +58,8 @@ from typing import Callable, Sequence
 from qa.benchmark import (ANSWERABLE, OFF_TOPIC, UNANSWERABLE, load_benchmark, sample, split_halves,
                           write_corpus)
 from qa.engine import Engine
-from qa.evaluate import (PRODUCT_SETS, QUESTION_SETS, Question, Scores, _letters, load_questions, run_baselines,
-                         run_engine, score)
+from qa.evaluate import (PRODUCT_SETS, QUESTION_SETS, Question, Scores, _letters, load_questions, records,
+                         run_baselines, run_engine, score)
 from qa.question_bank import BANK_FOLDER
 from qa.refusal import RefusalModel
 from qa.settings import PROJECT_ROOT, Settings
@@ -117,9 +117,11 @@ def _kind(question: Question) -> str:
 # ----------------------------------------------------------------------------- the corpora
 
 
-def squad_corpus(path: Path = SQUAD_FILE, seed: int = SEED) -> SuiteCorpus:
-    articles = split_halves(load_benchmark(path), seed)["report"]
-    drawn = sample(articles, seed, **SQUAD_SIZES)
+def squad_corpus(path: Path = SQUAD_FILE, seed: int = SEED, sizes: dict | None = None,
+                 articles: int | None = None) -> SuiteCorpus:
+    """`articles`: only the first few of the half (the small suite of the tests)."""
+    pool = split_halves(load_benchmark(path), seed)["report"][:articles]
+    drawn = sample(pool, seed, **(sizes or SQUAD_SIZES))
     return SuiteCorpus("squad", "Wikipedia (SQuAD 2.0 report half)",
                        tuple((a.file_name, a.text().encode("utf-8")) for a in drawn.corpus), drawn.questions)
 
@@ -188,8 +190,15 @@ def web_corpus(pages: Path = WEB_PAGES, questions: Path = WEB_QUESTIONS) -> Suit
     return SuiteCorpus("web", "saved health web pages (HTML)", files, asked)
 
 
-def load_corpora(names: Sequence[str] = CORPORA, seed: int = SEED) -> list[SuiteCorpus]:
-    makers = {"squad": lambda: squad_corpus(seed=seed), "medquad": lambda: medquad_corpus(seed=seed),
+# The small suite of the tests (tests/test_suite.py): a few articles of each style, a few dozen questions.
+SMALL = {"squad": {"articles": 3, "sizes": {"held_out": 1, "answerable": 20, "unanswerable": 6, "off_topic": 8}},
+         "medquad": {"pages": 5, "held_out": 1, "answerable": 16, "off_topic": 6}}
+
+
+def load_corpora(names: Sequence[str] = CORPORA, seed: int = SEED, small: bool = False) -> list[SuiteCorpus]:
+    """The suite's corpora; `small`: the small suite of the tests (SMALL; the web pages are three already)."""
+    makers = {"squad": lambda: squad_corpus(seed=seed, **(SMALL["squad"] if small else {})),
+              "medquad": lambda: medquad_corpus(seed=seed, **(SMALL["medquad"] if small else {})),
               "web": web_corpus}
     unknown = sorted(set(names) - set(makers))
     if unknown:
@@ -229,11 +238,14 @@ class SuiteResult:
     articles: int
     chunks: int
     product_sets: dict[str, Scores] = field(default_factory=dict)
+    records: list[dict] = field(default_factory=list)  # the engine's, per question (qa.evaluate.records)
+    product_records: dict[str, list[dict]] = field(default_factory=dict)
 
 
 def run_suite(settings: Settings, work: Path, corpora: Sequence[str] = CORPORA, setups: Sequence[str] = SETUPS,
               baselines: bool = True, product: bool = True, seed: int = SEED,
-              refusal: RefusalModel | None = None, say: Callable[[str], None] = print) -> list[SuiteResult]:
+              refusal: RefusalModel | None = None, say: Callable[[str], None] = print,
+              small: bool = False) -> list[SuiteResult]:
     """Every corpus in every setup: engine and baselines on the same questions; the product's sets on
     the seed corpus (and on each grown setup) when `product`."""
     unknown = sorted(set(setups) - set(SETUPS))
@@ -242,19 +254,22 @@ def run_suite(settings: Settings, work: Path, corpora: Sequence[str] = CORPORA, 
     results = []
     if product:
         engine = open_suite_setup(None, "product", settings, work, refusal, say)
-        results.append(SuiteResult("product", "product", {}, [], *_counts(engine), _product_sets(engine)))
-    for corpus in load_corpora(corpora, seed):
+        sets, set_records = _product_sets(engine)
+        results.append(SuiteResult("product", "product", {}, [], *_counts(engine), sets, [], set_records))
+    for corpus in load_corpora(corpora, seed, small):
         for setup in setups:
             engine = open_suite_setup(corpus, setup, settings, work, refusal, say)
             questions = list(corpus.questions)
             say(f"{corpus.name}/{setup}: asking {len(questions)} questions")
-            scores = [score("engine", questions, run_engine(engine, questions))]
+            outcomes = run_engine(engine, questions)
+            scores = [score("engine", questions, outcomes)]
             if baselines:
                 scores += run_baselines(engine.settings, engine.base_embedder, questions)
             for s in scores:
                 s.by_kind = _by_kind(corpus, s)
-            sets = _product_sets(engine) if product and setup == "grown" else {}
-            results.append(SuiteResult(corpus.name, setup, corpus.kinds(), scores, *_counts(engine), sets))
+            sets, set_records = _product_sets(engine) if product and setup == "grown" else ({}, {})
+            results.append(SuiteResult(corpus.name, setup, corpus.kinds(), scores, *_counts(engine), sets,
+                                       records(questions, outcomes), set_records))
     return results
 
 
@@ -273,9 +288,13 @@ def _counts(engine: Engine) -> tuple[int, int]:
     return counts["articles"], counts["chunks"]
 
 
-def _product_sets(engine: Engine) -> dict[str, Scores]:
-    return {name: score("engine", load_questions(path), run_engine(engine, load_questions(path)))
-            for name, path in PRODUCT_SETS.items()}
+def _product_sets(engine: Engine) -> tuple[dict[str, Scores], dict[str, list[dict]]]:
+    sets, rows = {}, {}
+    for name, path in PRODUCT_SETS.items():
+        questions = load_questions(path)
+        outcomes = run_engine(engine, questions)
+        sets[name], rows[name] = score("engine", questions, outcomes), records(questions, outcomes)
+    return sets, rows
 
 
 # ----------------------------------------------------------------------------- report
@@ -357,7 +376,8 @@ def _worst(results: list[SuiteResult]) -> list[str]:
 def suite_json(results: list[SuiteResult]) -> dict:
     return {"results": [{"corpus": r.corpus, "setup": r.setup, "questions": r.questions, "articles": r.articles,
                          "chunks": r.chunks, "scores": [_scores_json(s) for s in r.scores],
-                         "product_sets": {n: _scores_json(s) for n, s in r.product_sets.items()}}
+                         "product_sets": {n: _scores_json(s) for n, s in r.product_sets.items()},
+                         "records": r.records, "product_records": r.product_records}
                         for r in results],
             "worst": worst_figures(results)}
 
@@ -369,3 +389,98 @@ def _scores_json(s: Scores) -> dict:
 __all__ = ["CORPORA", "SETUPS", "SuiteCorpus", "SuiteResult", "load_corpora", "medquad_page", "medquad_corpus",
            "squad_corpus", "web_corpus", "open_suite_setup", "run_suite", "format_suite", "suite_json",
            "worst_figures"]
+
+
+# ----------------------------------------------------------------------------- the labels' bars, fitted
+
+def record_groups(results: list[SuiteResult], tune_sets: Sequence[str] = ("dev",)) -> dict[str, list[dict]]:
+    """The engine's per-question records by group ("<corpus>/<setup>"), with the product's tune set(s) on the
+    seed corpus ("product/dev"): what the labels are fitted on."""
+    groups = {f"{r.corpus}/{r.setup}": r.records for r in results if r.records}
+    for r in results:
+        if r.corpus == "product":
+            groups.update({f"product/{name}": rows for name, rows in r.product_records.items() if name in tune_sets})
+    return groups
+
+
+def _precise_enough(rows: list[dict], target: float) -> bool:
+    """Answers right at least `target` of the time, counting one more right answer than seen: a handful of
+    answers all right is not yet evidence of 0.9 (Laplace's rule, one-sided)."""
+    return not rows or (sum(r["right"] for r in rows) + 1) / (len(rows) + 1) >= target
+
+
+def fit_labels(groups: dict[str, list[dict]], refusal: str, precision: float, off_topic: float):
+    """Per regime, the strong-match bar (the lowest margin at which every group's answers so labelled are right
+    at least `precision` of the time) and the may-help bar (the lowest margin below refusal's bar at which at
+    most `off_topic` of every group's off-topic questions would be offered passages instead of a flat refusal)."""
+    from qa.refusal import REGIMES, LabelBars
+
+    strong, may_help = {}, {}
+    for regime in REGIMES:
+        mine = {g: [r for r in rows if r["regime"] == regime and r["margin"] is not None] for g, rows in groups.items()}
+        answered = {g: [r for r in rows if r["found"]] for g, rows in mine.items()}
+        bars = sorted({round(r["margin"], 3) for rows in answered.values() for r in rows})
+        strong[regime] = next((m for m in bars if all(_precise_enough([r for r in rows if r["margin"] >= m], precision)
+                                                      for rows in answered.values())), 99.0)
+        refused_off = {g: [r["margin"] for r in rows if not r["found"] and r["kind"] == OFF_TOPIC]
+                       for g, rows in mine.items()}
+        totals = {g: sum(r["kind"] == OFF_TOPIC for r in rows) for g, rows in groups.items()}
+        bar = 0.0
+        for m in sorted({round(v, 3) for values in refused_off.values() for v in values}, reverse=True):
+            if all(sum(v >= m for v in values) <= off_topic * totals[g] for g, values in refused_off.items() if totals[g]):
+                bar = m
+            else:
+                break
+        may_help[regime] = bar
+    return LabelBars(strong, may_help, refusal)
+
+
+def apply_labels(rows: list[dict], bars) -> dict[str, dict[str, float]]:
+    """Share and precision per label, and off-topic questions refused flatly, of one group under `bars`."""
+    out: dict[str, list[bool]] = {}
+    for r in rows:
+        if r["margin"] is None or r["regime"] is None:
+            continue
+        if r["found"]:
+            label = "strong match" if r["margin"] >= bars.strong[r["regime"]] else "partial match"
+            out.setdefault(label, []).append(r["right"])
+        elif r["margin"] >= bars.may_help[r["regime"]]:
+            out.setdefault("may help", []).append(r["first_relevant"])
+    figures = {label: {"share": len(v) / max(1, len(rows)), "precision": sum(v) / len(v), "count": len(v)}
+               for label, v in out.items()}
+    off = [r for r in rows if r["kind"] == OFF_TOPIC]
+    if off:
+        flat = sum(not r["found"] and (r["margin"] is None or r["regime"] is None
+                                       or r["margin"] < bars.may_help[r["regime"]]) for r in off)
+        figures["off-topic refused flatly"] = {"share": flat / len(off), "precision": float("nan"), "count": flat}
+    return figures
+
+
+def leave_one_out(groups: dict[str, list[dict]], refusal: str, precision: float, off_topic: float) -> dict:
+    """Each suite corpus's label figures under bars fitted on the other corpora (and the product's tune set)."""
+    corpora = sorted({g.split("/")[0] for g in groups} - {"product"})
+    report = {}
+    for corpus in corpora:
+        bars = fit_labels({g: rows for g, rows in groups.items() if not g.startswith(corpus + "/")}, refusal,
+                          precision, off_topic)
+        for group, rows in groups.items():
+            if group.startswith(corpus + "/"):
+                report[group] = {"bars": {"strong": bars.strong, "may_help": bars.may_help},
+                                 "labels": apply_labels(rows, bars)}
+    return report
+
+
+def format_labels(report: dict) -> str:
+    lines = ["", "labels, each corpus under bars fitted on the others (leave one corpus out):",
+             f"{'corpus/setup':<16}{'strong share/prec.':>20}{'partial share/prec.':>21}{'may help share/prec.':>22}"
+             f"{'off-topic flat':>16}"]
+    for group, entry in sorted(report.items()):
+        labels = entry["labels"]
+
+        def cell(name):
+            v = labels.get(name)
+            return f"{v['share']:.3f}/{v['precision']:.3f}" if v else "0/-"
+        flat = labels.get("off-topic refused flatly")
+        lines.append(f"{group:<16}{cell('strong match'):>20}{cell('partial match'):>21}{cell('may help'):>22}"
+                     f"{(format(flat['share'], '.3f') if flat else '-'):>16}")
+    return "\n".join(lines)
