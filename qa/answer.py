@@ -233,7 +233,8 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
             competing.append((score, float(cosine), position, sentence_id, sentence))
     # Example questions rank an article's sentences, and lift the article only as qa.search.example_lifts allows.
     lifts = example_lifts([float(examples[c[3]]) for c in competing], [c[1] for c in competing],
-                          [index.chunks[hits[c[2]].chunk].source for c in competing], settings.example_lift_cap)
+                          [index.chunks[hits[c[2]].chunk].source for c in competing], index.articles_with_examples,
+                          settings.example_lift_cap)
     for (score, cosine, position, _, sentence), lift in zip(competing, lifts):
         score += settings.example_answer_weight * lift
         if best is None or score > best[0]:

@@ -92,6 +92,7 @@ class Outcome:
     label: str | None = None  # the engine's label of the answer's passage ("strong match", ...); None: none
     margin: float | None = None  # the engine's refusal margin (negative: refused); what labels are fitted on
     regime: str | None = None  # the refusal regime of the answer's article ("examples" or "plain")
+    answer_score: float | None = None  # the engine's cosine of question and answer sentence
 
 
 @dataclass
@@ -162,7 +163,7 @@ def records(questions: list[Question], outcomes: list[Outcome]) -> list[dict]:
         rows.append({"id": q.id, "kind": q.kind, "answerable": q.answerable, "found": o.found,
                      "right": bool(q.answerable and o.found and o.answer is not None and _right(q, o.answer)),
                      "first_relevant": bool(q.answerable and first is not None and _relevant(q, *first)),
-                     "margin": o.margin, "regime": o.regime, "label": o.label})
+                     "margin": o.margin, "regime": o.regime, "label": o.label, "answer_score": o.answer_score})
     return rows
 
 
@@ -217,7 +218,7 @@ def run_engine(engine: Engine, questions: Iterable[Question]) -> list[Outcome]:
                  else "may help" if getattr(r, "may_help", False) else None)
         outcomes.append(Outcome([(p.source, p.text) for p in r.passages], r.answer, r.found, label,
                                 r.margin if r.confidence is not None else None,
-                                r.confidence.regime if r.confidence is not None else None))
+                                r.confidence.regime if r.confidence is not None else None, r.answer_score))
     return outcomes
 
 

@@ -37,7 +37,7 @@ offline here). The weights were fitted on one small question set.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Collection, Sequence
 
 import numpy as np
 
@@ -127,15 +127,20 @@ def _best_example(similarities: np.ndarray, links: tuple[np.ndarray, np.ndarray]
 
 
 def example_lifts(examples: Sequence[float], texts: Sequence[float], articles: Sequence[str],
-                  cap: float | None) -> list[float]:
+                  with_examples: Collection[str], cap: float | None) -> list[float]:
     """What the example questions add to each candidate (a passage or a sentence), before their weight.
 
-    `cap` None: the closest example question's cosine as it is (an article with example questions then
-    starts every contest with articles without them ahead). Else the example signal is normalised per
-    article: inside one article it ranks as before (`example - the article's best example`), and the
-    article as a whole is lifted only by how much its best example question beats its own best text
-    (`texts`: the candidates' best sentence cosines), at most `cap`. With `cap` 0 example questions never
-    decide between two articles; an article without any is lifted by nothing, as before.
+    `examples`: each candidate's closest example question's cosine; `texts`: its own best sentence cosine;
+    `articles`: its article; `with_examples`: the articles that have example questions.
+
+    `cap` None: the example cosine as it is. An article with example questions then starts every contest
+    with an article without them about 2 x 0.6 ahead, and answers questions about it (issue 24).
+
+    Else an article's example questions still rank its own candidates as they did (`example - the
+    article's best example`), but the article as a whole is lifted by its best example only up to its own
+    best text plus `cap`; when articles with and without example questions compete, an article without
+    them is lifted by its own best text, the same footing. With no article with example questions among the
+    candidates, nothing changes.
     """
     if cap is None:
         return list(examples)
@@ -144,8 +149,10 @@ def example_lifts(examples: Sequence[float], texts: Sequence[float], articles: S
     for example, text, article in zip(examples, texts, articles):
         best_example[article] = max(best_example.get(article, 0.0), example)
         best_text[article] = max(best_text.get(article, -1.0), text)
-    return [example - best_example[article]
-            + min(cap, max(0.0, best_example[article] - best_text[article])) * (best_example[article] > 0)
+    mixed = any(a in with_examples for a in best_text) and not all(a in with_examples for a in best_text)
+    level = {article: (min(best_example[article], best_text[article] + cap) if article in with_examples
+                       else best_text[article] if mixed else 0.0) for article in best_text}
+    return [example - best_example[article] + level[article] if article in with_examples else level[article]
             for example, article in zip(examples, articles)]
 
 
@@ -196,7 +203,8 @@ def fuse(index: Index, query_vector: np.ndarray, bm25: np.ndarray,
         start += len(ids)
         rows.append((chunk, cosine, sentence, float(bm25[chunk]), float(by_chunk[chunk])))
     lifts = example_lifts([r[4] for r in rows], [r[2] for r in rows],
-                          [index.chunks[r[0]].source for r in rows], settings.example_lift_cap)
+                          [index.chunks[r[0]].source for r in rows], index.articles_with_examples,
+                          settings.example_lift_cap)
     hits = []
     for (chunk, cosine, sentence, lexical, example), lift in zip(rows, lifts):
         score = (settings.weight_dense * cosine + settings.weight_sentence * sentence
