@@ -246,7 +246,8 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
         found, margin = refusal.decide(confidence, index.background)
 
     regime = confidence.regime if confidence is not None else "plain"
-    strong_bar = labels.strong[regime] if labels is not None else settings.strong_match_margin
+    strong = (labels.is_strong(regime, margin, best[1]) if labels is not None and best is not None
+              else margin >= settings.strong_match_margin)
     may_help = not found and best is not None and (
         (labels is not None and margin >= labels.may_help[regime])
         or (emergency and hits[0].lexical > 0))
@@ -257,7 +258,7 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
         chunk = index.chunks[hit.chunk]
         in_passage = best[3] if found and best and best[3] in chunk.sentences else None
         holds_answer = found and best is not None and position == best[2]
-        label = match_label(found, holds_answer, margin, hit.score, best_score, settings, strong_bar)
+        label = match_label(found, holds_answer, margin, hit.score, best_score, settings, strong)
         if may_help and (position == 0 or (not emergency and best_score > 0
                                            and hit.score >= settings.partial_match_share * best_score)):
             label = MAY_HELP
@@ -275,11 +276,12 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
 
 
 def match_label(found: bool, holds_answer: bool, margin: float, score: float, best_score: float,
-                settings: Settings, strong_bar: float | None = None) -> str:
+                settings: Settings, strong: bool | None = None) -> str:
     """How well a passage matches the question, in words a lay reader understands.
 
-    - the passage the answer is quoted from: STRONG when refusal's margin over its bar reaches
-      `strong_bar` (fitted: qa/fitted/labels.json; else `strong_match_margin`), else PARTIAL (answered, but near the bar:
+    - the passage the answer is quoted from: STRONG when `strong` (the fitted bars of qa/fitted/labels.json:
+      refusal's margin and the answer's cosine) or, when not given, when refusal's margin over its bar
+      reaches `strong_match_margin` (the articles clearly answer), else PARTIAL (answered, but near the bar:
       the articles may answer only part of the question);
     - any other passage: PARTIAL when its rank score is within `partial_match_share` of the best
       passage's (close to the best, it often holds part of the answer), else WEAK;
@@ -288,8 +290,7 @@ def match_label(found: bool, holds_answer: bool, margin: float, score: float, be
     if not found:
         return WEAK
     if holds_answer:
-        bar = settings.strong_match_margin if strong_bar is None else strong_bar
-        return STRONG if margin >= bar else PARTIAL
+        return STRONG if (margin >= settings.strong_match_margin if strong is None else strong) else PARTIAL
     return PARTIAL if best_score > 0 and score >= settings.partial_match_share * best_score else WEAK
 
 

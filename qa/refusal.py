@@ -36,7 +36,7 @@ say) is compared with questions close to its own.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -269,10 +269,16 @@ class LabelBars:
     may_help: dict[str, float]
     refusal: str = ""  # refusal_key of the model they were fitted with
     path: Path | None = None
+    # ... and a "strong match" also needs the answer sentence's cosine with the question to reach this
+    strong_cosine: dict[str, float] = field(default_factory=dict)
+
+    def is_strong(self, regime: str, margin: float, cosine: float) -> bool:
+        return margin >= self.strong[regime] and cosine >= self.strong_cosine.get(regime, -1.0)
 
     def to_json(self, extra: Mapping | None = None) -> dict:
         return {"format": LABELS_FORMAT, "refusal": self.refusal, "strong": self.strong,
-                "may_help": self.may_help, "command": LABELS_COMMAND, **(extra or {})}
+                "strong_cosine": self.strong_cosine, "may_help": self.may_help, "command": LABELS_COMMAND,
+                **(extra or {})}
 
     def save(self, path: Path, extra: Mapping | None = None) -> None:
         path = Path(path)
@@ -289,7 +295,8 @@ def load_labels(path: Path, refusal: RefusalModel) -> LabelBars | None:
         if data.get("format") != LABELS_FORMAT or data.get("refusal") != refusal_key(refusal):
             return None
         bars = LabelBars({k: float(v) for k, v in data["strong"].items()},
-                         {k: float(v) for k, v in data["may_help"].items()}, data["refusal"], Path(path))
+                         {k: float(v) for k, v in data["may_help"].items()}, data["refusal"], Path(path),
+                         {k: float(v) for k, v in data.get("strong_cosine", {}).items()})
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     return bars if set(bars.strong) == set(REGIMES) and set(bars.may_help) == set(REGIMES) else None

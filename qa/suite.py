@@ -75,6 +75,9 @@ WEB_QUESTIONS = QUESTION_SETS / "health-web.jsonl"
 WEB_OFF_TOPIC = frozenset(f"h{n:03d}" for n in range(73, 81))
 
 CORPORA = ("squad", "medquad", "web")
+# Corpora whose questions only check: the shipped label bars are not fitted on them (the web pages' set,
+# eval/sets/health-web.jsonl, is a blind check set; eval/README.md). Leave-one-out reports still cover them.
+CHECK_ONLY = ("web",)
 SETUPS = ("fresh", "grown")
 SEED = 0
 # SQuAD: the report half (8 articles), 2 held out; answerable, unanswerable, off-topic questions asked.
@@ -415,13 +418,22 @@ def fit_labels(groups: dict[str, list[dict]], refusal: str, precision: float, of
     most `off_topic` of every group's off-topic questions would be offered passages instead of a flat refusal)."""
     from qa.refusal import REGIMES, LabelBars
 
-    strong, may_help = {}, {}
+    strong, strong_cosine, may_help = {}, {}, {}
     for regime in REGIMES:
         mine = {g: [r for r in rows if r["regime"] == regime and r["margin"] is not None] for g, rows in groups.items()}
         answered = {g: [r for r in rows if r["found"]] for g, rows in mine.items()}
-        bars = sorted({round(r["margin"], 3) for rows in answered.values() for r in rows})
-        strong[regime] = next((m for m in bars if all(_precise_enough([r for r in rows if r["margin"] >= m], precision)
-                                                      for rows in answered.values())), 99.0)
+        pooled = [r for rows in answered.values() for r in rows]
+        margins = sorted({round(r["margin"], 2) for r in pooled}) or [99.0]
+        cosines = sorted({round(r.get("answer_score") or 0.0, 2) for r in pooled}) or [-1.0]
+        best = (0, 99.0, -1.0)  # (strong answers, margin bar, cosine bar): the most answers that stay precise
+        for m in margins[::max(1, len(margins) // 60)]:
+            for c in [-1.0] + cosines[::max(1, len(cosines) // 40)]:
+                chosen = {g: [r for r in rows if r["margin"] >= m and (r.get("answer_score") or 0.0) >= c]
+                          for g, rows in answered.items()}
+                count = sum(len(rows) for rows in chosen.values())
+                if count > best[0] and all(_precise_enough(rows, precision) for rows in chosen.values()):
+                    best = (count, m, c)
+        strong[regime], strong_cosine[regime] = best[1], best[2]
         refused_off = {g: [r["margin"] for r in rows if not r["found"] and r["kind"] == OFF_TOPIC]
                        for g, rows in mine.items()}
         totals = {g: sum(r["kind"] == OFF_TOPIC for r in rows) for g, rows in groups.items()}
@@ -432,7 +444,7 @@ def fit_labels(groups: dict[str, list[dict]], refusal: str, precision: float, of
             else:
                 break
         may_help[regime] = bar
-    return LabelBars(strong, may_help, refusal)
+    return LabelBars(strong, may_help, refusal, None, strong_cosine)
 
 
 def apply_labels(rows: list[dict], bars) -> dict[str, dict[str, float]]:
@@ -442,7 +454,8 @@ def apply_labels(rows: list[dict], bars) -> dict[str, dict[str, float]]:
         if r["margin"] is None or r["regime"] is None:
             continue
         if r["found"]:
-            label = "strong match" if r["margin"] >= bars.strong[r["regime"]] else "partial match"
+            strong = bars.is_strong(r["regime"], r["margin"], r.get("answer_score") or 0.0)
+            label = "strong match" if strong else "partial match"
             out.setdefault(label, []).append(r["right"])
         elif r["margin"] >= bars.may_help[r["regime"]]:
             out.setdefault("may help", []).append(r["first_relevant"])
@@ -465,7 +478,8 @@ def leave_one_out(groups: dict[str, list[dict]], refusal: str, precision: float,
                           precision, off_topic)
         for group, rows in groups.items():
             if group.startswith(corpus + "/"):
-                report[group] = {"bars": {"strong": bars.strong, "may_help": bars.may_help},
+                report[group] = {"bars": {"strong": bars.strong, "strong_cosine": bars.strong_cosine,
+                                          "may_help": bars.may_help},
                                  "labels": apply_labels(rows, bars)}
     return report
 

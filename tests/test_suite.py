@@ -56,14 +56,16 @@ def test_labels_are_scored_per_label_and_may_help_by_its_first_passage():
     assert labels["partial match"]["precision"] == 0.0
 
 
-def test_example_questions_rank_inside_an_article_but_never_decide_between_articles():
-    # a.txt has example questions (0.9 and 0.3), b.txt none; their text matches alike.
-    lifts = example_lifts([0.9, 0.3, 0.0], [0.5, 0.5, 0.5], ["a.txt", "a.txt", "b.txt"], cap=0.0)
-    assert lifts[0] == pytest.approx(0.0) and lifts[2] == 0.0  # the two articles start level
-    assert lifts[0] - lifts[1] == pytest.approx(0.6)  # inside a.txt the example still ranks
-    capped = example_lifts([0.9, 0.0], [0.5, 0.5], ["a.txt", "b.txt"], cap=0.1)
-    assert capped[0] == pytest.approx(0.1)  # at most the cap, however close the example
-    assert example_lifts([0.9, 0.0], [0.5, 0.5], ["a.txt", "b.txt"], cap=None) == [0.9, 0.0]  # as before
+def test_example_questions_rank_inside_an_article_but_lift_it_above_another_only_by_the_cap():
+    # a.txt has example questions (0.9 and 0.3), b.txt none; their text matches alike (0.5).
+    articles, having = ["a.txt", "a.txt", "b.txt"], {"a.txt"}
+    level = example_lifts([0.9, 0.3, 0.0], [0.5, 0.5, 0.5], articles, having, cap=0.0)
+    assert level[0] == pytest.approx(level[2])  # the two articles start level
+    assert level[0] - level[1] == pytest.approx(0.6)  # inside a.txt the example still ranks
+    capped = example_lifts([0.9, 0.3, 0.0], [0.5, 0.5, 0.5], articles, having, cap=0.1)
+    assert capped[0] - capped[2] == pytest.approx(0.1)  # at most the cap, however close the example
+    assert example_lifts([0.9, 0.3, 0.0], [0.5, 0.5, 0.5], articles, having, cap=None) == [0.9, 0.3, 0.0]
+    assert example_lifts([0.0, 0.0], [0.5, 0.7], ["b.txt", "c.txt"], set(), cap=0.4) == [0.0, 0.0]  # no bank
 
 
 def _rows(group_margins):
