@@ -17,7 +17,12 @@ a passage one retriever missed is not punished for it), and is ranked by
 
     weight_dense * cosine + weight_sentence * best sentence cosine
         + weight_lexical * BM25 / (best BM25 of this question)
-        + weight_question * best example-question cosine (0 when below 0).
+        + weight_question * best example-question cosine (0 when below 0),
+
+the last term normalised per article (`example_lifts`, Settings.example_lift_cap): inside an
+article it ranks as the cosine does, but an article is lifted above another only up to its
+own best sentence plus the cap, and beside articles with example questions one without them
+is lifted by its own best sentence, so articles a maintainer adds compete on equal terms.
 
 This convex combination replaced reciprocal rank fusion: on the dev set it
 ranked better (docs/history.md, second session), because RRF gave a
