@@ -122,8 +122,11 @@ def test_the_shipped_label_bars_belong_to_the_shipped_refusal_model():
 
 @pytest.mark.slow
 def test_the_small_suite_holds_its_floors(tmp_path):
-    """Two or three articles of each style, fresh: the engine well above floors set under the measured figures
-    (docs/QUALITY.md), and ranking at least as good as BM25's."""
+    """Two to four articles of each style, fresh: the engine above floors set well under its measured figures.
+
+    Measured 2026-12-06 (issue-24): MRR / answers / wrongly refused / off-topic refused: squad 0.917 / 0.750 /
+    0.050 / 1.000; medquad 0.802 / 0.750 / 0.000 / 0.600; web 0.708 / 0.350 / 0.217 / 1.000; no "strong match"
+    given (the shipped bars give it rarely off the seed corpus)."""
     from qa.settings import Settings
     from tests.conftest import TUNED_DIR
 
