@@ -360,8 +360,8 @@ def worst_figures(results: list[SuiteResult]) -> dict[str, float]:
         return s.labels.get("strong match", {}).get("precision", nan)
 
     return {
-        "MRR minus best baseline": worst(r.scores[0].mrr - max((b.mrr for b in r.scores[1:]), default=0.0)
-                                         for r in rows),
+        "MRR minus best baseline": worst(r.scores[0].mrr - max(b.mrr for b in r.scores[1:])
+                                         for r in rows if len(r.scores) > 1),
         "answer accuracy": worst(r.scores[0].answer_accuracy for r in rows),
         "answerable not wrongly refused": worst(1 - r.scores[0].refused_answerable for r in rows),
         "off-topic refused": worst(r.scores[0].by_kind.get("refused " + OFF_TOPIC, nan) for r in rows),
