@@ -49,6 +49,7 @@ Modules (generated from each module's docstring: python tests/test_layers.py --w
     startup.py         Start-up of the serving engine: answer as soon as an index exists, build the rest in the background.
     status.py          What the serving engine says about its start-up: `StartupStatus`, its stages, and their words.
     stores.py          The retrieval stores: where a question's nearest passages, sentences and example questions, and its BM25 scores, are looked up. Two backends behind one small interface, chosen in one place.
+    suite.py           The calibration suite: corpora in different styles, each fresh and grown, engine and baselines in one run.
     synonyms.py        Query expansion: the words people type -> the words the articles use.
     text.py            Small text tools shared by the stages: sentence splitting and word tokens.
     triage.py          Triage: what kind of message a question is, before and beside its answer.
