@@ -138,8 +138,9 @@ import gradio as gr  # noqa: E402
 from fastapi.responses import JSONResponse  # noqa: E402  (gradio's server is FastAPI)
 from fastapi.routing import APIRoute  # noqa: E402
 
+from qa import http_api  # noqa: E402
 from qa.answer import Passage, Result  # noqa: E402
-from qa.engine import ArticleInfo, Engine  # noqa: E402
+from qa.engine import ArticleInfo, Engine, ask_arguments  # noqa: E402
 from qa.page import INTRO, TITLE, PageText, page_text  # noqa: E402
 
 log = logging.getLogger("app")
@@ -587,8 +588,9 @@ def readiness() -> JSONResponse:
     return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
 
-# Mounted on gradio's FastAPI app when it is made (launch's app_kwargs), before gradio's own routes.
-READY_ROUTES = [APIRoute("/ready", readiness, methods=["GET"])]
+# Mounted on gradio's FastAPI app when it is made (launch's app_kwargs), before gradio's own routes:
+# GET /ready, and the plain JSON API, POST /api/ask (qa/http_api.py).
+READY_ROUTES = [APIRoute("/ready", readiness, methods=["GET"]), *http_api.routes(lambda: ENGINE, engine_status)]
 
 
 # ---------------------------------------------------------------- page
@@ -695,10 +697,8 @@ def ask_api(question: str, history: list[str] | None = None) -> dict:
         raise gr.Error("The app is still starting; please try again in a moment.")
     if isinstance(history, str):
         history = [history]
-    if not isinstance(question, str) or not all(isinstance(h, str) for h in history or []):
-        raise gr.Error("The question must be text, and history a list of earlier questions (text).")
     try:
-        return ENGINE.ask(question, list(history or [])).to_dict()
+        return ENGINE.ask(*ask_arguments(question, history)).to_dict()
     except QAError as exc:
         raise gr.Error(str(exc)) from None
 

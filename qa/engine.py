@@ -100,6 +100,26 @@ def clean_question(question: object, settings: Settings) -> str:
     return text
 
 
+def ask_request(request: object) -> tuple[str, list[str]]:
+    """(question, history) of a request object {"question": "...", "history": ["...", ...]} (a line of
+    `python -m qa ask --jsonl`, the body of POST /api/ask), or QuestionError saying what is wrong with its
+    shape; other keys are ignored. The question's text is checked by `Engine.ask` (clean_question)."""
+    if not isinstance(request, dict) or "question" not in request:
+        raise QuestionError('expected a JSON object like {"question": "...", "history": ["..."]}')
+    return ask_arguments(request["question"], request.get("history"))
+
+
+def ask_arguments(question: object, history: object) -> tuple[str, list[str]]:
+    """(question, history) when the question is text and the history a list of texts (None: none), else
+    QuestionError: the one type check of every way in (the page's /ask, /api/ask, --jsonl)."""
+    if not isinstance(question, str):
+        raise QuestionError("The question must be text.")
+    history = [] if history is None else history
+    if not isinstance(history, list) or not all(isinstance(h, str) for h in history):
+        raise QuestionError('"history" must be a list of earlier questions (text).')
+    return question, history
+
+
 def _too_long(length: int, settings: Settings) -> QuestionError:
     return QuestionError(f"That question is {length:,} characters long; please keep it to at most "
                          f"{settings.max_question_chars:,} characters.")
