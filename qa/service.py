@@ -23,9 +23,9 @@ releases the interpreter lock) and the other methods at once, and its replies co
 back in whatever order they are ready. Nothing in this module serialises two
 questions; the engine's own locks guard only its caches (qa/engine.py).
 
-Limits: a child that dies is started again; the questions in flight when it died,
-and the one that finds it dead, get `EngineStoppedError`; later ones wait for the
-new child. The child exits when its parent does. POSIX only (socketpair, pass_fds).
+Limits: a child that dies is started again at once (the thread reading its socket
+sees it close); the questions in flight when it died get `EngineStoppedError`, later
+ones wait for the new child. The child exits when its parent does. POSIX only (socketpair, pass_fds).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class EngineProcess:
         self._status = StartupStatus(STARTING, None, message="The answering engine is starting.")
         self._process: subprocess.Popen | None = None
         self._conn: Connection | None = None
-        self._alive = False  # the current child answers (False once its socket closed)
+        self._alive = False  # a child is running (False once close() stopped it)
         self._pending: dict[int, Future] = {}  # request id -> its reply, for the current child
         self._ids = itertools.count()
         with self._lock:
@@ -149,6 +149,10 @@ class EngineProcess:
         finally:
             self._ready.set()
         if self._startup_error is not None:
+            with self._lock:  # a request sent while this child loaded (after its predecessor died)
+                lost, self._pending = self._pending, {}
+            for future in lost.values():
+                future.set_exception(self._startup_error)
             return
         try:
             while True:
@@ -160,10 +164,11 @@ class EngineProcess:
         except (EOFError, OSError):  # the child died, or close() closed its socket
             pass
         with self._lock:
-            if conn is self._conn:
-                self._alive = False
             lost, self._pending = self._pending, {}
-        code = process.poll()
+            code = process.poll()
+            if conn is self._conn:  # died (killed, out of memory): a new child at once; close() sets no new conn
+                self._stop_child()
+                self._start()
         for future in lost.values():
             future.set_exception(self._stopped(code))
 
@@ -176,11 +181,8 @@ class EngineProcess:
         self.wait_ready(timeout=WAIT_FOR_LOADING_S)
         future: Future = Future()
         with self._lock:
-            if not self._alive:  # found dead: this question gets the news, the next one the new child
-                code = self._process.poll() if self._process else None
-                self._stop_child()
-                self._start()
-                raise self._stopped(code)
+            if not self._alive:
+                raise EngineStoppedError("The answering engine was stopped.")
             request = next(self._ids)
             self._pending[request] = future
             conn = self._conn
