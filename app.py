@@ -25,7 +25,8 @@ Owns:
   own), the not-medical-advice note, the panel listing the indexed
   articles, and the start-up panel above it (which model answers);
 - `/ask`, the endpoint for scripts: a question and the earlier questions in,
-  the JSON object `python -m qa ask --json` prints out;
+  the JSON object `python -m qa ask --json` prints out; the same as plain
+  JSON over HTTP, `POST /api/ask`, is qa/http_api.py's, mounted here;
 - a quiet server log: one line per start-up stage, library progress bars
   only on a terminal, no library deprecation notices (`quiet_libraries`);
 - feedback: 👍 / 👎 on each reply (Gradio's like event), an optional comment
@@ -739,11 +740,12 @@ def build_page(settings: Settings | None = None) -> gr.Blocks:
         page.load(status_line, None, [status, panel, timer], api_visibility="undocumented", queue=False)
         page.load(articles_panel, None, panel, api_visibility="undocumented", queue=False)
         gr.api(ask_api, api_name="ask")
-    # The engine's process takes one request at a time over its socket, and a
-    # question's encode uses one onnxruntime thread (docs/BENCHMARKS.md,
-    # concurrency and "Questions without torch"). Four at once lets a few people
-    # overlap the cheap parts (search, formatting) without piling threads onto
-    # two cores; more questions wait in the queue and see their position.
+    # The engine's process answers one question per core at once, each encode on
+    # one onnxruntime thread (qa/service.py; docs/BENCHMARKS.md, http_load and
+    # "Questions without torch"). Four at once keeps both cores busy and overlaps
+    # the cheap parts (transport, formatting) without piling threads onto two
+    # cores; more questions wait in the queue and see their position.
+    # POST /api/ask (qa/http_api.py) does not go through this queue.
     # api_open=False: the REST shortcut /gradio_api/run/chat would otherwise run
     # respond() outside the queue and skip both limits (tests/test_serving.py).
     page.queue(default_concurrency_limit=4, max_size=64, api_open=False)
