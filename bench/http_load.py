@@ -17,7 +17,9 @@ the training lines of eval/training/ and the background questions of qa/backgrou
 
 1. Reference: on a fresh app, each question alone, one at a time; its response body is kept.
 2. Each load run, on a fresh app (after 20 warm-up questions that are not in the list): C clients
-   (asyncio + httpx, one connection each) take the next question from the shared list until it is
+   (asyncio coroutines, one keep-alive HTTP/1.1 connection each, the bytes written and read by hand:
+   `--client httpx` uses httpx.AsyncClient, which costs the client 2-5x the CPU) take the next
+   question from the shared list until it is
    empty (the 1-client runs ask the first --single of them). Every response must be 200 with a body
    equal, byte for byte, to the reference's; anything else is an error or a mismatch.
    Measured over the load: answers/s, latency p50/p95/max, the server's CPU per answer (the app's
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -130,31 +133,104 @@ def load_line() -> str:
 # --------------------------------------------------------------------------- load
 
 
-async def drive(url: str, keys: Sequence[Key], clients: int, timeout: float) -> dict:
-    """`clients` coroutines share the list of keys; each posts the next one when its answer is in."""
+async def drive(url: str, keys: Sequence[Key], clients: int, timeout: float, client: str = "raw") -> dict:
+    """`clients` coroutines share the list of keys; each posts the next one when its answer is in.
+
+    client "raw": each coroutine keeps one HTTP/1.1 keep-alive connection of asyncio streams and writes
+    and reads the bytes itself (the lightest client Python has); "httpx": an httpx.AsyncClient."""
     latencies: list[float] = []
     replies: dict[Key, tuple[int, bytes]] = {}
     errors: list[str] = []
     todo = iter(keys)
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url.rstrip("/"), timeout=timeout, limits=limits) as http:
-        async def client() -> None:
+    post = _raw_poster(url, timeout) if client == "raw" else _httpx_poster(url, timeout, clients)
+
+    async def one_client() -> None:
+        async with post() as send:
             for key in todo:
                 began = time.perf_counter()
                 try:
-                    response = await http.post("/api/ask", content=body(key),
-                                               headers={"Content-Type": "application/json"})
+                    status, content = await send(body(key))
                 except Exception as exc:  # noqa: BLE001 - counted and reported
                     errors.append(f"{key!r}: {exc!r}")
                     continue
                 latencies.append(time.perf_counter() - began)
-                replies[key] = (response.status_code, response.content)
+                replies[key] = (status, content)
 
-        cpu0, began = client_cpu_seconds(), time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(clients)))
-        wall = time.perf_counter() - began
+    cpu0, began = client_cpu_seconds(), time.perf_counter()
+    await asyncio.gather(*(one_client() for _ in range(clients)))
+    wall = time.perf_counter() - began
     return {"latencies": latencies, "replies": replies, "errors": errors, "wall": wall,
             "client_cpu": client_cpu_seconds() - cpu0}
+
+
+def _raw_poster(url: str, timeout: float):
+    """A factory of connections, each an async context giving send(body) -> (status, content)."""
+    target = httpx.URL(url)
+    host, port = target.host, target.port or 80
+    head = (f"POST /api/ask HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+            "Content-Length: ").encode()
+
+    @contextlib.asynccontextmanager
+    async def connection():
+        streams: list = []
+
+        async def send(payload: bytes) -> tuple[int, bytes]:
+            if not streams:
+                streams.extend(await asyncio.wait_for(asyncio.open_connection(host, port), timeout))
+            reader, writer = streams
+            try:
+                writer.write(head + str(len(payload)).encode() + b"\r\n\r\n" + payload)
+                status, content, close = await asyncio.wait_for(_response(reader), timeout)
+            except BaseException:
+                writer.close()
+                streams.clear()
+                raise
+            if close:
+                writer.close()
+                streams.clear()
+            return status, content
+
+        try:
+            yield send
+        finally:
+            if streams:
+                streams[1].close()
+
+    return connection
+
+
+async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    """(status, body, whether the server closes the connection) of one HTTP/1.1 response with a Content-Length."""
+    lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = dict(line.split(":", 1) for line in lines[1:] if ":" in line)
+    headers = {name.strip().lower(): value.strip().lower() for name, value in headers.items()}
+    if "content-length" not in headers:
+        raise ValueError(f"a response without Content-Length: {lines[:6]}")
+    content = await reader.readexactly(int(headers["content-length"]))
+    return status, content, headers.get("connection") == "close"
+
+
+def _httpx_poster(url: str, timeout: float, clients: int):
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    shared = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=timeout, limits=limits)
+    users = [0]
+
+    @contextlib.asynccontextmanager
+    async def connection():
+        users[0] += 1
+
+        async def send(payload: bytes) -> tuple[int, bytes]:
+            response = await shared.post("/api/ask", content=payload, headers={"Content-Type": "application/json"})
+            return response.status_code, response.content
+        try:
+            yield send
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                await shared.aclose()
+
+    return connection
 
 
 def fresh_app(index: Path, work: Path) -> common.AppProcess:
@@ -171,14 +247,14 @@ def fresh_app(index: Path, work: Path) -> common.AppProcess:
 
 
 def run_load(index: Path, work: Path, keys: Sequence[Key], clients: int, busy: bool,
-             refs: dict[Key, tuple[int, bytes]] | None, timeout: float) -> dict:
+             refs: dict[Key, tuple[int, bytes]] | None, timeout: float, client: str = "raw") -> dict:
     app = fresh_app(index, work)
     try:
         pid = app.process.pid
         with common.busy(busy):
             load_before = load_line()
             server0, page0 = tree_cpu_seconds(pid), tree_cpu_seconds(pid, own=True)
-            out = asyncio.run(drive(app.url, keys, clients, timeout))
+            out = asyncio.run(drive(app.url, keys, clients, timeout, client))
             server, page = tree_cpu_seconds(pid) - server0, tree_cpu_seconds(pid, own=True) - page0
             load_after = load_line()
         if "Traceback" in app.log_tail(200_000):
@@ -292,8 +368,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--single", type=int, default=300, help="questions of a 1-client run (default 300)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each setting (default 1)")
     parser.add_argument("--chat", action="store_true", help="also: where one /chat answer's time goes")
+    parser.add_argument("--chat-only", action="store_true", help="only that: no reference and no load runs")
     parser.add_argument("--per-path", type=int, default=100, help="with --chat: questions per path (default 100)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds for one answer (default 60)")
+    parser.add_argument("--client", choices=("raw", "httpx"), default="raw",
+                        help="raw asyncio HTTP/1.1 connections (default), or httpx.AsyncClient")
     parser.add_argument("--quick", action="store_true", help="smoke: 2 clients, 12 questions, quiet, no --chat")
     args = parser.parse_args(argv)
     if args.quick:
@@ -320,19 +399,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         common.print_header("http_load.py", [
             f"index: {index}; engine workers: {os.environ.get('QA_ENGINE_WORKERS') or 'default (one per core)'}",
             f"{len(keys)} distinct questions ({sum(1 for k in keys if k[0])} with a history); "
-            f"1-client runs ask the first {min(args.single, len(keys))}; client: asyncio + httpx {httpx.__version__}"])
+            f"1-client runs ask the first {min(args.single, len(keys))}; client: "
+            + ("asyncio streams, HTTP/1.1 by hand" if args.client == "raw" else f"asyncio + httpx {httpx.__version__}")])
 
-        common.note(f"reference: {len(keys)} questions alone, one at a time, on a fresh app ...")
-        reference = run_load(index, work, keys, 1, False, None, args.timeout)
-        refs = reference["replies"]
-        failed = reference["errors"] + reference["mismatches"]
-        rows = [reference]
+        failed, rows, reference = 0, [], None
+        if args.chat_only:
+            busy = []
+        else:
+            common.note(f"reference: {len(keys)} questions alone, one at a time, on a fresh app ...")
+            reference = run_load(index, work, keys, 1, False, None, args.timeout, args.client)
+            refs = reference["replies"]
+            failed = reference["errors"] + reference["mismatches"]
+            rows = [reference]
         for flag in busy:
             for count in clients:
                 for _ in range(args.repeat):
                     common.note(f"{count} client(s){', busy' if flag else ''} ...")
                     run = run_load(index, work, keys[:args.single] if count == 1 else keys, count, flag, refs,
-                                   args.timeout)
+                                   args.timeout, args.client)
                     rows.append(run)
                     failed += run["errors"] + run["mismatches"]
         headers = ["run", "clients", "answers", "errors", "mismatches", "answers/s", "p50 ms", "p95 ms", "max ms",
@@ -340,12 +424,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         table = [("reference (alone)" if r is reference else ("busy" if r["busy"] else "quiet"), r["clients"],
                   r["answers"], r["errors"], r["mismatches"], r["rate"], r["p50"], r["p95"], r["max"], r["server_ms"],
                   r["page_ms"], r["client_ms"], r["load"]) for r in rows]
-        common.say(common.table("POST /api/ask, distinct questions, each answer checked against the reference",
-                                headers, table, digits=1))
+        if rows:
+            common.say(common.table("POST /api/ask, distinct questions, each answer checked against the reference",
+                                    headers, table, digits=1))
         for r in rows:
             for line in r["examples"]:
                 common.say(f"# {r['clients']} clients{' busy' if r['busy'] else ''}: {line[:300]}")
-        if args.chat:
+        if args.chat or args.chat_only:
             used = set(keys)
             spare = [k for k in question_keys(seed=27) if k in used]  # another order: paths do not share texts
             common.say(common.table("one answer at a time, by path (distinct questions per path)",
