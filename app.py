@@ -365,13 +365,23 @@ def respond_when_ready(message: str, history: list | None = None):
     the start-up status, refreshed; then it becomes the answer (`respond`)."""
     asked = time.monotonic()
     while ENGINE is not None and isinstance(message, str) and message.strip() \
-            and time.monotonic() - asked < WAIT_FOR_ENGINE_S:
+            and not engine_answers() and time.monotonic() - asked < WAIT_FOR_ENGINE_S:
         status = engine_status()
         if status.answering or status.stage == FAILED:
             break
         yield format_waiting(status, message)
         wait_for_engine(WAIT_POLL_S)
     yield respond(message, history)
+
+
+def engine_answers() -> bool:
+    """Whether the engine answers now, known without a round trip to its process (once it has loaded, a
+    question goes straight to it: no status is asked for first)."""
+    try:
+        ENGINE.wait_ready(0)
+    except QAError:
+        return False
+    return True
 
 
 def wait_for_engine(seconds: float) -> None:
