@@ -281,7 +281,8 @@ def run_load(index: Path, work: Path, keys: Sequence[Key], clients: int, busy: b
 
 
 def chat_breakdown(index: Path, work: Path, keys: Sequence[Key], per_path: int, timeout: float) -> list[tuple]:
-    """p50 / p95 ms of one question at a time along each path, each path on questions of its own."""
+    """p50 / p95 ms of one question at a time along each path, each path on questions of its own. The paths
+    take turns, one question each, so a change in the machine's load falls on all of them alike."""
     from gradio_client import Client
 
     import app as page
@@ -289,69 +290,55 @@ def chat_breakdown(index: Path, work: Path, keys: Sequence[Key], per_path: int, 
     from qa.service import EngineProcess
     from qa.settings import Settings
 
-    standalone = [k for k in keys if not k[0]]
-    slices = [standalone[i * per_path:(i + 1) * per_path] for i in range(6)]
-    rows = []
+    standalone = iter(k[1] for k in keys if not k[0])
     settings = Settings.from_env(index_dir=index)
-
-    def timed(calls) -> list[float]:
-        out = []
-        for call in calls:
-            began = time.perf_counter()
-            call()
-            out.append(time.perf_counter() - began)
-        return out
-
-    def row(name: str, samples: list[float]) -> None:
-        p50, p95, _, n = common.ms_summary(samples)
-        rows.append((name, n, p50, p95, load_line()))
-        common.note(f"{name}: p50 {p50:.1f} ms")
-
     engine = Engine.open(settings, build="never")
-    for q in WARM_UP:
-        engine.ask(q)
-    results = []
-    row("engine, in this process (Engine.ask)",
-        timed([lambda q=q: results.append(engine.ask(q[1])) for q in slices[0]]))
-    row("page rendering alone (app.format_reply)", timed([lambda r=r: page.format_reply(r) for r in results]))
     process = EngineProcess(settings)
+    app = fresh_app(index, work)
+    http = httpx.Client(base_url=app.url.rstrip("/"), timeout=timeout)
+    client = Client(app.url, verbose=False, analytics_enabled=False, httpx_kwargs={"timeout": timeout})
     try:
         process.wait_ready(timeout=120)
-        for q in WARM_UP:
-            process.ask(q)
-        row("engine + its process's socket (EngineProcess.ask)",
-            timed([lambda q=q: process.ask(q[1]) for q in slices[1]]))
-        row("  one status() round trip to the engine's process",
-            timed([process.status for _ in range(per_path)]))
-    finally:
-        process.close()
+        for question in WARM_UP:
+            engine.ask(question)
+            process.ask(question)
+        results = []
 
-    app = fresh_app(index, work)
-    try:
-        with httpx.Client(base_url=app.url.rstrip("/"), timeout=timeout) as http:
-            row("POST /api/ask", timed([lambda q=q: http.post("/api/ask", content=body(q)).raise_for_status()
-                                        for q in slices[2]]))
+        def by_hand(question: str) -> None:
+            event = http.post("/gradio_api/call/chat", json={"data": [question]}).json()["event_id"]
+            with http.stream("GET", f"/gradio_api/call/chat/{event}") as stream:
+                for _ in stream.iter_bytes():
+                    pass
 
-            def by_hand(question: str) -> None:
-                event = http.post("/gradio_api/call/chat", json={"data": [question]}).json()["event_id"]
-                with http.stream("GET", f"/gradio_api/call/chat/{event}") as stream:
-                    for _ in stream.iter_bytes():
-                        pass
-            row("/chat over gradio's HTTP protocol by hand (POST + event stream)",
-                timed([lambda q=q: by_hand(q[1]) for q in slices[3]]))
-        client = Client(app.url, verbose=False, analytics_enabled=False, httpx_kwargs={"timeout": timeout})
-        try:
-            row("/chat through gradio_client (predict)",
-                timed([lambda q=q: client.predict(q[1], api_name="/chat") for q in slices[4]]))
-        finally:
-            client.close()
+        paths = {
+            "engine, in this process (Engine.ask)": lambda q: results.append(engine.ask(q)),
+            "page rendering alone (app.format_reply of those answers)": lambda q: page.format_reply(results[-1]),
+            "engine + its process's socket (EngineProcess.ask)": process.ask,
+            "  one status() round trip to the engine's process": lambda q: process.status(),
+            "POST /api/ask": lambda q: http.post("/api/ask", content=body(((), q))).raise_for_status(),
+            "/chat over gradio's HTTP protocol by hand (POST + event stream)": by_hand,
+            "/chat through gradio_client (predict)": lambda q: client.predict(q, api_name="/chat"),
+        }
+        samples: dict[str, list[float]] = {name: [] for name in paths}
+        loads = [load_line()]
+        for _ in range(per_path):
+            for name, call in paths.items():
+                question = next(standalone)
+                began = time.perf_counter()
+                call(question)
+                samples[name].append(time.perf_counter() - began)
+        loads.append(load_line())
         idle0 = tree_cpu_seconds(app.process.pid)
         time.sleep(5.0)
         idle = (tree_cpu_seconds(app.process.pid) - idle0) / 5.0
-        rows.append((f"(the idle app's CPU: {idle * 100:.1f}% of a core)", 0, float("nan"), float("nan"),
-                     load_line()))
     finally:
+        client.close()
+        http.close()
         app.stop()
+        process.close()
+    rows = [(name, *common.ms_summary(values)[:2], len(values)) for name, values in samples.items()]
+    rows.append((f"(the idle app's CPU: {idle * 100:.1f}% of a core; load average {loads[0]} -> {loads[1]})",
+                 float("nan"), float("nan"), 0))
     return rows
 
 
@@ -433,8 +420,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.chat or args.chat_only:
             used = set(keys)
             spare = [k for k in question_keys(seed=27) if k in used]  # another order: paths do not share texts
-            common.say(common.table("one answer at a time, by path (distinct questions per path)",
-                                    ["path", "n", "p50 ms", "p95 ms", "load avg"],
+            common.say(common.table("one answer at a time, by path (distinct questions per path, paths in turn)",
+                                    ["path", "p50 ms", "p95 ms", "n"],
                                     chat_breakdown(index, work, spare, args.per_path, args.timeout), digits=1))
         common.print_footer()
     return 1 if failed else 0
