@@ -301,6 +301,20 @@ def test_api_ask_answers_with_the_clis_json_and_refuses_bad_input(app_server):  
     assert "Traceback" not in log_since(app_server, start)
 
 
+def test_the_readmes_curl_line_works(app_server):  # noqa: F811
+    import shlex
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    line = re.search(r"^    \$ (curl -s http://127\.0\.0\.1:7860/api/ask .*)$", readme, re.M)
+    assert line, "README: no curl line for POST /api/ask"
+    command = [arg.replace("http://127.0.0.1:7860/", app_server.url) for arg in shlex.split(line.group(1))]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=REQUEST_TIMEOUT)
+    assert run.returncode == 0, run.stderr
+    reply = json.loads(run.stdout)
+    request = json.loads(command[command.index("-d") + 1])
+    assert reply == cli_json(app_server.index_dir, request["question"], tuple(request["history"]))
+    assert reply["found"] and reply["answer"]
+
+
 def test_api_ask_answers_concurrent_questions_as_it_answers_each_alone(app_server):  # noqa: F811
     from concurrent.futures import ThreadPoolExecutor
     keys = API_KEYS * 4
