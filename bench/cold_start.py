@@ -50,15 +50,15 @@ def mark(name):
 import onnxruntime, tokenizers; mark("import onnxruntime + tokenizers")
 import faiss, bm25s; mark("import faiss + bm25s")
 from qa.engine import Engine; from qa.settings import Settings; from qa.embedding import Embedder
-from qa import index as index_store; mark("import qa (rest)")
+from qa import index as index_store, question_model; mark("import qa (rest)")
 if APP:
     import gradio; mark("import gradio")
     import app; mark("import app (rest)")
 settings = Settings.from_env(corpus_dir=sys.argv[1], index_dir=sys.argv[2])
-index = index_store.load(settings); mark("index load (with checksums)")
+index = question_model.load(settings); mark("index load (with checksums)")
 # The model that embeds questions: the export of the one tuned on the question bank when the index names one.
-embedder = Embedder(index_store.query_model(index.manifest, settings), settings.batch_size, settings.query_threads,
-                    load=True, export=index_store.query_export(index.manifest, settings))
+embedder = Embedder(question_model.query_model(index.manifest, settings), settings.batch_size, settings.query_threads,
+                    load=True, export=question_model.query_export(index.manifest, settings))
 mark("question model load (ONNX export, checked)")
 engine = Engine(settings, embedder, index)
 reason = index_store.stale_reason(index.manifest, settings); mark("stale check (corpus hashes)")

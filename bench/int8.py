@@ -45,7 +45,7 @@ def quantized(fp32, folder: Path):
 
     from qa.embedding import Export
     from qa.onnx_model import (INFO_FILE, MODEL_FILE, SAMPLE_FILE, SAMPLE_TEXTS, TOKENIZER_FILE, ExportInfo,
-                               OnnxModel, file_sha256)
+                               OnnxModel)
 
     key = f"{fp32.key}-int8"
     out = folder / key
@@ -57,7 +57,7 @@ def quantized(fp32, folder: Path):
                          weight_type=QuantType.QInt8)
         shutil.copy2(fp32.folder / TOKENIZER_FILE, tmp / TOKENIZER_FILE)
         info = ExportInfo.read(fp32.folder)
-        info = ExportInfo(**{**info.__dict__, "key": key, "onnx_sha256": file_sha256(tmp / MODEL_FILE),
+        info = ExportInfo(**{**info.__dict__, "key": key, "onnx_sha256": sha256_file(tmp / MODEL_FILE),
                              "onnx_bytes": (tmp / MODEL_FILE).stat().st_size})
         info.write(tmp)
         # One text at a time, as a load checks them: int8 quantizes activations per batch, so a text's

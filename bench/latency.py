@@ -181,7 +181,7 @@ def jsonl_marginal(settings, questions, rounds: int) -> dict[str, list[float]]:
     import json
     import subprocess
 
-    from qa.index import load, query_model
+    from qa.question_model import load, query_model
 
     lines = [json.dumps({"question": q.question, "history": list(q.history)}) + "\n" for q in questions]
     torch_model = common.torch_floor(query_model(load(settings).manifest, settings), 1)

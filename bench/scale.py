@@ -173,13 +173,13 @@ def store_child(mode: str, store: str, folder: str) -> dict:
     import numpy as np
 
     import faiss
-    from qa import stores
+    from qa import backends, stores
     from qa.settings import Settings
 
     faiss.omp_set_num_threads(2 if mode == "write" else 1)  # as a build, and as the engine
     folder = Path(folder)
     settings = Settings(index_dir=folder / store, store=store)
-    backend = stores.backend(settings)
+    backend = backends.backend(settings)
     generation = folder / store / "generation"
     if mode == "write":
         data = np.load(folder / "tables.npz")
@@ -306,7 +306,7 @@ def _run(args, work: Path) -> int:
 
     from bench import latency
     from bench.build import _build
-    from qa import index as index_store
+    from qa import index as index_store, question_model
     from qa.engine import Engine
     from qa.evaluate import DEFAULT_QUESTIONS, load_questions
     from qa.settings import Settings
@@ -350,7 +350,7 @@ def _run(args, work: Path) -> int:
         settings = Settings(corpus_dir=corpus, index_dir=index_dir, tuned_dir=models)
         before = vm_rss_mb()
         t = time.perf_counter()
-        index = index_store.load(settings, dimension=embedder.dimension)
+        index = question_model.load(settings, dimension=embedder.dimension)
         load_s = time.perf_counter() - t
         rss = vm_rss_mb() - before
         gen = index_store.live_directory(index_dir)

@@ -298,9 +298,9 @@ def _shape_bonus(sentence: str, weights: dict[str, float], settings: Settings) -
         bonus += settings.overlap_weight * sum(weights[t] for t in terms & weights.keys()) / total
     stripped = sentence.rstrip()
     if stripped.endswith("?"):
-        bonus -= 0.25  # a question restated is not its answer
-    if stripped.endswith(":") or len(terms) < 4:
-        bonus -= 0.15  # a lead-in or a fragment says too little on its own
+        bonus -= settings.question_penalty  # a question restated is not its answer
+    if stripped.endswith(":") or len(terms) < settings.fragment_terms:
+        bonus -= settings.fragment_penalty  # a lead-in or a fragment says too little on its own
     if _META.search(sentence):
         bonus -= settings.meta_penalty
     return bonus

@@ -57,10 +57,8 @@ from qa.settings import Settings
 from qa.tuning import tuned_root
 
 HALVES = ("fit", "report", "all")
-# Refusal is fitted to refuse at most this share of each fitting group's answerable questions.
-# The product promises at most 0.10 on corpora it has never seen; fitting to 0.07 leaves room
-# for the shift from the fitting corpora to a new one (docs/DESIGN.md).
-WRONGLY_REFUSED = 0.07
+# Refusal is fitted to refuse at most this share of each fitting group's answerable questions (why: Settings).
+WRONGLY_REFUSED = Settings.refusal_wrongly_refused
 SETUPS = ("product", "plain", "fresh", "grown")
 ANSWERABLE, UNANSWERABLE, OFF_TOPIC = "answerable", "unanswerable", "off-topic"
 

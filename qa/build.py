@@ -22,7 +22,6 @@ embedded in one call, so a build holds every vector of the corpus in memory.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import platform
@@ -42,13 +41,15 @@ from qa.corpus import ARTICLE_SUFFIXES, READER_VERSION, Corpus, FileReport, Skip
 from qa.embedding import Embedder, Export
 from qa.errors import REBUILD_HINT, CorpusError, IndexWriteError, ModelError
 from qa.features import context_text, mean_answer_vectors, sentence_owners
+from qa.files import sha256_bytes
 from qa.index import (BUILD_PREFIX, FORMAT_VERSION, TMP_PREFIX, Index, build_lock, encoder_of, file_digests,
-                      fsync_tree, load, point_current, prune_generations, query_model, remove_leftovers,
-                      tuned_key_of, write_jsonl)
+                      fsync_tree, point_current, prune_generations, remove_leftovers, tuned_key_of, write_jsonl)
 from qa.question_bank import BankQuestion, bank_hashes, link, load_bank
+from qa.question_model import load, query_model
 from qa.refusal import background_statistics, read_background
 from qa.settings import Settings, chunking_fingerprint, tuning_fingerprint
-from qa.stores import LEXICAL_FOLDER, LexicalStore, Tables, backend
+from qa.backends import backend
+from qa.stores import LEXICAL_FOLDER, LexicalStore, Tables
 from qa.text import content_terms
 
 
@@ -70,6 +71,7 @@ class BuildReport:
     tuned_key: str | None = None  # the fine-tuned model the index was embedded with (qa/tuning.py)
     tune_seconds: float = 0.0  # training it, when this build had to
     encoder: str = "onnx"  # how the index's model ran: "onnx", or "sentence-transformers" when it cannot be exported
+    export_failure: str | None = None  # why the model could not be exported, when it could not
     articles: tuple[FileReport, ...] = ()  # per file of the folder: title, sections, passages, or why skipped
 
 
@@ -122,7 +124,9 @@ def build(settings: Settings, embedder: Embedder,
                         + previous.manifest["background"]["questions"]),
                 seconds=time.perf_counter() - started, directory=previous.directory,
                 dense_kind=previous.manifest["dense"]["kind"], questions=len(previous.questions),
-                question_warnings=tuple(question_warnings), tuned_key=tuned_key, articles=per_file)
+                question_warnings=tuple(question_warnings), tuned_key=tuned_key, articles=per_file,
+                encoder=encoder_of(previous.manifest).get("backend", "onnx"),
+                export_failure=encoder_of(previous.manifest).get("export_failure"))
         tune_seconds = 0.0
         if tuning_plan is not None:
             # Every text is embedded with the model tuned on this bank, and a vector
@@ -244,7 +248,7 @@ def build(settings: Settings, embedder: Embedder,
         embedded=embedded, reused=len(texts) - embedded, seconds=time.perf_counter() - started,
         directory=final, dense_kind=dense_kind, model_seconds=model_seconds, questions=len(questions),
         question_warnings=tuple(question_warnings), tuned_key=tuned_key, tune_seconds=tune_seconds,
-        articles=per_file, encoder=encoder["backend"])
+        articles=per_file, encoder=encoder["backend"], export_failure=encoder.get("export_failure"))
 
 
 def _question_bank(entries: list[BankQuestion], chunks: list[Chunk], chunk_sentence_ids: list[list[int]],
@@ -329,7 +333,16 @@ def _up_to_date(manifest: dict, corpus: Corpus, settings: Settings, tuned_key: s
             and recorded.get("skipped") == {s.source: s.reason for s in corpus.skipped}
             and (manifest.get("questions") or {}).get("files") == bank_hashes(settings.corpus_dir)
             and manifest.get("background") == _background_fingerprint(settings, read_background(settings.background_file))
-            and (encoder_of(manifest).get("key") == export.export_key(query_model(manifest, settings))))
+            and _encoder_current(encoder_of(manifest), settings, query_model(manifest, settings)))
+
+
+def _encoder_current(encoder: dict, settings: Settings, model: str) -> bool:
+    """The generation's model runs as this environment would run it: the same export key, and not on
+    sentence-transformers unless that was decided in this environment (a package installed since gets the
+    export tried again)."""
+    if encoder.get("key") != export.export_key(model):
+        return False
+    return encoder.get("backend") == "onnx" or encoder.get("environment") == export.export_environment()
 
 
 def _store_matches(entry: dict, settings: Settings) -> bool:
@@ -344,7 +357,9 @@ def _encoder_entry(embedder: Embedder, onnx: Export | None, settings: Settings) 
     """The manifest's record of how the model runs: its ONNX export, or sentence-transformers and why."""
     if onnx is not None:
         return {"backend": "onnx", "key": onnx.key}
-    return {"backend": "sentence-transformers", "key": export.export_key(embedder.name)}
+    key = export.export_key(embedder.name)
+    return {"backend": "sentence-transformers", "key": key, "export_failure": export.failure(settings, key),
+            "environment": export.export_environment()}
 
 
 def _repair_export(manifest: dict, settings: Settings, embedder: Embedder, say: Callable[[str], None],
@@ -390,7 +405,7 @@ def _background_fingerprint(settings: Settings, background: list[str]) -> dict:
 
 
 def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return sha256_bytes(text.encode("utf-8"))
 
 
 def _library_versions(settings: Settings) -> dict[str, str]:

@@ -61,6 +61,10 @@ def cmd_build(args: argparse.Namespace) -> int:
           f"  fine-tuned model: {report.tuned_key or 'none (the model as it is)'}  "
           f"fine-tuning: {report.tune_seconds:.1f} s  questions embedded with: {report.encoder}\n"
           f"  seconds: {report.seconds:.1f}  (of which model load: {report.model_seconds:.1f})")
+    if report.export_failure:
+        print(f"  warning: the model could not be exported to ONNX ({report.export_failure}); questions are "
+              "embedded with sentence-transformers, which loads torch and is slower. Check that every package "
+              "of requirements.txt is installed, then build again.")
     return 0
 
 
@@ -84,7 +88,8 @@ def build_report_json(report) -> dict:
         "sentences": report.sentences, "example_questions": report.questions,
         "question_warnings": list(report.question_warnings),
         "embedded": report.embedded, "reused": report.reused, "dense_index": report.dense_kind,
-        "tuned_model": report.tuned_key, "encoder": report.encoder, "seconds": round(report.seconds, 2),
+        "tuned_model": report.tuned_key, "encoder": report.encoder, "export_failure": report.export_failure,
+        "seconds": round(report.seconds, 2),
     }
 
 
@@ -157,7 +162,7 @@ def _answer_line(engine, number: int, line: str) -> dict:
             request = json.loads(line)
         except ValueError as exc:
             raise ValueError(f"not valid JSON ({exc})") from None
-        from qa.engine import ask_request
+        from qa.serving import ask_request
         return engine.ask(*ask_request(request)).to_dict()
     except (ValueError, QAError) as exc:
         return {"line": number, "error": str(exc)}

@@ -24,7 +24,6 @@ images). Two files with the same text are read once.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Callable, Iterable
 
 from qa.article import INTRO_HEADING, Article, Block, Section
 from qa.errors import CorpusError
+from qa.files import sha256_bytes
 from qa.formats.html import read_html
 from qa.formats.pdf import read_pdf
 from qa.formats.text import decode, parse_article, read_markdown, read_text
@@ -75,10 +75,6 @@ def file_type(name: str) -> FileType | None:
     return READERS.get(Path(name).suffix.lower())
 
 
-def file_sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def corpus_files(folder: Path) -> list[Path]:
     """Every regular file of the folder (not hidden), sorted by name."""
     folder = Path(folder)
@@ -93,7 +89,7 @@ def corpus_hashes(folder: Path) -> dict[str, str]:
     for path in corpus_files(folder):
         if file_type(path.name):
             try:
-                hashes[path.name] = file_sha256(path.read_bytes())
+                hashes[path.name] = sha256_bytes(path.read_bytes())
             except OSError:
                 continue
     return hashes
@@ -115,7 +111,7 @@ def load_corpus(folder: Path, max_bytes: int | None = None) -> Corpus:
         except OSError as exc:
             skipped.append(Skipped(path.name, f"cannot be read: {exc.strerror or exc}"))
             continue
-        hashes[path.name] = file_sha256(data)
+        hashes[path.name] = sha256_bytes(data)
         if max_bytes is not None and kind.limit_on_file and len(data) > max_bytes:
             skipped.append(Skipped(path.name, _too_big(len(data), max_bytes, "")))
             continue
@@ -128,7 +124,7 @@ def load_corpus(folder: Path, max_bytes: int | None = None) -> Corpus:
         if max_bytes is not None and not kind.limit_on_file and len(body.encode()) > max_bytes:
             skipped.append(Skipped(path.name, _too_big(len(body.encode()), max_bytes, "its text: ")))
             continue
-        body_hash = file_sha256(body.encode())
+        body_hash = sha256_bytes(body.encode())
         if body_hash in seen_bodies:
             skipped.append(Skipped(path.name, f"same text as {seen_bodies[body_hash]}"))
             continue
@@ -188,5 +184,5 @@ def file_reports(corpus: Corpus, chunks: Iterable) -> tuple[FileReport, ...]:
 
 
 __all__ = ["ARTICLE_SUFFIXES", "READER_VERSION", "READERS", "Article", "Block", "Corpus", "FileReport", "FileType", "INTRO_HEADING",
-           "Section", "Skipped", "corpus_files", "corpus_hashes", "decode", "file_reports", "file_sha256",
+           "Section", "Skipped", "corpus_files", "corpus_hashes", "decode", "file_reports",
            "file_type", "load_corpus", "parse_article", "read_article"]

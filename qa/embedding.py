@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -48,6 +48,35 @@ def resolve_model(name: str) -> str:
     return name
 
 
+@runtime_checkable
+class TextEmbedder(Protocol):
+    """What the build and the engine ask of an embedding model; `Embedder` is the real one, and
+    tests/fakes.py's `FakeEmbedder` implements the same (tests/test_embedding_contract.py runs both)."""
+
+    name: str  # the model's name or folder: an index records it, and is refused under another
+    batch_size: int
+    threads: int
+    texts_encoded: int  # how many texts reached the model: the build's cache is tested by it
+
+    # Attributes or read-only properties:
+    backend: str  # how it runs: "onnx", "sentence-transformers", or a stand-in's own name
+    export: "Export | None"  # the ONNX export it runs through, if any
+    loaded: bool
+    dimension: int  # of its vectors (the real one loads its model to say)
+
+    def encode(self, texts: Sequence[str], progress: bool = False,
+               on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+        """One unit-length float32 row per text; `on_batch(count)` as texts are done."""
+        ...
+
+    def encode_one(self, text: str) -> np.ndarray:
+        ...
+
+    def unload(self) -> None:
+        """Let go of the loaded model; the next use loads it again."""
+        ...
+
+
 @dataclass(frozen=True)
 class Export:
     """Where a model's ONNX export is, and the key the index knows it by (qa/export.py)."""
@@ -57,7 +86,8 @@ class Export:
 
 
 class Embedder:
-    """One model that returns normalized float32 vectors: through its ONNX export when it has one.
+    """One model that returns normalized float32 vectors: through its ONNX export when it has one
+    (a `TextEmbedder`).
 
     The model is loaded on first use (`encode` or `dimension`), not when the
     Embedder is made: a rebuild with nothing new to embed never pays for

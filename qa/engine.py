@@ -46,17 +46,19 @@ from typing import Callable, Sequence
 import faiss
 import numpy as np
 
-from qa import index as index_store
+from qa import index as index_store, question_model
 from qa.answer import Result, answer, resolve_query
 from qa.build import build as build_index
 from qa.embedding import Embedder
 from qa.errors import (IndexCorruptError, IndexError_, IndexIncompatibleError, IndexMissingError, ModelError,
                        QuestionError)
 from qa.index import Index
+from qa.question_model import embedder_for
 from qa.refusal import RefusalModel, load_model
 from qa.search import example_similarities, search
+from qa.serving import ArticleInfo
 from qa.settings import Settings
-from qa.startup import StartupStatus, serving_status
+from qa.status import StartupStatus, serving_status
 from qa.synonyms import Expansion, Synonyms
 from qa.text import content_terms
 from qa.triage import Triage, triage
@@ -77,13 +79,6 @@ class _Live:
     embedder: Embedder
 
 
-@dataclass(frozen=True)
-class ArticleInfo:
-    source: str
-    title: str
-    passages: int
-
-
 def clean_question(question: object, settings: Settings) -> str:
     """The question as text to search, or QuestionError saying what is wrong with it."""
     if not isinstance(question, str):
@@ -100,35 +95,17 @@ def clean_question(question: object, settings: Settings) -> str:
     return text
 
 
-def ask_request(request: object) -> tuple[str, list[str]]:
-    """(question, history) of a request object {"question": "...", "history": ["...", ...]} (a line of
-    `python -m qa ask --jsonl`, the body of POST /api/ask), or QuestionError saying what is wrong with its
-    shape; other keys are ignored. The question's text is checked by `Engine.ask` (clean_question)."""
-    if not isinstance(request, dict) or "question" not in request:
-        raise QuestionError('expected a JSON object like {"question": "...", "history": ["..."]}')
-    return ask_arguments(request["question"], request.get("history"))
-
-
-def ask_arguments(question: object, history: object) -> tuple[str, list[str]]:
-    """(question, history) when the question is text and the history a list of texts (None: none), else
-    QuestionError: the one type check of every way in (the page's /ask, /api/ask, --jsonl)."""
-    if not isinstance(question, str):
-        raise QuestionError("The question must be text.")
-    history = [] if history is None else history
-    if not isinstance(history, list) or not all(isinstance(h, str) for h in history):
-        raise QuestionError('"history" must be a list of earlier questions (text).')
-    return question, history
-
-
 def _too_long(length: int, settings: Settings) -> QuestionError:
     return QuestionError(f"That question is {length:,} characters long; please keep it to at most "
                          f"{settings.max_question_chars:,} characters.")
 
 
 class Engine:
+    """The pipeline over one live index, in this process; satisfies qa.serving.AnswersQuestions."""
+
     def __init__(self, settings: Settings, embedder: Embedder, index: Index,
                  refusal: RefusalModel | None = None, owns_embedder: bool = False) -> None:
-        """`embedder`: the configured (base) model; questions use the index's own (see query_embedder).
+        """`embedder`: the configured (base) model; questions use the index's own (qa/question_model.py).
         `refusal`: the refusal model; by default the fitted one of `settings.refusal_model_file`.
         `owns_embedder`: the engine made `embedder` and may let go of its model when no generation uses it."""
         # One question is one search: FAISS on one thread is faster for that
@@ -141,7 +118,7 @@ class Engine:
         self.startup = None
         self.synonyms = Synonyms.load(settings.synonyms_file)
         self.refusal = refusal or load_model(settings.refusal_model_file, settings.model)
-        self._live = _Live(index, query_embedder(index, settings, embedder))
+        self._live = _Live(index, embedder_for(index, settings, embedder))
         self._pointer_mtime = self._current_mtime()
         self._lock = threading.Lock()
         self._encode_lock = threading.Lock()
@@ -164,7 +141,7 @@ class Engine:
         owned = embedder is None
         embedder = embedder or Embedder(settings.model, settings.batch_size, settings.threads)
         try:
-            loaded = index_store.load(settings)
+            loaded = question_model.load(settings)
         except IndexMissingError:
             if build == "never":
                 raise
@@ -178,14 +155,14 @@ class Engine:
         if loaded is None:
             report = build_index(settings, embedder, progress=say, show_bar=sys.stderr.isatty())
             say(f"Built {report.chunks} passages from {report.files} articles in {report.seconds:.1f} s.")
-            loaded = index_store.load(settings)
+            loaded = question_model.load(settings)
         if build == "stale":
             reason = index_store.stale_reason(loaded.manifest, settings)
             if reason:
                 say(f"The index is out of date ({reason}): rebuilding it.")
                 report = build_index(settings, embedder, progress=say, show_bar=sys.stderr.isatty())
                 say(f"Built {report.chunks} passages ({report.embedded} newly embedded) in {report.seconds:.1f} s.")
-                loaded = index_store.load(settings)
+                loaded = question_model.load(settings)
         try:
             return cls(settings, embedder, loaded, refusal, owned)
         except ModelError as exc:  # the question model's ONNX export is damaged: the build makes it again
@@ -193,7 +170,7 @@ class Engine:
                 raise
             say(f"The question model cannot be used ({exc}): rebuilding.")
             build_index(settings, embedder, progress=say, show_bar=sys.stderr.isatty())
-            return cls(settings, embedder, index_store.load(settings), refusal, owned)
+            return cls(settings, embedder, question_model.load(settings), refusal, owned)
 
     # ------------------------------------------------------------------ asking
 
@@ -304,8 +281,8 @@ class Engine:
             with self._lock:
                 if mtime != self._pointer_mtime:
                     try:
-                        fresh = index_store.load(self.settings)
-                        model = query_embedder(fresh, self.settings, self._live.embedder, self.base_embedder)
+                        fresh = question_model.load(self.settings)
+                        model = embedder_for(fresh, self.settings, self._live.embedder, self.base_embedder)
                         old, self._live = self._live.embedder, _Live(fresh, model)
                         if old is not model and (old is not self.base_embedder or self._owns_base):
                             old.unload()  # the model of the generation before (a question using it keeps it)
@@ -351,16 +328,3 @@ class Engine:
         if self.startup is not None:
             return self.startup.status(live.index.manifest)
         return serving_status(live.index.manifest)
-
-
-def query_embedder(index: Index, settings: Settings, *loaded: Embedder) -> Embedder:
-    """The model for this index's questions: one of `loaded` if it is that model run the same way (the same
-    ONNX export, or sentence-transformers), else loaded now; checked against the index's dimension."""
-    name = index_store.query_model(index.manifest, settings)
-    onnx = index_store.query_export(index.manifest, settings)
-    same = (lambda e: e.name == name and e.export is not None and e.export.key == onnx.key) if onnx is not None \
-        else (lambda e: e.name == name and e.export is None)
-    embedder = next((e for e in loaded if same(e)), None) or Embedder(name, settings.batch_size,
-                                                                      settings.query_threads, export=onnx)
-    index_store.check_compatible(index.manifest, settings, embedder.dimension, settings.index_dir)
-    return embedder

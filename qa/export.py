@@ -22,9 +22,13 @@ changed file or another exporter is another key. Written beside and renamed
 into place, so a killed export leaves nothing half-written under the key.
 
 When a model cannot be exported (its tokenizer has no fast version, the
-trace fails, or the two ways disagree), the build says so once, records it
-beside the exports (`<key>.failed`, so later builds do not retry), and the
-index is embedded and questioned with sentence-transformers instead.
+trace fails, or the two ways disagree), the build says so, records why and
+in which environment (`<key>.failed`: the reason and the versions of the
+packages the export uses), and the index is embedded and questioned with
+sentence-transformers instead. A later build does not try again in the same
+environment, and does when any of those versions changed (a package
+installed or upgraded). `failure()` reads the record, for the build's
+summary and the page's status.
 
 Limits: torch, transformers and sentence-transformers are needed here, at
 build time only. The trace fixes the graph's control flow for the model's
@@ -34,11 +38,9 @@ wrong.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import uuid
 import warnings
 from dataclasses import dataclass
 from importlib import metadata
@@ -50,16 +52,18 @@ import numpy as np
 from qa import tuning
 from qa.embedding import Embedder, Export, resolve_model
 from qa.errors import ModelError
+from qa.files import publish_folder, recipe_key, sha256_file, temp_folder
 from qa.onnx_model import (EXPORT_FORMAT, INFO_FILE, MODEL_FILE, SAMPLE_FILE, SAMPLE_TEXTS, SAMPLE_TOLERANCE,
-                           TOKENIZER_FILE, ExportInfo, OnnxModel, check_files, feeds, file_sha256, load_tokenizer,
+                           TOKENIZER_FILE, ExportInfo, OnnxModel, check_files, feeds, load_tokenizer,
                            max_difference)
 from qa.settings import Settings
 
 EXPORTS_FOLDER = "onnx"  # inside the tuned models' folder
 OPSET = 17
-_TMP_PREFIX = ".tmp-"
 _FAILED_SUFFIX = ".failed"
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# What making and checking an export runs on: a recorded failure holds for these versions only.
+_EXPORT_PACKAGES = ("torch", "transformers", "sentence-transformers", "onnx", "onnxruntime", "tokenizers")
 
 
 class ExportFailed(Exception):
@@ -77,11 +81,11 @@ def export_key(model: str) -> str:
                     "versions": [_version(p) for p in ("torch", "transformers", "sentence-transformers")]}
     folder = Path(location)
     if folder.is_dir():
-        recipe["files"] = {str(p.relative_to(folder)): file_sha256(p) for p in sorted(folder.rglob("*"))
+        recipe["files"] = {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*"))
                            if p.is_file() and p.suffix != ".md" and EXPORTS_FOLDER not in p.relative_to(folder).parts}
     else:
         recipe["name"] = model
-    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode("utf-8")).hexdigest()[:20]
+    return recipe_key(recipe)
 
 
 def is_whole(settings: Settings, key: str) -> bool:
@@ -102,11 +106,12 @@ def ensure(settings: Settings, embedder: Embedder, say: Callable[[str], None], k
     if is_whole(settings, key):
         return Export(folder, key)
     failed = root / f"{key}{_FAILED_SUFFIX}"
-    if failed.is_file():
-        say(f"{embedder.name} runs on sentence-transformers: it could not be exported to ONNX "
-            f"({failed.read_text(encoding='utf-8').strip()})")
+    known = failure(settings, key)
+    if known is not None:
+        say(f"{embedder.name} runs on sentence-transformers: it could not be exported to ONNX in this "
+            f"environment ({known})")
         return None
-    tmp = root / f"{_TMP_PREFIX}{key}-{uuid.uuid4().hex[:6]}"
+    tmp = temp_folder(root, key)
     try:
         root.mkdir(parents=True, exist_ok=True)
         if not _copy_known_export(embedder, key, tmp):
@@ -114,18 +119,37 @@ def ensure(settings: Settings, embedder: Embedder, say: Callable[[str], None], k
             try:
                 export_model(embedder, key, tmp)
             except ExportFailed as exc:
-                failed.write_text(f"{exc}\n", encoding="utf-8")
+                failed.write_text(json.dumps({"reason": str(exc), "environment": export_environment()},
+                                             indent=1) + "\n", encoding="utf-8")
                 say(f"warning: {embedder.name} cannot be exported to ONNX ({exc}); it is used through "
                     "sentence-transformers instead, which is slower and loads torch to answer questions")
                 return None
-        if folder.exists():  # a damaged export of the same key: replaced whole
-            shutil.rmtree(folder)
-        os.rename(tmp, folder)
+        publish_folder(tmp, folder, replace=True)  # a damaged export of the same key: replaced whole
     except OSError as exc:
         raise ModelError(f"cannot write the ONNX export in {root}: {exc.strerror or exc}") from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return Export(folder, key)
+
+
+def export_environment() -> dict[str, str]:
+    """The versions of the packages an export depends on: a failure recorded under others is tried again."""
+    return {p: _version(p) for p in _EXPORT_PACKAGES}
+
+
+def failure(settings: Settings, key: str) -> str | None:
+    """Why the export `key` failed in this environment, when a build recorded that; else None.
+
+    A record from another environment (a package since installed or upgraded), or one that cannot be
+    read, does not count: the next build tries the export again."""
+    path = store(settings) / f"{key}{_FAILED_SUFFIX}"
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("environment") != export_environment():
+        return None
+    return str(record.get("reason") or "no reason recorded")
 
 
 def _copy_known_export(embedder: Embedder, key: str, out: Path) -> bool:
@@ -211,7 +235,7 @@ def export_model(embedder: Embedder, key: str, out: Path) -> None:
     finally:
         if attention is not None:
             _set_attention(model.transformer, attention)
-    info = ExportInfo(**{**info.__dict__, "onnx_sha256": file_sha256(out / MODEL_FILE),
+    info = ExportInfo(**{**info.__dict__, "onnx_sha256": sha256_file(out / MODEL_FILE),
                          "onnx_bytes": (out / MODEL_FILE).stat().st_size})
     info.write(out)
     expected = model.reference(list(SAMPLE_TEXTS)).astype(np.float32)
@@ -350,5 +374,5 @@ def _version(package: str) -> str:
         return "?"
 
 
-__all__ = ["ensure", "export_key", "export_model", "plain_layout", "is_whole", "store", "prune", "ExportFailed",
+__all__ = ["ensure", "export_environment", "failure", "export_key", "export_model", "plain_layout", "is_whole", "store", "prune", "ExportFailed",
            "EXPORTS_FOLDER"]

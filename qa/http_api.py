@@ -17,13 +17,15 @@ stays free; the engine process answers concurrent questions on all its cores
 (qa/service.py). A rejected request costs one log line, never a traceback; only an
 unexpected exception is logged with its traceback (the client gets {"error"} and 500).
 
-Does not own: checking a question (qa/engine.py), start-up status (qa/startup.py).
+Does not own: checking a request's shape (qa/serving.py) or its question (qa/engine.py), start-up
+status (qa/status.py).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from http import HTTPStatus
 from typing import Any, Callable
 
 from fastapi.responses import JSONResponse
@@ -31,9 +33,9 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from qa.engine import ask_request
 from qa.errors import QAError, QuestionError
-from qa.startup import StartupStatus
+from qa.serving import ask_request
+from qa.status import StartupStatus
 
 log = logging.getLogger("qa.http_api")
 
@@ -41,6 +43,7 @@ log = logging.getLogger("qa.http_api")
 # this large is no question, and is refused before it is read whole.
 MAX_BODY_BYTES = 1_000_000
 RETRY_AFTER_S = 5  # what a 503 during start-up suggests; GET /ready says how far it is
+LOGGED_CHARS = 200  # of a refusal's reason in the log line
 
 
 def routes(engine: Callable[[], Any], status: Callable[[], StartupStatus]) -> list[APIRoute]:
@@ -53,18 +56,18 @@ def routes(engine: Callable[[], Any], status: Callable[[], StartupStatus]) -> li
             return body
         current = engine()
         if current is None or not _answering(current):
-            return JSONResponse(status().readiness(), status_code=503,
+            return JSONResponse(status().readiness(), status_code=HTTPStatus.SERVICE_UNAVAILABLE,
                                 headers={"Retry-After": str(RETRY_AFTER_S)})
         try:
             question, history = ask_request(body)
             result = await run_in_threadpool(current.ask, question, history)
         except QuestionError as exc:
-            return _error(400, str(exc))
+            return _error(HTTPStatus.BAD_REQUEST, str(exc))
         except QAError as exc:  # the engine stopped (restarting), or its index cannot be read
-            return _error(503, str(exc), headers={"Retry-After": str(RETRY_AFTER_S)})
+            return _error(HTTPStatus.SERVICE_UNAVAILABLE, str(exc), headers={"Retry-After": str(RETRY_AFTER_S)})
         except Exception:  # noqa: BLE001 - a bug: the log gets the traceback, the client a plain error
             log.exception("POST /api/ask failed")
-            return JSONResponse({"error": "internal error while answering; see the server's log"}, status_code=500)
+            return JSONResponse({"error": "internal error while answering; see the server's log"}, status_code=HTTPStatus.INTERNAL_SERVER_ERROR)
         return JSONResponse(result.to_dict())
 
     return [APIRoute("/api/ask", ask, methods=["POST"], include_in_schema=False)]
@@ -74,17 +77,17 @@ async def _body(request: Request) -> Any:
     """The request's JSON body, or the error response saying why it cannot be read."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return _error(413, f"The request body is {int(declared):,} bytes; at most {MAX_BODY_BYTES:,} are read.")
+        return _error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"The request body is {int(declared):,} bytes; at most {MAX_BODY_BYTES:,} are read.")
     raw = bytearray()
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > MAX_BODY_BYTES:
-            return _error(413, f"The request body is over {MAX_BODY_BYTES:,} bytes.")
+            return _error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"The request body is over {MAX_BODY_BYTES:,} bytes.")
     try:
         return json.loads(bytes(raw))
     except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, or nested beyond reason
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        return _error(400, f'The body must be JSON like {{"question": "...", "history": ["..."]}}: {reason}.')
+        return _error(HTTPStatus.BAD_REQUEST, f'The body must be JSON like {{"question": "...", "history": ["..."]}}: {reason}.')
 
 
 def _answering(engine: Any) -> bool:
@@ -96,6 +99,6 @@ def _answering(engine: Any) -> bool:
     return True
 
 
-def _error(code: int, reason: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    log.warning("POST /api/ask refused (%d): %s", code, reason[:200])
+def _error(code: HTTPStatus, reason: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    log.warning("POST /api/ask refused (%d): %s", code, reason[:LOGGED_CHARS])
     return JSONResponse({"error": reason}, status_code=code, headers=headers)

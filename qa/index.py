@@ -41,8 +41,8 @@ what goes into a generation, and qa/features.py computes what `Index` derives at
 
 `load()` checks the manifest: another format, model, dimension or store
 backend is refused with the command that fixes it; a missing, truncated or altered file is
-named, and so is a missing ONNX export (its checksum and sample vectors are
-checked when the question model loads it: qa/onnx_model.py).
+named. Which model embeds the questions, and whether it is on disk, is qa/question_model.py's
+business (its `load` is this one plus that check): this module imports no model code.
 `stale_reason()` says whether the corpus changed since the build.
 
 Limits: one writer at a time (the lock); readers never block. Two
@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -63,21 +62,20 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
-from qa import export, tuning
 from qa.chunking import Chunk
 from qa.corpus import READER_VERSION, corpus_hashes
-from qa.embedding import Export
 from qa.errors import (REBUILD_HINT, CorpusError, IndexCorruptError, IndexIncompatibleError, IndexMissingError,
-                       IndexWriteError, ModelError)
+                       IndexWriteError)
 from qa.features import genericness, sentence_owners
-from qa.onnx_model import check_files
+from qa.files import TMP_PREFIX, sha256_file
 from qa.question_bank import bank_hashes
 from qa.settings import Settings, chunking_fingerprint, tuning_fingerprint
-from qa.stores import LEXICAL_FOLDER, LexicalStore, Stores, backend
+from qa.backends import backend
+from qa.stores import LEXICAL_FOLDER, LexicalStore, Stores
 
 # Bump when the files' layout or the loader's cleaning rules change:
 # an index of another version is refused and rebuilt.
@@ -91,7 +89,6 @@ FORMAT_VERSION = 9
 CURRENT = "CURRENT"
 LOCK = ".build.lock"
 BUILD_PREFIX = "build-"
-TMP_PREFIX = ".tmp-"
 
 
 @dataclass
@@ -176,19 +173,6 @@ def tuned_key_of(manifest: dict) -> str | None:
     return ((manifest.get("model") or {}).get("tuned") or {}).get("key")
 
 
-def query_model(manifest: dict, settings: Settings) -> str:
-    """The model that embeds questions for this index: the one its texts were embedded with."""
-    key = tuned_key_of(manifest)
-    return str(tuning.model_dir(settings, key)) if key else settings.model
-
-
-def query_export(manifest: dict, settings: Settings) -> Export | None:
-    """The ONNX export of that model which the index names; None: it runs on sentence-transformers."""
-    encoder = encoder_of(manifest)
-    return Export(export.store(settings) / encoder["key"], encoder["key"]) if encoder.get("backend") == "onnx" \
-        else None
-
-
 def encoder_of(manifest: dict) -> dict:
     return (manifest.get("model") or {}).get("encoder") or {}
 
@@ -246,12 +230,13 @@ def check_compatible(manifest: dict, settings: Settings, dimension: int | None, 
             f"{settings.store!r}; rebuild it with: QA_STORE={settings.store} {REBUILD_HINT}")
 
 
-def load(settings: Settings, dimension: int | None = None, check_encoder: bool = True,
-         search: bool = True) -> Index:
+def load(settings: Settings, dimension: int | None = None, search: bool = True,
+         models: Callable[[Path, dict, Settings], None] | None = None) -> Index:
     """Load and verify the live index; raises an IndexError_ subclass that says what to do.
 
-    `check_encoder`: also require the ONNX export the manifest names (present, whole in size; its
-    checksum and sample vectors are checked when the question model loads it).
+    `models(directory, manifest, settings)`: checks the models the manifest names are on disk, after the
+    files and before they are read (qa/question_model.py's `load` passes its own; this module knows only
+    the folder).
     `search`: open its vector stores; False loads the tables and vectors only, whichever store
     the index was built for (what a build's vector cache reads)."""
     directory = live_directory(settings.index_dir)
@@ -260,16 +245,8 @@ def load(settings: Settings, dimension: int | None = None, check_encoder: bool =
         settings = settings.replace(store=(manifest.get("store") or {}).get("backend") or settings.store)
     check_compatible(manifest, settings, dimension, settings.index_dir)
     _verify_files(directory, manifest)
-    key = tuned_key_of(manifest)
-    if key and not tuning.is_trained(settings, key):
-        raise IndexCorruptError(f"the index in {directory} was embedded with a fine-tuned model that is no longer "
-                                f"in {tuning.model_dir(settings, key)}; rebuild it with: {REBUILD_HINT}")
-    onnx = query_export(manifest, settings)
-    if check_encoder and onnx is not None:
-        try:
-            check_files(onnx.folder, onnx.key, checksum=False)
-        except ModelError as exc:
-            raise IndexCorruptError(str(exc)) from exc
+    if models is not None:
+        models(directory, manifest, settings)
     try:
         chunk_rows = _read_jsonl(directory / "chunks.jsonl")
         sentence_rows = _read_jsonl(directory / "sentences.jsonl")
@@ -339,23 +316,15 @@ def _verify_files(directory: Path, manifest: dict) -> None:
             size = path.stat().st_size
         except OSError:
             raise IndexCorruptError(f"index file {path} is missing; rebuild with: {REBUILD_HINT}") from None
-        if size != meta.get("bytes") or _sha256_file(path) != meta.get("sha256"):
+        if size != meta.get("bytes") or sha256_file(path) != meta.get("sha256"):
             raise IndexCorruptError(
                 f"index file {path} is truncated or altered (its checksum does not match the manifest); "
                 f"rebuild with: {REBUILD_HINT}")
 
 
 def file_digests(directory: Path) -> dict[str, dict]:
-    return {str(p.relative_to(directory)): {"bytes": p.stat().st_size, "sha256": _sha256_file(p)}
+    return {str(p.relative_to(directory)): {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
             for p in sorted(directory.rglob("*")) if p.is_file()}
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_jsonl(path: Path, rows: Iterator[dict]) -> None:

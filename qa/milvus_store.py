@@ -154,7 +154,7 @@ class MilvusBackend:
                 index.add_index("vector", index_type="FLAT", metric_type="IP")
             else:
                 index.add_index("vector", index_type="HNSW", metric_type="IP",
-                                params={"M": self.settings.hnsw_m, "efConstruction": 200})
+                                params={"M": self.settings.hnsw_m, "efConstruction": self.settings.hnsw_ef_construction})
             if milvus.has_collection(name):  # a killed build of this very id: start it again
                 milvus.drop_collection(name)
             milvus.create_collection(name, schema=schema, index_params=index)

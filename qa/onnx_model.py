@@ -33,7 +33,6 @@ docs/BENCHMARKS.md). One session per model and thread count.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from qa.errors import REBUILD_HINT, ModelError
+from qa.files import sha256_file
 
 # Bump when the folder's layout or what the graph computes changes: older exports are made again.
 EXPORT_FORMAT = 1
@@ -106,11 +106,6 @@ class ExportInfo:
         (Path(folder) / INFO_FILE).write_text(json.dumps(data, indent=2), encoding="utf-8")
 
 
-def file_sha256(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def check_files(folder: Path, key: str, checksum: bool = True) -> ExportInfo:
     """The export's info when `folder` holds the export `key`, whole; else ModelError saying what is wrong."""
     folder = Path(folder)
@@ -126,7 +121,7 @@ def check_files(folder: Path, key: str, checksum: bool = True) -> ExportInfo:
         if not needed.is_file():
             raise ModelError(f"the ONNX export {folder} is incomplete ({needed.name} is missing); "
                              f"rebuild it with: {REBUILD_HINT}")
-    if onnx_file.stat().st_size != info.onnx_bytes or (checksum and file_sha256(onnx_file) != info.onnx_sha256):
+    if onnx_file.stat().st_size != info.onnx_bytes or (checksum and sha256_file(onnx_file) != info.onnx_sha256):
         raise ModelError(f"{onnx_file} is truncated or altered (its checksum does not match {INFO_FILE}); "
                          f"rebuild it with: {REBUILD_HINT}")
     return info
@@ -213,5 +208,5 @@ def max_difference(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).max()) if a.size else 0.0
 
 
-__all__ = ["OnnxModel", "ExportInfo", "check_files", "feeds", "file_sha256", "load_tokenizer", "max_difference", "SAMPLE_TEXTS",
+__all__ = ["OnnxModel", "ExportInfo", "check_files", "feeds", "load_tokenizer", "max_difference", "SAMPLE_TEXTS",
            "SAMPLE_TOLERANCE", "EXPORT_FORMAT", "MODEL_FILE", "TOKENIZER_FILE", "SAMPLE_FILE", "INFO_FILE"]

@@ -33,13 +33,14 @@ maintainer's commands are run by hand, one at a time).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from qa.files import sha256_bytes
 
 BANK_FOLDER = "questions"  # inside the corpus folder; the article loader does not look into folders
 
@@ -63,7 +64,7 @@ def bank_hashes(corpus_dir: Path) -> dict[str, str]:
     hashes = {}
     for path in bank_files(corpus_dir):
         try:
-            hashes[f"{BANK_FOLDER}/{path.name}"] = hashlib.sha256(path.read_bytes()).hexdigest()
+            hashes[f"{BANK_FOLDER}/{path.name}"] = sha256_bytes(path.read_bytes())
         except OSError:
             continue
     return hashes

@@ -43,7 +43,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from qa.errors import IndexCorruptError, RefusalModelError
-from qa.settings import PROJECT_ROOT
+from qa.settings import PROJECT_ROOT, Settings
 
 # The refusal model's file format; bump when the signals or their reading change.
 MODEL_FORMAT = 1
@@ -250,7 +250,7 @@ class LabelledSignals:
     answerable: bool
 
 
-def fit(rows: Iterable[LabelledSignals], model: str, wrongly_refused: float = 0.05,
+def fit(rows: Iterable[LabelledSignals], model: str, wrongly_refused: float = Settings.refusal_wrongly_refused,
         regularisation: float = 1.0) -> RefusalModel:
     """Per regime: a logistic regression of answerable on the signals, each group weighing the same;
     the bar placed so that no group refuses more than `wrongly_refused` of its answerable questions."""

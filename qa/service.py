@@ -44,7 +44,7 @@ from typing import Any, Sequence
 from qa.child import child_begins, start_child
 from qa.errors import QAError
 from qa.settings import Settings
-from qa.startup import FAILED, STARTING, StartupStatus
+from qa.status import FAILED, STARTING, StartupStatus
 
 # What the parent may call; anything else is refused by the child.
 _METHODS = ("ask", "articles", "built_at", "generation", "status")

@@ -1,7 +1,7 @@
 """Start-up of the serving engine: answer as soon as an index exists, build the rest in the background.
 
-Owns the engine's start-up states (`StartupStatus`) and the way to the first
-answer, for the chat page's engine process (qa/service.py):
+Owns the way to the first answer (the states it goes through are qa/status.py's
+`StartupStatus`), for the chat page's engine process (qa/service.py):
 
 - a usable index that is up to date: load it and answer (under a second);
 - a usable index that is out of date (articles changed): answer from it at
@@ -34,87 +34,15 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
 from qa.child import child_begins, start_child
 from qa.errors import IndexError_, IndexMissingError, IndexWriteError, ModelError, QAError
 from qa.settings import Settings
+from qa.status import BUILDING, FAILED, TUNING, UPDATING, StartupStatus, model_of, serving_status
 
-# Stages, in the order a fresh start goes through them.
-STARTING = "starting"  # the engine's process is loading (qa/service.py)
-BUILDING = "building"  # no index yet: the first one is being built; questions wait for it
-TUNING = "tuning"  # answering with the model as it ships; the tuned one is being prepared
-UPDATING = "updating"  # answering from the live index; a rebuild runs in the background
-READY = "ready"  # answering with the final model; nothing runs
-FAILED = "failed"  # the engine cannot answer (the message says why)
-STAGES = (STARTING, BUILDING, TUNING, UPDATING, READY, FAILED)
-ANSWERING = (TUNING, UPDATING, READY)  # the stages in which questions get answers
 # Seconds between two reports of a build in progress while nothing answers yet.
 REPORT_EVERY_S = 0.5
-
-
-@dataclass(frozen=True)
-class StartupStatus:
-    """Where the engine is in its start-up: what a page shows while it waits, and after."""
-
-    stage: str  # one of STAGES
-    model: str | None  # which model answers now: "tuned", "base" (as it ships), None (nothing answers yet)
-    fraction: float | None = None  # of the background work done, 0..1; None when nothing runs or not known
-    seconds_left: float | None = None  # estimate of the background work left; None when not known
-    message: str = ""  # one sentence for a person
-    error: str | None = None  # why a background build failed, if one did
-
-    @property
-    def ready(self) -> bool:
-        return self.stage == READY
-
-    @property
-    def answering(self) -> bool:
-        """Questions get answers now (maybe from the model as it ships, while the tuned one is prepared)."""
-        return self.stage in ANSWERING
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def readiness(self) -> dict:
-        """What the readiness endpoint says (GET /ready): "ready" means questions are answered now; "stage"
-        says whether anything is still being prepared ("tuning", "updating") or nothing is ("ready");
-        "progress" is the fraction of that work done (null when not known)."""
-        return {"ready": self.answering, "stage": self.stage, "model": self.model, "progress": self.fraction,
-                "seconds_left": self.seconds_left, "message": self.message, "error": self.error}
-
-
-def model_of(manifest: dict) -> str:
-    return "tuned" if (manifest.get("model") or {}).get("tuned") else "base"
-
-
-def serving_status(manifest: dict, error: str | None = None) -> StartupStatus:
-    """Nothing runs: answering with the live generation's model."""
-    model = model_of(manifest)
-    message = ("Answering with the model tuned on the example questions." if model == "tuned"
-               else "Answering with the model as it ships.")
-    if error:
-        message += f" The background build failed: {error}"
-    return StartupStatus(READY, model, message=message, error=error)
-
-
-def waiting_note(status: StartupStatus) -> str:
-    """What a question asked before anything answers is told, beside the status."""
-    if status.stage == FAILED:
-        return "Questions cannot be answered until this is fixed."
-    return "Your question will be answered here as soon as the index is ready."
-
-
-def improving_note(status: StartupStatus) -> str | None:
-    """What goes under an answer given while something better is being prepared; None when nothing is."""
-    about = f" (about {status.seconds_left:.0f} s left)" if status.seconds_left else ""
-    if status.stage == TUNING:
-        return (f"Answers will improve shortly: this one comes from the model as it ships, while the model "
-                f"tuned on the example questions is being prepared{about}.")
-    if status.stage == UPDATING:
-        return f"The articles changed and the index is being rebuilt{about}: answers will include them shortly."
-    return None
 
 
 # ---------------------------------------------------------------------- the engine's way to its first answer
@@ -126,14 +54,11 @@ def open_engine(settings: Settings, say: Callable[[str], None],
 
     `say` gets messages for the console; `report` gets the status while nothing answers yet."""
     from qa import index as index_store
-    from qa.embedding import Embedder
     from qa.engine import Engine
 
     engine = None
     try:
-        loaded = index_store.load(settings)
-        engine = Engine(settings, Embedder(settings.model, settings.batch_size, settings.threads), loaded,
-                        owns_embedder=True)
+        engine = Engine.open(settings, build="never")  # the one way to open an engine; builds are made here
     except IndexError_ as exc:
         if not isinstance(exc, IndexMissingError):
             say(f"The index cannot be used ({exc}): building it again.")
@@ -162,8 +87,7 @@ def open_engine(settings: Settings, say: Callable[[str], None],
             _wait_for_index(settings)
         else:
             raise build.failure
-    engine = Engine(settings, Embedder(settings.model, settings.batch_size, settings.threads),
-                    index_store.load(settings), owns_embedder=True)
+    engine = Engine.open(settings, build="never")
     engine.startup = build
     return engine
 
@@ -178,11 +102,11 @@ def _would_train(settings: Settings) -> bool:
 
 
 def _wait_for_index(settings: Settings) -> None:
-    from qa import index as index_store
+    from qa import question_model
 
     while True:
         try:
-            index_store.load(settings)
+            question_model.load(settings)
             return
         except IndexError_:
             time.sleep(REPORT_EVERY_S)
@@ -379,5 +303,4 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["StartupStatus", "open_engine", "serving_status", "BackgroundBuild", "STAGES", "ANSWERING", "waiting_note",
-           "improving_note"]
+__all__ = ["open_engine", "BackgroundBuild"]

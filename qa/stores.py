@@ -12,7 +12,7 @@ numbers of the table it was built from (chunks.jsonl, sentences.jsonl, questions
 proposes candidates only: fusion, answer choice and refusal re-score every candidate from the
 vectors the index holds in memory (qa/search.py), so they never see which backend ran.
 
-A backend (`backend(settings)`, the one place it is chosen, by `Settings.store`) builds the vector
+A backend (qa/backends.py's `backend(settings)`, the one place it is chosen, by `Settings.store`) builds the vector
 stores of a generation while it is written, opens them when it is loaded, makes a new generation
 the live one, and removes what old generations left:
     "faiss"   FAISS indexes in files of the generation's folder (dense.faiss, sentences.faiss,
@@ -69,7 +69,7 @@ class FaissStore:
             index = faiss.IndexFlatIP(vectors.shape[1])
         else:
             index = faiss.IndexHNSWFlat(vectors.shape[1], settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = 200
+            index.hnsw.efConstruction = settings.hnsw_ef_construction
         index.add(np.ascontiguousarray(vectors, dtype=np.float32))
         return cls(index, kind, settings.hnsw_ef_search)
 
@@ -199,13 +199,4 @@ class FaissBackend:
         pass  # removed with their generation's folder
 
 
-def backend(settings: Settings) -> Backend:
-    """The backend `settings.store` names: the one place it is chosen."""
-    if settings.store == "milvus":
-        from qa.milvus_store import MilvusBackend  # pymilvus is needed only when Milvus is chosen
-        return MilvusBackend(settings)
-    return FaissBackend(settings)
-
-
-__all__ = ["Backend", "FaissBackend", "FaissStore", "LexicalStore", "Stores", "Tables", "VectorStore", "backend",
-           "dense_kind"]
+__all__ = ["Backend", "FaissBackend", "FaissStore", "LexicalStore", "Stores", "Tables", "VectorStore", "dense_kind"]

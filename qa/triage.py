@@ -289,5 +289,12 @@ def triage(question: str) -> Triage:
     return Triage(emergency=emergency_kind(question), language=language_of(question))
 
 
-__all__ = ["Triage", "triage", "emergency_kind", "small_talk_kind", "language_of", "not_english_message",
+def emergency_line(question: str) -> str | None:
+    """The line a reply to `question` opens with when it sounds like an emergency (as `triage` decides); else None.
+    What a page shows before the engine can answer; an engine's `Result.emergency` says the same."""
+    kind = triage(question).emergency
+    return EMERGENCY_LINES[kind] if kind else None
+
+
+__all__ = ["Triage", "triage", "emergency_line", "emergency_kind", "small_talk_kind", "language_of", "not_english_message",
            "EMERGENCY_LINES", "SMALL_TALK_REPLIES", "NOT_ENGLISH", "NOT_ENGLISH_NOTES"]

@@ -33,13 +33,10 @@ article (qa/question_bank.py warns about those).
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import random
 import shutil
 import time
-import uuid
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -47,20 +44,11 @@ from typing import Callable
 
 from qa.embedding import resolve_model
 from qa.errors import ModelError
+from qa.files import publish_folder, recipe_key, temp_folder
 from qa.question_bank import BankQuestion
 from qa.settings import Settings
 
-# The training numbers. Common defaults for this loss, not tuned on any question
-# set: other seeds and the further examples of eval/training/ moved the pooled
-# answer count by a few questions only (docs/history.md, fourth session).
-LEARNING_RATE = 2e-5
-BATCH = 32
-SCALE = 20.0  # cosine -> logit, as sentence-transformers' MultipleNegativesRankingLoss
-WARM_UP = 0.1  # share of the steps
-WEIGHT_DECAY = 0.01
-SEED = 0
 TUNED_FOLDER = "tuned"  # inside the index folder, unless Settings.tuned_dir says otherwise
-_TMP_PREFIX = ".tmp-"
 
 
 @dataclass(frozen=True)
@@ -88,11 +76,12 @@ def plan(settings: Settings, entries: list[BankQuestion]) -> TuningPlan | None:
         return None
     recipe = {
         "base": settings.model, "base_location": resolve_model(settings.model), "pairs": pairs,
-        "epochs": settings.tune_epochs, "learning_rate": LEARNING_RATE, "batch": BATCH, "scale": SCALE,
-        "warm_up": WARM_UP, "weight_decay": WEIGHT_DECAY, "seed": SEED, "threads": settings.threads,
+        "epochs": settings.tune_epochs, "learning_rate": settings.tune_learning_rate, "batch": settings.tune_batch,
+        "scale": settings.tune_scale, "warm_up": settings.tune_warm_up, "weight_decay": settings.tune_weight_decay,
+        "seed": settings.tune_seed, "threads": settings.threads,
         "versions": [_version("torch"), _version("sentence-transformers")],
     }
-    key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode("utf-8")).hexdigest()[:20]
+    key = recipe_key(recipe)
     return TuningPlan(key, pairs, settings.tune_epochs)
 
 
@@ -115,18 +104,15 @@ def ensure_trained(settings: Settings, tuning: TuningPlan, say: Callable[[str], 
         return folder, 0.0
     started = time.perf_counter()
     root = tuned_root(settings)
-    tmp = root / f"{_TMP_PREFIX}{tuning.key}-{uuid.uuid4().hex[:6]}"
+    tmp = temp_folder(root, tuning.key)
     try:
         root.mkdir(parents=True, exist_ok=True)
         say(f"fine-tuning {settings.model} on {len(tuning.pairs)} example questions "
             f"({tuning.epochs} epoch(s); once per question bank)")
         fine_tune(resolve_model(settings.model), list(tuning.pairs), tuning.epochs, settings.threads, tmp,
-                  on_step=on_step)
-        try:
-            os.rename(tmp, folder)
-        except OSError:
-            if not is_trained(settings, tuning.key):  # not another build finishing the same model first
-                raise
+                  on_step=on_step, settings=settings)
+        # Another build finishing the same model first is fine.
+        publish_folder(tmp, folder, already_there=lambda: is_trained(settings, tuning.key))
     except OSError as exc:
         raise ModelError(f"cannot write the fine-tuned model in {root}: {exc.strerror or exc}") from exc
     finally:
@@ -149,7 +135,7 @@ def prune(settings: Settings, keep: set[str]) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def batches(pairs: list[tuple[str, str]], rng: random.Random) -> list[list[tuple[str, str]]]:
+def batches(pairs: list[tuple[str, str]], rng: random.Random, size: int) -> list[list[tuple[str, str]]]:
     """Shuffled batches in which every answer appears once (a second one would be a false negative)."""
     waiting = pairs[:]
     rng.shuffle(waiting)
@@ -157,7 +143,7 @@ def batches(pairs: list[tuple[str, str]], rng: random.Random) -> list[list[tuple
     while waiting:
         batch, answers, later = [], set(), []
         for pair in waiting:
-            if len(batch) < BATCH and pair[1] not in answers:
+            if len(batch) < size and pair[1] not in answers:
                 batch.append(pair)
                 answers.add(pair[1])
             else:
@@ -169,8 +155,12 @@ def batches(pairs: list[tuple[str, str]], rng: random.Random) -> list[list[tuple
 
 
 def fine_tune(base_location: str, pairs: list[tuple[str, str]], epochs: int, threads: int, out: Path,
-              seed: int = SEED, on_step: Callable[[int, int], None] | None = None) -> None:
-    """Train a copy of the model at `base_location` on (question, answer) pairs and save it to `out`."""
+              seed: int | None = None, on_step: Callable[[int, int], None] | None = None,
+              settings: Settings | None = None) -> None:
+    """Train a copy of the model at `base_location` on (question, answer) pairs and save it to `out`, with
+    the training numbers of `settings` (the defaults when None); `seed` overrides its tune_seed."""
+    numbers = settings or Settings()
+    seed = numbers.tune_seed if seed is None else seed
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -183,10 +173,11 @@ def fine_tune(base_location: str, pairs: list[tuple[str, str]], epochs: int, thr
         except Exception as exc:  # sentence-transformers raises many kinds
             raise ModelError(f"cannot load embedding model {base_location} to fine-tune it: {exc}") from exc
         model.train()
-        optimiser = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
-        schedule = [batches(pairs, rng) for _ in range(epochs)]
+        optimiser = torch.optim.AdamW(model.parameters(), lr=numbers.tune_learning_rate,
+                                      weight_decay=numbers.tune_weight_decay)
+        schedule = [batches(pairs, rng, numbers.tune_batch) for _ in range(epochs)]
         total = sum(len(epoch) for epoch in schedule)
-        warm_up = max(1, int(total * WARM_UP))
+        warm_up = max(1, int(total * numbers.tune_warm_up))
 
         def embed(texts: list[str]) -> "torch.Tensor":
             features = model.tokenize(texts)
@@ -196,7 +187,7 @@ def fine_tune(base_location: str, pairs: list[tuple[str, str]], epochs: int, thr
         for epoch in schedule:
             for batch in epoch:
                 questions, answers = (list(side) for side in zip(*batch))
-                logits = embed(questions) @ embed(answers).T * SCALE
+                logits = embed(questions) @ embed(answers).T * numbers.tune_scale
                 labels = torch.arange(len(batch))
                 loss = (torch.nn.functional.cross_entropy(logits, labels)
                         + torch.nn.functional.cross_entropy(logits.T, labels)) / 2
@@ -205,8 +196,8 @@ def fine_tune(base_location: str, pairs: list[tuple[str, str]], epochs: int, thr
                 optimiser.step()
                 step += 1
                 for group in optimiser.param_groups:
-                    group["lr"] = LEARNING_RATE * min(step / warm_up,
-                                                      max(0.0, (total - step) / max(1, total - warm_up)))
+                    group["lr"] = numbers.tune_learning_rate * min(
+                        step / warm_up, max(0.0, (total - step) / max(1, total - warm_up)))
                 if on_step is not None:
                     on_step(step, total)
         model.eval()

@@ -2,8 +2,9 @@
 
 `python app.py` is started ONCE per test session in a subprocess, on a free
 port, with a fresh index folder (so the first start builds the index from
-the default corpus/), and stopped when the session ends. Import the fixture
-into a test module with `from app_server import app_server`.
+a copy of the tests' seed corpus, tests/fixtures/seeds), and stopped when
+the session ends. Import the fixture into a test module with
+`from app_server import app_server`.
 
 Also the small helpers both test files use to read a reply.
 """
@@ -12,11 +13,13 @@ from __future__ import annotations
 
 import html
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "tests" / "fixtures" / "seeds"  # conftest.CORPUS
 
 # child_env and start_app are used from here by tests/test_serving.py.
 from bench.common import (APP_START_TIMEOUT, AppProcess, child_env, start_app,  # noqa: E402, F401
@@ -43,7 +46,9 @@ _server: AppServer | None = None  # one app per test session, whichever module a
 def app_server(tmp_path_factory) -> AppServer:
     global _server
     if _server is None:
-        _server = start_app(tmp_path_factory.mktemp("app"))
+        work = tmp_path_factory.mktemp("app")
+        shutil.copytree(CORPUS, work / "corpus")  # the tests' own seed articles, not corpus/ as it is today
+        _server = start_app(work, corpus_dir=work / "corpus")
         try:
             # A fresh app answers with the model as it ships first; the tests expect the tuned model's answers.
             wait_for_tuned_index(_server, TUNED_TIMEOUT)

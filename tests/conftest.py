@@ -29,7 +29,9 @@ atexit.register(shutil.rmtree, FEEDBACK_DIR, True)
 from qa.embedding import Embedder  # noqa: E402
 from qa.settings import Settings  # noqa: E402
 
-CORPUS = ROOT / "corpus"
+# The tests' own copy of the five seed articles and their example questions, never corpus/ itself,
+# which a maintainer changes as articles come (tests/fixtures/README.md).
+CORPUS = ROOT / "tests" / "fixtures" / "seeds"
 
 # Three tiny articles with known structure, for exact expectations.
 TINY = {
@@ -115,6 +117,16 @@ def write_tiny_corpus(folder: Path) -> Path:
 @pytest.fixture
 def tiny_settings(tmp_path: Path) -> Settings:
     return Settings(corpus_dir=write_tiny_corpus(tmp_path / "corpus"), index_dir=tmp_path / "index")
+
+
+@pytest.fixture
+def tiny_engine(tiny_settings, fake_embedder):
+    """An engine over the three tiny articles, embedded with the fake embedder: for how the engine works,
+    not what the model understands (fast tier)."""
+    from qa.build import build as build_index
+    from qa.engine import Engine
+    build_index(tiny_settings, fake_embedder)
+    return Engine.open(tiny_settings, build="never", embedder=fake_embedder)
 
 
 @pytest.fixture(scope="session")

@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
+from qa.embedding import TextEmbedder
 from qa.settings import Settings
 
 WORD = re.compile(r"[a-z0-9]+")
 
 
-class FakeEmbedder:
-    """Looks like qa.embedding.Embedder to the build and the engine: name, dimension, encode."""
+class FakeEmbedder(TextEmbedder):
+    """qa.embedding's TextEmbedder, as the real Embedder is: tests/test_embedding_contract.py holds both to it."""
 
     def __init__(self, name: str = Settings().model, dimension: int = 384) -> None:
         self.name = name  # the configured model's name, so its index loads under the same settings
@@ -36,7 +37,8 @@ class FakeEmbedder:
         self.backend = "fake"
         self.export = None  # no ONNX export: the fixture in conftest.py skips the build's export
 
-    def encode(self, texts: Sequence[str], progress: bool = False, **_) -> np.ndarray:
+    def encode(self, texts: Sequence[str], progress: bool = False,
+               on_batch: Callable[[int], None] | None = None) -> np.ndarray:
         self.texts_encoded += len(texts)
         vectors = np.zeros((len(texts), self.dimension), np.float32)
         for row, text in enumerate(texts):
@@ -48,6 +50,8 @@ class FakeEmbedder:
             vectors[row] = vectors[row] / norm if norm else 0.0
             if not norm:
                 vectors[row, 0] = 1.0
+        if on_batch is not None and len(texts):
+            on_batch(len(texts))
         return vectors
 
     def encode_one(self, text: str) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""`python -m qa` as a user runs it: real processes, real model, temporary folders."""
+"""`python -m qa` as a user runs it: real processes, real model, temporary folders; the build's report on the
+files it read in this process, with the fake embedder (what is reported does not depend on the vectors)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,15 @@ import pytest
 
 import pdfs
 from conftest import ROOT, write_tiny_corpus
+
+
+def build_here(capsys, monkeypatch, fake_embedder, *args: str) -> tuple[int, str, str]:
+    """`python -m qa build ARGS` through cli.main in this process, embedding with the fake embedder."""
+    from qa import cli
+    monkeypatch.setattr("qa.embedding.Embedder", lambda *_, **__: fake_embedder)
+    code = cli.main(["build", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
 
 
 def run(*args: str, stdin: str | None = None, timeout: int = 240) -> subprocess.CompletedProcess:
@@ -64,23 +74,22 @@ def test_bad_questions_get_a_message_not_a_traceback(tmp_path):
     assert not (tmp_path / "index").exists(), "a refused question loads and builds nothing"
 
 
-@pytest.mark.slow  # a real build in a child process
-def test_build_skips_bad_files_and_reports(tmp_path):
+def test_build_skips_bad_files_and_reports(tmp_path, capsys, monkeypatch, fake_embedder):
     corpus = write_tiny_corpus(tmp_path / "corpus")
     (corpus / "latin1.txt").write_bytes("Caf\xe9 Article\n\nCaf\xe9 is coffee.\n".encode("latin-1"))
     (corpus / "blob.txt").write_bytes(bytes(range(256)) * 10)
     (corpus / "empty.md").write_bytes(b"")
-    done = run("build", "--corpus", str(corpus), "--index", str(tmp_path / "index"))
-    assert done.returncode == 0, done.stderr
-    assert "Traceback" not in done.stderr
-    assert "skipped latin1.txt: not UTF-8 text" in done.stderr
-    assert "skipped blob.txt: binary file" in done.stderr
-    assert "skipped empty.md: no article text" in done.stderr
-    assert "files: 3  sections: 5  chunks: 5" in done.stdout
-    assert "seconds:" in done.stdout
+    code, out, err = build_here(capsys, monkeypatch, fake_embedder, "--corpus", str(corpus), "--index",
+                                str(tmp_path / "index"))
+    assert code == 0, err
+    assert "skipped latin1.txt: not UTF-8 text" in err
+    assert "skipped blob.txt: binary file" in err
+    assert "skipped empty.md: no article text" in err
+    assert "files: 3  sections: 5  chunks: 5" in out
+    assert "seconds:" in out
 
-    again = run("build", "--corpus", str(corpus), "--index", str(tmp_path / "index"))
-    assert "embedded: 0 " in again.stdout
+    again = build_here(capsys, monkeypatch, fake_embedder, "--corpus", str(corpus), "--index", str(tmp_path / "index"))
+    assert "embedded: 0 " in again[1]
 
 
 @pytest.mark.slow  # a real build in a child process
@@ -97,8 +106,7 @@ def test_foreign_index_gives_the_fix(tmp_path):
     assert "built with model 'some/other-model'" in done.stderr and "python -m qa build" in done.stderr
 
 
-@pytest.mark.slow  # a real build in a child process
-def test_build_reports_each_file_and_as_json(tmp_path):
+def test_build_reports_each_file_and_as_json(tmp_path, capsys, monkeypatch, fake_embedder):
     corpus = write_tiny_corpus(tmp_path / "corpus")
     page = "medicalnewstoday.com.318674.html"
     (corpus / page).write_bytes((ROOT / "tests" / "fixtures" / "web" / page).read_bytes())
@@ -106,10 +114,10 @@ def test_build_reports_each_file_and_as_json(tmp_path):
     (corpus / "broken.pdf").write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 8)
     (corpus / "photo.jpg").write_bytes(b"\xff\xd8\xff")
     args = ["--corpus", str(corpus), "--index", str(tmp_path / "index"), "--tune-epochs", "0"]
-    done = run("build", "--json", *args)
-    assert done.returncode == 0, done.stderr
-    assert "warning: skipped broken.pdf: not a readable PDF" in done.stderr
-    report = json.loads(done.stdout)
+    code, out, err = build_here(capsys, monkeypatch, fake_embedder, "--json", *args)
+    assert code == 0, err
+    assert "warning: skipped broken.pdf: not a readable PDF" in err
+    report = json.loads(out)
     files = {row["source"]: row for row in report["files"]}
     assert list(files) == sorted(files) and len(files) == 7
     assert files[page] == {"source": page, "type": "html", "title": "How does the brain turn unconscious "
@@ -123,9 +131,9 @@ def test_build_reports_each_file_and_as_json(tmp_path):
     assert files["photo.jpg"] == {"source": "photo.jpg", "type": "other", "skipped": files["photo.jpg"]["skipped"]}
     assert report["articles"] == 5 and report["passages"] == sum(r.get("passages", 0) for r in files.values())
 
-    again = run("build", *args)  # the human report, from an up-to-date index
-    assert again.returncode == 0, again.stderr
+    code, out, err = build_here(capsys, monkeypatch, fake_embedder, *args)  # the human report, from an up-to-date index
+    assert code == 0, err
     assert (f'{page}  [html]  "How does the brain turn unconscious information into conscious thought?"  '
-            f'sections: 4  passages: {files[page]["passages"]}') in again.stdout
-    assert "broken.pdf  [pdf]  skipped: not a readable PDF" in again.stdout
-    assert "embedded: 0 " in again.stdout
+            f'sections: 4  passages: {files[page]["passages"]}') in out
+    assert "broken.pdf  [pdf]  skipped: not a readable PDF" in out
+    assert "embedded: 0 " in out

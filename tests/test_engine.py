@@ -191,48 +191,56 @@ def test_followup_detection():
         "does naloxone reverse ketamine"
 
 
+# ------------------------------------------------------------------ mechanics: the fake embedder's tiny engine
+
+TINY_ANSWER = "Naloxone reverses opioid overdose within minutes."
+TINY_QUESTION = "does naloxone reverse opioid overdose within minutes"
+
+
 @pytest.mark.parametrize("question", ["", "   ", "\n\t", "\x00\x01"])
-def test_empty_question_gets_a_clear_message(engine, question):
+def test_empty_question_gets_a_clear_message(tiny_engine, question):
     with pytest.raises(QuestionError, match="Please type a question"):
-        engine.ask(question)
+        tiny_engine.ask(question)
 
 
-def test_huge_question_is_refused_with_its_size(engine):
+def test_huge_question_is_refused_with_its_size(tiny_engine):
     with pytest.raises(QuestionError, match="102,400 characters long; please keep it to at most 2,000"):
-        engine.ask("k" * 102_400)
+        tiny_engine.ask("k" * 102_400)
 
 
-def test_markup_and_control_characters_are_just_text(engine):
-    result = engine.ask("<script>alert(1)</script> does naloxone\x07 reverse ketamine?")
-    assert result.found and result.answer_source.source == NALOXONE
-    assert "\x07" not in result.question
+def test_markup_and_control_characters_are_just_text(tiny_engine):
+    result = tiny_engine.ask("<b>does</b> naloxone\x07 reverse opioid overdose within <i>minutes</i>?")
+    assert result.found and result.answer == TINY_ANSWER and result.answer_source.source == "alpha.txt"
+    assert "\x07" not in result.question and "<b>does</b>" in result.question  # markup is text, kept as typed
 
 
-def test_bad_history_items_are_ignored(engine):
-    result = engine.ask("why not?", ["", "x" * 5000, "does naloxone reverse ketamine"])
-    assert result.answer_source.source == NALOXONE
+def test_bad_history_items_are_ignored(tiny_engine):
+    result = tiny_engine.ask("why not?", ["", "x" * 5000, TINY_QUESTION])
+    assert result.query.startswith(TINY_QUESTION)  # the topic comes from the one usable earlier question
+    alone = tiny_engine.ask("why not?", ["", "x" * 5000])
+    assert alone.query == "why not?"
 
 
-def test_articles_panel_data(engine):
-    articles = engine.articles()
-    assert len(articles) == 5
-    assert {a.source for a in articles} >= {NALOXONE}
-    assert sum(a.passages for a in articles) == len(engine.index.chunks)
-    assert engine.built_at()
+def test_articles_panel_data(tiny_engine):
+    articles = tiny_engine.articles()
+    assert [a.title for a in articles] == ["Alpha Article About Naloxone", "Beta Article About Ketamine",
+                                           "Gamma Notes On Withdrawal"]
+    assert sum(a.passages for a in articles) == len(tiny_engine.index.chunks)
+    assert tiny_engine.built_at()
 
 
-def test_engine_picks_up_a_new_build_without_restart(engine, embedder):
+def test_engine_picks_up_a_new_build_without_restart(tiny_engine, fake_embedder):
     from qa.build import build as build_index
-    settings = engine.settings
+    settings = tiny_engine.settings
+    question = "which hormone regulates the sleep cycle"
     (settings.corpus_dir / "sleep.txt").write_text(
         "Sleep And Melatonin\n\nMelatonin Basics\n\nMelatonin is a hormone that regulates the sleep cycle.\n")
-    try:
-        assert "added: sleep.txt" in engine.stale_reason()
-        build_index(settings, embedder)
-        result = engine.ask("which hormone regulates the sleep cycle")
-        assert result.found and result.answer_source.source == "sleep.txt"
-    finally:
-        (settings.corpus_dir / "sleep.txt").unlink()
-        build_index(settings, embedder)
-    assert engine.ask("which hormone regulates the sleep cycle").answer_source is None or \
-        engine.ask("which hormone regulates the sleep cycle").answer_source.source != "sleep.txt"
+    assert "added: sleep.txt" in tiny_engine.stale_reason()
+    before = tiny_engine.index.generation
+    build_index(settings, fake_embedder)
+    result = tiny_engine.ask(question)
+    assert tiny_engine.index.generation != before
+    assert result.found and result.answer_source.source == "sleep.txt"
+    (settings.corpus_dir / "sleep.txt").unlink()
+    build_index(settings, fake_embedder)
+    assert "sleep.txt" not in {p.source for p in tiny_engine.ask(question).passages}

@@ -22,7 +22,7 @@ from qa import http_api
 from qa.build import build as build_index
 from qa.engine import Engine
 from qa.service import EngineStartingError, EngineStoppedError
-from qa.startup import BUILDING, READY, StartupStatus
+from qa.status import BUILDING, READY, StartupStatus
 
 QUESTION = "does naloxone reverse opioid overdose"
 ANSWERING = StartupStatus(READY, "base", message="Answering.")

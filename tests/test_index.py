@@ -36,7 +36,9 @@ def test_build_then_load_gives_the_same_chunks_and_vectors(tiny_settings, fake_e
     assert manifest["model"] == {"name": tiny_settings.model, "dimension": 384, "tuned": None,  # no question bank
                                  # the fake has no ONNX export: recorded as a model that runs itself
                                  "encoder": {"backend": "sentence-transformers",
-                                             "key": export.export_key(tiny_settings.model)}}
+                                             "key": export.export_key(tiny_settings.model),
+                                             "export_failure": None,
+                                             "environment": export.export_environment()}}
     assert set(manifest["corpus"]["files"]) == {"alpha.txt", "beta.txt", "gamma.md"}
     assert manifest["chunking"] == {"chunk_chars": tiny_settings.chunk_chars,
                                     "overlap_sentences": tiny_settings.overlap_sentences}
@@ -176,7 +178,8 @@ def test_generations_are_pruned(tiny_settings, fake_embedder):
     assert json.loads((tiny_settings.index_dir / live / "manifest.json").read_text())["counts"]["articles"] == 3
 
 
-def test_app_start_rebuilds_a_foreign_or_damaged_index(tiny_settings, embedder):
+def test_app_start_rebuilds_a_foreign_or_damaged_index(tiny_settings, fake_embedder):
+    embedder = fake_embedder
     from qa.engine import Engine
     report = build_index(tiny_settings, embedder)
     (report.directory / "dense.faiss").write_bytes(b"garbage")
@@ -186,3 +189,16 @@ def test_app_start_rebuilds_a_foreign_or_damaged_index(tiny_settings, embedder):
     engine = Engine.open(tiny_settings, build="stale", embedder=embedder, say=messages.append)
     assert any("cannot be used" in m and "dense.faiss" in m for m in messages)
     assert engine.ask("what forms does naloxone come in").answer_source.source == "alpha.txt"
+
+
+def test_an_index_whose_tuned_model_is_gone_is_refused_by_what_answers_not_by_the_store(tiny_settings, fake_embedder):
+    from qa import question_model
+    report = build_index(tiny_settings, fake_embedder)
+    path = report.directory / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["model"]["tuned"] = {"key": "0123456789abcdef0123"}  # a tuned model nobody has
+    path.write_text(json.dumps(manifest))
+    assert index_store.load(tiny_settings).directory == report.directory  # the folder itself is whole
+    with pytest.raises(IndexCorruptError, match="fine-tuned model that is no longer in .*python -m qa build"):
+        question_model.load(tiny_settings)
+    assert question_model.query_model(manifest, tiny_settings).endswith("0123456789abcdef0123")

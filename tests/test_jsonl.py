@@ -12,18 +12,10 @@ import threading
 
 import pytest
 
-from qa.build import build as build_index
 from qa.cli import answer_jsonl
-from qa.engine import Engine
 
 QUESTIONS = ["what is naloxone", "does naloxone reverse ketamine", "how long does ketamine last",
              "what is ketamine", "is naloxone safe"]
-
-
-@pytest.fixture
-def tiny_engine(tiny_settings, fake_embedder):
-    build_index(tiny_settings, fake_embedder)
-    return Engine.open(tiny_settings, build="never", embedder=fake_embedder)
 
 
 def batch_lines() -> list[str]:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import CORPUS, ROOT, write_tiny_corpus
-from qa import export, index as index_store
+from qa import export, question_model
 from qa.build import build as build_index
 from qa.embedding import Embedder, resolve_model
 from qa.engine import Engine
@@ -26,6 +26,7 @@ from qa.evaluate import PRODUCT_SETS, load_questions
 from qa.onnx_model import INFO_FILE, MODEL_FILE, OnnxModel
 from qa.refusal import answer_everything
 from qa.settings import Settings
+from qa.status import serving_status
 
 
 def real_sentences() -> list[str]:
@@ -97,7 +98,7 @@ def ask(settings: Settings, question: str = "does naloxone reverse overdose") ->
 
 
 def live_export(settings: Settings):
-    return index_store.query_export(index_store.load(settings, check_encoder=False).manifest, settings)
+    return question_model.query_export(question_model.load(settings, check_encoder=False).manifest, settings)
 
 
 def test_a_damaged_export_is_refused_by_ask_and_made_again_by_the_build(tiny, embedder):
@@ -130,7 +131,7 @@ def test_a_missing_or_mismatched_export_is_refused_or_rebuilt(tiny, embedder):
 
     shutil.rmtree(onnx.folder)
     with pytest.raises(IndexCorruptError, match="ONNX export.*missing.*python -m qa build"):
-        index_store.load(tiny)
+        question_model.load(tiny)
     messages = []
     engine = Engine.open(tiny, build="stale", say=messages.append)  # the page's way: rebuilt, then answers
     assert any("cannot be used" in m for m in messages)
@@ -200,8 +201,19 @@ def test_a_model_that_cannot_be_exported_runs_on_sentence_transformers(tmp_path,
     # A later build does not try again, and says why the model runs that way.
     (settings.corpus_dir / "delta.txt").write_text("Delta Notes\n\nRest\n\nSleep helps recovery.\n")
     messages.clear()
-    build_index(settings, Embedder(settings.model), progress=messages.append)
-    assert any("could not be exported to ONNX (the trace failed" in m for m in messages)
+    report = build_index(settings, Embedder(settings.model), progress=messages.append)
+    assert any("could not be exported to ONNX in this environment (the trace failed" in m for m in messages)
+    # The build's summary and the page's status say so, not only a log line.
+    assert report.export_failure == "the trace failed: RuntimeError: unsupported operator"
+    manifest = question_model.load(settings).manifest
+    assert "Its ONNX export failed (the trace failed" in serving_status(manifest).message
+    # Another environment (a package installed or upgraded since) tries the export again, and heals the index.
+    monkeypatch.undo()  # the export works again ...
+    monkeypatch.setattr(export, "export_environment", lambda: {"onnx": "a version installed since"})  # ... here
+    messages.clear()
+    report = build_index(settings, Embedder(settings.model), progress=messages.append)
+    assert report.encoder == "onnx" and report.export_failure is None
+    assert Engine.open(settings, build="never").embedder.backend == "onnx"
 
 
 @pytest.mark.slow  # exports the real model

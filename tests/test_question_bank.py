@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import write_corpus
+from conftest import CORPUS, write_corpus
 from qa import index as index_store
 from qa.build import build as build_index
 from qa.engine import Engine
@@ -66,7 +66,8 @@ def test_an_example_question_leads_to_the_sentence_it_names(tmp_path, embedder):
     assert without.ask(question).answer == "The medication comes as a nasal spray or an injection."
 
 
-def test_a_changed_bank_makes_the_index_stale_and_embeds_only_the_new_question(tmp_path, embedder):
+def test_a_changed_bank_makes_the_index_stale_and_embeds_only_the_new_question(tmp_path, fake_embedder):
+    embedder = fake_embedder  # counted, not understood
     settings = naloxone_with_bank(tmp_path, [BANK_LINE])
     build_index(settings, embedder)
     assert build_index(settings, embedder).embedded == 0  # nothing changed: nothing embedded
@@ -83,9 +84,8 @@ def test_a_changed_bank_makes_the_index_stale_and_embeds_only_the_new_question(t
 
 
 def test_every_example_question_of_the_articles_links_to_its_article():
-    settings = Settings()
-    entries, warnings = load_bank(settings.corpus_dir)
+    entries, warnings = load_bank(CORPUS)
     assert warnings == [] and len(entries) >= 300
-    articles = {p.name for p in settings.corpus_dir.iterdir() if p.suffix == ".txt"}
+    articles = {p.name for p in CORPUS.iterdir() if p.suffix == ".txt"}
     assert {e.source for e in entries} == articles
-    assert PROJECT_ROOT / "corpus" == settings.corpus_dir
+    assert PROJECT_ROOT / "corpus" == Settings().corpus_dir  # the product's own folder, by default

@@ -50,10 +50,10 @@ def test_an_altered_refusal_model_file_is_refused(tmp_path, change, message):
         load_model(tmp_path / "missing.json", DEFAULT_MODEL)
 
 
-def test_an_engine_without_its_refusal_model_names_the_fit_command(tmp_path, embedder, engine):
-    broken = engine.settings.replace(refusal_model_file=tmp_path / "none.json")
+def test_an_engine_without_its_refusal_model_names_the_fit_command(tmp_path, fake_embedder, tiny_engine):
+    broken = tiny_engine.settings.replace(refusal_model_file=tmp_path / "none.json")
     with pytest.raises(RefusalModelError, match="--fit-refusal"):
-        Engine(broken, embedder, engine.index)
+        Engine(broken, fake_embedder, tiny_engine.index)
 
 
 def test_background_statistics_are_per_article_and_example_ones_only_where_there_are_examples():

@@ -1,4 +1,5 @@
-"""The maintainer's report and promotion (qa/review.py): real SQLite, the real model, real builds."""
+"""The maintainer's report and promotion (qa/review.py): real SQLite, real builds; the real model where the
+grouping of questions by meaning is the point, the fake embedder (fast tier) where it is not."""
 
 from __future__ import annotations
 
@@ -76,7 +77,9 @@ def test_paraphrases_are_grouped(tmp_path, embedder, first, second):
 
 @pytest.mark.parametrize("first, second", DIFFERENT)
 def test_different_questions_on_one_topic_are_not(tmp_path, embedder, first, second):
-    assert groups_of(FeedbackStore(tmp_path / "f.sqlite3"), embedder, [first, second]) == [[first], [second]]
+    # Apart; in either order (asked once each, the more recent first: two inserts can straddle a second).
+    assert sorted(groups_of(FeedbackStore(tmp_path / "f.sqlite3"), embedder, [first, second])) == \
+        sorted([[first], [second]])
 
 
 def test_the_report_puts_the_most_asked_first_and_counts_spellings_as_one(store, embedder):
@@ -101,10 +104,10 @@ def test_the_report_puts_the_most_asked_first_and_counts_spellings_as_one(store,
     assert later.liked == []
 
 
-def test_comments_are_shown_as_the_text_typed_never_as_markup_or_terminal_codes(store, embedder):
+def test_comments_are_shown_as_the_text_typed_never_as_markup_or_terminal_codes(store, fake_embedder):
     comment = "<script>alert('x')</script> wrong \x1b[31mred\x1b[0m\rover"
     store.record_vote("r1", LIKED, liked=False, comment=comment)
-    report = build_report(store, Settings(), embedder=embedder)
+    report = build_report(store, Settings(), embedder=fake_embedder)
     text = format_report(report)
     assert "comment: <script>alert('x')</script> wrong \\x1b[31mred\\x1b[0m\\x0dover" in text
     assert "\x1b" not in text and "\r" not in text and "&lt;" not in text
@@ -124,7 +127,8 @@ def bank_bytes(settings: Settings) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in folder.iterdir()} if folder.exists() else {}
 
 
-def test_promoted_questions_are_linked_to_their_sentences_by_the_next_build(tiny, embedder):
+def test_promoted_questions_are_linked_to_their_sentences_by_the_next_build(tiny, fake_embedder):
+    embedder = fake_embedder  # linking is by the text quoted, not by meaning
     store = FeedbackStore(tiny.feedback_db)
     liked = store.record_vote("r1", LIKED, liked=True)
     refused = store.log_refusal("what does coming off opioids feel like")
@@ -150,7 +154,7 @@ def test_promoted_questions_are_linked_to_their_sentences_by_the_next_build(tiny
     assert build_report(store, tiny, embedder=embedder).promoted_hidden == 3
 
 
-def test_a_bad_promotion_is_a_clear_error_and_leaves_the_bank_untouched(tiny, embedder):
+def test_a_bad_promotion_is_a_clear_error_and_leaves_the_bank_untouched(tiny):
     store = FeedbackStore(tiny.feedback_db)
     liked = store.record_vote("r1", LIKED, liked=True)
     disliked = store.record_vote("r2", LIKED, liked=False, comment="too vague")
@@ -198,7 +202,8 @@ def test_a_bad_promotion_is_a_clear_error_and_leaves_the_bank_untouched(tiny, em
     assert len(load_bank(tiny.corpus_dir)[0]) == 3
 
 
-def test_the_command_line_report_and_promotion(tiny, embedder, capsys, monkeypatch):
+def test_the_command_line_report_and_promotion(tiny, fake_embedder, capsys, monkeypatch):
+    monkeypatch.setattr("qa.embedding.Embedder", lambda *args, **kwargs: fake_embedder)  # the report groups with it
     store = FeedbackStore(tiny.feedback_db)
     refused = store.log_refusal("what does coming off opioids feel like")
     store.record_vote("r1", LIKED, liked=False, comment="<b>vague</b>")

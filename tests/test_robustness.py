@@ -26,7 +26,8 @@ MARKUP = st.sampled_from(["<script>alert(1)</script>", "<img src=x onerror=alert
 @given(question=st.one_of(st.text(max_size=300), st.text(min_size=1900, max_size=2100),
                           st.lists(st.one_of(MARKUP, st.text(max_size=20)), max_size=8).map("".join)),
        history=st.lists(st.text(max_size=60), max_size=4))
-def test_any_text_gets_a_result_or_a_clear_refusal(engine, question, history):
+def test_any_text_gets_a_result_or_a_clear_refusal(tiny_engine, question, history):
+    engine = tiny_engine  # what any text gets does not depend on what the vectors mean
     try:
         result = engine.ask(question, history)
     except QuestionError as error:
@@ -63,7 +64,8 @@ def _settings_on(disk: Path, tmp_path: Path) -> Settings:
     return Settings(corpus_dir=write_tiny_corpus(tmp_path / "corpus"), index_dir=disk / "index", tuned_dir=TUNED_DIR)
 
 
-def test_full_disk_keeps_the_old_index(small_disk, tmp_path, embedder):
+def test_full_disk_keeps_the_old_index(small_disk, tmp_path, fake_embedder):
+    embedder = fake_embedder
     settings = _settings_on(small_disk, tmp_path)
     first = build_index(settings, embedder)
     fd = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT)
@@ -82,7 +84,8 @@ def test_full_disk_keeps_the_old_index(small_disk, tmp_path, embedder):
     assert not [p for p in settings.index_dir.iterdir() if p.name.startswith(".tmp-")]
 
 
-def test_read_only_index_folder_keeps_the_old_index(small_disk, tmp_path, embedder):
+def test_read_only_index_folder_keeps_the_old_index(small_disk, tmp_path, fake_embedder):
+    embedder = fake_embedder
     settings = _settings_on(small_disk, tmp_path)
     first = build_index(settings, embedder)
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
@@ -92,7 +95,8 @@ def test_read_only_index_folder_keeps_the_old_index(small_disk, tmp_path, embedd
     assert index_store.load(settings).directory == first.directory
 
 
-def test_oversized_article_is_skipped_with_a_warning_and_the_rest_indexed(tiny_settings, embedder):
+def test_oversized_article_is_skipped_with_a_warning_and_the_rest_indexed(tiny_settings, fake_embedder):
+    embedder = fake_embedder
     sentence = "Ketamine is discussed in this very long generated article. "
     (tiny_settings.corpus_dir / "huge.txt").write_text("Huge Article\n\n" + sentence * (5_000_000 // len(sentence)))
     report = build_index(tiny_settings, embedder)

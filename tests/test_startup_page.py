@@ -1,4 +1,4 @@
-"""What the page says while the engine starts (app.py over qa/startup.py's StartupStatus).
+"""What the page says while the engine starts (qa/render.py and qa/chat.py over qa/status.py's StartupStatus).
 
 The formatting is tested on statuses as qa/startup.py makes them; the chat function while the engine
 starts with a real engine process (qa/service.py) building a tiny corpus's first index.
@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-import app
 from app_server import reply_text
 from conftest import write_tiny_corpus
+from qa.chat import Chat
+from qa.render import format_status, text_html, with_note
 from qa.service import EngineProcess
 from qa.settings import Settings
-from qa.startup import BUILDING, FAILED, READY, STARTING, TUNING, UPDATING, StartupStatus, improving_note
+from qa.status import BUILDING, FAILED, READY, STARTING, TUNING, UPDATING, StartupStatus, improving_note
 
 BUILDING_HALF = StartupStatus(BUILDING, None, 0.5, 130.4, message="Building the index (embedding, about 130 s left); "
                                                                    "questions wait for it.")
@@ -23,7 +24,7 @@ TUNING_EARLY = StartupStatus(TUNING, "base", None, None, message="Answering with
 
 
 def test_the_status_says_the_stage_in_words_with_a_progress_bar_and_the_time_left():
-    shown = app.format_status(BUILDING_HALF)
+    shown = format_status(BUILDING_HALF)
     assert 'data-stage="building"' in shown and 'role="status"' in shown
     assert '<progress max="1" value="0.500"' in shown
     assert reply_text(shown) == ("Building the index Building the index (embedding, about 130 s left); questions "
@@ -31,7 +32,7 @@ def test_the_status_says_the_stage_in_words_with_a_progress_bar_and_the_time_lef
 
 
 def test_a_stage_whose_progress_is_not_known_yet_shows_a_busy_bar_and_no_numbers():
-    shown = app.format_status(TUNING_EARLY)
+    shown = format_status(TUNING_EARLY)
     assert "<progress max=\"1\" aria-label" in shown and "value=" not in shown
     assert reply_text(shown).startswith("Preparing a better model Answering with the model as it ships")
     assert reply_text(shown).endswith("working…") and "%" not in shown
@@ -39,7 +40,7 @@ def test_a_stage_whose_progress_is_not_known_yet_shows_a_busy_bar_and_no_numbers
 
 @pytest.mark.parametrize("stage", [READY, FAILED])
 def test_nothing_running_shows_no_bar(stage):
-    assert "<progress" not in app.format_status(StartupStatus(stage, "tuned", message="Answering."))
+    assert "<progress" not in format_status(StartupStatus(stage, "tuned", message="Answering."))
 
 
 def test_an_answer_given_while_a_better_model_is_prepared_says_answers_will_improve():
@@ -48,8 +49,8 @@ def test_an_answer_given_while_a_better_model_is_prepared_says_answers_will_impr
     assert note.startswith("Answers will improve shortly") and "about 95 s left" in note
     assert "answers will include them shortly" in improving_note(StartupStatus(UPDATING, "tuned", message="…"))
     assert improving_note(StartupStatus(READY, "tuned", message="…")) is None
-    reply = app.with_note('<div class="qa-reply"><p>An answer.</p></div>', note)
-    assert reply.endswith(f'<p class="qa-improving">{app.text_html(note)}</p></div>')
+    reply = with_note('<div class="qa-reply"><p>An answer.</p></div>', note)
+    assert reply.endswith(f'<p class="qa-improving">{text_html(note)}</p></div>')
     assert reply_text(reply).startswith("An answer. Answers will improve shortly")
 
 
@@ -66,16 +67,15 @@ def starting_engine(tmp_path):
     """A real engine process that has just started on a tiny corpus with no index: nothing answers yet."""
     settings = Settings(corpus_dir=write_tiny_corpus(tmp_path / "corpus"), index_dir=tmp_path / "index")
     process = EngineProcess(settings)
-    app.ENGINE = process
     yield process
-    app.ENGINE = None
     process.close()
 
 
 @pytest.mark.slow  # a real engine process that builds
 def test_a_question_asked_while_the_engine_starts_gets_the_status_then_the_answer(starting_engine):
-    asked = app.respond_when_ready("does naloxone reverse overdose", [])
-    emergency = app.respond_when_ready("he won't wake up after taking opioids, will naloxone help?", [])
+    chat = Chat(starting_engine)
+    asked = chat.respond_when_ready("does naloxone reverse overdose", [])
+    emergency = chat.respond_when_ready("he won't wake up after taking opioids, will naloxone help?", [])
     first, first_emergency = next(asked), next(emergency)  # at once: the engine has not loaded anything yet
     assert starting_engine.status().stage in (STARTING, BUILDING)
     assert 'class="qa-reply qa-waiting"' in first

@@ -17,6 +17,7 @@ from qa.triage import (EMERGENCY_LINES, NOT_ENGLISH, Triage, emergency_kind, lan
                        small_talk_kind, triage)
 
 ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "tests" / "fixtures" / "seeds"  # the tests' copy of the seed corpus (conftest.CORPUS)
 
 # Questions of the product's sets that say someone is in danger now: the emergency line is right for them.
 DELIBERATELY_FIRING = {
@@ -28,7 +29,7 @@ DELIBERATELY_FIRING = {
 def product_questions() -> list[str]:
     """Every question (and earlier question) of eval/sets/, eval/training/ and corpus/questions/."""
     files = [*sorted((ROOT / "eval" / "sets").glob("*.jsonl")), *sorted((ROOT / "eval" / "training").glob("*.jsonl")),
-             *sorted((ROOT / "corpus" / "questions").glob("*.jsonl"))]
+             *sorted((CORPUS / "questions").glob("*.jsonl"))]
     questions = []
     for path in files:
         for line in path.read_text(encoding="utf-8").splitlines():

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa import index as index_store
+from qa import index as index_store, question_model
 from qa.build import build as build_index
 from qa import tuning
 from qa.embedding import resolve_model
@@ -119,7 +119,7 @@ def test_a_lost_tuned_model_is_named_and_rebuilt(settings, embedder):
     report = build_index(settings, embedder)
     shutil.rmtree(tuning.model_dir(settings, report.tuned_key))
     with pytest.raises(IndexCorruptError, match="fine-tuned model.*python -m qa build"):
-        index_store.load(settings)
+        question_model.load(settings)  # what everything that answers loads (the folder itself is whole)
     messages = []
     engine = Engine.open(settings, build="stale", embedder=embedder, say=messages.append)
     assert any("cannot be used" in m for m in messages)
