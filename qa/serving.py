@@ -84,7 +84,7 @@ def ask_arguments(question: object, history: object) -> tuple[str, list[str]]:
         raise QuestionError("The question must be text.")
     history = [] if history is None else history
     if not isinstance(history, list) or not all(isinstance(h, str) for h in history):
-        raise QuestionError('"history" must be a list of earlier questions (text).')
+        raise QuestionError("The history must be a list of earlier questions, and each must be text.")
     return question, history
 
 
