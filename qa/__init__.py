@@ -50,6 +50,7 @@ Modules (generated from each module's docstring: python tests/test_layers.py --w
     startup.py         Start-up of the serving engine: answer as soon as an index exists, build the rest in the background.
     status.py          What the serving engine says about its start-up: `StartupStatus`, its stages, and their words.
     stores.py          The retrieval stores: where a question's nearest passages, sentences and example questions, and its BM25 scores, are looked up. Two backends behind one small interface, chosen in one place.
+    suite.py           The calibration suite: corpora in different styles, each fresh and grown, engine and baselines in one run.
     synonyms.py        Query expansion: the words people type -> the words the articles use.
     text.py            Small text tools shared by the stages: sentence splitting and word tokens.
     triage.py          Triage: what kind of message a question is, before and beside its answer.
@@ -65,3 +66,19 @@ import os as _os
 # threads that sleep keep two threads at least as fast as one. Read when torch loads its OpenMP
 # library, so it is set here, before any stage imports torch; the results are the same either way.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# glibc keeps the memory a process frees for its own later use, and raises the size above which it
+# hands big blocks back to the system as it sees big blocks freed. Fine-tuning frees tensors of every
+# size at every step, so a build process held on to most of what any step had used (docs/BENCHMARKS.md,
+# memory while the tuned model is prepared). Fixing both thresholds at glibc's own defaults keeps
+# its usual behaviour for small blocks and returns big ones as they are freed.
+_GLIBC_DEFAULT_THRESHOLD = 128 * 1024  # bytes: glibc's documented default for both
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
+try:
+    import ctypes as _ctypes
+
+    _libc = _ctypes.CDLL("libc.so.6")
+    _libc.mallopt(_M_TRIM_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
+    _libc.mallopt(_M_MMAP_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
+except (OSError, AttributeError):  # not glibc: its own allocator's behaviour stands
+    pass

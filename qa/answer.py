@@ -50,16 +50,20 @@ import numpy as np
 
 from qa.context import AnswerContext, answer_context
 from qa.index import Index
-from qa.refusal import Confidence, RefusalModel
-from qa.search import Hit, example_scores_by_sentence, example_similarities
+from qa.refusal import Confidence, LabelBars, RefusalModel
+from qa.search import Hit, example_lifts, example_scores_by_sentence, example_similarities
 from qa.settings import Settings
 from qa.synonyms import Expansion
 from qa.text import ANAPHORA, content_terms, words
 from qa.triage import EMERGENCY_LINES, SMALL_TALK_REPLIES, Triage, not_english_message
 
 NOT_FOUND = "I couldn't find that in the articles."
+# When the articles are on the question's subject but no sentence answers it: the closest passages are shown.
+MAY_HELP_MESSAGE = "The articles don't answer that directly, but these passages are on the subject and may help."
+# An emergency the articles say nothing about: never a bare refusal after the emergency line.
+EMERGENCY_NO_PASSAGE = "The articles don't cover this situation; please get help now."
 # Plain labels of how well a passage matches the question, for a lay reader (match_label).
-STRONG, PARTIAL, WEAK = "strong match", "partial match", "weak match"
+STRONG, PARTIAL, WEAK, MAY_HELP = "strong match", "partial match", "weak match", "may help"
 
 # Openings that mark a question as continuing the previous one.
 _CONTINUATIONS = ("and ", "but ", "so ", "also ", "what about", "how about", "why", "what else", "how so",
@@ -98,6 +102,8 @@ class Result:
     margin: float = 0.0  # refusal's score minus its bar: how clearly the articles answer (negative: refused)
     context: AnswerContext = AnswerContext()  # the article's text shown around the answer (qa/context.py)
     triage: Triage = Triage()  # emergency, small talk, language (qa/triage.py)
+    # Not answered, but the articles are on the subject: the closest passages are offered as "may help"
+    may_help: bool = False
 
     @classmethod
     def unsearched(cls, question: str, triage: Triage) -> "Result":
@@ -107,12 +113,15 @@ class Result:
 
     @property
     def kind(self) -> str:
-        """"answer", "not_found", "small_talk" (greetings, thanks) or "not_english"."""
+        """"answer", "may_help" (not answered, but passages on the subject are offered), "not_found",
+        "small_talk" (greetings, thanks) or "not_english"."""
         if self.found and self.answer:
             return "answer"
         if self.triage.small_talk:
             return "small_talk"
-        return "not_english" if self.triage.language else "not_found"
+        if self.triage.language:
+            return "not_english"
+        return "may_help" if self.may_help else "not_found"
 
     @property
     def message(self) -> str:
@@ -124,7 +133,9 @@ class Result:
             return SMALL_TALK_REPLIES[self.triage.small_talk]
         if kind == "not_english":
             return f"{NOT_FOUND} {not_english_message(self.triage.language)}"
-        return NOT_FOUND
+        if kind == "may_help":
+            return MAY_HELP_MESSAGE
+        return EMERGENCY_NO_PASSAGE if self.triage.emergency else NOT_FOUND
 
     @property
     def emergency(self) -> str | None:
@@ -176,7 +187,8 @@ def resolve_query(question: str, history: list[str] | tuple[str, ...], settings:
 def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hits: list[Hit],
            settings: Settings, refusal: RefusalModel, expansions: Sequence[Expansion] = (),
            focus_vector: np.ndarray | None = None, already_given: frozenset[str] = frozenset(),
-           similarities: np.ndarray | None = None) -> Result:
+           similarities: np.ndarray | None = None, labels: LabelBars | None = None,
+           emergency: bool = False) -> Result:
     """Pick the answer sentence among the top hits, or decide the articles do not answer.
 
     `hits`: every candidate passage, best first (qa.search.search); the first `top_k` are shown.
@@ -185,6 +197,9 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
     as words of the question, and a typed word they translate is not unknown to the articles.
     `already_given`: sentences the conversation already had as answers; a follow-up gets another one.
     `similarities`: qa.search.example_similarities of `query_vector` (the search's), computed here if not given.
+    `labels`: the fitted bars of the labels (qa/refusal.py, LabelBars); None: Settings.strong_match_margin,
+    and no "may help". `emergency`: the question sounds like one; the closest passage is then offered
+    whenever it shares a word with the question, never a bare refusal.
     """
     added = [term for e in expansions for t in e.adds for term in content_terms(t)]
     query_terms = set(content_terms(query)) | set(added)
@@ -199,6 +214,7 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
         own = example_scores_by_sentence(index, example_similarities(index, focus_vector))
         examples = (1 - settings.followup_focus) * examples + settings.followup_focus * own
     best: tuple[float, float, int, str] | None = None  # (score, cosine, hit position, sentence)
+    competing: list[tuple[float, float, int, int, str]] = []  # (score without examples, cosine, position, id, text)
     for position, hit in enumerate(hits[:settings.answer_passages]):
         ids = index.chunk_sentence_ids[hit.chunk]
         if not ids:
@@ -213,16 +229,28 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
                 continue
             score = (float(cosine) + _shape_bonus(sentence, weights, settings)
                      + _type_bonus(sentence, wanted, settings) - settings.rank_penalty * position
-                     - settings.generic_penalty * float(index.genericness[sentence_id])
-                     + settings.example_answer_weight * float(examples[sentence_id]))
-            if best is None or score > best[0]:
-                best = (score, float(cosine), position, sentence)
+                     - settings.generic_penalty * float(index.genericness[sentence_id]))
+            competing.append((score, float(cosine), position, sentence_id, sentence))
+    # Example questions rank an article's sentences, and lift the article only as qa.search.example_lifts allows.
+    lifts = example_lifts([float(examples[c[3]]) for c in competing], [c[1] for c in competing],
+                          [index.chunks[hits[c[2]].chunk].source for c in competing], index.articles_with_examples,
+                          settings.example_lift_cap)
+    for (score, cosine, position, _, sentence), lift in zip(competing, lifts):
+        score += settings.example_answer_weight * lift
+        if best is None or score > best[0]:
+            best = (score, cosine, position, sentence)
 
     confidence, found, margin = None, False, 0.0
     if best is not None:
         confidence = _confidence(index, question, hits, hits[best[2]], examples, expansions, weights)
         found, margin = refusal.decide(confidence, index.background)
 
+    regime = confidence.regime if confidence is not None else "plain"
+    strong = (labels.is_strong(regime, margin, best[1]) if labels is not None and best is not None
+              else margin >= settings.strong_match_margin)
+    may_help = not found and best is not None and (
+        (labels is not None and margin >= labels.may_help[regime])
+        or (emergency and hits[0].lexical > 0))
     passages = []
     answer_source = None
     best_score = hits[0].score if hits else 0.0
@@ -230,9 +258,12 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
         chunk = index.chunks[hit.chunk]
         in_passage = best[3] if found and best and best[3] in chunk.sentences else None
         holds_answer = found and best is not None and position == best[2]
+        label = match_label(found, holds_answer, margin, hit.score, best_score, settings, strong)
+        if may_help and (position == 0 or (not emergency and best_score > 0
+                                           and hit.score >= settings.partial_match_share * best_score)):
+            label = MAY_HELP
         passage = Passage(chunk.source, chunk.title, chunk.section, chunk.text, hit.score, hit.dense,
-                          hit.lexical, in_passage, match_label(found, holds_answer, margin, hit.score, best_score,
-                                                               settings))
+                          hit.lexical, in_passage, label)
         if holds_answer:
             answer_source = passage
         passages.append(passage)
@@ -241,15 +272,16 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
     return Result(question=question, query=query, found=found,
                   answer=best[3] if found and best else None, answer_source=answer_source,
                   answer_score=best[1] if best else 0.0, passages=tuple(passages), expansions=tuple(expansions),
-                  confidence=confidence, margin=margin, context=context)
+                  confidence=confidence, margin=margin, context=context, may_help=may_help)
 
 
 def match_label(found: bool, holds_answer: bool, margin: float, score: float, best_score: float,
-                settings: Settings) -> str:
+                settings: Settings, strong: bool | None = None) -> str:
     """How well a passage matches the question, in words a lay reader understands.
 
-    - the passage the answer is quoted from: STRONG when refusal's margin over its bar reaches
-      `strong_match_margin` (the articles clearly answer), else PARTIAL (answered, but near the bar:
+    - the passage the answer is quoted from: STRONG when `strong` (the fitted bars of qa/fitted/labels.json:
+      refusal's margin and the answer's cosine) or, when not given, when refusal's margin over its bar
+      reaches `strong_match_margin` (the articles clearly answer), else PARTIAL (answered, but near the bar:
       the articles may answer only part of the question);
     - any other passage: PARTIAL when its rank score is within `partial_match_share` of the best
       passage's (close to the best, it often holds part of the answer), else WEAK;
@@ -258,7 +290,7 @@ def match_label(found: bool, holds_answer: bool, margin: float, score: float, be
     if not found:
         return WEAK
     if holds_answer:
-        return STRONG if margin >= settings.strong_match_margin else PARTIAL
+        return STRONG if (margin >= settings.strong_match_margin if strong is None else strong) else PARTIAL
     return PARTIAL if best_score > 0 and score >= settings.partial_match_share * best_score else WEAK
 
 
@@ -361,7 +393,7 @@ def _type_bonus(sentence: str, wanted: str | None, settings: Settings) -> float:
     return settings.answer_type_bonus if shows.search(sentence) else 0.0
 
 
-__all__ = ["Passage", "Result", "NOT_FOUND", "STRONG", "PARTIAL", "WEAK", "answer", "resolve_query", "is_followup",
+__all__ = ["Passage", "Result", "NOT_FOUND", "MAY_HELP_MESSAGE", "STRONG", "PARTIAL", "WEAK", "MAY_HELP", "answer", "resolve_query", "is_followup",
            "match_label"]
 
 

@@ -202,7 +202,7 @@ class Chat:
             generation = self.engine.generation()
             reply_id = self.replies.add(Reply.from_result(result, earlier, generation,
                                                           self.engine.settings.max_question_chars))
-            if result.kind == "not_found":  # not small talk, nor a question in another language: nothing to promote
+            if result.kind in ("not_found", "may_help"):  # not small talk, nor another language: nothing to promote
                 self.feedback.log_refusal(result.question, generation)
         except FeedbackError as exc:
             log.warning("unanswered question not logged: %s (cause: %s)", exc, exc.__cause__)

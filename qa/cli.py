@@ -10,6 +10,7 @@ be piped.
     python -m qa ask --jsonl < questions.jsonl > answers.jsonl
     python -m qa eval [--questions FILE] [--no-baselines] [--chunk-sizes 300,600,1000] [--fit-refusal]
     python -m qa eval --benchmark squad2-dev-half.json [--setup fresh,grown,plain] [--half fit|report|all]
+    python -m qa eval --suite [--corpora squad,medquad,web] [--setup fresh,grown] [--work DIR] [--json]
     python -m qa feedback [--since DATE] [--json] [--all]
     python -m qa feedback promote ID [ID ...] [--answer "sentence of the article"] [--article NAME]
     python -m qa feedback delete ID [ID ...] | --before DATE | --everything
@@ -212,6 +213,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.fit_refusal:
         return _fit_refusal(args, settings)
+    if args.suite or args.fit_labels:
+        return _eval_suite(args, settings)
     if args.benchmark:
         return _eval_benchmark(args, settings)
     questions = Path(args.questions) if args.questions else evaluate.DEFAULT_QUESTIONS
@@ -281,6 +284,42 @@ def _eval_benchmark(args: argparse.Namespace, settings) -> int:
         print(json.dumps(benchmark.benchmark_json(bench_sample, results), indent=2))
     else:
         print(benchmark.format_benchmark(bench_sample, results))
+    return 0
+
+
+def _eval_suite(args: argparse.Namespace, settings) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from qa import suite
+
+    setups = tuple(s for s in args.setup.split(",") if s in suite.SETUPS) or suite.SETUPS
+    corpora = tuple(args.corpora.split(",")) if args.corpora else suite.CORPORA
+    try:
+        with tempfile.TemporaryDirectory(prefix="qa-suite-") as tmp:
+            results = suite.run_suite(settings, Path(args.work) if args.work else Path(tmp), corpora, setups,
+                                      baselines=not args.no_baselines, product=not args.no_product, seed=args.seed,
+                                      say=_say)
+    except ValueError as exc:
+        raise QAError(str(exc)) from exc
+    from qa.refusal import load_model, refusal_key
+
+    key = refusal_key(load_model(settings.refusal_model_file, settings.model))
+    groups = suite.record_groups(results)
+    loo = suite.leave_one_out(groups, key, settings.strong_match_precision, settings.may_help_off_topic)
+    if args.fit_labels:
+        import datetime as dt
+        fitting = {g: rows for g, rows in groups.items() if g.split("/")[0] not in suite.CHECK_ONLY}
+        bars = suite.fit_labels(fitting, key, settings.strong_match_precision, settings.may_help_off_topic)
+        bars.save(settings.labels_file, {"fitted_at": dt.date.today().isoformat(), "fitted_on": sorted(fitting),
+                                         "strong_match_precision": settings.strong_match_precision,
+                                         "may_help_off_topic": settings.may_help_off_topic, "seed": args.seed})
+        _say(f"wrote {settings.labels_file}: strong {bars.strong}; may help {bars.may_help}")
+    if args.json:
+        print(json.dumps({**suite.suite_json(results), "labels_leave_one_out": loo}, indent=2))
+    else:
+        print(suite.format_suite(results))
+        print(suite.format_labels(loo))
     return 0
 
 
@@ -389,6 +428,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--benchmark", metavar="FILE",
                     help="score on a SQuAD-format benchmark instead (e.g. ../shared/benchmarks/squad2-dev-half.json), "
                          "built fresh and grown (beside corpus/) with the baselines")
+    ev.add_argument("--suite", action="store_true",
+                    help="the calibration suite: SQuAD, MedQuAD and saved web pages, each fresh and grown, with the "
+                         "baselines and the product's sets (qa/suite.py); --corpora and --setup choose, --work keeps")
+    ev.add_argument("--corpora", help="suite: comma-separated corpora (default: squad,medquad,web)")
+    ev.add_argument("--no-product", action="store_true", help="suite: skip the product's six question sets")
+    ev.add_argument("--fit-labels", action="store_true",
+                    help="suite: fit the labels' bars (strong match, may help) on every suite corpus and the dev set "
+                         "and write qa/fitted/labels.json")
     ev.add_argument("--setup", default="fresh,grown,plain",
                     help="benchmark: comma-separated setups: fresh (its articles alone), grown (beside the product's "
                          "corpus), plain (the product's articles without example questions or tuning), product "

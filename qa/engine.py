@@ -54,7 +54,7 @@ from qa.errors import (IndexCorruptError, IndexError_, IndexIncompatibleError, I
                        QuestionError)
 from qa.index import Index
 from qa.question_model import embedder_for
-from qa.refusal import RefusalModel, load_model
+from qa.refusal import RefusalModel, load_labels, load_model
 from qa.search import example_similarities, search
 from qa.serving import ArticleInfo
 from qa.settings import Settings
@@ -118,6 +118,8 @@ class Engine:
         self.startup = None
         self.synonyms = Synonyms.load(settings.synonyms_file)
         self.refusal = refusal or load_model(settings.refusal_model_file, settings.model)
+        # The labels' fitted bars, when fitted with this refusal model (else the settings' fallback).
+        self.labels = load_labels(settings.labels_file, self.refusal)
         self._live = _Live(index, embedder_for(index, settings, embedder))
         self._pointer_mtime = self._current_mtime()
         self._lock = threading.Lock()
@@ -181,7 +183,7 @@ class Engine:
         if not kind.searched:  # small talk, or not English: nothing to search for
             return Result.unsearched(text, kind)
         earlier = tuple(h for h in self._safe_history(history) if h)
-        result = self._ask(self._current(), text, earlier)
+        result = self._ask(self._current(), text, earlier, bool(kind.emergency))
         return dataclasses.replace(result, triage=kind) if kind != Triage() else result
 
     def _plan(self, text: str, earlier: tuple[str, ...]) -> tuple[str, str, Sequence[Expansion], str | None]:
@@ -216,7 +218,7 @@ class Engine:
                     self._vectors.popitem(last=False)
         return [found[t] for t in texts]
 
-    def _ask(self, live: _Live, text: str, earlier: tuple[str, ...]) -> Result:
+    def _ask(self, live: _Live, text: str, earlier: tuple[str, ...], emergency: bool = False) -> Result:
         index = live.index
         query, searched, expansions, focus_text = self._plan(text, earlier)
         followup = query != text
@@ -227,7 +229,7 @@ class Engine:
         # conversation already gave are not answers to it.
         given = self._answers_given(live, earlier) if followup else frozenset()
         result = answer(index, text, query, vector, hits, self.settings, self.refusal, expansions,
-                        focus[0] if focus else None, given, similarities)
+                        focus[0] if focus else None, given, similarities, self.labels, emergency)
         with self._lock:  # remembered for the follow-ups to come
             if len(self._recent_answers) >= RECENT_ANSWERS:
                 self._recent_answers.pop(next(iter(self._recent_answers)))  # the oldest

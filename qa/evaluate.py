@@ -36,6 +36,7 @@ the evidence counts as wrong (so figures are, if anything, low).
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,10 @@ class Question:
     history: tuple[str, ...]
     source: str | None
     evidence: tuple[str, ...]
+    # The gold section's text, for corpora whose answers are whole sections (MedQuAD, qa/suite.py):
+    # a passage is relevant when it lies inside it, an answer right when it is a sentence of it.
+    # Empty: judged by the evidence fragments.
+    section: str = ""
 
     @property
     def answerable(self) -> bool:
@@ -84,6 +89,10 @@ class Outcome:
     passages: list[tuple[str, str]]
     answer: str | None
     found: bool
+    label: str | None = None  # the engine's label of the answer's passage ("strong match", ...); None: none
+    margin: float | None = None  # the engine's refusal margin (negative: refused); what labels are fitted on
+    regime: str | None = None  # the refusal regime of the answer's article ("examples" or "plain")
+    answer_score: float | None = None  # the engine's cosine of question and answer sentence
 
 
 @dataclass
@@ -96,6 +105,9 @@ class Scores:
     refused_unanswerable: float = 0.0
     refused_answerable: float = 0.0
     by_kind: dict[str, float] = field(default_factory=dict)  # answer accuracy (or refusal) per kind
+    # Per label of the answer ("strong match", "partial match", ...): {"share": of all questions,
+    # "precision": share of those answers that are right (an answer to an unanswerable question is wrong)}.
+    labels: dict[str, dict[str, float]] = field(default_factory=dict)
     misses: list[str] = field(default_factory=list)
 
 
@@ -113,9 +125,46 @@ def _norm(text: str) -> str:
     return normalise_space(text).lower()
 
 
+def _letters(text: str) -> str:
+    """Letters and digits only, lower case: how a passage is compared with a gold section whatever the
+    reader did to its spacing, bullets and punctuation."""
+    return re.sub(r"[^a-z0-9]+", "", text.lower())
+
+
+def _inside(section: str, text: str) -> bool:
+    """Whether a passage lies inside a gold section: at least half of its sentences are sentences of it."""
+    sentences = [_letters(s) for line in text.split("\n") for s in split_sentences(line)]
+    sentences = [s for s in sentences if len(s) >= 20]
+    return bool(sentences) and sum(s in section for s in sentences) * 2 >= len(sentences)
+
+
 def _relevant(question: Question, source: str, text: str) -> bool:
+    if source != question.source:
+        return False
+    if question.section:
+        return _inside(question.section, text)
     body = _norm(text)
-    return source == question.source and any(_norm(e) in body for e in question.evidence)
+    return any(_norm(e) in body for e in question.evidence)
+
+
+def _right(question: Question, answer: str) -> bool:
+    if question.section:
+        letters = _letters(answer)
+        return len(letters) >= 10 and letters in question.section
+    return any(_norm(e) in _norm(answer) for e in question.evidence)
+
+
+def records(questions: list[Question], outcomes: list[Outcome]) -> list[dict]:
+    """Per question, what labels are fitted on: its kind, whether it was answered and rightly, whether the first
+    passage is relevant, and the engine's margin and regime."""
+    rows = []
+    for q, o in zip(questions, outcomes):
+        first = o.passages[0] if o.passages else None
+        rows.append({"id": q.id, "kind": q.kind, "answerable": q.answerable, "found": o.found,
+                     "right": bool(q.answerable and o.found and o.answer is not None and _right(q, o.answer)),
+                     "first_relevant": bool(q.answerable and first is not None and _relevant(q, *first)),
+                     "margin": o.margin, "regime": o.regime, "label": o.label, "answer_score": o.answer_score})
+    return rows
 
 
 def score(system: str, questions: list[Question], outcomes: list[Outcome]) -> Scores:
@@ -123,14 +172,19 @@ def score(system: str, questions: list[Question], outcomes: list[Outcome]) -> Sc
     answerable = [(q, o) for q, o in zip(questions, outcomes) if q.answerable]
     unanswerable = [(q, o) for q, o in zip(questions, outcomes) if not q.answerable]
     kind_hits: dict[str, list[bool]] = {}
+    labelled: dict[str, list[bool]] = {}
     for q, o in answerable:
         ranks = [r for r, (source, text) in enumerate(o.passages, 1) if _relevant(q, source, text)]
         first = ranks[0] if ranks else None
         result.hit1 += first == 1
         result.hit3 += first is not None and first <= 3
         result.mrr += 1 / first if first else 0.0
-        correct = o.found and o.answer is not None and any(_norm(e) in _norm(o.answer) for e in q.evidence)
+        correct = o.found and o.answer is not None and _right(q, o.answer)
         result.answer_accuracy += correct
+        if o.found and o.label:
+            labelled.setdefault(o.label, []).append(correct)
+        elif not o.found and o.label == "may help":  # right when the passage offered first is relevant
+            labelled.setdefault(o.label, []).append(first == 1)
         result.refused_answerable += not o.found
         kind_hits.setdefault(q.kind, []).append(correct)
         if not correct:
@@ -140,12 +194,16 @@ def score(system: str, questions: list[Question], outcomes: list[Outcome]) -> Sc
         kind_hits.setdefault(q.kind, []).append(not o.found)
         if o.found:
             result.misses.append(f"{q.id} [unanswerable] {q.question!r} -> {o.answer!r}")
+        if o.label:  # an answer, or passages offered, to a question the articles do not answer: wrong
+            labelled.setdefault(o.label, []).append(False)
     n, m = max(1, len(answerable)), max(1, len(unanswerable))
     result.hit1, result.hit3, result.mrr = result.hit1 / n, result.hit3 / n, result.mrr / n
     result.answer_accuracy /= n
     result.refused_answerable /= n
     result.refused_unanswerable /= m
     result.by_kind = {k: sum(v) / len(v) for k, v in sorted(kind_hits.items())}
+    result.labels = {label: {"share": len(v) / max(1, len(questions)), "precision": sum(v) / len(v),
+                             "count": len(v)} for label, v in sorted(labelled.items())}
     return result
 
 
@@ -156,7 +214,11 @@ def run_engine(engine: Engine, questions: Iterable[Question]) -> list[Outcome]:
     outcomes = []
     for q in questions:
         r = engine.ask(q.question, list(q.history))
-        outcomes.append(Outcome([(p.source, p.text) for p in r.passages], r.answer, r.found))
+        label = (r.answer_source.match if r.found and r.answer_source is not None
+                 else "may help" if getattr(r, "may_help", False) else None)
+        outcomes.append(Outcome([(p.source, p.text) for p in r.passages], r.answer, r.found, label,
+                                r.margin if r.confidence is not None else None,
+                                r.confidence.regime if r.confidence is not None else None, r.answer_score))
     return outcomes
 
 

@@ -36,7 +36,7 @@ say) is compared with questions close to its own.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -240,6 +240,68 @@ def load_model(path: Path, model: str) -> RefusalModel:
     return RefusalModel(data["model"], regimes, tuple(data.get("fitted_on", ())), Path(path))
 
 
+# ---------------------------------------------------------------------------- the labels' bars
+
+LABELS_FORMAT = 1
+DEFAULT_LABELS_FILE = PROJECT_ROOT / "qa" / "fitted" / "labels.json"
+LABELS_COMMAND = "python -m qa eval --suite --fit-labels --work DIR"
+
+
+def refusal_key(model: RefusalModel) -> str:
+    """A short hash of a refusal model's weights and bars: the label bars are in its margins' units."""
+    from qa.files import sha256_bytes
+
+    regimes = {name: {"weights": r.weights, "intercept": r.intercept, "bar": r.bar}
+               for name, r in sorted(model.regimes.items())}
+    return sha256_bytes(json.dumps(regimes, sort_keys=True).encode("utf-8"))[:16]
+
+
+@dataclass(frozen=True)
+class LabelBars:
+    """Where the plain labels change, in refusal margins, per regime (fitted: qa/suite.py, fit_labels).
+
+    - strong: an answer's passage is a "strong match" at or above it, else a "partial match";
+    - may_help: a refused question's closest passages are shown as "may help" at or above it
+      (it is on the subject, no sentence answers it), else the refusal is flat.
+    """
+
+    strong: dict[str, float]
+    may_help: dict[str, float]
+    refusal: str = ""  # refusal_key of the model they were fitted with
+    path: Path | None = None
+    # ... and a "strong match" also needs the answer sentence's cosine with the question to reach this
+    strong_cosine: dict[str, float] = field(default_factory=dict)
+
+    def is_strong(self, regime: str, margin: float, cosine: float) -> bool:
+        return margin >= self.strong[regime] and cosine >= self.strong_cosine.get(regime, -1.0)
+
+    def to_json(self, extra: Mapping | None = None) -> dict:
+        return {"format": LABELS_FORMAT, "refusal": self.refusal, "strong": self.strong,
+                "strong_cosine": self.strong_cosine, "may_help": self.may_help, "command": LABELS_COMMAND,
+                **(extra or {})}
+
+    def save(self, path: Path, extra: Mapping | None = None) -> None:
+        path = Path(path)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.to_json(extra), indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
+
+
+def load_labels(path: Path, refusal: RefusalModel) -> LabelBars | None:
+    """The fitted label bars in `path`, or None when there are none or they were fitted with another refusal
+    model (the labels then fall back to Settings.strong_match_margin and no "may help")."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if data.get("format") != LABELS_FORMAT or data.get("refusal") != refusal_key(refusal):
+            return None
+        bars = LabelBars({k: float(v) for k, v in data["strong"].items()},
+                         {k: float(v) for k, v in data["may_help"].items()}, data["refusal"], Path(path),
+                         {k: float(v) for k, v in data.get("strong_cosine", {}).items()})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return bars if set(bars.strong) == set(REGIMES) and set(bars.may_help) == set(REGIMES) else None
+
+
 @dataclass(frozen=True)
 class LabelledSignals:
     """One labelled question's relative signals, for fitting."""
@@ -290,4 +352,4 @@ def fit(rows: Iterable[LabelledSignals], model: str, wrongly_refused: float = Se
 
 __all__ = ["Confidence", "RefusalModel", "RegimeModel", "LabelledSignals", "SIGNALS", "background_statistics",
            "relative_signals", "load_model", "answer_everything", "fit", "read_background", "DEFAULT_MODEL_FILE",
-           "FIT_COMMAND"]
+           "FIT_COMMAND", "LabelBars", "load_labels", "refusal_key", "DEFAULT_LABELS_FILE"]

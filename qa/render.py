@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from qa.answer import Passage, Result
+from qa.answer import MAY_HELP, Passage, Result
 from qa.serving import ArticleInfo
 from qa.status import FAILED, READY, STAGE_TITLES, StartupStatus, waiting_note
 from qa.triage import emergency_line
@@ -123,6 +123,10 @@ def format_reply(result: Result, articles: Sequence[ArticleInfo] = ()) -> str:
     emergency = format_emergency(result.emergency)
     if result.kind in ("small_talk", "not_english"):
         return f'<div class="qa-reply">{emergency}<p>{text_html(result.message)}</p></div>'
+    if result.kind == "may_help":  # on the subject, not answered: the closest passages, shown open
+        offered = [p for p in result.passages if p.match == MAY_HELP]
+        sources = "".join(format_source(i, p) for i, p in enumerate(offered, 1))
+        return f'<div class="qa-reply">{emergency}<p>{text_html(result.message)}</p>{sources}</div>'
     if not (result.found and result.answer):
         covered = (f"<p>The articles cover:</p>{format_articles_list(articles)}"
                    "<p>Try asking in words these articles would use.</p>" if articles else "")

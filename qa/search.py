@@ -17,7 +17,12 @@ a passage one retriever missed is not punished for it), and is ranked by
 
     weight_dense * cosine + weight_sentence * best sentence cosine
         + weight_lexical * BM25 / (best BM25 of this question)
-        + weight_question * best example-question cosine (0 when below 0).
+        + weight_question * best example-question cosine (0 when below 0),
+
+the last term normalised per article (`example_lifts`, Settings.example_lift_cap): inside an
+article it ranks as the cosine does, but an article is lifted above another only up to its
+own best sentence plus the cap, and beside articles with example questions one without them
+is lifted by its own best sentence, so articles a maintainer adds compete on equal terms.
 
 This convex combination replaced reciprocal rank fusion: on the dev set it
 ranked better (docs/history.md, second session), because RRF gave a
@@ -37,6 +42,7 @@ offline here). The weights were fitted on one small question set.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Collection, Sequence
 
 import numpy as np
 
@@ -125,6 +131,36 @@ def _best_example(similarities: np.ndarray, links: tuple[np.ndarray, np.ndarray]
     return best
 
 
+def example_lifts(examples: Sequence[float], texts: Sequence[float], articles: Sequence[str],
+                  with_examples: Collection[str], cap: float | None) -> list[float]:
+    """What the example questions add to each candidate (a passage or a sentence), before their weight.
+
+    `examples`: each candidate's closest example question's cosine; `texts`: its own best sentence cosine;
+    `articles`: its article; `with_examples`: the articles that have example questions.
+
+    `cap` None: the example cosine as it is. An article with example questions then starts every contest
+    with an article without them about 2 x 0.6 ahead, and answers questions about it (issue 24).
+
+    Else an article's example questions still rank its own candidates as they did (`example - the
+    article's best example`), but the article as a whole is lifted by its best example only up to its own
+    best text plus `cap`; when articles with and without example questions compete, an article without
+    them is lifted by its own best text, the same footing. With no article with example questions among the
+    candidates, nothing changes.
+    """
+    if cap is None:
+        return list(examples)
+    best_example: dict[str, float] = {}
+    best_text: dict[str, float] = {}
+    for example, text, article in zip(examples, texts, articles):
+        best_example[article] = max(best_example.get(article, 0.0), example)
+        best_text[article] = max(best_text.get(article, -1.0), text)
+    mixed = any(a in with_examples for a in best_text) and not all(a in with_examples for a in best_text)
+    level = {article: (min(best_example[article], best_text[article] + cap) if article in with_examples
+                       else best_text[article] if mixed else 0.0) for article in best_text}
+    return [example - best_example[article] + level[article] if article in with_examples else level[article]
+            for example, article in zip(examples, articles)]
+
+
 def example_candidates(by_chunk: np.ndarray, depth: int) -> list[tuple[int, float]]:
     """(chunk, example-question cosine) best first; only chunks with an example question."""
     return lexical_candidates(by_chunk, depth)  # the same top-k of a score array
@@ -166,14 +202,18 @@ def fuse(index: Index, query_vector: np.ndarray, bm25: np.ndarray,
     sentence_ids = [index.chunk_sentence_ids[c] for c in candidates]
     similarities = index.answer_vectors[[i for ids in sentence_ids for i in ids]] @ query_vector
     best_bm25 = float(bm25[candidates].max()) or 1.0
-    hits, start = [], 0
+    rows, start = [], 0
     for chunk, cosine, ids in zip(candidates, cosines.tolist(), sentence_ids):
         sentence = float(similarities[start:start + len(ids)].max()) if ids else cosine
         start += len(ids)
-        lexical = float(bm25[chunk])
-        example = float(by_chunk[chunk])
+        rows.append((chunk, cosine, sentence, float(bm25[chunk]), float(by_chunk[chunk])))
+    lifts = example_lifts([r[4] for r in rows], [r[2] for r in rows],
+                          [index.chunks[r[0]].source for r in rows], index.articles_with_examples,
+                          settings.example_lift_cap)
+    hits = []
+    for (chunk, cosine, sentence, lexical, example), lift in zip(rows, lifts):
         score = (settings.weight_dense * cosine + settings.weight_sentence * sentence
-                 + settings.weight_lexical * lexical / best_bm25 + settings.weight_question * example)
+                 + settings.weight_lexical * lexical / best_bm25 + settings.weight_question * lift)
         hits.append(Hit(chunk, score, cosine, sentence, example, lexical))
     hits.sort(key=lambda hit: (-hit.score, hit.chunk))
     return hits

@@ -120,6 +120,15 @@ class Settings:
     # eval/sets/dev.jsonl from 0.5..5 (untuned model: 3 best; tuned: 2, above;
     # docs/history.md, third and fifth sessions).
     weight_question: float = 2.0
+    # How much example questions may lift their article above others (qa/search.py, example_lifts), in cosine:
+    # inside an article they rank its passages and sentences as before, but an article is lifted as a whole
+    # only up to its own best sentence plus this; beside articles without example questions, those are lifted
+    # by their own best sentence. A choice (issue 24): example questions must not decide a contest between an
+    # article that has them and one that has not. 0.4 is the smallest of 0, 0.1 ... 0.5 that keeps every
+    # figure of the six product sets within 0.02 of the engine before (0: dev's answers 0.812 -> 0.696;
+    # 0.3: heldout's -0.021); all of 0.3 - 0.5 and "none" score the suite's grown SQuAD alike, and 0.3 - 0.5
+    # alike on grown web (answers 0.383 -> 0.450) and MedQuAD (docs/QUALITY.md). None: the cosine as it is.
+    example_lift_cap: float | None = 0.4
     # Up to this many vectors, exact (flat) inner-product search; beyond it
     # HNSW. bench/scale.py measures where flat search stops being fast
     # (docs/BENCHMARKS.md, scale).
@@ -194,6 +203,17 @@ class Settings:
     # on eval/sets/dev.jsonl and eval/sets/heldout.jsonl, answers at or above it were right far more
     # often than those between the bar and it (docs/DESIGN.md, "Plain labels").
     strong_match_margin: float = 1.0
+    # The fitted bars of the labels ("strong match", "may help"), in refusal margins per regime, written by
+    # `python -m qa eval --suite --fit-labels` (qa/suite.py) with what they were fitted on; used only with the
+    # refusal model they were fitted with, else strong_match_margin above and no "may help".
+    labels_file: Path = PROJECT_ROOT / "qa" / "fitted" / "labels.json"
+    # What the label fit aims for (choices, not fitted): a "strong match" is right at least this often on every
+    # fitting corpus (the product promises 0.90 on corpora it never saw; the rest is room for the shift) ...
+    strong_match_precision: float = 0.93
+    # ... and at most this share of each fitting corpus's questions about articles it does not hold gets
+    # "may help" instead of a flat refusal (the product promises at least 0.85 of them refused; a "may help"
+    # is not an answer, but it should mostly be given when the articles are on the subject).
+    may_help_off_topic: float = 0.10
     # Another passage is a "partial match" when its rank score is at least this share of the best
     # passage's, else "weak": on the same sets, passages that close to the best held part of the
     # answer several times as often as those below it.
@@ -274,7 +294,7 @@ class Settings:
         # Accept str paths from callers, store Paths.
         object.__setattr__(self, "corpus_dir", Path(self.corpus_dir))
         object.__setattr__(self, "index_dir", Path(self.index_dir))
-        for name in ("background_file", "refusal_model_file"):
+        for name in ("background_file", "refusal_model_file", "labels_file"):
             object.__setattr__(self, name, Path(getattr(self, name)))
         for name in ("synonyms_file", "tuned_dir"):
             if getattr(self, name) is not None:

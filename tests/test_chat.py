@@ -136,7 +136,8 @@ def test_an_emergency_reply_opens_with_the_emergency_line(chat):
     assert reply_text(reply).startswith(EMERGENCY)
     assert reply.index('role="alert"') < reply.index("qa-answer")
     refused = chat.respond("my friend is having a seizure, what is the capital of France", [])
-    assert reply_text(refused).startswith(EMERGENCY) and NOT_FOUND in reply_text(refused)
+    # an emergency is never answered with a bare refusal: the closest passage, or a line to get help
+    assert reply_text(refused).startswith(EMERGENCY) and NOT_FOUND not in reply_text(refused)
 
 
 def test_small_talk_and_other_languages_get_their_own_short_replies(chat):

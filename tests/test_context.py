@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa.answer import PARTIAL, STRONG, WEAK, match_label
+from qa.answer import NOT_FOUND, PARTIAL, STRONG, WEAK, match_label
 from qa.chunking import chunk_article
 from qa.context import AnswerContext, ArticleList, answer_context, points_back
 from qa.formats.text import parse_article
@@ -124,6 +124,14 @@ def test_an_emergency_question_gets_the_emergency_line_and_still_its_answer(engi
     assert result.found and "does not reverse" in result.answer
     assert result.to_dict()["emergency"] == EMERGENCY_LINES["medical"]
     assert engine.ask("does naloxone reverse ketamine").to_dict()["emergency"] is None
+
+
+def test_an_emergency_the_articles_do_not_answer_gets_the_emergency_line_and_the_closest_passage(engine):
+    result = engine.ask("he used heroin and his lips are turning blue what do i do")
+    assert result.emergency == EMERGENCY_LINES["medical"]
+    assert result.kind in ("answer", "may_help") and result.message != NOT_FOUND
+    if result.kind == "may_help":
+        assert result.passages[0].match == "may help"
 
 
 def test_small_talk_and_other_languages_are_not_searched(tiny_engine):
