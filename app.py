@@ -11,7 +11,8 @@ Owns the Gradio wiring, and nothing the library can do:
   the start-up panel above it, refreshed by a timer until nothing is left to
   prepare; `/ask` for scripts (what `python -m qa ask --json` prints);
   `GET /ready` for scripts and load balancers (200 once questions are
-  answered, 503 before); 👍 / 👎 on each reply, an optional comment on a 👎,
+  answered, 503 before) and `POST /api/ask`, the same JSON in one plain
+  request (qa/http_api.py), mounted beside it; 👍 / 👎 on each reply, an optional comment on a 👎,
   and `/feedback` for scripts;
 - a quiet server log: one line per start-up stage, library progress bars
   only on a terminal, no library deprecation notices (`quiet_libraries`), a
@@ -109,6 +110,7 @@ import gradio as gr  # noqa: E402
 from fastapi.responses import JSONResponse  # noqa: E402  (gradio's server is FastAPI)
 from fastapi.routing import APIRoute  # noqa: E402
 
+from qa import http_api  # noqa: E402
 from qa.chat import NOTE, Chat, feedback_message, reply_id_in  # noqa: E402
 from qa.feedback import FeedbackStore  # noqa: E402
 from qa.page import page_text  # noqa: E402
@@ -226,8 +228,10 @@ def readiness() -> JSONResponse:
     return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
 
-# Mounted on gradio's FastAPI app when it is made (launch's app_kwargs), before gradio's own routes.
-READY_ROUTES = [APIRoute("/ready", readiness, methods=["GET"])]
+# Mounted on gradio's FastAPI app when it is made (launch's app_kwargs), before gradio's own routes:
+# GET /ready, and the plain JSON API, POST /api/ask (qa/http_api.py).
+READY_ROUTES = [APIRoute("/ready", readiness, methods=["GET"]),
+                *http_api.routes(lambda: CHAT.engine, lambda: CHAT.status())]
 
 
 # ---------------------------------------------------------------- page
@@ -370,11 +374,12 @@ def build_page(settings: Settings | None = None) -> gr.Blocks:
         page.load(status_line, None, [status, panel, timer], api_visibility="undocumented", queue=False)
         page.load(articles_panel, None, panel, api_visibility="undocumented", queue=False)
         gr.api(ask_api, api_name="ask")
-    # The engine's process takes one request at a time over its socket, and a
-    # question's encode uses one onnxruntime thread (docs/BENCHMARKS.md,
-    # concurrency and "Questions without torch"). Four at once lets a few people
-    # overlap the cheap parts (search, formatting) without piling threads onto
-    # two cores; more questions wait in the queue and see their position.
+    # The engine's process answers one question per core at once, each encode on
+    # one onnxruntime thread (qa/service.py; docs/BENCHMARKS.md, http_load and
+    # "Questions without torch"). Four at once keeps both cores busy and overlaps
+    # the cheap parts (transport, formatting) without piling threads onto two
+    # cores; more questions wait in the queue and see their position.
+    # POST /api/ask (qa/http_api.py) does not go through this queue.
     # api_open=False: the REST shortcut /gradio_api/run/chat would otherwise run
     # respond() outside the queue and skip both limits (tests/test_serving.py).
     page.queue(default_concurrency_limit=4, max_size=64, api_open=False)

@@ -33,6 +33,7 @@ Modules (generated from each module's docstring: python tests/test_layers.py --w
     formats/html.py    Reader of saved web pages (`.html`, `.htm`), as a browser saves them.
     formats/pdf.py     Reader of PDF articles (`.pdf`), through pypdf's text layer.
     formats/text.py    Reader of plain text (`.txt`) and Markdown (`.md`) articles.
+    http_api.py        Plain HTTP routes on the chat page's port, for scripts and other services: `POST /api/ask`.
     index.py           Stage 4, the store: an index generation on disk, and loading it back.
     milvus_store.py    The Milvus backend of the retrieval stores (qa/stores.py): one collection per index generation.
     onnx_model.py      A sentence-transformers model's ONNX export, run with onnxruntime + tokenizers: the question path.

@@ -36,7 +36,7 @@ from qa.errors import FeedbackError, FeedbackStoreError, QAError, QuestionError
 from qa.feedback import UNAVAILABLE, FeedbackStore, RecentReplies, Reply
 from qa.page import INTRO, TITLE, PageText
 from qa.render import format_articles_panel, format_message, format_reply, format_waiting, with_note
-from qa.serving import AnswersQuestions
+from qa.serving import AnswersQuestions, ask_arguments
 from qa.status import FAILED, STARTING, StartupStatus, improving_note, unavailable
 
 log = logging.getLogger("app")
@@ -137,7 +137,7 @@ class Chat:
         the start-up status, refreshed; then it becomes the answer (`respond`)."""
         asked = time.monotonic()
         while self.engine is not None and isinstance(message, str) and message.strip() \
-                and time.monotonic() - asked < WAIT_FOR_ENGINE_S:
+                and not self.answering() and time.monotonic() - asked < WAIT_FOR_ENGINE_S:
             status = self.status()
             if status.answering or status.stage == FAILED:
                 break
@@ -149,12 +149,18 @@ class Chat:
         """What `python -m qa ask --json` prints, for scripts; QAError says why a question cannot be asked."""
         if self.engine is None:
             raise QAError(STARTING_UP)
-        if isinstance(history, str):
-            history = [history]
-        if (not isinstance(question, str) or not isinstance(history, (list, tuple, type(None)))
-                or not all(isinstance(h, str) for h in history or [])):
-            raise QAError("The question must be text, and history a list of earlier questions (text).")
-        return self.engine.ask(question, list(history or [])).to_dict()
+        if isinstance(history, (str, tuple)):
+            history = [history] if isinstance(history, str) else list(history)
+        return self.engine.ask(*ask_arguments(question, history)).to_dict()
+
+    def answering(self) -> bool:
+        """Whether the engine answers now, known without a round trip to its process (once it has loaded, a
+        question goes straight to it: no status is asked for first)."""
+        try:
+            self.engine.wait_ready(0)
+        except QAError:
+            return False
+        return True
 
     def wait_for_engine(self, seconds: float) -> None:
         """Up to `seconds`, and no longer than until the engine answers: a waiting question is asked the

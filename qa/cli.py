@@ -163,12 +163,8 @@ def _answer_line(engine, number: int, line: str) -> dict:
             request = json.loads(line)
         except ValueError as exc:
             raise ValueError(f"not valid JSON ({exc})") from None
-        if not isinstance(request, dict) or not isinstance(request.get("question"), str):
-            raise ValueError('expected an object like {"question": "...", "history": ["..."]}')
-        history = request.get("history") or []
-        if not isinstance(history, list) or not all(isinstance(h, str) for h in history):
-            raise ValueError('"history" must be a list of earlier questions (strings)')
-        return engine.ask(request["question"], history).to_dict()
+        from qa.serving import ask_request
+        return engine.ask(*ask_request(request)).to_dict()
     except (ValueError, QAError) as exc:
         return {"line": number, "error": str(exc)}
 

@@ -16,18 +16,28 @@ imports gradio, and the page is served while the child is still loading: a
 question asked meanwhile waits for it. Answering also leaves the web
 server's interpreter lock free.
 
-Limits: one request reaches the engine at a time. A child that dies is
-started again; the question that found it dead gets `EngineStoppedError`,
-later ones wait for the new child. The child exits when its parent does.
-POSIX only (socketpair, pass_fds).
+Concurrency: requests are multiplexed over the one socket, each with an id; the
+child answers questions on a pool of `Settings.engine_workers` threads (by default
+one per core it may use: a question's encode runs on one onnxruntime thread, which
+releases the interpreter lock) and the other methods at once, and its replies come
+back in whatever order they are ready. Nothing in this module serialises two
+questions; the engine's own locks guard only its caches (qa/engine.py).
+
+Limits: a child that dies is started again at once (the thread reading its socket
+sees it close); the questions in flight when it died get `EngineStoppedError`, later
+ones wait for the new child. The child exits when its parent does. POSIX only (socketpair, pass_fds).
 """
 
 from __future__ import annotations
 
+import itertools
+import os
+import pickle
 import subprocess
 import sys
 import threading
 import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any, Sequence
 
@@ -58,13 +68,18 @@ class EngineProcess:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._lock = threading.Lock()  # one request on the socket at a time
+        self._lock = threading.Lock()  # the child, its socket and the requests in flight
+        self._send_lock = threading.Lock()  # one message written to the socket at a time
         self._ready = threading.Event()
         self._startup_error: QAError | None = None
         self._status = StartupStatus(STARTING, None, message="The answering engine is starting.")
         self._process: subprocess.Popen | None = None
         self._conn: Connection | None = None
-        self._start()
+        self._alive = False  # a child is running (False once close() stopped it)
+        self._pending: dict[int, Future] = {}  # request id -> its reply, for the current child
+        self._ids = itertools.count()
+        with self._lock:
+            self._start()
 
     # ------------------------------------------------------------------ the Engine's methods
 
@@ -107,16 +122,19 @@ class EngineProcess:
             self._stop_child()
 
     def _start(self) -> None:
+        """A new child (called with self._lock held)."""
         self._process, self._conn = start_child("qa.service")
         self._ready.clear()
         self._startup_error = None
+        self._alive = True
         self._status = StartupStatus(STARTING, None, message="The answering engine is starting.")
         self._conn.send(self.settings)
-        threading.Thread(target=self._await_ready, args=(self._conn, self._process),
-                         name="engine-startup", daemon=True).start()
+        threading.Thread(target=self._read, args=(self._conn, self._process),
+                         name="engine-replies", daemon=True).start()
 
-    def _await_ready(self, conn: Connection, process: subprocess.Popen) -> None:
-        """The child reports its start-up status until it says whether the engine loaded."""
+    def _read(self, conn: Connection, process: subprocess.Popen) -> None:
+        """The one reader of a child's socket: its start-up status until it says whether the engine loaded,
+        then the replies, each handed to the request of its id."""
         try:
             status, value = conn.recv()
             while status == "status":
@@ -130,26 +148,57 @@ class EngineProcess:
                 f"The answering engine stopped while loading (exit code {code}); see the messages above.")
         finally:
             self._ready.set()
+        if self._startup_error is not None:
+            with self._lock:  # a request sent while this child loaded (after its predecessor died)
+                lost, self._pending = self._pending, {}
+            for future in lost.values():
+                future.set_exception(self._startup_error)
+            return
+        try:
+            while True:
+                request, status, value = conn.recv()
+                with self._lock:
+                    future = self._pending.pop(request, None)
+                if future is not None:
+                    future.set_result((status, value))
+        except (EOFError, OSError):  # the child died, or close() closed its socket
+            pass
+        with self._lock:
+            lost, self._pending = self._pending, {}
+            code = process.poll()
+            if conn is self._conn:  # died (killed, out of memory): a new child at once; close() sets no new conn
+                self._stop_child()
+                self._start()
+        for future in lost.values():
+            future.set_exception(self._stopped(code))
+
+    @staticmethod
+    def _stopped(code: int | None) -> EngineStoppedError:
+        return EngineStoppedError(f"The answering engine stopped unexpectedly (exit code {code}) and is being "
+                                  "restarted; please ask again in a few seconds.")
 
     def _call(self, method: str, *args: Any) -> Any:
         self.wait_ready(timeout=WAIT_FOR_LOADING_S)
+        future: Future = Future()
         with self._lock:
+            if not self._alive:
+                raise EngineStoppedError("The answering engine was stopped.")
+            request = next(self._ids)
+            self._pending[request] = future
             conn = self._conn
-            try:
-                conn.send((method, args))
-                status, value = conn.recv()
-            except (EOFError, OSError) as exc:
-                code = self._process.poll() if self._process else None
-                self._stop_child()
-                self._start()
-                raise EngineStoppedError(
-                    f"The answering engine stopped unexpectedly (exit code {code}) and is being restarted; "
-                    "please ask again in a few seconds.") from exc
+        try:
+            with self._send_lock:
+                conn.send((request, method, args))
+        except (EOFError, OSError):
+            pass  # the reader sees the closed socket and fails this request with the others
+        status, value = future.result()
         if status == "error":
             raise value
         return value
 
     def _stop_child(self) -> None:
+        """Called with self._lock held."""
+        self._alive = False
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -163,6 +212,20 @@ class EngineProcess:
 
 
 # ---------------------------------------------------------------------- the child
+
+# Answered by the thread that reads the socket, at once: cheap, and never queued behind questions.
+_AT_ONCE = ("articles", "built_at", "generation", "status")
+
+
+def workers(settings: Settings) -> int:
+    """How many questions the child answers at once: `Settings.engine_workers`, or 0 for one per core
+    this process may run on."""
+    if settings.engine_workers:
+        return settings.engine_workers
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def serve(fd: int, parent: int) -> int:
@@ -182,21 +245,36 @@ def serve(fd: int, parent: int) -> int:
         conn.send(("failed", QAError(f"the engine could not load: {exc}")))
         return 1
     conn.send(("ready", None))
-    while True:
-        try:
-            method, args = conn.recv()
-        except EOFError:
-            return 0
+    send_lock = threading.Lock()
+
+    def answer(request: int, method: str, args: tuple) -> None:
         try:
             if method not in _METHODS:
                 raise QAError(f"unknown engine request {method!r}")
-            reply = ("ok", getattr(engine, method)(*args))
+            reply = (request, "ok", getattr(engine, method)(*args))
         except QAError as exc:
-            reply = ("error", exc)
+            reply = (request, "error", exc)
         except Exception as exc:  # noqa: BLE001 - the parent gets a plain error, the console the traceback
             traceback.print_exc()
-            reply = ("error", RuntimeError(f"{type(exc).__name__}: {exc}"))
-        conn.send(reply)
+            reply = (request, "error", RuntimeError(f"{type(exc).__name__}: {exc}"))
+        message = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)  # outside the lock
+        try:
+            with send_lock:
+                conn.send_bytes(message)
+        except OSError:
+            pass  # the parent is gone; the main thread sees EOF and returns
+
+    with ThreadPoolExecutor(max_workers=workers(settings), thread_name_prefix="engine-ask") as pool:
+        while True:
+            try:
+                request, method, args = conn.recv()
+            except EOFError:
+                pool.shutdown(wait=False, cancel_futures=True)
+                return 0
+            if method in _AT_ONCE:
+                answer(request, method, args)
+            else:
+                pool.submit(answer, request, method, args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,8 +8,11 @@ missing in the background first. The page (app.py, qa/chat.py) is written
 against this interface only, so it cannot tell the two apart, and tests give
 it an in-process engine over the fake embedder.
 
-No imports beyond the standard library and qa/status.py: the page's process
-reads this before (and without) loading the engine.
+Also the shape of a request to ask (`ask_request`, `ask_arguments`): the one type
+check of every way in (`--jsonl`, the page's `/ask`, `POST /api/ask`).
+
+No imports beyond the standard library, qa/errors.py and qa/status.py: the page's
+process reads this before (and without) loading the engine.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
 
+from qa.errors import QuestionError
 from qa.status import StartupStatus
 
 if TYPE_CHECKING:  # for the annotations only: the page's process does not load the answering code for them
@@ -64,4 +68,24 @@ class AnswersQuestions(Protocol):
         ...
 
 
-__all__ = ["AnswersQuestions", "ArticleInfo"]
+def ask_request(request: object) -> tuple[str, list[str]]:
+    """(question, history) of a request object {"question": "...", "history": ["...", ...]} (a line of
+    `python -m qa ask --jsonl`, the body of POST /api/ask), or QuestionError saying what is wrong with its
+    shape; other keys are ignored. The question's text is checked by `Engine.ask` (clean_question)."""
+    if not isinstance(request, dict) or "question" not in request:
+        raise QuestionError('expected a JSON object like {"question": "...", "history": ["..."]}')
+    return ask_arguments(request["question"], request.get("history"))
+
+
+def ask_arguments(question: object, history: object) -> tuple[str, list[str]]:
+    """(question, history) when the question is text and the history a list of texts (None: none), else
+    QuestionError: the one type check of every way in (the page's /ask, /api/ask, --jsonl)."""
+    if not isinstance(question, str):
+        raise QuestionError("The question must be text.")
+    history = [] if history is None else history
+    if not isinstance(history, list) or not all(isinstance(h, str) for h in history):
+        raise QuestionError("The history must be a list of earlier questions, and each must be text.")
+    return question, history
+
+
+__all__ = ["AnswersQuestions", "ArticleInfo", "ask_arguments", "ask_request"]

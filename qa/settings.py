@@ -54,6 +54,10 @@ class Settings:
     # of waiting for each other as two threads of one question do (docs/BENCHMARKS.md, latency).
     # Answers are written in the input's order either way.
     ask_workers: int = 2
+    # Questions the page's engine process answers at once (qa/service.py), each on its own thread with
+    # its own question thread (query_threads); 0: one per core the process may run on, so concurrent
+    # visitors use every core and no more (docs/BENCHMARKS.md, http_load). QA_ENGINE_WORKERS sets it.
+    engine_workers: int = 0
     # Fine-tune the model on the question bank's example questions at build time
     # (qa/tuning.py) for this many epochs; 0 uses the model as it is. One epoch
     # answered more questions of every blind set right than the untuned model;
@@ -283,8 +287,8 @@ class Settings:
             raise SettingsError(f"setting partial_match_share must be above 0 and at most 1, got {self.partial_match_share}")
         if not 0 <= self.followup_focus <= 1:
             raise SettingsError(f"setting followup_focus must be between 0 and 1, got {self.followup_focus}")
-        if self.overlap_sentences < 0 or self.history_turns < 0 or self.tune_epochs < 0:
-            raise SettingsError("overlap_sentences, history_turns and tune_epochs cannot be negative")
+        if self.overlap_sentences < 0 or self.history_turns < 0 or self.tune_epochs < 0 or self.engine_workers < 0:
+            raise SettingsError("overlap_sentences, history_turns, tune_epochs and engine_workers cannot be negative")
         if self.chunk_chars < 100:
             raise SettingsError("chunk_chars below 100 would cut most sentences into chunks of their own")
         # Accept str paths from callers, store Paths.
@@ -329,19 +333,21 @@ class Settings:
     @classmethod
     def from_env(cls, **overrides: Any) -> "Settings":
         """Defaults, then QA_MODEL / QA_CORPUS_DIR / QA_INDEX_DIR / QA_TUNED_DIR / QA_TUNE_EPOCHS /
-        QA_STORE / QA_MILVUS_URI / QA_FEEDBACK_DB / QA_FEEDBACK / QA_PAGE_TITLE / QA_PAGE_INTRO /
+        QA_ENGINE_WORKERS / QA_STORE / QA_MILVUS_URI / QA_FEEDBACK_DB / QA_FEEDBACK / QA_PAGE_TITLE / QA_PAGE_INTRO /
         QA_PAGE_EXAMPLES, then overrides."""
         values: dict[str, Any] = {}
         for env, name in (("QA_MODEL", "model"), ("QA_CORPUS_DIR", "corpus_dir"), ("QA_INDEX_DIR", "index_dir"),
                           ("QA_TUNED_DIR", "tuned_dir"), ("QA_TUNE_EPOCHS", "tune_epochs"),
+                          ("QA_ENGINE_WORKERS", "engine_workers"),
                           ("QA_STORE", "store"), ("QA_MILVUS_URI", "milvus_uri")):
             if os.environ.get(env):
                 values[name] = os.environ[env]
-        if "tune_epochs" in values:
-            try:
-                values["tune_epochs"] = int(values["tune_epochs"])
-            except ValueError:
-                raise SettingsError(f"QA_TUNE_EPOCHS must be a whole number, got {values['tune_epochs']!r}") from None
+        for env, name in (("QA_TUNE_EPOCHS", "tune_epochs"), ("QA_ENGINE_WORKERS", "engine_workers")):
+            if name in values:
+                try:
+                    values[name] = int(values[name])
+                except ValueError:
+                    raise SettingsError(f"{env} must be a whole number, got {values[name]!r}") from None
         values.update(_feedback_env())
         values.update(_page_env())
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -74,13 +75,18 @@ def test_library_errors_arrive_as_the_same_errors(engine_process):
     assert engine_process.ask(QUESTION).found  # and the child is still serving
 
 
-def test_a_killed_child_is_replaced(engine_process):
+def test_a_killed_child_is_replaced_and_its_questions_in_flight_are_told(engine_process):
     old = engine_process.pid
-    os.kill(old, signal.SIGKILL)
+    os.kill(old, signal.SIGSTOP)  # frozen: the questions asked now are surely in flight when it dies
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        asked = [pool.submit(engine_process.ask, QUESTION) for _ in range(3)]
+        time.sleep(0.5)
+        os.kill(old, signal.SIGKILL)
+        for future in asked:
+            with pytest.raises(EngineStoppedError, match="restarted"):
+                future.result(timeout=30)
     assert _gone(old, within=10)
-    with pytest.raises(EngineStoppedError, match="restarted"):
-        engine_process.ask(QUESTION)
-    assert engine_process.pid != old
+    assert engine_process.pid != old  # started again at once, before anyone asked
     assert engine_process.ask(QUESTION).found  # waits for the new child, then answers
 
 
@@ -134,3 +140,20 @@ def test_a_child_whose_parent_died_before_it_started_leaves_at_once():
         ours.close()
         if child.poll() is None:
             child.kill()
+
+
+def test_concurrent_questions_get_the_answers_they_get_alone(engine_process, engine):
+    # Answered at once on the child's threads (qa/service.py), then each alone: the same objects.
+    keys = [((), "what are the symptoms of opioid withdrawal"), ((), "is ketamine addictive"),
+            ((), "how long does narcan last"), ((QUESTION,), "why not?"), ((), "hello there"),
+            ((), "what is the capital of france"), ((), "can ketamine help with depression"),
+            (("what is a k-hole",), "does it last?"), ((), "how is ketamine therapy given"),
+            ((), "my friend is not breathing after taking opioids"), ((), "what does naloxone do"),
+            ((), "¿la ketamina es adictiva?")] * 2
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        together = list(pool.map(lambda key: engine_process.ask(key[1], key[0]), keys))
+    for (history, question), result in zip(keys, together):
+        alone = engine_process.ask(question, history)
+        assert result.to_dict() == alone.to_dict(), question
+        here = engine.ask(question, history)  # and as the engine in this process answers it
+        assert (result.kind, result.answer) == (here.kind, here.answer), question

@@ -260,4 +260,114 @@ def test_concurrency_bench_quick_run_passes(app_server):  # noqa: F811
     assert table == {"answers received": "12", "errors": "0", "mismatches vs reference": "0"}, run.stdout
 
 
-# d. hostile text through the chat function: tests/test_chat.py (fast tier, fake embedder).
+def test_http_load_bench_quick_run_passes(app_server):  # noqa: F811
+    # Its own apps on the shared app's index: a fresh engine for the reference and for the load.
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "http_load.py"), "--quick",
+                          "--index", str(app_server.index_dir)],
+                         cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    quiet = re.search(r"^quiet\s+2\s+(\d+)\s+(\d+)\s+(\d+)\s", run.stdout, re.M)
+    assert quiet and quiet.groups() == ("12", "0", "0"), run.stdout  # answers, errors, mismatches
+
+
+# ------------------------------------------------------------------ d. POST /api/ask, the plain JSON route
+
+API_KEYS = [((), NALOXONE_Q), ((NALOXONE_Q,), "why not?"), ((), MELATONIN_Q), ((), "hi!"),
+            ((), "what are the symptoms of opioid withdrawal"), (("what is a k-hole",), "does it last?"),
+            ((), "my friend is not breathing after taking opioids"), ((), "is ketamine addictive"),
+            ((), "how long does narcan last"), ((), "can ketamine help with depression"),
+            ((), "how is ketamine therapy given"), ((), "what does naloxone do")]
+
+
+def cli_json(index_dir: Path, question: str, history: tuple[str, ...] = ()) -> dict:
+    """What `python -m qa ask --json` prints for the question, on the same index."""
+    command = [sys.executable, "-m", "qa", "ask", "--json", "--index", str(index_dir), question]
+    command += [arg for earlier in history for arg in ("--history", earlier)]
+    run = subprocess.run(command, cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return json.loads(run.stdout)
+
+
+def log_since(server, start: int) -> str:
+    return server.log_path.read_text(errors="replace")[start:]
+
+
+def test_api_ask_answers_with_the_clis_json_and_refuses_bad_input(app_server):  # noqa: F811
+    start = len(app_server.log_path.read_text(errors="replace"))  # the shared app's log has other tests' lines
+    with httpx.Client(base_url=app_server.url.rstrip("/"), timeout=REQUEST_TIMEOUT) as http:
+        for history, question in API_KEYS[:2]:
+            response = http.post("/api/ask", json={"question": question, "history": list(history)})
+            assert response.status_code == 200, response.text[:300]
+            assert response.json() == cli_json(app_server.index_dir, question, history)
+        for body, code in ((b"not json", 400), (b'{"question": ""}', 400), (b'{"question": 5}', 400),
+                           (b'{"question": "why?", "history": "x"}', 400), (b"[" * 50_000, 400),
+                           (json.dumps({"question": "x" * 3000}).encode(), 400),
+                           (json.dumps({"question": "x" * 2_000_000}).encode(), 413)):
+            response = http.post("/api/ask", content=body, headers={"Content-Type": "application/json"})
+            assert response.status_code == code and set(response.json()) == {"error"}, (body[:30], response.text)
+        assert http.get("/api/ask").status_code == 405
+    assert "Traceback" not in log_since(app_server, start)
+
+
+def test_the_readmes_curl_line_works(app_server):  # noqa: F811
+    import shlex
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    line = re.search(r"^    \$ (curl -s http://127\.0\.0\.1:7860/api/ask .*)$", readme, re.M)
+    assert line, "README: no curl line for POST /api/ask"
+    command = [arg.replace("http://127.0.0.1:7860/", app_server.url) for arg in shlex.split(line.group(1))]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=REQUEST_TIMEOUT)
+    assert run.returncode == 0, run.stderr
+    reply = json.loads(run.stdout)
+    request = json.loads(command[command.index("-d") + 1])
+    assert reply == cli_json(app_server.index_dir, request["question"], tuple(request["history"]))
+    assert reply["found"] and reply["answer"]
+
+
+def test_api_ask_answers_concurrent_questions_as_it_answers_each_alone(app_server):  # noqa: F811
+    from concurrent.futures import ThreadPoolExecutor
+    keys = API_KEYS * 4
+
+    def ask_api(key):
+        with httpx.Client(base_url=app_server.url.rstrip("/"), timeout=REQUEST_TIMEOUT) as http:
+            response = http.post("/api/ask", json={"question": key[1], "history": list(key[0])})
+            return response.status_code, response.content
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        together = list(pool.map(ask_api, keys))
+    alone = {key: ask_api(key) for key in API_KEYS}
+    assert all(status == 200 for status, _ in together), together[:3]
+    assert [content for _, content in together] == [alone[key][1] for key in keys]
+
+
+@pytest.mark.slow  # a real app, and a real build (of three tiny articles)
+def test_api_ask_answers_503_with_the_ready_body_until_the_engine_answers(tmp_path):
+    from conftest import write_tiny_corpus
+    from qa.index import build_lock
+    corpus, index = write_tiny_corpus(tmp_path / "corpus"), tmp_path / "index"
+    index.mkdir()
+    with build_lock(index):  # "another build is running": the app's engine waits for its index
+        server = start_app(tmp_path, index_dir=index, corpus_dir=corpus)
+    try:
+        with httpx.Client(base_url=server.url.rstrip("/"), timeout=REQUEST_TIMEOUT) as http:
+            for _ in range(3):
+                response = http.post("/api/ask", json={"question": "what is naloxone"})
+                assert response.status_code == 503, response.text
+                ready = response.json()
+                assert ready["ready"] is False and ready["stage"] in ("starting", "building"), ready
+                assert set(ready) == set(http.get("/ready").json())
+                assert response.headers["retry-after"].isdigit()
+                time.sleep(0.5)
+            build = subprocess.run([sys.executable, "-m", "qa", "build", "--corpus", str(corpus), "--index", str(index)],
+                                   cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=BUILD_TIMEOUT)
+            assert build.returncode == 0, build.stderr[-2000:]
+            deadline = time.monotonic() + BUILD_TIMEOUT
+            while response.status_code == 503 and time.monotonic() < deadline:
+                time.sleep(0.5)
+                response = http.post("/api/ask", json={"question": "what is naloxone"})
+            assert response.status_code == 200 and response.json()["question"] == "what is naloxone", response.text
+        assert "Traceback" not in server.log_tail(200_000)
+    finally:
+        server.stop()
+
+
+# e. hostile text through the chat function: tests/test_chat.py (fast tier, fake embedder).

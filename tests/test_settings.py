@@ -69,3 +69,18 @@ def test_page_words_from_the_environment_then_overrides(monkeypatch):
         Settings(page_title="   ")
     with pytest.raises(SettingsError, match="page_examples"):
         Settings(page_examples=("fine", ""))
+
+
+def test_engine_workers_come_from_the_environment_and_default_to_the_cores(monkeypatch):
+    import os
+
+    from qa.service import workers
+    monkeypatch.setenv("QA_ENGINE_WORKERS", "3")
+    assert Settings.from_env().engine_workers == 3 and workers(Settings.from_env()) == 3
+    monkeypatch.setenv("QA_ENGINE_WORKERS", "three")
+    with pytest.raises(SettingsError, match="QA_ENGINE_WORKERS must be a whole number"):
+        Settings.from_env()
+    monkeypatch.delenv("QA_ENGINE_WORKERS")
+    assert Settings().engine_workers == 0 and workers(Settings()) == len(os.sched_getaffinity(0))
+    with pytest.raises(SettingsError, match="engine_workers"):
+        Settings(engine_workers=-1)
