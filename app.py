@@ -338,6 +338,19 @@ def feedback_controls(chatbot: gr.Chatbot) -> None:
         event(on_comment, [comment, last_disliked], outputs, show_progress="hidden", api_visibility="undocumented")
 
 
+# The chat scrolls itself to the end of a new reply; on a phone-sized screen a long reply then hides its
+# first line. When that line is the emergency line, it is brought back into view, once per reply.
+EMERGENCY_IN_VIEW = """<script>
+(() => {
+  const show = () => document.querySelectorAll('#chat [role="alert"]:not([data-shown])').forEach((line) => {
+    line.dataset.shown = "1";
+    for (const wait of [300, 900]) setTimeout(() => line.scrollIntoView({block: "start"}), wait);
+  });
+  new MutationObserver(show).observe(document.documentElement, {childList: true, subtree: true});
+})();
+</script>"""
+
+
 def build_page(settings: Settings | None = None) -> gr.Blocks:
     """The page; its title, intro and examples come from `settings` or, unset, from the corpus."""
     CHAT.page = page_text(settings or Settings.from_env())
@@ -408,7 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Served at once: a question asked while the engine still loads waits for it.
         page = build_page(settings)
         page.launch(server_name=args.host, server_port=args.port, ssr_mode=False, quiet=True,
-                    theme=THEME, css=CSS, footer_links=["api"], prevent_thread_lock=True,
+                    theme=THEME, css=CSS, head=EMERGENCY_IN_VIEW, footer_links=["api"], prevent_thread_lock=True,
                     app_kwargs={"routes": READY_ROUTES})
         print(f"Serving the page on {page.local_url} (questions wait until the engine is ready).", flush=True)
     except OSError as exc:  # e.g. the port is taken

@@ -138,6 +138,28 @@ def test_an_emergency_questions_reply_starts_with_the_emergency_line(page):
     assert line.bounding_box()["y"] < reply.locator(".qa-answer").bounding_box()["y"]
 
 
+def test_on_a_phone_the_emergency_line_is_in_view_after_a_long_reply(browser, app_server):  # noqa: F811
+    # The chat scrolls to the end of a new reply; the page brings the emergency line back into view.
+    phone = {"width": 390, "height": 844}
+    context = browser.new_context(viewport=phone, is_mobile=True, has_touch=True)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        page.goto(app_server.url)
+        page.locator("#question textarea").wait_for()
+        reply = ask(page, "he used heroin and his lips are turning blue what do i do")
+        line = reply.locator(".qa-emergency")
+        assert reply.bounding_box()["height"] > phone["height"] / 2, "the reply is too short to test scrolling"
+        page.wait_for_function("""() => {
+            const box = document.querySelector('#chat [data-testid="bot"] .qa-emergency').getBoundingClientRect();
+            return box.top >= -2 && box.bottom <= window.innerHeight;
+        }""", timeout=5_000)
+        box = line.bounding_box()
+        assert box["y"] >= -2 and box["y"] + box["height"] <= phone["height"]
+    finally:
+        context.close()
+
+
 def test_a_list_answer_shows_every_item(page):
     reply = ask(page, "what are the symptoms of opioid withdrawal")
     answer = reply.locator(".qa-answer")
