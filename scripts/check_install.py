@@ -4,7 +4,8 @@
 
 Run with the Python of a fresh virtual environment made by the README's run
 command's install step (scripts/install.sh, no test tools): .ci/run does
-that. Standard library only, so nothing here hides a missing dependency.
+that. It imports only the standard library and bench/common.py (which the
+app's own dependencies cover), so nothing here hides a missing dependency.
 It fails (exit 1, saying which check) unless:
 
 1. `python -m qa build` builds the corpus with no failed ONNX export: the
@@ -20,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,8 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.common import start_app  # noqa: E402  (standard library and numpy, both in requirements.txt)
 QUESTION = "does naloxone reverse ketamine"
 READY_TIMEOUT = 300.0  # seconds for the page to load an existing index; a wait, not a timing
 # Asks through the library's CLI in this process, then says whether torch was imported on the way.
@@ -80,12 +81,6 @@ def check_ask(corpus: Path, index: Path) -> None:
     ok(f"qa ask answered without torch: {reply['answer'][:80]!r}")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def get_json(url: str, body: dict | None = None) -> dict:
     data = None if body is None else json.dumps(body).encode("utf-8")
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
@@ -126,20 +121,17 @@ def maps_torch(pid: int) -> bool:
 
 
 def check_page(corpus: Path, index: Path, workdir: Path) -> None:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log_path = workdir / "app.log"
-    env = {**os.environ, "QA_FEEDBACK_DB": str(workdir / "feedback.sqlite3")}
-    with open(log_path, "wb") as log:
-        page = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--corpus", str(corpus),
-                                 "--index", str(index)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+    try:
+        page = start_app(workdir, index_dir=index, corpus_dir=corpus)  # the tests' and benches' one way
+    except RuntimeError as exc:
+        fail(str(exc))
+    base = page.url.rstrip("/")
     try:
         deadline = time.monotonic() + READY_TIMEOUT
         status: dict = {}
         while time.monotonic() < deadline:
-            if page.poll() is not None:
-                fail(f"app.py exited with {page.returncode}:\n{log_path.read_text()[-3000:]}")
+            if page.process.poll() is not None:
+                fail(f"app.py exited with {page.process.returncode}:\n{page.log_tail(3000)}")
             try:
                 status = get_json(f"{base}/ready")
                 if status.get("stage") == "ready":
@@ -148,25 +140,22 @@ def check_page(corpus: Path, index: Path, workdir: Path) -> None:
                 pass
             time.sleep(0.5)
         else:
-            fail(f"the page was not ready within {READY_TIMEOUT:.0f} s: {status}\n{log_path.read_text()[-3000:]}")
+            fail(f"the page was not ready within {READY_TIMEOUT:.0f} s: {status}\n{page.log_tail(3000)}")
         if status.get("error"):
             fail(f"the page reports an error: {status['error']}")
         reply = ask_page(base)
         if not reply.get("found"):
             fail(f"the page's /ask found no answer to {QUESTION!r}: {reply.get('answer')}")
-        engines = children(page.pid)
+        pid = page.process.pid
+        engines = children(pid)
         if not engines:
             fail("the page started no engine process")
-        loaded = [pid for pid in [page.pid, *engines] if maps_torch(pid)]
+        loaded = [p for p in [pid, *engines] if maps_torch(p)]
         if loaded:
-            fail(f"torch is loaded in the page's processes {loaded} (page {page.pid}, engine {engines})")
+            fail(f"torch is loaded in the page's processes {loaded} (page {pid}, engine {engines})")
         ok(f"the page answered /ask without torch in its {1 + len(engines)} processes: {reply['answer'][:80]!r}")
     finally:
-        page.terminate()
-        try:
-            page.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            page.kill()
+        page.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
