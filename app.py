@@ -120,6 +120,35 @@ from qa.status import FAILED, READY  # noqa: E402
 log = logging.getLogger("app")
 
 
+APP_ROOT = Path(__file__).resolve().parent
+OUR_CODE = (APP_ROOT / "app.py", APP_ROOT / "qa")
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """`error` and the exceptions that led to it."""
+    chain: list[BaseException] = []
+    while error is not None and all(error is not seen for seen in chain):
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    return chain
+
+
+def is_rejection(error: BaseException) -> bool:
+    """A request our code refused (gr.Error), or one that failed before reaching our code (malformed data,
+    an unknown endpoint: no frame of its traceback is ours) - the client's mistake, not a fault to fix."""
+    import traceback
+
+    frames = [Path(f.filename) for e in _chain(error) for f in traceback.extract_tb(e.__traceback__)]
+    return isinstance(error, gr.Error) or not any(f == OUR_CODE[0] or f.is_relative_to(OUR_CODE[1])
+                                                  for f in frames)
+
+
+def rejection_line(error: BaseException) -> str:
+    """The one log line of a rejected request: each exception of the chain, kind and message."""
+    return "rejected a request: " + "; ".join(
+        f"{type(e).__name__}: {' '.join(str(getattr(e, 'message', None) or e).split())[:300]}" for e in _chain(error))
+
+
 class _OneLineRejections:
     """Stands in for the `traceback` module inside gradio's request handling (quiet_rejections)."""
 
@@ -130,16 +159,9 @@ class _OneLineRejections:
         return getattr(self._real, name)
 
     def print_exc(self, *args, **kwargs) -> None:
-        kind, error, trace = sys.exc_info()
-        if error is None:
-            return self._real.print_exc(*args, **kwargs)
-        frames = self._real.extract_tb(trace)
-        gradios = Path(gr.__file__).parent
-        # A request our code refused (gr.Error), or one gradio refused before reaching our code
-        # (malformed data: the error is raised inside gradio's own files), is the client's mistake.
-        if isinstance(error, gr.Error) or (frames and Path(frames[-1].filename).is_relative_to(gradios)):
-            message = getattr(error, "message", None) or str(error)
-            log.warning("rejected a request: %s: %s", kind.__name__, " ".join(str(message).split())[:300])
+        error = sys.exc_info()[1]
+        if error is not None and is_rejection(error):
+            log.warning("%s", rejection_line(error))
         else:  # a fault in our code: the whole traceback, to fix it
             self._real.print_exc(*args, **kwargs)
 
@@ -149,34 +171,12 @@ class _OneLineServerErrors(logging.Filter):
     function) is logged as one line, not with the traceback the server attaches (quiet_rejections)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.exc_info[1] is not None:
-            error = record.exc_info[1]
-            frames = traceback_frames(error)
-            ours = [f for f in frames if Path(f.filename).is_relative_to(APP_ROOT)]
-            if not ours:
-                causes = [error]
-                while causes[-1].__cause__ is not None or causes[-1].__context__ is not None:
-                    causes.append(causes[-1].__cause__ or causes[-1].__context__)
-                reason = "; ".join(f"{type(e).__name__}: {' '.join(str(e).split())[:200]}" for e in causes)
-                record.msg, record.args = f"rejected a request: {reason}", ()
-                record.exc_info = record.exc_text = None
-                record.levelno, record.levelname = logging.WARNING, "WARNING"
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and is_rejection(error):
+            record.msg, record.args = rejection_line(error), ()
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
-
-
-def traceback_frames(error: BaseException) -> list:
-    """The frames of `error` and of the exceptions that led to it."""
-    import traceback
-
-    frames, seen = [], set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        frames += traceback.extract_tb(error.__traceback__)
-        error = error.__cause__ or error.__context__
-    return frames
-
-
-APP_ROOT = Path(__file__).resolve().parent
 
 
 def quiet_rejections() -> None:
