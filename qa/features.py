@@ -33,15 +33,15 @@ def genericness(answer_vectors: np.ndarray, sentence_chunks: list[list[int]], ch
     result = np.zeros(len(article), dtype=np.float32)
     if len(placed) == 0:
         return result
-    # Summing rows per article as one sparse product: np.add.at was far slower at 100k chunks
-    # (docs/BENCHMARKS.md, scale).
-    # Imported here: the page's own process imports this module but never loads an index, and
-    # would pay scipy's import for nothing.
-    import scipy.sparse
-
-    membership = scipy.sparse.csr_matrix((np.ones(len(placed), dtype=np.float32), (article[placed], placed)),
-                                         shape=(len(sources), len(article)))
-    means = np.asarray(membership @ answer_vectors, dtype=np.float32)
+    # Each article's rows summed in their order, one row after another (numpy's sum down the rows of a
+    # 2-D array), as scipy's sparse product summed them: the same bits (tests/test_index.py checks),
+    # without importing scipy at every index load. np.add.at was far slower at 100k chunks
+    # (docs/BENCHMARKS.md, scale); one sum per article is not.
+    grouped = placed[np.argsort(article[placed], kind="stable")]  # by article, in row order within each
+    owners, starts = np.unique(article[grouped], return_index=True)
+    means = np.zeros((len(sources), answer_vectors.shape[1]), dtype=np.float32)
+    for owner, start, end in zip(owners, starts, [*starts[1:], len(grouped)]):
+        means[owner] = answer_vectors[grouped[start:end]].sum(axis=0)
     means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
     result[placed] = np.einsum("ij,ij->i", answer_vectors[placed], means[article[placed]])
     return result

@@ -28,11 +28,11 @@ Limits: a store is written once, in a build, and read after; nothing is added to
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import bm25s
 import faiss
 import numpy as np
 
@@ -92,42 +92,83 @@ class FaissStore:
 
 
 class LexicalStore:
-    """BM25 (bm25s) over each passage's stemmed content words: every passage's score for a query,
-    and each word's idf, which answer choice weighs shared words by."""
+    """BM25 over each passage's stemmed content words: every passage's score for a query, and each word's
+    idf, which answer choice weighs shared words by.
 
-    def __init__(self, bm25: bm25s.BM25) -> None:
-        self.bm25 = bm25
-        self.vocabulary = frozenset(bm25.vocab_dict)
-        self.idf = _idf(bm25)
+    Built and saved by bm25s. Read back here from bm25s's own files (its parameters, vocabulary and
+    term-major score matrix) and scored as bm25s's `get_scores` scores, with the same arrays in the same
+    order, so the scores are bm25s's to the bit (tests/test_index.py checks). Why not bm25s itself at
+    load: importing it imports scipy.sparse and tqdm, a sixth of a cold `qa ask`, for a sum numpy does.
+    """
+
+    # bm25s's file names in the folder it saves to.
+    PARAMS, VOCAB = "params.index.json", "vocab.index.json"
+    ARRAYS = {"data": "data.csc.index.npy", "indices": "indices.csc.index.npy", "indptr": "indptr.csc.index.npy"}
+    NONOCCURRENCE = "nonoccurrence_array.index.npy"  # only the BM25L and BM25+ variants have one
+
+    def __init__(self, vocabulary: dict[str, int], data: np.ndarray, indices: np.ndarray, indptr: np.ndarray,
+                 documents: int, dtype: str = "float32", int_dtype: str = "int32",
+                 nonoccurrence: np.ndarray | None = None) -> None:
+        self.token_ids = vocabulary
+        self.vocabulary = frozenset(vocabulary)
+        self.data, self.indices, self.indptr = data, indices, indptr
+        self.documents = documents
+        self.dtype, self.int_dtype = np.dtype(dtype), np.dtype(int_dtype)
+        self.nonoccurrence = nonoccurrence
+        self.idf = _idf(vocabulary, indptr, documents)
+        self._bm25 = None  # the bm25s index a build made, which `save` writes
 
     @classmethod
     def build(cls, documents: list[list[str]]) -> "LexicalStore":
+        import bm25s  # at build time only: its import brings scipy
+
         bm25 = bm25s.BM25()
         bm25.index([terms or ["_empty_"] for terms in documents], show_progress=False)
-        return cls(bm25)
+        store = cls(bm25.vocab_dict, bm25.scores["data"], bm25.scores["indices"], bm25.scores["indptr"],
+                    int(bm25.scores["num_docs"]), bm25.dtype, bm25.int_dtype, bm25.nonoccurrence_array)
+        store._bm25 = bm25
+        return store
 
     def save(self, folder: Path) -> None:
-        self.bm25.save(str(folder), show_progress=False)
+        """Write the store as bm25s saves it (a store that was built, not loaded)."""
+        if self._bm25 is None:
+            raise ValueError("only a lexical store just built is saved; a loaded one is already on disk")
+        self._bm25.save(str(folder), show_progress=False)
 
     @classmethod
     def load(cls, folder: Path) -> "LexicalStore":
-        return cls(bm25s.BM25.load(str(folder), show_progress=False))
+        folder = Path(folder)
+        params = json.loads((folder / cls.PARAMS).read_text(encoding="utf-8"))
+        vocabulary = json.loads((folder / cls.VOCAB).read_text(encoding="utf-8"))
+        arrays = {name: np.load(folder / file, allow_pickle=False) for name, file in cls.ARRAYS.items()}
+        nonoccurrence = None
+        if params.get("method") in ("bm25l", "bm25+"):
+            nonoccurrence = np.load(folder / cls.NONOCCURRENCE, allow_pickle=False)
+        return cls(vocabulary, arrays["data"], arrays["indices"], arrays["indptr"], int(params["num_docs"]),
+                   params.get("dtype", "float32"), params.get("int_dtype", "int32"), nonoccurrence)
 
     def scores(self, terms: list[str], count: int) -> np.ndarray:
         """Every one of the `count` passages' BM25 score (all zero when no term is indexed)."""
-        known = [t for t in terms if t in self.vocabulary]
-        if not known:
+        columns = len(self.indptr) - 1  # bm25s's vocabulary also names "", which has no column (bm25s raises)
+        ids = np.asarray([i for i in (self.token_ids.get(t, columns) for t in terms) if i < columns],
+                         dtype=self.int_dtype)
+        if not len(ids):
             return np.zeros(count, dtype=np.float32)
-        return self.bm25.get_scores(known)
+        # bm25s's sum (its `_compute_relevance_from_scores`): each term's column added in query order.
+        starts, ends = self.indptr[ids], self.indptr[ids + 1]
+        scores = np.zeros(self.documents, dtype=self.dtype)
+        for start, end in zip(starts, ends):
+            np.add.at(scores, self.indices[start:end], self.data[start:end])
+        if self.nonoccurrence is not None:
+            scores += self.nonoccurrence[ids].sum()
+        return scores
 
 
-def _idf(bm25: bm25s.BM25) -> dict[str, float]:
-    """Term -> BM25 idf, from bm25s's term-major score matrix (no pass over the texts)."""
-    indptr = np.asarray(bm25.scores["indptr"])
-    documents = int(bm25.scores["num_docs"])
-    frequency = np.diff(indptr)
+def _idf(vocabulary: dict[str, int], indptr: np.ndarray, documents: int) -> dict[str, float]:
+    """Term -> BM25 idf, from the term-major score matrix's column lengths (no pass over the texts)."""
+    frequency = np.diff(np.asarray(indptr))
     return {term: float(np.log(1 + (documents - frequency[i] + 0.5) / (frequency[i] + 0.5)))
-            for term, i in bm25.vocab_dict.items() if i < len(frequency)}
+            for term, i in vocabulary.items() if i < len(frequency)}
 
 
 @dataclass
