@@ -99,12 +99,39 @@ def _open_engine(args: argparse.Namespace):
     return Engine.open(_settings(args), build="missing", say=_say)
 
 
+def start_loading_question_model(settings) -> None:
+    """Begin loading the live index's question model (its ONNX export) in a thread, before the engine's
+    modules are imported: onnxruntime sets up its session outside the GIL while they load, which
+    takes a sixth off a cold `qa ask` on two cores (docs/BENCHMARKS.md, the runtime-only install).
+
+    Found from the manifest with json alone (importing qa/question_model.py, which decides it, is the
+    import this overlaps). The engine's own load takes this one only when it asks for the same
+    export folder, key and threads; a guess that is wrong or an index that is not there is no error
+    here: the ordinary load says what is wrong."""
+    from pathlib import Path
+
+    root = Path(settings.index_dir)
+    try:
+        generation = (root / "CURRENT").read_text(encoding="utf-8").strip()
+        manifest = json.loads((root / generation / "manifest.json").read_text(encoding="utf-8"))
+        encoder = manifest["model"]["encoder"]
+        if encoder.get("backend") != "onnx" or not generation or "/" in generation:
+            return
+        key = str(encoder["key"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return
+    tuned = Path(settings.tuned_dir) if settings.tuned_dir is not None else root / "tuned"
+    from qa.onnx_model import start_loading
+    start_loading(tuned / "onnx" / key, key, settings.query_threads)
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
+    if not args.jsonl and not args.question:
+        raise QAError('give a question, e.g. python -m qa ask "does naloxone reverse ketamine", or use --jsonl')
+    start_loading_question_model(_settings(args))
     if args.jsonl:
         engine = _open_engine(args)
         return answer_jsonl(engine, sys.stdin, sys.stdout, engine.settings.ask_workers)
-    if not args.question:
-        raise QAError('give a question, e.g. python -m qa ask "does naloxone reverse ketamine", or use --jsonl')
     from qa.engine import clean_question
     question = clean_question(" ".join(args.question), _settings(args))  # refuse bad input before loading anything
     engine = _open_engine(args)

@@ -37,6 +37,7 @@ docs/BENCHMARKS.md). One session per model and thread count.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -158,7 +159,16 @@ class OnnxModel:
 
     @classmethod
     def load(cls, folder: Path, key: str, threads: int = 1) -> "OnnxModel":
-        """Load and check the export `key` in `folder`: files, checksum, and sample vectors against torch's."""
+        """Load and check the export `key` in `folder`: files, checksum, and sample vectors against torch's.
+
+        Takes the model `start_loading` began for the same arguments, when there is one."""
+        early = _EARLY.pop((str(Path(folder)), key, threads), None)
+        if early is not None:
+            return early.result()
+        return cls._load(folder, key, threads)
+
+    @classmethod
+    def _load(cls, folder: Path, key: str, threads: int) -> "OnnxModel":
         info = check_files(folder, key)
         model = cls(folder, info, threads)
         expected = np.load(Path(folder) / SAMPLE_FILE)[:LOAD_SAMPLES]
@@ -187,6 +197,44 @@ class OnnxModel:
         return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
+class _Loading:
+    """`OnnxModel.load` running in a thread of its own: its model, or what it raised, when done."""
+
+    def __init__(self, folder: Path, key: str, threads: int) -> None:
+        self._outcome: tuple[OnnxModel | None, BaseException | None] = (None, None)
+        # Not a daemon: a process that exits meanwhile waits for it rather than finalise under it.
+        self._thread = threading.Thread(target=self._run, args=(folder, key, threads), name="onnx-load")
+        self._thread.start()
+
+    def _run(self, folder: Path, key: str, threads: int) -> None:
+        try:
+            self._outcome = (OnnxModel._load(folder, key, threads), None)
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever takes the result
+            self._outcome = (None, exc)
+
+    def result(self) -> "OnnxModel":
+        self._thread.join()
+        model, failure = self._outcome
+        if failure is not None:
+            raise failure
+        return model
+
+
+# Loads begun by `start_loading`, by (folder, key, threads), until `OnnxModel.load` takes them.
+_EARLY: dict[tuple[str, str, int], _Loading] = {}
+
+
+def start_loading(folder: Path, key: str, threads: int = 1) -> None:
+    """Begin `OnnxModel.load(folder, key, threads)` in a thread; that call, later, takes its result.
+
+    For a process that will answer questions and has its other modules still to import: setting up
+    the onnxruntime session (most of a load) runs outside the GIL, beside those imports, so a cold
+    `qa ask` does not wait for the two one after the other. A load nobody takes is only memory."""
+    slot = (str(Path(folder)), key, threads)
+    if slot not in _EARLY:
+        _EARLY[slot] = _Loading(Path(folder), key, threads)
+
+
 def load_tokenizer(path: Path, info: ExportInfo):
     """The export's fast tokenizer, set as the model is fed: cut at its window, padded to the longest text."""
     from tokenizers import Tokenizer
@@ -211,5 +259,5 @@ def max_difference(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).max()) if a.size else 0.0
 
 
-__all__ = ["OnnxModel", "ExportInfo", "check_files", "feeds", "load_tokenizer", "max_difference", "SAMPLE_TEXTS",
+__all__ = ["OnnxModel", "start_loading", "ExportInfo", "check_files", "feeds", "load_tokenizer", "max_difference", "SAMPLE_TEXTS",
            "SAMPLE_TOLERANCE", "EXPORT_FORMAT", "MODEL_FILE", "TOKENIZER_FILE", "SAMPLE_FILE", "INFO_FILE"]

@@ -228,3 +228,26 @@ def test_a_full_disk_during_the_export_is_an_error_not_a_model_that_cannot_be_ex
         build_index(settings, Embedder(settings.model))
     # Nothing remembers the model as unexportable: the next build, with room, exports it.
     assert not list(export.store(settings).glob("*.failed"))
+
+
+def test_the_question_model_loaded_early_is_the_one_the_engine_asks_for(engine, real_settings):
+    from qa import onnx_model
+    from qa.cli import start_loading_question_model
+
+    start_loading_question_model(real_settings)  # what `qa ask` does before importing the engine
+    onnx = live_export(real_settings)
+    slot = (str(onnx.folder), onnx.key, real_settings.query_threads)
+    assert list(onnx_model._EARLY) == [slot]  # found from the manifest alone: the export the engine loads
+    model = OnnxModel.load(onnx.folder, onnx.key, real_settings.query_threads)
+    assert onnx_model._EARLY == {}  # taken, not loaded twice
+    np.testing.assert_array_equal(model.encode(["does naloxone reverse ketamine"]),
+                                  engine.embedder.encode(["does naloxone reverse ketamine"]))
+
+
+def test_a_failed_early_load_fails_the_load_that_takes_it(tmp_path):
+    from qa import onnx_model
+
+    onnx_model.start_loading(tmp_path / "no-export", "some-key")
+    with pytest.raises(ModelError, match="missing"):
+        OnnxModel.load(tmp_path / "no-export", "some-key")
+    assert onnx_model._EARLY == {}
