@@ -5,7 +5,8 @@ Owns the Gradio wiring, and nothing the library can do:
   library's QA_INDEX_DIR / QA_CORPUS_DIR / QA_MODEL ...); the engine runs in a
   process of its own (`qa.service.EngineProcess`, started first so its imports
   overlap gradio's), building the index first when it is missing or stale;
-  the page is served meanwhile;
+  the page is served meanwhile; gradio is imported without rewriting its
+  own type stubs (`skip_gradio_stubs`), half of its import;
 - the page: its title, intro line and example questions (qa/page.py), the
   chat (endpoint `/chat`), the not-medical-advice note, the articles panel and
   the start-up panel above it, refreshed by a timer until nothing is left to
@@ -91,6 +92,44 @@ def quiet_libraries() -> None:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TQDM_DISABLE", "1")
 
+
+class _SkipGradioStubs:
+    """An import hook for one module, gradio.component_meta: once loaded, its `create_or_modify_pyi` does
+    nothing (skip_gradio_stubs). Removes itself when it has done that."""
+
+    MODULE = "gradio.component_meta"
+
+    def find_spec(self, name, path=None, target=None):
+        if name != self.MODULE:
+            return None
+        import importlib.machinery
+
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec  # not a plain file: imported as usual, stubs and all
+        load = spec.loader.exec_module
+
+        def exec_module(module) -> None:
+            load(module)
+            if callable(getattr(module, "create_or_modify_pyi", None)):
+                module.create_or_modify_pyi = lambda *args, **kwargs: None
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def skip_gradio_stubs() -> None:
+    """gradio writes the type stubs (.pyi) of its own components at every import: for each component
+    class it parses the class's source file and its stub file and rewrites the stub if they differ
+    (gradio/component_meta.py, `create_or_modify_pyi`). That is half of `import gradio`, over a
+    second of the page's cold start on these machines (docs/BENCHMARKS.md), and only editors read the
+    stubs (gradio's wheel ships them). Call before gradio is imported; a no-op after."""
+    if "gradio" not in sys.modules and not any(isinstance(f, _SkipGradioStubs) for f in sys.meta_path):
+        sys.meta_path.insert(0, _SkipGradioStubs())
+
+
+skip_gradio_stubs()
 
 # Cold start: the engine's process starts loading (torch, sentence-transformers,
 # the model, the index) BEFORE this process imports gradio, so the two heavy
