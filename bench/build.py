@@ -1,6 +1,6 @@
 """Index build throughput against the model's raw encode of the same texts; peak memory; no-op rebuild.
 
-    nice -n 19 python -m bench.build [--size CHUNKS] [--repeats 3] [--batch-sizes 32] [--quick]
+    nice -n 19 python -m bench.build [--size CHUNKS] [--repeats 3] [--batch-sizes 32] [--reference DIR] [--quick]
 
 First, the packaged model's ONNX export is made once in the work folder's
 models folder (Settings.tuned_dir), which every build below shares: the
@@ -28,6 +28,10 @@ raw encode has no training to compare with. When the corpus has a question
 bank (the real corpus/ has), one more build runs as the product builds, with
 fine-tuning on the bank (qa/tuning.py), and its training seconds are
 reported on their own.
+
+--reference DIR runs another checkout's `python -m qa build` of the same
+corpus right after each of this code's (same exports, same load): build
+texts/s of both, and the speed-up.
 
 --batch-sizes adds raw-encode runs at other batch sizes (finding for
 Settings.batch_size); the default measures only 32, the product's value.
@@ -105,10 +109,11 @@ def raw_encode(corpus: str, scratch: str, batch_size: int, threads: int, models:
             "dimension": int(vectors.shape[1]), "batch_size": batch_size}
 
 
-def _build(corpus: Path, index: Path, tune_epochs: int = 0, models: Path | None = None) -> dict:
+def _build(corpus: Path, index: Path, tune_epochs: int = 0, models: Path | None = None,
+           code: Path | None = None) -> dict:
     run = common.check(common.run_child([sys.executable, "-m", "qa", "build", "--corpus", str(corpus),
                                          "--index", str(index), "--tune-epochs", str(tune_epochs)],
-                                        env={"QA_TUNED_DIR": str(models)} if models else None),
+                                        env={"QA_TUNED_DIR": str(models)} if models else None, code=code),
                        "python -m qa build")
     out = run["stdout"]
     def grab(name: str) -> float:
@@ -142,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="build + raw encode pairs (default 3)")
     parser.add_argument("--batch-sizes", default="32", help="raw-encode batch sizes to compare, e.g. 16,32,64,128")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--reference", help="another checkout (e.g. main before a change): its `python -m qa build` "
+                                            "of the same corpus runs right after this code's, each repeat")
     parser.add_argument("--workdir", help="folder for corpora and indexes (default: a new temp folder)")
     parser.add_argument("--quick", action="store_true",
                         help="1 repeat, 1 no-op rebuild, raw encode in this process (for the smoke test)")
@@ -166,10 +173,18 @@ def _run(args, repeats: int, work: Path) -> int:
     common.print_header("build.py", [f"corpus: {corpus['kind']}; {repeats} repeat(s); children run "
                                      f"`python -m qa build` cold; build threads {args.threads}"])
     rows, ratios, torch_ratios, builds = [], [], [], []
+    reference = Path(args.reference).resolve() if args.reference else None
+    against: list[list] = []
     for r in range(repeats):
         index = work / f"index-{r}"
         common.note(f"repeat {r + 1}/{repeats}: build")
         b = _build(work / "corpus", index, models=models)
+        if reference:
+            common.note(f"repeat {r + 1}/{repeats}: the reference's build")
+            ref = _build(work / "corpus", work / f"reference-index-{r}", models=models, code=reference)
+            against.append([f"repeat {r + 1}", ref["embedded"], ref["build_seconds"], b["build_seconds"],
+                            ref["embedded"] / ref["build_seconds"], b["embedded"] / b["build_seconds"],
+                            ref["build_seconds"] / b["build_seconds"], ref["max_rss_mb"], b["max_rss_mb"]])
         common.note(f"repeat {r + 1}/{repeats}: raw encode")
         raw = _raw(work / "corpus", work / f"scratch-{r}", 32, args.threads, models, in_process=args.quick)
         texts = b["embedded"]
@@ -196,6 +211,12 @@ def _run(args, repeats: int, work: Path) -> int:
          min(b["max_rss_mb"] for b in builds), max(b["max_rss_mb"] for b in builds), ""],
     ]))
 
+    if against:
+        speedups = [row[6] for row in against]
+        common.say(common.table(f"this code's build against the reference's ({reference}), same corpus, alternating",
+                                ["run", "texts", "reference build s", "build s", "reference texts/s", "texts/s",
+                                 "speed-up", "reference peak MB", "peak MB"],
+                                against + [["median", "", "", "", "", "", common.pct(speedups, 50), "", ""]]))
     noop = [_build(work / "corpus", work / f"index-{repeats - 1}", models=models) for _ in range(1 if args.quick else 3)]
     common.say(common.table("rebuild with nothing changed", ["run", "build s", "cli wall s", "embedded", "reused",
                                                               "peak MB", "target"],

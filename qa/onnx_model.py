@@ -31,13 +31,15 @@ text of the batch only, so a 13-token question costs 13 tokens and a long
 passage is not cut at 128.
 
 Limits: CPU only. fp32 only (int8 was measured and not shipped:
-docs/BENCHMARKS.md). One session per model and thread count.
+docs/BENCHMARKS.md). One session per model and thread count; one batch runs on
+one core (a question is one batch).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -132,7 +134,15 @@ def check_files(folder: Path, key: str, checksum: bool = True) -> ExportInfo:
 
 
 class OnnxModel:
-    """One export loaded: texts -> unit-length float32 vectors, on `threads` intra-op threads."""
+    """One export loaded: texts -> unit-length float32 vectors, `threads` batches at a time.
+
+    Each batch runs on one thread (onnxruntime's intra-op threads: 1), and a call with several
+    batches runs `threads` of them side by side (the session is safe to run from many threads;
+    onnxruntime lets go of the GIL while it runs). Splitting one batch's every matrix product
+    over two threads made them wait for each other at each of the graph's hundreds of steps,
+    and a thread waiting for a core another process holds stalls the other; batches side by
+    side need no waiting. A batch's vectors are the same bits either way (one thread or two
+    computes each output the same way)."""
 
     def __init__(self, folder: Path, info: ExportInfo, threads: int) -> None:
         import onnxruntime
@@ -140,8 +150,9 @@ class OnnxModel:
         self.folder = Path(folder)
         self.info = info
         self.dimension = info.dimension
+        self.threads = max(1, threads)
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
         # Idle worker threads sleep instead of spinning: on a shared 2-core machine a spinning
@@ -183,11 +194,24 @@ class OnnxModel:
         """One unit row per text. Batches hold texts of similar length (sorted), so little is padded."""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            out[rows] = self._run([texts[i] for i in rows])
-            if on_batch is not None:
-                on_batch(len(rows))
+        batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+
+        def run(rows: list[int]) -> tuple[list[int], np.ndarray]:
+            return rows, self._run([texts[i] for i in rows])
+
+        if self.threads == 1 or len(batches) == 1:
+            done = map(run, batches)
+        else:
+            pool = ThreadPoolExecutor(self.threads, thread_name_prefix="onnx-encode")
+            done = pool.map(run, batches)  # in order; at most `threads` batches run at once
+        try:
+            for rows, vectors in done:
+                out[rows] = vectors
+                if on_batch is not None:
+                    on_batch(len(rows))
+        finally:
+            if self.threads > 1 and len(batches) > 1:
+                pool.shutdown(cancel_futures=True)
         return out
 
     def _run(self, texts: list[str]) -> np.ndarray:

@@ -41,8 +41,9 @@ class Settings:
     # pad short sentences up to the longest chunk. Not swept yet
     # (bench/build.py --batch-sizes; docs/BENCHMARKS.md, build).
     batch_size: int = 32
-    # Threads of a build (embedding a batch of texts, fine-tuning): two cores on
-    # these machines, and more threads than cores is slower.
+    # Threads of a build (embedding: that many batches at once, one core each;
+    # fine-tuning: torch's threads): two cores on these machines, and more
+    # threads than cores is slower.
     threads: int = 2
     # onnxruntime intra-op threads of one question. One: a question is a small
     # graph, and on a shared machine a second thread waits for a core another
