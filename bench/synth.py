@@ -11,7 +11,7 @@ word of the corpus vocabulary, so sentences are (almost all) unique, as they
 would be in a real corpus of that size: the build embeds unique sentences,
 and the answer stage scores them, so a corpus of repeats would flatter both.
 
-Articles are generated until the product's own chunker (qa.chunking, default
+Articles are generated until the product's own chunker (qa.reading.chunking, default
 settings) counts the requested number of chunks, so `--chunks` is exact to
 within one article (about ten chunks).
 
@@ -33,10 +33,10 @@ from typing import Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from qa.chunking import chunk_article  # noqa: E402
-from qa.corpus import load_corpus, parse_article  # noqa: E402
+from qa.reading.chunking import chunk_article  # noqa: E402
+from qa.reading.corpus import load_corpus, parse_article  # noqa: E402
 from qa.settings import Settings  # noqa: E402
-from qa.text import STOPWORDS, split_sentences, words  # noqa: E402
+from qa.reading.text import STOPWORDS, split_sentences, words  # noqa: E402
 
 
 @dataclass

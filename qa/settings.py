@@ -30,7 +30,7 @@ class Settings:
     # --- where things live ---------------------------------------------------
     # The maintainer drops raw articles here; the loader cleans them in code.
     corpus_dir: Path = PROJECT_ROOT / "corpus"
-    # Built index generations plus a CURRENT pointer (see qa/index.py).
+    # Built index generations plus a CURRENT pointer (see qa/indexing/index.py).
     index_dir: Path = PROJECT_ROOT / "index"
 
     # --- embedding -----------------------------------------------------------
@@ -54,12 +54,12 @@ class Settings:
     # of waiting for each other as two threads of one question do (docs/BENCHMARKS.md, latency).
     # Answers are written in the input's order either way.
     ask_workers: int = 2
-    # Questions the page's engine process answers at once (qa/service.py), each on its own thread with
+    # Questions the page's engine process answers at once (qa/serving/service.py), each on its own thread with
     # its own question thread (query_threads); 0: one per core the process may run on, so concurrent
     # visitors use every core and no more (docs/BENCHMARKS.md, http_load). QA_ENGINE_WORKERS sets it.
     engine_workers: int = 0
     # Fine-tune the model on the question bank's example questions at build time
-    # (qa/tuning.py) for this many epochs; 0 uses the model as it is. One epoch
+    # (qa/models/tuning.py) for this many epochs; 0 uses the model as it is. One epoch
     # answered more questions of every blind set right than the untuned model;
     # two refused fewer unanswerable questions (docs/history.md, 2026-11-22,
     # fourth and fifth sessions).
@@ -72,7 +72,7 @@ class Settings:
     # The training numbers. Common defaults for this loss (in-batch negatives, both directions),
     # not tuned on any question set: other seeds and the further examples of eval/training/ moved
     # the pooled answer count by a few questions only (docs/history.md, fourth session). They name
-    # the tuned model (qa/tuning.py's key), so a change trains a new one.
+    # the tuned model (qa/models/tuning.py's key), so a change trains a new one.
     tune_learning_rate: float = 2e-5
     # Pairs per training batch; every answer at most once in a batch (a second would be a false negative).
     tune_batch: int = 32
@@ -116,11 +116,11 @@ class Settings:
     weight_sentence: float = 1.0
     weight_lexical: float = 0.5
     # ... + weight_question * the cosine of the closest example question of the
-    # question bank answered in the passage (qa/question_bank.py). Chosen on
+    # question bank answered in the passage (qa/models/question_bank.py). Chosen on
     # eval/sets/dev.jsonl from 0.5..5 (untuned model: 3 best; tuned: 2, above;
     # docs/history.md, third and fifth sessions).
     weight_question: float = 2.0
-    # How much example questions may lift their article above others (qa/search.py, example_lifts), in cosine:
+    # How much example questions may lift their article above others (qa/answering/search.py, example_lifts), in cosine:
     # inside an article they rank its passages and sentences as before, but an article is lifted as a whole
     # only up to its own best sentence plus this; beside articles without example questions, those are lifted
     # by their own best sentence. A choice (issue 24): example questions must not decide a contest between an
@@ -140,7 +140,7 @@ class Settings:
     # HNSW's breadth while the graph is built (FAISS and Milvus alike): 200 is the common setting that
     # the recall target above was met with; it costs build time only (docs/BENCHMARKS.md, scale).
     hnsw_ef_construction: int = 200
-    # Where the vector stores live (qa/stores.py): "faiss", files in the index
+    # Where the vector stores live (qa/indexing/stores.py): "faiss", files in the index
     # folder searched in the process; or "milvus", one shared Milvus collection
     # per build that several page replicas can query (docs/SCALING.md).
     store: str = "faiss"
@@ -191,20 +191,20 @@ class Settings:
     # follow-up's own words; 0 scores against the restored question only.
     followup_focus: float = 0.3
     # Refusal ("not in the articles") reads how much better the question matches
-    # the answer's article than these unrelated questions do (qa/refusal.py); the
+    # the answer's article than these unrelated questions do (qa/models/refusal.py); the
     # build measures them against every article.
     background_file: Path = PROJECT_ROOT / "qa" / "background_questions.txt"
     # The fitted refusal model: its weights and bars are not settings but fitted
     # numbers, written by `python -m qa eval --fit-refusal` with what they were
     # fitted on, and checked against the model when loaded.
     refusal_model_file: Path = PROJECT_ROOT / "qa" / "fitted" / "refusal.json"
-    # Plain labels beside each source (qa/answer.py, match_label). The answer's passage is a
+    # Plain labels beside each source (qa/answering/answer.py, match_label). The answer's passage is a
     # "strong match" when refusal's margin over its bar (in log-odds) reaches this, else "partial":
     # on eval/sets/dev.jsonl and eval/sets/heldout.jsonl, answers at or above it were right far more
     # often than those between the bar and it (docs/DESIGN.md, "Plain labels").
     strong_match_margin: float = 1.0
     # The fitted bars of the labels ("strong match", "may help"), in refusal margins per regime, written by
-    # `python -m qa eval --suite --fit-labels` (qa/suite.py) with what they were fitted on; used only with the
+    # `python -m qa eval --suite --fit-labels` (qa/evaluation/suite.py) with what they were fitted on; used only with the
     # refusal model they were fitted with, else strong_match_margin above and no "may help".
     labels_file: Path = PROJECT_ROOT / "qa" / "fitted" / "labels.json"
     # What the label fit aims for (choices, not fitted): a "strong match" is right at least this often on every
@@ -226,8 +226,8 @@ class Settings:
     # Earlier questions considered when resolving a follow-up.
     history_turns: int = 3
     # Street, brand and lay words -> the articles' words, added to a question
-    # before it is searched (qa/synonyms.py); None searches questions as typed.
-    synonyms_file: Path | None = PROJECT_ROOT / "qa" / "synonyms.txt"
+    # before it is searched (qa/answering/synonyms.py); None searches questions as typed.
+    synonyms_file: Path | None = PROJECT_ROOT / "qa" / "answering" / "synonyms.txt"
 
     # --- input limits --------------------------------------------------------
     # A file larger than this is not an article (a book, a dump, a log) and
@@ -237,7 +237,7 @@ class Settings:
     # questions are far shorter, and the model only reads 256 tokens anyway.
     max_question_chars: int = 2000
 
-    # --- feedback from the people who use it (qa/feedback.py, qa/review.py) ---
+    # --- feedback from the people who use it (qa/feedback/store.py, qa/feedback/review.py) ---
     # Votes and unanswered questions from the chat page, in SQLite. Outside
     # index/ so no rebuild or pruned generation takes them along; /data/ is
     # not committed.
@@ -255,7 +255,7 @@ class Settings:
     # of tests/test_review.py, which keeps both sides of it (docs/DESIGN.md).
     feedback_group_similarity: float = 0.84
 
-    # --- the chat page (app.py; qa/page.py derives what is not set here from the corpus) ---
+    # --- the chat page (app.py; qa/serving/page.py derives what is not set here from the corpus) ---
     # The page's title and the line under it; None: a neutral title ("Ask the articles") and a line
     # saying what an answer is, so a page over other articles never names the seed articles' topic.
     page_title: str | None = None

@@ -1,4 +1,4 @@
-"""What a reply shows around its answer (qa/context.py, qa/triage.py in the engine, match labels).
+"""What a reply shows around its answer (qa/answering/context.py, qa/answering/triage.py in the engine, match labels).
 
 The context rules run on real chunking of small articles written here (no
 model needed); the engine tests run the real engine over the five articles.
@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from qa.answer import NOT_FOUND, PARTIAL, STRONG, WEAK, match_label
-from qa.chunking import chunk_article
-from qa.context import AnswerContext, ArticleList, answer_context, points_back
-from qa.formats.text import parse_article
+from qa.answering.answer import NOT_FOUND, PARTIAL, STRONG, WEAK, match_label
+from qa.reading.chunking import chunk_article
+from qa.answering.context import AnswerContext, ArticleList, answer_context, points_back
+from qa.reading.formats.text import parse_article
 from qa.settings import Settings
-from qa.triage import EMERGENCY_LINES, SMALL_TALK_REPLIES, Triage
+from qa.answering.triage import EMERGENCY_LINES, SMALL_TALK_REPLIES, Triage
 
 ITEMS = [f"Symptom number {n}: a line long enough to fill a good part of a small passage." for n in range(1, 13)]
 ARTICLE = "\n\n".join([

@@ -7,10 +7,10 @@ import re
 import pytest
 
 from conftest import CORPUS
-from qa.chunking import chunk_article, chunk_articles
-from qa.corpus import load_corpus, parse_article
+from qa.reading.chunking import chunk_article, chunk_articles
+from qa.reading.corpus import load_corpus, parse_article
 from qa.settings import Settings
-from qa.text import normalise_space, split_sentences
+from qa.reading.text import normalise_space, split_sentences
 
 EXPECTED_TITLES = {
     "naloxone-and-ketamine.txt": "Unveiling the Mystery: Does Naloxone Reverse Ketamine Effects?",

@@ -14,9 +14,9 @@ import pytest
 
 import pdfs
 from conftest import CORPUS
-from qa.chunking import chunk_article
-from qa.corpus import ARTICLE_SUFFIXES, READERS, FileType, corpus_hashes, load_corpus, read_article
-from qa.formats.text import read_text
+from qa.reading.chunking import chunk_article
+from qa.reading.corpus import ARTICLE_SUFFIXES, READERS, FileType, corpus_hashes, load_corpus, read_article
+from qa.reading.formats.text import read_text
 from qa.settings import Settings
 
 WEB = Path(__file__).parent / "fixtures" / "web"
@@ -368,7 +368,7 @@ def test_a_long_first_line_without_a_full_stop_is_the_title_but_later_ones_are_t
 
 
 def test_the_seed_articles_are_not_read_as_hard_wrapped_or_metadata():
-    from qa.formats.text import wrap_width
+    from qa.reading.formats.text import wrap_width
 
     for path in sorted(CORPUS.glob("*.txt")):
         lines = path.read_text(encoding="utf-8").split("\n")
@@ -393,7 +393,7 @@ QUESTIONS = [
 
 
 def test_a_question_about_each_page_and_pdf_is_answered_from_it(tmp_path, embedder):
-    from qa.engine import Engine
+    from qa.serving.engine import Engine
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()

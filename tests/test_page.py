@@ -1,4 +1,4 @@
-"""The page's words follow its corpus (qa/page.py): examples from the question bank or the headings.
+"""The page's words follow its corpus (qa/serving/page.py): examples from the question bank or the headings.
 
 Files only, no model: tmp_path corpora written here, and the real corpus/.
 """
@@ -9,7 +9,7 @@ import json
 import shutil
 
 from conftest import CORPUS
-from qa.page import INTRO, TITLE, bank_examples, example_questions, heading_examples, page_text
+from qa.serving.page import INTRO, TITLE, bank_examples, example_questions, heading_examples, page_text
 from qa.settings import Settings
 
 FENTANYL = """Fentanyl Facts

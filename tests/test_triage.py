@@ -1,4 +1,4 @@
-"""Triage (qa/triage.py): emergencies, small talk and language, on real questions.
+"""Triage (qa/answering/triage.py): emergencies, small talk and language, on real questions.
 
 Pure text: no model. The phrase lists are held to every question the product
 has (the labelled sets in eval/, the question bank, the training examples):
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.triage import (EMERGENCY_LINES, NOT_ENGLISH, Triage, emergency_kind, language_of, not_english_message,
+from qa.answering.triage import (EMERGENCY_LINES, NOT_ENGLISH, Triage, emergency_kind, language_of, not_english_message,
                        small_talk_kind, triage)
 
 ROOT = Path(__file__).resolve().parent.parent
