@@ -222,7 +222,7 @@ def chunks_of(folder: Path):
     from qa.reading.corpus import load_corpus
     from qa.settings import Settings
     settings = Settings(corpus_dir=folder)
-    return chunk_articles(load_corpus(folder, settings.max_article_bytes).articles, settings)
+    return chunk_articles(load_corpus(folder, settings).articles, settings)
 
 
 def dir_bytes(path: Path) -> int:

@@ -88,6 +88,77 @@ class Settings:
     # (the tests' temporary ones) can share one here; nothing prunes it.
     tuned_dir: Path | None = None
 
+    # --- reading: how the readers tell an article's layout (qa/reading/) --------
+    # Rules of thumb about the shapes of titles, headings, bylines and wrapped lines, set by reading
+    # the seed articles, the saved pages of tests/fixtures/web and the PDFs of tests/pdfs.py, never
+    # swept on a question set. An index records them (settings.reading_fingerprint): a change
+    # rebuilds it. Plain text and Markdown (qa/reading/formats/text.py):
+    # A first line up to this long can be the title: scientific titles run long.
+    title_max_chars: int = 250
+    # ... and up to this many words.
+    title_max_words: int = 40
+    # A later line up to this long, not ending a sentence, can be a heading; longer is prose.
+    heading_max_chars: int = 110
+    # ... and up to this many words.
+    heading_max_words: int = 16
+    # A text with more control characters than this share of its first 64 KiB is binary, not text.
+    binary_control_share: float = 0.01
+    # Hard-wrapped text: fewer body lines than this tell nothing about wrapping.
+    wrap_min_lines: int = 4
+    # ... the width is the length this share of the body lines is at most (the longest lines
+    # are headings run long or URLs),
+    wrap_width_percentile: float = 0.9
+    # ... and a width under this many characters is a list of short lines, not wrapping.
+    wrap_min_width: int = 30
+    # ... a line at least this share of the width is a long one; most long lines stopping in
+    # mid-sentence, and at least wrap_min_open_lines of them, make a text hard-wrapped.
+    wrap_long_share: float = 0.7
+    wrap_min_open_lines: int = 3
+    # ... a line under this share of the width ends its paragraph (a heading or a label follows).
+    wrap_short_share: float = 0.6
+    # Lines every reader drops (qa/reading/article.py): a line with an e-mail address and at most
+    # this many words is a contact line;
+    contact_max_words: int = 12
+    # ... a DOI with at most this many other words is a citation line;
+    doi_line_max_words: int = 3
+    # ... a name in an author list has at most this many tokens ("Peasah SK", "Michael L Anderson"),
+    author_name_max_tokens: int = 5
+    # ... and a full name before the text, at most this many words ("Jane Doe, John Smith").
+    byline_name_max_words: int = 4
+    # Saved web pages (qa/reading/formats/html.py): a line of at most this many words, not ending
+    # a sentence, is a label ("Related stories"), not text.
+    label_max_words: int = 6
+    # A line all in bold of at most this many words, not ending a sentence, is a heading (web
+    # pages and PDFs).
+    bold_heading_max_words: int = 12
+    # A page has prose when two of its sentences have at least this many words (else it is a form
+    # or an index page, and skipped).
+    prose_sentence_min_words: int = 6
+    # PDFs (qa/reading/formats/pdf.py): a page with fewer letters than this is a scan, not text.
+    pdf_min_letters_per_page: int = 100
+    # Lines at the top and at the bottom of a page that can be running headers or footers.
+    pdf_edge_lines: int = 2
+    # A line is bold when at least this share of its characters is in a bold font.
+    pdf_bold_share: float = 0.8
+    # A page is in columns when more than pdf_column_share of its lines start right of
+    # pdf_column_start of its width; a page in columns keeps the PDF's order, else lines are
+    # sorted top to bottom.
+    pdf_column_start: float = 0.4
+    pdf_column_share: float = 0.2
+    # A font this many times the body text's size is a heading's.
+    pdf_heading_font_ratio: float = 1.15
+    # An all-bold heading's font is at least this share of the body text's size.
+    pdf_bold_heading_min_size: float = 0.95
+    # A heading has at most this many words; longer is emphasised text.
+    pdf_heading_max_words: int = 20
+    # Heading lines of one size at most this many font sizes apart are one heading wrapped.
+    pdf_heading_line_gap: float = 2.5
+    # Gaps between lines over this many font sizes are not line spacing (the median spacing
+    # is taken from the rest).
+    pdf_pitch_max_gap: float = 4.0
+    # A gap this many line spacings wide starts a paragraph.
+    pdf_paragraph_gap: float = 1.45
+
     # --- chunking ------------------------------------------------------------
     # Upper bound on a chunk's body in characters (whole sentences only).
     # Compared on the product's dev set, its articles without example questions
@@ -383,9 +454,25 @@ def chunking_fingerprint(settings: Settings) -> dict[str, int]:
     return {"chunk_chars": settings.chunk_chars, "overlap_sentences": settings.overlap_sentences}
 
 
+# The readers' rules (the "reading" group above), which an index records.
+READING_FIELDS = ("title_max_chars", "title_max_words", "heading_max_chars", "heading_max_words", "binary_control_share",
+                  "wrap_min_lines", "wrap_width_percentile", "wrap_min_width", "wrap_long_share", "wrap_min_open_lines", "wrap_short_share",
+                  "contact_max_words", "doi_line_max_words", "author_name_max_tokens", "byline_name_max_words",
+                  "label_max_words", "bold_heading_max_words", "prose_sentence_min_words", "pdf_min_letters_per_page",
+                  "pdf_edge_lines", "pdf_bold_share", "pdf_column_start", "pdf_column_share", "pdf_heading_font_ratio",
+                  "pdf_bold_heading_min_size", "pdf_heading_max_words", "pdf_heading_line_gap", "pdf_pitch_max_gap",
+                  "pdf_paragraph_gap")
+
+
+def reading_fingerprint(settings: Settings) -> dict[str, float]:
+    """The readers' rules a built index depends on; a change means a rebuild."""
+    return {name: getattr(settings, name) for name in READING_FIELDS}
+
+
 def tuning_fingerprint(settings: Settings) -> dict[str, int]:
     """The fine-tuning settings a built index depends on; a change means a rebuild."""
     return {"epochs": settings.tune_epochs, "min_pairs": settings.tune_min_pairs}
 
 
-__all__ = ["Settings", "DEFAULT_MODEL", "PROJECT_ROOT", "chunking_fingerprint", "tuning_fingerprint"]
+__all__ = ["Settings", "DEFAULT_MODEL", "PROJECT_ROOT", "READING_FIELDS", "chunking_fingerprint", "reading_fingerprint",
+           "tuning_fingerprint"]

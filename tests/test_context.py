@@ -31,7 +31,7 @@ ARTICLE = "\n\n".join([
 
 
 def chunks_of(text: str = ARTICLE, chunk_chars: int = 300):
-    return chunk_article(parse_article(text, "guide.txt"), Settings(chunk_chars=chunk_chars))
+    return chunk_article(parse_article(text, "guide.txt", Settings()), Settings(chunk_chars=chunk_chars))
 
 
 def where(chunks, sentence: str) -> int:

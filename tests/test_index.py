@@ -80,14 +80,25 @@ def test_an_index_read_by_older_readers_is_rebuilt_reusing_its_vectors(tiny_sett
     first = build_index(tiny_settings, fake_embedder)
     assert index_store.load(tiny_settings).manifest["corpus"]["readers"] == corpus.READER_VERSION
     # the same bytes may read differently after a change of rules: file hashes alone cannot see it
-    # stale_reason reads the version in qa/indexing/index.py, the build records and compares it in qa/indexing/build.py
-    monkeypatch.setattr(index_store, "READER_VERSION", corpus.READER_VERSION + 1)
-    monkeypatch.setattr(build, "READER_VERSION", corpus.READER_VERSION + 1)
+    monkeypatch.setattr(corpus, "READER_VERSION", corpus.READER_VERSION + 1)
     assert "article readers changed" in index_store.stale_reason(index_store.load(tiny_settings).manifest,
                                                                  tiny_settings)
     again = build_index(tiny_settings, fake_embedder)
     assert again.directory != first.directory and again.embedded == 0
     assert index_store.stale_reason(index_store.load(tiny_settings).manifest, tiny_settings) is None
+
+
+def test_an_index_read_by_other_reading_settings_is_rebuilt(tiny_settings, fake_embedder):
+    """The readers' rules are settings (the reading group): the index records them, and one read by others is stale;
+    an index from before they were recorded was read with the defaults, and stays current."""
+    first = build_index(tiny_settings, fake_embedder)
+    manifest = index_store.load(tiny_settings).manifest
+    assert manifest["corpus"]["reading"]["heading_max_words"] == Settings().heading_max_words
+    assert index_store.stale_reason(manifest, tiny_settings.replace(heading_max_words=3)) is not None
+    del manifest["corpus"]["reading"]
+    assert index_store.stale_reason(manifest, tiny_settings) is None
+    again = build_index(tiny_settings.replace(heading_max_words=3), fake_embedder)
+    assert again.directory != first.directory
 
 
 def test_missing_index_says_which_command_builds_it(tmp_path):

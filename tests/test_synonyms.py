@@ -92,7 +92,7 @@ def test_every_word_the_shipped_list_adds_is_a_word_of_the_articles():
     settings = Settings()
     shipped = Synonyms.load(settings.synonyms_file)
     assert len(shipped) > 100
-    articles = load_corpus(CORPUS, settings.max_article_bytes).articles
+    articles = load_corpus(CORPUS, settings).articles
     text = " ".join(chunk.index_text for chunk in chunk_articles(articles, settings))
     text = " ".join(text.lower().replace("’", "'").split())
     missing = sorted({term for adds in shipped.rules.values() for term in adds

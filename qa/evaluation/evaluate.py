@@ -223,7 +223,7 @@ def run_engine(engine: Engine, questions: Iterable[Question]) -> list[Outcome]:
 
 
 def run_bm25_baseline(settings: Settings, questions: list[Question]) -> list[Outcome]:
-    chunks = chunk_articles(load_corpus(settings.corpus_dir, settings.max_article_bytes).articles, settings)
+    chunks = chunk_articles(load_corpus(settings.corpus_dir, settings).articles, settings)
     retriever = bm25s.BM25()
     retriever.index([content_terms(c.index_text) or ["_empty_"] for c in chunks], show_progress=False)
     vocabulary = set(retriever.vocab_dict)
@@ -264,7 +264,7 @@ class WindowIndex:
 def window_index(settings: Settings, embedder: Embedder) -> WindowIndex:
     # Windows over each article's text as its reader gives it (so pages and PDFs too), not the raw file.
     windows: list[tuple[str, str]] = []
-    for article in load_corpus(settings.corpus_dir, settings.max_article_bytes).articles:
+    for article in load_corpus(settings.corpus_dir, settings).articles:
         windows += [(article.source, w) for w in fixed_windows(article.plain_text())]
     lexical = bm25s.BM25()
     lexical.index([content_terms(w) or ["_empty_"] for _, w in windows], show_progress=False)

@@ -226,7 +226,7 @@ class Promotion:
 
 def article_sentences(settings: Settings) -> tuple[list[str], list[str]]:
     """Every answer-candidate sentence of the corpus with its article, as the build makes them."""
-    corpus = load_corpus(settings.corpus_dir, settings.max_article_bytes)
+    corpus = load_corpus(settings.corpus_dir, settings)
     sentences, sources, seen = [], [], set()
     for chunk in chunk_articles(corpus.articles, settings):
         for sentence in chunk.sentences:

@@ -37,7 +37,8 @@ import numpy as np
 
 from qa.models import export, tuning
 from qa.reading.chunking import Chunk, chunk_articles
-from qa.reading.corpus import ARTICLE_SUFFIXES, READER_VERSION, Corpus, FileReport, Skipped, file_reports, load_corpus
+from qa.reading.corpus import (ARTICLE_SUFFIXES, Corpus, FileReport, Skipped, file_reports, load_corpus, read_alike,
+                               reading_record)
 from qa.models.embedding import Embedder, Export
 from qa.errors import REBUILD_HINT, CorpusError, IndexWriteError, ModelError
 from qa.indexing.features import context_text, mean_answer_vectors, sentence_owners
@@ -94,7 +95,7 @@ def build(settings: Settings, embedder: Embedder,
 
     with build_lock(root):
         remove_leftovers(root)
-        corpus = load_corpus(settings.corpus_dir, settings.max_article_bytes)
+        corpus = load_corpus(settings.corpus_dir, settings)
         if not corpus.articles:
             why = "".join(f"\n  skipped {s.source}: {s.reason}" for s in corpus.skipped)
             raise CorpusError(f"no readable article in {settings.corpus_dir} (read: {', '.join(ARTICLE_SUFFIXES)}){why}")
@@ -209,7 +210,7 @@ def build(settings: Settings, embedder: Embedder,
                     "indexed": sorted(a.source for a in corpus.articles),
                     "skipped": {s.source: s.reason for s in corpus.skipped},
                     "titles": {a.source: a.title for a in corpus.articles},
-                    "readers": READER_VERSION,
+                    **reading_record(settings),
                 },
                 "background": _background_fingerprint(settings, background),
                 "questions": {"files": bank_hashes(settings.corpus_dir), "linked": len(questions),
@@ -329,7 +330,7 @@ def _up_to_date(manifest: dict, corpus: Corpus, settings: Settings, tuned_key: s
             and (manifest.get("dense") or {}).get("hnsw_m") == settings.hnsw_m
             and _store_matches(manifest.get("store") or {}, settings)
             and recorded.get("files") == corpus.hashes
-            and recorded.get("readers") == READER_VERSION
+            and read_alike(recorded, settings)
             and recorded.get("skipped") == {s.source: s.reason for s in corpus.skipped}
             and (manifest.get("questions") or {}).get("files") == bank_hashes(settings.corpus_dir)
             and manifest.get("background") == _background_fingerprint(settings, read_background(settings.background_file))

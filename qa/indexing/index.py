@@ -67,7 +67,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from qa.reading.chunking import Chunk
-from qa.reading.corpus import READER_VERSION, corpus_hashes
+from qa.reading.corpus import corpus_hashes, read_alike
 from qa.errors import (REBUILD_HINT, CorpusError, IndexCorruptError, IndexIncompatibleError, IndexMissingError,
                        IndexWriteError)
 from qa.indexing.features import genericness, sentence_owners
@@ -287,7 +287,7 @@ def stale_reason(manifest: dict, settings: Settings) -> str | None:
         return "the chunking settings changed"
     if manifest.get("tuning") != tuning_fingerprint(settings):
         return "the fine-tuning settings changed"
-    if (manifest.get("corpus") or {}).get("readers") != READER_VERSION:
+    if not read_alike(manifest.get("corpus") or {}, settings):
         return "the article readers changed (files are read differently now)"
     try:
         now = {**corpus_hashes(settings.corpus_dir), **bank_hashes(settings.corpus_dir)}

@@ -28,6 +28,8 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from qa.settings import Settings
+
 INTRO_HEADING = "Introduction"
 
 
@@ -132,11 +134,12 @@ def strip_label(line: str) -> str:
     return match.group(1).strip() if match and not _NAN.match(match.group(1).strip()) else line
 
 
-def is_metadata_line(line: str, before_text: bool = False) -> bool:
+def is_metadata_line(line: str, settings: Settings, before_text: bool = False) -> bool:
     """A line that describes the article (identifiers, dates, licence, authors) rather than telling anything.
 
     `before_text`: the line comes before the article's first paragraph, where a bare list of
-    names is an author list; later, only one with initials or semicolons is.
+    names is an author list; later, only one with initials or semicolons is. The words a contact or
+    citation line may have, and a name's, are `settings`' (the reading group).
     """
     line = line.strip()
     bare = line.rstrip(".;,").strip()
@@ -151,14 +154,14 @@ def is_metadata_line(line: str, before_text: bool = False) -> bool:
         if label in ("abstract", "title"):
             return not value or bool(_NAN.match(value))
         return True
-    if _BYLINE.match(bare) or (_EMAIL.search(line) and len(line.split()) <= 12):
+    if _BYLINE.match(bare) or (_EMAIL.search(line) and len(line.split()) <= settings.contact_max_words):
         return True
-    if _DOI.fullmatch(bare) or (_DOI.search(line) and len(_DOI.sub("", line).split()) <= 3):
+    if _DOI.fullmatch(bare) or (_DOI.search(line) and len(_DOI.sub("", line).split()) <= settings.doi_line_max_words):
         return True
-    return is_author_list(bare, before_text) or is_reference(line)
+    return is_author_list(bare, settings, before_text) or is_reference(line)
 
 
-def is_author_list(line: str, before_text: bool = False) -> bool:
+def is_author_list(line: str, settings: Settings, before_text: bool = False) -> bool:
     """Names separated by commas or semicolons ("Michael L Anderson; Carlos Dobkin", "Peasah SK, Breese J")."""
     if re.search(r"[.!?:]$", line) and not re.search(r"\b[A-Z]\.$", line):
         return False
@@ -168,7 +171,7 @@ def is_author_list(line: str, before_text: bool = False) -> bool:
     initials = 0
     for part in parts:
         tokens = part.replace(".", ". ").split()
-        if not 1 <= len(tokens) <= 5 or not all(_NAME_TOKEN.match(t) for t in tokens):
+        if not 1 <= len(tokens) <= settings.author_name_max_tokens or not all(_NAME_TOKEN.match(t) for t in tokens):
             return False
         if not any(t[0].isupper() and len(t.rstrip(".")) > 1 for t in tokens):
             return False
@@ -177,7 +180,7 @@ def is_author_list(line: str, before_text: bool = False) -> bool:
         return True
     # before the text, a bare list of full names is the byline ("Jane Doe, John Smith"); "and" alone
     # is not enough: "Ketamine Therapy and Mental Health" is a title
-    return before_text and "," in line and all(2 <= len(p.split()) <= 4 for p in parts)
+    return before_text and "," in line and all(2 <= len(p.split()) <= settings.byline_name_max_words for p in parts)
 
 
 def is_reference(line: str) -> bool:
@@ -214,11 +217,12 @@ class ArticleBuilder:
 
     `back_matter_ends_at_heading`: whether the next heading ends a references section
     (true where headings are marked up, as in HTML); plain text and PDF drop everything
-    after it, because reference lines there look like headings.
+    after it, because reference lines there look like headings. `settings`: the reading rules.
     """
 
-    def __init__(self, source: str, back_matter_ends_at_heading: bool = False):
+    def __init__(self, source: str, settings: Settings, back_matter_ends_at_heading: bool = False):
         self.source = source
+        self.settings = settings
         self.title = ""
         self._ends_at_heading = back_matter_ends_at_heading
         self._sections: list[tuple[str, list[Block]]] = [(INTRO_HEADING, [])]
@@ -244,7 +248,7 @@ class ArticleBuilder:
             self._in_back_matter = True
             return
         self._in_back_matter = False
-        if is_metadata_line(heading, not self._seen_text):
+        if is_metadata_line(heading, self.settings, not self._seen_text):
             return
         if not self.title and not self._seen_text:
             self.title = strip_label(heading)
@@ -282,7 +286,7 @@ class ArticleBuilder:
         if self._in_back_matter:
             return ""
         text = tidy(text)
-        if not text or not re.search(r"\w", text) or is_metadata_line(text, not self._seen_text):
+        if not text or not re.search(r"\w", text) or is_metadata_line(text, self.settings, not self._seen_text):
             return ""
         return remove_dois(strip_label(text))
 

@@ -32,6 +32,7 @@ from typing import Callable, Iterable
 from qa.reading.article import INTRO_HEADING, Article, Block, Section
 from qa.errors import CorpusError
 from qa.files import sha256_bytes
+from qa.settings import Settings, reading_fingerprint
 from qa.reading.formats.html import read_html
 from qa.reading.formats.pdf import read_pdf
 from qa.reading.formats.text import decode, parse_article, read_markdown, read_text
@@ -40,7 +41,7 @@ from qa.reading.formats.text import decode, parse_article, read_markdown, read_t
 @dataclass(frozen=True)
 class FileType:
     name: str  # as the build report shows it
-    read: Callable[[bytes, str], Article]  # (the file's bytes, its name) -> Article, or ValueError(reason)
+    read: Callable[[bytes, str, Settings], Article]  # (the file's bytes, its name, the reading rules) -> Article, or ValueError(reason)
     limit_on_file: bool  # max_article_bytes applies to the file (text) or to the text read out of it
 
 
@@ -56,6 +57,18 @@ ARTICLE_SUFFIXES = tuple(READERS)
 # built with other readers is rebuilt (unchanged passages keep their vectors), since the files'
 # hashes alone cannot tell that the same bytes now read differently.
 READER_VERSION = 2
+
+
+def reading_record(settings: Settings) -> dict:
+    """How an index's files were read, for its manifest: the readers' version and their rules."""
+    return {"readers": READER_VERSION, "reading": reading_fingerprint(settings)}
+
+
+def read_alike(recorded: dict, settings: Settings) -> bool:
+    """Whether files recorded as read so (an index manifest's "corpus" entry) read the same now. An index
+    built before the rules were settings recorded none: it was read with the defaults."""
+    return (recorded.get("readers") == READER_VERSION
+            and recorded.get("reading", reading_fingerprint(Settings())) == reading_fingerprint(settings))
 
 
 @dataclass(frozen=True)
@@ -95,8 +108,10 @@ def corpus_hashes(folder: Path) -> dict[str, str]:
     return hashes
 
 
-def load_corpus(folder: Path, max_bytes: int | None = None) -> Corpus:
-    """Read every article of `folder`; files that cannot be used are skipped with a reason."""
+def load_corpus(folder: Path, settings: Settings) -> Corpus:
+    """Read every article of `folder` by `settings`' reading rules; files that cannot be used (or larger than
+    `settings.max_article_bytes`) are skipped with a reason."""
+    max_bytes = settings.max_article_bytes
     articles: list[Article] = []
     skipped: list[Skipped] = []
     hashes: dict[str, str] = {}
@@ -112,16 +127,16 @@ def load_corpus(folder: Path, max_bytes: int | None = None) -> Corpus:
             skipped.append(Skipped(path.name, f"cannot be read: {exc.strerror or exc}"))
             continue
         hashes[path.name] = sha256_bytes(data)
-        if max_bytes is not None and kind.limit_on_file and len(data) > max_bytes:
+        if kind.limit_on_file and len(data) > max_bytes:
             skipped.append(Skipped(path.name, _too_big(len(data), max_bytes, "")))
             continue
         try:
-            article = read_article(data, path.name, hashes[path.name])
+            article = read_article(data, path.name, settings, hashes[path.name])
         except ValueError as exc:
             skipped.append(Skipped(path.name, str(exc)))
             continue
         body = "\n".join(b.lead + "\n".join(b.items) for s in article.sections for b in s.blocks)
-        if max_bytes is not None and not kind.limit_on_file and len(body.encode()) > max_bytes:
+        if not kind.limit_on_file and len(body.encode()) > max_bytes:
             skipped.append(Skipped(path.name, _too_big(len(body.encode()), max_bytes, "its text: ")))
             continue
         body_hash = sha256_bytes(body.encode())
@@ -133,13 +148,13 @@ def load_corpus(folder: Path, max_bytes: int | None = None) -> Corpus:
     return Corpus(tuple(articles), tuple(skipped), hashes)
 
 
-def read_article(data: bytes, source: str, sha256: str = "") -> Article:
+def read_article(data: bytes, source: str, settings: Settings, sha256: str = "") -> Article:
     """One file's article, by its type; ValueError with the reason when it cannot be used."""
     kind = file_type(source)
     if kind is None:
         raise ValueError(f"not an article file (only {', '.join(ARTICLE_SUFFIXES)} are read)")
     try:
-        article = kind.read(data, source)
+        article = kind.read(data, source, settings)
     except ValueError:
         raise
     except Exception as exc:  # noqa: BLE001 - a library failing on one bad file must not stop the build

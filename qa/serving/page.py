@@ -46,13 +46,13 @@ class PageText:
 
 def page_text(settings: Settings) -> PageText:
     """The page's title, intro line and example questions: the settings', else derived from the corpus."""
-    examples = settings.page_examples or tuple(example_questions(Path(settings.corpus_dir)))
+    examples = settings.page_examples or tuple(example_questions(Path(settings.corpus_dir), settings))
     return PageText(settings.page_title or TITLE, settings.page_intro or INTRO, tuple(examples))
 
 
-def example_questions(corpus_dir: Path, count: int = EXAMPLES) -> list[str]:
+def example_questions(corpus_dir: Path, settings: Settings, count: int = EXAMPLES) -> list[str]:
     """Up to `count` questions, one per article: from the question bank, else from question headings."""
-    return bank_examples(corpus_dir, count) or heading_examples(corpus_dir, count)
+    return bank_examples(corpus_dir, count) or heading_examples(corpus_dir, settings, count)
 
 
 def bank_examples(corpus_dir: Path, count: int = EXAMPLES) -> list[str]:
@@ -73,7 +73,7 @@ def bank_examples(corpus_dir: Path, count: int = EXAMPLES) -> list[str]:
     return chosen[:count]
 
 
-def heading_examples(corpus_dir: Path, count: int = EXAMPLES) -> list[str]:
+def heading_examples(corpus_dir: Path, settings: Settings, count: int = EXAMPLES) -> list[str]:
     """The first heading that is a question in each of the first articles."""
     from qa.reading.corpus import corpus_files, file_type, read_article  # the readers import their libraries
 
@@ -84,7 +84,7 @@ def heading_examples(corpus_dir: Path, count: int = EXAMPLES) -> list[str]:
     chosen = []
     for path in files:
         try:
-            article = read_article(path.read_bytes(), path.name)
+            article = read_article(path.read_bytes(), path.name, settings)
         except (OSError, ValueError):
             continue
         question = next((s.heading for s in article.sections if s.heading.rstrip().endswith("?")

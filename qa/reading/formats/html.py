@@ -31,15 +31,14 @@ import re
 
 from qa.reading.article import Article, ArticleBuilder, clean_heading, tidy
 from qa.reading.text import split_sentences
+from qa.settings import Settings
 
 _SENTENCE_END = re.compile(r"[.!?…][\"”’)\]]*$")
-_LABEL_WORDS = 6  # a line of at most this many words and no sentence end is a label ("Related stories")
-_BOLD_HEADING_WORDS = 12  # a paragraph that is all bold and this short, not ending a sentence, is a heading
 _SEPARATOR = re.compile(r"\s+(?:[|•·»]|-|–|—|::)\s+")
 _INLINE = {"hi", "ref", "lb", "span"}
 
 
-def read_html(data: bytes, source: str) -> Article:
+def read_html(data: bytes, source: str, settings: Settings) -> Article:
     import trafilatura
     from lxml import etree
 
@@ -59,9 +58,9 @@ def read_html(data: bytes, source: str) -> Article:
         raise ValueError("no article text found (a form, an index page or an empty page?)")
     doc = etree.fromstring(xml.encode("utf-8"))
     main = doc.find("main")
-    if main is None or not _has_prose(main):
+    if main is None or not _has_prose(main, settings):
         raise ValueError("no article text found (no paragraph of prose: a form, an index page or an empty page?)")
-    builder = ArticleBuilder(source, back_matter_ends_at_heading=True)
+    builder = ArticleBuilder(source, settings, back_matter_ends_at_heading=True)
     title = _page_title(*heading_titles, doc)
     if title:
         builder.set_title(title)
@@ -69,10 +68,10 @@ def read_html(data: bytes, source: str) -> Article:
     return builder.build()
 
 
-def _has_prose(main) -> bool:
-    """At least two sentences of six words or more, ending as sentences do."""
+def _has_prose(main, settings: Settings) -> bool:
+    """At least two sentences of `settings.prose_sentence_min_words` words or more, ending as sentences do."""
     sentences = [s for p in main.iter("p", "item") for s in split_sentences(_text(p))]
-    return sum(1 for s in sentences if len(s.split()) >= 6 and _SENTENCE_END.search(s)) >= 2
+    return sum(1 for s in sentences if len(s.split()) >= settings.prose_sentence_min_words and _SENTENCE_END.search(s)) >= 2
 
 
 def _walk(element, builder: ArticleBuilder, in_quote: bool) -> None:
@@ -112,11 +111,11 @@ def _paragraph(text: str, builder: ArticleBuilder, bold: bool, in_quote: bool, b
     if not text:
         return
     words = len(text.split())
-    heading_like = words <= _BOLD_HEADING_WORDS and not text.endswith((".", ",", ":", ";"))
+    heading_like = words <= builder.settings.bold_heading_max_words and not text.endswith((".", ",", ":", ";"))
     if bold and heading_like and not in_quote and not before_list:
         builder.heading(text)  # <p><b>How fast does it work?</b></p>: a heading in all but name
         return
-    if words <= _LABEL_WORDS and not _SENTENCE_END.search(text) and not text.endswith(":"):
+    if words <= builder.settings.label_max_words and not _SENTENCE_END.search(text) and not text.endswith(":"):
         if before_list:
             builder.paragraph(text)  # the line that leads into a list
         return  # a label: a button, a byline, a caption ("Summary", "Share this article")

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 from qa.reading.article import Article, ArticleBuilder, is_metadata_line, tidy, title_from_name
 from qa.reading.formats.text import BULLET, continues, join_lines, wrap_width
+from qa.settings import Settings
 
 _BOLD = re.compile(r"bold|black|heavy|semibold|demi", re.IGNORECASE)
 _PAGE_NUMBER = re.compile(r"^(?:page\s*)?[-–—]?\s*(?:\d{1,4}|[ivxlc]{1,6})\s*[-–—]?(?:\s*(?:of|/)\s*\d{1,4})?$",
@@ -44,10 +45,8 @@ _PAGE_NUMBER = re.compile(r"^(?:page\s*)?[-–—]?\s*(?:\d{1,4}|[ivxlc]{1,6})\s
 # A bullet: a symbol; a dash only after a line that ended a sentence (else it is a dash that wrapped)
 _BULLET = re.compile(r"^\s*[•●▪◦‣∙·■□➢►✓]\s*")
 _CONTENTS_LINE = re.compile(r"(?:\.\s?){4,}\s*\d+$")  # "2.1 Syntax . . . . . . 12": a table of contents
-_EDGE_LINES = 2  # lines at the top and at the bottom of a page that can be running headers or footers
-_HEADING_RATIO = 1.15  # a font this much larger than the body text's is a heading's
-_PARAGRAPH_GAP = 1.45  # a gap this many line spacings wide starts a paragraph
-_MIN_LETTERS_PER_PAGE = 100  # fewer: no text layer, a scan (page numbers or a stamp at most)
+# The width paragraphs are joined at when a PDF has no lines at all (nothing is joined then).
+_NO_LINES_WIDTH = 80
 
 
 @dataclass
@@ -60,7 +59,7 @@ class Line:
     x: float | None = None  # where the line starts (points from the left)
 
 
-def read_pdf(data: bytes, source: str) -> Article:
+def read_pdf(data: bytes, source: str, settings: Settings) -> Article:
     import pypdf
     from pypdf.errors import DependencyError, PdfReadError
 
@@ -69,7 +68,7 @@ def read_pdf(data: bytes, source: str) -> Article:
             reader = pypdf.PdfReader(io.BytesIO(data))
             if reader.is_encrypted and not reader.decrypt(""):
                 raise ValueError("encrypted PDF: it needs a password to be read")
-            pages = [_page_lines(page, number) for number, page in enumerate(reader.pages)]
+            pages = [_page_lines(page, number, settings) for number, page in enumerate(reader.pages)]
             meta_title = tidy(str((reader.metadata or {}).get("/Title") or ""))
         except DependencyError as exc:
             raise ValueError(f"encrypted PDF that cannot be decrypted here ({exc})") from None
@@ -78,10 +77,10 @@ def read_pdf(data: bytes, source: str) -> Article:
     if not pages:
         raise ValueError("PDF with no pages")
     letters = sum(len(re.findall(r"[^\W\d_]", line.text)) for page in pages for line in page)
-    if letters < _MIN_LETTERS_PER_PAGE * len(pages):
+    if letters < settings.pdf_min_letters_per_page * len(pages):
         raise ValueError("PDF with no text layer (a scan?): its pages are images, and the build does not do OCR")
-    lines = [line for page in _remove_furniture(pages) for line in page if not _CONTENTS_LINE.search(line.text)]
-    return _assemble(lines, meta_title, source)
+    lines = [line for page in _remove_furniture(pages, settings) for line in page if not _CONTENTS_LINE.search(line.text)]
+    return _assemble(lines, meta_title, source, settings)
 
 
 @contextmanager
@@ -89,14 +88,14 @@ def _quiet_pypdf():
     """pypdf logs every repair it makes to a damaged file; the build reports one reason instead."""
     logger = logging.getLogger("pypdf")
     level = logger.level
-    logger.setLevel(logging.ERROR + 10)
+    logger.setLevel(logging.CRITICAL)  # = ERROR + 10: what pypdf calls critical only
     try:
         yield
     finally:
         logger.setLevel(level)
 
 
-def _page_lines(page, number: int) -> list[Line]:
+def _page_lines(page, number: int, settings: Settings) -> list[Line]:
     """The page's lines with their font size, boldness and height, from pypdf's visitor."""
     lines: list[Line] = []
     state = {"parts": [], "sizes": Counter(), "bold": 0, "chars": 0, "y": None, "x": None}
@@ -105,7 +104,7 @@ def _page_lines(page, number: int) -> list[Line]:
         text = tidy("".join(state["parts"]))
         if text:
             size = state["sizes"].most_common(1)[0][0] if state["sizes"] else 0.0
-            lines.append(Line(text, size, state["chars"] > 0 and state["bold"] >= 0.8 * state["chars"],
+            lines.append(Line(text, size, state["chars"] > 0 and state["bold"] >= settings.pdf_bold_share * state["chars"],
                               state["y"], number, state["x"]))
         state.update(parts=[], sizes=Counter(), bold=0, chars=0, y=None, x=None)
 
@@ -128,10 +127,10 @@ def _page_lines(page, number: int) -> list[Line]:
 
     page.extract_text(visitor_text=visit)
     flush()
-    return _reading_order(lines, float(page.mediabox.width))
+    return _reading_order(lines, float(page.mediabox.width), settings)
 
 
-def _reading_order(lines: list[Line], width: float) -> list[Line]:
+def _reading_order(lines: list[Line], width: float, settings: Settings) -> list[Line]:
     """A one-column page's lines from top to bottom; a page in columns keeps the order the PDF stores.
 
     Some writers (browsers printing a page) store headings after the body text; sorting by height
@@ -139,18 +138,18 @@ def _reading_order(lines: list[Line], width: float) -> list[Line]:
     """
     if not lines or any(line.y is None or line.x is None for line in lines):
         return lines
-    right = sum(1 for line in lines if line.x > 0.4 * width)
-    if right > 0.2 * len(lines):
+    right = sum(1 for line in lines if line.x > settings.pdf_column_start * width)
+    if right > settings.pdf_column_share * len(lines):
         return lines
     return sorted(lines, key=lambda line: -line.y)
 
 
-def _remove_furniture(pages: list[list[Line]]) -> list[list[Line]]:
+def _remove_furniture(pages: list[list[Line]], settings: Settings) -> list[list[Line]]:
     """Pages without running headers, footers and page numbers."""
     def edges(page: list[Line]) -> list[Line]:
         placed = [line for line in page if line.y is not None]
         order = sorted(placed, key=lambda line: -line.y) if len(placed) == len(page) else page
-        return order[:_EDGE_LINES] + order[-_EDGE_LINES:]
+        return order[:settings.pdf_edge_lines] + order[-settings.pdf_edge_lines:]
 
     def key(line: Line) -> str:
         return re.sub(r"\d+", "#", line.text.lower())
@@ -164,21 +163,21 @@ def _remove_furniture(pages: list[list[Line]]) -> list[list[Line]]:
     return cleaned
 
 
-def _assemble(lines: list[Line], meta_title: str, source: str) -> Article:
+def _assemble(lines: list[Line], meta_title: str, source: str, settings: Settings) -> Article:
     sizes: Counter = Counter()
     for line in lines:
         sizes[line.size] += len(line.text)
     body_size = sizes.most_common(1)[0][0] if sizes else 0.0
-    kinds = [_kind(line, body_size) for line in lines]
-    width = wrap_width([line.text for line, kind in zip(lines, kinds) if kind == "text"]) or \
-        max((len(line.text) for line in lines), default=80)
-    pitch = _line_pitch(lines, kinds)
-    blocks = _merge_headings(lines, kinds, pitch)
+    kinds = [_kind(line, body_size, settings) for line in lines]
+    width = wrap_width([line.text for line, kind in zip(lines, kinds) if kind == "text"], settings) or \
+        max((len(line.text) for line in lines), default=_NO_LINES_WIDTH)
+    pitch = _line_pitch(lines, kinds, settings)
+    blocks = _merge_headings(lines, kinds, pitch, settings)
 
-    builder = ArticleBuilder(source)
+    builder = ArticleBuilder(source, settings)
     first_page = [line.size for kind, line in blocks if kind == "heading" and line.page == 0]
     title = None
-    if first_page and max(first_page) >= body_size * _HEADING_RATIO:
+    if first_page and max(first_page) >= body_size * settings.pdf_heading_font_ratio:
         title = next(line for kind, line in blocks if kind == "heading" and line.size == max(first_page))
         builder.set_title(title.text)
     elif _useful_title(meta_title):
@@ -196,7 +195,7 @@ def _assemble(lines: list[Line], meta_title: str, source: str) -> Article:
             continue
         bullet = _BULLET.match(line.text) or (BULLET.match(line.text) if not text or text.endswith((".", ":", ";"))
                                                else None)
-        if text and not bullet and _same_paragraph(previous, line, width, pitch):
+        if text and not bullet and _same_paragraph(previous, line, width, pitch, settings):
             text = join_lines(text, line.text)
         else:
             _emit(builder, text, is_item)
@@ -206,13 +205,14 @@ def _assemble(lines: list[Line], meta_title: str, source: str) -> Article:
     return builder.build()
 
 
-def _merge_headings(lines: list[Line], kinds: list[str], pitch: float | None) -> list[tuple[str, Line]]:
+def _merge_headings(lines: list[Line], kinds: list[str], pitch: float | None,
+                    settings: Settings) -> list[tuple[str, Line]]:
     """Consecutive heading lines of one font size are one heading wrapped over lines."""
     merged: list[tuple[str, Line]] = []
     for line, kind in zip(lines, kinds):
         if merged and kind == "heading" and merged[-1][0] == "heading":
             last = merged[-1][1]
-            close = last.y is None or line.y is None or 0 < last.y - line.y <= 2.5 * max(line.size, pitch or 0)
+            close = last.y is None or line.y is None or 0 < last.y - line.y <= settings.pdf_heading_line_gap * max(line.size, pitch or 0)
             if last.size == line.size and last.page == line.page and close:
                 merged[-1] = ("heading", Line(f"{last.text} {line.text}", last.size, last.bold, line.y, line.page))
                 continue
@@ -220,7 +220,7 @@ def _merge_headings(lines: list[Line], kinds: list[str], pitch: float | None) ->
     # A "heading" that runs long, or that the next line continues mid-sentence, is emphasised text.
     for position, (kind, line) in enumerate(merged):
         after = merged[position + 1][1].text if position + 1 < len(merged) else ""
-        if kind == "heading" and (len(line.text.split()) > 20 or after[:1].islower()):
+        if kind == "heading" and (len(line.text.split()) > settings.pdf_heading_max_words or after[:1].islower()):
             merged[position] = ("text", line)
     return merged
 
@@ -230,38 +230,39 @@ def _emit(builder: ArticleBuilder, text: str, is_item: bool) -> None:
         (builder.item if is_item else builder.paragraph)(text)
 
 
-def _kind(line: Line, body_size: float) -> str:
+def _kind(line: Line, body_size: float, settings: Settings) -> str:
     """"heading" for a short line in a larger or all-bold font, else "text"."""
     words = len(line.text.split())
-    if words > 20 or not re.search(r"[^\W\d_]{2}", line.text) or line.text.endswith((".", ",", ";")):
+    if words > settings.pdf_heading_max_words or not re.search(r"[^\W\d_]{2}", line.text) or line.text.endswith((".", ",", ";")):
         return "text"
-    if is_metadata_line(line.text):
+    if is_metadata_line(line.text, settings):
         return "text"  # the builder drops it; it must not end a paragraph as a heading would
-    if body_size and line.size >= body_size * _HEADING_RATIO:
+    if body_size and line.size >= body_size * settings.pdf_heading_font_ratio:
         return "heading"
-    if line.bold and words <= 12 and line.size >= body_size * 0.95 and not BULLET.match(line.text):
+    if (line.bold and words <= settings.bold_heading_max_words
+            and line.size >= body_size * settings.pdf_bold_heading_min_size and not BULLET.match(line.text)):
         return "heading"
     return "text"
 
 
-def _line_pitch(lines: list[Line], kinds: list[str]) -> float | None:
+def _line_pitch(lines: list[Line], kinds: list[str], settings: Settings) -> float | None:
     """The usual distance between two lines of a paragraph (median gap between body lines)."""
     gaps = sorted(round(a.y - b.y, 1) for a, b, ka, kb in zip(lines, lines[1:], kinds, kinds[1:])
                   if ka == kb == "text" and a.page == b.page and a.y is not None and b.y is not None
-                  and 0 < a.y - b.y < 4 * max(a.size, 1))
+                  and 0 < a.y - b.y < settings.pdf_pitch_max_gap * max(a.size, 1))
     return gaps[len(gaps) // 2] if gaps else None
 
 
-def _same_paragraph(previous: Line | None, line: Line, width: int, pitch: float | None) -> bool:
+def _same_paragraph(previous: Line | None, line: Line, width: int, pitch: float | None, settings: Settings) -> bool:
     if previous is None:
         return False
     if pitch and previous.page == line.page and previous.y is not None and line.y is not None:
         gap = previous.y - line.y
-        if gap > pitch * _PARAGRAPH_GAP and not line.text[:1].islower():
+        if gap > pitch * settings.pdf_paragraph_gap and not line.text[:1].islower():
             return False  # a blank line's worth of space: a new paragraph
     if re.match(r"[-–—]\s", line.text) and not previous.text.endswith((".", ":", ";", "!", "?")):
         return True  # a dash that wrapped to the start of a line, not a bullet
-    return continues(previous.text, line.text, width)
+    return continues(previous.text, line.text, width, settings)
 
 
 def _useful_title(title: str) -> bool:

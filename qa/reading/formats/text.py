@@ -29,6 +29,7 @@ import unicodedata
 
 from qa.reading.article import Article, ArticleBuilder, is_metadata_line, starts_with_label
 from qa.reading.text import split_sentences
+from qa.settings import Settings
 
 # Whole lines that are page furniture, not article text.
 _BOILERPLATE_LINES = [re.compile(p, re.IGNORECASE) for p in (
@@ -60,48 +61,46 @@ BULLET = re.compile(r"^\s*(?:[•●▪◦‣∙·*+]|-(?=\s)|–(?=\s))\s*")
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _NUMBERED = re.compile(r"^\d{1,2}[.)]\s+")
 _SENTENCE_END = (".", "!", "?", ":", ";", '"', "”", "'", "’")
-_TITLE_CHARS = 250  # a first line up to this long can be the title (scientific titles run long)
-_TITLE_WORDS = 40
-_HEADING_CHARS = 110
-_HEADING_WORDS = 16
+# Characters of a file scanned for NUL bytes and control characters: enough to tell (time, not answers).
+_SNIFF_CHARS = 65536
 
 
-def decode(data: bytes) -> str:
+def decode(data: bytes, settings: Settings) -> str:
     """UTF-8 text or ValueError with the reason; binary files are refused."""
-    if b"\x00" in data[:65536]:
+    if b"\x00" in data[:_SNIFF_CHARS]:
         raise ValueError("binary file, not text")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ValueError(f"not UTF-8 text (bad byte at offset {exc.start})") from None
-    controls = sum(1 for ch in text[:65536] if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t\f")
-    if controls > 0.01 * max(1, min(len(text), 65536)):
+    controls = sum(1 for ch in text[:_SNIFF_CHARS] if unicodedata.category(ch) == "Cc" and ch not in "\n\r\t\f")
+    if controls > settings.binary_control_share * max(1, min(len(text), _SNIFF_CHARS)):
         raise ValueError("binary file, not text (many control characters)")
     return text
 
 
-def read_text(data: bytes, source: str) -> Article:
-    return parse_article(decode(data), source)
+def read_text(data: bytes, source: str, settings: Settings) -> Article:
+    return parse_article(decode(data, settings), source, settings)
 
 
-def read_markdown(data: bytes, source: str) -> Article:
-    return parse_article(decode(data), source, markdown=True)
+def read_markdown(data: bytes, source: str, settings: Settings) -> Article:
+    return parse_article(decode(data, settings), source, settings, markdown=True)
 
 
-def parse_article(text: str, source: str, markdown: bool | None = None) -> Article:
-    """Clean one article's text and cut it into titled sections of blocks."""
+def parse_article(text: str, source: str, settings: Settings, markdown: bool | None = None) -> Article:
+    """Clean one article's text and cut it into titled sections of blocks, by `settings`' reading rules."""
     if markdown is None:
         markdown = source.lower().endswith(".md")
     raw = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    width = None if markdown else wrap_width(raw)
+    width = None if markdown else wrap_width(raw, settings)
     if width:
-        raw = reflow(raw, width)
-    builder = ArticleBuilder(source)
+        raw = reflow(raw, width, settings)
+    builder = ArticleBuilder(source, settings)
     for line in raw:
         line = clean_line(line)
         if not line:
             continue
-        heading = _heading_text(line, markdown, first=not builder.title and not builder.seen_text)
+        heading = _heading_text(line, markdown, settings, first=not builder.title and not builder.seen_text)
         if heading is not None:
             builder.heading(heading)
             continue
@@ -131,12 +130,13 @@ def clean_line(line: str) -> str:
     return (marker + " ".join(sentences)).strip() if sentences else ""
 
 
-def _heading_text(line: str, markdown: bool, first: bool = False) -> str | None:
+def _heading_text(line: str, markdown: bool, settings: Settings, first: bool = False) -> str | None:
     """The heading a line stands for, or None when it is body text; `first`: it may be a long title."""
     if markdown:
         match = _MD_HEADING.match(line)
         return match.group(2).strip() if match and match.group(2).strip() else None
-    chars, words = (_TITLE_CHARS, _TITLE_WORDS) if first else (_HEADING_CHARS, _HEADING_WORDS)
+    chars, words = ((settings.title_max_chars, settings.title_max_words) if first
+                    else (settings.heading_max_chars, settings.heading_max_words))
     if BULLET.match(line) or len(line) > chars or len(line.split()) > words:
         return None
     if line[-1] in ".,;:!\"”'’" or not re.search(r"[A-Za-z]{2}", line):
@@ -149,25 +149,25 @@ def _heading_text(line: str, markdown: bool, first: bool = False) -> str | None:
 # --------------------------------------------------------------------------- hard-wrapped text
 
 
-def wrap_width(lines: list[str]) -> int | None:
+def wrap_width(lines: list[str], settings: Settings) -> int | None:
     """The width a hard-wrapped text was wrapped at, or None for text with one paragraph per line.
 
     Hard-wrapped: most lines near the longest stop in mid-sentence (no closing punctuation),
     which one-paragraph-per-line text, where long lines end sentences, never does.
     """
     body = [line.strip() for line in lines if line.strip() and not BULLET.match(line)]
-    if len(body) < 4:
+    if len(body) < settings.wrap_min_lines:
         return None
     lengths = sorted(len(line) for line in body)
-    width = lengths[int(0.9 * (len(lengths) - 1))]
-    if width < 30:
+    width = lengths[int(settings.wrap_width_percentile * (len(lengths) - 1))]
+    if width < settings.wrap_min_width:
         return None
-    long = [line for line in body if len(line) >= 0.7 * width]
+    long = [line for line in body if len(line) >= settings.wrap_long_share * width]
     open_ended = [line for line in long if not line.endswith(_SENTENCE_END)]
-    return width if len(open_ended) >= 3 and 2 * len(open_ended) >= len(long) else None
+    return width if len(open_ended) >= settings.wrap_min_open_lines and 2 * len(open_ended) >= len(long) else None
 
 
-def reflow(lines: list[str], width: int) -> list[str]:
+def reflow(lines: list[str], width: int, settings: Settings) -> list[str]:
     """Hard-wrapped lines joined into paragraphs; blank lines, bullets and short lines end one."""
     document = "\n".join(lines)
     out: list[str] = []
@@ -180,7 +180,7 @@ def reflow(lines: list[str], width: int) -> list[str]:
             out.append("")
             current = last = ""
             continue
-        if current and continues(last, line, width):
+        if current and continues(last, line, width, settings):
             current = join_lines(current, line, document)
         else:
             if current:
@@ -192,18 +192,18 @@ def reflow(lines: list[str], width: int) -> list[str]:
     return out
 
 
-def continues(last: str, line: str, width: int) -> bool:
+def continues(last: str, line: str, width: int, settings: Settings) -> bool:
     """Whether `line` goes on with the paragraph whose last physical line is `last`."""
-    if BULLET.match(line) or starts_with_label(line) or is_metadata_line(last) or starts_with_label(last):
+    if BULLET.match(line) or starts_with_label(line) or is_metadata_line(last, settings) or starts_with_label(last):
         return False
     if last.endswith("-") or line[:1].islower() or line[:1] in ",;)":
         return True  # a word or a sentence goes on
     first_word = line.split()[0]
     if last.endswith((".", "!", "?", ":")):
-        if len(line) <= 0.6 * width and not line.endswith(_SENTENCE_END):
+        if len(line) <= settings.wrap_short_share * width and not line.endswith(_SENTENCE_END):
             return False  # a short open line after a sentence: a heading
         return len(last) + 1 + len(first_word) > width  # the next word would have fit: the break was meant
-    return len(last) > 0.6 * width  # a short open line is a heading or a label
+    return len(last) > settings.wrap_short_share * width  # a short open line is a heading or a label
 
 
 def join_lines(text: str, line: str, document: str = "") -> str:
