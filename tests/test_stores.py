@@ -19,9 +19,9 @@ import scipy.sparse
 
 from conftest import CORPUS
 from qa import files
-from qa.features import genericness
-from qa.stores import LexicalStore
-from qa.text import content_terms
+from qa.indexing.features import genericness
+from qa.indexing.stores import LexicalStore
+from qa.reading.text import content_terms
 
 
 def seed_documents() -> list[list[str]]:

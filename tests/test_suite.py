@@ -1,4 +1,4 @@
-"""The calibration suite (qa/suite.py): its corpora, its judge, the labels fitted on it, and a small run of it."""
+"""The calibration suite (qa/evaluation/suite.py): its corpora, its judge, the labels fitted on it, and a small run of it."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import math
 
 import pytest
 
-from qa import suite
-from qa.answer import EMERGENCY_NO_PASSAGE, MAY_HELP_MESSAGE, NOT_FOUND, Result
-from qa.evaluate import Outcome, Question, _letters, score
-from qa.refusal import LabelBars
-from qa.search import example_lifts
-from qa.triage import Triage
+from qa.evaluation import suite
+from qa.answering.answer import EMERGENCY_NO_PASSAGE, MAY_HELP_MESSAGE, NOT_FOUND, Result
+from qa.evaluation.evaluate import Outcome, Question, _letters, score
+from qa.models.refusal import LabelBars
+from qa.answering.search import example_lifts
+from qa.answering.triage import Triage
 
 MEDQUAD_DOC = {
     "id": "0001", "collection": "2_GARD_QA", "focus": "Fictional Syndrome", "url": "https://example.org",
@@ -99,7 +99,7 @@ def test_a_question_on_the_subject_that_no_sentence_answers_gets_may_help_and_an
 
 
 def test_label_bars_fitted_with_another_refusal_model_are_not_used(tmp_path):
-    from qa.refusal import load_labels, load_model, refusal_key
+    from qa.models.refusal import load_labels, load_model, refusal_key
     from qa.settings import Settings
 
     refusal = load_model(Settings().refusal_model_file, Settings().model)
@@ -111,7 +111,7 @@ def test_label_bars_fitted_with_another_refusal_model_are_not_used(tmp_path):
 
 
 def test_the_shipped_label_bars_belong_to_the_shipped_refusal_model():
-    from qa.refusal import load_labels, load_model
+    from qa.models.refusal import load_labels, load_model
     from qa.settings import Settings
 
     settings = Settings()
