@@ -54,8 +54,7 @@ import faiss; mark("import faiss")
 from qa.serving.engine import Engine; from qa.settings import Settings; from qa.models.embedding import Embedder
 from qa.indexing import index as index_store, question_model; mark("import qa (rest)")
 if APP:
-    import gradio; mark("import gradio")
-    import app; mark("import app (rest)")
+    import app; mark("import app (gradio and the page)")
 settings = Settings.from_env(corpus_dir=sys.argv[1], index_dir=sys.argv[2])
 index = question_model.load(settings); mark("index load (with checksums)")
 # The model that embeds questions: the export of the one tuned on the question bank when the index names one.
