@@ -120,18 +120,25 @@ def test_an_answer_that_points_back_carries_the_sentence_before(engine):
 
 def test_an_emergency_question_gets_the_emergency_line_and_still_its_answer(engine):
     result = engine.ask("my friend took special k and now he won't wake up, will narcan help??")
-    assert result.triage == Triage(emergency="medical") and result.emergency == EMERGENCY_LINES["medical"]
+    assert result.triage == Triage(emergency="medical", situation="overdose")
+    assert result.emergency == EMERGENCY_LINES["medical"]
     assert result.found and "does not reverse" in result.answer
     assert result.to_dict()["emergency"] == EMERGENCY_LINES["medical"]
     assert engine.ask("does naloxone reverse ketamine").to_dict()["emergency"] is None
 
 
-def test_an_emergency_the_articles_do_not_answer_gets_the_emergency_line_and_the_closest_passage(engine):
-    result = engine.ask("he used heroin and his lips are turning blue what do i do")
+@pytest.mark.parametrize("question", ["he used heroin and his lips are turning blue what do i do",
+                                      "my friend overdosed and is not breathing"])
+def test_an_overdose_the_articles_do_not_answer_gets_the_emergency_line_and_the_naloxone_passage(engine, question):
+    result = engine.ask(question)
     assert result.emergency == EMERGENCY_LINES["medical"]
     assert result.kind in ("answer", "may_help") and result.message != NOT_FOUND
     if result.kind == "may_help":
         assert result.passages[0].match == "may help"
+    # What to do in an overdose, not what the question's drug is used for: without the situation's
+    # words in the search, the first passage was about ketamine for opioid withdrawal.
+    first = result.passages[0]
+    assert "naloxone" in first.text.lower() and "overdose" in first.text.lower()
 
 
 def test_small_talk_and_other_languages_are_not_searched(tiny_engine):

@@ -47,28 +47,43 @@ EMERGENCY_LINES = {
                "or a crisis line now (in the US and Canada, call or text 988). You don't have to face this alone."),
 }
 
-# A person in trouble now. Each phrase names a state ("won't wake up"), not a topic ("overdose").
-_MEDICAL = [
-    r"\b(?:not|isn't|isnt|aren't|arent|wasn't|wasnt|stopped|quit|barely|hardly|no longer) breathing\b",
-    r"\b(?:can't|cant|cannot|can not|couldn't|couldnt) breathe\b",
-    r"\bstruggling to breathe\b|\bgasping for (?:air|breath)\b",
-    r"\b(?:won't|wont|will not|isn't|isnt|not) (?:wake|waking) (?:up|him|her|them)?\b",
-    r"\b(?:can't|cant|cannot|can not|couldn't|couldnt) (?:wake|rouse) (?:him|her|them|my|up|\w+ up)\b",
-    r"\b(?:he|she|they|he's|she's|they're|hes|shes|theyre|is|are|i'm|im)(?: \w+)? (?:unresponsive|not responding|"
-    r"(?:won't|wont) respond)\b(?! to)",
-    r"\b(?:is|he's|hes|she's|shes|they're|theyre|are|am|i'm|im) (?:now |still |completely )?unconscious\b",
-    r"\bpassed out and\b",
-    r"\boverdosing\b|\b(?:just |has |have |had |he |she |they |i |friend |someone )overdosed\b",
-    r"\bod'?d\b|\bo\.d\.'?d\b|\boded\b",
-    r"\b(?:having|had|is having) an? (?:opioid |drug |ketamine |fentanyl |heroin )?overdose\b",
-    r"\b(?:i|he|she|they|we|my \w+(?: \w+)?) (?:just )?(?:took|did|had|used|snorted|drank) (?:way )?too much\b",
-    r"\b(?:his|her|their|my|your|friend's) lips (?:are |is |turning |turned |going |went |look |looks |"
-    r"have gone )?(?:blue|purple|grey|gray)\b",
-    r"\b(?:has|have|got|with) (?:blue|purple) lips\b|\b(?:turning|turned|going|gone) blue\b",
-    r"\b(?:having|had|is having|in the middle of) (?:a )?(?:seizure|seizures|fit|convulsions)\b",
-    r"\b(?:is|he's|hes|she's|shes|they're|theyre|keeps|started) (?:seizing|convulsing|fitting)\b|\bconvulsing\b",
-    r"\bchoking on (?:his|her|their|my) (?:own )?vomit\b",
-]
+# A person in trouble now. Each phrase names a state ("won't wake up"), not a topic ("overdose"),
+# grouped by the situation it describes: what the reply's passage should be about.
+_MEDICAL = {
+    "overdose": [
+        r"\b(?:not|isn't|isnt|aren't|arent|wasn't|wasnt|stopped|quit|barely|hardly|no longer) breathing\b",
+        r"\b(?:can't|cant|cannot|can not|couldn't|couldnt) breathe\b",
+        r"\bstruggling to breathe\b|\bgasping for (?:air|breath)\b",
+        r"\b(?:won't|wont|will not|isn't|isnt|not) (?:wake|waking) (?:up|him|her|them)?\b",
+        r"\b(?:can't|cant|cannot|can not|couldn't|couldnt) (?:wake|rouse) (?:him|her|them|my|up|\w+ up)\b",
+        r"\b(?:he|she|they|he's|she's|they're|hes|shes|theyre|is|are|i'm|im)(?: \w+)? (?:unresponsive|not responding|"
+        r"(?:won't|wont) respond)\b(?! to)",
+        r"\b(?:is|he's|hes|she's|shes|they're|theyre|are|am|i'm|im) (?:now |still |completely )?unconscious\b",
+        r"\bpassed out and\b",
+        r"\boverdosing\b|\b(?:just |has |have |had |he |she |they |i |friend |someone )overdosed\b",
+        r"\bod'?d\b|\bo\.d\.'?d\b|\boded\b",
+        r"\b(?:having|had|is having) an? (?:opioid |drug |ketamine |fentanyl |heroin )?overdose\b",
+        r"\b(?:i|he|she|they|we|my \w+(?: \w+)?) (?:just )?(?:took|did|had|used|snorted|drank) (?:way )?too much\b",
+        r"\b(?:his|her|their|my|your|friend's) lips (?:are |is |turning |turned |going |went |look |looks |"
+        r"have gone )?(?:blue|purple|grey|gray)\b",
+        r"\b(?:has|have|got|with) (?:blue|purple) lips\b|\b(?:turning|turned|going|gone) blue\b",
+    ],
+    "seizure": [
+        r"\b(?:having|had|is having|in the middle of) (?:a )?(?:seizure|seizures|fit|convulsions)\b",
+        r"\b(?:is|he's|hes|she's|shes|they're|theyre|keeps|started) (?:seizing|convulsing|fitting)\b|\bconvulsing\b",
+    ],
+    "choking": [
+        r"\bchoking on (?:his|her|their|my) (?:own )?vomit\b",
+    ],
+}
+# What the articles would say to do in each situation, in the words articles use for it. Added to
+# the question's search, so the passage shown under the emergency line is on what to do now (an
+# overdose: naloxone, breathing, CPR), not on whatever drug the question happens to name.
+EMERGENCY_SUBJECTS = {
+    "overdose": "overdose emergency, what to do: call for help, give naloxone (Narcan), rescue breathing, CPR",
+    "seizure": "seizure emergency, what to do: first aid, keep the person safe, recovery position, breathing",
+    "choking": "choking on vomit emergency, what to do: recovery position, clear the airway, breathing, overdose",
+}
 # The person writing, about themselves, now.
 _CRISIS = [
     r"\bkill(?:ing)? myself\b",
@@ -85,7 +100,7 @@ _NEGATION = re.compile(r"\b(?:not|isn't|isnt|aren't|arent|wasn't|wasnt|never|no|
 # Negations that are part of the phrase itself ("not breathing", "won't wake up").
 _SELF_NEGATED = re.compile(r"^(?:not|isn't|isnt|aren't|arent|wasn't|wasnt|won't|wont|will not|doesn't|doesnt|"
                            r"didn't|didnt|can't|cant|cannot|can not|couldn't|couldnt|don't|dont|no longer)\b")
-_MEDICAL_RE = [re.compile(p) for p in _MEDICAL]
+_MEDICAL_RE = {situation: [re.compile(p) for p in patterns] for situation, patterns in _MEDICAL.items()}
 _CRISIS_RE = [re.compile(p) for p in _CRISIS]
 
 
@@ -108,9 +123,16 @@ def emergency_kind(question: str) -> str | None:
     text = _plain(question)
     if _fires(_CRISIS_RE, text):
         return "crisis"
-    if _fires(_MEDICAL_RE, text):
-        return "medical"
-    return None
+    return "medical" if emergency_situation(question) else None
+
+
+def emergency_situation(question: str) -> str | None:
+    """The medical situation a question describes ("overdose", "seizure", "choking": EMERGENCY_SUBJECTS'
+    keys), or None. A crisis question has none: its own words are the subject to search for."""
+    text = _plain(question)
+    if _fires(_CRISIS_RE, text):
+        return None
+    return next((situation for situation, patterns in _MEDICAL_RE.items() if _fires(patterns, text)), None)
 
 
 # ---------------------------------------------------------------------------- small talk
@@ -272,6 +294,7 @@ class Triage:
     """What kind of message a question is; all None for an ordinary English question."""
 
     emergency: str | None = None  # "medical" or "crisis": the reply opens with EMERGENCY_LINES[emergency]
+    situation: str | None = None  # a medical emergency's EMERGENCY_SUBJECTS key: added to what is searched
     small_talk: str | None = None  # a SMALL_TALK_REPLIES key: answered with that line, not searched
     language: str | None = None  # a language code: not English, not searched
 
@@ -286,7 +309,8 @@ def triage(question: str) -> Triage:
     small_talk = small_talk_kind(question)
     if small_talk is not None:
         return Triage(small_talk=small_talk)
-    return Triage(emergency=emergency_kind(question), language=language_of(question))
+    return Triage(emergency=emergency_kind(question), situation=emergency_situation(question),
+                  language=language_of(question))
 
 
 def emergency_line(question: str) -> str | None:
@@ -296,5 +320,5 @@ def emergency_line(question: str) -> str | None:
     return EMERGENCY_LINES[kind] if kind else None
 
 
-__all__ = ["Triage", "triage", "emergency_line", "emergency_kind", "small_talk_kind", "language_of", "not_english_message",
-           "EMERGENCY_LINES", "SMALL_TALK_REPLIES", "NOT_ENGLISH", "NOT_ENGLISH_NOTES"]
+__all__ = ["Triage", "triage", "emergency_line", "emergency_kind", "emergency_situation", "small_talk_kind", "language_of", "not_english_message",
+           "EMERGENCY_LINES", "EMERGENCY_SUBJECTS", "SMALL_TALK_REPLIES", "NOT_ENGLISH", "NOT_ENGLISH_NOTES"]

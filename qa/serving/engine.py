@@ -61,7 +61,7 @@ from qa.settings import Settings
 from qa.serving.status import StartupStatus, serving_status
 from qa.answering.synonyms import Expansion, Synonyms
 from qa.reading.text import content_terms
-from qa.answering.triage import Triage, triage
+from qa.answering.triage import EMERGENCY_SUBJECTS, Triage, triage
 
 
 # Earlier turns whose answers are remembered (a few hundred bytes each).
@@ -183,13 +183,22 @@ class Engine:
         if not kind.searched:  # small talk, or not English: nothing to search for
             return Result.unsearched(text, kind)
         earlier = tuple(h for h in self._safe_history(history) if h)
-        result = self._ask(self._current(), text, earlier, bool(kind.emergency))
+        live = self._current()
+        result = self._ask(live, text, earlier, bool(kind.emergency))
+        if kind.situation and not result.found:
+            # Unanswered, someone is in danger now: search again with what the articles would say to do in
+            # this situation, so the passage under the emergency line is on that (an overdose: naloxone,
+            # breathing, CPR), not on whatever else the question names. An answer to the question itself wins.
+            result = self._ask(live, text, earlier, True, kind.situation)
         return dataclasses.replace(result, triage=kind) if kind != Triage() else result
 
-    def _plan(self, text: str, earlier: tuple[str, ...]) -> tuple[str, str, Sequence[Expansion], str | None]:
-        """(query, the text searched, its synonym expansions, a follow-up's own text to embed or None)."""
+    def _plan(self, text: str, earlier: tuple[str, ...],
+              situation: str | None = None) -> tuple[str, str, Sequence[Expansion], str | None]:
+        """(query, the text searched, its synonym expansions, a follow-up's own text to embed or None).
+        A medical emergency's `situation` adds what the articles would say to do in it to the text searched."""
         query = resolve_query(text, list(earlier), self.settings)
-        searched, expansions = self.synonyms.expand(query)
+        subject = f"{query} ({EMERGENCY_SUBJECTS[situation]})" if situation else query
+        searched, expansions = self.synonyms.expand(subject)
         focus = self.synonyms.expand(text)[0] if query != text and self.settings.followup_focus > 0 else None
         return query, searched, expansions, focus
 
@@ -218,9 +227,10 @@ class Engine:
                     self._vectors.popitem(last=False)
         return [found[t] for t in texts]
 
-    def _ask(self, live: _Live, text: str, earlier: tuple[str, ...], emergency: bool = False) -> Result:
+    def _ask(self, live: _Live, text: str, earlier: tuple[str, ...], emergency: bool = False,
+             situation: str | None = None) -> Result:
         index = live.index
-        query, searched, expansions, focus_text = self._plan(text, earlier)
+        query, searched, expansions, focus_text = self._plan(text, earlier, situation)
         followup = query != text
         vector, *focus = self._embed(live.embedder, [searched] + ([focus_text] if focus_text else []))
         similarities = example_similarities(index, vector)  # read by both the search and the answer choice
