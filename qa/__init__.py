@@ -16,6 +16,7 @@ Modules (generated from each module's docstring: python tests/test_layers.py --w
     backends.py        Which backend keeps an index's vector stores: the one place it is chosen, by `Settings.store`.
     benchmark.py       Quality on corpora the engine was not tuned on: a SQuAD-format benchmark, built with the product's own build.
     build.py           Stage 4, the build: corpus -> chunks -> vectors -> a new live index generation.
+    calibration.py     Refusal and the labels fitted on the calibration suite, leave one corpus out.
     chat.py            The chat page's conversation, without the page: a message in, the reply's HTML out; votes on replies.
     child.py           Child processes that talk to their parent over a socket pair and die with it.
     chunking.py        Stage 2: articles -> chunks, the passages that are embedded and searched.

@@ -211,6 +211,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from qa import evaluate
 
     settings = _settings(args)
+    if args.fit_refusal and args.suite:
+        return _fit_refusal_suite(args, settings)
     if args.fit_refusal:
         return _fit_refusal(args, settings)
     if args.suite or args.fit_labels:
@@ -261,6 +263,46 @@ def _fit_refusal(args: argparse.Namespace, settings) -> int:
     for name, regime in model.regimes.items():
         weights = ", ".join(f"{k} {v:+.3f}" for k, v in regime.weights.items())
         print(f"  {name}: {weights}; intercept {regime.intercept:+.3f}; bar {regime.bar:+.3f}")
+    return 0
+
+
+def _fit_refusal_suite(args: argparse.Namespace, settings) -> int:
+    """Refusal and the label bars refitted on the calibration suite (qa/calibration.py), reported leave one out."""
+    import datetime as dt
+    import tempfile
+    from pathlib import Path
+
+    from qa import calibration, suite
+    from qa.refusal import load_labels, load_model
+
+    corpora = tuple(args.corpora.split(",")) if args.corpora else suite.CORPORA
+    wrongly = args.wrongly_refused or settings.refusal_wrongly_refused
+    with tempfile.TemporaryDirectory(prefix="qa-fit-") as tmp:
+        work = Path(args.work) if args.work else Path(tmp)
+        try:
+            groups = calibration.fitting_run(settings, work, corpora, args.seed, say=_say)
+        except ValueError as exc:
+            raise QAError(str(exc)) from exc
+        (work / "fitting-records.json").write_text(json.dumps(groups), encoding="utf-8")
+    knobs = (settings.model, wrongly, settings.strong_match_precision, settings.may_help_off_topic)
+    loo = calibration.leave_one_out(groups, *knobs, corpora=corpora)
+    refusal, bars = calibration.fit_both(groups, *knobs)
+    before = load_model(settings.refusal_model_file, settings.model)
+    product = calibration.product_report(groups, {
+        "the refusal model and bars shipped before": (before, load_labels(settings.labels_file, before)),
+        "the new fit": (refusal, bars)})
+    fitted_on = sorted(calibration.fitting_groups(groups))
+    today = dt.date.today().isoformat()
+    refusal.save(settings.refusal_model_file, {"fitted_at": today, "suite": {"fitted_on": fitted_on,
+                                                                           "seed": args.seed}})
+    bars.save(settings.labels_file, {"fitted_at": today, "fitted_on": fitted_on,
+                                     "strong_match_precision": settings.strong_match_precision,
+                                     "may_help_off_topic": settings.may_help_off_topic, "seed": args.seed})
+    _say(f"wrote {settings.refusal_model_file} and {settings.labels_file}")
+    if args.json:
+        print(json.dumps({"leave_one_out": loo, "product": product}, indent=2))
+    else:
+        print(calibration.format_report(loo, product))
     return 0
 
 
@@ -423,8 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-baselines", action="store_true", help="score the engine only")
     ev.add_argument("--chunk-sizes", help="comma-separated chunk sizes to compare on temporary indexes")
     ev.add_argument("--fit-refusal", action="store_true",
-                    help="refit the refusal model (qa/fitted/refusal.json) on the dev questions and the benchmark's "
-                         "fit half, after changing the model or the signals; needs --benchmark")
+                    help="refit the refusal model (qa/fitted/refusal.json): with --suite, on the calibration suite "
+                         "leave one corpus out, and the label bars with it; with --benchmark, on its fit half")
     ev.add_argument("--benchmark", metavar="FILE",
                     help="score on a SQuAD-format benchmark instead (e.g. ../shared/benchmarks/squad2-dev-half.json), "
                          "built fresh and grown (beside corpus/) with the baselines")
