@@ -17,9 +17,11 @@ its margin is the new model's. That lets one run
 - fit refusal leave one corpus out: each corpus's figures come from a model
   fitted on the others (`leave_one_out`), the honest estimate of a corpus
   nobody fitted on, and then the label bars fitted likewise under that model;
-- fit the shipped model and bars on every corpus but the check-only ones
+- fit a model and bars on every corpus but the check-only ones
   (qa.suite.CHECK_ONLY: the web pages' blind set is never fitted on), and
-  report the product's six sets under them, against the model shipped before.
+  report every corpus and the product's six sets under them and under the
+  model shipped now. The fit replaces qa/fitted/ only with `--write`: it is
+  shipped when the report says it transfers, not because it was run.
 
 Limits: three corpora, so leaving one out fits on one or two styles; a corpus
 unlike all the others is still predicted from them. The figures are exact for
@@ -32,12 +34,14 @@ from __future__ import annotations
 import math
 from typing import Callable, Mapping, Sequence
 
-from qa.benchmark import ANSWERABLE, OFF_TOPIC
+from qa.benchmark import ANSWERABLE, OFF_TOPIC, UNANSWERABLE
 from qa.refusal import LabelBars, LabelledSignals, RefusalModel, fit
 from qa.suite import CHECK_ONLY, apply_labels, fit_labels
 
 # The product's question set fitted on; the other five only check.
 TUNE_SET = "dev"
+# Groups of the product's own questions: on the seed corpus as it is, and without its example questions.
+PRODUCT_GROUPS = ("product", "plain")
 
 
 def corpus_of(group: str) -> str:
@@ -59,9 +63,13 @@ def under(rows: Sequence[dict], model: RefusalModel) -> list[dict]:
 
 
 def labelled_signals(groups: Mapping[str, Sequence[dict]]) -> list[LabelledSignals]:
+    """What refusal is fitted on. Not the suite corpora's own unanswerable questions (SQuAD 2.0's, written to look
+    answerable from the very paragraph they were written on): telling those apart needs a reader model
+    (qa/benchmark.py), and fitting on them only blunts the signals that tell a question on another subject."""
     return [LabelledSignals(group, r["regime"], tuple(r["signals"]), bool(r["answerable"]))
             for group, rows in groups.items() for r in rows
-            if r.get("signals") is not None and r.get("regime") is not None]
+            if r.get("signals") is not None and r.get("regime") is not None
+            and not (corpus_of(group) not in PRODUCT_GROUPS and r["kind"] == UNANSWERABLE)]
 
 
 def fitting_groups(groups: Mapping[str, Sequence[dict]], leave_out: str | None = None) -> dict[str, Sequence[dict]]:
@@ -70,7 +78,7 @@ def fitting_groups(groups: Mapping[str, Sequence[dict]], leave_out: str | None =
         parts = group.split("/")
         if corpus_of(group) in CHECK_ONLY or corpus_of(group) == leave_out:
             return False
-        return len(parts) == 2 and parts[0] not in ("product", "plain") or parts[-1] == TUNE_SET
+        return len(parts) == 2 and parts[0] not in PRODUCT_GROUPS or parts[-1] == TUNE_SET
     return {g: rows for g, rows in groups.items() if fitted(g)}
 
 
@@ -117,11 +125,14 @@ def leave_one_out(groups: Mapping[str, Sequence[dict]], model_name: str, wrongly
     return report
 
 
-def product_report(groups: Mapping[str, Sequence[dict]], models: Mapping[str, tuple[RefusalModel, LabelBars | None]]
-                   ) -> dict[str, dict[str, dict]]:
-    """The product's sets (on the seed corpus and each grown one) under each named (refusal, bars) pair."""
-    sets = {g: rows for g, rows in groups.items() if corpus_of(g) == "product" or g.count("/") == 2}
-    return {name: {g: figures(under(rows, refusal), bars) for g, rows in sets.items()}
+def report_under(groups: Mapping[str, Sequence[dict]], models: Mapping[str, tuple[RefusalModel, LabelBars | None]],
+                 product: bool) -> dict[str, dict[str, dict]]:
+    """Figures under each named (refusal, bars) pair: of the suite's corpora and setups, or (`product`) of the
+    product's sets on the seed corpus and on each grown one."""
+    def wanted(group: str) -> bool:
+        is_product = corpus_of(group) == "product" or group.count("/") == 2
+        return is_product if product else not is_product and corpus_of(group) not in PRODUCT_GROUPS
+    return {name: {g: figures(under(rows, refusal), bars) for g, rows in groups.items() if wanted(g)}
             for name, (refusal, bars) in models.items()}
 
 
@@ -134,23 +145,27 @@ def _label_cell(labels: Mapping, name: str) -> str:
     return f"{v['share']:.2f}/{v['precision']:.2f}" if v else "0/-"
 
 
-def format_report(loo: Mapping[str, dict], product: Mapping[str, Mapping[str, dict]]) -> str:
-    lines = ["refusal and labels, each corpus under a fit without it (leave one corpus out):",
-             f"{'group':<16}{'answers':>9}{'wrongly':>9}{'unansw.':>9}{'off-top.':>9}{'strong':>12}{'partial':>12}"
-             f"{'may help':>12}"]
-    for group, f in sorted(loo.items()):
-        labels = f.get("labels", {})
-        lines.append(f"{group:<16}{_cell(f['answer accuracy']):>9}{_cell(f['wrongly refused']):>9}"
-                     f"{_cell(f['unanswerable refused']):>9}{_cell(f['off-topic refused']):>9}"
-                     f"{_label_cell(labels, 'strong match'):>12}{_label_cell(labels, 'partial match'):>12}"
-                     f"{_label_cell(labels, 'may help'):>12}")
+def format_report(loo: Mapping[str, dict], corpora: Mapping[str, Mapping[str, dict]],
+                  product: Mapping[str, Mapping[str, dict]]) -> str:
+    header = (f"{'group':<16}{'answers':>9}{'wrongly':>9}{'unansw.':>9}{'off-top.':>9}{'strong':>12}{'partial':>12}"
+              f"{'may help':>12}")
+    lines = []
+    for title, table in [("each corpus under a fit without it (leave one corpus out)", loo),
+                         *((f"each corpus under {name}", rows) for name, rows in corpora.items())]:
+        lines += ["", f"refusal and labels, {title}:", header]
+        for group, f in sorted(table.items()):
+            labels = f.get("labels", {})
+            lines.append(f"{group:<16}{_cell(f['answer accuracy']):>9}{_cell(f['wrongly refused']):>9}"
+                         f"{_cell(f['unanswerable refused']):>9}{_cell(f['off-topic refused']):>9}"
+                         f"{_label_cell(labels, 'strong match'):>12}{_label_cell(labels, 'partial match'):>12}"
+                         f"{_label_cell(labels, 'may help'):>12}")
     for name, sets in product.items():
         lines += ["", f"the product's sets under {name}:"]
         for group, f in sorted(sets.items()):
             labels = f.get("labels", {})
             lines.append(f"{group:<24}{_cell(f['answer accuracy']):>9}{_cell(f['wrongly refused']):>9}"
                          f"{_cell(f['unanswerable refused']):>9}{_label_cell(labels, 'strong match'):>12}")
-    return "\n".join(lines)
+    return "\n".join(lines).lstrip("\n")
 
 
 def fitting_run(settings, work, corpora: Sequence[str], seed: int, say: Callable[[str], None] = print
@@ -177,5 +192,5 @@ def fitting_run(settings, work, corpora: Sequence[str], seed: int, say: Callable
     return groups
 
 
-__all__ = ["under", "fit_both", "leave_one_out", "product_report", "figures", "fitting_run", "format_report",
+__all__ = ["under", "fit_both", "leave_one_out", "report_under", "figures", "fitting_run", "format_report",
            "fitting_groups", "ANSWERABLE"]

@@ -273,6 +273,7 @@ def _fit_refusal_suite(args: argparse.Namespace, settings) -> int:
     from pathlib import Path
 
     from qa import calibration, suite
+    from qa.errors import RefusalModelError
     from qa.refusal import load_labels, load_model
 
     corpora = tuple(args.corpora.split(",")) if args.corpora else suite.CORPORA
@@ -287,22 +288,30 @@ def _fit_refusal_suite(args: argparse.Namespace, settings) -> int:
     knobs = (settings.model, wrongly, settings.strong_match_precision, settings.may_help_off_topic)
     loo = calibration.leave_one_out(groups, *knobs, corpora=corpora)
     refusal, bars = calibration.fit_both(groups, *knobs)
-    before = load_model(settings.refusal_model_file, settings.model)
-    product = calibration.product_report(groups, {
-        "the refusal model and bars shipped before": (before, load_labels(settings.labels_file, before)),
-        "the new fit": (refusal, bars)})
+    models = {"the new fit": (refusal, bars)}
+    try:  # the product's sets as they were, when the model shipped before reads today's signals
+        before = load_model(settings.refusal_model_file, settings.model)
+        models = {"the refusal model and bars shipped before": (before, load_labels(settings.labels_file, before)),
+                  **models}
+    except RefusalModelError as exc:
+        _say(f"not compared with the refusal model shipped before: {exc}")
+    corpora_report = calibration.report_under(groups, models, product=False)
+    product = calibration.report_under(groups, models, product=True)
     fitted_on = sorted(calibration.fitting_groups(groups))
     today = dt.date.today().isoformat()
-    refusal.save(settings.refusal_model_file, {"fitted_at": today, "suite": {"fitted_on": fitted_on,
-                                                                           "seed": args.seed}})
-    bars.save(settings.labels_file, {"fitted_at": today, "fitted_on": fitted_on,
-                                     "strong_match_precision": settings.strong_match_precision,
-                                     "may_help_off_topic": settings.may_help_off_topic, "seed": args.seed})
-    _say(f"wrote {settings.refusal_model_file} and {settings.labels_file}")
-    if args.json:
-        print(json.dumps({"leave_one_out": loo, "product": product}, indent=2))
+    if args.write:  # only once the report says the fit transfers: it replaces what every index answers with
+        refusal.save(settings.refusal_model_file, {"fitted_at": today, "suite": {"fitted_on": fitted_on,
+                                                                               "seed": args.seed}})
+        bars.save(settings.labels_file, {"fitted_at": today, "fitted_on": fitted_on,
+                                         "strong_match_precision": settings.strong_match_precision,
+                                         "may_help_off_topic": settings.may_help_off_topic, "seed": args.seed})
+        _say(f"wrote {settings.refusal_model_file} and {settings.labels_file}")
     else:
-        print(calibration.format_report(loo, product))
+        _say("the report only: --write replaces qa/fitted/refusal.json and labels.json with this fit")
+    if args.json:
+        print(json.dumps({"leave_one_out": loo, "corpora": corpora_report, "product": product}, indent=2))
+    else:
+        print(calibration.format_report(loo, corpora_report, product))
     return 0
 
 
@@ -467,6 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--fit-refusal", action="store_true",
                     help="refit the refusal model (qa/fitted/refusal.json): with --suite, on the calibration suite "
                          "leave one corpus out, and the label bars with it; with --benchmark, on its fit half")
+    ev.add_argument("--write", action="store_true",
+                    help="--suite --fit-refusal: write the fit to qa/fitted/ (without it, only the report)")
     ev.add_argument("--benchmark", metavar="FILE",
                     help="score on a SQuAD-format benchmark instead (e.g. ../shared/benchmarks/squad2-dev-half.json), "
                          "built fresh and grown (beside corpus/) with the baselines")

@@ -59,3 +59,14 @@ def test_leave_one_out_reports_each_corpus_under_a_fit_that_never_saw_it():
     assert report["one/fresh"]["off-topic refused"] >= 0.8
     # "three" sits higher than the others: a fit without it lets more of its off-topic questions through
     assert report["three/fresh"]["off-topic refused"] < report["one/fresh"]["off-topic refused"]
+
+
+def test_the_report_names_every_group_under_every_model():
+    rows = [_row("answerable", (3.0, 0, 0.5, 0.0)), _row("off-topic", (0.2, 0, 0.1, 0.6), right=False)]
+    groups = {"squad/fresh": rows, "product/dev": rows, "squad/grown/dev": rows, "plain/dev": rows}
+    models = {"one": (_model(1.0), None)}
+    corpora = calibration.report_under(groups, models, product=False)
+    product = calibration.report_under(groups, models, product=True)
+    assert list(corpora["one"]) == ["squad/fresh"] and sorted(product["one"]) == ["product/dev", "squad/grown/dev"]
+    text = calibration.format_report({"squad/fresh": corpora["one"]["squad/fresh"]}, corpora, product)
+    assert "leave one corpus out" in text and "under one" in text and "squad/grown/dev" in text
