@@ -3,24 +3,24 @@
 Owns the Gradio wiring, and nothing the library can do:
 - start-up: command line and environment (QA_HOST / QA_PORT, plus the
   library's QA_INDEX_DIR / QA_CORPUS_DIR / QA_MODEL ...); the engine runs in a
-  process of its own (`qa.service.EngineProcess`, started first so its imports
+  process of its own (`qa.serving.service.EngineProcess`, started first so its imports
   overlap gradio's), building the index first when it is missing or stale;
   the page is served meanwhile;
-- the page: its title, intro line and example questions (qa/page.py), the
+- the page: its title, intro line and example questions (qa/serving/page.py), the
   chat (endpoint `/chat`), the not-medical-advice note, the articles panel and
   the start-up panel above it, refreshed by a timer until nothing is left to
   prepare; `/ask` for scripts (what `python -m qa ask --json` prints);
   `GET /ready` for scripts and load balancers (200 once questions are
   answered, 503 before) and `POST /api/ask`, the same JSON in one plain
-  request (qa/http_api.py), mounted beside it; 👍 / 👎 on each reply, an optional comment on a 👎,
+  request (qa/serving/http_api.py), mounted beside it; 👍 / 👎 on each reply, an optional comment on a 👎,
   and `/feedback` for scripts;
 - a quiet server log: one line per start-up stage, library progress bars
   only on a terminal, no library deprecation notices (`quiet_libraries`), a
   rejected request in one line instead of a traceback (`quiet_rejections`).
 
-Does not own: what a message gets back, and the votes on it (qa/chat.py's
-`Chat`, one per page: `CHAT`); how a reply looks (qa/render.py, pure HTML);
-the start-up's stages and words (qa/status.py); anything about finding or
+Does not own: what a message gets back, and the votes on it (qa/serving/chat.py's
+`Chat`, one per page: `CHAT`); how a reply looks (qa/serving/render.py, pure HTML);
+the start-up's stages and words (qa/serving/status.py); anything about finding or
 choosing answers (qa/). The person's own messages are stored escaped
 (`PlainTextChat`), so markup shows as the text typed.
 """
@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from qa.errors import QAError
-from qa.service import EngineProcess
+from qa.serving.service import EngineProcess
 from qa.settings import Settings
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no phoning home from a private server
@@ -81,7 +81,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def quiet_libraries() -> None:
     """The server's log says what the product does, one line per stage: the libraries' progress bars
     go to a terminal only, and their deprecation notices nowhere. Set in the environment, so the
-    engine's process (started from here) inherits it; qa/service.py quiets its loggers too."""
+    engine's process (started from here) inherits it; qa/serving/service.py quiets its loggers too."""
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning,ignore::FutureWarning")
@@ -95,7 +95,7 @@ def quiet_libraries() -> None:
 # Cold start: the engine's process starts loading (torch, sentence-transformers,
 # the model, the index) BEFORE this process imports gradio, so the two heavy
 # imports run on both cores at once instead of one after the other
-# (qa/service.py, docs/BENCHMARKS.md). Only when run as the app, never on import.
+# (qa/serving/service.py, docs/BENCHMARKS.md). Only when run as the app, never on import.
 EARLY_ENGINE: EngineProcess | None = None
 if __name__ == "__main__":
     quiet_libraries()
@@ -110,12 +110,12 @@ import gradio as gr  # noqa: E402
 from fastapi.responses import JSONResponse  # noqa: E402  (gradio's server is FastAPI)
 from fastapi.routing import APIRoute  # noqa: E402
 
-from qa import http_api  # noqa: E402
-from qa.chat import NOTE, Chat, feedback_message, reply_id_in  # noqa: E402
-from qa.feedback import FeedbackStore  # noqa: E402
-from qa.page import page_text  # noqa: E402
-from qa.render import STYLES, escape_text, feedback_status, format_status  # noqa: E402
-from qa.status import FAILED, READY  # noqa: E402
+from qa.serving import http_api  # noqa: E402
+from qa.serving.chat import NOTE, Chat, feedback_message, reply_id_in  # noqa: E402
+from qa.feedback.store import FeedbackStore  # noqa: E402
+from qa.serving.page import page_text  # noqa: E402
+from qa.serving.render import STYLES, escape_text, feedback_status, format_status  # noqa: E402
+from qa.serving.status import FAILED, READY  # noqa: E402
 
 log = logging.getLogger("app")
 
@@ -193,14 +193,14 @@ def quiet_rejections() -> None:
     logging.getLogger("uvicorn.error").addFilter(_OneLineServerErrors())
 
 # The page's conversation: its engine (an EngineProcess when served by main(); a test may give it an
-# in-process Engine: both are qa.serving.AnswersQuestions), its feedback store and its words.
+# in-process Engine: both are qa.serving.interface.AnswersQuestions), its feedback store and its words.
 CHAT = Chat()
 # Longest user message kept whole in the chat history (10x the question limit).
 STORED_MESSAGE_CHARS = 20_000
 
 
 def respond_when_ready(message: str, history: list | None = None):
-    """The chat function (qa/chat.py): the start-up status while nothing answers, then the answer."""
+    """The chat function (qa/serving/chat.py): the start-up status while nothing answers, then the answer."""
     yield from CHAT.respond_when_ready(message, history)
 
 
@@ -229,7 +229,7 @@ def readiness() -> JSONResponse:
 
 
 # Mounted on gradio's FastAPI app when it is made (launch's app_kwargs), before gradio's own routes:
-# GET /ready, and the plain JSON API, POST /api/ask (qa/http_api.py).
+# GET /ready, and the plain JSON API, POST /api/ask (qa/serving/http_api.py).
 READY_ROUTES = [APIRoute("/ready", readiness, methods=["GET"]),
                 *http_api.routes(lambda: CHAT.engine, lambda: CHAT.status())]
 
@@ -269,7 +269,7 @@ for _hook in ("_message_as_message_dict", "_pop_last_user_message"):  # fail lou
         raise RuntimeError(f"gradio.ChatInterface has no {_hook}: revisit PlainTextChat in app.py")
 
 
-CSS = STYLES  # qa/render.css: the look of the classes qa/render.py writes
+CSS = STYLES  # qa/serving/render.css: the look of the classes qa/serving/render.py writes
 
 
 # System fonts only: the page must not wait on Google Fonts (no internet here),
@@ -388,11 +388,11 @@ def build_page(settings: Settings | None = None) -> gr.Blocks:
         page.load(articles_panel, None, panel, api_visibility="undocumented", queue=False)
         gr.api(ask_api, api_name="ask")
     # The engine's process answers one question per core at once, each encode on
-    # one onnxruntime thread (qa/service.py; docs/BENCHMARKS.md, http_load and
+    # one onnxruntime thread (qa/serving/service.py; docs/BENCHMARKS.md, http_load and
     # "Questions without torch"). Four at once keeps both cores busy and overlaps
     # the cheap parts (transport, formatting) without piling threads onto two
     # cores; more questions wait in the queue and see their position.
-    # POST /api/ask (qa/http_api.py) does not go through this queue.
+    # POST /api/ask (qa/serving/http_api.py) does not go through this queue.
     # api_open=False: the REST shortcut /gradio_api/run/chat would otherwise run
     # respond() outside the queue and skip both limits (tests/test_serving.py).
     page.queue(default_concurrency_limit=4, max_size=64, api_open=False)

@@ -26,7 +26,7 @@ Then `python -m qa build` again on the last index with nothing changed
 These builds run with `--tune-epochs 0`: they measure embedding, and the
 raw encode has no training to compare with. When the corpus has a question
 bank (the real corpus/ has), one more build runs as the product builds, with
-fine-tuning on the bank (qa/tuning.py), and its training seconds are
+fine-tuning on the bank (qa/models/tuning.py), and its training seconds are
 reported on their own.
 
 --batch-sizes adds raw-encode runs at other batch sizes (finding for
@@ -49,7 +49,7 @@ from bench import common  # noqa: E402
 
 
 class RecordingEmbedder:
-    """Stands in for the model in qa.build.build and keeps the texts the build asks to embed."""
+    """Stands in for the model in qa.indexing.build.build and keeps the texts the build asks to embed."""
 
     backend = "recording"
 
@@ -70,10 +70,10 @@ class RecordingEmbedder:
 
 
 def texts_the_build_embeds(corpus: str, scratch: str, dimension: int, name: str, models: str) -> list[str]:
-    """Exactly what `qa.build.build` sends to the model for this corpus, whatever its current rules:
+    """Exactly what `qa.indexing.build.build` sends to the model for this corpus, whatever its current rules:
     the library's build runs into a scratch folder with a recording stand-in for the model
     (`models`: the models folder holding the model's export, which the build then need not make)."""
-    from qa.build import build as build_index
+    from qa.indexing.build import build as build_index
     from qa.settings import Settings
     recorder = RecordingEmbedder(dimension, name)
     build_index(Settings(corpus_dir=corpus, index_dir=scratch, tune_epochs=0, tuned_dir=models), recorder)
@@ -83,8 +83,8 @@ def texts_the_build_embeds(corpus: str, scratch: str, dimension: int, name: str,
 def raw_encode(corpus: str, scratch: str, batch_size: int, threads: int, models: str) -> dict:
     """In this process: the build's texts embedded through the ONNX export (onnxruntime, as the build does)
     and with the model's own encode on torch; seconds of each encode alone."""
-    from qa import export
-    from qa.embedding import Embedder
+    from qa.models import export
+    from qa.models.embedding import Embedder
     from qa.settings import DEFAULT_MODEL, Settings
 
     key = export.export_key(DEFAULT_MODEL)
@@ -202,7 +202,7 @@ def _run(args, repeats: int, work: Path) -> int:
                             [[f"rebuild {i + 1}", n["build_seconds"], n["seconds"], n["embedded"], n["reused"],
                               n["max_rss_mb"], "build s < 2, embedded 0"] for i, n in enumerate(noop)]))
 
-    from qa.question_bank import bank_files
+    from qa.models.question_bank import bank_files
     from qa.settings import Settings
     product_epochs = Settings().tune_epochs
     if bank_files(work / "corpus") and product_epochs:

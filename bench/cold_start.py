@@ -7,7 +7,7 @@ in a fresh child process ("cold" = new process; the OS file cache is warm,
 as it is on a server that restarts):
 
 1. stages: a child times, in order, the imports (onnxruntime + tokenizers,
-   faiss + bm25s, the rest of qa), the index load (qa.index.load with
+   faiss + bm25s, the rest of qa), the index load (qa.indexing.index.load with
    checksums), the question model's load (its ONNX export: checksum, session,
    sample check), and the first and second Engine.ask; and says whether
    torch was imported (it must not be);
@@ -17,7 +17,7 @@ as it is on a server that restarts):
    Client(url).predict(question, api_name="/chat"), polling every 0.1 s, plus
    when the port first accepted a connection; then the app is stopped.
    Targets: `ask` at most 1.5 s; the page's first answer at most 4 s.
-4. `python -X importtime -c "import qa.cli, qa.engine, gradio"`: the slowest imports.
+4. `python -X importtime -c "import qa.cli, qa.serving.engine, gradio"`: the slowest imports.
 
 With --reference DIR (another checkout, e.g. the code before ONNX), its
 `python -m qa ask` and `python app.py` run too, on an index it built, each
@@ -49,8 +49,8 @@ def mark(name):
     now = time.perf_counter(); marks[name] = now - t0; t0 = now
 import onnxruntime, tokenizers; mark("import onnxruntime + tokenizers")
 import faiss, bm25s; mark("import faiss + bm25s")
-from qa.engine import Engine; from qa.settings import Settings; from qa.embedding import Embedder
-from qa import index as index_store, question_model; mark("import qa (rest)")
+from qa.serving.engine import Engine; from qa.settings import Settings; from qa.models.embedding import Embedder
+from qa.indexing import index as index_store, question_model; mark("import qa (rest)")
 if APP:
     import gradio; mark("import gradio")
     import app; mark("import app (rest)")
@@ -115,7 +115,7 @@ def app_first_answer(corpus: Path, index: Path, timeout: float = 180, code: Path
 
 
 def importtime_rows(app: bool, top: int = 12) -> list[list[object]]:
-    code = "import qa.cli, qa.engine, qa.startup" + (", gradio" if app else "")
+    code = "import qa.cli, qa.serving.engine, qa.serving.startup" + (", gradio" if app else "")
     run = common.check(common.run_child([sys.executable, "-X", "importtime", "-c", code]), "python -X importtime")
     rows = []
     for line in run["stderr"].splitlines():

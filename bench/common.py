@@ -117,7 +117,7 @@ def print_footer() -> None:
 @functools.lru_cache(maxsize=4)
 def embedder(model: str | None = None, batch_size: int = 32, threads: int = 2):
     """One loaded model per process and configuration (the smoke tests share it)."""
-    from qa.embedding import Embedder
+    from qa.models.embedding import Embedder
     from qa.settings import DEFAULT_MODEL
     return Embedder(model or DEFAULT_MODEL, batch_size, threads)
 
@@ -130,7 +130,7 @@ def models_dir(work: Path) -> Path:
 def default_export(work: Path):
     """The packaged model's ONNX export in `models_dir(work)`, made now unless it is there: what a build with a
     stand-in embedder (substituted or recorded vectors) names for its questions. Loads torch only to make it."""
-    from qa import export
+    from qa.models import export
     from qa.settings import Settings
 
     settings = Settings(index_dir=Path(work) / "index", tuned_dir=models_dir(work))
@@ -142,7 +142,7 @@ def default_export(work: Path):
 
 def torch_floor(model: str, threads: int):
     """The model on sentence-transformers (torch), on `threads` threads: what questions cost before ONNX."""
-    from qa.embedding import Embedder
+    from qa.models.embedding import Embedder
     return Embedder(model, threads=threads).torch_model()
 
 
@@ -189,8 +189,8 @@ def copy_corpus(which: str, folder: Path) -> Path:
 
 
 def load_set(name: str):
-    """The questions of eval/sets/NAME.jsonl as qa.evaluate.Question (a line without a kind gets "question")."""
-    from qa.evaluate import Question
+    """The questions of eval/sets/NAME.jsonl as qa.evaluation.evaluate.Question (a line without a kind gets "question")."""
+    from qa.evaluation.evaluate import Question
     rows = [json.loads(line) for line in (QUESTION_SETS / f"{name}.jsonl").read_text().splitlines() if line.strip()]
     return [Question(r["id"], r.get("kind", "question"), r["question"], tuple(r.get("history") or ()),
                      r.get("source"), tuple(r.get("evidence") or ())) for r in rows]
@@ -218,11 +218,11 @@ def scratch(keep: str | None = None) -> Iterator[Path]:
 
 def chunks_of(folder: Path):
     """The chunks a build makes of the articles in `folder`, with the default settings."""
-    from qa.chunking import chunk_articles
-    from qa.corpus import load_corpus
+    from qa.reading.chunking import chunk_articles
+    from qa.reading.corpus import load_corpus
     from qa.settings import Settings
     settings = Settings(corpus_dir=folder)
-    return chunk_articles(load_corpus(folder, settings.max_article_bytes).articles, settings)
+    return chunk_articles(load_corpus(folder, settings).articles, settings)
 
 
 def dir_bytes(path: Path) -> int:
@@ -332,7 +332,7 @@ def live_manifest(index_dir: Path) -> dict | None:
 
 def wait_for_tuned_index(app: AppProcess, timeout: float = APP_START_TIMEOUT) -> None:
     """Until the app's live index is embedded with the tuned model. A fresh app answers with the model as it
-    ships first and builds the tuned generation in the background (qa/startup.py); a measurement that
+    ships first and builds the tuned generation in the background (qa/serving/startup.py); a measurement that
     compares answers must not see the swap."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

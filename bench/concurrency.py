@@ -9,7 +9,7 @@ Without --url it starts the real app, `python app.py --host 127.0.0.1 --port
 the index there), and stops it at the end. All traffic goes to that one
 127.0.0.1 address; every loop is bounded in count and by --time-limit.
 
-The questions are those of eval/sets/dev.jsonl (qa.evaluate.load_questions),
+The questions are those of eval/sets/dev.jsonl (qa.evaluation.evaluate.load_questions),
 as conversations:
 - a standalone question is a conversation of one turn;
 - a labelled follow-up ("why not?" after "is naloxone any use for ...") is a
@@ -81,7 +81,7 @@ START_TIMEOUT = 300.0  # s: model load + first index build on a busy 2-core mach
 
 def conversations(path: Path | None = None) -> list[Conversation]:
     """The eval questions as conversations, standalones and follow-ups interleaved two to one."""
-    from qa.evaluate import DEFAULT_QUESTIONS, load_questions
+    from qa.evaluation.evaluate import DEFAULT_QUESTIONS, load_questions
     questions = load_questions(path or DEFAULT_QUESTIONS)
     standalone: list[Conversation] = []
     follow_ups: list[Conversation] = []

@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reference", help="another checkout (e.g. the code before ONNX) whose first start runs "
                                             "right after this code's, in each mode")
     args = parser.parse_args(argv)
-    from qa.evaluate import DEFAULT_QUESTIONS, load_questions
+    from qa.evaluation.evaluate import DEFAULT_QUESTIONS, load_questions
 
     questions = load_questions(DEFAULT_QUESTIONS)[:args.questions]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]

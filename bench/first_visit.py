@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 from bench.common import app_command, child_env, free_port, note, print_footer, print_header, say  # noqa: E402
-from qa.page import page_text  # noqa: E402
+from qa.serving.page import page_text  # noqa: E402
 from qa.settings import Settings  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             page.goto(url)
             page.locator("#question textarea").wait_for(timeout=60_000)
             timeline.append((at(), "the page shows: title, note, question box, example buttons"))
-            asked = page_text(Settings()).examples[0]  # the app's first example, as qa/page.py chooses it
+            asked = page_text(Settings()).examples[0]  # the app's first example, as qa/serving/page.py chooses it
             page.get_by_role("button", name=asked).click()
             timeline.append((at(), f"clicked the first example: “{asked}”"))
             status_seen = panel_seen = reply_seen = answer_seen = final_seen = False

@@ -286,8 +286,8 @@ def chat_breakdown(index: Path, work: Path, keys: Sequence[Key], per_path: int, 
     from gradio_client import Client
 
     import app as page
-    from qa.engine import Engine
-    from qa.service import EngineProcess
+    from qa.serving.engine import Engine
+    from qa.serving.service import EngineProcess
     from qa.settings import Settings
 
     standalone = iter(k[1] for k in keys if not k[0])

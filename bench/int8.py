@@ -4,12 +4,12 @@
 
 int8 here is onnxruntime's dynamic quantization, per channel (weights int8,
 activations quantized per batch at run time; per tensor was much worse), of
-each fp32 export the build makes (qa/export.py). Two indexes of a copy of
+each fp32 export the build makes (qa/models/export.py). Two indexes of a copy of
 corpus/ are built in this process, both embedding with the tuned model: one
 with its fp32 export (the product), one with its int8 copy (every text and
 every question through int8); the same again for the saved web pages of
 tests/fixtures/web. The int8 copy is made by wrapping
-qa.export.ensure for this process only: the product has no int8 path.
+qa.models.export.ensure for this process only: the product has no int8 path.
 
 Figures, in one run:
 - per question: the question model's encode of each question of
@@ -20,7 +20,7 @@ Figures, in one run:
 - answers on every question set of eval/sets/ (health-web.jsonl on its own
   saved web pages, without example questions, so with the base model): answerable questions
   answered right, unanswerable ones refused, answerable ones wrongly refused;
-- with --benchmark FILE, the transfer benchmark (qa/benchmark.py, setups
+- with --benchmark FILE, the transfer benchmark (qa/evaluation/benchmark.py, setups
   fresh, grown, plain and product, report half) for both, which takes long.
 Decision rule (issue 14): int8 ships only if no answer figure drops.
 """
@@ -43,8 +43,8 @@ def quantized(fp32, folder: Path):
     import numpy as np
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from qa.embedding import Export
-    from qa.onnx_model import (INFO_FILE, MODEL_FILE, SAMPLE_FILE, SAMPLE_TEXTS, TOKENIZER_FILE, ExportInfo,
+    from qa.models.embedding import Export
+    from qa.models.onnx_model import (INFO_FILE, MODEL_FILE, SAMPLE_FILE, SAMPLE_TEXTS, TOKENIZER_FILE, ExportInfo,
                                OnnxModel)
 
     key = f"{fp32.key}-int8"
@@ -69,9 +69,9 @@ def quantized(fp32, folder: Path):
 
 def build_int8(settings, say):
     """The library's build, with every export it asks for replaced by its int8 copy."""
-    from qa import export
-    from qa.build import build as build_index
-    from qa.embedding import Embedder
+    from qa.models import export
+    from qa.indexing.build import build as build_index
+    from qa.models.embedding import Embedder
 
     original = export.ensure
 
@@ -87,7 +87,7 @@ def build_int8(settings, say):
 
 def answer_figures(engines: dict, sets: list[str]) -> list[list[object]]:
     """Per set: answerable, answered right, unanswerable refused, answerable wrongly refused (counts)."""
-    from qa.evaluate import run_engine, score
+    from qa.evaluation.evaluate import run_engine, score
 
     rows = []
     for name in sets:
@@ -114,11 +114,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args, work: Path) -> int:
     import numpy as np
 
-    from qa.build import build as build_index
-    from qa.embedding import Embedder
-    from qa.engine import Engine
-    from qa.evaluate import DEFAULT_QUESTIONS, load_questions
-    from qa.onnx_model import SAMPLE_FILE, SAMPLE_TEXTS
+    from qa.indexing.build import build as build_index
+    from qa.models.embedding import Embedder
+    from qa.serving.engine import Engine
+    from qa.evaluation.evaluate import DEFAULT_QUESTIONS, load_questions
+    from qa.models.onnx_model import SAMPLE_FILE, SAMPLE_TEXTS
     from qa.settings import Settings
 
     models = Path(args.models) if args.models else work / "models"
@@ -178,8 +178,8 @@ def _run(args, work: Path) -> int:
 
 
 def _transfer(benchmark: Path, work: Path, models: Path) -> None:
-    from qa import benchmark as bench_module
-    from qa import export
+    from qa.evaluation import benchmark as bench_module
+    from qa.models import export
     from qa.settings import Settings
 
     original = export.ensure

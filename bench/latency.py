@@ -17,11 +17,11 @@ round and for each question, in this order:
   ONNX export on --query-threads threads;
 - the stages, each timed alone with the library's own functions on the same
   inputs: synonyms (Synonyms.expand), encode_one, query terms
-  (qa.text.content_terms), FAISS (qa.search.dense_candidates), BM25
-  (qa.search.lexical_scores + lexical_candidates), sentence search
-  (qa.search.sentence_candidates), fusion (qa.search.fuse on those lists:
+  (qa.reading.text.content_terms), FAISS (qa.answering.search.dense_candidates), BM25
+  (qa.answering.search.lexical_scores + lexical_candidates), sentence search
+  (qa.answering.search.sentence_candidates), fusion (qa.answering.search.fuse on those lists:
   the three exact scores of every candidate and the sort), answer
-  (qa.answer.answer).
+  (qa.answering.answer.answer).
 
 p50/p95 pool all rounds. The ratios are taken from this one run (the floor
 and the engine alternate pass by pass, so both see the same machine load).
@@ -68,10 +68,10 @@ def measure(engine, questions, rounds: int, warmup: bool = True) -> dict[str, li
     """Seconds per stage per question per round; see the module docstring for what each covers."""
     import numpy as np
 
-    import qa.search as qsearch
-    from qa.answer import answer, resolve_query
-    from qa.engine import clean_question
-    from qa.text import content_terms
+    import qa.answering.search as qsearch
+    from qa.answering.answer import answer, resolve_query
+    from qa.serving.engine import clean_question
+    from qa.reading.text import content_terms
 
     settings = engine.settings
     torch_model = common.torch_floor(engine.embedder.name, 1)
@@ -158,7 +158,7 @@ def _torch_encode(model, text: str) -> float:
 
 def thread_samples(engine, questions, rounds: int) -> dict[str, list[float]]:
     """Seconds of the question model's encode of each question on 1 and on 2 onnxruntime threads, alternating."""
-    from qa.embedding import Embedder
+    from qa.models.embedding import Embedder
 
     models = {threads: Embedder(engine.embedder.name, threads=threads, export=engine.embedder.export, load=True)
               for threads in (1, 2)}
@@ -181,7 +181,7 @@ def jsonl_marginal(settings, questions, rounds: int) -> dict[str, list[float]]:
     import json
     import subprocess
 
-    from qa.question_model import load, query_model
+    from qa.indexing.question_model import load, query_model
 
     lines = [json.dumps({"question": q.question, "history": list(q.history)}) + "\n" for q in questions]
     torch_model = common.torch_floor(query_model(load(settings).manifest, settings), 1)
@@ -247,8 +247,8 @@ def stage_rows(samples: dict[str, list[float]]) -> list[list[object]]:
 
 def open_engine(workdir: Path, size: int | None, query_threads: int, tuned_dir: Path | None = None):
     """A built index and an engine on it, as `python -m qa ask` opens one (its own question model)."""
-    from qa.build import build as build_index
-    from qa.engine import Engine
+    from qa.indexing.build import build as build_index
+    from qa.serving.engine import Engine
     from qa.settings import Settings
 
     corpus = common.prepare_corpus(workdir / "corpus", size)
@@ -276,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rounds = 1 if args.quick else args.rounds
 
-    from qa.evaluate import DEFAULT_QUESTIONS, load_questions
+    from qa.evaluation.evaluate import DEFAULT_QUESTIONS, load_questions
 
     questions = load_questions(Path(args.questions) if args.questions else DEFAULT_QUESTIONS)[:args.limit]
     with common.scratch(args.workdir) as work:

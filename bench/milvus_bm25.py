@@ -3,8 +3,8 @@
     python -m bench.milvus_bm25 [--sizes 10000] [--workdir DIR]
 
 The decision it informs: the Milvus store keeps the lexical index as bm25s in the index folder
-(qa/stores.py), rather than Milvus's BM25 function. Both score the same tokens here: each passage's
-stemmed content words (qa/text.py content_terms), joined by spaces into a text field whose analyzer
+(qa/indexing/stores.py), rather than Milvus's BM25 function. Both score the same tokens here: each passage's
+stemmed content words (qa/reading/text.py content_terms), joined by spaces into a text field whose analyzer
 (the standard tokenizer) splits them back, with bm25s's k1 = 1.5 and b = 0.75. Questions: every
 question of eval/sets/, searched as its content words, over the real corpus/ and synthetic corpora
 of the given sizes (bench/synth.py).
@@ -35,8 +35,8 @@ def compare(label: str, chunks, questions, work: Path) -> list:
     import numpy as np
     from pymilvus import DataType, Function, FunctionType, MilvusClient
 
-    from qa.stores import LexicalStore
-    from qa.text import content_terms
+    from qa.indexing.stores import LexicalStore
+    from qa.reading.text import content_terms
 
     documents = [content_terms(c.index_text) for c in chunks]
     t = time.perf_counter()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,9 @@ def answers(code: Path, work: Path, models: Path, store: str = "faiss") -> dict[
     sets = common.question_sets()
     out = {}
     for which in sorted(set(sets.values())):
+        # A fresh copy of the articles each run; an index left by an earlier run with the same
+        # --workdir is rebuilt in place, so nothing unchanged is embedded again.
+        shutil.rmtree(work / which / "corpus", ignore_errors=True)
         corpus = common.copy_corpus(which, work / which / "corpus")
         index = work / which / "index"
         common.note(f"building {which} with {code}")

@@ -7,7 +7,7 @@ For each size, a synthetic corpus (bench/synth.py, seed 0) of that many chunks, 
 - build: `python -m qa build` in a child (wall, BuildReport seconds, peak RSS
   via wait4). When the real build of a size is estimated (linearly from the
   largest real build of this run) to take over --max-real-minutes (35), the
-  build instead runs the library's own `qa.build.build` in a child with a
+  build instead runs the library's own `qa.indexing.build.build` in a child with a
   SUBSTITUTE embedder: each text gets a vector of the real embeddings of the
   largest real build (chunk and sentence vectors), picked with a seeded RNG,
   plus Gaussian noise (sigma 0.03 per dimension, cosine ~0.85 to its base),
@@ -16,13 +16,13 @@ For each size, a synthetic corpus (bench/synth.py, seed 0) of that many chunks, 
   from the measured raw throughput and added in a separate column. Rows
   built this way are marked "substituted" in every table.
 - index size on disk (the live generation folder) and the index's RSS in a
-  serving process (VmRSS growth while qa.index.load runs);
+  serving process (VmRSS growth while qa.indexing.index.load runs);
 - warm query latency over eval/sets/dev.jsonl (bench/latency.measure: end to
   end, FAISS, BM25, sentence search, answer), p50/p95 over --rounds;
 - flat vs HNSW over the index's chunk vectors: per-query search time (one
   query at a time, k = Settings.candidates = 30, efSearch = 128 as
-  qa.search does) and recall@10 of HNSW (M 32, efConstruction 200, as
-  qa.build builds it) against exact search; queries are the questions'
+  qa.answering.search does) and recall@10 of HNSW (M 32, efConstruction 200, as
+  qa.indexing.build builds it) against exact search; queries are the questions'
   vectors plus a seeded sample of the index's sentence vectors (500 in all).
 - HNSW recall on REAL embeddings at the largest real size: all chunk and
   sentence vectors of that build pooled (several times the chunk count).
@@ -31,13 +31,13 @@ Retrieval quality on the synthetic text means nothing; these are speed and size 
 
     nice -n 19 python -m bench.scale --stores faiss,milvus [--sizes 10000,100000]
 
-compares the two stores (qa/stores.py) on the same synthetic corpora instead: for each size,
+compares the two stores (qa/indexing/stores.py) on the same synthetic corpora instead: for each size,
 the corpus is generated and chunked as a build does, its chunk and sentence vectors
 substituted as above (from the real vectors of corpus/), and for each store, in children of
 their own: `backend.write` of those tables as a build calls it (build throughput: vectors
-per second), then in a fresh process the store opened as `qa.index.load` opens it (resident
+per second), then in a fresh process the store opened as `qa.indexing.index.load` opens it (resident
 memory it adds, milvus-lite's engine included: it runs in the process) and searched one query
-at a time as qa.search does (chunks k 30, sentences k 240; p50/p95 ms), with recall@10 of the
+at a time as qa.answering.search does (chunks k 30, sentences k 240; p50/p95 ms), with recall@10 of the
 chunk search against exact search (numpy). Queries: 500 of the corpus's own sentence vectors
 with noise.
 """
@@ -60,7 +60,7 @@ SIGMA = 0.03
 
 
 class SubstituteEmbedder:
-    """Stands in for the model in qa.build.build: real vectors from a pool, seeded noise, unit length."""
+    """Stands in for the model in qa.indexing.build.build: real vectors from a pool, seeded noise, unit length."""
 
     backend = "substitute"
 
@@ -101,7 +101,7 @@ def substitute_build(corpus: str, index: str, pool_path: str, models: str) -> di
     import numpy as np
 
     import faiss
-    from qa.build import build as build_index
+    from qa.indexing.build import build as build_index
     from qa.settings import Settings
 
     faiss.omp_set_num_threads(2)
@@ -173,7 +173,7 @@ def store_child(mode: str, store: str, folder: str) -> dict:
     import numpy as np
 
     import faiss
-    from qa import backends, stores
+    from qa.indexing import backends, stores
     from qa.settings import Settings
 
     faiss.omp_set_num_threads(2 if mode == "write" else 1)  # as a build, and as the engine
@@ -219,7 +219,7 @@ def stores_run(args, work: Path) -> int:
     """--stores: the stores alone, on the same synthetic corpora (see the module's docstring)."""
     import numpy as np
 
-    from qa.build import sentence_table  # the build's own table of unique sentences
+    from qa.indexing.build import sentence_table  # the build's own table of unique sentences
 
     names = [s for s in args.stores.split(",") if s]
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -306,9 +306,9 @@ def _run(args, work: Path) -> int:
 
     from bench import latency
     from bench.build import _build
-    from qa import index as index_store, question_model
-    from qa.engine import Engine
-    from qa.evaluate import DEFAULT_QUESTIONS, load_questions
+    from qa.indexing import index as index_store, question_model
+    from qa.serving.engine import Engine
+    from qa.evaluation.evaluate import DEFAULT_QUESTIONS, load_questions
     from qa.settings import Settings
 
     faiss.omp_set_num_threads(2)

@@ -11,7 +11,7 @@ word of the corpus vocabulary, so sentences are (almost all) unique, as they
 would be in a real corpus of that size: the build embeds unique sentences,
 and the answer stage scores them, so a corpus of repeats would flatter both.
 
-Articles are generated until the product's own chunker (qa.chunking, default
+Articles are generated until the product's own chunker (qa.reading.chunking, default
 settings) counts the requested number of chunks, so `--chunks` is exact to
 within one article (about ten chunks).
 
@@ -33,10 +33,10 @@ from typing import Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from qa.chunking import chunk_article  # noqa: E402
-from qa.corpus import load_corpus, parse_article  # noqa: E402
+from qa.reading.chunking import chunk_article  # noqa: E402
+from qa.reading.corpus import load_corpus, parse_article  # noqa: E402
 from qa.settings import Settings  # noqa: E402
-from qa.text import STOPWORDS, split_sentences, words  # noqa: E402
+from qa.reading.text import STOPWORDS, split_sentences, words  # noqa: E402
 
 
 @dataclass
@@ -49,8 +49,8 @@ class Pools:
     vocabulary: list[str]
 
 
-def pools(corpus_dir: Path = ROOT / "corpus") -> Pools:
-    corpus = load_corpus(corpus_dir)
+def pools(corpus_dir: Path = ROOT / "corpus", settings: Settings | None = None) -> Pools:
+    corpus = load_corpus(corpus_dir, settings or Settings())
     sentences, items, leads, headings, titles, vocab = [], [], [], [], [], set()
     for article in corpus.articles:
         titles.append(article.title)
@@ -105,14 +105,14 @@ def generate(out: Path, chunks: int, seed: int = 0, corpus_dir: Path = ROOT / "c
     if any(out.iterdir()):
         raise SystemExit(f"{out} is not empty; give a new folder")
     settings = settings or Settings()
-    p = pools(corpus_dir)
+    p = pools(corpus_dir, settings)
     rng = random.Random(seed)
     total = articles = sentences = 0
     started = time.perf_counter()
     while total < chunks:
         name = f"synth-{articles:06d}.md"
         text = make_article(rng, p, articles)
-        made = chunk_article(parse_article(text, name), settings)
+        made = chunk_article(parse_article(text, name, settings), settings)
         total += len(made)
         sentences += sum(len(c.sentences) for c in made)
         (out / name).write_text(text, encoding="utf-8")

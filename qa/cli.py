@@ -42,8 +42,8 @@ def _settings(args: argparse.Namespace):
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from qa.build import build as build_index
-    from qa.embedding import Embedder
+    from qa.indexing.build import build as build_index
+    from qa.models.embedding import Embedder
 
     settings = _settings(args)
     embedder = Embedder(settings.model, settings.batch_size, settings.threads)  # loads only if there is text to embed
@@ -95,7 +95,7 @@ def build_report_json(report) -> dict:
 
 
 def _open_engine(args: argparse.Namespace):
-    from qa.engine import Engine
+    from qa.serving.engine import Engine
     return Engine.open(_settings(args), build="missing", say=_say)
 
 
@@ -105,7 +105,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return answer_jsonl(engine, sys.stdin, sys.stdout, engine.settings.ask_workers)
     if not args.question:
         raise QAError('give a question, e.g. python -m qa ask "does naloxone reverse ketamine", or use --jsonl')
-    from qa.engine import clean_question
+    from qa.serving.engine import clean_question
     question = clean_question(" ".join(args.question), _settings(args))  # refuse bad input before loading anything
     engine = _open_engine(args)
     result = engine.ask(question, args.history or [])
@@ -163,7 +163,7 @@ def _answer_line(engine, number: int, line: str) -> dict:
             request = json.loads(line)
         except ValueError as exc:
             raise ValueError(f"not valid JSON ({exc})") from None
-        from qa.serving import ask_request
+        from qa.serving.interface import ask_request
         return engine.ask(*ask_request(request)).to_dict()
     except (ValueError, QAError) as exc:
         return {"line": number, "error": str(exc)}
@@ -208,7 +208,7 @@ def answer_lines(result) -> list[str]:
 def cmd_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from qa import evaluate
+    from qa.evaluation import evaluate
 
     settings = _settings(args)
     if args.fit_refusal and args.suite:
@@ -244,7 +244,7 @@ def _fit_refusal(args: argparse.Namespace, settings) -> int:
     import datetime as dt
     from pathlib import Path
 
-    from qa import benchmark
+    from qa.evaluation import benchmark
 
     if not args.benchmark:
         raise QAError("fitting refusal needs a benchmark beside the dev questions: "
@@ -267,14 +267,14 @@ def _fit_refusal(args: argparse.Namespace, settings) -> int:
 
 
 def _fit_refusal_suite(args: argparse.Namespace, settings) -> int:
-    """Refusal and the label bars refitted on the calibration suite (qa/calibration.py), reported leave one out."""
+    """Refusal and the label bars refitted on the calibration suite (qa/evaluation/calibration.py), reported leave one out."""
     import datetime as dt
     import tempfile
     from pathlib import Path
 
-    from qa import calibration, suite
+    from qa.evaluation import calibration, suite
     from qa.errors import RefusalModelError
-    from qa.refusal import load_labels, load_model
+    from qa.models.refusal import load_labels, load_model
 
     corpora = tuple(args.corpora.split(",")) if args.corpora else suite.CORPORA
     wrongly = args.wrongly_refused or settings.refusal_wrongly_refused
@@ -318,7 +318,7 @@ def _fit_refusal_suite(args: argparse.Namespace, settings) -> int:
 def _eval_benchmark(args: argparse.Namespace, settings) -> int:
     from pathlib import Path
 
-    from qa import benchmark
+    from qa.evaluation import benchmark
 
     setups = tuple(args.setup.split(","))
     unknown = sorted(set(setups) - set(benchmark.SETUPS))
@@ -342,7 +342,7 @@ def _eval_suite(args: argparse.Namespace, settings) -> int:
     import tempfile
     from pathlib import Path
 
-    from qa import suite
+    from qa.evaluation import suite
 
     setups = tuple(s for s in args.setup.split(",") if s in suite.SETUPS) or suite.SETUPS
     corpora = tuple(args.corpora.split(",")) if args.corpora else suite.CORPORA
@@ -353,7 +353,7 @@ def _eval_suite(args: argparse.Namespace, settings) -> int:
                                       say=_say)
     except ValueError as exc:
         raise QAError(str(exc)) from exc
-    from qa.refusal import load_model, refusal_key
+    from qa.models.refusal import load_model, refusal_key
 
     key = refusal_key(load_model(settings.refusal_model_file, settings.model))
     groups = suite.record_groups(results)
@@ -375,7 +375,7 @@ def _eval_suite(args: argparse.Namespace, settings) -> int:
 
 
 def _feedback_store(args: argparse.Namespace):
-    from qa.feedback import FeedbackStore
+    from qa.feedback.store import FeedbackStore
     settings = _settings(args)
     path = args.db or settings.feedback_db
     return FeedbackStore(path, settings.feedback_comment_chars), settings
@@ -383,7 +383,7 @@ def _feedback_store(args: argparse.Namespace):
 
 def cmd_feedback(args: argparse.Namespace) -> int:
     """The report: unanswered questions (grouped), disliked and liked answers."""
-    from qa import review
+    from qa.feedback import review
 
     store, settings = _feedback_store(args)
     since = review.parse_date(args.since) if args.since else None
@@ -398,7 +398,7 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 
 
 def cmd_feedback_promote(args: argparse.Namespace) -> int:
-    from qa import review
+    from qa.feedback import review
 
     store, settings = _feedback_store(args)
     promotion = review.promote(store, settings, args.ids, answer=args.answer, article=args.article, say=_say)
@@ -410,7 +410,7 @@ def cmd_feedback_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_feedback_delete(args: argparse.Namespace) -> int:
-    from qa import review
+    from qa.feedback import review
 
     store, _ = _feedback_store(args)
     if not (args.ids or args.before or args.everything):
@@ -483,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "built fresh and grown (beside corpus/) with the baselines")
     ev.add_argument("--suite", action="store_true",
                     help="the calibration suite: SQuAD, MedQuAD and saved web pages, each fresh and grown, with the "
-                         "baselines and the product's sets (qa/suite.py); --corpora and --setup choose, --work keeps")
+                         "baselines and the product's sets (qa/evaluation/suite.py); --corpora and --setup choose, --work keeps")
     ev.add_argument("--corpora", help="suite: comma-separated corpora (default: squad,medquad,web)")
     ev.add_argument("--no-product", action="store_true", help="suite: skip the product's six question sets")
     ev.add_argument("--fit-labels", action="store_true",
@@ -502,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--off-topic", type=int, default=80, help="benchmark: questions about the held-out articles")
     ev.add_argument("--wrongly-refused", type=float, default=None,
                     help="--fit-refusal: the share of each fitting group's answerable questions the bar may refuse "
-                         "(default 0.07, qa.benchmark.WRONGLY_REFUSED)")
+                         "(default 0.07, qa.evaluation.benchmark.WRONGLY_REFUSED)")
     ev.add_argument("--work", metavar="DIR",
                     help="benchmark: keep its corpora and indexes in DIR, reused by later runs (default: a temporary "
                          "folder)")

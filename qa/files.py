@@ -6,7 +6,7 @@
 - `temp_folder(root, key)` + `publish_folder(tmp, folder)`: a folder named by a key (a tuned model,
   an ONNX export) is written under a temporary name beside it and renamed into place in one step,
   so a reader never sees half of one; the caller removes the temporary folder in a `finally`
-  (a no-op once it is published). Index generations use their own pointer swap (qa/index.py).
+  (a no-op once it is published). Index generations use their own pointer swap (qa/indexing/index.py).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ class Settings:
     # --- where things live ---------------------------------------------------
     # The maintainer drops raw articles here; the loader cleans them in code.
     corpus_dir: Path = PROJECT_ROOT / "corpus"
-    # Built index generations plus a CURRENT pointer (see qa/index.py).
+    # Built index generations plus a CURRENT pointer (see qa/indexing/index.py).
     index_dir: Path = PROJECT_ROOT / "index"
 
     # --- embedding -----------------------------------------------------------
@@ -54,12 +54,12 @@ class Settings:
     # of waiting for each other as two threads of one question do (docs/BENCHMARKS.md, latency).
     # Answers are written in the input's order either way.
     ask_workers: int = 2
-    # Questions the page's engine process answers at once (qa/service.py), each on its own thread with
+    # Questions the page's engine process answers at once (qa/serving/service.py), each on its own thread with
     # its own question thread (query_threads); 0: one per core the process may run on, so concurrent
     # visitors use every core and no more (docs/BENCHMARKS.md, http_load). QA_ENGINE_WORKERS sets it.
     engine_workers: int = 0
     # Fine-tune the model on the question bank's example questions at build time
-    # (qa/tuning.py) for this many epochs; 0 uses the model as it is. One epoch
+    # (qa/models/tuning.py) for this many epochs; 0 uses the model as it is. One epoch
     # answered more questions of every blind set right than the untuned model;
     # two refused fewer unanswerable questions (docs/history.md, 2026-11-22,
     # fourth and fifth sessions).
@@ -72,7 +72,7 @@ class Settings:
     # The training numbers. Common defaults for this loss (in-batch negatives, both directions),
     # not tuned on any question set: other seeds and the further examples of eval/training/ moved
     # the pooled answer count by a few questions only (docs/history.md, fourth session). They name
-    # the tuned model (qa/tuning.py's key), so a change trains a new one.
+    # the tuned model (qa/models/tuning.py's key), so a change trains a new one.
     tune_learning_rate: float = 2e-5
     # Pairs per training batch; every answer at most once in a batch (a second would be a false negative).
     tune_batch: int = 32
@@ -87,6 +87,77 @@ class Settings:
     # index_dir, pruned with the index generations. Several index folders
     # (the tests' temporary ones) can share one here; nothing prunes it.
     tuned_dir: Path | None = None
+
+    # --- reading: how the readers tell an article's layout (qa/reading/) --------
+    # Rules of thumb about the shapes of titles, headings, bylines and wrapped lines, set by reading
+    # the seed articles, the saved pages of tests/fixtures/web and the PDFs of tests/pdfs.py, never
+    # swept on a question set. An index records them (settings.reading_fingerprint): a change
+    # rebuilds it. Plain text and Markdown (qa/reading/formats/text.py):
+    # A first line up to this long can be the title: scientific titles run long.
+    title_max_chars: int = 250
+    # ... and up to this many words.
+    title_max_words: int = 40
+    # A later line up to this long, not ending a sentence, can be a heading; longer is prose.
+    heading_max_chars: int = 110
+    # ... and up to this many words.
+    heading_max_words: int = 16
+    # A text with more control characters than this share of its first 64 KiB is binary, not text.
+    binary_control_share: float = 0.01
+    # Hard-wrapped text: fewer body lines than this tell nothing about wrapping.
+    wrap_min_lines: int = 4
+    # ... the width is the length this share of the body lines is at most (the longest lines
+    # are headings run long or URLs),
+    wrap_width_percentile: float = 0.9
+    # ... and a width under this many characters is a list of short lines, not wrapping.
+    wrap_min_width: int = 30
+    # ... a line at least this share of the width is a long one; most long lines stopping in
+    # mid-sentence, and at least wrap_min_open_lines of them, make a text hard-wrapped.
+    wrap_long_share: float = 0.7
+    wrap_min_open_lines: int = 3
+    # ... a line under this share of the width ends its paragraph (a heading or a label follows).
+    wrap_short_share: float = 0.6
+    # Lines every reader drops (qa/reading/article.py): a line with an e-mail address and at most
+    # this many words is a contact line;
+    contact_max_words: int = 12
+    # ... a DOI with at most this many other words is a citation line;
+    doi_line_max_words: int = 3
+    # ... a name in an author list has at most this many tokens ("Peasah SK", "Michael L Anderson"),
+    author_name_max_tokens: int = 5
+    # ... and a full name before the text, at most this many words ("Jane Doe, John Smith").
+    byline_name_max_words: int = 4
+    # Saved web pages (qa/reading/formats/html.py): a line of at most this many words, not ending
+    # a sentence, is a label ("Related stories"), not text.
+    label_max_words: int = 6
+    # A line all in bold of at most this many words, not ending a sentence, is a heading (web
+    # pages and PDFs).
+    bold_heading_max_words: int = 12
+    # A page has prose when two of its sentences have at least this many words (else it is a form
+    # or an index page, and skipped).
+    prose_sentence_min_words: int = 6
+    # PDFs (qa/reading/formats/pdf.py): a page with fewer letters than this is a scan, not text.
+    pdf_min_letters_per_page: int = 100
+    # Lines at the top and at the bottom of a page that can be running headers or footers.
+    pdf_edge_lines: int = 2
+    # A line is bold when at least this share of its characters is in a bold font.
+    pdf_bold_share: float = 0.8
+    # A page is in columns when more than pdf_column_share of its lines start right of
+    # pdf_column_start of its width; a page in columns keeps the PDF's order, else lines are
+    # sorted top to bottom.
+    pdf_column_start: float = 0.4
+    pdf_column_share: float = 0.2
+    # A font this many times the body text's size is a heading's.
+    pdf_heading_font_ratio: float = 1.15
+    # An all-bold heading's font is at least this share of the body text's size.
+    pdf_bold_heading_min_size: float = 0.95
+    # A heading has at most this many words; longer is emphasised text.
+    pdf_heading_max_words: int = 20
+    # Heading lines of one size at most this many font sizes apart are one heading wrapped.
+    pdf_heading_line_gap: float = 2.5
+    # Gaps between lines over this many font sizes are not line spacing (the median spacing
+    # is taken from the rest).
+    pdf_pitch_max_gap: float = 4.0
+    # A gap this many line spacings wide starts a paragraph.
+    pdf_paragraph_gap: float = 1.45
 
     # --- chunking ------------------------------------------------------------
     # Upper bound on a chunk's body in characters (whole sentences only).
@@ -116,11 +187,11 @@ class Settings:
     weight_sentence: float = 1.0
     weight_lexical: float = 0.5
     # ... + weight_question * the cosine of the closest example question of the
-    # question bank answered in the passage (qa/question_bank.py). Chosen on
+    # question bank answered in the passage (qa/models/question_bank.py). Chosen on
     # eval/sets/dev.jsonl from 0.5..5 (untuned model: 3 best; tuned: 2, above;
     # docs/history.md, third and fifth sessions).
     weight_question: float = 2.0
-    # How much example questions may lift their article above others (qa/search.py, example_lifts), in cosine:
+    # How much example questions may lift their article above others (qa/answering/search.py, example_lifts), in cosine:
     # inside an article they rank its passages and sentences as before, but an article is lifted as a whole
     # only up to its own best sentence plus this; beside articles without example questions, those are lifted
     # by their own best sentence. A choice (issue 24): example questions must not decide a contest between an
@@ -140,7 +211,7 @@ class Settings:
     # HNSW's breadth while the graph is built (FAISS and Milvus alike): 200 is the common setting that
     # the recall target above was met with; it costs build time only (docs/BENCHMARKS.md, scale).
     hnsw_ef_construction: int = 200
-    # Where the vector stores live (qa/stores.py): "faiss", files in the index
+    # Where the vector stores live (qa/indexing/stores.py): "faiss", files in the index
     # folder searched in the process; or "milvus", one shared Milvus collection
     # per build that several page replicas can query (docs/SCALING.md).
     store: str = "faiss"
@@ -191,20 +262,20 @@ class Settings:
     # follow-up's own words; 0 scores against the restored question only.
     followup_focus: float = 0.3
     # Refusal ("not in the articles") reads how much better the question matches
-    # the answer's article than these unrelated questions do (qa/refusal.py); the
+    # the answer's article than these unrelated questions do (qa/models/refusal.py); the
     # build measures them against every article.
     background_file: Path = PROJECT_ROOT / "qa" / "background_questions.txt"
     # The fitted refusal model: its weights and bars are not settings but fitted
     # numbers, written by `python -m qa eval --fit-refusal` with what they were
     # fitted on, and checked against the model when loaded.
     refusal_model_file: Path = PROJECT_ROOT / "qa" / "fitted" / "refusal.json"
-    # Plain labels beside each source (qa/answer.py, match_label). The answer's passage is a
+    # Plain labels beside each source (qa/answering/answer.py, match_label). The answer's passage is a
     # "strong match" when refusal's margin over its bar (in log-odds) reaches this, else "partial":
     # on eval/sets/dev.jsonl and eval/sets/heldout.jsonl, answers at or above it were right far more
     # often than those between the bar and it (docs/DESIGN.md, "Plain labels").
     strong_match_margin: float = 1.0
     # The fitted bars of the labels ("strong match", "may help"), in refusal margins per regime, written by
-    # `python -m qa eval --suite --fit-labels` (qa/suite.py) with what they were fitted on; used only with the
+    # `python -m qa eval --suite --fit-labels` (qa/evaluation/suite.py) with what they were fitted on; used only with the
     # refusal model they were fitted with, else strong_match_margin above and no "may help".
     labels_file: Path = PROJECT_ROOT / "qa" / "fitted" / "labels.json"
     # What the label fit aims for (choices, not fitted): a "strong match" is right at least this often on every
@@ -226,8 +297,8 @@ class Settings:
     # Earlier questions considered when resolving a follow-up.
     history_turns: int = 3
     # Street, brand and lay words -> the articles' words, added to a question
-    # before it is searched (qa/synonyms.py); None searches questions as typed.
-    synonyms_file: Path | None = PROJECT_ROOT / "qa" / "synonyms.txt"
+    # before it is searched (qa/answering/synonyms.py); None searches questions as typed.
+    synonyms_file: Path | None = PROJECT_ROOT / "qa" / "answering" / "synonyms.txt"
 
     # --- input limits --------------------------------------------------------
     # A file larger than this is not an article (a book, a dump, a log) and
@@ -237,7 +308,7 @@ class Settings:
     # questions are far shorter, and the model only reads 256 tokens anyway.
     max_question_chars: int = 2000
 
-    # --- feedback from the people who use it (qa/feedback.py, qa/review.py) ---
+    # --- feedback from the people who use it (qa/feedback/store.py, qa/feedback/review.py) ---
     # Votes and unanswered questions from the chat page, in SQLite. Outside
     # index/ so no rebuild or pruned generation takes them along; /data/ is
     # not committed.
@@ -255,7 +326,7 @@ class Settings:
     # of tests/test_review.py, which keeps both sides of it (docs/DESIGN.md).
     feedback_group_similarity: float = 0.84
 
-    # --- the chat page (app.py; qa/page.py derives what is not set here from the corpus) ---
+    # --- the chat page (app.py; qa/serving/page.py derives what is not set here from the corpus) ---
     # The page's title and the line under it; None: a neutral title ("Ask the articles") and a line
     # saying what an answer is, so a page over other articles never names the seed articles' topic.
     page_title: str | None = None
@@ -383,9 +454,25 @@ def chunking_fingerprint(settings: Settings) -> dict[str, int]:
     return {"chunk_chars": settings.chunk_chars, "overlap_sentences": settings.overlap_sentences}
 
 
+# The readers' rules (the "reading" group above), which an index records.
+READING_FIELDS = ("title_max_chars", "title_max_words", "heading_max_chars", "heading_max_words", "binary_control_share",
+                  "wrap_min_lines", "wrap_width_percentile", "wrap_min_width", "wrap_long_share", "wrap_min_open_lines", "wrap_short_share",
+                  "contact_max_words", "doi_line_max_words", "author_name_max_tokens", "byline_name_max_words",
+                  "label_max_words", "bold_heading_max_words", "prose_sentence_min_words", "pdf_min_letters_per_page",
+                  "pdf_edge_lines", "pdf_bold_share", "pdf_column_start", "pdf_column_share", "pdf_heading_font_ratio",
+                  "pdf_bold_heading_min_size", "pdf_heading_max_words", "pdf_heading_line_gap", "pdf_pitch_max_gap",
+                  "pdf_paragraph_gap")
+
+
+def reading_fingerprint(settings: Settings) -> dict[str, float]:
+    """The readers' rules a built index depends on; a change means a rebuild."""
+    return {name: getattr(settings, name) for name in READING_FIELDS}
+
+
 def tuning_fingerprint(settings: Settings) -> dict[str, int]:
     """The fine-tuning settings a built index depends on; a change means a rebuild."""
     return {"epochs": settings.tune_epochs, "min_pairs": settings.tune_min_pairs}
 
 
-__all__ = ["Settings", "DEFAULT_MODEL", "PROJECT_ROOT", "chunking_fingerprint", "tuning_fingerprint"]
+__all__ = ["Settings", "DEFAULT_MODEL", "PROJECT_ROOT", "READING_FIELDS", "chunking_fingerprint", "reading_fingerprint",
+           "tuning_fingerprint"]

@@ -26,7 +26,7 @@ FEEDBACK_DIR = Path(tempfile.mkdtemp(prefix="qa-feedback-"))
 os.environ["QA_FEEDBACK_DB"] = str(FEEDBACK_DIR / "feedback.sqlite3")
 atexit.register(shutil.rmtree, FEEDBACK_DIR, True)
 
-from qa.embedding import Embedder  # noqa: E402
+from qa.models.embedding import Embedder  # noqa: E402
 from qa.settings import Settings  # noqa: E402
 
 # The tests' own copy of the five seed articles and their example questions, never corpus/ itself,
@@ -92,7 +92,7 @@ def fake_embedder(monkeypatch):
     It has no torch model to export to ONNX, so its builds skip the export, as a build
     does for a model that cannot be exported (and nothing is recorded in the shared store)."""
     from fakes import FakeEmbedder
-    from qa import export
+    from qa.models import export
     monkeypatch.setattr(export, "ensure", lambda settings, embedder, say, key=None: None)
     return FakeEmbedder()
 
@@ -123,8 +123,8 @@ def tiny_settings(tmp_path: Path) -> Settings:
 def tiny_engine(tiny_settings, fake_embedder):
     """An engine over the three tiny articles, embedded with the fake embedder: for how the engine works,
     not what the model understands (fast tier)."""
-    from qa.build import build as build_index
-    from qa.engine import Engine
+    from qa.indexing.build import build as build_index
+    from qa.serving.engine import Engine
     build_index(tiny_settings, fake_embedder)
     return Engine.open(tiny_settings, build="never", embedder=fake_embedder)
 
@@ -139,5 +139,5 @@ def real_settings(tmp_path_factory) -> Settings:
 
 @pytest.fixture(scope="session")
 def engine(real_settings, embedder):
-    from qa.engine import Engine
+    from qa.serving.engine import Engine
     return Engine.open(real_settings, build="missing", embedder=embedder)

@@ -18,14 +18,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from qa.embedding import TextEmbedder
+from qa.models.embedding import TextEmbedder
 from qa.settings import Settings
 
 WORD = re.compile(r"[a-z0-9]+")
 
 
 class FakeEmbedder(TextEmbedder):
-    """qa.embedding's TextEmbedder, as the real Embedder is: tests/test_embedding_contract.py holds both to it."""
+    """qa.models.embedding's TextEmbedder, as the real Embedder is: tests/test_embedding_contract.py holds both to it."""
 
     def __init__(self, name: str = Settings().model, dimension: int = 384) -> None:
         self.name = name  # the configured model's name, so its index loads under the same settings

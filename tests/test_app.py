@@ -1,7 +1,7 @@
 """The chat page's behaviour: the real app over HTTP, and the page's own wiring.
 
 No mocks: the app runs as `python app.py` in a subprocess (tests/app_server.py). What a message gets
-back (qa/chat.py) and how it looks (qa/render.py) are tested in tests/test_chat.py, in the fast tier.
+back (qa/serving/chat.py) and how it looks (qa/serving/render.py) are tested in tests/test_chat.py, in the fast tier.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from app_server import (NALOXONE_ANSWER, NALOXONE_TITLE, NOT_FOUND, ROOT, app_se
                         child_env, cited_source_title, reply_text)
 
 import app  # noqa: E402  (installed by `pip install -e .`, like qa)
-from qa.chat import reply_id_in  # noqa: E402
-from qa.feedback import UNAVAILABLE  # noqa: E402
-from qa.render import text_html  # noqa: E402
+from qa.serving.chat import reply_id_in  # noqa: E402
+from qa.feedback.store import UNAVAILABLE  # noqa: E402
+from qa.serving.render import text_html  # noqa: E402
 from qa.settings import Settings  # noqa: E402
 
 IMG = "<img src=x onerror=\"document.title='pwned'\">"

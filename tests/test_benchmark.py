@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from qa import benchmark
+from qa.evaluation import benchmark
 from qa.cli import main
 
 MINI = Path(__file__).resolve().parent / "fixtures" / "benchmark" / "squad2-mini.json"

@@ -1,4 +1,4 @@
-"""Refusal refitted on the suite (qa/calibration.py): the records' arithmetic, what is fitted on, leave one out."""
+"""Refusal refitted on the suite (qa/evaluation/calibration.py): the records' arithmetic, what is fitted on, leave one out."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from qa import calibration
-from qa.refusal import RefusalModel, RegimeModel
+from qa.evaluation import calibration
+from qa.models.refusal import RefusalModel, RegimeModel
 
 
 def _model(bar: float) -> RefusalModel:

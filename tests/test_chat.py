@@ -1,4 +1,4 @@
-"""The page's replies without the page: qa/chat.py's Chat and qa/render.py's HTML, on a real engine over the
+"""The page's replies without the page: qa/serving/chat.py's Chat and qa/serving/render.py's HTML, on a real engine over the
 three tiny articles with the fake embedder (tests/fakes.py), so they run in the fast tier.
 
 What the replies say does not depend on what the vectors mean: the questions below are worded so the
@@ -19,17 +19,17 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from app_server import NOT_FOUND, cited_source_title, reply_text
 from conftest import write_tiny_corpus
 from fakes import FakeEmbedder
-from qa import export
-from qa.build import build as build_index
-from qa.chat import FAILURE, Chat, earlier_questions, feedback_message, reply_id_in
-from qa.context import answer_context
-from qa.engine import Engine
-from qa.feedback import UNAVAILABLE, FeedbackStore
-from qa.render import LIST_ITEMS_SHOWN, escape_text, format_reply, format_time, text_html
-from qa.serving import AnswersQuestions
-from qa.service import EngineProcess
+from qa.models import export
+from qa.indexing.build import build as build_index
+from qa.serving.chat import FAILURE, Chat, earlier_questions, feedback_message, reply_id_in
+from qa.answering.context import answer_context
+from qa.serving.engine import Engine
+from qa.feedback.store import UNAVAILABLE, FeedbackStore
+from qa.serving.render import LIST_ITEMS_SHOWN, escape_text, format_reply, format_time, text_html
+from qa.serving.interface import AnswersQuestions
+from qa.serving.service import EngineProcess
 from qa.settings import Settings
-from qa.status import READY, TUNING, StartupStatus
+from qa.serving.status import READY, TUNING, StartupStatus
 
 IMG = "<img src=x onerror=\"document.title='pwned'\">"
 SCRIPT = "<script>document.title='pwned'</script>"

@@ -17,7 +17,7 @@ from conftest import ROOT, write_tiny_corpus
 def build_here(capsys, monkeypatch, fake_embedder, *args: str) -> tuple[int, str, str]:
     """`python -m qa build ARGS` through cli.main in this process, embedding with the fake embedder."""
     from qa import cli
-    monkeypatch.setattr("qa.embedding.Embedder", lambda *_, **__: fake_embedder)
+    monkeypatch.setattr("qa.models.embedding.Embedder", lambda *_, **__: fake_embedder)
     code = cli.main(["build", *args])
     out = capsys.readouterr()
     return code, out.out, out.err

@@ -1,4 +1,4 @@
-"""What a reply shows around its answer (qa/context.py, qa/triage.py in the engine, match labels).
+"""What a reply shows around its answer (qa/answering/context.py, qa/answering/triage.py in the engine, match labels).
 
 The context rules run on real chunking of small articles written here (no
 model needed); the engine tests run the real engine over the five articles.
@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from qa.answer import NOT_FOUND, PARTIAL, STRONG, WEAK, match_label
-from qa.chunking import chunk_article
-from qa.context import AnswerContext, ArticleList, answer_context, points_back
-from qa.formats.text import parse_article
+from qa.answering.answer import NOT_FOUND, PARTIAL, STRONG, WEAK, match_label
+from qa.reading.chunking import chunk_article
+from qa.answering.context import AnswerContext, ArticleList, answer_context, points_back
+from qa.reading.formats.text import parse_article
 from qa.settings import Settings
-from qa.triage import EMERGENCY_LINES, SMALL_TALK_REPLIES, Triage
+from qa.answering.triage import EMERGENCY_LINES, SMALL_TALK_REPLIES, Triage
 
 ITEMS = [f"Symptom number {n}: a line long enough to fill a good part of a small passage." for n in range(1, 13)]
 ARTICLE = "\n\n".join([
@@ -31,7 +31,7 @@ ARTICLE = "\n\n".join([
 
 
 def chunks_of(text: str = ARTICLE, chunk_chars: int = 300):
-    return chunk_article(parse_article(text, "guide.txt"), Settings(chunk_chars=chunk_chars))
+    return chunk_article(parse_article(text, "guide.txt", Settings()), Settings(chunk_chars=chunk_chars))
 
 
 def where(chunks, sentence: str) -> int:
@@ -120,18 +120,25 @@ def test_an_answer_that_points_back_carries_the_sentence_before(engine):
 
 def test_an_emergency_question_gets_the_emergency_line_and_still_its_answer(engine):
     result = engine.ask("my friend took special k and now he won't wake up, will narcan help??")
-    assert result.triage == Triage(emergency="medical") and result.emergency == EMERGENCY_LINES["medical"]
+    assert result.triage == Triage(emergency="medical", situation="overdose")
+    assert result.emergency == EMERGENCY_LINES["medical"]
     assert result.found and "does not reverse" in result.answer
     assert result.to_dict()["emergency"] == EMERGENCY_LINES["medical"]
     assert engine.ask("does naloxone reverse ketamine").to_dict()["emergency"] is None
 
 
-def test_an_emergency_the_articles_do_not_answer_gets_the_emergency_line_and_the_closest_passage(engine):
-    result = engine.ask("he used heroin and his lips are turning blue what do i do")
+@pytest.mark.parametrize("question", ["he used heroin and his lips are turning blue what do i do",
+                                      "my friend overdosed and is not breathing"])
+def test_an_overdose_the_articles_do_not_answer_gets_the_emergency_line_and_the_naloxone_passage(engine, question):
+    result = engine.ask(question)
     assert result.emergency == EMERGENCY_LINES["medical"]
     assert result.kind in ("answer", "may_help") and result.message != NOT_FOUND
     if result.kind == "may_help":
         assert result.passages[0].match == "may help"
+    # What to do in an overdose, not what the question's drug is used for: without the situation's
+    # words in the search, the first passage was about ketamine for opioid withdrawal.
+    first = result.passages[0]
+    assert "naloxone" in first.text.lower() and "overdose" in first.text.lower()
 
 
 def test_small_talk_and_other_languages_are_not_searched(tiny_engine):

@@ -7,10 +7,10 @@ import re
 import pytest
 
 from conftest import CORPUS
-from qa.chunking import chunk_article, chunk_articles
-from qa.corpus import load_corpus, parse_article
+from qa.reading.chunking import chunk_article, chunk_articles
+from qa.reading.corpus import load_corpus, parse_article
 from qa.settings import Settings
-from qa.text import normalise_space, split_sentences
+from qa.reading.text import normalise_space, split_sentences
 
 EXPECTED_TITLES = {
     "naloxone-and-ketamine.txt": "Unveiling the Mystery: Does Naloxone Reverse Ketamine Effects?",
@@ -28,7 +28,7 @@ BOILERPLATE = ["Leave a Comment", "Verify Insurance", "GET YOUR FREE SAMPLE", "9
 
 @pytest.fixture(scope="module")
 def corpus():
-    return load_corpus(CORPUS)
+    return load_corpus(CORPUS, Settings())
 
 
 def all_text(article) -> str:
@@ -84,7 +84,7 @@ def test_sentence_splitter_keeps_abbreviations_and_decimals():
 
 def test_markdown_headings_and_tiny_article():
     article = parse_article("# My Title\n\nIntro line here.\n\n## Part One\n\nFirst sentence. Second one.\n",
-                            "notes.md")
+                            "notes.md", Settings())
     assert article.title == "My Title"
     assert [s.heading for s in article.sections] == ["Introduction", "Part One"]
 
@@ -127,7 +127,7 @@ def test_bullet_list_stays_with_its_lead_in(corpus):
 
 def test_neighbouring_chunks_overlap():
     text = "Title Line\n\nSection\n\n" + " ".join(f"Sentence number {i} is about topic {i}." for i in range(40))
-    chunks = chunk_article(parse_article(text, "t.txt"), Settings(chunk_chars=200, overlap_sentences=1))
+    chunks = chunk_article(parse_article(text, "t.txt", Settings()), Settings(chunk_chars=200, overlap_sentences=1))
     assert len(chunks) > 3
     for first, second in zip(chunks, chunks[1:]):
         assert first.sentences[-1] == second.sentences[0]
@@ -143,7 +143,7 @@ def test_unusable_files_are_skipped_with_a_reason(tmp_path, content, reason):
     (tmp_path / "good.txt").write_text("Good Title\n\nA sentence about naloxone.\n", encoding="utf-8")
     (tmp_path / "bad.txt").write_bytes(content)
     (tmp_path / "image.png").write_bytes(b"\x89PNG")
-    loaded = load_corpus(tmp_path)
+    loaded = load_corpus(tmp_path, Settings())
     assert [a.source for a in loaded.articles] == ["good.txt"]
     reasons = {s.source: s.reason for s in loaded.skipped}
     assert reason in reasons["bad.txt"]
@@ -154,6 +154,6 @@ def test_duplicate_article_is_skipped(tmp_path):
     text = "Same Title\n\nThe same sentence about ketamine.\n"
     (tmp_path / "a.txt").write_text(text)
     (tmp_path / "b.txt").write_text(text)
-    loaded = load_corpus(tmp_path)
+    loaded = load_corpus(tmp_path, Settings())
     assert [a.source for a in loaded.articles] == ["a.txt"]
     assert "same text as a.txt" in loaded.skipped[0].reason

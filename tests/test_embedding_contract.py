@@ -1,4 +1,4 @@
-"""The contract every embedder keeps (qa.embedding.TextEmbedder): the real model and the tests' stand-in.
+"""The contract every embedder keeps (qa.models.embedding.TextEmbedder): the real model and the tests' stand-in.
 
 The fast tier runs the build, the engine and the page on tests/fakes.py's FakeEmbedder; what they rely on
 is checked here for both, so the fake cannot drift from the real one unnoticed. The real model's run is in
@@ -12,7 +12,7 @@ import inspect
 import numpy as np
 
 from fakes import FakeEmbedder
-from qa.embedding import Embedder, TextEmbedder
+from qa.models.embedding import Embedder, TextEmbedder
 
 TEXTS = ["does naloxone reverse ketamine", "Naloxone reverses opioid overdose within minutes.", "", "  ",
          "what is the capital of France", "naloxone " * 300]

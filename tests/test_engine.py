@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 
 from conftest import CORPUS, write_corpus
-from qa.answer import NOT_FOUND, answer_type, is_followup, resolve_query
-from qa.engine import Engine
-from qa.refusal import answer_everything
+from qa.answering.answer import NOT_FOUND, answer_type, is_followup, resolve_query
+from qa.serving.engine import Engine
+from qa.models.refusal import answer_everything
 from qa.errors import QuestionError
 from qa.settings import Settings
-from qa.synonyms import Expansion
+from qa.answering.synonyms import Expansion
 
 NALOXONE = "naloxone-and-ketamine.txt"
 
@@ -230,7 +230,7 @@ def test_articles_panel_data(tiny_engine):
 
 
 def test_engine_picks_up_a_new_build_without_restart(tiny_engine, fake_embedder):
-    from qa.build import build as build_index
+    from qa.indexing.build import build as build_index
     settings = tiny_engine.settings
     question = "which hormone regulates the sleep cycle"
     (settings.corpus_dir / "sleep.txt").write_text(

@@ -7,7 +7,7 @@ import io
 import json
 
 from qa.cli import main
-from qa.evaluate import Outcome, Question, score
+from qa.evaluation.evaluate import Outcome, Question, score
 
 REVERSES = Question("t1", "keyword", "does naloxone reverse ketamine", (), "naloxone.txt",
                     ("does not reverse the effects",))

@@ -1,4 +1,4 @@
-"""The feedback database (qa/feedback.py): a real SQLite file in tmp_path, real threads, real faults."""
+"""The feedback database (qa/feedback/store.py): a real SQLite file in tmp_path, real threads, real faults."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from qa import feedback
+from qa.feedback import store as feedback
 from qa.errors import FeedbackError, FeedbackStoreError
-from qa.feedback import FeedbackStore, RecentReplies, Reply
+from qa.feedback.store import FeedbackStore, RecentReplies, Reply
 from qa.settings import Settings
 
 REPLY = Reply(question="does narcan work on ketamine", history=("what is ketamine",), refused=False,

@@ -14,9 +14,9 @@ import pytest
 
 import pdfs
 from conftest import CORPUS
-from qa.chunking import chunk_article
-from qa.corpus import ARTICLE_SUFFIXES, READERS, FileType, corpus_hashes, load_corpus, read_article
-from qa.formats.text import read_text
+from qa.reading.chunking import chunk_article
+from qa.reading.corpus import ARTICLE_SUFFIXES, READERS, FileType, corpus_hashes, load_corpus, read_article
+from qa.reading.formats.text import read_text
 from qa.settings import Settings
 
 WEB = Path(__file__).parent / "fixtures" / "web"
@@ -56,7 +56,7 @@ def all_text(article) -> str:
 
 
 def read_file(path: Path):
-    return read_article(path.read_bytes(), path.name)
+    return read_article(path.read_bytes(), path.name, Settings())
 
 
 # --------------------------------------------------------------------------- one place decides file types
@@ -67,11 +67,11 @@ def test_the_reader_table_is_the_only_list_of_file_types(tmp_path):
     (tmp_path / "notes.rst").write_text("Notes Title\n\nA sentence about naloxone nasal spray.\n")
     (tmp_path / "page.html").write_bytes((WEB / "medicalnewstoday.com.318674.html").read_bytes())
     assert "notes.rst" not in corpus_hashes(tmp_path) and "page.html" in corpus_hashes(tmp_path)
-    assert "not an article file" in load_corpus(tmp_path).skipped[0].reason
+    assert "not an article file" in load_corpus(tmp_path, Settings()).skipped[0].reason
     # a new type is one reader and one line of the table
     READERS[".rst"] = FileType("restructuredtext", read_text, True)
     try:
-        loaded = load_corpus(tmp_path)
+        loaded = load_corpus(tmp_path, Settings())
         assert [a.source for a in loaded.articles] == ["notes.rst", "page.html"]
         assert "notes.rst" in corpus_hashes(tmp_path)
     finally:
@@ -152,7 +152,7 @@ def test_a_small_page_keeps_headings_lists_and_bold_headings_and_drops_furniture
         "dependent on opioids, such as nausea, sweating and a racing heart.</p>"
         "<h3>References</h3><ol><li>Smith J, Doe A. Naloxone in the community. Lancet. 2019;393:1234-40.</li></ol>"
         "</article><aside><h3>Related articles</h3><ul><li><a href='/x'>Ketamine explained</a></li>"
-        "<li><a href='/y'>Opioids and you</a></li></ul></aside>"), "naloxone.html")
+        "<li><a href='/y'>Opioids and you</a></li></ul></aside>"), "naloxone.html", Settings())
     assert article.title == "Naloxone Basics"
     assert [s.heading for s in article.sections] == ["Introduction", "How is naloxone given?", "Side effects"]
     given = article.sections[1].blocks
@@ -184,7 +184,7 @@ def test_a_blog_post_in_windows_1252_loses_its_byline_share_buttons_and_comments
     <p>Great article, it helped me a lot with my own treatment decisions, thanks so much!</p></li></ol>
     <div id="respond"><h3>Leave a Reply</h3><form><textarea></textarea><input type="submit" value="Post">
     </form></div></div></main><footer><p>© 2023 Clinic. All rights reserved.</p></footer></body></html>"""
-    article = read_article(page.encode("cp1252"), "blog.html")
+    article = read_article(page.encode("cp1252"), "blog.html", Settings())
     assert article.title == "Ketamine and Depression"
     assert [s.heading for s in article.sections] == ["Introduction", "How fast does it work?"]
     assert article.sections[1].blocks[1].items == ("Form | Dose", "Infusion | 0.5 mg/kg over 40 minutes",
@@ -209,7 +209,7 @@ def test_without_a_main_heading_the_title_tag_gives_the_title_without_the_site_n
                  title=title)
     if site:
         page = page.replace(b"</head>", f"<meta property='og:site_name' content='{site}'></head>".encode())
-    assert read_article(page, "page.htm").title == expected
+    assert read_article(page, "page.htm", Settings()).title == expected
 
 
 @pytest.mark.parametrize("body", [
@@ -222,7 +222,7 @@ def test_without_a_main_heading_the_title_tag_gives_the_title_without_the_site_n
 def test_a_page_with_no_article_is_skipped_with_a_warning(tmp_path, body):
     (tmp_path / "good.txt").write_text("Good Title\n\nA sentence about naloxone.\n")
     (tmp_path / "page.html").write_bytes(_page(body))
-    loaded = load_corpus(tmp_path)
+    loaded = load_corpus(tmp_path, Settings())
     assert [a.source for a in loaded.articles] == ["good.txt"]
     assert "no article text found" in loaded.skipped[0].reason
 
@@ -266,7 +266,7 @@ def test_scanned_encrypted_and_corrupt_pdfs_are_skipped_with_the_reason_and_the_
     (tmp_path / "corrupt.pdf").write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 20)
     (tmp_path / "truncated.pdf").write_bytes((tmp_path / "good.pdf").read_bytes()[:2500])
     (tmp_path / "binary.html").write_bytes(bytes(range(256)) * 40)
-    loaded = load_corpus(tmp_path)
+    loaded = load_corpus(tmp_path, Settings())
     assert [a.source for a in loaded.articles] == ["good.pdf"]  # owner-only.pdf: the same text, read once
     reasons = {s.source: s.reason for s in loaded.skipped}
     assert "no text layer" in reasons["scan.pdf"]
@@ -311,7 +311,7 @@ def _paper(wrap: int | None, blank_lines: bool = True) -> str:
 
 @pytest.mark.parametrize("wrap, blank_lines", [(None, True), (100, True), (100, False), (72, False)])
 def test_a_scientific_text_reads_cleanly_whatever_its_line_breaks(wrap, blank_lines):
-    article = read_article(_paper(wrap, blank_lines).encode(), "paper.txt")
+    article = read_article(_paper(wrap, blank_lines).encode(), "paper.txt", Settings())
     assert article.title == PAPER_TITLE  # 203 characters on the first line
     assert [s.heading for s in article.sections] == ["Background", "Results"]
     assert [b.lead for b in article.sections[0].blocks] == [BACKGROUND]
@@ -328,11 +328,11 @@ def test_hard_wrapped_lines_are_reflowed_before_headings_are_looked_for():
                   f"the ambulance came, according to the records of site {n}." for n in range(12)]
     wrapped = "\n".join(["Naloxone In The Community", "", "Method And Findings"] +
                         [line for p in paragraphs for line in textwrap.wrap(p, 100) + [""]])
-    article = read_article(wrapped.encode(), "wrapped.txt")
+    article = read_article(wrapped.encode(), "wrapped.txt", Settings())
     assert [s.heading for s in article.sections] == ["Method And Findings"]
     assert [b.lead for b in article.sections[0].blocks] == paragraphs
     # without blank lines between paragraphs, the short last line of each still ends it
-    article = read_article(wrapped.replace("\n\n", "\n").encode(), "wrapped.txt")
+    article = read_article(wrapped.replace("\n\n", "\n").encode(), "wrapped.txt", Settings())
     assert [s.heading for s in article.sections] == ["Method And Findings"]
     assert [b.lead for b in article.sections[0].blocks] == paragraphs
 
@@ -343,7 +343,7 @@ def test_words_hyphenated_at_line_ends_are_joined_and_compounds_keep_their_hyphe
              "ment in almost every community programme, and that its effect was dose-",
              "dependent in people who had taken a long-acting opioid such as methadone before",
              "the overdose; a second spray was needed more often in that group than in the others."]
-    article = read_article("\n".join(lines).encode(), "notes.txt")
+    article = read_article("\n".join(lines).encode(), "notes.txt", Settings())
     paragraph = article.sections[0].blocks[0].lead
     assert "preferred form of treatment in almost" in paragraph
     assert "its effect was dose-dependent in people" in paragraph
@@ -352,7 +352,7 @@ def test_words_hyphenated_at_line_ends_are_joined_and_compounds_keep_their_hyphe
 def test_abstract_label_goes_and_its_text_stays():
     text = ("Naloxone For Bystanders\nAbstract: Trained bystanders reversed most overdoses with the nasal spray.\n\n"
             "Methods\n\nWe followed 412 overdoses in three cities over two years.\n")
-    article = read_article(text.encode(), "abstract.txt")
+    article = read_article(text.encode(), "abstract.txt", Settings())
     assert article.sections[0].blocks[0].lead == "Trained bystanders reversed most overdoses with the nasal spray."
     assert [s.heading for s in article.sections] == ["Introduction", "Methods"]
 
@@ -361,18 +361,18 @@ def test_a_long_first_line_without_a_full_stop_is_the_title_but_later_ones_are_t
     title = PAPER_TITLE + ", with a comparison of two rural districts"
     assert 240 < len(title) <= 250
     text = f"{title}\n\nNaloxone reverses overdoses.\n\n{PAPER_TITLE}\n"
-    article = read_article(text.encode(), "long.txt")
+    article = read_article(text.encode(), "long.txt", Settings())
     assert article.title == title
     assert [s.heading for s in article.sections] == ["Introduction"]
     assert article.sections[0].blocks[1].lead == PAPER_TITLE
 
 
 def test_the_seed_articles_are_not_read_as_hard_wrapped_or_metadata():
-    from qa.formats.text import wrap_width
+    from qa.reading.formats.text import wrap_width
 
     for path in sorted(CORPUS.glob("*.txt")):
         lines = path.read_text(encoding="utf-8").split("\n")
-        assert wrap_width(lines) is None, path.name
+        assert wrap_width(lines, Settings()) is None, path.name
         article = read_file(path)
         assert sum(len(s.blocks) for s in article.sections) >= 10
 
@@ -393,7 +393,7 @@ QUESTIONS = [
 
 
 def test_a_question_about_each_page_and_pdf_is_answered_from_it(tmp_path, embedder):
-    from qa.engine import Engine
+    from qa.serving.engine import Engine
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()

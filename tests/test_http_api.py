@@ -1,4 +1,4 @@
-"""POST /api/ask (qa/http_api.py): its contract, on the routes alone.
+"""POST /api/ask (qa/serving/http_api.py): its contract, on the routes alone.
 
 The routes are mounted on a bare FastAPI app, as app.py mounts them on gradio's, and called
 through httpx's ASGI transport: no server, no port. The engine is a tiny index with the fake
@@ -18,11 +18,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from qa import http_api
-from qa.build import build as build_index
-from qa.engine import Engine
-from qa.service import EngineStartingError, EngineStoppedError
-from qa.status import BUILDING, READY, StartupStatus
+from qa.serving import http_api
+from qa.indexing.build import build as build_index
+from qa.serving.engine import Engine
+from qa.serving.service import EngineStartingError, EngineStoppedError
+from qa.serving.status import BUILDING, READY, StartupStatus
 
 QUESTION = "does naloxone reverse opioid overdose"
 ANSWERING = StartupStatus(READY, "base", message="Answering.")
@@ -94,12 +94,12 @@ BAD = [
 
 @pytest.mark.parametrize("body, reason", BAD, ids=[f"bad{i}" for i in range(len(BAD))])
 def test_bad_input_gets_400_with_the_reason_and_no_traceback(tiny_engine, caplog, body, reason):
-    caplog.set_level(logging.WARNING, logger="qa.http_api")
+    caplog.set_level(logging.WARNING, logger="qa.serving.http_api")
     [response] = post(app_for(tiny_engine), body)
     assert response.status_code == 400, response.text
     assert set(response.json()) == {"error"} and reason in response.json()["error"], response.json()
     assert "Traceback" not in response.text
-    records = [r for r in caplog.records if r.name == "qa.http_api"]
+    records = [r for r in caplog.records if r.name == "qa.serving.http_api"]
     assert len(records) == 1 and records[0].exc_info is None  # one line, no traceback
 
 
@@ -155,11 +155,11 @@ def test_a_stopped_engine_gets_503_and_a_bug_gets_500_without_its_traceback(capl
     stopped = "The answering engine stopped unexpectedly (exit code -9) and is being restarted"
     [response] = post(app_for(Failing(EngineStoppedError(stopped))), {"question": QUESTION})
     assert response.status_code == 503 and response.json() == {"error": stopped}
-    caplog.set_level(logging.WARNING, logger="qa.http_api")
+    caplog.set_level(logging.WARNING, logger="qa.serving.http_api")
     [response] = post(app_for(Failing(ZeroDivisionError("secret detail"))), {"question": QUESTION})
     assert response.status_code == 500 and set(response.json()) == {"error"}
     assert "secret detail" not in response.text and "Traceback" not in response.text
-    assert any(r.exc_info for r in caplog.records if r.name == "qa.http_api")  # the log has it
+    assert any(r.exc_info for r in caplog.records if r.name == "qa.serving.http_api")  # the log has it
 
 
 class Gate:

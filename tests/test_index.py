@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from qa import build, export, index as index_store, stores
-from qa.build import build as build_index
+from qa.indexing import build, index as index_store, stores
+from qa.models import export
+from qa.indexing.build import build as build_index
 from qa.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError
-from qa.refusal import read_background
+from qa.models.refusal import read_background
 from qa.settings import Settings
 
 
@@ -53,7 +54,7 @@ def test_rebuild_embeds_only_what_changed(tiny_settings, fake_embedder):
     assert again.embedded == 0 and fake_embedder.texts_encoded == before, "an unchanged corpus embeds nothing"
     assert again.directory == first.directory, "and writes no new generation"
 
-    from qa.embedding import Embedder
+    from qa.models.embedding import Embedder
     fresh = Embedder(tiny_settings.model)
     assert build_index(tiny_settings, fresh).embedded == 0
     assert not fresh.loaded, "a rebuild with nothing new to embed never loads the model"
@@ -74,19 +75,30 @@ def test_rebuild_embeds_only_what_changed(tiny_settings, fake_embedder):
 
 
 def test_an_index_read_by_older_readers_is_rebuilt_reusing_its_vectors(tiny_settings, fake_embedder, monkeypatch):
-    from qa import corpus
+    from qa.reading import corpus
 
     first = build_index(tiny_settings, fake_embedder)
     assert index_store.load(tiny_settings).manifest["corpus"]["readers"] == corpus.READER_VERSION
     # the same bytes may read differently after a change of rules: file hashes alone cannot see it
-    # stale_reason reads the version in qa/index.py, the build records and compares it in qa/build.py
-    monkeypatch.setattr(index_store, "READER_VERSION", corpus.READER_VERSION + 1)
-    monkeypatch.setattr(build, "READER_VERSION", corpus.READER_VERSION + 1)
+    monkeypatch.setattr(corpus, "READER_VERSION", corpus.READER_VERSION + 1)
     assert "article readers changed" in index_store.stale_reason(index_store.load(tiny_settings).manifest,
                                                                  tiny_settings)
     again = build_index(tiny_settings, fake_embedder)
     assert again.directory != first.directory and again.embedded == 0
     assert index_store.stale_reason(index_store.load(tiny_settings).manifest, tiny_settings) is None
+
+
+def test_an_index_read_by_other_reading_settings_is_rebuilt(tiny_settings, fake_embedder):
+    """The readers' rules are settings (the reading group): the index records them, and one read by others is stale;
+    an index from before they were recorded was read with the defaults, and stays current."""
+    first = build_index(tiny_settings, fake_embedder)
+    manifest = index_store.load(tiny_settings).manifest
+    assert manifest["corpus"]["reading"]["heading_max_words"] == Settings().heading_max_words
+    assert index_store.stale_reason(manifest, tiny_settings.replace(heading_max_words=3)) is not None
+    del manifest["corpus"]["reading"]
+    assert index_store.stale_reason(manifest, tiny_settings) is None
+    again = build_index(tiny_settings.replace(heading_max_words=3), fake_embedder)
+    assert again.directory != first.directory
 
 
 def test_missing_index_says_which_command_builds_it(tmp_path):
@@ -180,7 +192,7 @@ def test_generations_are_pruned(tiny_settings, fake_embedder):
 
 def test_app_start_rebuilds_a_foreign_or_damaged_index(tiny_settings, fake_embedder):
     embedder = fake_embedder
-    from qa.engine import Engine
+    from qa.serving.engine import Engine
     report = build_index(tiny_settings, embedder)
     (report.directory / "dense.faiss").write_bytes(b"garbage")
     with pytest.raises(IndexCorruptError):
@@ -192,7 +204,7 @@ def test_app_start_rebuilds_a_foreign_or_damaged_index(tiny_settings, fake_embed
 
 
 def test_an_index_whose_tuned_model_is_gone_is_refused_by_what_answers_not_by_the_store(tiny_settings, fake_embedder):
-    from qa import question_model
+    from qa.indexing import question_model
     report = build_index(tiny_settings, fake_embedder)
     path = report.directory / "manifest.json"
     manifest = json.loads(path.read_text())

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import shutil
 
-from qa import index as index_store
-from qa.build import build as build_index
-from qa.corpus import corpus_files
+from qa.indexing import index as index_store
+from qa.indexing.build import build as build_index
+from qa.reading.corpus import corpus_files
 from qa.settings import PROJECT_ROOT, Settings
 
 LIVE_CORPUS = PROJECT_ROOT / "corpus"

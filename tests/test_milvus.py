@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa import index as index_store, milvus_store
-from qa.build import build as build_index
-from qa.engine import Engine
+from qa.indexing import index as index_store, milvus_store
+from qa.indexing.build import build as build_index
+from qa.serving.engine import Engine
 from qa.errors import IndexCorruptError, IndexIncompatibleError, StoreUnavailableError
-from qa.milvus_store import MilvusBackend
+from qa.indexing.milvus_store import MilvusBackend
 
 QUESTIONS = ["what forms does naloxone come in", "what is ketamine used for", "when do withdrawal symptoms begin",
              "how fast does naloxone work", "what is the capital of France"]

@@ -22,69 +22,66 @@ QA = ROOT / "qa"
 
 ANYWHERE = {0, 1, -1, 2, 0.5, 130, 1e-9, 1e-12}  # 130: the exit status of Ctrl-C; 1e-9, 1e-12: division guards
 
-# Not yet under the rule: the article readers' layout heuristics (title and heading lengths, byline
-# shapes, PDF font ratios and column detection, hard-wrap detection). They take no Settings and are
-# versioned as a whole by qa/corpus.py's READER_VERSION (a change rebuilds every index); making them a
-# reading section of Settings is the next step of issue 25.
-READERS = {"qa/article.py", "qa/formats/pdf.py", "qa/formats/text.py", "qa/formats/html.py"}
-
 ALLOWED: dict[str, dict[float, str]] = {
     "qa/__init__.py": {128: "glibc's default malloc thresholds, in KiB,", 1024: "times bytes per KiB (a library's "
                        "own default, fixed so it stops growing)", 3: "mallopt's parameter number of "
                        "M_MMAP_THRESHOLD (malloc.h)"},
-    "qa/answer.py": {
+    "qa/answering/answer.py": {
         65536: "entries of a memo cache (memory, not answers)",
         3: "is_followup: a question of at most 3 content words that starts like a continuation, or points "
            "back, leans on the one before (a definition of a follow-up, used without Settings)",
     },
-    "qa/benchmark.py": {240: "the benchmark's sample: answerable,", 90: "unanswerable", 80: "and off-topic questions "
+    "qa/evaluation/benchmark.py": {240: "the benchmark's sample: answerable,", 90: "unanswerable", 80: "and off-topic questions "
                         "asked (a measurement's size, not the product's behaviour; qa/cli.py offers the same)"},
-    "qa/chat.py": {900.0: "longest a question waits for the first index before it is asked anyway"},
-    "qa/chunking.py": {3: "a list item counts its bullet and line break"},
-    "qa/cli.py": {88: "line width of the report", 240: "the benchmark's sample (qa/benchmark.py)", 90: "same",
+    "qa/serving/chat.py": {900.0: "longest a question waits for the first index before it is asked anyway"},
+    "qa/reading/chunking.py": {3: "a list item counts its bullet and line break"},
+    "qa/cli.py": {88: "line width of the report", 240: "the benchmark's sample (qa/evaluation/benchmark.py)", 90: "same",
                   80: "same"},
-    "qa/corpus.py": {1e6: "bytes per MB, in messages"},
-    "qa/embedding.py": {256: "texts per progress report on the torch path",
+    "qa/reading/corpus.py": {1e6: "bytes per MB, in messages"},
+    "qa/models/embedding.py": {256: "texts per progress report on the torch path",
                         32: "the default batch of an Embedder made by hand (the product passes Settings.batch_size)"},
-    "qa/engine.py": {1024: "remembered answers and kept question vectors (memory)",
+    "qa/serving/engine.py": {1024: "remembered answers and kept question vectors (memory)",
                      4: "a question over 4x the limit is refused before it is read whole"},
-    "qa/suite.py": {73: "health-web.jsonl's off-topic questions are h073", 81: "to h080 (eval/README.md)",
+    "qa/evaluation/suite.py": {73: "health-web.jsonl's off-topic questions are h073", 81: "to h080 (eval/README.md)",
                     60: "the suite's sample sizes (a measurement's size, not the product's behaviour):", 20: "same",
                     30: "same", 6: "same", 3: "same (the small suite of the tests)", 5: "same", 16: "same",
                     8: "same", 99.0: "a bar no margin reaches: the label fit's starting point"},
-    "qa/evaluate.py": {0.55: "the dense baseline's bar,", 60: "RRF's k and", 100: "depth, and",
+    "qa/evaluation/evaluate.py": {0.55: "the dense baseline's bar,", 60: "RRF's k and", 100: "depth, and",
                        1000: "fixed windows of 1000", 200: "overlapping by 200: baselines the product is compared "
                        "with, as published", 3: "hit@3", 20: "a sentence of at least 20 letters counts when judging "
                        "whether a passage lies in a MedQuAD gold section", 10: "an answer of at least 10 letters, "
                        "likewise (how the suite scores, not how the product answers)"},
-    "qa/export.py": {17: "the ONNX opset the export is traced to"},
-    "qa/feedback.py": {4096: "replies remembered for votes (memory)", 10: "earlier questions a vote records",
+    "qa/models/export.py": {17: "the ONNX opset the export is traced to"},
+    "qa/feedback/store.py": {4096: "replies remembered for votes (memory)", 10: "earlier questions a vote records",
                        5.0: "seconds SQLite waits for its lock", 8: "random bytes of a reply id",
                        500: "a FeedbackStore made by hand (the page passes Settings.feedback_comment_chars)"},
     "qa/files.py": {20: "hex digits of a recipe key"},
-    "qa/http_api.py": {1_000_000: "bytes of a request body read at most (memory; no question is this long)",
+    "qa/serving/http_api.py": {1_000_000: "bytes of a request body read at most (memory; no question is this long)",
                        5: "seconds a 503 during start-up asks a client to wait (GET /ready says how far it is)",
                        200: "characters of a refusal's reason in its log line"},
-    "qa/index.py": {9: "the index format's version"},
-    "qa/milvus_store.py": {16_384: "Milvus's largest limit", 4_096: "rows per insert", 10: "seconds to connect"},
-    "qa/onnx_model.py": {1e-4: "torch and onnxruntime sum in another order: the export's check tolerance",
+    "qa/indexing/index.py": {9: "the index format's version"},
+    "qa/indexing/milvus_store.py": {16_384: "Milvus's largest limit", 4_096: "rows per insert", 10: "seconds to connect"},
+    "qa/models/onnx_model.py": {1e-4: "torch and onnxruntime sum in another order: the export's check tolerance",
                          3: "samples checked at load; onnxruntime's error-only log level", 12: "a sample text over "
                          "the model's window", 32: "the default batch (Embedder passes its own)"},
-    "qa/page.py": {4: "example buttons under the chat", 20: "article files read for question headings"},
-    "qa/question_bank.py": {0o777: "file mode bits", 0o644: "a new file's mode",
+    "qa/serving/page.py": {4: "example buttons under the chat", 20: "article files read for question headings"},
+    "qa/models/question_bank.py": {0o777: "file mode bits", 0o644: "a new file's mode",
                             20: "a bank answer shorter than this is not matched to a sentence by inclusion"},
-    "qa/refusal.py": {20: "fewer answerable questions in a group set no bar (a share of a handful is no estimate)",
+    "qa/models/refusal.py": {20: "fewer answerable questions in a group set no bar (a share of a handful is no estimate)",
                       0.02: "the smallest background spread (no division by a near-zero spread)",
                       50: "background questions needed for the statistics", 8192: "rows per block (memory)",
                       10: "the 10th,", 90: "and 90th percentiles span 2.563 standard deviations of a normal:",
                       2.563: "(the spread's definition)", 10_000: "the solver's iteration budget",
                       1000: "bars rounded down to 3 decimals"},
-    "qa/render.py": {12: "list items shown before 'N more items'", 60: "seconds in a minute"},
-    "qa/review.py": {8: "example ids listed per group in the report"},
-    "qa/search.py": {8: "sentences searched per passage wanted (several sentences share a passage)"},
-    "qa/service.py": {180.0: "longest a question waits for the engine's process to load",
+    "qa/reading/formats/text.py": {65536: "characters scanned to tell a binary file (time; Settings.binary_control_share "
+                                   "decides)"},
+    "qa/reading/formats/pdf.py": {80: "the width of a PDF with no lines (nothing is joined then)"},
+    "qa/serving/render.py": {12: "list items shown before 'N more items'", 60: "seconds in a minute"},
+    "qa/feedback/review.py": {8: "example ids listed per group in the report"},
+    "qa/answering/search.py": {8: "sentences searched per passage wanted (several sentences share a passage)"},
+    "qa/serving/service.py": {180.0: "longest a question waits for the engine's process to load",
                       10: "seconds the child gets to stop"},
-    "qa/triage.py": {8: "small talk is at most 8 words ('ok thanks so much')"},
+    "qa/answering/triage.py": {8: "small talk is at most 8 words ('ok thanks so much')"},
 }
 
 
@@ -105,7 +102,7 @@ def _literals(path: Path):
 
 def modules() -> list[tuple[str, Path]]:
     return sorted((str(p.relative_to(ROOT)), p) for p in QA.rglob("*.py")
-                  if p.name != "settings.py" and str(p.relative_to(ROOT)) not in READERS)
+                  if p.name != "settings.py")
 
 
 def test_no_module_grows_a_bare_tuned_number():

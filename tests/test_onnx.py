@@ -1,6 +1,6 @@
 """Questions embedded with onnxruntime + tokenizers: the same vectors as torch, no torch to answer, checked exports.
 
-Real model, real exports (qa/export.py), real processes for `python -m qa`.
+Real model, real exports (qa/models/export.py), real processes for `python -m qa`.
 """
 
 from __future__ import annotations
@@ -17,16 +17,17 @@ import numpy as np
 import pytest
 
 from conftest import CORPUS, ROOT, write_tiny_corpus
-from qa import export, question_model
-from qa.build import build as build_index
-from qa.embedding import Embedder, resolve_model
-from qa.engine import Engine
+from qa.models import export
+from qa.indexing import question_model
+from qa.indexing.build import build as build_index
+from qa.models.embedding import Embedder, resolve_model
+from qa.serving.engine import Engine
 from qa.errors import IndexCorruptError, ModelError
-from qa.evaluate import PRODUCT_SETS, load_questions
-from qa.onnx_model import INFO_FILE, MODEL_FILE, OnnxModel
-from qa.refusal import answer_everything
+from qa.evaluation.evaluate import PRODUCT_SETS, load_questions
+from qa.models.onnx_model import INFO_FILE, MODEL_FILE, OnnxModel
+from qa.models.refusal import answer_everything
 from qa.settings import Settings
-from qa.status import serving_status
+from qa.serving.status import serving_status
 
 
 def real_sentences() -> list[str]:

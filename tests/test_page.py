@@ -1,4 +1,4 @@
-"""The page's words follow its corpus (qa/page.py): examples from the question bank or the headings.
+"""The page's words follow its corpus (qa/serving/page.py): examples from the question bank or the headings.
 
 Files only, no model: tmp_path corpora written here, and the real corpus/.
 """
@@ -9,7 +9,7 @@ import json
 import shutil
 
 from conftest import CORPUS
-from qa.page import INTRO, TITLE, bank_examples, example_questions, heading_examples, page_text
+from qa.serving.page import INTRO, TITLE, bank_examples, example_questions, heading_examples, page_text
 from qa.settings import Settings
 
 FENTANYL = """Fentanyl Facts
@@ -37,7 +37,7 @@ def test_the_real_corpus_offers_one_bank_question_per_article_best_covered_first
 def test_a_corpus_on_another_topic_never_speaks_of_ketamine(tmp_path):
     (tmp_path / "fentanyl-facts.txt").write_text(FENTANYL, encoding="utf-8")
     # Headings that are questions, without the one that needs its article ("How does it reach ...").
-    assert heading_examples(tmp_path) == ["What Is Fentanyl?"]
+    assert heading_examples(tmp_path, Settings()) == ["What Is Fentanyl?"]
     words = page_text(Settings(corpus_dir=tmp_path))
     assert words == page_text(Settings(corpus_dir=tmp_path))
     assert (words.title, words.intro) == (TITLE, INTRO)
@@ -50,7 +50,7 @@ def test_a_corpus_on_another_topic_never_speaks_of_ketamine(tmp_path):
         {"question": "is fentanyl stronger than heroin", "source": "fentanyl-facts.txt",
          "answer": "Fentanyl is a synthetic opioid up to 50 times stronger than heroin."}) + "\n", encoding="utf-8")
     shutil.copy(CORPUS / "questions" / "naloxone-and-ketamine.jsonl", bank)
-    assert example_questions(tmp_path) == ["is fentanyl stronger than heroin"]
+    assert example_questions(tmp_path, Settings()) == ["is fentanyl stronger than heroin"]
 
 
 def test_settings_win_over_the_corpus(tmp_path):

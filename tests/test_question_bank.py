@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 from conftest import CORPUS, write_corpus
-from qa import index as index_store
-from qa.build import build as build_index
-from qa.engine import Engine
-from qa.question_bank import BankQuestion, link, load_bank
+from qa.indexing import index as index_store
+from qa.indexing.build import build as build_index
+from qa.serving.engine import Engine
+from qa.models.question_bank import BankQuestion, link, load_bank
 from qa.settings import PROJECT_ROOT, Settings
 
 ARTICLE = """Naloxone Facts

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import CORPUS, TINY, write_corpus
-from qa.engine import Engine
+from qa.serving.engine import Engine
 from qa.errors import RefusalModelError
-from qa.refusal import (FIT_COMMAND, SIGNALS, Confidence, LabelledSignals, background_statistics, fit,
+from qa.models.refusal import (FIT_COMMAND, SIGNALS, Confidence, LabelledSignals, background_statistics, fit,
                         load_model, relative_signals)
 from qa.settings import DEFAULT_MODEL, Settings
 

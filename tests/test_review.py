@@ -1,4 +1,4 @@
-"""The maintainer's report and promotion (qa/review.py): real SQLite, real builds; the real model where the
+"""The maintainer's report and promotion (qa/feedback/review.py): real SQLite, real builds; the real model where the
 grouping of questions by meaning is the point, the fake embedder (fast tier) where it is not."""
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ from datetime import datetime, timezone
 import pytest
 
 from qa import cli
-from qa import index as index_store
-from qa.build import build as build_index
-from qa.engine import Engine
+from qa.indexing import index as index_store
+from qa.indexing.build import build as build_index
+from qa.serving.engine import Engine
 from qa.errors import FeedbackError
-from qa.feedback import FeedbackStore, Reply
-from qa.question_bank import load_bank
-from qa.review import build_report, format_report, group_questions, promote, report_json
+from qa.feedback.store import FeedbackStore, Reply
+from qa.models.question_bank import load_bank
+from qa.feedback.review import build_report, format_report, group_questions, promote, report_json
 from qa.settings import Settings
-from qa.synonyms import Synonyms
+from qa.answering.synonyms import Synonyms
 
 # Real questions people ask, in pairs: the same question in other words (grouped) ...
 PARAPHRASES = [
@@ -203,7 +203,7 @@ def test_a_bad_promotion_is_a_clear_error_and_leaves_the_bank_untouched(tiny):
 
 
 def test_the_command_line_report_and_promotion(tiny, fake_embedder, capsys, monkeypatch):
-    monkeypatch.setattr("qa.embedding.Embedder", lambda *args, **kwargs: fake_embedder)  # the report groups with it
+    monkeypatch.setattr("qa.models.embedding.Embedder", lambda *args, **kwargs: fake_embedder)  # the report groups with it
     store = FeedbackStore(tiny.feedback_db)
     refused = store.log_refusal("what does coming off opioids feel like")
     store.record_vote("r1", LIKED, liked=False, comment="<b>vague</b>")

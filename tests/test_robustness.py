@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from qa import index as index_store
-from qa.build import build as build_index
-from qa.answer import Result
+from qa.indexing import index as index_store
+from qa.indexing.build import build as build_index
+from qa.answering.answer import Result
 from qa.errors import IndexWriteError, QuestionError
 from qa.settings import Settings
 
@@ -36,7 +36,7 @@ def test_any_text_gets_a_result_or_a_clear_refusal(tiny_engine, question, histor
     assert isinstance(result, Result)
     row = result.to_dict()
     assert isinstance(row["found"], bool) and isinstance(row["answer"], str)
-    if result.kind in ("small_talk", "not_english"):  # answered without a search (qa/triage.py)
+    if result.kind in ("small_talk", "not_english"):  # answered without a search (qa/answering/triage.py)
         assert row["passages"] == [] and not result.found
     else:
         assert len(row["passages"]) == engine.settings.top_k

@@ -1,4 +1,4 @@
-"""The engine in its own process (qa/service.py), as the chat page uses it.
+"""The engine in its own process (qa/serving/service.py), as the chat page uses it.
 
 Real child processes running the real engine on the session's real index;
 nothing is mocked. Each EngineProcess start costs a few seconds of imports,
@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from qa.errors import CorpusError, QuestionError
-from qa.service import EngineProcess, EngineStoppedError
+from qa.serving.service import EngineProcess, EngineStoppedError
 from qa.settings import PROJECT_ROOT, Settings
 
 QUESTION = "does naloxone reverse ketamine"
@@ -106,7 +106,7 @@ def test_the_child_leaves_when_its_parent_dies(real_settings, engine, tmp_path):
     # A parent that starts an EngineProcess, prints the child's pid, then waits to be killed.
     parent_script = textwrap.dedent(f"""
         import sys, time
-        from qa.service import EngineProcess
+        from qa.serving.service import EngineProcess
         from qa.settings import Settings
         process = EngineProcess(Settings.from_env(corpus_dir={str(real_settings.corpus_dir)!r},
                                          index_dir={str(real_settings.index_dir)!r}))
@@ -131,7 +131,7 @@ def test_a_child_whose_parent_died_before_it_started_leaves_at_once():
     gone.wait()
     ours, theirs = socket.socketpair()
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    child = subprocess.Popen([sys.executable, "-m", "qa.service", str(theirs.fileno()), str(gone.pid)],
+    child = subprocess.Popen([sys.executable, "-m", "qa.serving.service", str(theirs.fileno()), str(gone.pid)],
                              pass_fds=(theirs.fileno(),), env=env)
     theirs.close()
     try:
@@ -143,7 +143,7 @@ def test_a_child_whose_parent_died_before_it_started_leaves_at_once():
 
 
 def test_concurrent_questions_get_the_answers_they_get_alone(engine_process, engine):
-    # Answered at once on the child's threads (qa/service.py), then each alone: the same objects.
+    # Answered at once on the child's threads (qa/serving/service.py), then each alone: the same objects.
     keys = [((), "what are the symptoms of opioid withdrawal"), ((), "is ketamine addictive"),
             ((), "how long does narcan last"), ((QUESTION,), "why not?"), ((), "hello there"),
             ((), "what is the capital of france"), ((), "can ketamine help with depression"),

@@ -32,7 +32,7 @@ from app_server import (NALOXONE_ANSWER, NALOXONE_TITLE, NOT_FOUND, ROOT, app_se
                         child_env, cited_source_title, reply_text, start_app)
 
 from conftest import CORPUS  # noqa: E402
-from qa.chat import FAILURE  # noqa: E402
+from qa.serving.chat import FAILURE  # noqa: E402
 
 NALOXONE_Q = "does naloxone reverse ketamine"
 REQUEST_TIMEOUT = 90  # s, one reply, on a busy 2-core machine
@@ -342,7 +342,7 @@ def test_api_ask_answers_concurrent_questions_as_it_answers_each_alone(app_serve
 @pytest.mark.slow  # a real app, and a real build (of three tiny articles)
 def test_api_ask_answers_503_with_the_ready_body_until_the_engine_answers(tmp_path):
     from conftest import write_tiny_corpus
-    from qa.index import build_lock
+    from qa.indexing.index import build_lock
     corpus, index = write_tiny_corpus(tmp_path / "corpus"), tmp_path / "index"
     index.mkdir()
     with build_lock(index):  # "another build is running": the app's engine waits for its index

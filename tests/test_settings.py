@@ -74,7 +74,7 @@ def test_page_words_from_the_environment_then_overrides(monkeypatch):
 def test_engine_workers_come_from_the_environment_and_default_to_the_cores(monkeypatch):
     import os
 
-    from qa.service import workers
+    from qa.serving.service import workers
     monkeypatch.setenv("QA_ENGINE_WORKERS", "3")
     assert Settings.from_env().engine_workers == 3 and workers(Settings.from_env()) == 3
     monkeypatch.setenv("QA_ENGINE_WORKERS", "three")

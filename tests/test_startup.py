@@ -1,6 +1,6 @@
-"""The page's engine start-up (qa/startup.py): first answers within seconds of an index, the rest in the background.
+"""The page's engine start-up (qa/serving/startup.py): first answers within seconds of an index, the rest in the background.
 
-Real processes: the engine's own (qa/service.py) and the build process it starts; a tiny corpus and bank
+Real processes: the engine's own (qa/serving/service.py) and the build process it starts; a tiny corpus and bank
 (tests/test_tuning.py's pairs) so the background fine-tuning takes seconds.
 """
 
@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from conftest import write_tiny_corpus
-from qa.build import build as build_index
-from qa.service import EngineProcess
+from qa.indexing.build import build as build_index
+from qa.serving.service import EngineProcess
 from qa.settings import Settings
-from qa.status import BUILDING, READY, STARTING, TUNING, UPDATING, StartupStatus
+from qa.serving.status import BUILDING, READY, STARTING, TUNING, UPDATING, StartupStatus
 from test_tuning import PAIRS, write_bank
 
 

@@ -1,7 +1,7 @@
-"""What the page says while the engine starts (qa/render.py and qa/chat.py over qa/status.py's StartupStatus).
+"""What the page says while the engine starts (qa/serving/render.py and qa/serving/chat.py over qa/serving/status.py's StartupStatus).
 
-The formatting is tested on statuses as qa/startup.py makes them; the chat function while the engine
-starts with a real engine process (qa/service.py) building a tiny corpus's first index.
+The formatting is tested on statuses as qa/serving/startup.py makes them; the chat function while the engine
+starts with a real engine process (qa/serving/service.py) building a tiny corpus's first index.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import pytest
 
 from app_server import reply_text
 from conftest import write_tiny_corpus
-from qa.chat import Chat
-from qa.render import format_status, text_html, with_note
-from qa.service import EngineProcess
+from qa.serving.chat import Chat
+from qa.serving.render import format_status, text_html, with_note
+from qa.serving.service import EngineProcess
 from qa.settings import Settings
-from qa.status import BUILDING, FAILED, READY, STARTING, TUNING, UPDATING, StartupStatus, improving_note
+from qa.serving.status import BUILDING, FAILED, READY, STARTING, TUNING, UPDATING, StartupStatus, improving_note
 
 BUILDING_HALF = StartupStatus(BUILDING, None, 0.5, 130.4, message="Building the index (embedding, about 130 s left); "
                                                                    "questions wait for it.")

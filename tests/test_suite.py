@@ -1,4 +1,4 @@
-"""The calibration suite (qa/suite.py): its corpora, its judge, the labels fitted on it, and a small run of it."""
+"""The calibration suite (qa/evaluation/suite.py): its corpora, its judge, the labels fitted on it, and a small run of it."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import math
 
 import pytest
 
-from qa import suite
-from qa.answer import EMERGENCY_NO_PASSAGE, MAY_HELP_MESSAGE, NOT_FOUND, Result
-from qa.evaluate import Outcome, Question, _letters, score
-from qa.refusal import LabelBars
-from qa.search import example_lifts
-from qa.triage import Triage
+from qa.evaluation import suite
+from qa.answering.answer import EMERGENCY_NO_PASSAGE, MAY_HELP_MESSAGE, NOT_FOUND, Result
+from qa.evaluation.evaluate import Outcome, Question, _letters, score
+from qa.models.refusal import LabelBars
+from qa.answering.search import example_lifts
+from qa.answering.triage import Triage
 
 MEDQUAD_DOC = {
     "id": "0001", "collection": "2_GARD_QA", "focus": "Fictional Syndrome", "url": "https://example.org",
@@ -99,7 +99,7 @@ def test_a_question_on_the_subject_that_no_sentence_answers_gets_may_help_and_an
 
 
 def test_label_bars_fitted_with_another_refusal_model_are_not_used(tmp_path):
-    from qa.refusal import load_labels, load_model, refusal_key
+    from qa.models.refusal import load_labels, load_model, refusal_key
     from qa.settings import Settings
 
     refusal = load_model(Settings().refusal_model_file, Settings().model)
@@ -111,7 +111,7 @@ def test_label_bars_fitted_with_another_refusal_model_are_not_used(tmp_path):
 
 
 def test_the_shipped_label_bars_belong_to_the_shipped_refusal_model():
-    from qa.refusal import load_labels, load_model
+    from qa.models.refusal import load_labels, load_model
     from qa.settings import Settings
 
     settings = Settings()
@@ -127,8 +127,8 @@ def test_the_small_suite_holds_its_floors(tmp_path):
     Measured 2026-12-06 (issue-24): MRR / answers / wrongly refused / off-topic refused: squad 0.917 / 0.750 /
     0.050 / 1.000; medquad 0.802 / 0.750 / 0.000 / 0.600; web 0.708 / 0.350 / 0.217 / 1.000; no "strong match"
     given (the shipped bars give it rarely off the seed corpus)."""
-    from qa import calibration
-    from qa.refusal import load_model
+    from qa.evaluation import calibration
+    from qa.models.refusal import load_model
     from qa.settings import Settings
     from tests.conftest import TUNED_DIR
 
@@ -139,7 +139,7 @@ def test_the_small_suite_holds_its_floors(tmp_path):
     floors = {"squad": (0.70, 0.45), "medquad": (0.60, 0.45), "web": (0.50, 0.25)}  # MRR, answer accuracy
     refusal = load_model(settings.refusal_model_file, settings.model)
     for name, r in by_corpus.items():
-        # refusal's figures follow from the records' signals (what qa/calibration.py refits on), question by question
+        # refusal's figures follow from the records' signals (what qa/evaluation/calibration.py refits on), question by question
         assert [x["found"] for x in calibration.under(r.records, refusal)] == [x["found"] for x in r.records], name
         engine = r.scores[0]
         mrr, accuracy = floors[name]

@@ -1,4 +1,4 @@
-"""Query expansion (qa/synonyms.py): the file format, the matching rules, and the shipped list.
+"""Query expansion (qa/answering/synonyms.py): the file format, the matching rules, and the shipped list.
 
 Pure text: no model needed. The engine-level effect is in tests/test_engine.py.
 """
@@ -10,11 +10,11 @@ import re
 import pytest
 
 from conftest import CORPUS
-from qa.chunking import chunk_articles
-from qa.corpus import load_corpus
+from qa.reading.chunking import chunk_articles
+from qa.reading.corpus import load_corpus
 from qa.errors import SettingsError
 from qa.settings import Settings
-from qa.synonyms import Expansion, Synonyms
+from qa.answering.synonyms import Expansion, Synonyms
 
 RULES = """
 # street names
@@ -92,7 +92,7 @@ def test_every_word_the_shipped_list_adds_is_a_word_of_the_articles():
     settings = Settings()
     shipped = Synonyms.load(settings.synonyms_file)
     assert len(shipped) > 100
-    articles = load_corpus(CORPUS, settings.max_article_bytes).articles
+    articles = load_corpus(CORPUS, settings).articles
     text = " ".join(chunk.index_text for chunk in chunk_articles(articles, settings))
     text = " ".join(text.lower().replace("’", "'").split())
     missing = sorted({term for adds in shipped.rules.values() for term in adds

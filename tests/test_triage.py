@@ -1,4 +1,4 @@
-"""Triage (qa/triage.py): emergencies, small talk and language, on real questions.
+"""Triage (qa/answering/triage.py): emergencies, small talk and language, on real questions.
 
 Pure text: no model. The phrase lists are held to every question the product
 has (the labelled sets in eval/, the question bank, the training examples):
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.triage import (EMERGENCY_LINES, NOT_ENGLISH, Triage, emergency_kind, language_of, not_english_message,
+from qa.answering.triage import (EMERGENCY_LINES, EMERGENCY_SUBJECTS, emergency_situation, NOT_ENGLISH, Triage, emergency_kind, language_of, not_english_message,
                        small_talk_kind, triage)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +43,7 @@ def test_no_ordinary_question_of_the_product_is_triaged():
     questions = product_questions()
     assert len(questions) > 2000  # the sets are there
     fired = {q: triage(q) for q in questions if triage(q) != Triage()}
-    assert fired == {q: Triage(emergency=kind) for q, kind in DELIBERATELY_FIRING.items()}
+    assert fired == {q: Triage(emergency=kind, situation=emergency_situation(q)) for q, kind in DELIBERATELY_FIRING.items()}
 
 
 # ------------------------------------------------------------------ emergencies
@@ -85,6 +85,19 @@ def test_someone_in_danger_now_is_a_medical_emergency(question):
 @pytest.mark.parametrize("question", CRISIS)
 def test_thoughts_of_ending_ones_life_are_a_crisis(question):
     assert emergency_kind(question) == "crisis"
+    assert emergency_situation(question) is None  # its own words are what to search for
+
+
+@pytest.mark.parametrize("question", MEDICAL)
+def test_a_medical_emergency_names_the_situation_whose_words_are_searched(question):
+    assert emergency_situation(question) in EMERGENCY_SUBJECTS
+
+
+def test_the_situation_follows_what_is_happening():
+    assert emergency_situation("he used heroin and his lips are turning blue") == "overdose"
+    assert emergency_situation("she is having a seizure right now") == "seizure"
+    assert emergency_situation("he's choking on his vomit") == "choking"
+    assert [q for q in ORDINARY if emergency_situation(q)] == []
 
 
 def test_questions_about_the_topic_are_not_emergencies():

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa import index as index_store, question_model
-from qa.build import build as build_index
-from qa import tuning
-from qa.embedding import resolve_model
-from qa.engine import Engine
+from qa.indexing import index as index_store, question_model
+from qa.indexing.build import build as build_index
+from qa.models import tuning
+from qa.models.embedding import resolve_model
+from qa.serving.engine import Engine
 from qa.errors import IndexCorruptError
 from qa.settings import Settings
 

@@ -7,7 +7,7 @@ per set. Every row but one reuses the live index and the shipped refusal
 weights; a part is taken out by a setting (Settings.replace). The question
 bank row is the engine as it would be shipped without one: the articles
 copied without corpus/questions/, indexed in a temporary folder, and the
-refusal reading its own background (qa/refusal.py).
+refusal reading its own background (qa/models/refusal.py).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import tempfile
 from pathlib import Path
 
 
-from qa.engine import Engine
-from qa.evaluate import QUESTION_SETS, load_questions, run_engine, score
-from qa.question_bank import BANK_FOLDER
+from qa.serving.engine import Engine
+from qa.evaluation.evaluate import QUESTION_SETS, load_questions, run_engine, score
+from qa.models.question_bank import BANK_FOLDER
 from qa.settings import Settings
 
 PARTS = {

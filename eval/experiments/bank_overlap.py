@@ -17,8 +17,8 @@ import sys
 
 from ablation import engine_without_bank
 
-from qa.engine import Engine
-from qa.evaluate import QUESTION_SETS, load_questions, run_engine, score
+from qa.serving.engine import Engine
+from qa.evaluation.evaluate import QUESTION_SETS, load_questions, run_engine, score
 from qa.settings import Settings
 
 NEAR = 0.8

@@ -12,7 +12,7 @@ folder, with a temporary feedback database: the real corpus/questions/ is
 never touched.
 
 1. Build the index of the copy; ask the day's questions in order, as the
-   chat page does (qa.feedback): each refusal logged, each answer voted 👍
+   chat page does (qa.feedback.store): each refusal logged, each answer voted 👍
    when it is right and 👎 (with the person's comment, if any) when it is not.
 2. Print the maintainer's report: `python -m qa feedback`.
 3. Promote each unanswered or disliked question that the articles do
@@ -45,12 +45,12 @@ from pathlib import Path
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from qa import cli
-from qa.engine import Engine
-from qa.evaluate import QUESTION_SETS, load_questions, run_engine, score
-from qa.feedback import FeedbackStore, RecentReplies, Reply
-from qa.review import question_key
+from qa.serving.engine import Engine
+from qa.evaluation.evaluate import QUESTION_SETS, load_questions, run_engine, score
+from qa.feedback.store import FeedbackStore, RecentReplies, Reply
+from qa.feedback.review import question_key
 from qa.settings import PROJECT_ROOT, Settings
-from qa.text import normalise_space
+from qa.reading.text import normalise_space
 
 DAY = QUESTION_SETS / "feedback-day.jsonl"
 BLIND_SETS = ("heldout", "fresh", "unseen", "sealed", "sealed2")

@@ -5,10 +5,10 @@
 Scores three engines on every question set of eval/, in one run:
 - before: the model as it ships (Settings.tune_epochs=0) with the fusion weights
   chosen for it before fine-tuning (weight_sentence 0.5, weight_question 3),
-  refusal read against each index's background (qa/refusal.py);
+  refusal read against each index's background (qa/models/refusal.py);
 - shipped: the product as built, with the model tuned on corpus/questions/
-  (qa/tuning.py) and the settings in qa/settings.py;
-- variant: tuned with qa.tuning.fine_tune on the bank plus, with --extra, the
+  (qa/models/tuning.py) and the settings in qa/settings.py;
+- variant: tuned with qa.models.tuning.fine_tune on the bank plus, with --extra, the
   further examples of eval/training/ (written blind like the bank, see
   eval/training/README.md), for --epochs epochs with --seed.
 
@@ -25,11 +25,11 @@ import tempfile
 from pathlib import Path
 
 
-from qa import tuning
-from qa.embedding import Embedder, resolve_model
-from qa.engine import Engine
-from qa.evaluate import DEFAULT_QUESTIONS, QUESTION_SETS, load_questions, run_engine, score
-from qa.question_bank import bank_files, read_bank
+from qa.models import tuning
+from qa.models.embedding import Embedder, resolve_model
+from qa.serving.engine import Engine
+from qa.evaluation.evaluate import DEFAULT_QUESTIONS, QUESTION_SETS, load_questions, run_engine, score
+from qa.models.question_bank import bank_files, read_bank
 from qa.settings import PROJECT_ROOT, Settings
 
 SETS = ("questions", "heldout", "fresh", "unseen", "sealed", "sealed2")
@@ -50,7 +50,7 @@ def training_pairs(extra: bool) -> list[tuple[str, str]]:
 
 def refitted(engine: Engine) -> Engine:
     """The engine as it is: refusal reads its signals against each index's own background
-    (qa/refusal.py), so a changed model needs no refit of its own."""
+    (qa/models/refusal.py), so a changed model needs no refit of its own."""
     return engine
 
 

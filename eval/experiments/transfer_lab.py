@@ -1,4 +1,4 @@
-"""Workbench for quality that transfers: every setup of qa/benchmark.py, built once, scored with variants.
+"""Workbench for quality that transfers: every setup of qa/evaluation/benchmark.py, built once, scored with variants.
 
 Not part of the product. Indexes are kept in a work folder per half, so
 variants of the answer, fusion and refusal settings are scored without
@@ -8,7 +8,7 @@ rebuilding:
     python eval/experiments/transfer_lab.py --half report --set weight_lexical=1.0
     python eval/experiments/transfer_lab.py --half fit --refusal /tmp/refusal.json --setups plain,fresh
 
-Setups (qa/benchmark.py open_setup): product (corpus/ as it is: the six
+Setups (qa/evaluation/benchmark.py open_setup): product (corpus/ as it is: the six
 labelled sets), plain (its articles without example questions or tuning: the
 six sets), fresh (the benchmark's articles alone) and grown (both: the
 benchmark's questions and the six sets). One line per setup and set: hit@1,
@@ -24,9 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 
-from qa import benchmark
-from qa.evaluate import PRODUCT_SETS, load_questions, run_engine, score
-from qa.refusal import load_model
+from qa.evaluation import benchmark
+from qa.evaluation.evaluate import PRODUCT_SETS, load_questions, run_engine, score
+from qa.models.refusal import load_model
 from qa.settings import Settings
 
 BENCHMARK = ROOT.parent / "shared" / "benchmarks" / "squad2-dev-half.json"

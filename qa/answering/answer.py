@@ -1,0 +1,403 @@
+"""Stage 6: hits -> an answer: one sentence quoted from the articles, or a refusal.
+
+Owns:
+- follow-ups: a question that cannot stand alone ("why not?", "and the
+  benefits?", "what about its side effects?") is searched together with the
+  last earlier question that could, so its topic is restored; and since the
+  restored topic matches the earlier answer best again, the sentences the
+  conversation already got as answers are left out (the engine passes them);
+- answer-sentence selection: every sentence of the best few passages competes;
+  its score is its cosine similarity to the question, averaged over the
+  sentence alone and the sentence read under its section heading (vectors
+  made at build time: nothing is embedded per sentence at question time),
+  plus small bonuses for sharing the question's rarer words (idf-weighted)
+  and for holding the kind of answer asked for (a number, a time, a reason;
+  for "how long does it last" a duration, and not when something starts),
+  and for answering an example question close to the question (the question
+  bank, qa/models/question_bank.py),
+  minus penalties for sentences that cannot be answers (questions, bare
+  lead-ins, talk about the article itself) and for generic ones (close to
+  the gist of their whole article); a follow-up's own words count
+  beside its restored topic;
+- refusal: `found` is false when the article the answer comes from does
+  not match the question well enough. The signals are gathered here
+  (`Confidence`: that article's best sentence, its closest example
+  question, how much of the question the answer's passage holds, how much
+  of it the articles never use) and judged in qa/models/refusal.py, against how
+  well unrelated questions match the same article. Then no passage is
+  offered as an answer;
+- what the result carries for a reader: the article's text around the
+  answer (its whole list, the sentence it points back to: qa/answering/context.py),
+  a plain label per passage ("strong match", "partial match", "weak
+  match": `match_label`), and the triage of the question (an emergency
+  line, small talk, not English: qa/answering/triage.py; the engine decides it).
+
+Limits: extractive only; the answer is one verbatim sentence, never a
+paraphrase or a summary of several. Follow-up detection is a rule on the
+question's words, not a model of the dialogue. Refusal judges similarity,
+not meaning: a question close to a topic the articles cover ("how long does
+naloxone last?") can still be answered with a near miss.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+
+from qa.answering.context import AnswerContext, answer_context
+from qa.indexing.index import Index
+from qa.models.refusal import Confidence, LabelBars, RefusalModel
+from qa.answering.search import Hit, example_lifts, example_scores_by_sentence, example_similarities
+from qa.settings import Settings
+from qa.answering.synonyms import Expansion
+from qa.reading.text import ANAPHORA, content_terms, words
+from qa.answering.triage import EMERGENCY_LINES, SMALL_TALK_REPLIES, Triage, not_english_message
+
+NOT_FOUND = "I couldn't find that in the articles."
+# When the articles are on the question's subject but no sentence answers it: the closest passages are shown.
+MAY_HELP_MESSAGE = "The articles don't answer that directly, but these passages are on the subject and may help."
+# An emergency the articles say nothing about: never a bare refusal after the emergency line.
+EMERGENCY_NO_PASSAGE = "The articles don't cover this situation; please get help now."
+# Plain labels of how well a passage matches the question, for a lay reader (match_label).
+STRONG, PARTIAL, WEAK, MAY_HELP = "strong match", "partial match", "weak match", "may help"
+
+# Openings that mark a question as continuing the previous one.
+_CONTINUATIONS = ("and ", "but ", "so ", "also ", "what about", "how about", "why", "what else", "how so",
+                  "then ", "or ")
+
+
+@dataclass(frozen=True)
+class Passage:
+    source: str
+    title: str
+    section: str
+    text: str
+    score: float  # fused rank score (the order passages are shown in)
+    dense: float  # cosine similarity to the question
+    lexical: float  # BM25 score
+    answer: str | None = None  # the answer sentence, when it lies in this passage
+    match: str = WEAK  # STRONG, PARTIAL or WEAK: how well it matches the question, in words (match_label)
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "title": self.title, "section": self.section, "text": self.text,
+                "match": self.match, "score": round(self.score, 6), "dense": round(self.dense, 4),
+                "lexical": round(self.lexical, 4)}
+
+
+@dataclass(frozen=True)
+class Result:
+    question: str
+    query: str  # what was searched: the question, with its topic restored for a follow-up
+    found: bool
+    answer: str | None  # one sentence, verbatim from the articles
+    answer_source: Passage | None
+    answer_score: float  # cosine similarity of question and answer sentence
+    passages: tuple[Passage, ...]
+    expansions: tuple[Expansion, ...] = ()  # the articles' words added to the query (qa/answering/synonyms.py)
+    confidence: Confidence | None = None  # what refusal weighed; None when there was nothing to weigh
+    margin: float = 0.0  # refusal's score minus its bar: how clearly the articles answer (negative: refused)
+    context: AnswerContext = AnswerContext()  # the article's text shown around the answer (qa/answering/context.py)
+    triage: Triage = Triage()  # emergency, small talk, language (qa/answering/triage.py)
+    # Not answered, but the articles are on the subject: the closest passages are offered as "may help"
+    may_help: bool = False
+
+    @classmethod
+    def unsearched(cls, question: str, triage: Triage) -> "Result":
+        """The result for small talk or a question not in English: nothing searched, nothing found."""
+        return cls(question=question, query=question, found=False, answer=None, answer_source=None,
+                   answer_score=0.0, passages=(), triage=triage)
+
+    @property
+    def kind(self) -> str:
+        """"answer", "may_help" (not answered, but passages on the subject are offered), "not_found",
+        "small_talk" (greetings, thanks) or "not_english"."""
+        if self.found and self.answer:
+            return "answer"
+        if self.triage.small_talk:
+            return "small_talk"
+        if self.triage.language:
+            return "not_english"
+        return "may_help" if self.may_help else "not_found"
+
+    @property
+    def message(self) -> str:
+        """The answer sentence; or what the person is told instead."""
+        kind = self.kind
+        if kind == "answer":
+            return self.answer
+        if kind == "small_talk":
+            return SMALL_TALK_REPLIES[self.triage.small_talk]
+        if kind == "not_english":
+            return f"{NOT_FOUND} {not_english_message(self.triage.language)}"
+        if kind == "may_help":
+            return MAY_HELP_MESSAGE
+        return EMERGENCY_NO_PASSAGE if self.triage.emergency else NOT_FOUND
+
+    @property
+    def emergency(self) -> str | None:
+        """The line to call the emergency number, shown before anything else; None for most questions."""
+        return EMERGENCY_LINES.get(self.triage.emergency) if self.triage.emergency else None
+
+    def to_dict(self) -> dict:
+        source = self.answer_source
+        found = self.kind == "answer"
+        return {
+            "question": self.question,
+            "kind": self.kind,
+            "found": found,
+            "emergency": self.emergency,
+            "answer": self.message,
+            "answer_source": {"source": source.source, "title": source.title, "section": source.section,
+                              "match": source.match} if found and source else None,
+            "context": self.context.to_dict() if found and self.context else None,
+            "passages": [p.to_dict() for p in self.passages],
+        }
+
+
+def is_followup(question: str) -> bool:
+    """True when the question leans on an earlier one for its topic."""
+    tokens = words(question)
+    terms = content_terms(question)
+    text = question.strip().lower()
+    if len(terms) <= 1:
+        return True  # "why not?", "and the benefits?", "how long?"
+    if any(text.startswith(c) for c in _CONTINUATIONS) and len(terms) <= 3:
+        return True
+    return any(t in ANAPHORA for t in tokens) and len(terms) <= 3
+
+
+def resolve_query(question: str, history: list[str] | tuple[str, ...], settings: Settings) -> str:
+    """The text to search: the question, preceded by its topic when it is a follow-up."""
+    question = question.strip()
+    if not history or not is_followup(question):
+        return question
+    recent = [h.strip() for h in list(history)[-settings.history_turns:] if h and h.strip()]
+    # The newest earlier question that stands on its own carries the topic;
+    # follow-ups asked since then are kept too ("why?" after "and for opioids?").
+    for position in range(len(recent) - 1, -1, -1):
+        if not is_followup(recent[position]):
+            return " ".join(recent[position:] + [question])
+    return " ".join(recent + [question])
+
+
+def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hits: list[Hit],
+           settings: Settings, refusal: RefusalModel, expansions: Sequence[Expansion] = (),
+           focus_vector: np.ndarray | None = None, already_given: frozenset[str] = frozenset(),
+           similarities: np.ndarray | None = None, labels: LabelBars | None = None,
+           emergency: bool = False) -> Result:
+    """Pick the answer sentence among the top hits, or decide the articles do not answer.
+
+    `hits`: every candidate passage, best first (qa.answering.search.search); the first `top_k` are shown.
+    `refusal`: the fitted refusal model (qa/models/refusal.py), read against the index's background statistics.
+    `expansions`: the articles' words the synonyms added to the query (qa/answering/synonyms.py); they count
+    as words of the question, and a typed word they translate is not unknown to the articles.
+    `already_given`: sentences the conversation already had as answers; a follow-up gets another one.
+    `similarities`: qa.answering.search.example_similarities of `query_vector` (the search's), computed here if not given.
+    `labels`: the fitted bars of the labels (qa/models/refusal.py, LabelBars); None: Settings.strong_match_margin,
+    and no "may help". `emergency`: the question sounds like one; the closest passage is then offered
+    whenever it shares a word with the question, never a bare refusal.
+    """
+    added = [term for e in expansions for t in e.adds for term in content_terms(t)]
+    query_terms = set(content_terms(query)) | set(added)
+    # Each question word weighs its idf; a word the articles never use weighs like the rarest one they do.
+    rarest = index.max_idf
+    weights = {t: index.idf.get(t, rarest) for t in query_terms}
+    wanted = answer_type(question)
+    if similarities is None:
+        similarities = example_similarities(index, query_vector)
+    examples = example_scores_by_sentence(index, similarities)
+    if focus_vector is not None:  # a follow-up: its own words count here too, as for the sentences
+        own = example_scores_by_sentence(index, example_similarities(index, focus_vector))
+        examples = (1 - settings.followup_focus) * examples + settings.followup_focus * own
+    best: tuple[float, float, int, str] | None = None  # (score, cosine, hit position, sentence)
+    competing: list[tuple[float, float, int, int, str]] = []  # (score without examples, cosine, position, id, text)
+    for position, hit in enumerate(hits[:settings.answer_passages]):
+        ids = index.chunk_sentence_ids[hit.chunk]
+        if not ids:
+            continue
+        cosines = index.answer_vectors[ids] @ query_vector
+        if focus_vector is not None:
+            focus = index.answer_vectors[ids] @ focus_vector
+            cosines = (1 - settings.followup_focus) * cosines + settings.followup_focus * focus
+        for sentence_id, cosine in zip(ids, cosines):
+            sentence = index.sentences[sentence_id]
+            if sentence in already_given:
+                continue
+            score = (float(cosine) + _shape_bonus(sentence, weights, settings)
+                     + _type_bonus(sentence, wanted, settings) - settings.rank_penalty * position
+                     - settings.generic_penalty * float(index.genericness[sentence_id]))
+            competing.append((score, float(cosine), position, sentence_id, sentence))
+    # Example questions rank an article's sentences, and lift the article only as qa.answering.search.example_lifts allows.
+    lifts = example_lifts([float(examples[c[3]]) for c in competing], [c[1] for c in competing],
+                          [index.chunks[hits[c[2]].chunk].source for c in competing], index.articles_with_examples,
+                          settings.example_lift_cap)
+    for (score, cosine, position, _, sentence), lift in zip(competing, lifts):
+        score += settings.example_answer_weight * lift
+        if best is None or score > best[0]:
+            best = (score, cosine, position, sentence)
+
+    confidence, found, margin = None, False, 0.0
+    if best is not None:
+        confidence = _confidence(index, question, hits, hits[best[2]], examples, expansions, weights)
+        found, margin = refusal.decide(confidence, index.background)
+
+    regime = confidence.regime if confidence is not None else "plain"
+    strong = (labels.is_strong(regime, margin, best[1]) if labels is not None and best is not None
+              else margin >= settings.strong_match_margin)
+    may_help = not found and best is not None and (
+        (labels is not None and margin >= labels.may_help[regime])
+        or (emergency and hits[0].lexical > 0))
+    passages = []
+    answer_source = None
+    best_score = hits[0].score if hits else 0.0
+    for position, hit in enumerate(hits[:settings.top_k]):
+        chunk = index.chunks[hit.chunk]
+        in_passage = best[3] if found and best and best[3] in chunk.sentences else None
+        holds_answer = found and best is not None and position == best[2]
+        label = match_label(found, holds_answer, margin, hit.score, best_score, settings, strong)
+        if may_help and (position == 0 or (not emergency and best_score > 0
+                                           and hit.score >= settings.partial_match_share * best_score)):
+            label = MAY_HELP
+        passage = Passage(chunk.source, chunk.title, chunk.section, chunk.text, hit.score, hit.dense,
+                          hit.lexical, in_passage, label)
+        if holds_answer:
+            answer_source = passage
+        passages.append(passage)
+    context = (answer_context(index.chunks, hits[best[2]].chunk, best[3]) if found and best is not None
+               else AnswerContext())
+    return Result(question=question, query=query, found=found,
+                  answer=best[3] if found and best else None, answer_source=answer_source,
+                  answer_score=best[1] if best else 0.0, passages=tuple(passages), expansions=tuple(expansions),
+                  confidence=confidence, margin=margin, context=context, may_help=may_help)
+
+
+def match_label(found: bool, holds_answer: bool, margin: float, score: float, best_score: float,
+                settings: Settings, strong: bool | None = None) -> str:
+    """How well a passage matches the question, in words a lay reader understands.
+
+    - the passage the answer is quoted from: STRONG when `strong` (the fitted bars of qa/fitted/labels.json:
+      refusal's margin and the answer's cosine) or, when not given, when refusal's margin over its bar
+      reaches `strong_match_margin` (the articles clearly answer), else PARTIAL (answered, but near the bar:
+      the articles may answer only part of the question);
+    - any other passage: PARTIAL when its rank score is within `partial_match_share` of the best
+      passage's (close to the best, it often holds part of the answer), else WEAK;
+    - when the articles do not answer the question, every passage is WEAK.
+    """
+    if not found:
+        return WEAK
+    if holds_answer:
+        return STRONG if (margin >= settings.strong_match_margin if strong is None else strong) else PARTIAL
+    return PARTIAL if best_score > 0 and score >= settings.partial_match_share * best_score else WEAK
+
+
+def _confidence(index: Index, question: str, hits: list[Hit], chosen: Hit, examples: np.ndarray,
+                expansions: Sequence[Expansion], weights: dict[str, float]) -> Confidence:
+    """What refusal weighs, from the candidates of the article the answer comes from.
+
+    `weights`: the searched words (the question's, with a follow-up's topic and the synonyms' additions)
+    and their idf, as answer choice weighs them.
+
+    Only that article's passages and example questions count: another article's
+    example question, however close, does not vouch for this answer.
+    """
+    article = index.chunks[chosen.chunk].source
+    mine = [hit for hit in hits if index.chunks[hit.chunk].source == article]
+    sentences = index.article_sentences.get(article, np.zeros(0, dtype=np.int64))
+    translated = {term for e in expansions if any(t in index.vocabulary for t in content_terms(" ".join(e.adds)))
+                  for term in content_terms(e.typed)}
+    terms = content_terms(question)
+    total = sum(index.idf.get(t, index.max_idf) for t in terms)
+    unknown = sum(index.max_idf for t in terms if t not in index.vocabulary and t not in translated)
+    held = _terms(index.chunks[chosen.chunk].index_text)
+    searched = sum(weights.values())
+    coverage = sum(w for t, w in weights.items() if t in held) / searched if searched else 0.0
+    return Confidence(article=article, sentence=max(hit.sentence for hit in mine),
+                      example=float(examples[sentences].max(initial=0.0)), coverage=coverage,
+                      unknown=unknown / total if total else 0.0,
+                      has_examples=article in index.articles_with_examples)
+
+
+def _shape_bonus(sentence: str, weights: dict[str, float], settings: Settings) -> float:
+    """Small nudges on top of cosine similarity; `weights`: the question's words and their idf."""
+    bonus = 0.0
+    terms = _terms(sentence)
+    total = sum(weights.values())
+    if total > 0:
+        bonus += settings.overlap_weight * sum(weights[t] for t in terms & weights.keys()) / total
+    stripped = sentence.rstrip()
+    if stripped.endswith("?"):
+        bonus -= settings.question_penalty  # a question restated is not its answer
+    if stripped.endswith(":") or len(terms) < settings.fragment_terms:
+        bonus -= settings.fragment_penalty  # a lead-in or a fragment says too little on its own
+    if _META.search(sentence):
+        bonus -= settings.meta_penalty
+    return bonus
+
+
+# Sentences about the article rather than its topic ("In this article, we
+# will explore ...", "Read on as we examine ...", "In summary, ..."): they echo
+# the words of every question on the topic and answer none of them.
+_META = re.compile(r"\b(?:(?:this|our) (?:article|post|guide|blog|page)|we will|we'll|let's|let us|read on|"
+                   r"in summary|to summari[sz]e|in conclusion|to conclude|many people (?:are|wonder|ask)|"
+                   r"curious about)\b", re.IGNORECASE)
+
+# What kind of answer a question asks for, by its wording, and how a sentence
+# shows it has one: the classic answer-type check of extractive QA.
+_AMOUNT_OF_TIME = (r"\b(?:\d+|a few|several|one|two|three|four|five|six|ten|hours?|days?|weeks?|months?|years?|"
+                   r"minutes?)\s*(?:seconds?|minutes?|hours?|days?|weeks?|months?|years?)\b")
+# When something begins ("kicks in within minutes") does not say how long it lasts, and back.
+_ONSET_WORDS = r"\bwithin\b|\b(?:begins?|starts?|onset|emerges?|kicks? in|appears?|takes? effect)\b"
+_LASTING_WORDS = (r"\blasts\b|\blasting\b|\blast (?:for|up to|about|around|between|from|only|longer|\d)|\bpersists?\b|\bremains?\b|\bfor up to\b|\bshort-lived\b|\blong-lasting\b|"
+                  r"\bwears? off\b|\bhalf-life\b|\bduration\b")
+_ANSWER_TYPES = (
+    ("onset", re.compile(r"\bhow (?:soon|quickly|fast)\b|\bhow long (?:until|till|before|after|does it take|"
+                         r"do they take|will it take)\b|\bhow much time (?:until|before)\b", re.I),
+     re.compile(_ONSET_WORDS + "|" + _AMOUNT_OF_TIME, re.I)),
+    ("duration", re.compile(r"\bhow long\b|\bhow much time\b", re.I),
+     re.compile(_LASTING_WORDS + "|" + _AMOUNT_OF_TIME, re.I)),
+    ("number", re.compile(r"\bhow (?:many|much|often)\b|\bwhat (?:dose|dosage|amount|percentage|number)\b", re.I),
+     re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|dozens?|hundreds?|thousands?|"
+                r"several|once|twice)\b", re.I)),
+    ("time", re.compile(r"\bwhen\b|\bwhat year\b", re.I),
+     re.compile(r"\b(?:1[89]|20)\d\d\b|\b(?:decades?|century|since|after|before|during|within)\b", re.I)),
+    ("reason", re.compile(r"\bwhy\b|\bhow come\b|\bwhat causes\b", re.I),
+     re.compile(r"\b(?:because|due to|since|as a result|therefore|so that|which is why|primarily|"
+                r"mechanism|targets?|acts? on|leads? to|causes?)\b", re.I)),
+)
+# A sentence that speaks only of the other side of a time question answers it wrongly, whatever
+# amount of time it names: (the other side's words, this side's words).
+_CONTRARY = {"duration": (re.compile(_ONSET_WORDS, re.I), re.compile(_LASTING_WORDS, re.I)),
+             "onset": (re.compile(_LASTING_WORDS, re.I), re.compile(_ONSET_WORDS, re.I))}
+
+
+def answer_type(question: str) -> str | None:
+    """'onset', 'duration', 'number', 'time', 'reason' or None, from the question's wording."""
+    for name, asks, _ in _ANSWER_TYPES:
+        if asks.search(question):
+            return name
+    return None
+
+
+def _type_bonus(sentence: str, wanted: str | None, settings: Settings) -> float:
+    if wanted is None:
+        return 0.0
+    if wanted in _CONTRARY:
+        other_side, this_side = _CONTRARY[wanted]
+        if other_side.search(sentence) and not this_side.search(sentence):
+            return -settings.answer_type_bonus
+    shows = next(has for name, _, has in _ANSWER_TYPES if name == wanted)
+    return settings.answer_type_bonus if shows.search(sentence) else 0.0
+
+
+__all__ = ["Passage", "Result", "NOT_FOUND", "MAY_HELP_MESSAGE", "STRONG", "PARTIAL", "WEAK", "MAY_HELP", "answer", "resolve_query", "is_followup",
+           "match_label"]
+
+
+@lru_cache(maxsize=65536)
+def _terms(sentence: str) -> frozenset[str]:
+    """Content terms of a corpus sentence; cached because the same sentences recur across questions."""
+    return frozenset(content_terms(sentence))

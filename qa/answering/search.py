@@ -1,0 +1,219 @@
+"""Stage 5: a question -> ranked passages (hits), by hybrid retrieval.
+
+Owns: four retrievers and their fusion. The retrievers look candidates up in
+the index's stores (qa/indexing/stores.py: FAISS or Milvus, exact or HNSW), which this
+module never asks which they are:
+- dense: inner product of the question with each passage (unit vectors,
+  so cosine);
+- sentence: a passage is as close as its closest sentence, which catches a
+  short question that matches one sentence of a long passage;
+- lexical: BM25 over stemmed content words of title + section + passage (bm25s);
+- example questions: a passage is as close as the closest example question
+  of the question bank (qa/models/question_bank.py) answered in it, since MiniLM
+  matches a question with another question far better than with its answer.
+Each retriever proposes its `candidates` best passages. Every passage in the
+union then gets all four scores exactly (a dot product or a lookup each, so
+a passage one retriever missed is not punished for it), and is ranked by
+
+    weight_dense * cosine + weight_sentence * best sentence cosine
+        + weight_lexical * BM25 / (best BM25 of this question)
+        + weight_question * best example-question cosine (0 when below 0),
+
+the last term normalised per article (`example_lifts`, Settings.example_lift_cap): inside an
+article it ranks as the cosine does, but an article is lifted above another only up to its
+own best sentence plus the cap, and beside articles with example questions one without them
+is lifted by its own best sentence, so articles a maintainer adds compete on equal terms.
+
+This convex combination replaced reciprocal rank fusion: on the dev set it
+ranked better (docs/history.md, second session), because RRF gave a
+passage that two retrievers put first less than one that all three put
+twentieth.
+
+Every hit carries its fused score (the ranking) and the three scores it was
+fused from, so the answer stage can judge how well the articles match the
+question at all, and the page can show why a passage was chosen. `search()`
+returns every candidate, best first: the page shows the first few, refusal
+looks at the best of each score over all of them.
+
+Limits: the query is embedded as one text; no re-ranking model (none ships
+offline here). The weights were fitted on one small question set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Collection, Sequence
+
+import numpy as np
+
+from qa.indexing.index import Index
+from qa.settings import Settings
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk: int  # position in index.chunks
+    score: float  # fused score: what hits are ranked by
+    dense: float  # cosine similarity of question and passage
+    sentence: float  # cosine similarity of question and the passage's closest sentence (answer vectors)
+    example: float  # cosine similarity of question and the closest example question answered here, or 0
+    lexical: float  # BM25 score; 0 when the passage shares no content word
+
+
+def dense_candidates(index: Index, query_vector: np.ndarray, depth: int) -> list[tuple[int, float]]:
+    """(chunk, cosine) best first, from the chunk store."""
+    ids, scores = index.stores.chunks.search(query_vector, depth)
+    return [(int(i), float(s)) for i, s in zip(ids, scores)]
+
+
+def sentence_candidates(index: Index, query_vector: np.ndarray, depth: int) -> list[tuple[int, float]]:
+    """(chunk, best sentence cosine) best first: a passage is as close as its closest sentence.
+
+    A short factual question often matches one sentence much better than the
+    whole passage that dilutes it; this ranking catches those.
+    """
+    # Enough sentences to fill `depth` chunks even when several share a chunk.
+    pool = min(len(index.sentences), depth * 8)
+    if pool == 0:
+        return []
+    ids, scores = index.stores.sentences.search(query_vector, pool)
+    best: dict[int, float] = {}
+    for sentence, similarity in zip(ids, scores):
+        for chunk in index.sentence_chunks[int(sentence)]:
+            if chunk not in best:
+                best[chunk] = float(similarity)
+        if len(best) >= depth:
+            break
+    return sorted(best.items(), key=lambda item: -item[1])[:depth]
+
+
+def lexical_scores(index: Index, query_terms: list[str]) -> np.ndarray:
+    """Every passage's BM25 score for the query's terms (all zero when none is indexed)."""
+    return index.stores.lexical.scores(query_terms, len(index.chunks))
+
+
+def lexical_candidates(scores: np.ndarray, depth: int) -> list[tuple[int, float]]:
+    """(chunk, BM25) best first; only passages sharing at least one term."""
+    depth = min(depth, len(scores))
+    if depth == 0:
+        return []
+    top = np.argpartition(-scores, depth - 1)[:depth]
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return [(int(i), float(scores[i])) for i in top if scores[i] > 0]
+
+
+def example_similarities(index: Index, query_vector: np.ndarray) -> np.ndarray:
+    """Per example question: its cosine with the query (0 when below 0). Computed once per query vector;
+    the per-sentence and per-chunk scores below are read from it."""
+    similarities = np.zeros(len(index.questions), dtype=np.float32)
+    if len(index.questions):
+        # The store proposes the example questions (all of them: a bank is written by people, so small);
+        # their cosines are computed here from the vectors, the same whichever store proposed them.
+        proposed = np.sort(index.stores.questions.search(query_vector, len(index.questions))[0])
+        similarities[proposed] = np.maximum(index.question_vectors[proposed] @ query_vector, 0.0)
+    return similarities
+
+
+def example_scores_by_sentence(index: Index, similarities: np.ndarray) -> np.ndarray:
+    """Per sentence: cosine of the closest example question it answers (0 if none, or below 0)."""
+    return _best_example(similarities, index.question_links, len(index.sentences))
+
+
+def example_scores_by_chunk(index: Index, similarities: np.ndarray) -> np.ndarray:
+    """Per chunk: cosine of the closest example question answered in it (0 if none, or below 0)."""
+    return _best_example(similarities, index.question_chunk_links, len(index.chunks))
+
+
+def _best_example(similarities: np.ndarray, links: tuple[np.ndarray, np.ndarray], size: int) -> np.ndarray:
+    best = np.zeros(size, dtype=np.float32)
+    question, target = links
+    np.maximum.at(best, target, similarities[question])
+    return best
+
+
+def example_lifts(examples: Sequence[float], texts: Sequence[float], articles: Sequence[str],
+                  with_examples: Collection[str], cap: float | None) -> list[float]:
+    """What the example questions add to each candidate (a passage or a sentence), before their weight.
+
+    `examples`: each candidate's closest example question's cosine; `texts`: its own best sentence cosine;
+    `articles`: its article; `with_examples`: the articles that have example questions.
+
+    `cap` None: the example cosine as it is. An article with example questions then starts every contest
+    with an article without them about 2 x 0.6 ahead, and answers questions about it (issue 24).
+
+    Else an article's example questions still rank its own candidates as they did (`example - the
+    article's best example`), but the article as a whole is lifted by its best example only up to its own
+    best text plus `cap`; when articles with and without example questions compete, an article without
+    them is lifted by its own best text, the same footing. With no article with example questions among the
+    candidates, nothing changes.
+    """
+    if cap is None:
+        return list(examples)
+    best_example: dict[str, float] = {}
+    best_text: dict[str, float] = {}
+    for example, text, article in zip(examples, texts, articles):
+        best_example[article] = max(best_example.get(article, 0.0), example)
+        best_text[article] = max(best_text.get(article, -1.0), text)
+    mixed = any(a in with_examples for a in best_text) and not all(a in with_examples for a in best_text)
+    level = {article: (min(best_example[article], best_text[article] + cap) if article in with_examples
+                       else best_text[article] if mixed else 0.0) for article in best_text}
+    return [example - best_example[article] + level[article] if article in with_examples else level[article]
+            for example, article in zip(examples, articles)]
+
+
+def example_candidates(by_chunk: np.ndarray, depth: int) -> list[tuple[int, float]]:
+    """(chunk, example-question cosine) best first; only chunks with an example question."""
+    return lexical_candidates(by_chunk, depth)  # the same top-k of a score array
+
+
+def search(index: Index, query_vector: np.ndarray, query_terms: list[str], settings: Settings,
+           similarities: np.ndarray | None = None) -> list[Hit]:
+    """Every candidate passage for a query, best first, fused from the four retrievers' scores.
+
+    `similarities`: example_similarities of the query vector, computed here if not given."""
+    depth = min(settings.candidates, len(index.chunks))
+    if depth == 0:
+        return []
+    bm25 = lexical_scores(index, query_terms)
+    if similarities is None:
+        similarities = example_similarities(index, query_vector)
+    by_chunk = example_scores_by_chunk(index, similarities)
+    proposed = (dense_candidates(index, query_vector, depth),
+                sentence_candidates(index, query_vector, depth),
+                lexical_candidates(bm25, depth),
+                example_candidates(by_chunk, depth))
+    return fuse(index, query_vector, bm25, proposed, settings, by_chunk)
+
+
+def fuse(index: Index, query_vector: np.ndarray, bm25: np.ndarray,
+         proposed: tuple[list[tuple[int, float]], ...], settings: Settings,
+         by_chunk: np.ndarray | None = None) -> list[Hit]:
+    """All proposed passages, best first, by the weighted sum of their four scores.
+
+    `by_chunk`: each chunk's example-question score (example_scores_by_chunk), computed here if not given.
+    """
+    if by_chunk is None:
+        by_chunk = example_scores_by_chunk(index, example_similarities(index, query_vector))
+    candidates = sorted({chunk for ranking in proposed for chunk, _ in ranking})
+    if not candidates:
+        return []
+    # One matrix product each for the passages and for all their sentences.
+    cosines = index.chunk_vectors[candidates] @ query_vector
+    sentence_ids = [index.chunk_sentence_ids[c] for c in candidates]
+    similarities = index.answer_vectors[[i for ids in sentence_ids for i in ids]] @ query_vector
+    best_bm25 = float(bm25[candidates].max()) or 1.0
+    rows, start = [], 0
+    for chunk, cosine, ids in zip(candidates, cosines.tolist(), sentence_ids):
+        sentence = float(similarities[start:start + len(ids)].max()) if ids else cosine
+        start += len(ids)
+        rows.append((chunk, cosine, sentence, float(bm25[chunk]), float(by_chunk[chunk])))
+    lifts = example_lifts([r[4] for r in rows], [r[2] for r in rows],
+                          [index.chunks[r[0]].source for r in rows], index.articles_with_examples,
+                          settings.example_lift_cap)
+    hits = []
+    for (chunk, cosine, sentence, lexical, example), lift in zip(rows, lifts):
+        score = (settings.weight_dense * cosine + settings.weight_sentence * sentence
+                 + settings.weight_lexical * lexical / best_bm25 + settings.weight_question * lift)
+        hits.append(Hit(chunk, score, cosine, sentence, example, lexical))
+    hits.sort(key=lambda hit: (-hit.score, hit.chunk))
+    return hits

@@ -1,0 +1,378 @@
+"""Build time: a sentence-transformers model -> its ONNX export, made once per model, checked, kept by key.
+
+Owns making the exports that qa/models/onnx_model.py runs: the packaged model,
+each fine-tuned copy, and any other model a user names. Every build asks
+`ensure()` for the export of the model it embeds with; the index's manifest
+then names that export's key, and questions are embedded with it, without
+torch.
+
+How: the whole sentence-transformers pipeline (transformer, pooling,
+normalisation) is traced into one ONNX graph with torch's TorchScript
+exporter (`dynamo=False`; attention switched to the eager implementation
+for the trace), with dynamic batch and sequence axes. The model's fast
+tokenizer is saved beside it. Before the export is kept, the sample texts
+(qa/models/onnx_model.py) are embedded both ways and must agree within 1e-4; torch's
+vectors are stored with it so every later load checks the same thing.
+
+Where: `<tuned_dir>/onnx/<key>/` (by default `index/tuned/onnx/`), beside
+the tuned models. `key` hashes the model's files (or its name, for a model
+that is not a local folder), the export format and the torch,
+transformers and sentence-transformers versions: a retrained model, a
+changed file or another exporter is another key. Written beside and renamed
+into place, so a killed export leaves nothing half-written under the key.
+
+When a model cannot be exported (its tokenizer has no fast version, the
+trace fails, or the two ways disagree), the build says so, records why and
+in which environment (`<key>.failed`: the reason and the versions of the
+packages the export uses), and the index is embedded and questioned with
+sentence-transformers instead. A later build does not try again in the same
+environment, and does when any of those versions changed (a package
+installed or upgraded). `failure()` reads the record, for the build's
+summary and the page's status.
+
+Limits: torch, transformers and sentence-transformers are needed here, at
+build time only. The trace fixes the graph's control flow for the model's
+architecture; the sample check is what catches a model for which that is
+wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import warnings
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from qa.models import tuning
+from qa.models.embedding import Embedder, Export, resolve_model
+from qa.errors import ModelError
+from qa.files import publish_folder, recipe_key, sha256_file, temp_folder
+from qa.models.onnx_model import (EXPORT_FORMAT, INFO_FILE, MODEL_FILE, SAMPLE_FILE, SAMPLE_TEXTS, SAMPLE_TOLERANCE,
+                           TOKENIZER_FILE, ExportInfo, OnnxModel, check_files, feeds, load_tokenizer,
+                           max_difference)
+from qa.settings import Settings
+
+EXPORTS_FOLDER = "onnx"  # inside the tuned models' folder
+OPSET = 17
+_FAILED_SUFFIX = ".failed"
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# What making and checking an export runs on: a recorded failure holds for these versions only.
+_EXPORT_PACKAGES = ("torch", "transformers", "sentence-transformers", "onnx", "onnxruntime", "tokenizers")
+
+
+class ExportFailed(Exception):
+    """This model cannot be exported, or its export does not give its vectors: the reason, for the message."""
+
+
+def store(settings: Settings) -> Path:
+    return tuning.tuned_root(settings) / EXPORTS_FOLDER
+
+
+def export_key(model: str) -> str:
+    """The key of `model`'s export: its files' contents (or its name), the format and the exporter's versions."""
+    location = resolve_model(model)
+    recipe: dict = {"format": EXPORT_FORMAT, "opset": OPSET,
+                    "versions": [_version(p) for p in ("torch", "transformers", "sentence-transformers")]}
+    folder = Path(location)
+    if folder.is_dir():
+        recipe["files"] = {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*"))
+                           if p.is_file() and p.suffix != ".md" and EXPORTS_FOLDER not in p.relative_to(folder).parts}
+    else:
+        recipe["name"] = model
+    return recipe_key(recipe)
+
+
+def is_whole(settings: Settings, key: str) -> bool:
+    """The export `key` is in the store, complete and matching its checksum."""
+    try:
+        check_files(store(settings) / key, key)
+        return True
+    except ModelError:
+        return False
+
+
+def ensure(settings: Settings, embedder: Embedder, say: Callable[[str], None], key: str | None = None) -> Export | None:
+    """The export of `embedder`'s model, made now unless a whole one is in the store; None (after saying why)
+    when the model cannot be exported and must run on sentence-transformers."""
+    key = key or export_key(embedder.name)
+    root = store(settings)
+    folder = root / key
+    if is_whole(settings, key):
+        return Export(folder, key)
+    failed = root / f"{key}{_FAILED_SUFFIX}"
+    known = failure(settings, key)
+    if known is not None:
+        say(f"{embedder.name} runs on sentence-transformers: it could not be exported to ONNX in this "
+            f"environment ({known})")
+        return None
+    tmp = temp_folder(root, key)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if not _copy_known_export(embedder, key, tmp):
+            say(f"exporting {embedder.name} to ONNX (once per model)")
+            try:
+                export_model(embedder, key, tmp)
+            except ExportFailed as exc:
+                failed.write_text(json.dumps({"reason": str(exc), "environment": export_environment()},
+                                             indent=1) + "\n", encoding="utf-8")
+                say(f"warning: {embedder.name} cannot be exported to ONNX ({exc}); it is used through "
+                    "sentence-transformers instead, which is slower and loads torch to answer questions")
+                return None
+        publish_folder(tmp, folder, replace=True)  # a damaged export of the same key: replaced whole
+    except OSError as exc:
+        raise ModelError(f"cannot write the ONNX export in {root}: {exc.strerror or exc}") from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Export(folder, key)
+
+
+def export_environment() -> dict[str, str]:
+    """The versions of the packages an export depends on: a failure recorded under others is tried again."""
+    return {p: _version(p) for p in _EXPORT_PACKAGES}
+
+
+def failure(settings: Settings, key: str) -> str | None:
+    """Why the export `key` failed in this environment, when a build recorded that; else None.
+
+    A record from another environment (a package since installed or upgraded), or one that cannot be
+    read, does not count: the next build tries the export again."""
+    path = store(settings) / f"{key}{_FAILED_SUFFIX}"
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("environment") != export_environment():
+        return None
+    return str(record.get("reason") or "no reason recorded")
+
+
+def _copy_known_export(embedder: Embedder, key: str, out: Path) -> bool:
+    """Link (or copy) the same export that `embedder` already uses from elsewhere, if it is whole there."""
+    known = embedder.export
+    if known is None or known.key != key:
+        return False
+    try:
+        check_files(known.folder, key)
+        out.mkdir()
+        for name in (MODEL_FILE, TOKENIZER_FILE, SAMPLE_FILE, INFO_FILE):
+            try:
+                os.link(known.folder / name, out / name)
+            except OSError:
+                shutil.copy2(known.folder / name, out / name)
+        return True
+    except (ModelError, OSError):
+        shutil.rmtree(out, ignore_errors=True)
+        return False
+
+
+@dataclass
+class Traceable:
+    """What the trace needs of a model, however it was loaded."""
+
+    module: object  # a torch.nn.Module: the token tensors (in `inputs` order) -> one unit vector per text
+    transformer: object  # the Hugging Face model inside it, whose attention is switched for the trace
+    tokenizer: object  # its Hugging Face fast tokenizer
+    inputs: tuple[str, ...]
+    dimension: int
+    max_seq_length: int
+    do_lower_case: bool
+    reference: Callable[[list[str]], np.ndarray]  # torch's vectors of texts, as the model computes them
+
+
+def export_model(embedder: Embedder, key: str, out: Path) -> None:
+    """Trace `embedder`'s model into `out` and check it against torch; ExportFailed if not.
+
+    A model folder of the plain layout (`plain_layout`: the packaged model) is loaded with
+    transformers alone, unless sentence-transformers has it loaded already; anything else with
+    sentence-transformers, whose import costs seconds more on a first start (docs/BENCHMARKS.md)."""
+    import torch
+    from tokenizers import Tokenizer
+
+    location = resolve_model(embedder.name)
+    layout = plain_layout(Path(location)) if not embedder.loaded else None
+    model = _from_transformers(location, *layout) if layout else _from_sentence_transformers(embedder.torch_model())
+    backend = getattr(model.tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise ExportFailed("its tokenizer has no fast version (a tokenizer.json) to run without transformers")
+    if "input_ids" not in model.inputs or "attention_mask" not in model.inputs:
+        raise ExportFailed(f"its tokenizer gives {list(model.inputs)}, not token ids and an attention mask")
+    out.mkdir(parents=True, exist_ok=True)
+    saved = Tokenizer.from_str(backend.to_str())
+    saved.no_truncation()
+    saved.no_padding()
+    saved.save(str(out / TOKENIZER_FILE))
+    tokenizer = model.tokenizer
+    info = ExportInfo(
+        format=EXPORT_FORMAT, key=key, model=embedder.name, dimension=model.dimension,
+        max_seq_length=model.max_seq_length, do_lower_case=model.do_lower_case,
+        pad_id=int(tokenizer.pad_token_id or 0), pad_token=str(tokenizer.pad_token or "[PAD]"), inputs=model.inputs,
+        onnx_sha256="", onnx_bytes=0,
+        exported_with={p: _version(p) for p in ("torch", "transformers", "sentence-transformers", "onnxruntime")})
+
+    # Two texts of different lengths: the trace sees padding and the attention mask at work.
+    example = feeds(load_tokenizer(out / TOKENIZER_FILE, info), info, [SAMPLE_TEXTS[0], SAMPLE_TEXTS[3]])
+    axes = {name: {0: "batch", 1: "tokens"} for name in model.inputs}
+    axes["sentence_embedding"] = {0: "batch"}
+    attention = getattr(getattr(model.transformer, "config", None), "_attn_implementation", None)
+    try:
+        _set_attention(model.transformer, "eager")  # sdpa traces into a graph onnxruntime runs slower
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model.module.eval(), tuple(torch.from_numpy(example[name]) for name in model.inputs),
+                              str(out / MODEL_FILE), input_names=list(model.inputs),
+                              output_names=["sentence_embedding"], dynamic_axes=axes, opset_version=OPSET,
+                              do_constant_folding=True, dynamo=False)
+    except OSError:
+        raise  # a full or read-only disk, not the model: ensure() says so, and nothing is recorded as failed
+    except Exception as exc:  # the tracer and the exporter raise many kinds
+        raise ExportFailed(f"the trace failed: {type(exc).__name__}: {str(exc)[:300]}") from exc
+    finally:
+        if attention is not None:
+            _set_attention(model.transformer, attention)
+    info = ExportInfo(**{**info.__dict__, "onnx_sha256": sha256_file(out / MODEL_FILE),
+                         "onnx_bytes": (out / MODEL_FILE).stat().st_size})
+    info.write(out)
+    expected = model.reference(list(SAMPLE_TEXTS)).astype(np.float32)
+    np.save(out / SAMPLE_FILE, expected)
+    try:
+        difference = max_difference(OnnxModel(out, info, threads=1).encode(list(SAMPLE_TEXTS)), expected)
+    except ModelError as exc:
+        raise ExportFailed(f"onnxruntime cannot run the export: {exc}") from exc
+    if difference > SAMPLE_TOLERANCE:
+        raise ExportFailed(f"its vectors differ from torch's by {difference:.1e} (more than {SAMPLE_TOLERANCE:g})")
+
+
+def plain_layout(folder: Path) -> tuple[int, bool] | None:
+    """(max_seq_length, do_lower_case) when the sentence-transformers model saved in `folder` is a
+    transformer, mean pooling and normalisation, with no prompt, and says its window; else None."""
+    def read(name: str) -> dict:
+        return json.loads((folder / name).read_text(encoding="utf-8"))
+
+    try:
+        modules = read("modules.json")
+        kinds = [str(m["type"]).rsplit(".", 1)[-1] for m in modules]
+        pooling = read(str(Path(modules[1]["path"]) / "config.json"))
+        config = read("sentence_bert_config.json")
+        prompts = read("config_sentence_transformers.json") if (folder / "config_sentence_transformers.json").is_file() \
+            else {}
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
+    modes = {k.removeprefix("pooling_mode_"): v for k, v in pooling.items() if k.startswith("pooling_mode_")}
+    mean = pooling.get("pooling_mode") == "mean" or (modes.get("mean_tokens") is True
+                                                      and not any(v for k, v in modes.items() if k != "mean_tokens"))
+    window = config.get("max_seq_length")
+    if (kinds != ["Transformer", "Pooling", "Normalize"] or modules[0].get("path") or not mean
+            or not isinstance(window, int) or prompts.get("default_prompt_name")
+            or not (folder / "tokenizer.json").is_file()):
+        return None
+    return window, bool(config.get("do_lower_case", False))
+
+
+def _from_transformers(location: str, max_seq_length: int, do_lower_case: bool) -> Traceable:
+    """The plain layout loaded with transformers: its transformer, then mean pooling and normalisation,
+    written out as sentence-transformers computes them."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(location)
+    transformer = AutoModel.from_pretrained(location).eval()
+    inputs = tuple(name for name in _INPUTS if name in tokenizer(["a"]))
+
+    class MeanPooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, *tensors):
+            named = dict(zip(inputs, tensors))
+            tokens = self.transformer(**named)[0]
+            mask = named["attention_mask"].unsqueeze(-1).to(tokens.dtype)
+            pooled = (tokens * mask).sum(1) / torch.clamp(mask.sum(1), min=1e-9)
+            return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+    module = MeanPooled()
+
+    def reference(texts: list[str]) -> np.ndarray:
+        batch = tokenizer([t.lower() if do_lower_case else t for t in texts], padding=True, truncation=True,
+                          max_length=max_seq_length, return_tensors="pt")
+        with torch.no_grad():
+            return module(*(batch[name] for name in inputs)).numpy()
+
+    return Traceable(module, transformer, tokenizer, inputs, int(transformer.config.hidden_size), max_seq_length,
+                     do_lower_case, reference)
+
+
+def _from_sentence_transformers(model) -> Traceable:
+    """Any model sentence-transformers loads: its own modules, end to end."""
+    import torch
+
+    preprocess = getattr(model, "preprocess", None) or model.tokenize  # sentence-transformers 6 renamed it
+    features = preprocess(["a", "b"])
+    inputs = tuple(name for name in _INPUTS if name in features)
+    transformer = model[0]
+
+    class Pipeline(torch.nn.Module):
+        """The sentence-transformers modules as one function of tensors, for the trace."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *tensors):
+            return self.model(dict(zip(inputs, tensors)))["sentence_embedding"]
+
+    def reference(texts: list[str]) -> np.ndarray:
+        return model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+
+    return Traceable(Pipeline(), getattr(transformer, "auto_model", None), getattr(model, "tokenizer", None), inputs,
+                     int(_dimension(model)), int(model.max_seq_length),
+                     bool(getattr(transformer, "do_lower_case", False)), reference)
+
+
+def _set_attention(model, implementation: str) -> None:
+    if model is None:
+        return
+    setter = getattr(model, "set_attn_implementation", None)
+    try:
+        if setter is not None:
+            setter(implementation)
+            return
+    except Exception:  # noqa: BLE001 - older transformers: set the config directly
+        pass
+    model.config._attn_implementation = implementation
+
+
+def _dimension(model) -> int:
+    get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return get_dim()
+
+
+def prune(settings: Settings, keep: set[str]) -> None:
+    """Delete exports (and failure notes, and leftovers of killed exports) that no kept generation names.
+
+    Only in the index's own folder, like tuned models: a shared `tuned_dir` is a cache its owner manages.
+    """
+    root = store(settings)
+    if settings.tuned_dir is not None or not root.is_dir():
+        return
+    for path in root.iterdir():
+        if path.name in keep or path.name.removesuffix(_FAILED_SUFFIX) in keep:
+            continue
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+__all__ = ["ensure", "export_environment", "failure", "export_key", "export_model", "plain_layout", "is_whole", "store", "prune", "ExportFailed",
+           "EXPORTS_FOLDER"]

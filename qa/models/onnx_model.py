@@ -1,0 +1,212 @@
+"""A sentence-transformers model's ONNX export, run with onnxruntime + tokenizers: the question path.
+
+Owns reading an export folder (written at build time by qa/models/export.py),
+checking it, and turning texts into unit vectors with it. Nothing here
+imports torch, transformers or sentence-transformers: a process that only
+answers questions loads onnxruntime and the `tokenizers` library, and
+starts in well under a second.
+
+An export folder holds:
+
+    model.onnx          the whole sentence-transformers pipeline (transformer, pooling,
+                        normalisation) as one graph: token ids in, one vector per text out
+    tokenizer.json      the model's fast tokenizer, saved as the model uses it
+    sample_vectors.npy  what torch gave for SAMPLE_TEXTS when the export was made
+    export.json         what the export is of (its key and source model), its settings
+                        (window, padding, lower-casing, dimension), the sha256 of model.onnx
+
+`OnnxModel.load(folder, key)` refuses a folder that is not the export the
+index names (another key: mismatched), whose model.onnx is missing, cut short
+or altered (checksum), or whose sample vectors no longer come out within
+SAMPLE_TOLERANCE of torch's (another onnxruntime, a damaged graph). Every
+refusal is a ModelError naming the command that rebuilds it.
+
+Tokenizing: the packaged tokenizer.json pads and truncates every text to 128
+tokens. It is re-set here to what sentence-transformers does: truncate at the
+model's own window (`max_seq_length`, 256 for MiniLM) and pad to the longest
+text of the batch only, so a 13-token question costs 13 tokens and a long
+passage is not cut at 128.
+
+Limits: CPU only. fp32 only (int8 was measured and not shipped:
+docs/BENCHMARKS.md). One session per model and thread count.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from qa.errors import REBUILD_HINT, ModelError
+from qa.files import sha256_file
+
+# Bump when the folder's layout or what the graph computes changes: older exports are made again.
+EXPORT_FORMAT = 1
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+SAMPLE_FILE = "sample_vectors.npy"
+INFO_FILE = "export.json"
+# Torch and onnxruntime compute the same sums in another order, so vectors differ in the last
+# digits (docs/DESIGN.md, the index on disk); a real fault (a damaged graph, a wrong tokenizer
+# setting) is far above this.
+SAMPLE_TOLERANCE = 1e-4
+# Real sentences of every length the product embeds: a question, passages, a text over the
+# 256-token window (truncation), and texts that make a padded batch. All are checked at export, in a
+# batch; a load checks the first LOAD_SAMPLES one by one (the runtime and the graph: what can change
+# after the export), which costs milliseconds instead of a 256-token batch.
+LOAD_SAMPLES = 3
+SAMPLE_TEXTS = (
+    "does naloxone reverse ketamine",
+    "Naloxone does not reverse the effects of ketamine.",
+    "Withdrawal symptoms typically emerge within a few hours to days after the last dose.",
+    "Risks: Prolonged use can lead to tolerance, dependence and bladder damage; people who stop "
+    "after long use may feel anxious, low and tired for weeks.",
+    "what is the capital of France",
+    " ".join(["Ketamine is a dissociative anaesthetic used in surgery, and at lower doses for "
+              "treatment-resistant depression under medical supervision."] * 12),
+)
+
+
+@dataclass(frozen=True)
+class ExportInfo:
+    """export.json: what an export folder holds."""
+
+    format: int
+    key: str  # qa/models/export.py's key: the model's files and the exporter's versions
+    model: str  # the model it was exported from (name or folder)
+    dimension: int
+    max_seq_length: int
+    do_lower_case: bool
+    pad_id: int
+    pad_token: str
+    inputs: tuple[str, ...]  # the graph's inputs, from: input_ids, attention_mask, token_type_ids
+    onnx_sha256: str
+    onnx_bytes: int
+    exported_with: dict  # library versions
+
+    @classmethod
+    def read(cls, folder: Path) -> "ExportInfo":
+        path = Path(folder) / INFO_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            data["inputs"] = tuple(data["inputs"])
+            return cls(**data)
+        except FileNotFoundError:
+            raise ModelError(f"the ONNX export {folder} is incomplete ({INFO_FILE} is missing); "
+                             f"rebuild it with: {REBUILD_HINT}") from None
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise ModelError(f"the ONNX export's {path} is unreadable ({exc}); rebuild it with: {REBUILD_HINT}") \
+                from exc
+
+    def write(self, folder: Path) -> None:
+        data = {**self.__dict__, "inputs": list(self.inputs)}
+        (Path(folder) / INFO_FILE).write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+
+def check_files(folder: Path, key: str, checksum: bool = True) -> ExportInfo:
+    """The export's info when `folder` holds the export `key`, whole; else ModelError saying what is wrong."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelError(f"the ONNX export of the question model is missing ({folder}); "
+                         f"rebuild it with: {REBUILD_HINT}")
+    info = ExportInfo.read(folder)
+    if info.format != EXPORT_FORMAT or info.key != key:
+        raise ModelError(f"{folder} holds another ONNX export (format {info.format}, key {info.key}) than the "
+                         f"index names (format {EXPORT_FORMAT}, key {key}); rebuild it with: {REBUILD_HINT}")
+    onnx_file = folder / MODEL_FILE
+    for needed in (onnx_file, folder / TOKENIZER_FILE, folder / SAMPLE_FILE):
+        if not needed.is_file():
+            raise ModelError(f"the ONNX export {folder} is incomplete ({needed.name} is missing); "
+                             f"rebuild it with: {REBUILD_HINT}")
+    if onnx_file.stat().st_size != info.onnx_bytes or (checksum and sha256_file(onnx_file) != info.onnx_sha256):
+        raise ModelError(f"{onnx_file} is truncated or altered (its checksum does not match {INFO_FILE}); "
+                         f"rebuild it with: {REBUILD_HINT}")
+    return info
+
+
+class OnnxModel:
+    """One export loaded: texts -> unit-length float32 vectors, on `threads` intra-op threads."""
+
+    def __init__(self, folder: Path, info: ExportInfo, threads: int) -> None:
+        import onnxruntime
+
+        self.folder = Path(folder)
+        self.info = info
+        self.dimension = info.dimension
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        # Idle worker threads sleep instead of spinning: on a shared 2-core machine a spinning
+        # thread takes a core from whoever else is working.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3  # warnings about unused initialisers are noise
+        try:
+            self._session = onnxruntime.InferenceSession(str(self.folder / MODEL_FILE), options,
+                                                         providers=["CPUExecutionProvider"])
+            self._tokenizer = load_tokenizer(self.folder / TOKENIZER_FILE, info)
+        except Exception as exc:  # onnxruntime and tokenizers raise their own kinds
+            raise ModelError(f"cannot load the ONNX export {self.folder} ({exc}); rebuild it with: {REBUILD_HINT}") \
+                from exc
+        self._inputs = info.inputs
+
+    @classmethod
+    def load(cls, folder: Path, key: str, threads: int = 1) -> "OnnxModel":
+        """Load and check the export `key` in `folder`: files, checksum, and sample vectors against torch's."""
+        info = check_files(folder, key)
+        model = cls(folder, info, threads)
+        expected = np.load(Path(folder) / SAMPLE_FILE)[:LOAD_SAMPLES]
+        difference = max_difference(model.encode(list(SAMPLE_TEXTS[:LOAD_SAMPLES]), batch_size=1), expected)
+        if difference > SAMPLE_TOLERANCE:
+            raise ModelError(f"the ONNX export {folder} no longer gives the model's vectors (differs by "
+                             f"{difference:.1e}, more than {SAMPLE_TOLERANCE:g}); rebuild it with: {REBUILD_HINT}")
+        return model
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32,
+               on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+        """One unit row per text. Batches hold texts of similar length (sorted), so little is padded."""
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            out[rows] = self._run([texts[i] for i in rows])
+            if on_batch is not None:
+                on_batch(len(rows))
+        return out
+
+    def _run(self, texts: list[str]) -> np.ndarray:
+        arrays = feeds(self._tokenizer, self.info, texts)
+        vectors = self._session.run(None, {name: arrays[name] for name in self._inputs})[0]
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def load_tokenizer(path: Path, info: ExportInfo):
+    """The export's fast tokenizer, set as the model is fed: cut at its window, padded to the longest text."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.enable_truncation(max_length=info.max_seq_length)
+    tokenizer.enable_padding(pad_id=info.pad_id, pad_token=info.pad_token)  # to the longest text of a batch
+    return tokenizer
+
+
+def feeds(tokenizer, info: ExportInfo, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    """Token arrays for `texts` by input name (the model takes those of `info.inputs`)."""
+    encodings = tokenizer.encode_batch([t.lower() if info.do_lower_case else t for t in texts])
+    return {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64)}
+
+
+def max_difference(a: np.ndarray, b: np.ndarray) -> float:
+    if a.shape != b.shape:
+        return float("inf")
+    return float(np.abs(a - b).max()) if a.size else 0.0
+
+
+__all__ = ["OnnxModel", "ExportInfo", "check_files", "feeds", "load_tokenizer", "max_difference", "SAMPLE_TEXTS",
+           "SAMPLE_TOLERANCE", "EXPORT_FORMAT", "MODEL_FILE", "TOKENIZER_FILE", "SAMPLE_FILE", "INFO_FILE"]

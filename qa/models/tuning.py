@@ -1,0 +1,215 @@
+"""Stage 3a: the question bank -> a copy of the embedding model fine-tuned on it.
+
+Owns: turning the bank's (example question, answer sentence) pairs into a
+fine-tuned copy of the model, keyed by everything that decides its weights,
+and keeping those copies on disk so a rebuild with the same bank and
+settings trains nothing.
+
+Why: the example questions were written from the articles alone, the way
+people ask ("will narcan wake someone up who did too much k"), each paired
+with the sentence that answers it. Taught on those pairs, MiniLM learns the
+articles' vocabulary as people use it, and questions it has never seen are
+answered better than with the model as it ships, on every question set of
+eval/sets/ (docs/history.md, 2026-11-22, fifth session).
+
+How: in-batch negatives (sentence-transformers' MultipleNegativesRankingLoss,
+scale 20), both ways (question -> answer and answer -> question); a batch
+never holds two pairs with the same answer, which would be false negatives.
+AdamW, 10% linear warm-up then linear decay, batch 32, plain torch on the
+CPU. Seeded, on a fixed number of threads: the same pairs give the same
+weights, so the refusal weights fitted to them stay valid (a test checks it).
+
+Where: `<tuned_dir>/<key>/`, a sentence-transformers model folder (a full
+copy of the model), written beside and renamed into place, so a killed
+training leaves nothing half-written under the key. `key` hashes the base
+model, the pairs, the training numbers and the torch and
+sentence-transformers versions.
+
+Limits: a bank change retrains (its cost: docs/BENCHMARKS.md, build) and
+so re-embeds every text; an article change alone does neither. Training
+uses the pairs as written, whether or not their answer is still in the
+article (qa/models/question_bank.py warns about those).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+from qa.models.embedding import resolve_model
+from qa.errors import ModelError
+from qa.files import publish_folder, recipe_key, temp_folder
+from qa.models.question_bank import BankQuestion
+from qa.settings import Settings
+
+TUNED_FOLDER = "tuned"  # inside the index folder, unless Settings.tuned_dir says otherwise
+
+
+@dataclass(frozen=True)
+class TuningPlan:
+    """What a build would train: the pairs and the key naming the result."""
+
+    key: str
+    pairs: tuple[tuple[str, str], ...]
+    epochs: int
+
+
+def tuned_root(settings: Settings) -> Path:
+    return settings.tuned_dir if settings.tuned_dir is not None else settings.index_dir / TUNED_FOLDER
+
+
+def training_pairs(entries: list[BankQuestion]) -> tuple[tuple[str, str], ...]:
+    """(question, answer) pairs, each once, in a fixed order: the seeded shuffle starts from it."""
+    return tuple(sorted({(e.question, e.answer) for e in entries}))
+
+
+def plan(settings: Settings, entries: list[BankQuestion]) -> TuningPlan | None:
+    """The training this bank calls for, or None (tuning off, or too few examples to be worth a model copy)."""
+    pairs = training_pairs(entries)
+    if settings.tune_epochs == 0 or len(pairs) < settings.tune_min_pairs:
+        return None
+    recipe = {
+        "base": settings.model, "base_location": resolve_model(settings.model), "pairs": pairs,
+        "epochs": settings.tune_epochs, "learning_rate": settings.tune_learning_rate, "batch": settings.tune_batch,
+        "scale": settings.tune_scale, "warm_up": settings.tune_warm_up, "weight_decay": settings.tune_weight_decay,
+        "seed": settings.tune_seed, "threads": settings.threads,
+        "versions": [_version("torch"), _version("sentence-transformers")],
+    }
+    key = recipe_key(recipe)
+    return TuningPlan(key, pairs, settings.tune_epochs)
+
+
+def model_dir(settings: Settings, key: str) -> Path:
+    return tuned_root(settings) / key
+
+
+def is_trained(settings: Settings, key: str) -> bool:
+    folder = model_dir(settings, key)
+    return (folder / "config.json").is_file() and any(folder.glob("*.safetensors"))
+
+
+def ensure_trained(settings: Settings, tuning: TuningPlan, say: Callable[[str], None],
+                   on_step: Callable[[int, int], None] | None = None) -> tuple[Path, float]:
+    """The tuned model's folder, training it first unless it is on disk; also the seconds spent training.
+
+    `on_step(done, total)` is called after every training step."""
+    folder = model_dir(settings, tuning.key)
+    if is_trained(settings, tuning.key):
+        return folder, 0.0
+    started = time.perf_counter()
+    root = tuned_root(settings)
+    tmp = temp_folder(root, tuning.key)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        say(f"fine-tuning {settings.model} on {len(tuning.pairs)} example questions "
+            f"({tuning.epochs} epoch(s); once per question bank)")
+        fine_tune(resolve_model(settings.model), list(tuning.pairs), tuning.epochs, settings.threads, tmp,
+                  on_step=on_step, settings=settings)
+        # Another build finishing the same model first is fine.
+        publish_folder(tmp, folder, already_there=lambda: is_trained(settings, tuning.key))
+    except OSError as exc:
+        raise ModelError(f"cannot write the fine-tuned model in {root}: {exc.strerror or exc}") from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder, time.perf_counter() - started
+
+
+def prune(settings: Settings, keep: set[str]) -> None:
+    """Delete tuned models (and leftovers of killed trainings) no kept index generation uses.
+
+    Only in the index's own folder: a shared `tuned_dir` is a cache its owner manages.
+    """
+    if settings.tuned_dir is not None:
+        return
+    root = tuned_root(settings)
+    if not root.is_dir():
+        return
+    for path in root.iterdir():
+        if path.name not in keep:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def batches(pairs: list[tuple[str, str]], rng: random.Random, size: int) -> list[list[tuple[str, str]]]:
+    """Shuffled batches in which every answer appears once (a second one would be a false negative)."""
+    waiting = pairs[:]
+    rng.shuffle(waiting)
+    out = []
+    while waiting:
+        batch, answers, later = [], set(), []
+        for pair in waiting:
+            if len(batch) < size and pair[1] not in answers:
+                batch.append(pair)
+                answers.add(pair[1])
+            else:
+                later.append(pair)
+        if len(batch) > 1:
+            out.append(batch)
+        waiting = later if len(batch) > 1 else []
+    return out
+
+
+def fine_tune(base_location: str, pairs: list[tuple[str, str]], epochs: int, threads: int, out: Path,
+              seed: int | None = None, on_step: Callable[[int, int], None] | None = None,
+              settings: Settings | None = None) -> None:
+    """Train a copy of the model at `base_location` on (question, answer) pairs and save it to `out`, with
+    the training numbers of `settings` (the defaults when None); `seed` overrides its tune_seed."""
+    numbers = settings or Settings()
+    seed = numbers.tune_seed if seed is None else seed
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(threads)
+    rng = random.Random(seed)
+    with torch.random.fork_rng(devices=[]):  # a build inside the app leaves the process's RNG as it was
+        torch.manual_seed(seed)
+        try:
+            model = SentenceTransformer(base_location, device="cpu")
+        except Exception as exc:  # sentence-transformers raises many kinds
+            raise ModelError(f"cannot load embedding model {base_location} to fine-tune it: {exc}") from exc
+        model.train()
+        optimiser = torch.optim.AdamW(model.parameters(), lr=numbers.tune_learning_rate,
+                                      weight_decay=numbers.tune_weight_decay)
+        schedule = [batches(pairs, rng, numbers.tune_batch) for _ in range(epochs)]
+        total = sum(len(epoch) for epoch in schedule)
+        warm_up = max(1, int(total * numbers.tune_warm_up))
+
+        def embed(texts: list[str]) -> "torch.Tensor":
+            features = model.tokenize(texts)
+            return torch.nn.functional.normalize(model(features)["sentence_embedding"], dim=-1)
+
+        step = 0
+        for epoch in schedule:
+            for batch in epoch:
+                questions, answers = (list(side) for side in zip(*batch))
+                logits = embed(questions) @ embed(answers).T * numbers.tune_scale
+                labels = torch.arange(len(batch))
+                loss = (torch.nn.functional.cross_entropy(logits, labels)
+                        + torch.nn.functional.cross_entropy(logits.T, labels)) / 2
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                step += 1
+                for group in optimiser.param_groups:
+                    group["lr"] = numbers.tune_learning_rate * min(
+                        step / warm_up, max(0.0, (total - step) / max(1, total - warm_up)))
+                if on_step is not None:
+                    on_step(step, total)
+        model.eval()
+        model.save(str(out))
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+__all__ = ["TuningPlan", "training_pairs", "plan", "ensure_trained", "model_dir", "is_trained", "prune", "tuned_root",
+           "fine_tune", "batches"]
