@@ -274,7 +274,7 @@ def _fit_refusal_suite(args: argparse.Namespace, settings) -> int:
 
     from qa.evaluation import calibration, suite
     from qa.errors import RefusalModelError
-    from qa.models.refusal import load_labels, load_model
+    from qa.models.refusal import REGIMES, load_labels, load_model
 
     corpora = tuple(args.corpora.split(",")) if args.corpora else suite.CORPORA
     wrongly = args.wrongly_refused or settings.refusal_wrongly_refused
@@ -286,22 +286,30 @@ def _fit_refusal_suite(args: argparse.Namespace, settings) -> int:
             raise QAError(str(exc)) from exc
         (work / "fitting-records.json").write_text(json.dumps(groups), encoding="utf-8")
     knobs = (settings.model, wrongly, settings.strong_match_precision, settings.may_help_off_topic)
-    loo = calibration.leave_one_out(groups, *knobs, corpora=corpora)
-    refusal, bars = calibration.fit_both(groups, *knobs)
-    models = {"the new fit": (refusal, bars)}
-    try:  # the product's sets as they were, when the model shipped before reads today's signals
+    try:  # the model shipped now: compared with, and the source of the regimes kept
         before = load_model(settings.refusal_model_file, settings.model)
+    except RefusalModelError as exc:
+        before = None
+        _say(f"not compared with the refusal model shipped now: {exc}")
+    kept = tuple(r for r in REGIMES if r not in args.refit_regimes.split(","))
+    if kept and before is None:
+        raise QAError(f"keeping the {', '.join(kept)} regime needs the shipped refusal model; refit every regime")
+    loo = calibration.leave_one_out(groups, *knobs, corpora=corpora, keep=before, keep_regimes=kept)
+    refusal, bars = calibration.fit_both(groups, *knobs, keep=before, keep_regimes=kept)
+    models = {"the new fit": (refusal, bars)}
+    if before is not None:
         models = {"the refusal model and bars shipped before": (before, load_labels(settings.labels_file, before)),
                   **models}
-    except RefusalModelError as exc:
-        _say(f"not compared with the refusal model shipped before: {exc}")
     corpora_report = calibration.report_under(groups, models, product=False)
     product = calibration.report_under(groups, models, product=True)
     fitted_on = sorted(calibration.fitting_groups(groups))
     today = dt.date.today().isoformat()
     if args.write:  # only once the report says the fit transfers: it replaces what every index answers with
+        kept_from = ({r: {k: json.loads(settings.refusal_model_file.read_text(encoding="utf-8")).get(k)
+                          for k in ("command", "fitted_at")} for r in kept} if kept else {})
         refusal.save(settings.refusal_model_file, {"fitted_at": today, "suite": {"fitted_on": fitted_on,
-                                                                               "seed": args.seed}})
+                                                                               "seed": args.seed},
+                                                   "kept_regimes": kept_from})
         bars.save(settings.labels_file, {"fitted_at": today, "fitted_on": fitted_on,
                                          "strong_match_precision": settings.strong_match_precision,
                                          "may_help_off_topic": settings.may_help_off_topic, "seed": args.seed})
@@ -476,6 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--fit-refusal", action="store_true",
                     help="refit the refusal model (qa/fitted/refusal.json): with --suite, on the calibration suite "
                          "leave one corpus out, and the label bars with it; with --benchmark, on its fit half")
+    ev.add_argument("--refit-regimes", default="plain,examples",
+                    help="--suite --fit-refusal: the refusal regimes refitted; the others are kept as shipped")
     ev.add_argument("--write", action="store_true",
                     help="--suite --fit-refusal: write the fit to qa/fitted/ (without it, only the report)")
     ev.add_argument("--benchmark", metavar="FILE",

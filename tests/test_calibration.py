@@ -11,7 +11,7 @@ from qa.models.refusal import RefusalModel, RegimeModel
 
 
 def _model(bar: float) -> RefusalModel:
-    weights = {"sentence": 1.0, "example": 0.0, "coverage": 0.0, "unknown": -1.0}
+    weights = {"sentence": 1.0, "example": 0.0, "coverage": 0.0, "unknown": -1.0, "contrast": 0.0}
     return RefusalModel("m", {"plain": RegimeModel(weights, 0.0, bar), "examples": RegimeModel(weights, 0.0, bar)}, ())
 
 
@@ -22,9 +22,9 @@ def _row(kind: str, signals, right: bool = True, regime: str = "plain") -> dict:
 
 
 def test_a_refusal_model_only_takes_answers_away_from_an_answer_everything_run():
-    rows = [_row("answerable", (3.0, 0, 0.5, 0.0)), _row("answerable", (0.5, 0, 0.5, 0.0)),
-            _row("off-topic", (0.2, 0, 0.1, 0.6)),
-            {**_row("answerable", (0, 0, 0, 0)), "signals": None, "regime": None, "found": False, "right": False}]
+    rows = [_row("answerable", (3.0, 0, 0.5, 0.0, 0.0)), _row("answerable", (0.5, 0, 0.5, 0.0, 0.0)),
+            _row("off-topic", (0.2, 0, 0.1, 0.6, 0.0)),
+            {**_row("answerable", (0, 0, 0, 0, 0)), "signals": None, "regime": None, "found": False, "right": False}]
     under = calibration.under(rows, _model(bar=1.0))
     assert [r["found"] for r in under] == [True, False, False, False]
     assert [r["right"] for r in under] == [True, False, False, False]  # a refused right answer is not given
@@ -48,12 +48,12 @@ def test_leave_one_out_reports_each_corpus_under_a_fit_that_never_saw_it():
     rng = random.Random(0)
 
     def group(shift: float) -> list[dict]:  # answerable above, off-topic below; `shift` moves the whole corpus
-        return ([_row("answerable", (rng.gauss(3 + shift, 1), 0, 0.6, 0.0)) for _ in range(40)]
-                + [_row("off-topic", (rng.gauss(0 + shift, 1), 0, 0.2, 0.5), right=False) for _ in range(20)])
+        return ([_row("answerable", (rng.gauss(3 + shift, 1), 0, 0.6, 0.0, 0.3)) for _ in range(40)]
+                + [_row("off-topic", (rng.gauss(0 + shift, 1), 0, 0.2, 0.5, 0.0), right=False) for _ in range(20)])
 
     groups = {"one/fresh": group(0.0), "two/fresh": group(0.0), "three/fresh": group(2.0),
-              "product/dev": [_row("answerable", (rng.gauss(3, 1), 1, 0.6, 0.0), regime=r) for r in
-                              ["examples"] * 30] + [_row("off-topic", (0, 0, 0.1, 0.6), False, "examples")] * 10}
+              "product/dev": [_row("answerable", (rng.gauss(3, 1), 1, 0.6, 0.0, 0.0), regime=r) for r in
+                              ["examples"] * 30] + [_row("off-topic", (0, 0, 0.1, 0.6, 0.0), False, "examples")] * 10}
     report = calibration.leave_one_out(groups, "m", 0.07, 0.9, 0.1, corpora=("one", "two", "three"))
     assert report["one/fresh"]["fitted_on"] == ["product/dev", "three/fresh", "two/fresh"]
     assert report["one/fresh"]["off-topic refused"] >= 0.8
@@ -62,7 +62,7 @@ def test_leave_one_out_reports_each_corpus_under_a_fit_that_never_saw_it():
 
 
 def test_the_report_names_every_group_under_every_model():
-    rows = [_row("answerable", (3.0, 0, 0.5, 0.0)), _row("off-topic", (0.2, 0, 0.1, 0.6), right=False)]
+    rows = [_row("answerable", (3.0, 0, 0.5, 0.0, 0.0)), _row("off-topic", (0.2, 0, 0.1, 0.6, 0.0), right=False)]
     groups = {"squad/fresh": rows, "product/dev": rows, "squad/grown/dev": rows, "plain/dev": rows}
     models = {"one": (_model(1.0), None)}
     corpora = calibration.report_under(groups, models, product=False)

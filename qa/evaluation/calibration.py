@@ -83,12 +83,14 @@ def fitting_groups(groups: Mapping[str, Sequence[dict]], leave_out: str | None =
 
 
 def fit_both(groups: Mapping[str, Sequence[dict]], model_name: str, wrongly_refused: float, precision: float,
-             off_topic: float, leave_out: str | None = None) -> tuple[RefusalModel, LabelBars]:
-    """Refusal fitted on the fitting groups, then the label bars fitted on the same groups under it."""
+             off_topic: float, leave_out: str | None = None, keep: RefusalModel | None = None,
+             keep_regimes: Sequence[str] = ()) -> tuple[RefusalModel, LabelBars]:
+    """Refusal fitted on the fitting groups (`keep_regimes` taken from `keep` as they are), then the label bars
+    fitted on the same groups under it."""
     from qa.models.refusal import refusal_key
 
     fitting = fitting_groups(groups, leave_out)
-    refusal = fit(labelled_signals(fitting), model_name, wrongly_refused)
+    refusal = fit(labelled_signals(fitting), model_name, wrongly_refused, keep=keep, keep_regimes=keep_regimes)
     answered = {g: under(rows, refusal) for g, rows in fitting.items()}
     return refusal, fit_labels(answered, refusal_key(refusal), precision, off_topic)
 
@@ -111,11 +113,13 @@ def figures(rows: Sequence[dict], bars: LabelBars | None = None) -> dict[str, fl
 
 
 def leave_one_out(groups: Mapping[str, Sequence[dict]], model_name: str, wrongly_refused: float, precision: float,
-                  off_topic: float, corpora: Sequence[str]) -> dict[str, dict]:
+                  off_topic: float, corpora: Sequence[str], keep: RefusalModel | None = None,
+                  keep_regimes: Sequence[str] = ()) -> dict[str, dict]:
     """Each suite corpus's groups under refusal and label bars fitted without that corpus."""
     report = {}
     for corpus in corpora:
-        refusal, bars = fit_both(groups, model_name, wrongly_refused, precision, off_topic, leave_out=corpus)
+        refusal, bars = fit_both(groups, model_name, wrongly_refused, precision, off_topic, leave_out=corpus,
+                                 keep=keep, keep_regimes=keep_regimes)
         for group, rows in groups.items():
             if corpus_of(group) == corpus and group.count("/") == 1:
                 report[group] = {"fitted_on": sorted(fitting_groups(groups, corpus)),
