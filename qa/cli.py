@@ -294,12 +294,13 @@ def _fit_refusal_suite(args: argparse.Namespace, settings) -> int:
     kept = tuple(r for r in REGIMES if r not in args.refit_regimes.split(","))
     if kept and before is None:
         raise QAError(f"keeping the {', '.join(kept)} regime needs the shipped refusal model; refit every regime")
-    loo = calibration.leave_one_out(groups, *knobs, corpora=corpora, keep=before, keep_regimes=kept)
-    refusal, bars = calibration.fit_both(groups, *knobs, keep=before, keep_regimes=kept)
+    before_bars = load_labels(settings.labels_file, before) if before is not None else None
+    keeping = dict(keep=before, keep_regimes=kept, keep_bars=before_bars)
+    loo = calibration.leave_one_out(groups, *knobs, corpora=corpora, **keeping)
+    refusal, bars = calibration.fit_both(groups, *knobs, **keeping)
     models = {"the new fit": (refusal, bars)}
     if before is not None:
-        models = {"the refusal model and bars shipped before": (before, load_labels(settings.labels_file, before)),
-                  **models}
+        models = {"the refusal model and bars shipped before": (before, before_bars), **models}
     corpora_report = calibration.report_under(groups, models, product=False)
     product = calibration.report_under(groups, models, product=True)
     fitted_on = sorted(calibration.fitting_groups(groups))

@@ -84,15 +84,20 @@ def fitting_groups(groups: Mapping[str, Sequence[dict]], leave_out: str | None =
 
 def fit_both(groups: Mapping[str, Sequence[dict]], model_name: str, wrongly_refused: float, precision: float,
              off_topic: float, leave_out: str | None = None, keep: RefusalModel | None = None,
-             keep_regimes: Sequence[str] = ()) -> tuple[RefusalModel, LabelBars]:
+             keep_regimes: Sequence[str] = (), keep_bars: LabelBars | None = None) -> tuple[RefusalModel, LabelBars]:
     """Refusal fitted on the fitting groups (`keep_regimes` taken from `keep` as they are), then the label bars
-    fitted on the same groups under it."""
+    fitted on the same groups under it (a kept regime keeps its bars from `keep_bars` too: its margins are
+    unchanged)."""
     from qa.models.refusal import refusal_key
 
     fitting = fitting_groups(groups, leave_out)
     refusal = fit(labelled_signals(fitting), model_name, wrongly_refused, keep=keep, keep_regimes=keep_regimes)
     answered = {g: under(rows, refusal) for g, rows in fitting.items()}
-    return refusal, fit_labels(answered, refusal_key(refusal), precision, off_topic)
+    bars = fit_labels(answered, refusal_key(refusal), precision, off_topic)
+    for regime in keep_regimes if keep_bars is not None else ():
+        bars.strong[regime], bars.may_help[regime] = keep_bars.strong[regime], keep_bars.may_help[regime]
+        bars.strong_cosine[regime] = keep_bars.strong_cosine.get(regime, -1.0)
+    return refusal, bars
 
 
 def figures(rows: Sequence[dict], bars: LabelBars | None = None) -> dict[str, float]:
@@ -114,12 +119,12 @@ def figures(rows: Sequence[dict], bars: LabelBars | None = None) -> dict[str, fl
 
 def leave_one_out(groups: Mapping[str, Sequence[dict]], model_name: str, wrongly_refused: float, precision: float,
                   off_topic: float, corpora: Sequence[str], keep: RefusalModel | None = None,
-                  keep_regimes: Sequence[str] = ()) -> dict[str, dict]:
+                  keep_regimes: Sequence[str] = (), keep_bars: LabelBars | None = None) -> dict[str, dict]:
     """Each suite corpus's groups under refusal and label bars fitted without that corpus."""
     report = {}
     for corpus in corpora:
         refusal, bars = fit_both(groups, model_name, wrongly_refused, precision, off_topic, leave_out=corpus,
-                                 keep=keep, keep_regimes=keep_regimes)
+                                 keep=keep, keep_regimes=keep_regimes, keep_bars=keep_bars)
         for group, rows in groups.items():
             if corpus_of(group) == corpus and group.count("/") == 1:
                 report[group] = {"fitted_on": sorted(fitting_groups(groups, corpus)),
