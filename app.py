@@ -342,11 +342,21 @@ def feedback_controls(chatbot: gr.Chatbot) -> None:
 # first line. When that line is the emergency line, it is brought back into view, once per reply.
 EMERGENCY_IN_VIEW = """<script>
 (() => {
-  const show = () => document.querySelectorAll('#chat [role="alert"]:not([data-shown])').forEach((line) => {
-    line.dataset.shown = "1";
-    for (const wait of [300, 900]) setTimeout(() => line.scrollIntoView({block: "start"}), wait);
-  });
-  new MutationObserver(show).observe(document.documentElement, {childList: true, subtree: true});
+  // A new reply's emergency line is held in view for HOLD_MS: gradio scrolls the chat to the end of
+  // a reply whenever it renders more of it, which on a slow phone happens well after the line appears.
+  // The person's own scrolling, typing or touch lets go at once.
+  const HOLD_MS = 4000;
+  let line = null, until = 0;
+  const hold = () => { if (line && Date.now() < until) line.scrollIntoView({block: "start"}); };
+  const release = () => { until = 0; };
+  for (const kind of ["wheel", "touchstart", "keydown", "pointerdown"])
+    window.addEventListener(kind, release, {capture: true, passive: true});
+  new MutationObserver(() => {
+    const fresh = document.querySelector('#chat [role="alert"]:not([data-shown])');
+    if (fresh) { fresh.dataset.shown = "1"; line = fresh; until = Date.now() + HOLD_MS; }
+    hold();
+  }).observe(document.documentElement, {childList: true, subtree: true});
+  document.addEventListener("scroll", hold, {capture: true, passive: true});
 })();
 </script>"""
 

@@ -154,6 +154,7 @@ def test_on_a_phone_the_emergency_line_is_in_view_after_a_long_reply(browser, ap
             const box = document.querySelector('#chat [data-testid="bot"] .qa-emergency').getBoundingClientRect();
             return box.top >= -2 && box.bottom <= window.innerHeight;
         }""", timeout=5_000)
+        page.wait_for_timeout(1_500)  # and it stays there while the reply finishes rendering
         box = line.bounding_box()
         assert box["y"] >= -2 and box["y"] + box["height"] <= phone["height"]
     finally:

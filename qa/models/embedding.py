@@ -12,7 +12,7 @@ how every index names its question model (qa/models/export.py makes the exports 
 build time); else through sentence-transformers on torch, which is also
 what the build exports from and what fine-tuning trains. The two give the
 same vectors (within the export's checked tolerance); the ONNX path starts
-and answers faster (docs/BENCHMARKS.md, "Questions without torch").
+and answers faster (docs/BENCHMARKS.md, latency and cold_start).
 
 Limits: CPU only. Texts longer than the model's window (256 word pieces for
 MiniLM) are truncated; chunks are sized to stay inside it.
