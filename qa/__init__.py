@@ -67,6 +67,7 @@ Modules (generated from each module's docstring: python tests/test_layers.py --w
     serving/status.py           What the serving engine says about its start-up: `StartupStatus`, its stages, and their words.
     evaluation/                 Evaluation: the engine measured against baselines on labelled questions and on benchmarks.
     evaluation/benchmark.py     Quality on corpora the engine was not tuned on: a SQuAD-format benchmark, built with the product's own build.
+    evaluation/calibration.py   Refusal and the labels fitted on the calibration suite, leave one corpus out.
     evaluation/evaluate.py      Quality, measured: the engine and two baselines on a labelled question set.
     evaluation/suite.py         The calibration suite: corpora in different styles, each fresh and grown, engine and baselines in one run.
 

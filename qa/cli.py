@@ -238,6 +238,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from qa.evaluation import evaluate
 
     settings = _settings(args)
+    if args.fit_refusal and args.suite:
+        return _fit_refusal_suite(args, settings)
     if args.fit_refusal:
         return _fit_refusal(args, settings)
     if args.suite or args.fit_labels:
@@ -288,6 +290,64 @@ def _fit_refusal(args: argparse.Namespace, settings) -> int:
     for name, regime in model.regimes.items():
         weights = ", ".join(f"{k} {v:+.3f}" for k, v in regime.weights.items())
         print(f"  {name}: {weights}; intercept {regime.intercept:+.3f}; bar {regime.bar:+.3f}")
+    return 0
+
+
+def _fit_refusal_suite(args: argparse.Namespace, settings) -> int:
+    """Refusal and the label bars refitted on the calibration suite (qa/evaluation/calibration.py), reported leave one out."""
+    import datetime as dt
+    import tempfile
+    from pathlib import Path
+
+    from qa.evaluation import calibration, suite
+    from qa.errors import RefusalModelError
+    from qa.models.refusal import REGIMES, load_labels, load_model
+
+    corpora = tuple(args.corpora.split(",")) if args.corpora else suite.CORPORA
+    wrongly = args.wrongly_refused or settings.refusal_wrongly_refused
+    with tempfile.TemporaryDirectory(prefix="qa-fit-") as tmp:
+        work = Path(args.work) if args.work else Path(tmp)
+        try:
+            groups = calibration.fitting_run(settings, work, corpora, args.seed, say=_say)
+        except ValueError as exc:
+            raise QAError(str(exc)) from exc
+        (work / "fitting-records.json").write_text(json.dumps(groups), encoding="utf-8")
+    knobs = (settings.model, wrongly, settings.strong_match_precision, settings.may_help_off_topic)
+    try:  # the model shipped now: compared with, and the source of the regimes kept
+        before = load_model(settings.refusal_model_file, settings.model)
+    except RefusalModelError as exc:
+        before = None
+        _say(f"not compared with the refusal model shipped now: {exc}")
+    kept = tuple(r for r in REGIMES if r not in args.refit_regimes.split(","))
+    if kept and before is None:
+        raise QAError(f"keeping the {', '.join(kept)} regime needs the shipped refusal model; refit every regime")
+    before_bars = load_labels(settings.labels_file, before) if before is not None else None
+    keeping = dict(keep=before, keep_regimes=kept, keep_bars=before_bars)
+    loo = calibration.leave_one_out(groups, *knobs, corpora=corpora, **keeping)
+    refusal, bars = calibration.fit_both(groups, *knobs, **keeping)
+    models = {"the new fit": (refusal, bars)}
+    if before is not None:
+        models = {"the refusal model and bars shipped before": (before, before_bars), **models}
+    corpora_report = calibration.report_under(groups, models, product=False)
+    product = calibration.report_under(groups, models, product=True)
+    fitted_on = sorted(calibration.fitting_groups(groups))
+    today = dt.date.today().isoformat()
+    if args.write:  # only once the report says the fit transfers: it replaces what every index answers with
+        kept_from = ({r: {k: json.loads(settings.refusal_model_file.read_text(encoding="utf-8")).get(k)
+                          for k in ("command", "fitted_at")} for r in kept} if kept else {})
+        refusal.save(settings.refusal_model_file, {"fitted_at": today, "suite": {"fitted_on": fitted_on,
+                                                                               "seed": args.seed},
+                                                   "kept_regimes": kept_from})
+        bars.save(settings.labels_file, {"fitted_at": today, "fitted_on": fitted_on,
+                                         "strong_match_precision": settings.strong_match_precision,
+                                         "may_help_off_topic": settings.may_help_off_topic, "seed": args.seed})
+        _say(f"wrote {settings.refusal_model_file} and {settings.labels_file}")
+    else:
+        _say("the report only: --write replaces qa/fitted/refusal.json and labels.json with this fit")
+    if args.json:
+        print(json.dumps({"leave_one_out": loo, "corpora": corpora_report, "product": product}, indent=2))
+    else:
+        print(calibration.format_report(loo, corpora_report, product))
     return 0
 
 
@@ -450,8 +510,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-baselines", action="store_true", help="score the engine only")
     ev.add_argument("--chunk-sizes", help="comma-separated chunk sizes to compare on temporary indexes")
     ev.add_argument("--fit-refusal", action="store_true",
-                    help="refit the refusal model (qa/fitted/refusal.json) on the dev questions and the benchmark's "
-                         "fit half, after changing the model or the signals; needs --benchmark")
+                    help="refit the refusal model (qa/fitted/refusal.json): with --suite, on the calibration suite "
+                         "leave one corpus out, and the label bars with it; with --benchmark, on its fit half")
+    ev.add_argument("--refit-regimes", default="plain,examples",
+                    help="--suite --fit-refusal: the refusal regimes refitted; the others are kept as shipped")
+    ev.add_argument("--write", action="store_true",
+                    help="--suite --fit-refusal: write the fit to qa/fitted/ (without it, only the report)")
     ev.add_argument("--benchmark", metavar="FILE",
                     help="score on a SQuAD-format benchmark instead (e.g. ../shared/benchmarks/squad2-dev-half.json), "
                          "built fresh and grown (beside corpus/) with the baselines")

@@ -22,9 +22,11 @@ def test_the_shipped_refusal_model_loads_for_the_shipped_model_and_says_what_it_
     assert set(model.regimes) == {"examples", "plain"}
     data = json.loads(Settings().refusal_model_file.read_text())
     groups = {g for entry in data["fitted_on"] for g in entry["groups"]}
-    # Fitted on more than one corpus: the product's questions and the benchmark's.
-    assert {"product/dev", "plain/dev", "fresh/benchmark", "grown/benchmark"} <= groups
-    assert data["benchmark"]["half"] == "fit"
+    # Fitted on more than one corpus: the product's questions and the suite's (never its web check set);
+    # the "examples" regime is kept from the fit on SQuAD's fit half and the dev set.
+    assert {"product/dev", "plain/dev", "squad/fresh", "medquad/grown", "grown/benchmark"} <= groups
+    assert not any(g.startswith("web/") for g in groups)
+    assert set(data["kept_regimes"]) == {"examples"}
 
 
 def test_a_refusal_model_for_another_embedding_model_is_refused_with_the_command_that_refits(tmp_path):
@@ -35,7 +37,7 @@ def test_a_refusal_model_for_another_embedding_model_is_refused_with_the_command
 
 @pytest.mark.parametrize("change, message", [
     (lambda d: d.update(format=0), "format"),
-    (lambda d: d.update(signals=["sentence"]), "format"),
+    (lambda d: d.update(signals=["sentence", "loudness"]), "format"),
     (lambda d: d["regimes"].pop("plain"), "regimes"),
     (lambda d: d["regimes"]["plain"].pop("bar"), "cannot be read"),
 ])
@@ -73,7 +75,7 @@ def test_background_statistics_are_per_article_and_example_ones_only_where_there
     confidence = Confidence("a", sentence=0.9, example=0.5, coverage=0.4, unknown=0.1, has_examples=False)
     relative = relative_signals(confidence, stats)
     median, spread = stats["a"]["sentence"]
-    assert relative == pytest.approx([(0.9 - median) / spread, 0.0, 0.4, 0.1])
+    assert relative == pytest.approx([(0.9 - median) / spread, 0.0, 0.4, 0.1, 0.0])
 
 
 def test_fitting_weighs_groups_alike_and_places_the_bar_for_every_large_group():
@@ -84,7 +86,7 @@ def test_fitting_weighs_groups_alike_and_places_the_bar_for_every_large_group():
             for answerable in (True, False):
                 for _ in range(size // 2):
                     sentence = rng.normal(shift if answerable else 0.0, 1.0)
-                    rows.append(LabelledSignals(group, regime, (sentence, 0.0, 0.5, 0.0), answerable))
+                    rows.append(LabelledSignals(group, regime, (sentence, 0.0, 0.5, 0.0, 0.1), answerable))
     model = fit(rows, DEFAULT_MODEL, wrongly_refused=0.1)
     for name, regime in model.regimes.items():
         assert regime.weights["sentence"] > 0
@@ -126,4 +128,4 @@ def test_example_questions_of_one_article_do_not_vouch_for_an_answer_in_another(
 
 
 def test_signals_are_the_documented_ones():
-    assert SIGNALS == ("sentence", "example", "coverage", "unknown")
+    assert SIGNALS == ("sentence", "example", "coverage", "unknown", "contrast")

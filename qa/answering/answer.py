@@ -315,7 +315,9 @@ def _confidence(index: Index, question: str, hits: list[Hit], chosen: Hit, examp
     held = _terms(index.chunks[chosen.chunk].index_text)
     searched = sum(weights.values())
     coverage = sum(w for t, w in weights.items() if t in held) / searched if searched else 0.0
-    return Confidence(article=article, sentence=max(hit.sentence for hit in mine),
+    others = [hit.sentence for hit in hits if index.chunks[hit.chunk].source != article]
+    best = max(hit.sentence for hit in mine)
+    return Confidence(article=article, sentence=best, contrast=best - max(others) if others else 0.0,
                       example=float(examples[sentences].max(initial=0.0)), coverage=coverage,
                       unknown=unknown / total if total else 0.0,
                       has_examples=article in index.articles_with_examples)

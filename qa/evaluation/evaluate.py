@@ -51,6 +51,7 @@ from qa.reading.corpus import load_corpus
 from qa.models.embedding import Embedder
 from qa.models.tuning import tuned_root
 from qa.serving.engine import Engine
+from qa.models.refusal import relative_signals
 from qa.settings import PROJECT_ROOT, Settings
 from qa.reading.text import content_terms, normalise_space, split_sentences
 
@@ -93,6 +94,9 @@ class Outcome:
     margin: float | None = None  # the engine's refusal margin (negative: refused); what labels are fitted on
     regime: str | None = None  # the refusal regime of the answer's article ("examples" or "plain")
     answer_score: float | None = None  # the engine's cosine of question and answer sentence
+    # refusal's signals, read against the answer's article's background (qa.refusal.relative_signals):
+    # what refusal is refitted on (qa/suite.py)
+    signals: tuple[float, ...] | None = None
 
 
 @dataclass
@@ -163,7 +167,8 @@ def records(questions: list[Question], outcomes: list[Outcome]) -> list[dict]:
         rows.append({"id": q.id, "kind": q.kind, "answerable": q.answerable, "found": o.found,
                      "right": bool(q.answerable and o.found and o.answer is not None and _right(q, o.answer)),
                      "first_relevant": bool(q.answerable and first is not None and _relevant(q, *first)),
-                     "margin": o.margin, "regime": o.regime, "label": o.label, "answer_score": o.answer_score})
+                     "margin": o.margin, "regime": o.regime, "label": o.label, "answer_score": o.answer_score,
+                     "signals": list(o.signals) if o.signals is not None else None})
     return rows
 
 
@@ -218,7 +223,9 @@ def run_engine(engine: Engine, questions: Iterable[Question]) -> list[Outcome]:
                  else "may help" if getattr(r, "may_help", False) else None)
         outcomes.append(Outcome([(p.source, p.text) for p in r.passages], r.answer, r.found, label,
                                 r.margin if r.confidence is not None else None,
-                                r.confidence.regime if r.confidence is not None else None, r.answer_score))
+                                r.confidence.regime if r.confidence is not None else None, r.answer_score,
+                                tuple(relative_signals(r.confidence, engine.index.background))
+                                if r.confidence is not None else None))
     return outcomes
 
 

@@ -232,6 +232,23 @@ def open_suite_setup(corpus: SuiteCorpus | None, setup: str, settings: Settings,
     return Engine.open(trial, build="stale", say=say, refusal=refusal)
 
 
+def open_plain_seed(settings: Settings, work: Path, refusal: RefusalModel | None = None,
+                    say: Callable[[str], None] = print) -> Engine:
+    """The seed articles without their example questions or fine-tuning, in `work/plain/`: the product's
+    questions in the "plain" regime (what refusal is fitted on beside the suite, qa/evaluation/calibration.py)."""
+    folder = work / "plain"
+    target = folder / "corpus"
+    if not target.exists():
+        tmp = folder / "corpus.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        write_corpus(tmp, (), settings.corpus_dir)
+        shutil.rmtree(tmp / BANK_FOLDER, ignore_errors=True)
+        tmp.rename(target)
+    trial = settings.replace(corpus_dir=target, index_dir=folder / "index", tuned_dir=tuned_root(settings),
+                             tune_epochs=0)
+    return Engine.open(trial, build="stale", say=say, refusal=refusal)
+
+
 @dataclass
 class SuiteResult:
     corpus: str

@@ -15,7 +15,8 @@ articles", and the two things it is made from:
   passage alike, and the background moves with all of that;
 - a **refusal model**: per regime, weights on those relative signals and a
   bar, fitted by logistic regression on labelled questions of several
-  corpora (`python -m qa eval --fit-refusal --benchmark FILE`), written to
+  corpora (the calibration suite's, leave one corpus out: `python -m qa eval
+  --suite --fit-refusal`, qa/evaluation/calibration.py), written to
   a versioned JSON file (`qa/fitted/refusal.json`) that records what it was
   fitted on and for which model, and is checked when loaded. Two regimes,
   because example questions (qa/models/question_bank.py) change what an answerable
@@ -48,14 +49,25 @@ from qa.settings import PROJECT_ROOT, Settings
 # The refusal model's file format; bump when the signals or their reading change.
 MODEL_FORMAT = 1
 DEFAULT_MODEL_FILE = PROJECT_ROOT / "qa" / "fitted" / "refusal.json"
-FIT_COMMAND = "python -m qa eval --fit-refusal --benchmark ../shared/benchmarks/squad2-dev-half.json"
+FIT_COMMAND = "python -m qa eval --suite --fit-refusal --refit-regimes plain --write --work DIR"
 # What refusal weighs, in this order (Confidence.features). The first two are
 # similarities, read against the background; "coverage" is the idf-weighted
 # share of the question's words that the answer's passage holds, "unknown" the
 # share the articles never use: both are shares of the question itself, so they
-# need no background. (Passage and answer cosines and the BM25 score were tried
+# need no background, nor does "contrast", a difference of two cosines. (Passage and answer cosines and the BM25 score were tried
 # as well and transferred worse between corpora: docs/DESIGN.md, Refusal.)
-SIGNALS = ("sentence", "example", "coverage", "unknown")
+#
+# "contrast" is the answer's article's best sentence cosine minus the best other article's among the
+# candidates (0 when every candidate is from that article): a question about a subject the corpus does
+# not hold matches a neighbouring article about as well as the next one.
+SIGNALS = ("sentence", "example", "coverage", "unknown", "contrast")
+# What each regime reads. "plain" (articles nobody wrote example questions for: what a maintainer adds)
+# reads contrast, not "unknown": unknown reads the question's wording, and people's questions use words
+# the articles do not while crowd-written and templated ones do, so it did not transfer between corpora;
+# contrast did (docs/QUALITY.md, refusal). "examples" (the seed articles, which overlap: contrast says
+# little between them) keeps its signals.
+REGIME_SIGNALS = {"examples": ("sentence", "example", "coverage", "unknown"),
+                  "plain": ("sentence", "coverage", "contrast")}
 BACKGROUND_SIGNALS = ("sentence", "example")
 REGIMES = ("examples", "plain")
 # A group of labelled questions places the bar only with at least this many answerable ones.
@@ -76,8 +88,10 @@ class Confidence:
     unknown: float  # idf-weighted share of the question's words the articles never use
     has_examples: bool  # the article has example questions: the "examples" regime
 
+    contrast: float = 0.0  # best sentence cosine over the best other article's among the candidates
+
     def features(self) -> list[float]:
-        return [self.sentence, self.example, self.coverage, self.unknown]
+        return [self.sentence, self.example, self.coverage, self.unknown, self.contrast]
 
     @property
     def regime(self) -> str:
@@ -219,7 +233,8 @@ def load_model(path: Path, model: str) -> RefusalModel:
     """The fitted refusal model in `path`, checked: its format, its signals, and the embedding model."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if data.get("format") != MODEL_FORMAT or data.get("signals") != list(SIGNALS):
+        # Weights are read by name: a model fitted before a signal was added reads as weighing it 0.
+        if data.get("format") != MODEL_FORMAT or not set(data.get("signals") or ["?"]) <= set(SIGNALS):
             raise RefusalModelError(
                 f"the refusal model {path} has format {data.get('format')} with signals {data.get('signals')}; "
                 f"this program reads format {MODEL_FORMAT} with {list(SIGNALS)}; refit it with: {FIT_COMMAND}")
@@ -313,16 +328,22 @@ class LabelledSignals:
 
 
 def fit(rows: Iterable[LabelledSignals], model: str, wrongly_refused: float = Settings.refusal_wrongly_refused,
-        regularisation: float = 1.0) -> RefusalModel:
+        regularisation: float = 1.0, keep: RefusalModel | None = None, keep_regimes: Sequence[str] = ()
+        ) -> RefusalModel:
     """Per regime: a logistic regression of answerable on the signals, each group weighing the same;
-    the bar placed so that no group refuses more than `wrongly_refused` of its answerable questions."""
+    the bar placed so that no group refuses more than `wrongly_refused` of its answerable questions.
+    `keep_regimes`: regimes taken as they are from `keep` instead of refitted."""
     from sklearn.linear_model import LogisticRegression
 
     rows = list(rows)
     regimes, fitted_on = {}, []
     for regime in REGIMES:
+        if regime in keep_regimes and keep is not None:
+            regimes[regime] = keep.regimes[regime]
+            fitted_on += [f for f in keep.fitted_on if isinstance(f, dict) and f.get("regime") == regime]
+            continue
         mine = [r for r in rows if r.regime == regime]
-        names = [s for s in SIGNALS if regime == "examples" or s != "example"]
+        names = list(REGIME_SIGNALS[regime])
         columns = [SIGNALS.index(s) for s in names]
         features = np.array([[r.signals[i] for i in columns] for r in mine])
         labels = np.array([r.answerable for r in mine])
