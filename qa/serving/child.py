@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from multiprocessing.connection import Connection
+from typing import Callable, Sequence
 
 from qa.settings import PROJECT_ROOT
 
@@ -38,6 +39,20 @@ def start_child(module: str) -> tuple[subprocess.Popen, Connection]:
     finally:
         theirs.close()
     return process, Connection(ours.detach())
+
+
+def child_main(argv: Sequence[str] | None, module: str, starter: str, run: Callable[[int, int], int]) -> int:
+    """The command line of a child `module`: `python -m module FD PARENT_PID`, as start_child gives it,
+    then `run(fd, parent)`. Anything else is a usage error; Ctrl-C, which reaches the whole process
+    group, ends it quietly (the parent reports it)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) != 2 or not all(arg.isdigit() for arg in argv):
+        print(f"usage: python -m {module} FD PARENT_PID  (started by {starter}, not by hand)", file=sys.stderr)
+        return 2
+    try:
+        return run(int(argv[0]), int(argv[1]))
+    except KeyboardInterrupt:
+        return 130
 
 
 def child_begins(parent: int, fd: int) -> Connection:

@@ -41,7 +41,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any, Sequence
 
-from qa.serving.child import child_begins, start_child
+from qa.serving.child import child_begins, child_main, start_child
 from qa.errors import QAError
 from qa.settings import Settings
 from qa.serving.status import FAILED, STARTING, StartupStatus
@@ -278,16 +278,7 @@ def serve(fd: int, parent: int) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) != 2 or not all(arg.isdigit() for arg in argv):
-        print("usage: python -m qa.serving.service FD PARENT_PID  (started by qa.serving.service.EngineProcess, not by hand)",
-              file=sys.stderr)
-        return 2
-    try:
-        return serve(int(argv[0]), int(argv[1]))
-    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the parent reports it
-        return 130
-
+    return child_main(argv, "qa.serving.service", "qa.serving.service.EngineProcess", serve)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -36,7 +36,7 @@ import time
 import traceback
 from typing import Callable, Sequence
 
-from qa.serving.child import child_begins, start_child
+from qa.serving.child import child_begins, child_main, start_child
 from qa.errors import IndexError_, IndexMissingError, IndexWriteError, ModelError, QAError
 from qa.settings import Settings
 from qa.serving.status import BUILDING, FAILED, TUNING, UPDATING, StartupStatus, model_of, serving_status
@@ -288,16 +288,7 @@ def _run_builds(fd: int, parent: int) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) != 2 or not all(arg.isdigit() for arg in argv):
-        print("usage: python -m qa.serving.startup FD PARENT_PID  (started by qa.serving.startup.BackgroundBuild, not by hand)",
-              file=sys.stderr)
-        return 2
-    try:
-        return _run_builds(int(argv[0]), int(argv[1]))
-    except KeyboardInterrupt:
-        return 130
-
+    return child_main(argv, "qa.serving.startup", "qa.serving.startup.BackgroundBuild", _run_builds)
 
 if __name__ == "__main__":
     sys.exit(main())
