@@ -333,8 +333,8 @@ def _fit_refusal_suite(args: argparse.Namespace, settings) -> int:
     fitted_on = sorted(calibration.fitting_groups(groups))
     today = dt.date.today().isoformat()
     if args.write:  # only once the report says the fit transfers: it replaces what every index answers with
-        kept_from = ({r: {k: json.loads(settings.refusal_model_file.read_text(encoding="utf-8")).get(k)
-                          for k in ("command", "fitted_at")} for r in kept} if kept else {})
+        shipped = json.loads(settings.refusal_model_file.read_text(encoding="utf-8")) if kept else {}
+        kept_from = {r: {k: shipped.get(k) for k in ("command", "fitted_at")} for r in kept}
         refusal.save(settings.refusal_model_file, {"fitted_at": today, "suite": {"fitted_on": fitted_on,
                                                                                "seed": args.seed},
                                                    "kept_regimes": kept_from})
