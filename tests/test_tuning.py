@@ -165,3 +165,20 @@ def test_tuning_off_or_too_few_examples_keeps_the_model_as_it_is(settings, embed
     # An index built one way is out of date for the other.
     manifest = index_store.load(settings).manifest
     assert index_store.stale_reason(manifest, settings.replace(tune_epochs=1)) == "the fine-tuning settings changed"
+
+
+def test_an_error_in_the_process_that_prepares_the_model_reaches_the_build_as_it_was(tmp_path):
+    """The tuned model is trained in a child process (qa/models/preparation.py): its qa error comes back with
+    its class and message, and nothing is left running."""
+    import multiprocessing
+
+    from qa.errors import ModelError
+    from qa.models import preparation
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n")
+    settings = Settings(index_dir=tmp_path / "index", tuned_dir=blocker / "models", tune_min_pairs=2)
+    plan = tuning.TuningPlan("somekey", tuple((q, a) for q, a, _ in PAIRS), 1)
+    with pytest.raises(ModelError, match="cannot write the fine-tuned model in .*a-file"):
+        preparation.tuned_model(settings, plan, say=lambda message: None, step=lambda stage, done, total: None)
+    assert not multiprocessing.active_children()

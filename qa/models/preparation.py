@@ -107,7 +107,7 @@ def _reporting(conn, work: Callable) -> None:
         work(send)
     except errors.QAError as exc:
         send("error", type(exc).__name__, str(exc))
-    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the build says it
+    except (KeyboardInterrupt, BrokenPipeError):  # Ctrl-C reaches the whole process group; or the build is gone
         pass
     finally:
         conn.close()
