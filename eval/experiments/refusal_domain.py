@@ -60,11 +60,21 @@ def _summary(values: np.ndarray) -> list[float]:
     return [float(median), max(float(high - low) / 2.563, refusal_module.MIN_SPREAD)]
 
 
-def backgrounds(engine) -> tuple[dict[str, dict[str, list[float]]], dict[str, np.ndarray]]:
-    """Per article, [median, spread] of each candidate background; and each article's title vector."""
+def backgrounds(engine, membership: str = "owner") -> tuple[dict[str, dict[str, list[float]]], dict[str, np.ndarray]]:
+    """Per article, [median, spread] of each candidate background; and each article's title vector.
+
+    `membership`: "owner", an article's sentences as the index files them (a sentence on several pages belongs
+    to one: qa.indexing.features.sentence_owners, what refusal's statistics read); "chunks", every sentence
+    of its passages (what a question's best sentence in that article is taken from)."""
     index, embedder = engine.index, engine._live.embedder
     answers = index.answer_vectors
     articles = list(index.article_sentences)
+    sentences = dict(index.article_sentences)
+    if membership == "chunks":
+        held: dict[str, set[int]] = {a: set() for a in articles}
+        for chunk, ids in zip(index.chunks, index.chunk_sentence_ids):
+            held.setdefault(chunk.source, set()).update(ids)
+        sentences = {a: np.array(sorted(ids), dtype=np.int64) for a, ids in held.items()}
     general = np.load(index.directory / "background_vectors.npy")
     titles = {c.source: c.title.strip() for c in reversed(index.chunks)}
     headings = {a: sorted({f"{c.title.strip()}: {c.section.strip()}" for c in index.chunks if c.source == a})
@@ -75,12 +85,12 @@ def backgrounds(engine) -> tuple[dict[str, dict[str, list[float]]], dict[str, np
     near_corpus = {k: np.argsort(-(general @ (centre / np.linalg.norm(centre))))[:k] for k in NEAR}
     stats = {}
     for article in articles:
-        mine = answers[index.article_sentences[article]]
+        mine = answers[sentences[article]]
         best_general = (general @ mine.T).max(axis=1)
         own = mine.mean(axis=0)
         entry = {f"near_corpus_{k}": _summary(best_general[rows]) for k, rows in near_corpus.items()}
         entry["near_article_60"] = _summary(best_general[np.argsort(-(general @ (own / np.linalg.norm(own))))[:60]])
-        others = [index.article_sentences[b] for b in articles if b != article]
+        others = [sentences[b] for b in articles if b != article]
         if others:
             rows = np.concatenate(others)
             rows = rows[np.linspace(0, len(rows) - 1, min(MAX_OTHERS, len(rows))).astype(int)]
@@ -116,12 +126,12 @@ def ask(engine, questions, stats, titles) -> tuple[list[dict], list[dict | None]
     return records(questions, outcomes), extras
 
 
-def collect(settings: Settings, work: Path) -> dict:
+def collect(settings: Settings, work: Path, membership: str = "owner") -> dict:
     everything = answer_everything(settings.model)
     groups, extras = {}, {}
 
     def run(engine, questions, group):
-        stats, titles = backgrounds(engine)
+        stats, titles = backgrounds(engine, membership)
         groups[group], extras[group] = ask(engine, questions, stats, titles)
 
     product = suite.open_suite_setup(None, "product", settings, work, everything)
@@ -234,6 +244,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", required=True, help="the suite's work folder (indexes built there if missing)")
     parser.add_argument("--records", help="where the answer-everything records are kept (reused when there)")
+    parser.add_argument("--membership", choices=("owner", "chunks"), default="owner",
+                        help="an article's sentences: as the index files them (default), or all of its passages'")
     args = parser.parse_args()
     settings = Settings.from_env()
     work = Path(args.work)
@@ -241,7 +253,7 @@ def main() -> int:
     if cache.exists():
         data = json.loads(cache.read_text(encoding="utf-8"))
     else:
-        data = collect(settings, work)
+        data = collect(settings, work, args.membership)
         cache.write_text(json.dumps(data), encoding="utf-8")
     distributions(data)
     shipped_signals = refusal_module.REGIME_SIGNALS["plain"]
