@@ -21,8 +21,8 @@ Corpora (`CORPORA`), each built with the product's own build:
   fitted on it here). Its last eight unanswerable questions are off the pages' topics
   (`WEB_OFF_TOPIC`), the other twelve near them;
 - "webdev" (only when asked for: `--corpora ...,webdev`): the same pages with a second blind
-  set, `eval/sets/health-web-dev.jsonl`, written independently by another helper who saw only
-  the pages, laid out as the first (w073-w080 off the topics). Also a check set here: fitting
+  set, `eval/sets/health-web-dev.jsonl`, written independently by another helper shown only the
+  pages' text, laid out as the first (w073-w080 off the topics). Also a check set here: fitting
   refusal on it lowered the other corpora's off-topic refusal more than it helped the pages'
   (docs/QUALITY.md). It asks the web pages' own indexes (`SuiteCorpus.folder`).
 
