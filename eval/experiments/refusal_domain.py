@@ -52,7 +52,9 @@ from qa.settings import Settings  # noqa: E402
 
 MAX_OTHERS = 600
 NEAR = (30, 60, 120)
-EXTRA = ("domain", "title", "title_contrast")  # appended to refusal's SIGNALS for the fits below
+# appended to refusal's SIGNALS for the fits below; "title_domain": the title cosine in spreads above the
+# general background questions' (or those near the corpus: `title_background` of with_candidates)
+EXTRA = ("domain", "title", "title_contrast", "title_domain")
 
 
 def _summary(values: np.ndarray) -> list[float]:
@@ -98,6 +100,9 @@ def backgrounds(engine, membership: str = "owner") -> tuple[dict[str, dict[str, 
             lines = [vectors[t] for b in articles if b != article for t in headings[b]]
             if len(lines) >= 3:
                 entry["headings"] = _summary((np.array(lines) @ mine.T).max(axis=1))
+        title = vectors[titles[article]]
+        entry["title_general"] = _summary(general @ title)
+        entry["title_near_corpus_60"] = _summary(general[near_corpus[60]] @ title)
         stats[article] = entry
     return stats, {a: vectors[t] for a, t in titles.items()}
 
@@ -149,7 +154,7 @@ def collect(settings: Settings, work: Path, membership: str = "owner") -> dict:
     return {"groups": groups, "extras": extras}
 
 
-def with_candidates(data: dict, background: str) -> dict[str, list[dict]]:
+def with_candidates(data: dict, background: str, title_background: str = "title_general") -> dict[str, list[dict]]:
     """The records with the candidate signals appended: "domain" read against `background`."""
     out = {}
     for group, rows in data["groups"].items():
@@ -158,8 +163,9 @@ def with_candidates(data: dict, background: str) -> dict[str, list[dict]]:
             r = dict(r)
             if r["signals"] is not None and e is not None:
                 median, spread = e["backgrounds"].get(background, e["general"])
+                title_median, title_spread = e["backgrounds"][title_background]
                 r["signals"] = list(r["signals"]) + [(e["sentence"] - median) / spread, e["title"],
-                                                     e["title_contrast"]]
+                                                     e["title_contrast"], (e["title"] - title_median) / title_spread]
             out[group].append(r)
     return out
 
@@ -222,6 +228,19 @@ def distributions(data: dict) -> None:
                     values.append((e["sentence"] - median) / spread)
                 cells.append("/".join(f"{v:.1f}" for v in np.percentile(values, [10, 50, 90])))
             print(f"{group:<15}{background:<17}{cells[0]:>16} | {cells[1]}")
+        for background in ("title", "title_general", "title_near_corpus_60"):
+            cells = []
+            for answerable in (True, False):
+                values = []
+                for r, e in zip(data["groups"][group], data["extras"][group]):
+                    if e is None or r["answerable"] != answerable or (
+                            not answerable and group.count("/") == 1 and not group.startswith("plain")
+                            and r["kind"] != OFF_TOPIC):
+                        continue
+                    median, spread = (0.0, 1.0) if background == "title" else e["backgrounds"][background]
+                    values.append((e["title"] - median) / spread)
+                cells.append("/".join(f"{v:.2f}" for v in np.percentile(values, [10, 50, 90])))
+            print(f"{group:<15}{background:<17}{cells[0]:>16} | {cells[1]}")
 
 
 def may_help(data: dict, settings: Settings) -> None:
@@ -268,6 +287,12 @@ def main() -> int:
     groups = with_candidates(data, "others")
     for signals in (("sentence", "coverage", "contrast", "title_contrast"), ("sentence", "coverage", "title")):
         print_variant(f"plain regime {signals}", leave_one_out(groups, settings, signals))
+    for title_background in ("title_general", "title_near_corpus_60"):
+        titled = with_candidates(data, "others", title_background)
+        for signals in (("sentence", "coverage", "contrast", "title_domain"), ("sentence", "contrast", "title_domain"),
+                        ("title_domain",)):
+            print_variant(f"plain regime {signals}, title against '{title_background}'",
+                          leave_one_out(titled, settings, signals))
     print_variant(f"shipped signals, the second web set (webdev) fitted on too",
                   leave_one_out(groups, settings, shipped_signals, fitted_extra=("webdev",)))
     print_variant("shipped signals and unknown, webdev fitted on too",
