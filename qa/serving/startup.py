@@ -11,7 +11,9 @@ Owns the way to the first answer (the states it goes through are qa/serving/stat
   first. When the full build would have to fine-tune the model (qa/models/tuning.py,
   a minute or more), the first build uses the model as it ships ("base"),
   the engine answers from it, and a second build fine-tunes and re-embeds
-  in the background ("tuned"), swapped in when it is live.
+  in the background ("tuned"), swapped in when it is live. The first build
+  leaves out the example questions (the second embeds them with its own
+  model): about a tenth of the texts, and the status says so.
 
 Builds run in a process of their own (`python -m qa.serving.startup FD PARENT_PID`,
 started by `BackgroundBuild`), one after the other under the index's build
@@ -248,8 +250,8 @@ class BackgroundBuild:
             message = f"Building the index ({step}{about}); questions wait for it."
         elif self.first_stage == BUILDING:
             stage = TUNING
-            message = (f"Answering with the model as it ships; the model tuned on the example questions is "
-                       f"being prepared ({step}{about}).")
+            message = (f"Answering with the model as it ships, without the example questions yet; the model "
+                       f"tuned on them is being prepared ({step}{about}).")
         else:
             stage = UPDATING
             message = f"Answering from the current index; a rebuild runs in the background ({step}{about})."
@@ -272,8 +274,11 @@ def _run_builds(fd: int, parent: int) -> int:
     embedder = Embedder(phases[0].model, phases[0].batch_size, phases[0].threads)  # shared: loaded once
     for number, settings in enumerate(phases):
         try:
+            # A build that another follows leaves the example questions to that one: they are embedded
+            # again with its model anyway, and the first answer comes sooner without them.
             report = build_index(settings, embedder, progress=lambda text: conn.send(("say", text)),
-                                 steps=lambda stage, done, total: conn.send(("step", number, stage, done, total)))
+                                 steps=lambda stage, done, total: conn.send(("step", number, stage, done, total)),
+                                 example_questions=number == len(phases) - 1)
             conn.send(("say", f"Built {report.chunks} passages from {report.files} articles "
                               f"({report.embedded} newly embedded) in {report.seconds:.1f} s."))
             conn.send(("built", number))
