@@ -31,12 +31,14 @@ Modules (generated from each module's docstring: python tests/test_layers.py --w
     reading/formats/text.py     Reader of plain text (`.txt`) and Markdown (`.md`) articles.
     reading/text.py             Small text tools shared by the stages: sentence splitting and word tokens.
     models/                     Models: what turns texts into vectors and signals into a refusal (stage 3).
+    models/bert_graph.py        Build time: a plain BERT sentence model's weights -> its ONNX graph, written directly, without torch.
     models/embedding.py         Stage 3: texts -> unit-length vectors, with one embedding model.
     models/export.py            Build time: a sentence-transformers model -> its ONNX export, made once per model, checked, kept by key.
     models/onnx_model.py        A sentence-transformers model's ONNX export, run with onnxruntime + tokenizers: the question path.
     models/plain_model.py       Build time: a sentence-transformers model of the plain layout, run with transformers alone.
     models/preparation.py       Build time: a tuned model trained and exported in a process of its own, which leaves before the build embeds.
     models/question_bank.py     Example questions for the articles' sentences: a question bank (doc2query, written offline).
+    models/reference.py         Torch's vectors of the sample texts for the packaged model, computed once and shipped in qa/fitted/.
     models/refusal.py           Refusal: do these articles answer the question at all? Judged against unrelated questions.
     models/tuning.py            Stage 3a: the question bank -> a copy of the embedding model fine-tuned on it.
     indexing/                   Indexing: articles and models -> an index generation on disk, and loading it back (stage 4).

@@ -52,6 +52,7 @@ ALLOWED: dict[str, dict[float, str]] = {
                        "whether a passage lies in a MedQuAD gold section", 10: "an answer of at least 10 letters, "
                        "likewise (how the suite scores, not how the product answers)"},
     "qa/models/export.py": {17: "the ONNX opset the export is traced to"},
+    "qa/models/bert_graph.py": {3: "the last axis of BERT's attention tensors (batch, heads, tokens, head)"},
     "qa/feedback/store.py": {4096: "replies remembered for votes (memory)", 10: "earlier questions a vote records",
                        5.0: "seconds SQLite waits for its lock", 8: "random bytes of a reply id",
                        500: "a FeedbackStore made by hand (the page passes Settings.feedback_comment_chars)"},

@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 
 from conftest import CORPUS, ROOT, write_tiny_corpus
-from qa.models import export
+from qa.models import bert_graph, export, reference
 from qa.indexing import question_model
 from qa.indexing.build import build as build_index
 from qa.models.embedding import Embedder, resolve_model
 from qa.serving.engine import Engine
 from qa.errors import IndexCorruptError, ModelError
 from qa.evaluation.evaluate import PRODUCT_SETS, load_questions
-from qa.models.onnx_model import INFO_FILE, MODEL_FILE, OnnxModel
+from qa.models.onnx_model import INFO_FILE, MODEL_FILE, SAMPLE_TEXTS, OnnxModel
 from qa.models.refusal import answer_everything
 from qa.settings import Settings
 from qa.serving.status import serving_status
@@ -219,11 +219,9 @@ def test_a_model_that_cannot_be_exported_runs_on_sentence_transformers(tmp_path,
 
 @pytest.mark.slow  # exports the real model
 def test_a_full_disk_during_the_export_is_an_error_not_a_model_that_cannot_be_exported(tmp_path, monkeypatch):
-    import torch
-
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(torch.onnx, "export", disk_full)
+    monkeypatch.setattr(bert_graph, "write", disk_full)  # the packaged model's graph is written, not traced
     settings = Settings(corpus_dir=write_tiny_corpus(tmp_path / "corpus"), index_dir=tmp_path / "index")
     with pytest.raises(ModelError, match="cannot write the ONNX export.*No space left on device"):
         build_index(settings, Embedder(settings.model))
@@ -252,3 +250,58 @@ def test_a_failed_early_load_fails_the_load_that_takes_it(tmp_path):
     with pytest.raises(ModelError, match="missing"):
         OnnxModel.load(tmp_path / "no-export", "some-key")
     assert (str(tmp_path / "no-export"), "some-key", 1) not in onnx_model._EARLY
+
+
+def test_torch_s_sample_vectors_are_shipped_for_the_packaged_model_s_files_only(tmp_path):
+    packaged = Path(resolve_model(Settings().model))
+    vectors = reference.shipped(packaged, SAMPLE_TEXTS)
+    assert vectors is not None, "the packaged model changed: run python -m qa.models.reference"
+    assert vectors.shape == (len(SAMPLE_TEXTS), 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    assert reference.shipped(packaged, SAMPLE_TEXTS[:-1]) is None  # other texts
+    changed = tmp_path / "model"
+    shutil.copytree(packaged, changed)
+    assert reference.shipped(changed, SAMPLE_TEXTS) is not None  # the same files elsewhere
+    (changed / "config.json").write_text((changed / "config.json").read_text() + "\n")
+    assert reference.shipped(changed, SAMPLE_TEXTS) is None
+    assert bert_graph.supported(changed) and not bert_graph.supported(tmp_path)
+
+
+@pytest.mark.slow  # exports the real model, and loads torch to compare
+def test_the_packaged_model_is_exported_without_torch_and_gives_torch_s_vectors(tmp_path):
+    script = ("import json, sys\n"
+              "from pathlib import Path\n"
+              "from qa.models import export\n"
+              "from qa.models.embedding import Embedder\n"
+              "from qa.settings import Settings\n"
+              f"settings = Settings(tuned_dir=Path({str(tmp_path / 'models')!r}))\n"
+              "made = export.ensure(settings, Embedder(settings.model), print)\n"
+              "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]\n"
+              "print(json.dumps([str(made.folder), heavy]))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    folder, heavy = json.loads(done.stdout.strip().splitlines()[-1])
+    assert heavy == []
+    model = Embedder(Settings().model)
+    model.use_export(export.Export(Path(folder), Path(folder).name))
+    texts = real_sentences()
+    theirs = Embedder(Settings().model).torch_model().encode(texts, normalize_embeddings=True,
+                                                               convert_to_numpy=True, show_progress_bar=False)
+    assert np.abs(model.encode(texts) - theirs).max() < 1e-4
+
+
+@pytest.mark.slow  # traces a model
+def test_a_plain_model_without_shipped_vectors_is_traced_and_checked_against_torch(tmp_path):
+    model = tmp_path / "changed-model"
+    shutil.copytree(resolve_model(Settings().model), model)
+    (model / "config.json").write_text((model / "config.json").read_text() + "\n")  # another file: no record
+    settings = Settings(tuned_dir=tmp_path / "models", model=str(model))
+    made = export.ensure(settings, Embedder(str(model)), lambda message: None)
+    assert made is not None and made.key != export.export_key(Settings().model)
+    assert "torch" in json.loads((made.folder / INFO_FILE).read_text())["exported_with"]  # traced, not written
+    onnx = Embedder(str(model))
+    onnx.use_export(made)
+    texts = real_sentences()[:20]
+    theirs = Embedder(str(model)).torch_model().encode(texts, normalize_embeddings=True, convert_to_numpy=True,
+                                                       show_progress_bar=False)
+    assert np.abs(onnx.encode(texts) - theirs).max() < 1e-4

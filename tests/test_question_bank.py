@@ -89,3 +89,24 @@ def test_every_example_question_of_the_articles_links_to_its_article():
     articles = {p.name for p in CORPUS.iterdir() if p.suffix == ".txt"}
     assert {e.source for e in entries} == articles
     assert PROJECT_ROOT / "corpus" == Settings().corpus_dir  # the product's own folder, by default
+
+
+def test_a_first_build_may_leave_the_example_questions_to_the_full_one_and_says_so(tmp_path, fake_embedder):
+    from qa.serving.status import serving_status
+
+    settings = naloxone_with_bank(tmp_path, [BANK_LINE])
+    report = build_index(settings, fake_embedder, example_questions=False)
+    assert report.questions == 0 and fake_embedder.texts_encoded == report.embedded
+    loaded = index_store.load(settings)
+    assert loaded.questions == [] and loaded.question_vectors.shape[0] == 0
+    assert loaded.manifest["questions"]["left_out"] is True
+    assert index_store.stale_reason(loaded.manifest, settings) == \
+        "it was built without the example questions, to answer sooner"
+    assert "The example questions are not used yet." in serving_status(loaded.manifest).message
+    # The full build that follows is not "up to date": it embeds the question, and only it.
+    report = build_index(settings, fake_embedder)
+    assert (report.questions, report.embedded) == (1, 1)
+    loaded = index_store.load(settings)
+    assert loaded.questions == [BANK_LINE["question"]] and "left_out" not in loaded.manifest["questions"]
+    assert index_store.stale_reason(loaded.manifest, settings) is None
+    assert "not used yet" not in serving_status(loaded.manifest).message

@@ -73,6 +73,8 @@ def test_a_fresh_start_answers_with_the_model_as_it_ships_then_with_the_tuned_on
         assert first.found and first.answer.startswith("Naloxone reverses opioid overdose")
         # The first generation was embedded with the model as it ships: nothing was fine-tuned before it.
         assert manifest_of(settings, generation)["model"]["tuned"] is None
+        # ... and without the example questions, which the tuned build embeds with its own model.
+        assert manifest_of(settings, generation)["questions"]["left_out"] is True
         assert not torch_loaded(process.pid), "the engine's process answers without torch"
 
         after = watch(process, lambda s: s.stage == READY, builds=builds)
@@ -80,7 +82,8 @@ def test_a_fresh_start_answers_with_the_model_as_it_ships_then_with_the_tuned_on
         # and their memory left with them.
         assert len(builds) == 2 and not any(builds.values()), builds
         tuning = [s for s in after if s.stage == TUNING]
-        assert all(s.model == "base" and "being prepared" in s.message for s in tuning)
+        assert all(s.model == "base" and "being prepared" in s.message and "without the example questions" in
+                   s.message for s in tuning)
         assert all(s.seconds_left is not None and s.seconds_left >= 0 and 0 <= s.fraction <= 1
                    for s in tuning if s.fraction is not None)
         assert after[-1].model == "tuned" and after[-1].error is None
@@ -88,6 +91,8 @@ def test_a_fresh_start_answers_with_the_model_as_it_ships_then_with_the_tuned_on
         tuned = process.ask("what undoes an overdose of painkillers")
         assert process.generation() != generation
         assert manifest_of(settings, process.generation())["model"]["tuned"] is not None
+        assert manifest_of(settings, process.generation())["questions"]["linked"] == len(PAIRS)
+        assert "left_out" not in manifest_of(settings, process.generation())["questions"]
         assert tuned.answer == PAIRS[0][1]
         assert not torch_loaded(process.pid)
     finally:

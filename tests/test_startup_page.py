@@ -18,9 +18,9 @@ from qa.serving.status import BUILDING, FAILED, READY, STARTING, TUNING, UPDATIN
 
 BUILDING_HALF = StartupStatus(BUILDING, None, 0.5, 130.4, message="Building the index (embedding, about 130 s left); "
                                                                    "questions wait for it.")
-TUNING_EARLY = StartupStatus(TUNING, "base", None, None, message="Answering with the model as it ships; the model "
-                                                                  "tuned on the example questions is being prepared "
-                                                                  "(preparing).")
+TUNING_EARLY = StartupStatus(TUNING, "base", None, None, message="Answering with the model as it ships, without the "
+                                                                  "example questions yet; the model tuned on them is "
+                                                                  "being prepared (preparing).")
 
 
 def test_the_status_says_the_stage_in_words_with_a_progress_bar_and_the_time_left():

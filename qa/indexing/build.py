@@ -79,12 +79,15 @@ class BuildReport:
 
 def build(settings: Settings, embedder: Embedder,
           progress: Callable[[str], None] | None = None, show_bar: bool = False,
-          steps: Callable[[str, int, int], None] | None = None) -> BuildReport:
+          steps: Callable[[str, int, int], None] | None = None, example_questions: bool = True) -> BuildReport:
     """Build the index of `settings.corpus_dir` into `settings.index_dir` and make it live.
 
     `embedder`: the configured model (used when the build does not fine-tune); `progress` gets
     messages for a person; `steps(stage, done, total)` gets the long stages' progress as numbers
-    ("fine-tuning" in training steps, "exporting", "embedding" in texts), for start-up progress."""
+    ("fine-tuning" in training steps, "exporting", "embedding" in texts), for start-up progress.
+    `example_questions` False: the question bank is left out (not embedded, not searched), for a first
+    build that a full one follows at once (qa/serving/startup.py); its manifest says so, and it is never
+    up to date."""
     started = time.perf_counter()
     say = progress or (lambda message: None)
     step = steps or (lambda stage, done, total: None)
@@ -108,6 +111,8 @@ def build(settings: Settings, embedder: Embedder,
         bank, question_warnings = load_bank(settings.corpus_dir)
         questions, question_sentence_ids, unlinked = _question_bank(bank, chunks, chunk_sentence_ids, sentences)
         question_warnings += unlinked
+        if not example_questions:
+            questions, question_sentence_ids = [], []
         for warning in question_warnings:
             say(f"question bank: {warning}")
         tuning_plan = tuning.plan(settings, bank)
@@ -215,7 +220,7 @@ def build(settings: Settings, embedder: Embedder,
                 },
                 "background": _background_fingerprint(settings, background),
                 "questions": {"files": bank_hashes(settings.corpus_dir), "linked": len(questions),
-                              "skipped": question_warnings},
+                              "skipped": question_warnings, **({} if example_questions else {"left_out": True})},
                 "counts": {
                     "articles": len(corpus.articles),
                     "sections": sum(len(a.sections) for a in corpus.articles),
@@ -334,6 +339,7 @@ def _up_to_date(manifest: dict, corpus: Corpus, settings: Settings, tuned_key: s
             and read_alike(recorded, settings)
             and recorded.get("skipped") == {s.source: s.reason for s in corpus.skipped}
             and (manifest.get("questions") or {}).get("files") == bank_hashes(settings.corpus_dir)
+            and not (manifest.get("questions") or {}).get("left_out")
             and manifest.get("background") == _background_fingerprint(settings, read_background(settings.background_file))
             and _encoder_current(encoder_of(manifest), settings, query_model(manifest, settings)))
 

@@ -289,6 +289,8 @@ def stale_reason(manifest: dict, settings: Settings) -> str | None:
         return "the fine-tuning settings changed"
     if not read_alike(manifest.get("corpus") or {}, settings):
         return "the article readers changed (files are read differently now)"
+    if (manifest.get("questions") or {}).get("left_out"):
+        return "it was built without the example questions, to answer sooner"
     try:
         now = {**corpus_hashes(settings.corpus_dir), **bank_hashes(settings.corpus_dir)}
     except CorpusError as exc:

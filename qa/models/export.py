@@ -49,7 +49,7 @@ from typing import Callable
 
 import numpy as np
 
-from qa.models import tuning
+from qa.models import bert_graph, reference, tuning
 from qa.models.embedding import Embedder, Export, resolve_model
 from qa.errors import ModelError
 from qa.files import publish_folder, recipe_key, sha256_file, temp_folder
@@ -59,7 +59,7 @@ from qa.models.onnx_model import (EXPORT_FORMAT, INFO_FILE, MODEL_FILE, SAMPLE_F
                            max_difference)
 from qa.settings import Settings
 
-EXPORTS_FOLDER = "onnx"  # inside the tuned models' folder
+EXPORTS_FOLDER = reference.EXPORTS_FOLDER  # inside the tuned models' folder
 OPSET = 17
 _FAILED_SUFFIX = ".failed"
 # What making and checking an export runs on: a recorded failure holds for these versions only.
@@ -81,11 +81,27 @@ def export_key(model: str) -> str:
                     "versions": [_version(p) for p in ("torch", "transformers", "sentence-transformers")]}
     folder = Path(location)
     if folder.is_dir():
-        recipe["files"] = {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*"))
-                           if p.is_file() and p.suffix != ".md" and EXPORTS_FOLDER not in p.relative_to(folder).parts}
+        recipe["files"] = reference.model_files(folder)
+        if _shipped_reference(folder, recipe["files"]) is not None:  # bert_graph's: no torch version changes it
+            recipe = {"format": EXPORT_FORMAT, "opset": OPSET, "writer": "bert_graph", "files": recipe["files"]}
     else:
         recipe["name"] = model
     return recipe_key(recipe)
+
+
+def written_without_torch(model: str) -> bool:
+    """Whether `model`'s export is written from its weights (bert_graph), so making it needs no torch."""
+    folder = Path(resolve_model(model))
+    return folder.is_dir() and _shipped_reference(folder) is not None
+
+
+def _shipped_reference(folder: Path, files: dict[str, str] | None = None) -> np.ndarray | None:
+    """Torch's sample vectors shipped for the model in `folder` (qa/models/reference.py), when its graph can be
+    written without torch (qa/models/bert_graph.py); else None: it is traced, and checked against torch.
+    `files`: the model's files' sha256 (reference.model_files), when known."""
+    if plain_layout(folder) is None or not bert_graph.supported(folder):
+        return None
+    return reference.shipped(folder, SAMPLE_TEXTS, files)
 
 
 def is_whole(settings: Settings, key: str) -> bool:
@@ -191,10 +207,14 @@ def export_model(embedder: Embedder, key: str, out: Path) -> None:
     A model folder of the plain layout (`plain_layout`: the packaged model) is loaded with
     transformers alone, unless sentence-transformers has it loaded already; anything else with
     sentence-transformers, whose import costs seconds more on a first start (docs/BENCHMARKS.md)."""
+    location = resolve_model(embedder.name)
+    expected = _shipped_reference(Path(location)) if Path(location).is_dir() else None
+    if expected is not None:
+        _write_graph(embedder.name, Path(location), key, out, expected)
+        return
     import torch
     from tokenizers import Tokenizer
 
-    location = resolve_model(embedder.name)
     layout = plain_layout(Path(location)) if not embedder.loaded else None
     model = _from_transformers(location, *layout) if layout else _from_sentence_transformers(embedder.torch_model())
     backend = getattr(model.tokenizer, "backend_tokenizer", None)
@@ -235,10 +255,45 @@ def export_model(embedder: Embedder, key: str, out: Path) -> None:
     finally:
         if attention is not None:
             _set_attention(model.transformer, attention)
+    _check(out, info, model.reference(list(SAMPLE_TEXTS)).astype(np.float32))
+
+
+def _write_graph(name: str, folder: Path, key: str, out: Path, expected: np.ndarray) -> None:
+    """The export of a plain BERT model written from its weights (qa/models/bert_graph.py), without torch;
+    checked against torch's shipped vectors of the sample texts like a traced one."""
+    from tokenizers import Tokenizer
+
+    window, do_lower_case = plain_layout(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    tokenizer.save(str(out / TOKENIZER_FILE))
+    special = json.loads((folder / "special_tokens_map.json").read_text(encoding="utf-8")) \
+        if (folder / "special_tokens_map.json").is_file() else {}
+    pad_token = special.get("pad_token", "[PAD]")
+    pad_token = pad_token.get("content", "[PAD]") if isinstance(pad_token, dict) else str(pad_token)
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    try:
+        bert_graph.write(folder, out / MODEL_FILE, OPSET)
+    except OSError:
+        raise
+    except Exception as exc:  # onnx's checker and safetensors raise their own kinds
+        raise ExportFailed(f"its graph could not be written: {type(exc).__name__}: {str(exc)[:300]}") from exc
+    info = ExportInfo(
+        format=EXPORT_FORMAT, key=key, model=name, dimension=int(config["hidden_size"]), max_seq_length=window,
+        do_lower_case=do_lower_case, pad_id=int(tokenizer.token_to_id(pad_token) or 0), pad_token=pad_token,
+        inputs=bert_graph.INPUTS, onnx_sha256="", onnx_bytes=0,
+        exported_with={p: _version(p) for p in ("onnx", "onnxruntime", "tokenizers")})
+    _check(out, info, expected)
+
+
+def _check(out: Path, info: ExportInfo, expected: np.ndarray) -> None:
+    """Finish the export in `out`: its info and torch's sample vectors written, and onnxruntime's vectors of
+    the sample texts within SAMPLE_TOLERANCE of those; ExportFailed if not."""
     info = ExportInfo(**{**info.__dict__, "onnx_sha256": sha256_file(out / MODEL_FILE),
                          "onnx_bytes": (out / MODEL_FILE).stat().st_size})
     info.write(out)
-    expected = model.reference(list(SAMPLE_TEXTS)).astype(np.float32)
     np.save(out / SAMPLE_FILE, expected)
     try:
         difference = max_difference(OnnxModel(out, info, threads=1).encode(list(SAMPLE_TEXTS)), expected)

@@ -48,13 +48,16 @@ def tuned_model(settings: Settings, plan: tuning.TuningPlan, say: Callable[[str]
 
 def exported(settings: Settings, model: str, say: Callable[[str], None],
              step: Callable[[str, int, int], None] = lambda stage, done, total: None) -> None:
-    """Make the ONNX export of `model` (a name or folder) in a child process unless it is whole in the store
-    or known to fail here: the build that follows finds it made, and loads no torch for it."""
+    """Make the ONNX export of `model` (a name or folder) unless it is whole in the store or known to fail
+    here: in a child process when it is traced with torch, so the build that follows loads no torch for it."""
     key = export.export_key(model)
     if export.is_whole(settings, key) or export.failure(settings, key) is not None:
         return
     step("exporting", 0, 1)
-    _in_child(_export, (settings, model), say, step)
+    if export.written_without_torch(model):  # no torch to keep out of this process: a child would only cost its start
+        export.ensure(settings, Embedder(model, settings.batch_size, settings.threads), say)
+    else:
+        _in_child(_export, (settings, model), say, step)
     step("exporting", 1, 1)
 
 

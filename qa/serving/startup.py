@@ -11,7 +11,9 @@ Owns the way to the first answer (the states it goes through are qa/serving/stat
   first. When the full build would have to fine-tune the model (qa/models/tuning.py,
   a minute or more), the first build uses the model as it ships ("base"),
   the engine answers from it, and a second build fine-tunes and re-embeds
-  in the background ("tuned"), swapped in when it is live.
+  in the background ("tuned"), swapped in when it is live. The first build
+  leaves out the example questions (the second embeds them with its own
+  model): about a tenth of the texts, and the status says so.
 
 Builds run in processes of their own (`python -m qa.serving.startup FD PARENT_PID`,
 started by `BackgroundBuild`), one process per build, one after the other
@@ -144,7 +146,7 @@ class BackgroundBuild:
         """A new build process for `phase`: what a build once used (torch, the exports, the model it
         embedded with) leaves with the process before the next phase starts."""
         self.process, self._conn = start_child("qa.serving.startup")
-        self._conn.send((phase, self.phases[phase]))
+        self._conn.send((phase, self.phases[phase], phase == len(self.phases) - 1))
 
     def _listen(self) -> None:
         try:
@@ -259,8 +261,8 @@ class BackgroundBuild:
             message = f"Building the index ({step}{about}); questions wait for it."
         elif self.first_stage == BUILDING:
             stage = TUNING
-            message = (f"Answering with the model as it ships; the model tuned on the example questions is "
-                       f"being prepared ({step}{about}).")
+            message = (f"Answering with the model as it ships, without the example questions yet; the model "
+                       f"tuned on them is being prepared ({step}{about}).")
         else:
             stage = UPDATING
             message = f"Answering from the current index; a rebuild runs in the background ({step}{about})."
@@ -274,9 +276,9 @@ class BackgroundBuild:
 
 
 def _run_builds(fd: int, parent: int) -> int:
-    """The build process: receive one phase's number and settings, build it, report steps and the result."""
+    """The build process: receive one phase's number, settings and whether it is the last, build it, report steps and the result."""
     conn = child_begins(parent, fd)
-    number, settings = conn.recv()
+    number, settings, last = conn.recv()
     from qa.indexing.build import build as build_index
     from qa.models import preparation
     from qa.models.embedding import Embedder
@@ -286,8 +288,10 @@ def _run_builds(fd: int, parent: int) -> int:
     try:
         # The export too is made in a process of its own: this one then embeds without torch.
         preparation.exported(settings, settings.model, say, steps)
+        # A build that another follows leaves the example questions to that one: they are embedded
+        # again with its model anyway, and the first answer comes sooner without them.
         report = build_index(settings, Embedder(settings.model, settings.batch_size, settings.threads),
-                             progress=say, steps=steps)
+                             progress=say, steps=steps, example_questions=last)
         conn.send(("say", f"Built {report.chunks} passages from {report.files} articles "
                           f"({report.embedded} newly embedded) in {report.seconds:.1f} s."))
         conn.send(("built", number))

@@ -68,6 +68,8 @@ def serving_status(manifest: dict, error: str | None = None) -> StartupStatus:
     model = model_of(manifest)
     message = ("Answering with the model tuned on the example questions." if model == "tuned"
                else "Answering with the model as it ships.")
+    if (manifest.get("questions") or {}).get("left_out"):
+        message += " The example questions are not used yet."
     failure = ((manifest.get("model") or {}).get("encoder") or {}).get("export_failure")
     if failure:
         message += (f" Its ONNX export failed ({failure}), so questions go through torch, which is slower: "
@@ -88,8 +90,8 @@ def improving_note(status: StartupStatus) -> str | None:
     """What goes under an answer given while something better is being prepared; None when nothing is."""
     about = f" (about {status.seconds_left:.0f} s left)" if status.seconds_left else ""
     if status.stage == TUNING:
-        return (f"Answers will improve shortly: this one comes from the model as it ships, while the model "
-                f"tuned on the example questions is being prepared{about}.")
+        return (f"Answers will improve shortly: this one comes from the model as it ships, without the example "
+                f"questions, while the model tuned on them is being prepared{about}.")
     if status.stage == UPDATING:
         return f"The articles changed and the index is being rebuilt{about}: answers will include them shortly."
     return None
