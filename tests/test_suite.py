@@ -46,6 +46,23 @@ def test_a_passage_answers_a_medquad_question_when_it_lies_inside_the_gold_secti
     assert scores.labels["strong match"]["precision"] == 0.0
 
 
+def test_the_second_web_set_asks_the_same_pages_as_the_first_and_is_only_checked(tmp_path):
+    """health-web-dev.jsonl (written independently for the same three pages) runs as its own suite corpus, on the
+    web pages' indexes, its last eight unanswerable questions off the pages' topics, never fitted on."""
+    from qa.evaluation import calibration
+    from qa.evaluation.benchmark import ANSWERABLE, OFF_TOPIC, UNANSWERABLE
+
+    web, webdev = suite.load_corpora(("web", "webdev"))
+    assert webdev.name == "webdev" and webdev.folder == web.folder == "web" and webdev.files == web.files
+    assert webdev.kinds() == {ANSWERABLE: 60, UNANSWERABLE: 12, OFF_TOPIC: 8}
+    assert {q.id for q in webdev.questions if q.kind == OFF_TOPIC} == {f"w{n:03d}" for n in range(73, 81)}
+    rows = [{"kind": "answerable", "answerable": True, "regime": "plain", "signals": [0.0] * 5}]
+    groups = {"webdev/fresh": rows, "web/grown": rows, "squad/fresh": rows, "product/dev": rows}
+    assert set(calibration.fitting_groups(groups)) == {"squad/fresh", "product/dev"}
+    with pytest.raises(ValueError, match="webdev"):
+        suite.load_corpora(("nosuch",))
+
+
 def test_labels_are_scored_per_label_and_may_help_by_its_first_passage():
     answerable = Question("a", "answerable", "q", (), "f.md", ("the answer",))
     off = Question("o", "off-topic", "q2", (), None, ())

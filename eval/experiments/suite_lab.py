@@ -5,15 +5,14 @@ the baselines; this scores several, without rebuilding, on the indexes a suite r
 left in its work folder (`--work`; a missing or stale one is built first):
 
     python eval/experiments/suite_lab.py --work /tmp/suite --set rank_penalty=0.03 --set overlap_weight=0.4
-    python eval/experiments/suite_lab.py --work /tmp/suite --groups web-dev/fresh,web-dev/grown,product/dev
+    python eval/experiments/suite_lab.py --work /tmp/suite --groups webdev/fresh,webdev/grown,product/dev
 
 Each `--set` is one variant (several settings joined by ","), scored after the
 settings as they are. Groups are "<corpus>/<setup>" of the suite (squad, medquad,
-web; fresh or grown), "web-dev/<setup>" (the web pages asked
-eval/sets/health-web-dev.jsonl, the development set of the web style: w073-w080
-are off the pages' topics), and "product/<set>" (one of the six sets on the seed
-corpus). The web check set (health-web.jsonl, the suite's "web") is left out
-unless named: develop on web-dev. One line per group: hit@1, MRR, answer
+web, webdev; fresh or grown: "webdev" is the web pages asked
+eval/sets/health-web-dev.jsonl, the development set of the web style) and
+"product/<set>" (one of the six sets on the seed corpus). The web check set
+(health-web.jsonl, the suite's "web") is left out unless named: develop on webdev. One line per group: hit@1, MRR, answer
 accuracy, answerable wrongly refused, off-topic refused.
 """
 
@@ -24,21 +23,11 @@ from pathlib import Path
 
 from qa.evaluation import suite
 from qa.evaluation.benchmark import OFF_TOPIC
-from qa.evaluation.evaluate import PRODUCT_SETS, QUESTION_SETS, Question, load_questions, run_engine, score
+from qa.evaluation.evaluate import PRODUCT_SETS, load_questions, run_engine, score
 from qa.settings import Settings
 
-WEB_DEV = QUESTION_SETS / "health-web-dev.jsonl"
-WEB_DEV_OFF_TOPIC = frozenset(f"w{n:03d}" for n in range(73, 81))
-DEFAULT_GROUPS = ("squad/fresh", "squad/grown", "medquad/fresh", "medquad/grown", "web-dev/fresh", "web-dev/grown",
+DEFAULT_GROUPS = ("squad/fresh", "squad/grown", "medquad/fresh", "medquad/grown", "webdev/fresh", "webdev/grown",
                   "product/dev", "product/heldout")
-
-
-def web_dev_corpus() -> suite.SuiteCorpus:
-    """The suite's web pages with the development set's questions (its off-topic ones marked so)."""
-    pages = suite.web_corpus(questions=WEB_DEV)
-    asked = tuple(q if q.answerable or q.id not in WEB_DEV_OFF_TOPIC else
-                  Question(q.id, OFF_TOPIC, q.question, q.history, None, ()) for q in pages.questions)
-    return suite.SuiteCorpus("web", pages.style, pages.files, asked)
 
 
 def open_groups(settings: Settings, work: Path, groups: list[str]) -> dict:
@@ -52,7 +41,7 @@ def open_groups(settings: Settings, work: Path, groups: list[str]) -> dict:
             opened[group] = (engine, load_questions(PRODUCT_SETS[setup]), None)
             continue
         if name not in corpora:
-            corpora[name] = web_dev_corpus() if name == "web-dev" else suite.load_corpora([name])[0]
+            corpora[name] = suite.load_corpora([name])[0]
         corpus = corpora[name]
         engine = suite.open_suite_setup(corpus, setup, settings, work, say=print)
         opened[group] = (engine, list(corpus.questions), corpus)

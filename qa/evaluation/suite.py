@@ -19,7 +19,12 @@ Corpora (`CORPORA`), each built with the product's own build:
 - "web": the three saved pages of `tests/fixtures/web/` (HTML as saved from a browser) with
   the blind set written for them, `eval/sets/health-web.jsonl` (a check set: nothing is
   fitted on it here). Its last eight unanswerable questions are off the pages' topics
-  (`WEB_OFF_TOPIC`), the other twelve near them.
+  (`WEB_OFF_TOPIC`), the other twelve near them;
+- "webdev" (only when asked for: `--corpora ...,webdev`): the same pages with a second blind
+  set, `eval/sets/health-web-dev.jsonl`, written independently by another helper shown only the
+  pages' text, laid out as the first (w073-w080 off the topics). Also a check set here: fitting
+  refusal on it lowered the other corpora's off-topic refusal more than it helped the pages'
+  (docs/QUALITY.md). It asks the web pages' own indexes (`SuiteCorpus.folder`).
 
 Setups (`SETUPS`): "fresh", the corpus alone in a new folder with no example questions
 (a maintainer's first folder), and "grown", the corpus added to the product's own five
@@ -73,11 +78,15 @@ WEB_QUESTIONS = QUESTION_SETS / "health-web.jsonl"
 # health-web.jsonl's unanswerable questions h073-h080 are off the three pages' topics
 # (boiled eggs, strep throat, the capital of Australia ...); h061-h072 are near them (eval/README.md).
 WEB_OFF_TOPIC = frozenset(f"h{n:03d}" for n in range(73, 81))
+WEB_DEV_QUESTIONS = QUESTION_SETS / "health-web-dev.jsonl"
+WEB_DEV_OFF_TOPIC = frozenset(f"w{n:03d}" for n in range(73, 81))
 
 CORPORA = ("squad", "medquad", "web")
+# Corpora the suite can run beside CORPORA when asked for (--corpora).
+EXTRA_CORPORA = ("webdev",)
 # Corpora whose questions only check: the shipped label bars are not fitted on them (the web pages' set,
 # eval/sets/health-web.jsonl, is a blind check set; eval/README.md). Leave-one-out reports still cover them.
-CHECK_ONLY = ("web",)
+CHECK_ONLY = ("web", "webdev")
 SETUPS = ("fresh", "grown")
 SEED = 0
 # SQuAD: the report half (8 articles), 2 held out; answerable, unanswerable, off-topic questions asked.
@@ -103,6 +112,12 @@ class SuiteCorpus:
     style: str
     files: tuple[tuple[str, bytes], ...]  # (file name, content)
     questions: tuple[Question, ...]
+    # The folder of work/ its indexes are built in: another question set on the same files asks the same indexes.
+    folder: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.folder:
+            object.__setattr__(self, "folder", self.name)
 
     def kinds(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -185,12 +200,13 @@ def _spread(total: int, parts: int) -> list[int]:
     return [total // parts + (i < total % parts) for i in range(parts)] if parts else []
 
 
-def web_corpus(pages: Path = WEB_PAGES, questions: Path = WEB_QUESTIONS) -> SuiteCorpus:
+def web_corpus(pages: Path = WEB_PAGES, questions: Path = WEB_QUESTIONS, off_topic: frozenset[str] = WEB_OFF_TOPIC,
+               name: str = "web") -> SuiteCorpus:
     files = tuple((p.name, p.read_bytes()) for p in sorted(Path(pages).glob("*.html")))
-    asked = tuple(q if q.answerable or q.id not in WEB_OFF_TOPIC else
+    asked = tuple(q if q.answerable or q.id not in off_topic else
                   Question(q.id, OFF_TOPIC, q.question, q.history, None, ())
                   for q in load_questions(questions))
-    return SuiteCorpus("web", "saved health web pages (HTML)", files, asked)
+    return SuiteCorpus(name, "saved health web pages (HTML)", files, asked, folder="web")
 
 
 # The small suite of the tests (tests/test_suite.py): a few articles of each style, a few dozen questions.
@@ -202,10 +218,11 @@ def load_corpora(names: Sequence[str] = CORPORA, seed: int = SEED, small: bool =
     """The suite's corpora; `small`: the small suite of the tests (SMALL; the web pages are three already)."""
     makers = {"squad": lambda: squad_corpus(seed=seed, **(SMALL["squad"] if small else {})),
               "medquad": lambda: medquad_corpus(seed=seed, **(SMALL["medquad"] if small else {})),
-              "web": web_corpus}
+              "web": web_corpus,
+              "webdev": lambda: web_corpus(questions=WEB_DEV_QUESTIONS, off_topic=WEB_DEV_OFF_TOPIC, name="webdev")}
     unknown = sorted(set(names) - set(makers))
     if unknown:
-        raise ValueError(f"unknown suite corpus {', '.join(unknown)}: one of {', '.join(CORPORA)}")
+        raise ValueError(f"unknown suite corpus {', '.join(unknown)}: one of {', '.join(CORPORA + EXTRA_CORPORA)}")
     return [makers[name]() for name in names]
 
 
@@ -217,7 +234,7 @@ def open_suite_setup(corpus: SuiteCorpus | None, setup: str, settings: Settings,
     """The engine of a corpus in a setup, built in `work/<corpus>/<setup>/` (reused when there).
 
     corpus None with setup "product": the seed corpus as it is."""
-    folder = work / "product" if corpus is None else work / corpus.name / setup
+    folder = work / "product" if corpus is None else work / corpus.folder / setup
     target = folder / "corpus"
     if not target.exists():
         tmp = folder / "corpus.tmp"
