@@ -33,6 +33,17 @@ reported on their own.
 corpus right after each of this code's (same exports, same load): build
 texts/s of both, and the speed-up.
 
+--promote N measures only the rebuild after a promote (issue 23's target: at
+most 45 s, also under load), on the real corpus/: per checkout (this one, and
+--reference's, each with its own index and models folder) one build with
+fine-tuning first (not timed); then N times, alternating between the
+checkouts, one example question is added to the bank (a new line, as
+`python -m qa feedback promote` writes it: another wording of a bank
+question, with its answer sentence) and `python -m qa build` runs again: the
+model is tuned on the new bank and every text re-embedded. Wall seconds,
+fine-tuning seconds, CPU seconds (user + system, the fine-tuning process
+included) and peak RSS (the largest single process).
+
 --batch-sizes adds raw-encode runs at other batch sizes (finding for
 Settings.batch_size); the default measures only 32, the product's value.
 """
@@ -152,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workdir", help="folder for corpora and indexes (default: a new temp folder)")
     parser.add_argument("--quick", action="store_true",
                         help="1 repeat, 1 no-op rebuild, raw encode in this process (for the smoke test)")
+    parser.add_argument("--promote", type=int, default=0, metavar="N",
+                        help="only the rebuild after a promote, N times per checkout (see the docstring)")
     parser.add_argument("--raw-encode", nargs=3, metavar=("CORPUS", "SCRATCH", "MODELS"),
                         help=argparse.SUPPRESS)  # child mode
     parser.add_argument("--batch-size", type=int, default=32, help=argparse.SUPPRESS)
@@ -162,7 +175,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     repeats = 1 if args.quick else args.repeats
     with common.scratch(args.workdir) as work:
-        return _run(args, repeats, work)
+        return _promote(args, work) if args.promote else _run(args, repeats, work)
+
+
+def _promote(args, work: Path) -> int:
+    from qa.settings import Settings
+
+    epochs = Settings().tune_epochs
+    common.print_header("build.py --promote", [f"real corpus/ with its question bank; {args.promote} promote(s) per "
+                                               f"checkout, alternating; fine-tuning {epochs} epoch(s)"])
+    codes = [("this", ROOT)] + ([("reference", Path(args.reference).resolve())] if args.reference else [])
+    for name, code in codes:
+        common.prepare_corpus(work / name / "corpus", None)
+        common.note(f"{name}: the first build with fine-tuning (not timed)")
+        _build(work / name / "corpus", work / name / "index", epochs, models=work / name / "models", code=code)
+    bank = sorted((common.CORPUS / "questions").glob("*.jsonl"))[0]
+    lines = [json.loads(line) for line in bank.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = {name: [] for name, _ in codes}
+    for r in range(args.promote):
+        promoted = {**lines[r % len(lines)], "question": f"{lines[r % len(lines)]['question']} (asked again {r + 1})"}
+        for name, code in codes:
+            with open(work / name / "corpus" / "questions" / bank.name, "a", encoding="utf-8") as out:
+                out.write(json.dumps(promoted) + "\n")
+            load = common.os.getloadavg()[0]
+            common.note(f"promote {r + 1}/{args.promote}: {name}'s rebuild")
+            b = _build(work / name / "corpus", work / name / "index", epochs, models=work / name / "models",
+                       code=code)
+            if not b["tune_seconds"] or b["reused"]:
+                raise SystemExit(f"{name}'s rebuild after a promote did not tune again and re-embed everything")
+            rows[name].append([f"promote {r + 1}", name, load, b["seconds"], b["tune_seconds"],
+                               b["user_s"] + b["sys_s"], b["max_rss_mb"], b["embedded"]])
+    table = [row for r in range(args.promote) for name, _ in codes for row in [rows[name][r]]]
+    for name, _ in codes:
+        table.append(["median", name, "", common.pct([row[3] for row in rows[name]], 50),
+                      common.pct([row[4] for row in rows[name]], 50), common.pct([row[5] for row in rows[name]], 50),
+                      common.pct([row[6] for row in rows[name]], 50), ""])
+    common.say(common.table("rebuild after a promote (one example question added), target wall <= 45 s",
+                            ["run", "code", "load at start", "cli wall s", "fine-tuning s", "CPU s", "peak RSS MB",
+                             "embedded"], table))
+    common.print_footer()
+    return 0
 
 
 def _run(args, repeats: int, work: Path) -> int:

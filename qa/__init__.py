@@ -34,6 +34,8 @@ Modules (generated from each module's docstring: python tests/test_layers.py --w
     models/embedding.py         Stage 3: texts -> unit-length vectors, with one embedding model.
     models/export.py            Build time: a sentence-transformers model -> its ONNX export, made once per model, checked, kept by key.
     models/onnx_model.py        A sentence-transformers model's ONNX export, run with onnxruntime + tokenizers: the question path.
+    models/plain_model.py       Build time: a sentence-transformers model of the plain layout, run with transformers alone.
+    models/preparation.py       Build time: a tuned model trained and exported in a process of its own, which leaves before the build embeds.
     models/question_bank.py     Example questions for the articles' sentences: a question bank (doc2query, written offline).
     models/refusal.py           Refusal: do these articles answer the question at all? Judged against unrelated questions.
     models/tuning.py            Stage 3a: the question bank -> a copy of the embedding model fine-tuned on it.

@@ -20,12 +20,28 @@ from qa.serving.status import BUILDING, READY, STARTING, TUNING, UPDATING, Start
 from test_tuning import PAIRS, write_bank
 
 
-def watch(process: EngineProcess, until, timeout: float = 240) -> list[StartupStatus]:
-    """Statuses seen every 0.2 s until `until(status)` holds."""
+def build_processes(engine_pid: int) -> dict[int, bool]:
+    """The engine's build processes (`python -m qa.serving.startup`) now, each with whether it has torch loaded."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == engine_pid and \
+                    b"qa.serving.startup" in (stat.parent / "cmdline").read_bytes():
+                found[int(stat.parent.name)] = torch_loaded(int(stat.parent.name))
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+    return found
+
+
+def watch(process: EngineProcess, until, timeout: float = 240, builds: dict | None = None) -> list[StartupStatus]:
+    """Statuses seen every 0.2 s until `until(status)` holds; `builds` collects `build_processes` as seen."""
     seen = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         seen.append(process.status())
+        if builds is not None:
+            for pid, torch in build_processes(process.pid).items():
+                builds[pid] = builds.get(pid, False) or torch
         if until(seen[-1]):
             return seen
         time.sleep(0.2)
@@ -49,7 +65,8 @@ def test_a_fresh_start_answers_with_the_model_as_it_ships_then_with_the_tuned_on
     process = EngineProcess(settings)
     try:
         assert process.status().stage in (STARTING, BUILDING)  # at once, while nothing answers yet
-        before = watch(process, lambda s: s.stage != BUILDING and s.stage != STARTING)
+        builds: dict[int, bool] = {}
+        before = watch(process, lambda s: s.stage != BUILDING and s.stage != STARTING, builds=builds)
         assert any(s.stage == BUILDING and s.model is None for s in before)
         first = process.ask("does naloxone reverse overdose")
         generation = process.generation()
@@ -58,7 +75,10 @@ def test_a_fresh_start_answers_with_the_model_as_it_ships_then_with_the_tuned_on
         assert manifest_of(settings, generation)["model"]["tuned"] is None
         assert not torch_loaded(process.pid), "the engine's process answers without torch"
 
-        after = watch(process, lambda s: s.stage == READY)
+        after = watch(process, lambda s: s.stage == READY, builds=builds)
+        # One process per build, neither with torch: the export and the training ran in children of theirs,
+        # and their memory left with them.
+        assert len(builds) == 2 and not any(builds.values()), builds
         tuning = [s for s in after if s.stage == TUNING]
         assert all(s.model == "base" and "being prepared" in s.message for s in tuning)
         assert all(s.seconds_left is not None and s.seconds_left >= 0 and 0 <= s.fraction <= 1

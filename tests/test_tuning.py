@@ -17,6 +17,7 @@ from qa.indexing import index as index_store, question_model
 from qa.indexing.build import build as build_index
 from qa.models import tuning
 from qa.models.embedding import resolve_model
+from qa.models.plain_model import plain_layout
 from qa.serving.engine import Engine
 from qa.errors import IndexCorruptError
 from qa.settings import Settings
@@ -85,6 +86,34 @@ def test_training_is_reproducible(tmp_path):
     assert digests[0] == digests[1], "the refusal weights fitted to the tuned model would not hold"
 
 
+@pytest.mark.slow  # trains the real model twice
+def test_training_with_transformers_alone_gives_sentence_transformers_weights(tmp_path, monkeypatch):
+    """The packaged model trains without importing sentence-transformers, with activation checkpointing
+    (a fraction of the memory): the weights are those sentence-transformers' own model trains, bit for
+    bit, so the tuned model's key, the refusal weights and every answer stay as they were."""
+    pairs = [(q, a) for q, a, _ in PAIRS]
+    location = resolve_model(Settings().model)
+    trained = []
+
+    def remember(location):
+        model = trainable(location)
+        trained.append(type(model).__name__)
+        return model
+
+    trainable = tuning._trainable
+    monkeypatch.setattr(tuning, "_trainable", remember)
+    tuning.fine_tune(location, pairs, 2, 2, tmp_path / "lean")
+    trainable = tuning._SentenceTransformersModel
+    tuning.fine_tune(location, pairs, 2, 2, tmp_path / "sentence-transformers")
+    assert trained == ["PlainModel", "_SentenceTransformersModel"]
+    digests = [hashlib.sha256((tmp_path / run / "model.safetensors").read_bytes()).hexdigest()
+               for run in ("lean", "sentence-transformers")]
+    assert digests[0] == digests[1]
+    # The lean copy is a sentence-transformers folder of the same layout as the model it came from.
+    assert plain_layout(tmp_path / "lean") == plain_layout(Path(location))
+    assert (tmp_path / "lean" / "1_Pooling" / "config.json").is_file()
+
+
 def test_only_a_bank_change_trains_again_and_unused_models_are_pruned(settings, embedder):
     first = build_index(settings, embedder)
     engine = Engine.open(settings, build="never", embedder=embedder)
@@ -136,3 +165,20 @@ def test_tuning_off_or_too_few_examples_keeps_the_model_as_it_is(settings, embed
     # An index built one way is out of date for the other.
     manifest = index_store.load(settings).manifest
     assert index_store.stale_reason(manifest, settings.replace(tune_epochs=1)) == "the fine-tuning settings changed"
+
+
+def test_an_error_in_the_process_that_prepares_the_model_reaches_the_build_as_it_was(tmp_path):
+    """The tuned model is trained in a child process (qa/models/preparation.py): its qa error comes back with
+    its class and message, and nothing is left running."""
+    import multiprocessing
+
+    from qa.errors import ModelError
+    from qa.models import preparation
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n")
+    settings = Settings(index_dir=tmp_path / "index", tuned_dir=blocker / "models", tune_min_pairs=2)
+    plan = tuning.TuningPlan("somekey", tuple((q, a) for q, a, _ in PAIRS), 1)
+    with pytest.raises(ModelError, match="cannot write the fine-tuned model in .*a-file"):
+        preparation.tuned_model(settings, plan, say=lambda message: None, step=lambda stage, done, total: None)
+    assert not multiprocessing.active_children()

@@ -1,7 +1,8 @@
 """Stage 4, the build: corpus -> chunks -> vectors -> a new live index generation.
 
 Owns the build pipeline: read the corpus, chunk it, table its unique sentences, link the
-question bank, fine-tune and export the model when need be (qa/models/tuning.py, qa/models/export.py),
+question bank, fine-tune and export the model when need be (qa/models/tuning.py, qa/models/export.py; a
+new tuned model in a process of its own, qa/models/preparation.py),
 embed, and write one generation in the format qa/indexing/index.py owns, then make it live there.
 What a generation holds, and how it is swapped in, locked and pruned, is qa/indexing/index.py's
 (its docstring lists the files); what is computed from vectors for the answer stage is
@@ -35,7 +36,7 @@ from typing import Callable
 import bm25s
 import numpy as np
 
-from qa.models import export, tuning
+from qa.models import export, preparation, tuning
 from qa.reading.chunking import Chunk, chunk_articles
 from qa.reading.corpus import (ARTICLE_SUFFIXES, Corpus, FileReport, Skipped, file_reports, load_corpus, read_alike,
                                reading_record)
@@ -132,8 +133,8 @@ def build(settings: Settings, embedder: Embedder,
         if tuning_plan is not None:
             # Every text is embedded with the model tuned on this bank, and a vector
             # of another model (the untuned one, or one tuned on another bank) is no use.
-            folder, tune_seconds = tuning.ensure_trained(settings, tuning_plan, say,
-                                                         lambda done, total: step("fine-tuning", done, total))
+            # Trained and exported in a process that leaves before anything is embedded (its memory with it).
+            folder, tune_seconds = preparation.tuned_model(settings, tuning_plan, say, step)
             if tune_seconds:
                 say(f"fine-tuned in {tune_seconds:.0f} s")
             embedder = Embedder(str(folder), settings.batch_size, settings.threads)

@@ -53,6 +53,7 @@ from qa.models import tuning
 from qa.models.embedding import Embedder, Export, resolve_model
 from qa.errors import ModelError
 from qa.files import publish_folder, recipe_key, sha256_file, temp_folder
+from qa.models.plain_model import INPUTS, PlainModel, plain_layout
 from qa.models.onnx_model import (EXPORT_FORMAT, INFO_FILE, MODEL_FILE, SAMPLE_FILE, SAMPLE_TEXTS, SAMPLE_TOLERANCE,
                            TOKENIZER_FILE, ExportInfo, OnnxModel, check_files, feeds, load_tokenizer,
                            max_difference)
@@ -61,7 +62,6 @@ from qa.settings import Settings
 EXPORTS_FOLDER = "onnx"  # inside the tuned models' folder
 OPSET = 17
 _FAILED_SUFFIX = ".failed"
-_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 # What making and checking an export runs on: a recorded failure holds for these versions only.
 _EXPORT_PACKAGES = ("torch", "transformers", "sentence-transformers", "onnx", "onnxruntime", "tokenizers")
 
@@ -248,63 +248,17 @@ def export_model(embedder: Embedder, key: str, out: Path) -> None:
         raise ExportFailed(f"its vectors differ from torch's by {difference:.1e} (more than {SAMPLE_TOLERANCE:g})")
 
 
-def plain_layout(folder: Path) -> tuple[int, bool] | None:
-    """(max_seq_length, do_lower_case) when the sentence-transformers model saved in `folder` is a
-    transformer, mean pooling and normalisation, with no prompt, and says its window; else None."""
-    def read(name: str) -> dict:
-        return json.loads((folder / name).read_text(encoding="utf-8"))
-
-    try:
-        modules = read("modules.json")
-        kinds = [str(m["type"]).rsplit(".", 1)[-1] for m in modules]
-        pooling = read(str(Path(modules[1]["path"]) / "config.json"))
-        config = read("sentence_bert_config.json")
-        prompts = read("config_sentence_transformers.json") if (folder / "config_sentence_transformers.json").is_file() \
-            else {}
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
-        return None
-    modes = {k.removeprefix("pooling_mode_"): v for k, v in pooling.items() if k.startswith("pooling_mode_")}
-    mean = pooling.get("pooling_mode") == "mean" or (modes.get("mean_tokens") is True
-                                                      and not any(v for k, v in modes.items() if k != "mean_tokens"))
-    window = config.get("max_seq_length")
-    if (kinds != ["Transformer", "Pooling", "Normalize"] or modules[0].get("path") or not mean
-            or not isinstance(window, int) or prompts.get("default_prompt_name")
-            or not (folder / "tokenizer.json").is_file()):
-        return None
-    return window, bool(config.get("do_lower_case", False))
-
-
 def _from_transformers(location: str, max_seq_length: int, do_lower_case: bool) -> Traceable:
-    """The plain layout loaded with transformers: its transformer, then mean pooling and normalisation,
-    written out as sentence-transformers computes them."""
+    """The plain layout loaded with transformers alone (qa/models/plain_model.py)."""
     import torch
-    from transformers import AutoModel, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(location)
-    transformer = AutoModel.from_pretrained(location).eval()
-    inputs = tuple(name for name in _INPUTS if name in tokenizer(["a"]))
-
-    class MeanPooled(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.transformer = transformer
-
-        def forward(self, *tensors):
-            named = dict(zip(inputs, tensors))
-            tokens = self.transformer(**named)[0]
-            mask = named["attention_mask"].unsqueeze(-1).to(tokens.dtype)
-            pooled = (tokens * mask).sum(1) / torch.clamp(mask.sum(1), min=1e-9)
-            return torch.nn.functional.normalize(pooled, p=2, dim=1)
-
-    module = MeanPooled()
+    model = PlainModel(location, max_seq_length, do_lower_case)  # in eval mode
 
     def reference(texts: list[str]) -> np.ndarray:
-        batch = tokenizer([t.lower() if do_lower_case else t for t in texts], padding=True, truncation=True,
-                          max_length=max_seq_length, return_tensors="pt")
         with torch.no_grad():
-            return module(*(batch[name] for name in inputs)).numpy()
+            return model.vectors(texts).numpy()
 
-    return Traceable(module, transformer, tokenizer, inputs, int(transformer.config.hidden_size), max_seq_length,
+    return Traceable(model.module, model.transformer, model.tokenizer, model.inputs, model.dimension, max_seq_length,
                      do_lower_case, reference)
 
 
@@ -314,7 +268,7 @@ def _from_sentence_transformers(model) -> Traceable:
 
     preprocess = getattr(model, "preprocess", None) or model.tokenize  # sentence-transformers 6 renamed it
     features = preprocess(["a", "b"])
-    inputs = tuple(name for name in _INPUTS if name in features)
+    inputs = tuple(name for name in INPUTS if name in features)
     transformer = model[0]
 
     class Pipeline(torch.nn.Module):

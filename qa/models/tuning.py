@@ -18,6 +18,10 @@ never holds two pairs with the same answer, which would be false negatives.
 AdamW, 10% linear warm-up then linear decay, batch 32, plain torch on the
 CPU. Seeded, on a fixed number of threads: the same pairs give the same
 weights, so the refusal weights fitted to them stay valid (a test checks it).
+The packaged model's layout trains with transformers alone and activation
+checkpointing (qa/models/plain_model.py): the weights sentence-transformers
+would train, bit for bit, in a fraction of the memory; any other layout
+trains through sentence-transformers.
 
 Where: `<tuned_dir>/<key>/`, a sentence-transformers model folder (a full
 copy of the model), written beside and renamed into place, so a killed
@@ -45,6 +49,7 @@ from typing import Callable
 from qa.models.embedding import resolve_model
 from qa.errors import ModelError
 from qa.files import publish_folder, recipe_key, temp_folder
+from qa.models.plain_model import PlainModel, plain_layout
 from qa.models.question_bank import BankQuestion
 from qa.settings import Settings
 
@@ -162,26 +167,21 @@ def fine_tune(base_location: str, pairs: list[tuple[str, str]], epochs: int, thr
     numbers = settings or Settings()
     seed = numbers.tune_seed if seed is None else seed
     import torch
-    from sentence_transformers import SentenceTransformer
 
     torch.set_num_threads(threads)
     rng = random.Random(seed)
     with torch.random.fork_rng(devices=[]):  # a build inside the app leaves the process's RNG as it was
         torch.manual_seed(seed)
-        try:
-            model = SentenceTransformer(base_location, device="cpu")
-        except Exception as exc:  # sentence-transformers raises many kinds
-            raise ModelError(f"cannot load embedding model {base_location} to fine-tune it: {exc}") from exc
+        model = _trainable(base_location)
         model.train()
-        optimiser = torch.optim.AdamW(model.parameters(), lr=numbers.tune_learning_rate,
+        optimiser = torch.optim.AdamW(model.module.parameters(), lr=numbers.tune_learning_rate,
                                       weight_decay=numbers.tune_weight_decay)
         schedule = [batches(pairs, rng, numbers.tune_batch) for _ in range(epochs)]
         total = sum(len(epoch) for epoch in schedule)
         warm_up = max(1, int(total * numbers.tune_warm_up))
 
         def embed(texts: list[str]) -> "torch.Tensor":
-            features = model.tokenize(texts)
-            return torch.nn.functional.normalize(model(features)["sentence_embedding"], dim=-1)
+            return torch.nn.functional.normalize(model.vectors(texts), dim=-1)
 
         step = 0
         for epoch in schedule:
@@ -200,8 +200,37 @@ def fine_tune(base_location: str, pairs: list[tuple[str, str]], epochs: int, thr
                         step / warm_up, max(0.0, (total - step) / max(1, total - warm_up)))
                 if on_step is not None:
                     on_step(step, total)
-        model.eval()
-        model.save(str(out))
+        model.train(False)
+        model.save(out)
+
+
+class _SentenceTransformersModel:
+    """A model of any other layout, trained through sentence-transformers itself (PlainModel's interface)."""
+
+    def __init__(self, location: str) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self.module = SentenceTransformer(location, device="cpu")
+
+    def train(self, training: bool = True) -> None:
+        self.module.train(training)
+
+    def vectors(self, texts: list[str]):
+        preprocess = getattr(self.module, "preprocess", None) or self.module.tokenize  # renamed in version 6
+        return self.module(preprocess(texts))["sentence_embedding"]
+
+    def save(self, out: Path) -> None:
+        self.module.save(str(out))
+
+
+def _trainable(location: str):
+    """The model at `location` ready to train: with transformers alone when it has the plain layout (the
+    packaged model does), else with sentence-transformers (qa/models/plain_model.py says why)."""
+    layout = plain_layout(Path(location)) if Path(location).is_dir() else None
+    try:
+        return PlainModel(location, *layout) if layout else _SentenceTransformersModel(location)
+    except Exception as exc:  # transformers and sentence-transformers raise many kinds
+        raise ModelError(f"cannot load embedding model {location} to fine-tune it: {exc}") from exc
 
 
 def _version(package: str) -> str:

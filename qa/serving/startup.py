@@ -13,11 +13,13 @@ Owns the way to the first answer (the states it goes through are qa/serving/stat
   the engine answers from it, and a second build fine-tunes and re-embeds
   in the background ("tuned"), swapped in when it is live.
 
-Builds run in a process of their own (`python -m qa.serving.startup FD PARENT_PID`,
-started by `BackgroundBuild`), one after the other under the index's build
-lock: torch, the training and the export stay in that process and their
-memory leaves with it, so the serving process only ever holds onnxruntime,
-the index and one model. The build process reports its stages as numbers
+Builds run in processes of their own (`python -m qa.serving.startup FD PARENT_PID`,
+started by `BackgroundBuild`), one process per build, one after the other
+under the index's build lock: torch, the training and the export stay in
+those processes and their memory leaves with them, so the serving process
+only ever holds onnxruntime, the index and one model, and the tuned build
+does not start beside what the first build held (docs/BENCHMARKS.md,
+memory while the tuned model is prepared). The build process reports its stages as numbers
 (`qa.indexing.build.build(steps=...)`), from which `status()` estimates what is left.
 
 Limits: estimates come from the rates measured so far in this start-up: the
@@ -135,9 +137,14 @@ class BackgroundBuild:
         self._totals: dict[str, int] = {}  # stage -> units it had
         self._stepped_at = self._started  # when the last step was reported: the estimate counts down from it
         self._shown: dict[str, float] = {}  # status stage -> the largest fraction reported: a bar never goes back
-        self.process, self._conn = start_child("qa.serving.startup")
-        self._conn.send(self.phases)
+        self._start(0)
         threading.Thread(target=self._listen, name="background-build", daemon=True).start()
+
+    def _start(self, phase: int) -> None:
+        """A new build process for `phase`: what a build once used (torch, the exports, the model it
+        embedded with) leaves with the process before the next phase starts."""
+        self.process, self._conn = start_child("qa.serving.startup")
+        self._conn.send((phase, self.phases[phase]))
 
     def _listen(self) -> None:
         try:
@@ -154,6 +161,10 @@ class BackgroundBuild:
                         self._phase = event[1] + 1
                         self._done = self._phase >= len(self.phases)
                     self.first_built.set()
+                    if not self._done:
+                        self._conn.close()
+                        self.process.wait()  # it leaves after its one build
+                        self._start(self._phase)
                 elif kind == "failed":
                     self._fail(event[1], event[2])
                     return
@@ -263,27 +274,30 @@ class BackgroundBuild:
 
 
 def _run_builds(fd: int, parent: int) -> int:
-    """The build process: receive the phases' settings, build each, report steps and results."""
+    """The build process: receive one phase's number and settings, build it, report steps and the result."""
     conn = child_begins(parent, fd)
-    phases: list[Settings] = conn.recv()
+    number, settings = conn.recv()
     from qa.indexing.build import build as build_index
+    from qa.models import preparation
     from qa.models.embedding import Embedder
 
-    embedder = Embedder(phases[0].model, phases[0].batch_size, phases[0].threads)  # shared: loaded once
-    for number, settings in enumerate(phases):
-        try:
-            report = build_index(settings, embedder, progress=lambda text: conn.send(("say", text)),
-                                 steps=lambda stage, done, total: conn.send(("step", number, stage, done, total)))
-            conn.send(("say", f"Built {report.chunks} passages from {report.files} articles "
-                              f"({report.embedded} newly embedded) in {report.seconds:.1f} s."))
-            conn.send(("built", number))
-        except QAError as exc:
-            conn.send(("failed", number, exc))
-            return 1
-        except Exception as exc:  # noqa: BLE001 - reported to the engine, traceback here
-            traceback.print_exc()
-            conn.send(("failed", number, QAError(f"{type(exc).__name__}: {exc}")))
-            return 1
+    say = lambda text: conn.send(("say", text))  # noqa: E731
+    steps = lambda stage, done, total: conn.send(("step", number, stage, done, total))  # noqa: E731
+    try:
+        # The export too is made in a process of its own: this one then embeds without torch.
+        preparation.exported(settings, settings.model, say, steps)
+        report = build_index(settings, Embedder(settings.model, settings.batch_size, settings.threads),
+                             progress=say, steps=steps)
+        conn.send(("say", f"Built {report.chunks} passages from {report.files} articles "
+                          f"({report.embedded} newly embedded) in {report.seconds:.1f} s."))
+        conn.send(("built", number))
+    except QAError as exc:
+        conn.send(("failed", number, exc))
+        return 1
+    except Exception as exc:  # noqa: BLE001 - reported to the engine, traceback here
+        traceback.print_exc()
+        conn.send(("failed", number, QAError(f"{type(exc).__name__}: {exc}")))
+        return 1
     return 0
 
 
