@@ -41,6 +41,16 @@ def real_sentences() -> list[str]:
     return texts
 
 
+# A line for a script run by `run_python`: the heavy modules it imported, in a list named `heavy`.
+HEAVY_MODULES = "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]\n"
+
+
+def run_python(script: str, timeout: int) -> subprocess.CompletedProcess:
+    """`script` in a fresh interpreter from the repository's root: what a process of the product imports."""
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=timeout)
+
+
 def test_onnx_gives_torch_s_vectors_on_real_sentences(engine, embedder):
     onnx = engine.embedder  # the question model of the real index: the tuned model's export
     assert onnx.backend == "onnx"
@@ -72,11 +82,10 @@ def test_asking_in_a_fresh_process_never_imports_torch(engine, real_settings):
               f"sys.argv = {argv!r}\n"
               "try:\n    runpy.run_module('qa', run_name='__main__', alter_sys=True)\n"
               "except SystemExit as exit_:\n    code = exit_.code\n"
-              "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]\n"
+              + HEAVY_MODULES +
               "print(json.dumps(heavy), file=sys.stderr)\n"
               "sys.exit(code)\n")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    done = run_python(script, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["found"]
     assert json.loads(done.stderr.strip().splitlines()[-1]) == []
@@ -275,10 +284,9 @@ def test_the_packaged_model_is_exported_without_torch_and_gives_torch_s_vectors(
               "from qa.settings import Settings\n"
               f"settings = Settings(tuned_dir=Path({str(tmp_path / 'models')!r}))\n"
               "made = export.ensure(settings, Embedder(settings.model), print)\n"
-              "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]\n"
+              + HEAVY_MODULES +
               "print(json.dumps([str(made.folder), heavy]))\n")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    done = run_python(script, timeout=300)
     assert done.returncode == 0, done.stderr
     folder, heavy = json.loads(done.stdout.strip().splitlines()[-1])
     assert heavy == []
