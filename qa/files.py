@@ -2,7 +2,9 @@
 
 - `sha256_file(path)` / `sha256_bytes(data)`: the hex sha256 every checksum in an index, a manifest,
   an ONNX export's info and the corpus's staleness check is; `stamped_sha256(path)`: the same, read
-  from a stamp beside a big file while the file is provably untouched; `recipe_key(recipe)`: the short key that
+  from a stamp beside a big file while the file is provably untouched; `remembered_sha256(path)`: the
+  same, remembered in this process while the file is untouched (for files whose folder is not ours
+  to write stamps in); `recipe_key(recipe)`: the short key that
   names a tuned model or an ONNX export by what made it (its recipe as sorted JSON).
 - `temp_folder(root, key)` + `publish_folder(tmp, folder)`: a folder named by a key (a tuned model,
   an ONNX export) is written under a temporary name beside it and renamed into place in one step,
@@ -67,6 +69,25 @@ def stamped_sha256(path: Path) -> str:
     return digest
 
 
+# path -> (its identity when hashed, its sha256): `remembered_sha256`'s, for this process only.
+_REMEMBERED: dict[str, tuple[dict, str]] = {}
+
+
+def remembered_sha256(path: Path) -> str:
+    """`sha256_file(path)`, hashed once per process while the file's identity stays the one it had then:
+    the packaged model's files are hashed by the export's key, the shipped sample vectors' check and the
+    export itself, one after the other, on a first start's way to its first answer."""
+    path = Path(path)
+    identity = _identity(path)
+    known = _REMEMBERED.get(str(path))
+    if known is not None and known[0] == identity:
+        return known[1]
+    digest = sha256_file(path)
+    if _identity(path) == identity:  # not changed while it was read
+        _REMEMBERED[str(path)] = (identity, digest)
+    return digest
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -94,4 +115,4 @@ def publish_folder(tmp: Path, folder: Path, replace: bool = False,
             raise
 
 
-__all__ = ["sha256_file", "stamped_sha256", "STAMP_SUFFIX", "sha256_bytes", "recipe_key", "temp_folder", "publish_folder", "TMP_PREFIX"]
+__all__ = ["sha256_file", "stamped_sha256", "remembered_sha256", "STAMP_SUFFIX", "sha256_bytes", "recipe_key", "temp_folder", "publish_folder", "TMP_PREFIX"]

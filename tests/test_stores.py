@@ -124,3 +124,22 @@ def test_a_stamped_checksum_is_trusted_only_while_the_file_is_untouched(tmp_path
         assert files.stamped_sha256(path) == real(path)
     finally:
         os.chmod(tmp_path, 0o700)
+
+
+def test_a_remembered_checksum_is_trusted_only_while_the_file_is_untouched(tmp_path, monkeypatch):
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(b"weights " * 1000)
+    hashed = []
+    real = files.sha256_file
+    monkeypatch.setattr(files, "sha256_file", lambda p: hashed.append(p) or real(p))
+    first = files.remembered_sha256(path)
+    assert first == real(path) and len(hashed) == 1
+    assert files.remembered_sha256(path) == first and len(hashed) == 1  # untouched: not read again
+    assert list(tmp_path.iterdir()) == [path]  # nothing written beside it
+
+    before = os.stat(path)
+    with open(path, "r+b") as handle:  # one byte altered, the size and the mtime kept
+        handle.seek(100)
+        handle.write(b"W")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert files.remembered_sha256(path) == real(path) != first and len(hashed) == 2

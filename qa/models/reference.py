@@ -29,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qa.files import sha256_bytes, sha256_file
+from qa.files import remembered_sha256, sha256_bytes
 from qa.settings import PROJECT_ROOT
 
 FORMAT = 1
@@ -39,9 +39,10 @@ PACKAGED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def model_files(folder: Path) -> dict[str, str]:
-    """sha256 of every file that makes the model (the README aside), by path inside `folder`."""
+    """sha256 of every file that makes the model (the README aside), by path inside `folder`; each file is
+    read once per process while it is untouched (`remembered_sha256`)."""
     folder = Path(folder)
-    return {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*"))
+    return {str(p.relative_to(folder)): remembered_sha256(p) for p in sorted(folder.rglob("*"))
             if p.is_file() and p.suffix != ".md" and EXPORTS_FOLDER not in p.relative_to(folder).parts}
 
 
