@@ -13,7 +13,7 @@ Owns the way to the first answer (the states it goes through are qa/serving/stat
   the engine answers from it, and a second build fine-tunes and re-embeds
   in the background ("tuned"), swapped in when it is live. The first build
   leaves out the example questions (the second embeds them with its own
-  model): about a tenth of the texts, and the status says so.
+  model): about a fifth of the texts, and the status says so.
 
 Builds run in processes of their own (`python -m qa.serving.startup FD PARENT_PID`,
 started by `BackgroundBuild`), one process per build, one after the other
@@ -286,7 +286,8 @@ def _run_builds(fd: int, parent: int) -> int:
     say = lambda text: conn.send(("say", text))  # noqa: E731
     steps = lambda stage, done, total: conn.send(("step", number, stage, done, total))  # noqa: E731
     try:
-        # The export too is made in a process of its own: this one then embeds without torch.
+        # The export first: one traced with torch is made in a child (preparation.exported), so this process
+        # embeds without torch.
         preparation.exported(settings, settings.model, say, steps)
         # A build that another follows leaves the example questions to that one: they are embedded
         # again with its model anyway, and the first answer comes sooner without them.
