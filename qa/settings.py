@@ -241,6 +241,15 @@ class Settings:
     # Each was swept on eval/sets/dev.jsonl and checked on the unseen
     # eval/sets/heldout.jsonl (docs/history.md); answer accuracy is flat near these.
     overlap_weight: float = 0.2
+    # - token_match_weight * its token match (qa/answering/token_match.py): the
+    #   question's words in context, those its passage's subject does not
+    #   already name weighing most (power token_match_focus), each matched
+    #   with the sentence's closest word. A sentence that only restates its
+    #   section's subject gains little. Chosen on the web pages' development
+    #   set and checked on every other corpus of the suite (docs/QUALITY.md,
+    #   "Token match"); 0 turns it off.
+    token_match_weight: float = 1.0
+    token_match_focus: float = 2.0
     answer_type_bonus: float = 0.1
     meta_penalty: float = 0.2
     rank_penalty: float = 0.01
@@ -343,7 +352,8 @@ class Settings:
         for name in positive:
             if getattr(self, name) < 1:
                 raise SettingsError(f"setting {name} must be at least 1, got {getattr(self, name)}")
-        weights = ("weight_dense", "weight_sentence", "weight_lexical", "overlap_weight", "answer_type_bonus",
+        weights = ("weight_dense", "weight_sentence", "weight_lexical", "overlap_weight", "token_match_weight",
+                   "token_match_focus", "answer_type_bonus",
                    "meta_penalty", "rank_penalty", "generic_penalty", "weight_question",
                    "example_answer_weight", "question_penalty", "fragment_penalty", "tune_learning_rate",
                    "tune_scale", "tune_warm_up", "tune_weight_decay")

@@ -10,6 +10,9 @@ Owns:
   its score is its cosine similarity to the question, averaged over the
   sentence alone and the sentence read under its section heading (vectors
   made at build time: nothing is embedded per sentence at question time),
+  plus its token match (how well its words in context answer the
+  question's words that its passage's subject does not already name:
+  qa/answering/token_match.py, from the question model's token vectors),
   plus small bonuses for sharing the question's rarer words (idf-weighted)
   and for holding the kind of answer asked for (a number, a time, a reason;
   for "how long does it last" a duration, and not when something starts),
@@ -44,18 +47,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from qa.answering.context import AnswerContext, answer_context
 from qa.indexing.index import Index
 from qa.models.refusal import Confidence, LabelBars, RefusalModel
+from qa.answering.token_match import sentence_scores, subject_of
 from qa.answering.search import Hit, example_lifts, example_scores_by_sentence, example_similarities
 from qa.settings import Settings
 from qa.answering.synonyms import Expansion
 from qa.reading.text import ANAPHORA, content_terms, words
 from qa.answering.triage import EMERGENCY_LINES, SMALL_TALK_REPLIES, Triage, not_english_message
+
+# texts -> their token vectors (qa.models.onnx_model.TokenVectors), one per text, in order.
+TokenVectorsOf = Callable[[Sequence[str]], list]
 
 NOT_FOUND = "I couldn't find that in the articles."
 # When the articles are on the question's subject but no sentence answers it: the closest passages are shown.
@@ -188,7 +195,7 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
            settings: Settings, refusal: RefusalModel, expansions: Sequence[Expansion] = (),
            focus_vector: np.ndarray | None = None, already_given: frozenset[str] = frozenset(),
            similarities: np.ndarray | None = None, labels: LabelBars | None = None,
-           emergency: bool = False) -> Result:
+           emergency: bool = False, token_vectors: TokenVectorsOf | None = None) -> Result:
     """Pick the answer sentence among the top hits, or decide the articles do not answer.
 
     `hits`: every candidate passage, best first (qa.answering.search.search); the first `top_k` are shown.
@@ -200,6 +207,8 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
     `labels`: the fitted bars of the labels (qa/models/refusal.py, LabelBars); None: Settings.strong_match_margin,
     and no "may help". `emergency`: the question sounds like one; the closest passage is then offered
     whenever it shares a word with the question, never a bare refusal.
+    `token_vectors`: texts -> their token vectors (qa.models.embedding.Embedder.token_vectors, the question
+    model's); None (a stand-in model without them): no token match.
     """
     added = [term for e in expansions for t in e.adds for term in content_terms(t)]
     query_terms = set(content_terms(query)) | set(added)
@@ -213,6 +222,7 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
     if focus_vector is not None:  # a follow-up: its own words count here too, as for the sentences
         own = example_scores_by_sentence(index, example_similarities(index, focus_vector))
         examples = (1 - settings.followup_focus) * examples + settings.followup_focus * own
+    matches = _token_matches(index, question, hits[:settings.answer_passages], settings, token_vectors)
     best: tuple[float, float, int, str] | None = None  # (score, cosine, hit position, sentence)
     competing: list[tuple[float, float, int, int, str]] = []  # (score without examples, cosine, position, id, text)
     for position, hit in enumerate(hits[:settings.answer_passages]):
@@ -223,11 +233,12 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
         if focus_vector is not None:
             focus = index.answer_vectors[ids] @ focus_vector
             cosines = (1 - settings.followup_focus) * cosines + settings.followup_focus * focus
-        for sentence_id, cosine in zip(ids, cosines):
+        for place, (sentence_id, cosine) in enumerate(zip(ids, cosines)):
             sentence = index.sentences[sentence_id]
             if sentence in already_given:
                 continue
-            score = (float(cosine) + _shape_bonus(sentence, weights, settings)
+            score = (float(cosine) + settings.token_match_weight * (matches[position][place] if matches else 0.0)
+                     + _shape_bonus(sentence, weights, settings)
                      + _type_bonus(sentence, wanted, settings) - settings.rank_penalty * position
                      - settings.generic_penalty * float(index.genericness[sentence_id]))
             competing.append((score, float(cosine), position, sentence_id, sentence))
@@ -273,6 +284,21 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
                   answer=best[3] if found and best else None, answer_source=answer_source,
                   answer_score=best[1] if best else 0.0, passages=tuple(passages), expansions=tuple(expansions),
                   confidence=confidence, margin=margin, context=context, may_help=may_help)
+
+
+def _token_matches(index: Index, question: str, hits: list[Hit], settings: Settings,
+                   token_vectors: TokenVectorsOf | None) -> list[list[float]] | None:
+    """Per hit, each of its sentences' token match (qa/answering/token_match.py); None when it is off."""
+    if token_vectors is None or settings.token_match_weight == 0 or not hits:
+        return None
+    chunks = [index.chunks[hit.chunk] for hit in hits]
+    subjects = [subject_of(chunk.title, chunk.section) for chunk in chunks]
+    sentences = [[index.sentences[i] for i in index.chunk_sentence_ids[hit.chunk]] for hit in hits]
+    texts = list(dict.fromkeys([question] + subjects + [s for group in sentences for s in group]))
+    vectors = dict(zip(texts, token_vectors(texts)))
+    return sentence_scores(vectors[question], [(vectors[subject], [vectors[s] for s in group])
+                                               for subject, group in zip(subjects, sentences)],
+                           index.idf, index.max_idf, settings.token_match_focus)
 
 
 def match_label(found: bool, holds_answer: bool, margin: float, score: float, best_score: float,
