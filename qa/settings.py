@@ -250,6 +250,12 @@ class Settings:
     #   "Token match"); 0 turns it off.
     token_match_weight: float = 1.0
     token_match_focus: float = 2.0
+    # Only this many of the best candidates (by the rest of the score) are
+    # read token by token: reading every candidate of three passages (19 at
+    # the median) costs a forward pass over some 700 word pieces per question,
+    # 60 times the question's own; 10 chose the same answers as all on every
+    # set of the suite, 4 lost web and dev answers (docs/QUALITY.md, "Token match").
+    token_match_candidates: int = 10
     answer_type_bonus: float = 0.1
     meta_penalty: float = 0.2
     rank_penalty: float = 0.01
@@ -348,7 +354,7 @@ class Settings:
     def __post_init__(self) -> None:
         positive = ("batch_size", "threads", "query_threads", "ask_workers", "chunk_chars", "top_k", "candidates",
                     "flat_max_vectors", "hnsw_m", "hnsw_ef_search", "hnsw_ef_construction", "tune_batch",
-                    "answer_passages", "max_question_chars", "max_article_bytes")
+                    "answer_passages", "max_question_chars", "max_article_bytes", "token_match_candidates")
         for name in positive:
             if getattr(self, name) < 1:
                 raise SettingsError(f"setting {name} must be at least 1, got {getattr(self, name)}")

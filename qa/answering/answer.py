@@ -222,7 +222,6 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
     if focus_vector is not None:  # a follow-up: its own words count here too, as for the sentences
         own = example_scores_by_sentence(index, example_similarities(index, focus_vector))
         examples = (1 - settings.followup_focus) * examples + settings.followup_focus * own
-    matches = _token_matches(index, question, hits[:settings.answer_passages], settings, token_vectors)
     best: tuple[float, float, int, str] | None = None  # (score, cosine, hit position, sentence)
     competing: list[tuple[float, float, int, int, str]] = []  # (score without examples, cosine, position, id, text)
     for position, hit in enumerate(hits[:settings.answer_passages]):
@@ -233,15 +232,15 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
         if focus_vector is not None:
             focus = index.answer_vectors[ids] @ focus_vector
             cosines = (1 - settings.followup_focus) * cosines + settings.followup_focus * focus
-        for place, (sentence_id, cosine) in enumerate(zip(ids, cosines)):
+        for sentence_id, cosine in zip(ids, cosines):
             sentence = index.sentences[sentence_id]
             if sentence in already_given:
                 continue
-            score = (float(cosine) + settings.token_match_weight * (matches[position][place] if matches else 0.0)
-                     + _shape_bonus(sentence, weights, settings)
+            score = (float(cosine) + _shape_bonus(sentence, weights, settings)
                      + _type_bonus(sentence, wanted, settings) - settings.rank_penalty * position
                      - settings.generic_penalty * float(index.genericness[sentence_id]))
             competing.append((score, float(cosine), position, sentence_id, sentence))
+    competing = _with_token_match(index, question, hits, competing, settings, token_vectors)
     # Example questions rank an article's sentences, and lift the article only as qa.answering.search.example_lifts allows.
     lifts = example_lifts([float(examples[c[3]]) for c in competing], [c[1] for c in competing],
                           [index.chunks[hits[c[2]].chunk].source for c in competing], index.articles_with_examples,
@@ -286,19 +285,26 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
                   confidence=confidence, margin=margin, context=context, may_help=may_help)
 
 
-def _token_matches(index: Index, question: str, hits: list[Hit], settings: Settings,
-                   token_vectors: TokenVectorsOf | None) -> list[list[float]] | None:
-    """Per hit, each of its sentences' token match (qa/answering/token_match.py); None when it is off."""
-    if token_vectors is None or settings.token_match_weight == 0 or not hits:
-        return None
-    chunks = [index.chunks[hit.chunk] for hit in hits]
-    subjects = [subject_of(chunk.title, chunk.section) for chunk in chunks]
-    sentences = [[index.sentences[i] for i in index.chunk_sentence_ids[hit.chunk]] for hit in hits]
-    texts = list(dict.fromkeys([question] + subjects + [s for group in sentences for s in group]))
+def _with_token_match(index: Index, question: str, hits: list[Hit], competing: list, settings: Settings,
+                      token_vectors: TokenVectorsOf | None) -> list:
+    """`competing` with the token match (qa/answering/token_match.py) added to the scores of the best
+    `token_match_candidates` of them: a rerank of the few that can win, since the token vectors of every
+    candidate sentence cost a forward pass over all their words."""
+    if token_vectors is None or settings.token_match_weight == 0 or not competing:
+        return competing
+    chosen = sorted(range(len(competing)), key=lambda i: -competing[i][0])[:settings.token_match_candidates]
+    positions = sorted({competing[i][2] for i in chosen})
+    chunks = {p: index.chunks[hits[p].chunk] for p in positions}
+    subjects = {p: subject_of(chunks[p].title, chunks[p].section) for p in positions}
+    texts = list(dict.fromkeys([question] + [subjects[p] for p in positions] + [competing[i][4] for i in chosen]))
     vectors = dict(zip(texts, token_vectors(texts)))
-    return sentence_scores(vectors[question], [(vectors[subject], [vectors[s] for s in group])
-                                               for subject, group in zip(subjects, sentences)],
-                           index.idf, index.max_idf, settings.token_match_focus)
+    scores = sentence_scores(vectors[question], [(vectors[subjects[competing[i][2]]], [vectors[competing[i][4]]])
+                                                 for i in chosen], index.idf, index.max_idf, settings.token_match_focus)
+    rescored = list(competing)
+    for i, [match] in zip(chosen, scores):
+        score, *rest = competing[i]
+        rescored[i] = (score + settings.token_match_weight * match, *rest)
+    return rescored
 
 
 def match_label(found: bool, holds_answer: bool, margin: float, score: float, best_score: float,

@@ -220,18 +220,22 @@ class OnnxModel:
                 pool.shutdown(cancel_futures=True)
         return out
 
-    def token_vectors(self, texts: Sequence[str]) -> list[TokenVectors]:
+    def token_vectors(self, texts: Sequence[str], batch_size: int = 8) -> list[TokenVectors]:
         """Each text's contextual token vectors before pooling, unit length, with the word each comes from;
-        the special tokens ([CLS], [SEP], padding) and punctuation left out. One batch."""
-        if not texts:
-            return []
-        shown = [t.lower() if self.info.do_lower_case else t for t in texts]
-        encodings = self._tokenizer.encode_batch(shown)
-        arrays = feeds(self._tokenizer, self.info, texts)
-        vectors = self._session.run([TOKEN_OUTPUT], {name: arrays[name] for name in self._inputs})[0]
-        return [token_rows(text, vectors[row], encoding.tokens, encoding.word_ids, encoding.offsets,
-                           encoding.special_tokens_mask)
-                for row, (text, encoding) in enumerate(zip(shown, encodings))]
+        the special tokens ([CLS], [SEP], padding) and punctuation left out. Batches of texts of similar
+        length (sorted), so little is padded."""
+        out: list[TokenVectors | None] = [None] * len(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            shown = [texts[i].lower() if self.info.do_lower_case else texts[i] for i in rows]
+            encodings = self._tokenizer.encode_batch(shown)
+            arrays = feeds(self._tokenizer, self.info, [texts[i] for i in rows])
+            vectors = self._session.run([TOKEN_OUTPUT], {name: arrays[name] for name in self._inputs})[0]
+            for row, (i, text, encoding) in enumerate(zip(rows, shown, encodings)):
+                out[i] = token_rows(text, vectors[row], encoding.tokens, encoding.word_ids, encoding.offsets,
+                                    encoding.special_tokens_mask)
+        return out
 
     def _run(self, texts: list[str]) -> np.ndarray:
         arrays = feeds(self._tokenizer, self.info, texts)
