@@ -65,7 +65,8 @@ ALLOWED: dict[str, dict[float, str]] = {
     "qa/indexing/milvus_store.py": {16_384: "Milvus's largest limit", 4_096: "rows per insert", 10: "seconds to connect"},
     "qa/models/onnx_model.py": {1e-4: "torch and onnxruntime sum in another order: the export's check tolerance",
                          3: "samples checked at load; onnxruntime's error-only log level", 12: "a sample text over "
-                         "the model's window", 32: "the default batch (Embedder passes its own)"},
+                         "the model's window", 32: "the default batch (Embedder passes its own)",
+                         8: "token vectors' batch: a question's few candidate sentences, little padding"},
     "qa/serving/page.py": {4: "example buttons under the chat", 20: "article files read for question headings"},
     "qa/models/question_bank.py": {0o777: "file mode bits", 0o644: "a new file's mode",
                             20: "a bank answer shorter than this is not matched to a sentence by inclusion"},
