@@ -245,10 +245,14 @@ class Settings:
     #   question's words in context, those its passage's subject does not
     #   already name weighing most (power token_match_focus), each matched
     #   with the sentence's closest word. A sentence that only restates its
-    #   section's subject gains little. Chosen on the web pages' development
-    #   set and checked on every other corpus of the suite (docs/QUALITY.md,
-    #   "Token match"); 0 turns it off.
-    token_match_weight: float = 1.0
+    #   section's subject gains little. 1.0 was chosen on the web pages'
+    #   development set and checked on every other corpus of the suite: web
+    #   answers +0.05 - 0.07, no set worse (docs/QUALITY.md, "Token match").
+    #   Off (0) by default: each new question then costs a forward pass over
+    #   its candidate sentences, several times a question's whole time today
+    #   (bench/latency.py's target would not hold); turn it on where answers
+    #   matter more than that.
+    token_match_weight: float = 0.0
     token_match_focus: float = 2.0
     # Only this many of the best candidates (by the rest of the score) are
     # read token by token: reading every candidate of three passages (19 at

@@ -93,6 +93,16 @@ def test_onnx_gives_torch_s_token_vectors(engine):
         assert mine.words == torch_s.words and "narcan" in " ".join(ours[1].words)
         assert np.abs(mine.vectors - torch_s.vectors).max() < 1e-3
     assert "(" not in ours[2].words and "[CLS]".lower() not in ours[2].words
-    engine.forget()
-    engine.ask("how long does naloxone last")
-    assert engine._token_vectors  # answer choice asked for them, and they are kept
+    settings = engine.settings
+    try:
+        engine.settings = settings.replace(token_match_weight=1.0)
+        engine.forget()
+        engine.ask("how long does naloxone last")
+        assert engine._token_vectors  # answer choice asked for them, and they are kept
+        engine.forget()
+        engine.settings = settings.replace(token_match_weight=0.0)
+        engine.ask("how long does naloxone last")
+        assert not engine._token_vectors  # off: nothing read token by token
+    finally:
+        engine.settings = settings
+        engine.forget()
