@@ -26,9 +26,8 @@ def test_build_then_load_gives_the_same_chunks_and_vectors(tiny_settings, fake_e
     assert (report.files, report.chunks) == (3, 5)
     # Sentences alone and in their section, and the background questions refusal reads against.
     background = len(read_background(tiny_settings.background_file))
+    assert report.embedded == report.chunks + 2 * report.sentences + background
     loaded = index_store.load(tiny_settings, dimension=fake_embedder.dimension)
-    assert loaded.questions == ["What Is Ketamine?"] and loaded.from_heading == (True,)  # the heading that asks
-    assert report.embedded == report.chunks + 2 * report.sentences + background + 1
     assert [c.section for c in loaded.chunks] == ["Naloxone Basics", "Forms Of Naloxone", "What Is Ketamine?",
                                                   "Symptoms", "Treatment"]
     texts = [c.index_text for c in loaded.chunks]

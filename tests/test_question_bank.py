@@ -79,10 +79,8 @@ def test_a_changed_bank_makes_the_index_stale_and_embeds_only_the_new_question(t
     report = build_index(settings, embedder)
     assert (report.questions, report.embedded) == (2, 1)
     loaded = index_store.load(settings)
-    # the bank's first, then the article's heading that asks a question ("How Fast It Works")
-    assert loaded.questions == [BANK_LINE["question"], added["question"], "Naloxone Facts: How Fast It Works"]
-    assert loaded.from_heading == (False, False, True) and loaded.articles_with_bank == {"naloxone.txt"}
-    assert loaded.question_vectors.shape == (3, embedder.dimension)
+    assert loaded.questions == [BANK_LINE["question"], added["question"]]
+    assert loaded.question_vectors.shape == (2, embedder.dimension)
 
 
 def test_every_example_question_of_the_articles_links_to_its_article():
@@ -105,26 +103,10 @@ def test_a_first_build_may_leave_the_example_questions_to_the_full_one_and_says_
     assert index_store.stale_reason(loaded.manifest, settings) == \
         "it was built without the example questions, to answer sooner"
     assert "The example questions are not used yet." in serving_status(loaded.manifest).message
-    # The full build that follows is not "up to date": it embeds the question and the heading that asks, only them.
+    # The full build that follows is not "up to date": it embeds the question, and only it.
     report = build_index(settings, fake_embedder)
-    assert (report.questions, report.embedded) == (1, 2)
+    assert (report.questions, report.embedded) == (1, 1)
     loaded = index_store.load(settings)
-    assert loaded.questions[:1] == [BANK_LINE["question"]] and "left_out" not in loaded.manifest["questions"]
+    assert loaded.questions == [BANK_LINE["question"]] and "left_out" not in loaded.manifest["questions"]
     assert index_store.stale_reason(loaded.manifest, settings) is None
     assert "not used yet" not in serving_status(loaded.manifest).message
-
-
-def test_a_heading_becomes_an_example_question_only_when_it_asks_one():
-    from qa.models.question_bank import heading_questions, reads_as_question
-    from qa.reading.chunking import Chunk
-
-    assert reads_as_question("Which Method Is Best for You?") and reads_as_question("Who is at risk")
-    assert not reads_as_question("Results") and not reads_as_question("2. Body Circumference Measurements")
-    assert not reads_as_question("Isolated cases") and not reads_as_question("")
-    chunks = [Chunk("a.html", "Body Fat", "Which Method Is Best for You?", "x", ("s0", "s1")),
-              Chunk("a.html", "Body Fat", "Which Method Is Best for You?", "x", ("s1", "s2")),
-              Chunk("a.html", "Body Fat", "Results", "x", ("s3",)),
-              Chunk("b.md", "Shingles", "Who is at risk", "x", ("s4",))]
-    questions, linked = heading_questions(chunks, [[0, 1], [1, 2], [3], [4]])
-    assert questions == ["Which Method Is Best for You?", "Shingles: Who is at risk"]
-    assert linked == [[0, 1, 2], [4]]  # every sentence of its section, once

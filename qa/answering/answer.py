@@ -210,14 +210,9 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
     if similarities is None:
         similarities = example_similarities(index, query_vector)
     examples = example_scores_by_sentence(index, similarities)
-    # Refusal reads the bank's example questions alone: a heading's vouches for no answer.
-    banked = example_scores_by_sentence(index, similarities * index.bank_mask) if len(index.bank_mask) else examples
     if focus_vector is not None:  # a follow-up: its own words count here too, as for the sentences
-        focus_similarities = example_similarities(index, focus_vector)
-        own = example_scores_by_sentence(index, focus_similarities)
+        own = example_scores_by_sentence(index, example_similarities(index, focus_vector))
         examples = (1 - settings.followup_focus) * examples + settings.followup_focus * own
-        own = example_scores_by_sentence(index, focus_similarities * index.bank_mask)
-        banked = (1 - settings.followup_focus) * banked + settings.followup_focus * own
     best: tuple[float, float, int, str] | None = None  # (score, cosine, hit position, sentence)
     competing: list[tuple[float, float, int, int, str]] = []  # (score without examples, cosine, position, id, text)
     for position, hit in enumerate(hits[:settings.answer_passages]):
@@ -247,7 +242,7 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
 
     confidence, found, margin = None, False, 0.0
     if best is not None:
-        confidence = _confidence(index, question, hits, hits[best[2]], banked, expansions, weights)
+        confidence = _confidence(index, question, hits, hits[best[2]], examples, expansions, weights)
         found, margin = refusal.decide(confidence, index.background)
 
     regime = confidence.regime if confidence is not None else "plain"
@@ -325,7 +320,7 @@ def _confidence(index: Index, question: str, hits: list[Hit], chosen: Hit, examp
     return Confidence(article=article, sentence=best, contrast=best - max(others) if others else 0.0,
                       example=float(examples[sentences].max(initial=0.0)), coverage=coverage,
                       unknown=unknown / total if total else 0.0,
-                      has_examples=article in index.articles_with_bank)
+                      has_examples=article in index.articles_with_examples)
 
 
 def _shape_bonus(sentence: str, weights: dict[str, float], settings: Settings) -> float:

@@ -46,7 +46,7 @@ from qa.indexing.features import context_text, mean_answer_vectors, sentence_own
 from qa.files import sha256_bytes
 from qa.indexing.index import (BUILD_PREFIX, FORMAT_VERSION, TMP_PREFIX, Index, build_lock, encoder_of, file_digests,
                       fsync_tree, point_current, prune_generations, remove_leftovers, tuned_key_of, write_jsonl)
-from qa.models.question_bank import BankQuestion, bank_hashes, heading_questions, link, load_bank
+from qa.models.question_bank import BankQuestion, bank_hashes, link, load_bank
 from qa.indexing.question_model import load, query_model
 from qa.models.refusal import background_statistics, read_background
 from qa.settings import Settings, chunking_fingerprint, tuning_fingerprint
@@ -113,11 +113,6 @@ def build(settings: Settings, embedder: Embedder,
         question_warnings += unlinked
         if not example_questions:
             questions, question_sentence_ids = [], []
-        # The bank's questions first: refusal's statistics and the tuning read those alone (`bank_count`).
-        bank_count = len(questions)
-        if example_questions:
-            from_headings, heading_ids = heading_questions(chunks, chunk_sentence_ids)
-            questions, question_sentence_ids = questions + from_headings, question_sentence_ids + heading_ids
         for warning in question_warnings:
             say(f"question bank: {warning}")
         tuning_plan = tuning.plan(settings, bank)
@@ -135,7 +130,7 @@ def build(settings: Settings, embedder: Embedder,
                 reused=(counts["chunks"] + 2 * counts["sentences"] + len(previous.questions)
                         + previous.manifest["background"]["questions"]),
                 seconds=time.perf_counter() - started, directory=previous.directory,
-                dense_kind=previous.manifest["dense"]["kind"], questions=int(previous.bank_mask.sum()),
+                dense_kind=previous.manifest["dense"]["kind"], questions=len(previous.questions),
                 question_warnings=tuple(question_warnings), tuned_key=tuned_key, articles=per_file,
                 encoder=encoder_of(previous.manifest).get("backend", "onnx"),
                 export_failure=encoder_of(previous.manifest).get("export_failure"))
@@ -179,8 +174,7 @@ def build(settings: Settings, embedder: Embedder,
         answer_vectors = mean_answer_vectors(sentence_vectors, context_vectors)
         owners = sentence_owners(chunks, chunk_sentence_ids, len(sentences))
         statistics = background_statistics(background_vectors, owners, answer_vectors,
-                                           [owners[ids[0]] for ids in question_sentence_ids[:bank_count]],
-                                           question_vectors[:bank_count])
+                                           [owners[ids[0]] for ids in question_sentence_ids], question_vectors)
 
         tmp = root / f"{TMP_PREFIX}{uuid.uuid4().hex[:8]}"
         stamp = dt.datetime.now(dt.timezone.utc)
@@ -195,9 +189,8 @@ def build(settings: Settings, embedder: Embedder,
             np.save(tmp / "sentence_vectors.npy", sentence_vectors)
             np.save(tmp / "context_vectors.npy", context_vectors)
             np.save(tmp / "answer_vectors.npy", answer_vectors)
-            write_jsonl(tmp / "questions.jsonl", ({"question": q, "sentences": ids, "hash": text_hash(q),
-                                                    **({"heading": True} if n >= bank_count else {})}
-                                                   for n, (q, ids) in enumerate(zip(questions, question_sentence_ids))))
+            write_jsonl(tmp / "questions.jsonl", ({"question": q, "sentences": ids, "hash": text_hash(q)}
+                                                   for q, ids in zip(questions, question_sentence_ids)))
             np.save(tmp / "question_vectors.npy", question_vectors)
             np.save(tmp / "background_vectors.npy", background_vectors)
             (tmp / "background_questions.txt").write_text("\n".join(background) + "\n", encoding="utf-8")
@@ -226,8 +219,7 @@ def build(settings: Settings, embedder: Embedder,
                     **reading_record(settings),
                 },
                 "background": _background_fingerprint(settings, background),
-                "questions": {"files": bank_hashes(settings.corpus_dir), "linked": bank_count,
-                              "headings": len(questions) - bank_count,
+                "questions": {"files": bank_hashes(settings.corpus_dir), "linked": len(questions),
                               "skipped": question_warnings, **({} if example_questions else {"left_out": True})},
                 "counts": {
                     "articles": len(corpus.articles),
@@ -261,7 +253,7 @@ def build(settings: Settings, embedder: Embedder,
         files=len(corpus.articles), skipped=list(corpus.skipped),
         sections=manifest["counts"]["sections"], chunks=len(chunks), sentences=len(sentences),
         embedded=embedded, reused=len(texts) - embedded, seconds=time.perf_counter() - started,
-        directory=final, dense_kind=dense_kind, model_seconds=model_seconds, questions=bank_count,
+        directory=final, dense_kind=dense_kind, model_seconds=model_seconds, questions=len(questions),
         question_warnings=tuple(question_warnings), tuned_key=tuned_key, tune_seconds=tune_seconds,
         articles=per_file, encoder=encoder["backend"], export_failure=encoder.get("export_failure"))
 
@@ -348,7 +340,6 @@ def _up_to_date(manifest: dict, corpus: Corpus, settings: Settings, tuned_key: s
             and recorded.get("skipped") == {s.source: s.reason for s in corpus.skipped}
             and (manifest.get("questions") or {}).get("files") == bank_hashes(settings.corpus_dir)
             and not (manifest.get("questions") or {}).get("left_out")
-            and "headings" in (manifest.get("questions") or {})  # built before headings were example questions
             and manifest.get("background") == _background_fingerprint(settings, read_background(settings.background_file))
             and _encoder_current(encoder_of(manifest), settings, query_model(manifest, settings)))
 

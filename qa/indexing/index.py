@@ -117,9 +117,6 @@ class Index:
     stores: Stores
     # Per article and signal, [median, spread] of how well unrelated questions match it (qa/models/refusal.py).
     background: dict[str, dict[str, list[float]]]
-    # Per example question, whether it was written at build time from a heading that asks a question
-    # (qa/models/question_bank.py, heading_questions): it ranks like the bank's, but refusal reads the bank's alone.
-    from_heading: tuple[bool, ...] = ()
     # Derived from the above when loaded:
     vocabulary: frozenset[str] = field(init=False)  # the words BM25 knows
     sentence_chunks: list[list[int]] = field(init=False)  # chunks each sentence is in
@@ -140,9 +137,7 @@ class Index:
     question_links: tuple[np.ndarray, np.ndarray] = field(init=False)
     question_chunk_links: tuple[np.ndarray, np.ndarray] = field(init=False)
     article_sentences: dict[str, np.ndarray] = field(init=False)  # sentence ids of each article
-    articles_with_examples: frozenset[str] = field(init=False)  # articles with example questions (bank or heading)
-    articles_with_bank: frozenset[str] = field(init=False)  # articles the question bank has questions for
-    bank_mask: np.ndarray = field(init=False)  # per example question, 1.0 for the bank's, 0.0 for a heading's
+    articles_with_examples: frozenset[str] = field(init=False)  # articles the question bank has questions for
 
     def __post_init__(self) -> None:
         self.vocabulary = self.stores.lexical.vocabulary
@@ -165,9 +160,6 @@ class Index:
             by_article.setdefault(owner, []).append(sentence)
         self.article_sentences = {a: np.array(ids, dtype=np.int64) for a, ids in by_article.items()}
         self.articles_with_examples = frozenset(owners[s] for _, s in pairs)
-        heading = list(self.from_heading) or [False] * len(self.questions)
-        self.articles_with_bank = frozenset(owners[s] for q, s in pairs if not heading[q])
-        self.bank_mask = np.array([0.0 if h else 1.0 for h in heading], dtype=np.float32)
 
     @property
     def generation(self) -> str:
@@ -270,7 +262,6 @@ def load(settings: Settings, dimension: int | None = None, search: bool = True,
         question_rows = _read_jsonl(directory / "questions.jsonl")
         questions = [r["question"] for r in question_rows]
         question_sentence_ids = [list(r["sentences"]) for r in question_rows]
-        from_heading = tuple(bool(r.get("heading")) for r in question_rows)
         question_vectors = np.load(directory / "question_vectors.npy")
         background = json.loads((directory / "background.json").read_text(encoding="utf-8"))
         lexical = LexicalStore.load(directory / LEXICAL_FOLDER)
@@ -287,8 +278,7 @@ def load(settings: Settings, dimension: int | None = None, search: bool = True,
             and all(0 <= i < len(sentences) for ids in question_sentence_ids for i in ids)):
         raise IndexCorruptError(f"the index in {directory} is inconsistent; rebuild it with: {REBUILD_HINT}")
     return Index(directory, manifest, chunks, chunk_sentence_ids, sentences, chunk_vectors, sentence_vectors,
-                 context_vectors, answers, questions, question_sentence_ids, question_vectors, stores, background,
-                 from_heading)
+                 context_vectors, answers, questions, question_sentence_ids, question_vectors, stores, background)
 
 
 def stale_reason(manifest: dict, settings: Settings) -> str | None:
@@ -301,8 +291,6 @@ def stale_reason(manifest: dict, settings: Settings) -> str | None:
         return "the article readers changed (files are read differently now)"
     if (manifest.get("questions") or {}).get("left_out"):
         return "it was built without the example questions, to answer sooner"
-    if "headings" not in (manifest.get("questions") or {}):
-        return "it was built before headings that ask a question became example questions"
     try:
         now = {**corpus_hashes(settings.corpus_dir), **bank_hashes(settings.corpus_dir)}
     except CorpusError as exc:

@@ -183,32 +183,5 @@ def link(entries: list[BankQuestion], sentences: list[str],
     return questions, answered_by, unmatched
 
 
-# A heading reads as a question when it ends with "?" or opens with one of these words ("How is X
-# diagnosed?", "Who is at risk"); "Results" or "2. Body Circumference Measurements" name a topic, and a
-# topic heading used as an example question pulls every question on its subject to its section.
-QUESTION_WORDS = frozenset("what how who whom whose when why which where can could is are was were does do did "
-                           "should will would may might has have".split())
-
-
-def reads_as_question(heading: str) -> bool:
-    """Whether a section heading asks a question: a property of its text, the same for every corpus."""
-    words = re.findall(r"[a-z']+", heading.lower())
-    return heading.rstrip().endswith("?") or bool(words) and words[0] in QUESTION_WORDS
-
-
-def heading_questions(chunks, chunk_sentence_ids: list[list[int]]) -> tuple[list[str], list[list[int]]]:
-    """Example questions written at build time from the articles' own headings: each heading that reads as a
-    question (`reads_as_question`), linked to every sentence of its section. A heading ending in "?" is the
-    question as it is; another ("Who is at risk") gets its article's title ("Shingles: Who is at risk")."""
-    sections: dict[tuple[str, str], tuple[str, list[int]]] = {}
-    for chunk, ids in zip(chunks, chunk_sentence_ids):
-        if not chunk.section or not reads_as_question(chunk.section):
-            continue
-        text = chunk.section.strip() if chunk.section.rstrip().endswith("?") else f"{chunk.title}: {chunk.section}"
-        _, linked = sections.setdefault((chunk.source, chunk.section), (text, []))
-        linked.extend(i for i in ids if i not in linked)
-    return [text for text, _ in sections.values()], [linked for _, linked in sections.values()]
-
-
-__all__ = ["BANK_FOLDER", "reads_as_question", "heading_questions", "BankQuestion", "bank_files", "bank_hashes", "load_bank", "read_bank", "link",
+__all__ = ["BANK_FOLDER", "BankQuestion", "bank_files", "bank_hashes", "load_bank", "read_bank", "link",
            "bank_line", "bank_file_for", "append_to_bank", "same_text"]
