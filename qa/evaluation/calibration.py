@@ -38,6 +38,7 @@ from qa.evaluation.benchmark import ANSWERABLE, OFF_TOPIC, UNANSWERABLE
 from qa.models.refusal import LabelBars, LabelledSignals, RefusalModel, fit
 from qa.evaluation.suite import PRODUCT_GROUPS, TUNE_SET, apply_labels, corpus_of, fit_labels, fitting_groups
 
+
 def under(rows: Sequence[dict], model: RefusalModel) -> list[dict]:
     """Records of an answer-everything run as the engine would have given them with `model`."""
     out = []

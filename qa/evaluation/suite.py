@@ -84,8 +84,8 @@ WEB_DEV_OFF_TOPIC = frozenset(f"w{n:03d}" for n in range(73, 81))
 CORPORA = ("squad", "medquad", "web")
 # Corpora the suite can run beside CORPORA when asked for (--corpora).
 EXTRA_CORPORA = ("webdev",)
-# Corpora whose questions only check: the shipped label bars are not fitted on them (the web pages' set,
-# eval/sets/health-web.jsonl, is a blind check set; eval/README.md). Leave-one-out reports still cover them.
+# Corpora whose questions only check: neither refusal nor the label bars are ever fitted on them (`fitting_groups`;
+# the web pages' set, eval/sets/health-web.jsonl, is a blind check set; eval/README.md). Reports still cover them.
 CHECK_ONLY = ("web", "webdev")
 # The product's question set fitted on (refusal and the label bars); its other five only check.
 TUNE_SET = "dev"
@@ -526,7 +526,7 @@ def fitting_groups(groups: Mapping[str, Sequence[dict]], leave_out: str | None =
 
 def leave_one_out(groups: dict[str, list[dict]], refusal: str, precision: float, off_topic: float) -> dict:
     """Each suite corpus's label figures under bars fitted without it (`fitting_groups`: never on a check-only
-    corpus, so a check-only corpus is reported under the bars that are shipped)."""
+    corpus, so a check-only corpus is reported under bars fitted on every fitted corpus, as the shipped ones are)."""
     corpora = sorted({corpus_of(g) for g in groups} - set(PRODUCT_GROUPS))
     report = {}
     for corpus in corpora:
