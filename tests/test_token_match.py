@@ -162,5 +162,6 @@ def test_an_index_built_before_token_vectors_still_answers(engine, tmp_path):
     (live / "manifest.json").write_text(json.dumps(manifest))
     old = Engine.open(engine.settings.replace(index_dir=folder), build="never", embedder=engine.base_embedder)
     assert old.index.tokens is None and not old._reads_tokens(old._live)
+    assert "token vectors" in old.stale_reason()  # the page rebuilds it in the background, answering meanwhile
     result = old.ask("does naloxone reverse a ketamine overdose")
     assert result.passages and not old._token_vectors

@@ -352,7 +352,8 @@ def _previous_index(settings: Settings) -> Index | None:
 def _up_to_date(manifest: dict, corpus: Corpus, settings: Settings, tuned_key: str | None) -> bool:
     """True when a build would produce what the live generation already holds."""
     recorded = manifest.get("corpus") or {}
-    return (manifest.get("chunking") == chunking_fingerprint(settings)
+    return ("token_vectors" in manifest  # an index built before they were stored: they are added
+            and manifest.get("chunking") == chunking_fingerprint(settings)
             and manifest.get("tuning") == tuning_fingerprint(settings)
             and tuned_key_of(manifest) == tuned_key
             and (manifest.get("dense") or {}).get("flat_max_vectors") == settings.flat_max_vectors

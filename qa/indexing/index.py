@@ -327,6 +327,8 @@ def stale_reason(manifest: dict, settings: Settings) -> str | None:
         return "the chunking settings changed"
     if manifest.get("tuning") != tuning_fingerprint(settings):
         return "the fine-tuning settings changed"
+    if "token_vectors" not in manifest:  # null: its model could not give them, which a rebuild does not change
+        return "it was built before answer choice's token vectors were stored with the index"
     if not read_alike(manifest.get("corpus") or {}, settings):
         return "the article readers changed (files are read differently now)"
     if (manifest.get("questions") or {}).get("left_out"):
