@@ -60,9 +60,10 @@ INFO_FILE = "export.json"
 # setting) is far above this.
 SAMPLE_TOLERANCE = 1e-4
 # Real sentences of every length the product embeds: a question, passages, a text over the
-# 256-token window (truncation), and texts that make a padded batch. All are checked at export, in a
-# batch; a load checks the first LOAD_SAMPLES one by one (the runtime and the graph: what can change
-# after the export), which costs milliseconds instead of a 256-token batch.
+# 256-token window (truncation), and texts that make a padded batch. All are checked at export
+# (the longest alone, the others in one padded batch: qa/models/export.py); a load checks the first
+# LOAD_SAMPLES one by one (the runtime and the graph: what can change after the export), which
+# costs milliseconds instead of a 256-token batch.
 LOAD_SAMPLES = 3
 SAMPLE_TEXTS = (
     "does naloxone reverse ketamine",
