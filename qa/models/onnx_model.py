@@ -14,9 +14,10 @@ An export folder holds:
     sample_vectors.npy  what torch gave for SAMPLE_TEXTS when the export was made
     export.json         what the export is of (its key and source model), its settings
                         (window, padding, lower-casing, dimension), the sha256 of model.onnx
-    model.onnx.sha256.json  written at the first check: model.onnx's sha256 and the file's inode,
-                        size, mtime and ctime then (qa/files.py's `stamped_sha256`); later loads
-                        trust it while all four are unchanged instead of reading 90 MB again
+    model.onnx.sha256.json  written with the export (or by a check that finds none): model.onnx's
+                        sha256 and the file's inode, size, mtime and ctime then (qa/files.py's
+                        `stamped_sha256`); later loads trust it while all four are unchanged
+                        instead of reading 90 MB again
 
 `OnnxModel.load(folder, key)` refuses a folder that is not the export the
 index names (another key: mismatched), whose model.onnx is missing, cut short
