@@ -36,7 +36,7 @@ from typing import Callable
 import bm25s
 import numpy as np
 
-from qa.models import export, preparation, tuning
+from qa.models import background_vectors as shipped_background, export, preparation, tuning
 from qa.reading.chunking import Chunk, chunk_articles
 from qa.reading.corpus import (ARTICLE_SUFFIXES, Corpus, FileReport, Skipped, file_reports, load_corpus, read_alike,
                                reading_record)
@@ -159,9 +159,13 @@ def build(settings: Settings, embedder: Embedder,
                 first_section.setdefault(sentence_id, chunk.section)
         contexts = [context_text(first_section[i], s) for i, s in enumerate(sentences)]
         background = read_background(settings.background_file)
+        known = shipped_background.shipped(onnx.key, background, embedder.batch_size) if onnx is not None else None
+        if known is not None:  # the packaged model's: the same for every corpus, computed once and shipped
+            cache = {**cache, **{text_hash(q): v for q, v in zip(background, known)}}
+            dimension = dimension or known.shape[1]
         texts = [c.index_text for c in chunks] + sentences + contexts + questions + background
         vectors, embedded, dimension, model_seconds = _embed_with_cache(texts, cache, dimension, embedder, say,
-                                                                        show_bar, step)
+                                                                        show_bar, step, apart=len(background))
         chunk_vectors = vectors[:len(chunks)]
         sentence_vectors = vectors[len(chunks):len(chunks) + len(sentences)]
         context_vectors = vectors[len(chunks) + len(sentences):len(chunks) + 2 * len(sentences)]
@@ -286,10 +290,12 @@ def sentence_table(chunks: list[Chunk]) -> tuple[list[str], list[list[int]]]:
 
 def _embed_with_cache(texts: list[str], cache: dict[str, np.ndarray], dimension: int | None, embedder: Embedder,
                       say: Callable[[str], None], show_bar: bool,
-                      step: Callable[[str, int, int], None]) -> tuple[np.ndarray, int, int, float]:
+                      step: Callable[[str, int, int], None], apart: int = 0) -> tuple[np.ndarray, int, int, float]:
     """Vectors for `texts`, embedding only those not in `cache`; also (count embedded, dimension, model load s).
 
-    The model is touched only when something is missing, so a no-op rebuild never loads it.
+    The model is touched only when something is missing, so a no-op rebuild never loads it. The last `apart`
+    texts (the background questions) are embedded in batches of their own (qa/models/background_vectors.py):
+    their vectors then depend on the model and those texts alone, never on the corpus beside them.
     """
     hashes = [text_hash(t) for t in texts]
     missing = {h: t for h, t in zip(hashes, texts) if h not in cache}
@@ -307,8 +313,16 @@ def _embed_with_cache(texts: list[str], cache: dict[str, np.ndarray], dimension:
         def count(texts_done: int) -> None:
             done[0] += texts_done
             step("embedding", done[0], len(missing))
-        new = embedder.encode(list(missing.values()), progress=show_bar, on_batch=count)
-        cache = {**cache, **dict(zip(missing.keys(), new))}
+        alone = set(hashes[len(hashes) - apart:]) if apart else set()
+        corpus = [h for h in missing if h not in alone]
+        background = [h for h in missing if h in alone]
+        new = {}
+        if corpus:
+            new.update(zip(corpus, embedder.encode([missing[h] for h in corpus], progress=show_bar, on_batch=count)))
+        if background:
+            new.update(zip(background, shipped_background.embed(
+                lambda some: embedder.encode(some, progress=show_bar, on_batch=count), [missing[h] for h in background])))
+        cache = {**cache, **new}
         dimension = embedder.dimension
     if not texts:
         size = dimension or embedder.dimension
