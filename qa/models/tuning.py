@@ -68,12 +68,13 @@ from typing import Callable
 from qa.models.embedding import resolve_model
 from qa.errors import ModelError
 from qa.files import publish_folder, recipe_key, temp_folder
+from qa.models import reference
 from qa.models.plain_model import PlainModel, plain_layout
 from qa.models.question_bank import BankQuestion
 from qa.settings import Settings
 
 TUNED_FOLDER = "tuned"  # inside the index folder, unless Settings.tuned_dir says otherwise
-RECORD_FILE = "tuning.json"  # in a tuned model's folder: what it was trained on (module docstring)
+RECORD_FILE = reference.TRAINING_RECORD  # in a tuned model's folder: what it was trained on (module docstring)
 RECORD_FORMAT = 1
 # Names how a model is continued; change it with the continuation's rules, so their models get other keys.
 CONTINUE_METHOD = "half-batches-of-new-pairs, half-peak-rate, v1"
