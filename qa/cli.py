@@ -396,7 +396,7 @@ def _eval_suite(args: argparse.Namespace, settings) -> int:
     loo = suite.leave_one_out(groups, key, settings.strong_match_precision, settings.may_help_off_topic)
     if args.fit_labels:
         import datetime as dt
-        fitting = {g: rows for g, rows in groups.items() if g.split("/")[0] not in suite.CHECK_ONLY}
+        fitting = suite.fitting_groups(groups)
         bars = suite.fit_labels(fitting, key, settings.strong_match_precision, settings.may_help_off_topic)
         bars.save(settings.labels_file, {"fitted_at": dt.date.today().isoformat(), "fitted_on": sorted(fitting),
                                          "strong_match_precision": settings.strong_match_precision,

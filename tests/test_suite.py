@@ -105,6 +105,25 @@ def test_the_strong_bar_is_where_every_group_is_precise_enough_and_may_help_spar
     assert figures["off-topic refused flatly"]["share"] >= 2 / 3
 
 
+def test_label_leave_one_out_never_fits_on_the_check_only_web_sets():
+    """The labels' leave-one-out fits on what refusal's does (suite.fitting_groups): never on web or webdev, whose
+    questions are a blind check. Here the web sets' wrong answers at high margins would raise the strong bar."""
+    precise = _rows([("answerable", 3.0, True)] * 20 + [("answerable", 1.0, True)] * 20)
+    checked = _rows([("answerable", 2.5, False)] * 10 + [("answerable", 4.0, True)] * 20)
+    groups = {"squad/fresh": precise, "medquad/fresh": precise, "web/fresh": checked, "webdev/grown": checked,
+              "product/dev": precise}
+    report = suite.leave_one_out(groups, "key", precision=0.9, off_topic=0.10)
+    with_web = suite.fit_labels({g: groups[g] for g in ("medquad/fresh", "web/fresh", "webdev/grown", "product/dev")},
+                                "key", 0.9, 0.10)
+    assert with_web.strong["plain"] == 3.0  # above the web sets' wrong answers
+    assert report["squad/fresh"]["bars"]["strong"]["plain"] == 1.0  # fitted on medquad and dev alone
+    assert report["squad/fresh"]["fitted_on"] == ["medquad/fresh", "product/dev"]
+    shipped = suite.fit_labels(suite.fitting_groups(groups), "key", 0.9, 0.10)
+    assert sorted(suite.fitting_groups(groups)) == ["medquad/fresh", "product/dev", "squad/fresh"]
+    assert report["web/fresh"]["bars"]["strong"] == report["webdev/grown"]["bars"]["strong"] == shipped.strong
+    assert report["web/fresh"]["labels"]["strong match"]["precision"] == pytest.approx(2 / 3)  # checked, as shipped
+
+
 def test_a_question_on_the_subject_that_no_sentence_answers_gets_may_help_and_an_emergency_never_a_bare_refusal():
     base = dict(question="q", query="q", found=False, answer=None, answer_source=None, answer_score=0.0,
                 passages=())

@@ -175,17 +175,17 @@ def leave_one_out(groups, settings, plain_signals, fitted_extra=()) -> dict[str,
     without it; `fitted_extra`: check-only corpora fitted on all the same."""
     shipped = load_model(settings.refusal_model_file, settings.model)
     bars = load_labels(settings.labels_file, shipped)
-    saved = refusal_module.SIGNALS, dict(refusal_module.REGIME_SIGNALS), calibration.CHECK_ONLY
+    saved = refusal_module.SIGNALS, dict(refusal_module.REGIME_SIGNALS), suite.CHECK_ONLY
     refusal_module.SIGNALS = saved[0] + EXTRA
     refusal_module.REGIME_SIGNALS["plain"] = tuple(plain_signals)
-    calibration.CHECK_ONLY = tuple(c for c in saved[2] if c not in fitted_extra)
+    suite.CHECK_ONLY = tuple(c for c in saved[2] if c not in fitted_extra)  # read by suite.fitting_groups
     try:
         return calibration.leave_one_out(
             groups, settings.model, settings.refusal_wrongly_refused, settings.strong_match_precision,
             settings.may_help_off_topic, corpora=suite.CORPORA + ("webdev",), keep=shipped,
             keep_regimes=("examples",), keep_bars=bars)
     finally:
-        refusal_module.SIGNALS, calibration.CHECK_ONLY = saved[0], saved[2]
+        refusal_module.SIGNALS, suite.CHECK_ONLY = saved[0], saved[2]
         refusal_module.REGIME_SIGNALS.clear()
         refusal_module.REGIME_SIGNALS.update(saved[1])
 

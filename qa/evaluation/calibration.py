@@ -36,17 +36,7 @@ from typing import Callable, Mapping, Sequence
 
 from qa.evaluation.benchmark import ANSWERABLE, OFF_TOPIC, UNANSWERABLE
 from qa.models.refusal import LabelBars, LabelledSignals, RefusalModel, fit
-from qa.evaluation.suite import CHECK_ONLY, apply_labels, fit_labels
-
-# The product's question set fitted on; the other five only check.
-TUNE_SET = "dev"
-# Groups of the product's own questions: on the seed corpus as it is, and without its example questions.
-PRODUCT_GROUPS = ("product", "plain")
-
-
-def corpus_of(group: str) -> str:
-    """A group's corpus: "medquad/grown/dev" and "medquad/fresh" are both MedQuAD's."""
-    return group.split("/")[0]
+from qa.evaluation.suite import PRODUCT_GROUPS, TUNE_SET, apply_labels, corpus_of, fit_labels, fitting_groups
 
 
 def under(rows: Sequence[dict], model: RefusalModel) -> list[dict]:
@@ -70,16 +60,6 @@ def labelled_signals(groups: Mapping[str, Sequence[dict]]) -> list[LabelledSigna
             for group, rows in groups.items() for r in rows
             if r.get("signals") is not None and r.get("regime") is not None
             and not (corpus_of(group) not in PRODUCT_GROUPS and r["kind"] == UNANSWERABLE)]
-
-
-def fitting_groups(groups: Mapping[str, Sequence[dict]], leave_out: str | None = None) -> dict[str, Sequence[dict]]:
-    """What is fitted on: every suite corpus but the check-only ones (and `leave_out`), and the tune set."""
-    def fitted(group: str) -> bool:
-        parts = group.split("/")
-        if corpus_of(group) in CHECK_ONLY or corpus_of(group) == leave_out:
-            return False
-        return len(parts) == 2 and parts[0] not in PRODUCT_GROUPS or parts[-1] == TUNE_SET
-    return {g: rows for g, rows in groups.items() if fitted(g)}
 
 
 def fit_both(groups: Mapping[str, Sequence[dict]], model_name: str, wrongly_refused: float, precision: float,

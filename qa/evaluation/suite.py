@@ -58,7 +58,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from qa.evaluation.benchmark import (ANSWERABLE, OFF_TOPIC, UNANSWERABLE, load_benchmark, sample, split_halves,
                           write_corpus)
@@ -84,9 +84,13 @@ WEB_DEV_OFF_TOPIC = frozenset(f"w{n:03d}" for n in range(73, 81))
 CORPORA = ("squad", "medquad", "web")
 # Corpora the suite can run beside CORPORA when asked for (--corpora).
 EXTRA_CORPORA = ("webdev",)
-# Corpora whose questions only check: the shipped label bars are not fitted on them (the web pages' set,
-# eval/sets/health-web.jsonl, is a blind check set; eval/README.md). Leave-one-out reports still cover them.
+# Corpora whose questions only check: neither refusal nor the label bars are ever fitted on them (`fitting_groups`;
+# the web pages' set, eval/sets/health-web.jsonl, is a blind check set; eval/README.md). Reports still cover them.
 CHECK_ONLY = ("web", "webdev")
+# The product's question set fitted on (refusal and the label bars); its other five only check.
+TUNE_SET = "dev"
+# Groups of the product's own questions: on the seed corpus as it is, and without its example questions.
+PRODUCT_GROUPS = ("product", "plain")
 SETUPS = ("fresh", "grown")
 SEED = 0
 # SQuAD: the report half (8 articles), 2 held out; answerable, unanswerable, off-topic questions asked.
@@ -430,7 +434,7 @@ __all__ = ["CORPORA", "SETUPS", "SuiteCorpus", "SuiteResult", "load_corpora", "m
 
 # ----------------------------------------------------------------------------- the labels' bars, fitted
 
-def record_groups(results: list[SuiteResult], tune_sets: Sequence[str] = ("dev",)) -> dict[str, list[dict]]:
+def record_groups(results: list[SuiteResult], tune_sets: Sequence[str] = (TUNE_SET,)) -> dict[str, list[dict]]:
     """The engine's per-question records by group ("<corpus>/<setup>"), with the product's tune set(s) on the
     seed corpus ("product/dev"): what the labels are fitted on."""
     groups = {f"{r.corpus}/{r.setup}": r.records for r in results if r.records}
@@ -503,16 +507,35 @@ def apply_labels(rows: list[dict], bars) -> dict[str, dict[str, float]]:
     return figures
 
 
+def corpus_of(group: str) -> str:
+    """A group's corpus: "medquad/grown/dev" and "medquad/fresh" are both MedQuAD's."""
+    return group.split("/")[0]
+
+
+def fitting_groups(groups: Mapping[str, Sequence[dict]], leave_out: str | None = None) -> dict[str, Sequence[dict]]:
+    """What refusal and the label bars are fitted on, the one definition: every suite corpus's groups but the
+    check-only corpora's (CHECK_ONLY, read when called) and `leave_out`'s, and the product's tune set (on the seed
+    corpus, without its example questions, and on each grown index)."""
+    def fitted(group: str) -> bool:
+        parts = group.split("/")
+        if corpus_of(group) in CHECK_ONLY or corpus_of(group) == leave_out:
+            return False
+        return len(parts) == 2 and parts[0] not in PRODUCT_GROUPS or parts[-1] == TUNE_SET
+    return {g: rows for g, rows in groups.items() if fitted(g)}
+
+
 def leave_one_out(groups: dict[str, list[dict]], refusal: str, precision: float, off_topic: float) -> dict:
-    """Each suite corpus's label figures under bars fitted on the other corpora (and the product's tune set)."""
-    corpora = sorted({g.split("/")[0] for g in groups} - {"product"})
+    """Each suite corpus's label figures under bars fitted without it (`fitting_groups`: never on a check-only
+    corpus, so a check-only corpus is reported under bars fitted on every fitted corpus, as the shipped ones are)."""
+    corpora = sorted({corpus_of(g) for g in groups} - set(PRODUCT_GROUPS))
     report = {}
     for corpus in corpora:
-        bars = fit_labels({g: rows for g, rows in groups.items() if not g.startswith(corpus + "/")}, refusal,
-                          precision, off_topic)
+        fitting = fitting_groups(groups, leave_out=corpus)
+        bars = fit_labels(fitting, refusal, precision, off_topic)
         for group, rows in groups.items():
-            if group.startswith(corpus + "/"):
-                report[group] = {"bars": {"strong": bars.strong, "strong_cosine": bars.strong_cosine,
+            if corpus_of(group) == corpus:
+                report[group] = {"fitted_on": sorted(fitting),
+                                 "bars": {"strong": bars.strong, "strong_cosine": bars.strong_cosine,
                                           "may_help": bars.may_help},
                                  "labels": apply_labels(rows, bars)}
     return report
