@@ -248,6 +248,25 @@ class Settings:
     # Each was swept on eval/sets/dev.jsonl and checked on the unseen
     # eval/sets/heldout.jsonl (docs/history.md); answer accuracy is flat near these.
     overlap_weight: float = 0.2
+    # - token_match_weight * its token match (qa/answering/token_match.py): the
+    #   question's words in context, those its passage's subject does not
+    #   already name weighing most (power token_match_focus), each matched
+    #   with the sentence's closest word. A sentence that only restates its
+    #   section's subject gains little. 1.0 was chosen on the web pages'
+    #   development set and checked on every other corpus of the suite: web
+    #   answers +0.05 - 0.07, no set worse (docs/QUALITY.md, "Token match").
+    #   Off (0) by default: each new question then costs a forward pass over
+    #   its candidate sentences, several times a question's whole time today
+    #   (bench/latency.py's target would not hold); turn it on where answers
+    #   matter more than that.
+    token_match_weight: float = 0.0
+    token_match_focus: float = 2.0
+    # Only this many of the best candidates (by the rest of the score) are
+    # read token by token: reading every candidate of three passages (19 at
+    # the median) costs a forward pass over some 700 word pieces per question,
+    # 60 times the question's own; 10 chose the same answers as all on every
+    # set of the suite, 4 lost web and dev answers (docs/QUALITY.md, "Token match").
+    token_match_candidates: int = 10
     answer_type_bonus: float = 0.1
     meta_penalty: float = 0.2
     rank_penalty: float = 0.01
@@ -346,11 +365,12 @@ class Settings:
     def __post_init__(self) -> None:
         positive = ("batch_size", "threads", "query_threads", "ask_workers", "chunk_chars", "top_k", "candidates",
                     "flat_max_vectors", "hnsw_m", "hnsw_ef_search", "hnsw_ef_construction", "tune_batch",
-                    "answer_passages", "max_question_chars", "max_article_bytes")
+                    "answer_passages", "max_question_chars", "max_article_bytes", "token_match_candidates")
         for name in positive:
             if getattr(self, name) < 1:
                 raise SettingsError(f"setting {name} must be at least 1, got {getattr(self, name)}")
-        weights = ("weight_dense", "weight_sentence", "weight_lexical", "overlap_weight", "answer_type_bonus",
+        weights = ("weight_dense", "weight_sentence", "weight_lexical", "overlap_weight", "token_match_weight",
+                   "token_match_focus", "answer_type_bonus",
                    "meta_penalty", "rank_penalty", "generic_penalty", "weight_question",
                    "example_answer_weight", "question_penalty", "fragment_penalty", "tune_learning_rate",
                    "tune_scale", "tune_warm_up", "tune_weight_decay", "tune_continue_share")

@@ -41,6 +41,7 @@ ALLOWED: dict[str, dict[float, str]] = {
     "qa/models/embedding.py": {256: "texts per progress report on the torch path",
                         32: "the default batch of an Embedder made by hand (the product passes Settings.batch_size)"},
     "qa/serving/engine.py": {1024: "remembered answers and kept question vectors (memory)",
+                     512: "texts whose token vectors are kept (memory: a row per word piece)",
                      4: "a question over 4x the limit is refused before it is read whole"},
     "qa/evaluation/suite.py": {73: "health-web.jsonl's off-topic questions are h073", 81: "to h080 (eval/README.md)",
                     60: "the suite's sample sizes (a measurement's size, not the product's behaviour):", 20: "same",
@@ -64,7 +65,8 @@ ALLOWED: dict[str, dict[float, str]] = {
     "qa/indexing/milvus_store.py": {16_384: "Milvus's largest limit", 4_096: "rows per insert", 10: "seconds to connect"},
     "qa/models/onnx_model.py": {1e-4: "torch and onnxruntime sum in another order: the export's check tolerance",
                          3: "samples checked at load; onnxruntime's error-only log level", 12: "a sample text over "
-                         "the model's window", 32: "the default batch (Embedder passes its own)"},
+                         "the model's window", 32: "the default batch (Embedder passes its own)",
+                         8: "token vectors' batch: a question's few candidate sentences, little padding"},
     "qa/serving/page.py": {4: "example buttons under the chat", 20: "article files read for question headings"},
     "qa/models/question_bank.py": {0o777: "file mode bits", 0o644: "a new file's mode",
                             20: "a bank answer shorter than this is not matched to a sentence by inclusion"},

@@ -296,6 +296,10 @@ def test_the_packaged_model_is_exported_without_torch_and_gives_torch_s_vectors(
     theirs = Embedder(Settings().model).torch_model().encode(texts, normalize_embeddings=True,
                                                                convert_to_numpy=True, show_progress_bar=False)
     assert np.abs(model.encode(texts) - theirs).max() < 1e-4
+    # The written graph's second output: the token vectors before pooling, as torch gives them.
+    for ours, torch_s in zip(model.token_vectors(texts[:10]), Embedder(Settings().model).token_vectors(texts[:10])):
+        assert ours.words == torch_s.words and len(ours.words) > 2
+        assert np.abs(ours.vectors - torch_s.vectors).max() < 1e-3
 
 
 @pytest.mark.slow  # traces a model

@@ -71,6 +71,7 @@ def main() -> None:
         print(variant or "as the settings are", flush=True)
         for group, (engine, questions, corpus) in opened.items():
             engine.settings = settings.replace(**variant)
+            engine.forget()  # a follow-up must not find the answers an earlier variant gave its first question
             scores = score("engine", questions, run_engine(engine, questions))
             off = suite._by_kind(corpus, scores).get("refused " + OFF_TOPIC, float("nan")) if corpus else float("nan")
             print(f"  {group:<16} hit@1 {scores.hit1:.3f}  MRR {scores.mrr:.3f}  answers {scores.answer_accuracy:.3f}"

@@ -8,7 +8,7 @@ all-MiniLM-L6-v2 is one. The graph computes what transformers' eager
 `BertModel` followed by mean pooling and normalisation computes, op for op
 (embeddings and their LayerNorm; per layer: attention with the additive
 mask, its output LayerNorm, the GELU feed-forward and its LayerNorm), with
-the same inputs and output as the traced export (qa/models/onnx_model.py runs
+the same inputs and outputs (the pooled vector; the token vectors before pooling) as the traced export (qa/models/onnx_model.py runs
 either).
 
 Why: tracing needs torch and transformers imported and the model loaded,
@@ -122,6 +122,8 @@ def write(folder: Path, out_file: Path, opset: int) -> None:
             const(np.array(0.5, np.float32))])
         x = layer_norm(node("Add", [linear(gelu, f"{key}.output.dense"), x]), f"{key}.output.LayerNorm")
 
+    # The last layer's token vectors, before pooling, are an output too (answer choice's token match).
+    nodes.append(helper.make_node("Identity", [x], ["token_embeddings"]))
     # Mean pooling over the attended tokens, then unit length (sentence-transformers' Pooling, Normalize).
     weights_of_tokens = node("Unsqueeze", [mask, const(np.array([2], np.int64))])
     summed = node("ReduceSum", [node("Mul", [x, weights_of_tokens]), const(np.array([1], np.int64))], keepdims=0)
@@ -136,7 +138,8 @@ def write(folder: Path, out_file: Path, opset: int) -> None:
     graph = helper.make_graph(
         nodes, "sentence_embedding",
         [helper.make_tensor_value_info(n, TensorProto.INT64, dims) for n in INPUTS],
-        [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", hidden])],
+        [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", hidden]),
+         helper.make_tensor_value_info("token_embeddings", TensorProto.FLOAT, ["batch", "tokens", hidden])],
         initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="qa")
     onnx.checker.check_model(model)

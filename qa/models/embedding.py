@@ -193,6 +193,23 @@ class Embedder:
     def encode_one(self, text: str) -> np.ndarray:
         return self.encode([text])[0]
 
+    def token_vectors(self, texts: Sequence[str]) -> list:
+        """Each text's contextual token vectors before pooling (qa.models.onnx_model.TokenVectors), in one batch:
+        what answer choice's token match reads (qa/answering/token_match.py). Not counted in `texts_encoded`."""
+        model = self._load()
+        if self.export is not None:
+            return model.token_vectors(list(texts))
+        from qa.models.onnx_model import token_rows
+        if not texts:
+            return []
+        outputs = model.encode(list(texts), output_value="token_embeddings", batch_size=self.batch_size,
+                               convert_to_numpy=False, show_progress_bar=False)
+        batch = model.tokenizer(list(texts), truncation=True, max_length=model.max_seq_length,
+                                return_special_tokens_mask=True)
+        return [token_rows(text, vectors.float().numpy(), encoding.tokens, encoding.word_ids, encoding.offsets,
+                           encoding.special_tokens_mask)
+                for text, vectors, encoding in zip(texts, outputs, batch.encodings)]
+
 
 def _bar(total: int):
     from tqdm import tqdm

@@ -191,7 +191,7 @@ def _copy_known_export(embedder: Embedder, key: str, out: Path) -> bool:
 class Traceable:
     """What the trace needs of a model, however it was loaded."""
 
-    module: object  # a torch.nn.Module: the token tensors (in `inputs` order) -> one unit vector per text
+    module: object  # a torch.nn.Module: the token tensors (in `inputs` order) -> one unit vector per text, and the token vectors
     transformer: object  # the Hugging Face model inside it, whose attention is switched for the trace
     tokenizer: object  # its Hugging Face fast tokenizer
     inputs: tuple[str, ...]
@@ -239,6 +239,7 @@ def export_model(embedder: Embedder, key: str, out: Path) -> None:
     example = feeds(load_tokenizer(out / TOKENIZER_FILE, info), info, [SAMPLE_TEXTS[0], SAMPLE_TEXTS[3]])
     axes = {name: {0: "batch", 1: "tokens"} for name in model.inputs}
     axes["sentence_embedding"] = {0: "batch"}
+    axes["token_embeddings"] = {0: "batch", 1: "tokens"}
     attention = getattr(getattr(model.transformer, "config", None), "_attn_implementation", None)
     try:
         _set_attention(model.transformer, "eager")  # sdpa traces into a graph onnxruntime runs slower
@@ -246,7 +247,7 @@ def export_model(embedder: Embedder, key: str, out: Path) -> None:
             warnings.simplefilter("ignore")
             torch.onnx.export(model.module.eval(), tuple(torch.from_numpy(example[name]) for name in model.inputs),
                               str(out / MODEL_FILE), input_names=list(model.inputs),
-                              output_names=["sentence_embedding"], dynamic_axes=axes, opset_version=OPSET,
+                              output_names=["sentence_embedding", "token_embeddings"], dynamic_axes=axes, opset_version=OPSET,
                               do_constant_folding=True, dynamo=False)
     except OSError:
         raise  # a full or read-only disk, not the model: ensure() says so, and nothing is recorded as failed
@@ -308,10 +309,11 @@ def _from_transformers(location: str, max_seq_length: int, do_lower_case: bool) 
     import torch
 
     model = PlainModel(location, max_seq_length, do_lower_case)  # in eval mode
+    model.module.with_tokens = True  # the trace's graph gives the token vectors too; reference() below does not
 
     def reference(texts: list[str]) -> np.ndarray:
         with torch.no_grad():
-            return model.vectors(texts).numpy()
+            return model.vectors(texts)[0].numpy()
 
     return Traceable(model.module, model.transformer, model.tokenizer, model.inputs, model.dimension, max_seq_length,
                      do_lower_case, reference)
@@ -334,7 +336,8 @@ def _from_sentence_transformers(model) -> Traceable:
             self.model = model
 
         def forward(self, *tensors):
-            return self.model(dict(zip(inputs, tensors)))["sentence_embedding"]
+            out = self.model(dict(zip(inputs, tensors)))
+            return out["sentence_embedding"], out["token_embeddings"]
 
     def reference(texts: list[str]) -> np.ndarray:
         return model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)

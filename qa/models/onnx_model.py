@@ -10,6 +10,9 @@ An export folder holds:
 
     model.onnx          the whole sentence-transformers pipeline (transformer, pooling,
                         normalisation) as one graph: token ids in, one vector per text out
+                        ("sentence_embedding"), and the transformer's contextual vector of
+                        every token before pooling ("token_embeddings": answer choice's
+                        token match, qa/answering/token_match.py)
     tokenizer.json      the model's fast tokenizer, saved as the model uses it
     sample_vectors.npy  what torch gave for SAMPLE_TEXTS when the export was made
     export.json         what the export is of (its key and source model), its settings
@@ -50,7 +53,10 @@ from qa.errors import REBUILD_HINT, ModelError
 from qa.files import stamped_sha256
 
 # Bump when the folder's layout or what the graph computes changes: older exports are made again.
-EXPORT_FORMAT = 1
+# 2: the graph also gives the token vectors.
+EXPORT_FORMAT = 2
+# The graph's outputs, by name: both the traced and the written export give them.
+SENTENCE_OUTPUT, TOKEN_OUTPUT = "sentence_embedding", "token_embeddings"
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 SAMPLE_FILE = "sample_vectors.npy"
@@ -214,9 +220,26 @@ class OnnxModel:
                 pool.shutdown(cancel_futures=True)
         return out
 
+    def token_vectors(self, texts: Sequence[str], batch_size: int = 8) -> list[TokenVectors]:
+        """Each text's contextual token vectors before pooling, unit length, with the word each comes from;
+        the special tokens ([CLS], [SEP], padding) and punctuation left out. Batches of texts of similar
+        length (sorted), so little is padded."""
+        out: list[TokenVectors | None] = [None] * len(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            shown = [texts[i].lower() if self.info.do_lower_case else texts[i] for i in rows]
+            encodings = self._tokenizer.encode_batch(shown)
+            arrays = feeds(self._tokenizer, self.info, [texts[i] for i in rows])
+            vectors = self._session.run([TOKEN_OUTPUT], {name: arrays[name] for name in self._inputs})[0]
+            for row, (i, text, encoding) in enumerate(zip(rows, shown, encodings)):
+                out[i] = token_rows(text, vectors[row], encoding.tokens, encoding.word_ids, encoding.offsets,
+                                    encoding.special_tokens_mask)
+        return out
+
     def _run(self, texts: list[str]) -> np.ndarray:
         arrays = feeds(self._tokenizer, self.info, texts)
-        vectors = self._session.run(None, {name: arrays[name] for name in self._inputs})[0]
+        vectors = self._session.run([SENTENCE_OUTPUT], {name: arrays[name] for name in self._inputs})[0]
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
 
@@ -277,11 +300,38 @@ def feeds(tokenizer, info: ExportInfo, texts: Sequence[str]) -> dict[str, np.nda
             "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64)}
 
 
+@dataclass(frozen=True)
+class TokenVectors:
+    """One text's token vectors (rows of unit length) and the lower-cased word each row belongs to."""
+    vectors: np.ndarray
+    words: tuple[str, ...]
+
+
+def token_rows(text: str, vectors: np.ndarray, tokens: Sequence[str], word_ids: Sequence[int | None],
+               offsets: Sequence[tuple[int, int]], special: Sequence[int]) -> TokenVectors:
+    """The rows of `vectors` (one per token of `text`, padding included) that are word pieces, unit length,
+    each with its whole word (`offsets` are character spans in `text`; a word's pieces share its word id)."""
+    spans: dict[int, list[int]] = {}
+    for word, (start, end), is_special in zip(word_ids, offsets, special):
+        if word is not None and not is_special:
+            spans.setdefault(word, [start, end])[1] = end
+    rows, words = [], []
+    for position, (token, word, is_special) in enumerate(zip(tokens, word_ids, special)):
+        if is_special or word is None or not any(c.isalnum() for c in token):
+            continue
+        rows.append(position)
+        start, end = spans[word]
+        words.append(text[start:end].lower())
+    kept = np.asarray(vectors[rows], dtype=np.float32).reshape(len(rows), vectors.shape[-1])
+    norms = np.linalg.norm(kept, axis=1, keepdims=True)
+    return TokenVectors(kept / np.maximum(norms, 1e-12), tuple(words))
+
+
 def max_difference(a: np.ndarray, b: np.ndarray) -> float:
     if a.shape != b.shape:
         return float("inf")
     return float(np.abs(a - b).max()) if a.size else 0.0
 
 
-__all__ = ["OnnxModel", "start_loading", "ExportInfo", "check_files", "feeds", "load_tokenizer", "max_difference", "SAMPLE_TEXTS",
+__all__ = ["OnnxModel", "TokenVectors", "token_rows", "SENTENCE_OUTPUT", "TOKEN_OUTPUT", "start_loading", "ExportInfo", "check_files", "feeds", "load_tokenizer", "max_difference", "SAMPLE_TEXTS",
            "SAMPLE_TOLERANCE", "EXPORT_FORMAT", "MODEL_FILE", "TOKENIZER_FILE", "SAMPLE_FILE", "INFO_FILE"]

@@ -71,18 +71,21 @@ class PlainModel:
         transformer, inputs = self.transformer, self.inputs
 
         class MeanPooled(torch.nn.Module):
-            """Token tensors (in `inputs` order) -> one unit vector per text."""
+            """Token tensors (in `inputs` order) -> one unit vector per text; with `with_tokens` (the export's
+            trace) also the token vectors before pooling."""
 
             def __init__(self) -> None:
                 super().__init__()
                 self.transformer = transformer
+                self.with_tokens = False
 
             def forward(self, *tensors):
                 named = dict(zip(inputs, tensors))
                 tokens = self.transformer(**named)[0]
                 mask = named["attention_mask"].unsqueeze(-1).to(tokens.dtype)
                 pooled = (tokens * mask).sum(1) / torch.clamp(mask.sum(1), min=1e-9)
-                return torch.nn.functional.normalize(pooled, p=2, dim=1)
+                vectors = torch.nn.functional.normalize(pooled, p=2, dim=1)
+                return (vectors, tokens) if self.with_tokens else vectors
 
         self.module = MeanPooled().eval()
         self._checkpointing = False

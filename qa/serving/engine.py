@@ -76,6 +76,9 @@ RECENT_ANSWERS = 1024
 # Question vectors kept, least recently used dropped first (1.5 KB each): a text asked again (a
 # follow-up's earlier turn answered again, the same question from another visitor) is not embedded again.
 QUESTION_VECTORS = 1024
+# Texts whose token vectors are kept (answer choice's token match): the candidate sentences of recent
+# questions, which recur across questions on one subject; each holds a row per word piece.
+TOKEN_VECTORS = 512
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,7 @@ class Engine:
         self._recent_answers: dict[tuple[str, str, tuple[str, ...]], str] = {}
         # (the question model's identity, text) -> its vector.
         self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._token_vectors: OrderedDict[tuple[str, str], object] = OrderedDict()
 
     @classmethod
     def open(cls, settings: Settings, build: str = "missing", say: Callable[[str], None] | None = None,
@@ -234,6 +238,35 @@ class Engine:
                     self._vectors.popitem(last=False)
         return [found[t] for t in texts]
 
+    def _tokens_of(self, embedder: Embedder) -> Callable[[Sequence[str]], list] | None:
+        """texts -> their token vectors from `embedder` (qa/answering/token_match.py), those kept and the others
+        computed now in one batch and kept; None when the model cannot give them (a stand-in)."""
+        compute = getattr(embedder, "token_vectors", None)
+        if compute is None:
+            return None
+        model = embedder.export.key if embedder.export is not None else f"sentence-transformers:{embedder.name}"
+
+        def tokens(texts: Sequence[str]) -> list:
+            found = {}
+            with self._lock:
+                for text in texts:
+                    kept = self._token_vectors.get((model, text))
+                    if kept is not None:
+                        self._token_vectors.move_to_end((model, text))
+                        found[text] = kept
+            missing = list(dict.fromkeys(t for t in texts if t not in found))
+            if missing:
+                with self._encode_lock if embedder.backend != "onnx" else nullcontext():
+                    computed = compute(missing)
+                with self._lock:
+                    for text, kept in zip(missing, computed):
+                        self._token_vectors[(model, text)] = found[text] = kept
+                    while len(self._token_vectors) > TOKEN_VECTORS:
+                        self._token_vectors.popitem(last=False)
+            return [found[t] for t in texts]
+
+        return tokens
+
     def _ask(self, live: _Live, text: str, earlier: tuple[str, ...], emergency: bool = False,
              situation: str | None = None) -> Result:
         index = live.index
@@ -246,7 +279,8 @@ class Engine:
         # conversation already gave are not answers to it.
         given = self._answers_given(live, earlier) if followup else frozenset()
         result = answer(index, text, query, vector, hits, self.settings, self.refusal, expansions,
-                        focus[0] if focus else None, given, similarities, self.labels, emergency)
+                        focus[0] if focus else None, given, similarities, self.labels, emergency,
+                        self._tokens_of(live.embedder))
         with self._lock:  # remembered for the follow-ups to come
             if len(self._recent_answers) >= RECENT_ANSWERS:
                 self._recent_answers.pop(next(iter(self._recent_answers)))  # the oldest
@@ -264,6 +298,7 @@ class Engine:
                 self._recent_answers.clear()
             if vectors:
                 self._vectors.clear()
+                self._token_vectors.clear()
 
     def _answers_given(self, live: _Live, earlier: tuple[str, ...]) -> frozenset[str]:
         """The answer sentences the earlier questions got, each asked with the questions before it."""

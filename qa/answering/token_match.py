@@ -1,0 +1,81 @@
+"""Answer choice's token match: does a sentence hold what the question asks beyond its passage's subject?
+
+Owns one score per candidate sentence, read from the question model's
+contextual token vectors (before pooling; qa/models/onnx_model.py's
+"token_embeddings" output), late interaction as in ColBERT: for each word
+piece of the question, its best cosine with any word piece of the sentence,
+averaged over the question's pieces. The average is weighted:
+- by the idf of the piece's word in the index (stopwords weigh nothing), so
+  rare words count more, as in the lexical overlap bonus;
+- by how little the passage's subject (its article title and section heading)
+  already matches the piece: (1 - best cosine with the subject's pieces) **
+  `token_match_focus`. A question's pieces that only name the section's subject
+  ("3D scanner", "body fat" under "3-D Body Scanners") match every sentence of
+  the section, and most of all the one that restates the subject; the pieces
+  left ("figure out", "only sees the outside") are what the question asks about it.
+
+Why: a pooled cosine compares one vector per text, so a sentence that restates
+the subject scores close to the question whatever the question asks about it;
+reading the two texts' tokens against each other sees which words of the
+question a sentence answers (docs/QUALITY.md, "Token match").
+
+Limits: the model reads each text alone (no cross-attention), so this is
+similarity of words in context, not understanding; a question whose every
+word names its passage's subject falls back to plain idf weights.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from qa.models.onnx_model import TokenVectors
+from qa.reading.text import STOPWORDS, content_terms
+
+
+def question_weights(question: TokenVectors, idf: dict[str, float], rarest: float) -> np.ndarray:
+    """Each question piece's weight: its word's idf (a word the index never saw weighs `rarest`),
+    0 for stopwords; all 1 when no piece is a content word."""
+    weights = np.zeros(len(question.words))
+    for position, word in enumerate(question.words):
+        terms = content_terms(word) if word not in STOPWORDS else []
+        if terms:
+            weights[position] = idf.get(terms[0], rarest)
+    return weights if weights.sum() > 0 else np.ones(len(question.words))
+
+
+def focus_on_asked(weights: np.ndarray, question: TokenVectors, subject: TokenVectors, power: float) -> np.ndarray:
+    """`weights` lowered for the question's pieces that the passage's subject already matches."""
+    if power <= 0 or len(subject.vectors) == 0 or len(question.vectors) == 0:
+        return weights
+    covered = (question.vectors @ subject.vectors.T).max(axis=1)
+    focused = weights * np.clip(1.0 - covered, 0.0, None) ** power
+    return focused if focused.sum() > 0 else weights
+
+
+def late_interaction(question: TokenVectors, weights: np.ndarray, sentence: TokenVectors) -> float:
+    """The weighted mean over the question's pieces of each one's best cosine with the sentence's pieces."""
+    if len(question.vectors) == 0 or len(sentence.vectors) == 0 or weights.sum() <= 0:
+        return 0.0
+    best = (question.vectors @ sentence.vectors.T).max(axis=1)
+    return float((best * weights).sum() / weights.sum())
+
+
+def sentence_scores(question: TokenVectors, passages: Sequence[tuple[TokenVectors, Sequence[TokenVectors]]],
+                    idf: dict[str, float], rarest: float, power: float) -> list[list[float]]:
+    """Per passage (its subject's token vectors, its sentences'), each sentence's token match."""
+    base = question_weights(question, idf, rarest)
+    scores = []
+    for subject, sentences in passages:
+        weights = focus_on_asked(base, question, subject, power)
+        scores.append([late_interaction(question, weights, sentence) for sentence in sentences])
+    return scores
+
+
+def subject_of(title: str, section: str) -> str:
+    """The text a passage's subject is read from: its article's title and its section's heading."""
+    return f"{title}. {section}" if section and section != title else title
+
+
+__all__ = ["question_weights", "focus_on_asked", "late_interaction", "sentence_scores", "subject_of"]
