@@ -115,9 +115,9 @@ def build(settings: Settings, embedder: Embedder,
             questions, question_sentence_ids = [], []
         for warning in question_warnings:
             say(f"question bank: {warning}")
-        tuning_plan = tuning.plan(settings, bank)
-        tuned_key = tuning_plan.key if tuning_plan else None
         previous = _previous_index(settings)
+        tuning_plan = tuning.plan(settings, bank, tuned_key_of(previous.manifest) if previous is not None else None)
+        tuned_key = tuning_plan.key if tuning_plan else None
         if previous is not None and _up_to_date(previous.manifest, corpus, settings, tuned_key):
             # Nothing to do: no new generation, no model, the live index stays as it is
             # (but its ONNX export is made again if it went missing or was damaged).
