@@ -84,6 +84,13 @@ class Settings:
     tune_weight_decay: float = 0.01
     # The shuffle's and torch's seed: the same bank trains the same model.
     tune_seed: int = 0
+    # A bank that only gained pairs since the live index's tuned model was trained continues that
+    # model on the new pairs (a step per half-batch of them) instead of training from the packaged
+    # model again, while the pairs gained since its last full training are at most this share of
+    # that training's: a promote's rebuild then spends seconds, not a whole training, on the model
+    # (qa/models/tuning.py; docs/BENCHMARKS.md, build). A tenth keeps the model close to what a full
+    # training of the bank gives; 0 always trains in full.
+    tune_continue_share: float = 0.1
     # Where tuned models are kept, by key; None: the "tuned" folder inside
     # index_dir, pruned with the index generations. Several index folders
     # (the tests' temporary ones) can share one here; nothing prunes it.
@@ -367,7 +374,7 @@ class Settings:
                    "token_match_focus", "answer_type_bonus",
                    "meta_penalty", "rank_penalty", "generic_penalty", "weight_question",
                    "example_answer_weight", "question_penalty", "fragment_penalty", "tune_learning_rate",
-                   "tune_scale", "tune_warm_up", "tune_weight_decay")
+                   "tune_scale", "tune_warm_up", "tune_weight_decay", "tune_continue_share")
         for name in weights:
             if getattr(self, name) < 0:
                 raise SettingsError(f"setting {name} cannot be negative, got {getattr(self, name)}")

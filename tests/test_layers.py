@@ -115,7 +115,7 @@ def test_every_package_and_data_file_ships():
     config = tomllib.loads((QA.parent / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
     packages = {module_name(p) for p in QA.rglob("__init__.py")}
     assert packages <= set(config["packages"])
-    data = {p for p in QA.rglob("*") if p.is_file() and p.suffix in (".txt", ".json", ".css")}
+    data = {p for p in QA.rglob("*") if p.is_file() and p.suffix in (".txt", ".json", ".css", ".npy")}
     shipped = {path for package, patterns in config["package-data"].items() for pattern in patterns
                for path in (QA.parent / package.replace(".", "/")).glob(pattern)}
     assert data == shipped

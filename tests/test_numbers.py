@@ -52,7 +52,10 @@ ALLOWED: dict[str, dict[float, str]] = {
                        "whether a passage lies in a MedQuAD gold section", 10: "an answer of at least 10 letters, "
                        "likewise (how the suite scores, not how the product answers)"},
     "qa/models/export.py": {17: "the ONNX opset the export is traced to"},
-    "qa/models/bert_graph.py": {3: "the last axis of BERT's attention tensors (batch, heads, tokens, head)"},
+    "qa/models/bert_graph.py": {3: "the last axis of BERT's attention tensors (batch, heads, tokens, head)",
+                                **{n: "onnx.proto's field numbers and enum values, protobuf's wire types and varint "
+                                   "bits (definitions of the file format), and the IR version of opset 17"
+                                   for n in (4, 5, 7, 8, 9, 11, 12, 20, 64, 127, 128)}},
     "qa/feedback/store.py": {4096: "replies remembered for votes (memory)", 10: "earlier questions a vote records",
                        5.0: "seconds SQLite waits for its lock", 8: "random bytes of a reply id",
                        500: "a FeedbackStore made by hand (the page passes Settings.feedback_comment_chars)"},

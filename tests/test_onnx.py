@@ -275,6 +275,22 @@ def test_torch_s_sample_vectors_are_shipped_for_the_packaged_model_s_files_only(
     assert bert_graph.supported(changed) and not bert_graph.supported(tmp_path)
 
 
+def test_the_packaged_model_s_graph_is_encoded_as_onnx_encodes_it_and_passes_onnx_s_checker():
+    """bert_graph writes protobuf by hand: onnx reads it back, checks it, and writes the very same bytes
+    (field order and encoding, negative attributes included), so it is the file onnx's helpers would write."""
+    import onnx
+
+    data = bert_graph.graph_bytes(Path(resolve_model(Settings().model)), export.OPSET)
+    model = onnx.load_from_string(data)
+    onnx.checker.check_model(model)
+    assert model.SerializeToString() == data
+    assert model.ir_version == bert_graph.IR_VERSION
+    assert [(o.domain, o.version) for o in model.opset_import] == [("", export.OPSET)]
+    assert [i.name for i in model.graph.input] == list(bert_graph.INPUTS)
+    assert [o.name for o in model.graph.output] == ["sentence_embedding", "token_embeddings"]
+    assert {a.i for n in model.graph.node if n.op_type == "Softmax" for a in n.attribute} == {-1}
+
+
 @pytest.mark.slow  # exports the real model, and loads torch to compare
 def test_the_packaged_model_is_exported_without_torch_and_gives_torch_s_vectors(tmp_path):
     script = ("import json, sys\n"
@@ -285,6 +301,7 @@ def test_the_packaged_model_is_exported_without_torch_and_gives_torch_s_vectors(
               f"settings = Settings(tuned_dir=Path({str(tmp_path / 'models')!r}))\n"
               "made = export.ensure(settings, Embedder(settings.model), print)\n"
               + HEAVY_MODULES +
+              "heavy += [m for m in ('onnx',) if m in sys.modules]  # its graph is encoded without onnx too\n"
               "print(json.dumps([str(made.folder), heavy]))\n")
     done = run_python(script, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -124,3 +124,17 @@ def test_the_status_of_an_in_process_engine_names_its_model(tiny_engine):
     assert status.stage == READY and status.model == "base" and status.ready
     assert status.message == "Answering with the model as it ships."
     # The served app's, tuned: tests/test_app.py's readiness test.
+
+
+def test_a_fresh_start_looks_for_the_index_by_the_pointer_file_the_index_writes(tmp_path, fake_embedder):
+    """open_engine tells a fresh machine by the pointer file alone (before the engine's imports): the same
+    file a build makes live, so an index that exists is never built again on that account."""
+    from qa.indexing import index
+    from qa.serving import startup
+
+    assert startup.INDEX_POINTER == index.CURRENT
+    corpus = write_tiny_corpus(tmp_path / "corpus")
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    assert not (settings.index_dir / startup.INDEX_POINTER).exists()
+    build_index(settings, fake_embedder)
+    assert (settings.index_dir / startup.INDEX_POINTER).is_file()

@@ -7,6 +7,7 @@ A tiny corpus and bank (6 pairs, Settings.tune_min_pairs lowered to 2) so each t
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -182,3 +183,88 @@ def test_an_error_in_the_process_that_prepares_the_model_reaches_the_build_as_it
     with pytest.raises(ModelError, match="cannot write the fine-tuned model in .*a-file"):
         preparation.tuned_model(settings, plan, say=lambda message: None, step=lambda stage, done, total: None)
     assert not multiprocessing.active_children()
+
+
+def bank_entries(pairs):
+    from qa.models.question_bank import BankQuestion
+    return [BankQuestion(q, source, a) for q, a, source in pairs]
+
+
+def fake_tuned_model(settings: Settings, plan: tuning.TuningPlan) -> None:
+    """A tuned model's folder as ensure_trained leaves it, without the training (for planning only)."""
+    folder = tuning.model_dir(settings, plan.key)
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}", encoding="utf-8")
+    (folder / "model.safetensors").write_bytes(b"")
+    (folder / tuning.RECORD_FILE).write_text(json.dumps({
+        "format": tuning.RECORD_FORMAT, "pairs": plan.pairs, "numbers": plan.numbers, "parent": plan.parent,
+        "from_scratch_pairs": plan.from_scratch_pairs}), encoding="utf-8")
+
+
+def test_a_bank_that_only_grew_a_little_continues_the_live_model_anything_else_trains_in_full(tmp_path):
+    settings = Settings(index_dir=tmp_path / "index", tune_min_pairs=2, tune_continue_share=0.3)
+    first = tuning.plan(settings, bank_entries(PAIRS[:5]))
+    assert first.parent is None and first.from_scratch_pairs == 5
+    fake_tuned_model(settings, first)
+
+    grown = tuning.plan(settings, bank_entries(PAIRS), live_key=first.key)
+    assert (grown.parent, grown.added, grown.from_scratch_pairs) == (first.key, ((PAIRS[5][0], PAIRS[5][1]),), 5)
+    assert grown.key != tuning.plan(settings, bank_entries(PAIRS)).key, "not the full training's model"
+    assert grown.key == tuning.plan(settings, bank_entries(PAIRS), live_key=first.key).key, "the same each time"
+    # Unchanged: the live model itself.
+    assert tuning.plan(settings, bank_entries(PAIRS[:5]), live_key=first.key).key == first.key
+    fake_tuned_model(settings, grown)
+    assert tuning.plan(settings, bank_entries(PAIRS), live_key=grown.key).key == grown.key
+
+    # Trained in full: a pair removed or changed; growth past the share since the last full training, counted
+    # across continuations; other training numbers; continuing turned off; a live model without its record.
+    full = tuning.plan(settings, bank_entries(PAIRS))
+    more = PAIRS + [("is special k a horse tranquilliser", PAIRS[2][1], "beta.txt")]
+    changed = [(q, a + " ", s) if i == 0 else (q, a, s) for i, (q, a, s) in enumerate(PAIRS)]
+    for live, pairs, numbers in [(first.key, PAIRS[1:], settings), (first.key, changed, settings),
+                                 (grown.key, more, settings), (first.key, PAIRS, settings.replace(tune_seed=1)),
+                                 (first.key, PAIRS, settings.replace(tune_continue_share=0.0)),
+                                 ("no-such-model", PAIRS, settings)]:
+        plan = tuning.plan(numbers, bank_entries(pairs), live_key=live)
+        assert plan.parent is None and plan.key == tuning.plan(numbers, bank_entries(pairs)).key
+    assert tuning.plan(settings.replace(tune_continue_share=0.5), bank_entries(more), live_key=grown.key).parent \
+        == grown.key
+    (tuning.model_dir(settings, first.key) / tuning.RECORD_FILE).unlink()
+    assert tuning.plan(settings, bank_entries(PAIRS), live_key=first.key).key == full.key
+
+
+def test_continued_batches_hold_each_new_pair_once_beside_earlier_ones_with_no_answer_twice():
+    import random
+
+    earlier = [(f"question {i}", f"answer {i % 40}") for i in range(100)]
+    added = [(f"new question {i}", f"answer {i % 3}") for i in range(20)] + [("another", "answer 99")]
+    batches = tuning.continued_batches(added, earlier, random.Random(0), 32)
+    assert sorted(p for batch in batches for p in batch if p in added) == sorted(added)
+    for batch in batches:
+        new = [p for p in batch if p in added]
+        assert 1 <= len(new) <= 16 and len(batch) == 32
+        assert len({a for _, a in batch}) == len(batch)
+    fills = [frozenset(p for p in batch if p not in added) for batch in batches]
+    assert len(set(fills)) == len(fills), "each batch is filled from another stretch of the earlier pairs"
+    assert batches == tuning.continued_batches(added, earlier, random.Random(0), 32)
+    assert len(tuning.continued_batches(added[:1], earlier, random.Random(0), 32)) == 1  # one promote: one step
+
+
+@pytest.mark.slow  # trains the real model twice (a few seconds each)
+def test_a_promote_continues_the_live_model_and_the_engine_uses_it(settings, embedder):
+    settings = settings.replace(tune_continue_share=0.5)
+    write_bank(settings.corpus_dir, PAIRS[:5])
+    first = build_index(settings, embedder)
+    write_bank(settings.corpus_dir, PAIRS)  # as `qa feedback promote` adds a line
+    promoted = build_index(settings, embedder)
+    assert promoted.tune_seconds > 0 and promoted.reused == 0
+    folder = tuning.model_dir(settings, promoted.tuned_key)
+    record = json.loads((folder / tuning.RECORD_FILE).read_text(encoding="utf-8"))
+    assert (record["parent"], record["from_scratch_pairs"], len(record["pairs"])) == (first.tuned_key, 5, 6)
+    parent = tuning.model_dir(settings, first.tuned_key) / "model.safetensors"
+    assert (folder / "model.safetensors").read_bytes() != parent.read_bytes()
+    engine = Engine.open(settings, build="never", embedder=embedder)
+    assert engine.embedder.name == str(folder)
+    assert engine.ask(PAIRS[5][0]).answer == PAIRS[5][1]
+    again = build_index(settings, embedder)
+    assert (again.tuned_key, again.tune_seconds, again.embedded) == (promoted.tuned_key, 0.0, 0)

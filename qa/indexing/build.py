@@ -36,7 +36,7 @@ from typing import Callable
 import bm25s
 import numpy as np
 
-from qa.models import export, preparation, tuning
+from qa.models import background_vectors as shipped_background, export, preparation, tuning
 from qa.reading.chunking import Chunk, chunk_articles
 from qa.reading.corpus import (ARTICLE_SUFFIXES, Corpus, FileReport, Skipped, file_reports, load_corpus, read_alike,
                                reading_record)
@@ -116,9 +116,9 @@ def build(settings: Settings, embedder: Embedder,
             questions, question_sentence_ids = [], []
         for warning in question_warnings:
             say(f"question bank: {warning}")
-        tuning_plan = tuning.plan(settings, bank)
-        tuned_key = tuning_plan.key if tuning_plan else None
         previous = _previous_index(settings)
+        tuning_plan = tuning.plan(settings, bank, tuned_key_of(previous.manifest) if previous is not None else None)
+        tuned_key = tuning_plan.key if tuning_plan else None
         if previous is not None and _up_to_date(previous.manifest, corpus, settings, tuned_key):
             # Nothing to do: no new generation, no model, the live index stays as it is
             # (but its ONNX export is made again if it went missing or was damaged).
@@ -161,6 +161,10 @@ def build(settings: Settings, embedder: Embedder,
                 first_section.setdefault(sentence_id, chunk.section)
         contexts = [context_text(first_section[i], s) for i, s in enumerate(sentences)]
         background = read_background(settings.background_file)
+        known = shipped_background.shipped(onnx.key, background, embedder.batch_size) if onnx is not None else None
+        if known is not None:  # the packaged model's: the same for every corpus, computed once and shipped
+            cache = {**cache, **{text_hash(q): v for q, v in zip(background, known)}}
+            dimension = dimension or known.shape[1]
         texts = [c.index_text for c in chunks] + sentences + contexts + questions + background
         # Answer choice's token match reads each sentence's and each passage subject's token vectors:
         # the sentences' come from the same forward pass as their vectors, the subjects' from one of their own.
@@ -168,7 +172,8 @@ def build(settings: Settings, embedder: Embedder,
         subjects = list(dict.fromkeys(subject_of(c.title, c.section) for c in chunks)) if with_tokens else []
         wanted = {text_hash(s) for s in sentences} if with_tokens else set()
         vectors, embedded, dimension, model_seconds = _embed_with_cache(texts, cache, dimension, embedder, say,
-                                                                        show_bar, step, token_cache, wanted)
+                                                                        show_bar, step, token_cache, wanted,
+                                                                        apart=len(background))
         if with_tokens:
             missing_subjects = [t for t in subjects if text_hash(t) not in token_cache]
             for text, kept in zip(missing_subjects, embedder.token_vectors(missing_subjects) if missing_subjects
@@ -301,12 +306,14 @@ def sentence_table(chunks: list[Chunk]) -> tuple[list[str], list[list[int]]]:
 def _embed_with_cache(texts: list[str], cache: dict[str, np.ndarray], dimension: int | None, embedder: Embedder,
                       say: Callable[[str], None], show_bar: bool,
                       step: Callable[[str, int, int], None], token_cache: dict[str, np.ndarray] | None = None,
-                      wanted: set[str] = frozenset()) -> tuple[np.ndarray, int, int, float]:
+                      wanted: set[str] = frozenset(), apart: int = 0) -> tuple[np.ndarray, int, int, float]:
     """Vectors for `texts`, embedding only those not in `cache`; also (count embedded, dimension, model load s).
 
     `wanted`: hashes of the texts whose token vectors (float16 rows) `token_cache` must hold when done; a
     text without them is embedded again, and they are taken from that same forward pass.
-    The model is touched only when something is missing, so a no-op rebuild never loads it.
+    The model is touched only when something is missing, so a no-op rebuild never loads it. The last `apart`
+    texts (the background questions) are embedded in batches of their own (qa/models/background_vectors.py):
+    their vectors then depend on the model and those texts alone, never on the corpus beside them.
     """
     hashes = [text_hash(t) for t in texts]
     missing = {h: t for h, t in zip(hashes, texts)
@@ -325,13 +332,21 @@ def _embed_with_cache(texts: list[str], cache: dict[str, np.ndarray], dimension:
         def count(texts_done: int) -> None:
             done[0] += texts_done
             step("embedding", done[0], len(missing))
-        tokens = [True if h in wanted else None for h in missing] if wanted else None
-        new = embedder.encode(list(missing.values()), progress=show_bar, on_batch=count,
-                              **({"tokens": tokens} if tokens is not None else {}))
-        cache = {**cache, **dict(zip(missing.keys(), new))}
-        for h, kept in zip(missing, tokens or []):
-            if kept is not None:
-                token_cache[h] = kept.vectors.astype(np.float16)
+        alone = set(hashes[len(hashes) - apart:]) if apart else set()
+        corpus = [h for h in missing if h not in alone or h in wanted]
+        background = [h for h in missing if h in alone and h not in wanted]
+        new = {}
+        if corpus:
+            tokens = [True if h in wanted else None for h in corpus] if wanted else None
+            new.update(zip(corpus, embedder.encode([missing[h] for h in corpus], progress=show_bar, on_batch=count,
+                                                   **({"tokens": tokens} if tokens is not None else {}))))
+            for h, kept in zip(corpus, tokens or []):
+                if kept is not None:
+                    token_cache[h] = kept.vectors.astype(np.float16)
+        if background:
+            new.update(zip(background, shipped_background.embed(
+                lambda some: embedder.encode(some, progress=show_bar, on_batch=count), [missing[h] for h in background])))
+        cache = {**cache, **new}
         dimension = embedder.dimension
     if not texts:
         size = dimension or embedder.dimension

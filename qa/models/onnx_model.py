@@ -17,9 +17,10 @@ An export folder holds:
     sample_vectors.npy  what torch gave for SAMPLE_TEXTS when the export was made
     export.json         what the export is of (its key and source model), its settings
                         (window, padding, lower-casing, dimension), the sha256 of model.onnx
-    model.onnx.sha256.json  written at the first check: model.onnx's sha256 and the file's inode,
-                        size, mtime and ctime then (qa/files.py's `stamped_sha256`); later loads
-                        trust it while all four are unchanged instead of reading 90 MB again
+    model.onnx.sha256.json  written with the export (or by a check that finds none): model.onnx's
+                        sha256 and the file's inode, size, mtime and ctime then (qa/files.py's
+                        `stamped_sha256`); later loads trust it while all four are unchanged
+                        instead of reading 90 MB again
 
 `OnnxModel.load(folder, key)` refuses a folder that is not the export the
 index names (another key: mismatched), whose model.onnx is missing, cut short
@@ -66,9 +67,10 @@ INFO_FILE = "export.json"
 # setting) is far above this.
 SAMPLE_TOLERANCE = 1e-4
 # Real sentences of every length the product embeds: a question, passages, a text over the
-# 256-token window (truncation), and texts that make a padded batch. All are checked at export, in a
-# batch; a load checks the first LOAD_SAMPLES one by one (the runtime and the graph: what can change
-# after the export), which costs milliseconds instead of a 256-token batch.
+# 256-token window (truncation), and texts that make a padded batch. All are checked at export
+# (the longest alone, the others in one padded batch: qa/models/export.py); a load checks the first
+# LOAD_SAMPLES one by one (the runtime and the graph: what can change after the export), which
+# costs milliseconds instead of a 256-token batch.
 LOAD_SAMPLES = 3
 SAMPLE_TEXTS = (
     "does naloxone reverse ketamine",

@@ -34,6 +34,9 @@ from qa.settings import PROJECT_ROOT
 
 FORMAT = 1
 EXPORTS_FOLDER = "onnx"  # exports kept inside a model's folder are not the model (qa/models/export.py's)
+# What a tuned model was trained on (qa/models/tuning.py's record): not the model either, so its export's
+# key stays that of its weights and files.
+TRAINING_RECORD = "tuning.json"
 REFERENCE_FILE = PROJECT_ROOT / "qa" / "fitted" / "sample_vectors.json"
 PACKAGED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -43,7 +46,8 @@ def model_files(folder: Path) -> dict[str, str]:
     read once per process while it is untouched (`remembered_sha256`)."""
     folder = Path(folder)
     return {str(p.relative_to(folder)): remembered_sha256(p) for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.suffix != ".md" and EXPORTS_FOLDER not in p.relative_to(folder).parts}
+            if p.is_file() and p.suffix != ".md" and p.name != TRAINING_RECORD
+            and EXPORTS_FOLDER not in p.relative_to(folder).parts}
 
 
 def texts_hash(texts: Sequence[str]) -> str:

@@ -47,6 +47,9 @@ from qa.serving.status import BUILDING, FAILED, TUNING, UPDATING, StartupStatus,
 
 # Seconds between two reports of a build in progress while nothing answers yet.
 REPORT_EVERY_S = 0.5
+# The live generation's pointer file in the index folder (qa/indexing/index.py's CURRENT; that module's
+# imports are what a fresh start does not wait for).
+INDEX_POINTER = "CURRENT"
 
 
 # ---------------------------------------------------------------------- the engine's way to its first answer
@@ -57,20 +60,24 @@ def open_engine(settings: Settings, say: Callable[[str], None],
     """An Engine answering as soon as possible; builds what is missing in the background (module docstring).
 
     `say` gets messages for the console; `report` gets the status while nothing answers yet."""
-    from qa.indexing import index as index_store
-    from qa.serving.engine import Engine
-
     engine = None
-    try:
-        engine = Engine.open(settings, build="never")  # the one way to open an engine; builds are made here
-    except IndexError_ as exc:
-        if not isinstance(exc, IndexMissingError):
-            say(f"The index cannot be used ({exc}): building it again.")
-        else:
-            say(f"No index in {settings.index_dir} yet: building it now (this happens once).")
-    except ModelError as exc:
-        say(f"The question model cannot be used ({exc}): building the index again.")
+    if not (settings.index_dir / INDEX_POINTER).exists():
+        # A fresh machine: the build starts before the engine's own imports (faiss, bm25s, onnxruntime:
+        # tenths of a second), which then run beside it.
+        say(f"No index in {settings.index_dir} yet: building it now (this happens once).")
+    else:
+        from qa.serving.engine import Engine
+        try:
+            engine = Engine.open(settings, build="never")  # the one way to open an engine; builds are made here
+        except IndexError_ as exc:
+            if not isinstance(exc, IndexMissingError):
+                say(f"The index cannot be used ({exc}): building it again.")
+            else:
+                say(f"No index in {settings.index_dir} yet: building it now (this happens once).")
+        except ModelError as exc:
+            say(f"The question model cannot be used ({exc}): building the index again.")
     if engine is not None:
+        from qa.indexing import index as index_store
         reason = index_store.stale_reason(engine.index.manifest, settings)
         if reason:
             say(f"The index is out of date ({reason}): answering from it while it is rebuilt in the background.")
@@ -83,6 +90,8 @@ def open_engine(settings: Settings, say: Callable[[str], None],
             "example questions follows in the background.")
         phases = [settings.replace(tune_epochs=0), settings]
     build = BackgroundBuild(phases, say, first_stage=BUILDING)
+    from qa.serving.engine import Engine
+
     while not build.first_built.wait(REPORT_EVERY_S):
         report(build.status(None))
     if build.failure is not None and build.phase_failed == 0:
