@@ -255,11 +255,12 @@ class Settings:
     #   section's subject gains little. 1.0 was chosen on the web pages'
     #   development set and checked on every other corpus of the suite: web
     #   answers +0.05 - 0.07, no set worse (docs/QUALITY.md, "Token match").
-    #   Off (0) by default: each new question then costs a forward pass over
-    #   its candidate sentences, several times a question's whole time today
-    #   (bench/latency.py's target would not hold); turn it on where answers
-    #   matter more than that.
-    token_match_weight: float = 0.0
+    #   On by default: the sentences' and subjects' token vectors are stored
+    #   with the index at build time (from the pass that embeds them) and the
+    #   question's come from the pass that embeds it, so a question costs only
+    #   numpy work for it (docs/BENCHMARKS.md). An index built before they
+    #   were stored answers without it until it is rebuilt.
+    token_match_weight: float = 1.0
     token_match_focus: float = 2.0
     # Only this many of the best candidates (by the rest of the score) are
     # read token by token: reading every candidate of three passages (19 at

@@ -38,7 +38,7 @@ class FakeEmbedder(TextEmbedder):
         self.export = None  # no ONNX export: the fixture in conftest.py skips the build's export
 
     def encode(self, texts: Sequence[str], progress: bool = False,
-               on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+               on_batch: Callable[[int], None] | None = None, tokens: list | None = None) -> np.ndarray:
         self.texts_encoded += len(texts)
         vectors = np.zeros((len(texts), self.dimension), np.float32)
         for row, text in enumerate(texts):

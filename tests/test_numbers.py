@@ -41,7 +41,6 @@ ALLOWED: dict[str, dict[float, str]] = {
     "qa/models/embedding.py": {256: "texts per progress report on the torch path",
                         32: "the default batch of an Embedder made by hand (the product passes Settings.batch_size)"},
     "qa/serving/engine.py": {1024: "remembered answers and kept question vectors (memory)",
-                     512: "texts whose token vectors are kept (memory: a row per word piece)",
                      4: "a question over 4x the limit is refused before it is read whole"},
     "qa/evaluation/suite.py": {73: "health-web.jsonl's off-topic questions are h073", 81: "to h080 (eval/README.md)",
                     60: "the suite's sample sizes (a measurement's size, not the product's behaviour):", 20: "same",

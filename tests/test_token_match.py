@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa.answering.token_match import focus_on_asked, late_interaction, question_weights, sentence_scores, subject_of
+from qa.answering.token_match import (focus_on_asked, late_interaction, question_weights, sentence_scores, stored,
+                                      subject_of)
 from qa.models.embedding import Embedder
 from qa.models.onnx_model import TokenVectors
 
@@ -50,8 +51,11 @@ def test_the_pieces_the_passage_s_subject_names_weigh_less_so_a_restated_subject
 
 
 def test_a_stand_in_model_without_token_vectors_answers_as_before(tiny_engine):
-    assert tiny_engine._tokens_of(tiny_engine.embedder) is None
+    assert tiny_engine._live.index.tokens is None  # its build could not store any
+    assert tiny_engine.index.manifest["token_vectors"] is None
+    assert not tiny_engine._reads_tokens(tiny_engine._live)
     assert tiny_engine.ask("what does naloxone do").passages
+    assert not tiny_engine._token_vectors
 
 
 # Made-up passages (not from any question set): the subject, a sentence restating it, one answering the question.
@@ -97,8 +101,10 @@ def test_onnx_gives_torch_s_token_vectors(engine):
     try:
         engine.settings = settings.replace(token_match_weight=1.0)
         engine.forget()
+        before = engine.embedder.texts_encoded
         engine.ask("how long does naloxone last")
-        assert engine._token_vectors  # answer choice asked for them, and they are kept
+        assert engine._token_vectors  # answer choice asked for the question's, and they are kept
+        assert engine.embedder.texts_encoded - before == 1  # from the pass that embedded it, nothing else
         engine.forget()
         engine.settings = settings.replace(token_match_weight=0.0)
         engine.ask("how long does naloxone last")
@@ -106,3 +112,56 @@ def test_onnx_gives_torch_s_token_vectors(engine):
     finally:
         engine.settings = settings
         engine.forget()
+
+
+def test_the_index_stores_the_token_vectors_live_computation_gives(engine):
+    """Every sentence's and passage subject's token vectors are stored at build time (float16, from the pass
+    that embedded them in padded batches); they give the token match that computing them now gives."""
+    index, model = engine.index, engine.embedder
+    assert index.tokens is not None and index.tokens.vectors.dtype == np.float16
+    assert isinstance(index.tokens.vectors, np.memmap)  # not read into the serving process's memory
+    assert index.manifest["token_vectors"]["pieces"] == len(index.tokens.vectors)
+    picked = list(range(0, len(index.sentences), max(1, len(index.sentences) // 12)))[:12]
+    live = model.token_vectors([index.sentences[i] for i in picked])
+    for i, now in zip(picked, live):
+        assert index.tokens.sentence(i).shape == now.vectors.shape
+        assert np.abs(index.tokens.sentence(i).astype(np.float32) - now.vectors).max() < 5e-3
+    chunk = index.chunks[3]
+    subject = model.token_vectors([subject_of(chunk.title, chunk.section)])[0]
+    assert np.abs(index.tokens.subject(3).astype(np.float32) - subject.vectors).max() < 5e-3
+    # The question's token vectors from the pass that embeds it are those token_vectors gives.
+    question = "how long does naloxone keep working"
+    wanted = [True]
+    vector = model.encode([question], tokens=wanted)[0]
+    assert np.abs(vector - model.encode_one(question)).max() < 1e-5
+    alone = model.token_vectors([question])[0]
+    assert wanted[0].words == alone.words and np.abs(wanted[0].vectors - alone.vectors).max() < 1e-5
+    # The token match's scores, stored against live, within float16's tolerance.
+    passages_stored = [(stored(index.tokens.subject(3)), [stored(index.tokens.sentence(i)) for i in picked])]
+    passages_live = [(subject, live)]
+    scores_stored = sentence_scores(alone, passages_stored, index.idf, index.max_idf, 2.0)[0]
+    scores_live = sentence_scores(alone, passages_live, index.idf, index.max_idf, 2.0)[0]
+    assert np.allclose(scores_stored, scores_live, atol=2e-3), (scores_stored, scores_live)
+
+
+def test_an_index_built_before_token_vectors_still_answers(engine, tmp_path):
+    """An index whose manifest names no token vectors (built before they were stored) loads and answers,
+    the token match off for it; the next build adds them."""
+    import json
+    import shutil
+    from qa.indexing.index import TOKEN_SPANS_FILE, TOKEN_VECTORS_FILE, file_digests
+    from qa.serving.engine import Engine
+    folder = tmp_path / "index"
+    shutil.copytree(engine.settings.index_dir, folder, symlinks=True)
+    live = folder / (folder / "CURRENT").read_text().strip()
+    for name in (TOKEN_VECTORS_FILE, TOKEN_SPANS_FILE):
+        (live / name).unlink()
+    manifest = json.loads((live / "manifest.json").read_text())
+    del manifest["token_vectors"]
+    manifest["files"] = {k: v for k, v in file_digests(live).items() if k != "manifest.json"}
+    (live / "manifest.json").write_text(json.dumps(manifest))
+    old = Engine.open(engine.settings.replace(index_dir=folder), build="never", embedder=engine.base_embedder)
+    assert old.index.tokens is None and not old._reads_tokens(old._live)
+    assert "token vectors" in old.stale_reason()  # the page rebuilds it in the background, answering meanwhile
+    result = old.ask("does naloxone reverse a ketamine overdose")
+    assert result.passages and not old._token_vectors

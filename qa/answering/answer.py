@@ -54,15 +54,13 @@ import numpy as np
 from qa.answering.context import AnswerContext, answer_context
 from qa.indexing.index import Index
 from qa.models.refusal import Confidence, LabelBars, RefusalModel
-from qa.answering.token_match import sentence_scores, subject_of
+from qa.answering.token_match import sentence_scores, stored
+from qa.models.onnx_model import TokenVectors
 from qa.answering.search import Hit, example_lifts, example_scores_by_sentence, example_similarities
 from qa.settings import Settings
 from qa.answering.synonyms import Expansion
 from qa.reading.text import ANAPHORA, content_terms, words
 from qa.answering.triage import EMERGENCY_LINES, SMALL_TALK_REPLIES, Triage, not_english_message
-
-# texts -> their token vectors (qa.models.onnx_model.TokenVectors), one per text, in order.
-TokenVectorsOf = Callable[[Sequence[str]], list]
 
 NOT_FOUND = "I couldn't find that in the articles."
 # When the articles are on the question's subject but no sentence answers it: the closest passages are shown.
@@ -195,7 +193,7 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
            settings: Settings, refusal: RefusalModel, expansions: Sequence[Expansion] = (),
            focus_vector: np.ndarray | None = None, already_given: frozenset[str] = frozenset(),
            similarities: np.ndarray | None = None, labels: LabelBars | None = None,
-           emergency: bool = False, token_vectors: TokenVectorsOf | None = None) -> Result:
+           emergency: bool = False, question_tokens: TokenVectors | None = None) -> Result:
     """Pick the answer sentence among the top hits, or decide the articles do not answer.
 
     `hits`: every candidate passage, best first (qa.answering.search.search); the first `top_k` are shown.
@@ -207,8 +205,9 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
     `labels`: the fitted bars of the labels (qa/models/refusal.py, LabelBars); None: Settings.strong_match_margin,
     and no "may help". `emergency`: the question sounds like one; the closest passage is then offered
     whenever it shares a word with the question, never a bare refusal.
-    `token_vectors`: texts -> their token vectors (qa.models.embedding.Embedder.token_vectors, the question
-    model's); None (a stand-in model without them): no token match.
+    `question_tokens`: the question's token vectors (qa.models.onnx_model.TokenVectors, from the forward pass
+    that embedded it), read against the sentences' and subjects' the index stored at build time; None (a
+    stand-in model without them), or an index built before it stored them: no token match.
     """
     added = [term for e in expansions for t in e.adds for term in content_terms(t)]
     query_terms = set(content_terms(query)) | set(added)
@@ -240,7 +239,7 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
                      + _type_bonus(sentence, wanted, settings) - settings.rank_penalty * position
                      - settings.generic_penalty * float(index.genericness[sentence_id]))
             competing.append((score, float(cosine), position, sentence_id, sentence))
-    competing = _with_token_match(index, question, hits, competing, settings, token_vectors)
+    competing = _with_token_match(index, hits, competing, settings, question_tokens)
     # Example questions rank an article's sentences, and lift the article only as qa.answering.search.example_lifts allows.
     lifts = example_lifts([float(examples[c[3]]) for c in competing], [c[1] for c in competing],
                           [index.chunks[hits[c[2]].chunk].source for c in competing], index.articles_with_examples,
@@ -285,21 +284,17 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
                   confidence=confidence, margin=margin, context=context, may_help=may_help)
 
 
-def _with_token_match(index: Index, question: str, hits: list[Hit], competing: list, settings: Settings,
-                      token_vectors: TokenVectorsOf | None) -> list:
+def _with_token_match(index: Index, hits: list[Hit], competing: list, settings: Settings,
+                      question: TokenVectors | None) -> list:
     """`competing` with the token match (qa/answering/token_match.py) added to the scores of the best
-    `token_match_candidates` of them: a rerank of the few that can win, since the token vectors of every
-    candidate sentence cost a forward pass over all their words."""
-    if token_vectors is None or settings.token_match_weight == 0 or not competing:
+    `token_match_candidates` of them: a rerank of the few that can win (10 chose the same answers as all).
+    The candidates' and their passages' subjects' token vectors are the index's, stored at build time."""
+    if question is None or index.tokens is None or settings.token_match_weight == 0 or not competing:
         return competing
     chosen = sorted(range(len(competing)), key=lambda i: -competing[i][0])[:settings.token_match_candidates]
-    positions = sorted({competing[i][2] for i in chosen})
-    chunks = {p: index.chunks[hits[p].chunk] for p in positions}
-    subjects = {p: subject_of(chunks[p].title, chunks[p].section) for p in positions}
-    texts = list(dict.fromkeys([question] + [subjects[p] for p in positions] + [competing[i][4] for i in chosen]))
-    vectors = dict(zip(texts, token_vectors(texts)))
-    scores = sentence_scores(vectors[question], [(vectors[subjects[competing[i][2]]], [vectors[competing[i][4]]])
-                                                 for i in chosen], index.idf, index.max_idf, settings.token_match_focus)
+    subjects = {p: stored(index.tokens.subject(hits[p].chunk)) for p in {competing[i][2] for i in chosen}}
+    scores = sentence_scores(question, [(subjects[competing[i][2]], [stored(index.tokens.sentence(competing[i][3]))])
+                                        for i in chosen], index.idf, index.max_idf, settings.token_match_focus)
     rescored = list(competing)
     for i, [match] in zip(chosen, scores):
         score, *rest = competing[i]

@@ -30,6 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
+from qa.indexing.features import subject_of  # the build stores its token vectors
 from qa.models.onnx_model import TokenVectors
 from qa.reading.text import STOPWORDS, content_terms
 
@@ -73,9 +74,10 @@ def sentence_scores(question: TokenVectors, passages: Sequence[tuple[TokenVector
     return scores
 
 
-def subject_of(title: str, section: str) -> str:
-    """The text a passage's subject is read from: its article's title and its section's heading."""
-    return f"{title}. {section}" if section and section != title else title
+def stored(rows: np.ndarray) -> TokenVectors:
+    """A text's token vectors as an index stores them (qa/indexing/index.py's TokenTable: float16 rows, no
+    words, which only the question's weights read)."""
+    return TokenVectors(np.asarray(rows, dtype=np.float32), ())
 
 
-__all__ = ["question_weights", "focus_on_asked", "late_interaction", "sentence_scores", "subject_of"]
+__all__ = ["question_weights", "focus_on_asked", "late_interaction", "sentence_scores", "stored", "subject_of"]

@@ -42,9 +42,10 @@ from qa.reading.corpus import (ARTICLE_SUFFIXES, Corpus, FileReport, Skipped, fi
                                reading_record)
 from qa.models.embedding import Embedder, Export
 from qa.errors import REBUILD_HINT, CorpusError, IndexWriteError, ModelError
-from qa.indexing.features import context_text, mean_answer_vectors, sentence_owners
+from qa.indexing.features import context_text, mean_answer_vectors, sentence_owners, subject_of
 from qa.files import sha256_bytes
-from qa.indexing.index import (BUILD_PREFIX, FORMAT_VERSION, TMP_PREFIX, Index, build_lock, encoder_of, file_digests,
+from qa.indexing.index import (BUILD_PREFIX, FORMAT_VERSION, TMP_PREFIX, TOKEN_SPANS_FILE, TOKEN_VECTORS_FILE, Index,
+                               build_lock, encoder_of, file_digests,
                       fsync_tree, point_current, prune_generations, remove_leftovers, tuned_key_of, write_jsonl)
 from qa.models.question_bank import BankQuestion, bank_hashes, link, load_bank
 from qa.indexing.question_model import load, query_model
@@ -152,6 +153,7 @@ def build(settings: Settings, embedder: Embedder,
         if previous is not None and tuned_key_of(previous.manifest) != tuned_key:
             previous = None
         cache, dimension = _previous_vectors(previous)
+        token_cache = _previous_tokens(previous)
         # A sentence's context is the section of the first chunk it appears in.
         first_section: dict[int, str] = {}
         for chunk, ids in zip(chunks, chunk_sentence_ids):
@@ -164,8 +166,19 @@ def build(settings: Settings, embedder: Embedder,
             cache = {**cache, **{text_hash(q): v for q, v in zip(background, known)}}
             dimension = dimension or known.shape[1]
         texts = [c.index_text for c in chunks] + sentences + contexts + questions + background
+        # Answer choice's token match reads each sentence's and each passage subject's token vectors:
+        # the sentences' come from the same forward pass as their vectors, the subjects' from one of their own.
+        with_tokens = getattr(embedder, "token_vectors", None) is not None
+        subjects = list(dict.fromkeys(subject_of(c.title, c.section) for c in chunks)) if with_tokens else []
+        wanted = {text_hash(s) for s in sentences} if with_tokens else set()
         vectors, embedded, dimension, model_seconds = _embed_with_cache(texts, cache, dimension, embedder, say,
-                                                                        show_bar, step, apart=len(background))
+                                                                        show_bar, step, token_cache, wanted,
+                                                                        apart=len(background))
+        if with_tokens:
+            missing_subjects = [t for t in subjects if text_hash(t) not in token_cache]
+            for text, kept in zip(missing_subjects, embedder.token_vectors(missing_subjects) if missing_subjects
+                                  else []):
+                token_cache[text_hash(text)] = kept.vectors.astype(np.float16)
         chunk_vectors = vectors[:len(chunks)]
         sentence_vectors = vectors[len(chunks):len(chunks) + len(sentences)]
         context_vectors = vectors[len(chunks) + len(sentences):len(chunks) + 2 * len(sentences)]
@@ -197,6 +210,7 @@ def build(settings: Settings, embedder: Embedder,
                                                    for q, ids in zip(questions, question_sentence_ids)))
             np.save(tmp / "question_vectors.npy", question_vectors)
             np.save(tmp / "background_vectors.npy", background_vectors)
+            token_entry = _write_tokens(tmp, sentences, subjects, chunks, token_cache) if with_tokens else None
             (tmp / "background_questions.txt").write_text("\n".join(background) + "\n", encoding="utf-8")
             (tmp / "background.json").write_text(json.dumps(statistics, indent=1, ensure_ascii=False))
             store_entry = store.write(Tables(chunk_vectors, sentence_vectors, question_vectors), tmp, final.name)
@@ -210,6 +224,7 @@ def build(settings: Settings, embedder: Embedder,
                                     "epochs": tuning_plan.epochs} if tuning_plan else None,
                           "encoder": encoder},
                 "tuning": tuning_fingerprint(settings),
+                "token_vectors": token_entry,
                 "chunking": chunking_fingerprint(settings),
                 "dense": {"kind": dense_kind, "sentences_kind": store_entry["kinds"]["sentences"],
                           "hnsw_m": settings.hnsw_m, "flat_max_vectors": settings.flat_max_vectors},
@@ -290,15 +305,19 @@ def sentence_table(chunks: list[Chunk]) -> tuple[list[str], list[list[int]]]:
 
 def _embed_with_cache(texts: list[str], cache: dict[str, np.ndarray], dimension: int | None, embedder: Embedder,
                       say: Callable[[str], None], show_bar: bool,
-                      step: Callable[[str, int, int], None], apart: int = 0) -> tuple[np.ndarray, int, int, float]:
+                      step: Callable[[str, int, int], None], token_cache: dict[str, np.ndarray] | None = None,
+                      wanted: set[str] = frozenset(), apart: int = 0) -> tuple[np.ndarray, int, int, float]:
     """Vectors for `texts`, embedding only those not in `cache`; also (count embedded, dimension, model load s).
 
+    `wanted`: hashes of the texts whose token vectors (float16 rows) `token_cache` must hold when done; a
+    text without them is embedded again, and they are taken from that same forward pass.
     The model is touched only when something is missing, so a no-op rebuild never loads it. The last `apart`
     texts (the background questions) are embedded in batches of their own (qa/models/background_vectors.py):
     their vectors then depend on the model and those texts alone, never on the corpus beside them.
     """
     hashes = [text_hash(t) for t in texts]
-    missing = {h: t for h, t in zip(hashes, texts) if h not in cache}
+    missing = {h: t for h, t in zip(hashes, texts)
+               if h not in cache or (h in wanted and h not in token_cache)}
     model_seconds = 0.0
     if missing:
         started = time.perf_counter()
@@ -314,11 +333,16 @@ def _embed_with_cache(texts: list[str], cache: dict[str, np.ndarray], dimension:
             done[0] += texts_done
             step("embedding", done[0], len(missing))
         alone = set(hashes[len(hashes) - apart:]) if apart else set()
-        corpus = [h for h in missing if h not in alone]
-        background = [h for h in missing if h in alone]
+        corpus = [h for h in missing if h not in alone or h in wanted]
+        background = [h for h in missing if h in alone and h not in wanted]
         new = {}
         if corpus:
-            new.update(zip(corpus, embedder.encode([missing[h] for h in corpus], progress=show_bar, on_batch=count)))
+            tokens = [True if h in wanted else None for h in corpus] if wanted else None
+            new.update(zip(corpus, embedder.encode([missing[h] for h in corpus], progress=show_bar, on_batch=count,
+                                                   **({"tokens": tokens} if tokens is not None else {}))))
+            for h, kept in zip(corpus, tokens or []):
+                if kept is not None:
+                    token_cache[h] = kept.vectors.astype(np.float16)
         if background:
             new.update(zip(background, shipped_background.embed(
                 lambda some: embedder.encode(some, progress=show_bar, on_batch=count), [missing[h] for h in background])))
@@ -343,7 +367,8 @@ def _previous_index(settings: Settings) -> Index | None:
 def _up_to_date(manifest: dict, corpus: Corpus, settings: Settings, tuned_key: str | None) -> bool:
     """True when a build would produce what the live generation already holds."""
     recorded = manifest.get("corpus") or {}
-    return (manifest.get("chunking") == chunking_fingerprint(settings)
+    return ("token_vectors" in manifest  # an index built before they were stored: they are added
+            and manifest.get("chunking") == chunking_fingerprint(settings)
             and manifest.get("tuning") == tuning_fingerprint(settings)
             and tuned_key_of(manifest) == tuned_key
             and (manifest.get("dense") or {}).get("flat_max_vectors") == settings.flat_max_vectors
@@ -418,6 +443,35 @@ def _previous_vectors(previous: Index | None) -> tuple[dict[str, np.ndarray], in
     for question, vector in zip(background, np.load(previous.directory / "background_vectors.npy", mmap_mode="r")):
         cache[text_hash(question)] = vector
     return cache, int(previous.manifest["model"]["dimension"])
+
+
+def _previous_tokens(previous: Index | None) -> dict[str, np.ndarray]:
+    """The previous index's stored token vectors (sentences' and subjects'), by text hash."""
+    if previous is None or previous.tokens is None:
+        return {}
+    cache = {text_hash(s): previous.tokens.sentence(i) for i, s in enumerate(previous.sentences)}
+    for chunk_id, chunk in enumerate(previous.chunks):
+        cache[text_hash(subject_of(chunk.title, chunk.section))] = previous.tokens.subject(chunk_id)
+    return cache
+
+
+def _write_tokens(folder: Path, sentences: list[str], subjects: list[str], chunks: list[Chunk],
+                  token_cache: dict[str, np.ndarray]) -> dict:
+    """The token vectors of `sentences` and of the chunks' subjects, in the format of qa/indexing/index.py's
+    TokenTable; its manifest entry."""
+    rows, spans, at = [], [], 0
+    for text in sentences + subjects:
+        kept = token_cache[text_hash(text)]
+        rows.append(kept)
+        spans.append((at, at + len(kept)))
+        at += len(kept)
+    where = {text: spans[len(sentences) + i] for i, text in enumerate(subjects)}
+    spans = spans[:len(sentences)] + [where[subject_of(c.title, c.section)] for c in chunks]
+    dimension = rows[0].shape[1] if rows else 0
+    matrix = np.concatenate(rows).astype(np.float16) if rows else np.zeros((0, dimension), np.float16)
+    np.save(folder / TOKEN_VECTORS_FILE, matrix)
+    np.save(folder / TOKEN_SPANS_FILE, np.array(spans, dtype=np.int64).reshape(len(spans), 2))
+    return {"pieces": int(len(matrix)), "dtype": "float16", "sentences": len(sentences), "chunks": len(chunks)}
 
 
 def _background_fingerprint(settings: Settings, background: list[str]) -> dict:

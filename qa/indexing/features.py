@@ -52,6 +52,12 @@ def context_text(section: str, sentence: str) -> str:
     return f"{section}: {sentence}"
 
 
+def subject_of(title: str, section: str) -> str:
+    """The text a passage's subject is read from (answer choice's token match, qa/answering/token_match.py):
+    its article's title and its section's heading. The build stores its token vectors."""
+    return f"{title}. {section}" if section and section != title else title
+
+
 def sentence_owners(chunks: list[Chunk], chunk_sentence_ids: list[list[int]], count: int) -> list[str]:
     """The article of each sentence: that of the first chunk it is in."""
     owners = [""] * count

@@ -25,6 +25,14 @@ Owns the index's on-disk format and its life on disk. `index/` holds generations
         questions.faiss           (the "faiss" store; the "milvus" store keeps these three in a Milvus
                                   collection the manifest names: qa/indexing/stores.py, qa/indexing/milvus_store.py)
         lexical/                  bm25s index over the chunks' index text
+        token_vectors.npy         float16, the contextual token vectors (one unit row per word piece) of
+                                  every sentence, then of every passage subject (its title and section,
+                                  qa/answering/token_match.py's subject_of): what answer choice's token
+                                  match reads, memory-mapped; from the forward pass that embedded them
+        token_spans.npy           int64, [start, end) rows of the above for each sentence, then each chunk's
+                                  subject (chunks of one section share theirs); both absent in an index
+                                  built before them (the manifest's "token_vectors" is then missing or
+                                  null, and the token match is off for it until the next build)
     index/tuned/<key>/            the model fine-tuned on the question bank (qa/models/tuning.py) that the
                                   generations naming <key> in their manifest were embedded with
     index/tuned/onnx/<key>/       the ONNX export of the model a generation was embedded with
@@ -86,6 +94,27 @@ from qa.indexing.stores import LEXICAL_FOLDER, LexicalStore, Stores
 # 8: the manifest names the ONNX export of the model (model.encoder) that questions are embedded with.
 # 9: the manifest names the store backend (and on Milvus its collection); questions.faiss.
 FORMAT_VERSION = 9
+# Answer choice's token match (qa/answering/token_match.py), stored without a format bump: an index
+# built before them loads and answers (token match off), and the next build adds them.
+TOKEN_VECTORS_FILE = "token_vectors.npy"
+TOKEN_SPANS_FILE = "token_spans.npy"
+
+
+@dataclass(frozen=True)
+class TokenTable:
+    """An index's stored token vectors: ragged rows of one memory-mapped float16 matrix, by span."""
+
+    vectors: np.ndarray  # (pieces, dimension) float16, memory-mapped
+    spans: np.ndarray  # (sentences + chunks, 2) int64
+    sentences: int
+
+    def sentence(self, sentence_id: int) -> np.ndarray:
+        start, end = self.spans[sentence_id]
+        return self.vectors[start:end]
+
+    def subject(self, chunk_id: int) -> np.ndarray:
+        start, end = self.spans[self.sentences + chunk_id]
+        return self.vectors[start:end]
 CURRENT = "CURRENT"
 LOCK = ".build.lock"
 BUILD_PREFIX = "build-"
@@ -117,6 +146,8 @@ class Index:
     stores: Stores
     # Per article and signal, [median, spread] of how well unrelated questions match it (qa/models/refusal.py).
     background: dict[str, dict[str, list[float]]]
+    # The sentences' and the passage subjects' token vectors; None in an index built before them.
+    tokens: TokenTable | None = None
     # Derived from the above when loaded:
     vocabulary: frozenset[str] = field(init=False)  # the words BM25 knows
     sentence_chunks: list[list[int]] = field(init=False)  # chunks each sentence is in
@@ -266,6 +297,10 @@ def load(settings: Settings, dimension: int | None = None, search: bool = True,
         background = json.loads((directory / "background.json").read_text(encoding="utf-8"))
         lexical = LexicalStore.load(directory / LEXICAL_FOLDER)
         vector_stores = backend(settings).open(manifest["store"], directory) if search else (None, None, None)
+        tokens = None
+        if manifest.get("token_vectors"):
+            tokens = TokenTable(np.load(directory / TOKEN_VECTORS_FILE, mmap_mode="r"),
+                                np.load(directory / TOKEN_SPANS_FILE), len(sentences))
     except (OSError, ValueError, KeyError, IndexError, TypeError, RuntimeError) as exc:
         raise IndexCorruptError(
             f"the index in {directory} cannot be read ({exc}); rebuild it with: {REBUILD_HINT}") from exc
@@ -275,10 +310,15 @@ def load(settings: Settings, dimension: int | None = None, search: bool = True,
             and len(questions) == len(question_vectors)
             and (not search or (stores.chunks.size, stores.sentences.size, stores.questions.size)
                  == (len(chunks), len(sentences), len(questions)))
-            and all(0 <= i < len(sentences) for ids in question_sentence_ids for i in ids)):
+            and all(0 <= i < len(sentences) for ids in question_sentence_ids for i in ids)
+            and (tokens is None or (tokens.spans.shape == (len(sentences) + len(chunks), 2)
+                                    and tokens.vectors.shape[1:] == chunk_vectors.shape[1:]
+                                    and (len(tokens.spans) == 0 or (tokens.spans.min() >= 0 and tokens.spans.max()
+                                                                    <= len(tokens.vectors)))))):
         raise IndexCorruptError(f"the index in {directory} is inconsistent; rebuild it with: {REBUILD_HINT}")
     return Index(directory, manifest, chunks, chunk_sentence_ids, sentences, chunk_vectors, sentence_vectors,
-                 context_vectors, answers, questions, question_sentence_ids, question_vectors, stores, background)
+                 context_vectors, answers, questions, question_sentence_ids, question_vectors, stores, background,
+                 tokens)
 
 
 def stale_reason(manifest: dict, settings: Settings) -> str | None:
@@ -287,6 +327,8 @@ def stale_reason(manifest: dict, settings: Settings) -> str | None:
         return "the chunking settings changed"
     if manifest.get("tuning") != tuning_fingerprint(settings):
         return "the fine-tuning settings changed"
+    if "token_vectors" not in manifest:  # null: its model could not give them, which a rebuild does not change
+        return "it was built before answer choice's token vectors were stored with the index"
     if not read_alike(manifest.get("corpus") or {}, settings):
         return "the article readers changed (files are read differently now)"
     if (manifest.get("questions") or {}).get("left_out"):

@@ -65,8 +65,9 @@ class TextEmbedder(Protocol):
     dimension: int  # of its vectors (the real one loads its model to say)
 
     def encode(self, texts: Sequence[str], progress: bool = False,
-               on_batch: Callable[[int], None] | None = None) -> np.ndarray:
-        """One unit-length float32 row per text; `on_batch(count)` as texts are done."""
+               on_batch: Callable[[int], None] | None = None, tokens: list | None = None) -> np.ndarray:
+        """One unit-length float32 row per text; `on_batch(count)` as texts are done. `tokens`: see Embedder's;
+        a model without token vectors (no `token_vectors` method) leaves it as it is."""
         ...
 
     def encode_one(self, text: str) -> np.ndarray:
@@ -161,14 +162,22 @@ class Embedder:
         return self._dimension
 
     def encode(self, texts: Sequence[str], progress: bool = False,
-               on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+               on_batch: Callable[[int], None] | None = None, tokens: list | None = None) -> np.ndarray:
         """One unit-length row per text (inner product = cosine similarity).
 
-        `progress` shows a bar on the terminal; `on_batch(count)` is called as texts are done."""
+        `progress` shows a bar on the terminal; `on_batch(count)` is called as texts are done.
+        `tokens`: a list as long as `texts`, None where a text's token vectors are not wanted; the others are
+        set to them (`token_vectors`): on the ONNX export from the same forward pass, on sentence-transformers
+        from a second one."""
         model = self._load()
         if not texts:
             return np.zeros((0, self._dimension), dtype=np.float32)
         self.texts_encoded += len(texts)
+        if tokens is not None and self.export is None:
+            wanted = [i for i, t in enumerate(tokens) if t is not None]
+            for i, kept in zip(wanted, self.token_vectors([texts[i] for i in wanted]) if wanted else []):
+                tokens[i] = kept
+            tokens = None
         if self.export is not None:
             bar = _bar(len(texts)) if progress else None
             def done(count: int) -> None:
@@ -177,7 +186,7 @@ class Embedder:
                 if on_batch is not None:
                     on_batch(count)
             try:
-                return model.encode(list(texts), self.batch_size, done)
+                return model.encode(list(texts), self.batch_size, done, tokens)
             finally:
                 if bar is not None:
                     bar.close()

@@ -198,14 +198,24 @@ class OnnxModel:
         return model
 
     def encode(self, texts: Sequence[str], batch_size: int = 32,
-               on_batch: Callable[[int], None] | None = None) -> np.ndarray:
-        """One unit row per text. Batches hold texts of similar length (sorted), so little is padded."""
+               on_batch: Callable[[int], None] | None = None,
+               tokens: list | None = None) -> np.ndarray:
+        """One unit row per text. Batches hold texts of similar length (sorted), so little is padded.
+
+        `tokens`: a list as long as `texts`, None where a text's token vectors are not wanted; the others are
+        set to its TokenVectors (as `token_vectors` gives) from the same forward pass, which reads them off
+        the graph's second output."""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
 
         def run(rows: list[int]) -> tuple[list[int], np.ndarray]:
-            return rows, self._run([texts[i] for i in rows])
+            wanted = [tokens is not None and tokens[i] is not None for i in rows]
+            vectors, rows_tokens = self._run([texts[i] for i in rows], wanted)
+            for i, kept in zip(rows, rows_tokens):
+                if kept is not None:
+                    tokens[i] = kept
+            return rows, vectors
 
         if self.threads == 1 or len(batches) == 1:
             done = map(run, batches)
@@ -239,11 +249,24 @@ class OnnxModel:
                                     encoding.special_tokens_mask)
         return out
 
-    def _run(self, texts: list[str]) -> np.ndarray:
-        arrays = feeds(self._tokenizer, self.info, texts)
-        vectors = self._session.run([SENTENCE_OUTPUT], {name: arrays[name] for name in self._inputs})[0]
+    def _run(self, texts: list[str], wanted: Sequence[bool] = ()) -> tuple[np.ndarray, list]:
+        """The unit vectors of `texts`, and the TokenVectors of those `wanted` (None for the others)."""
+        shown = [t.lower() if self.info.do_lower_case else t for t in texts]
+        encodings = self._tokenizer.encode_batch(shown)
+        arrays = {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+                  "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+                  "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64)}
+        outputs = [SENTENCE_OUTPUT, TOKEN_OUTPUT] if any(wanted) else [SENTENCE_OUTPUT]
+        results = self._session.run(outputs, {name: arrays[name] for name in self._inputs})
+        vectors = results[0]
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+        tokens: list = [None] * len(texts)
+        for row, want in enumerate(wanted):
+            if want:
+                encoding = encodings[row]
+                tokens[row] = token_rows(shown[row], results[1][row], encoding.tokens, encoding.word_ids,
+                                         encoding.offsets, encoding.special_tokens_mask)
+        return (vectors / np.maximum(norms, 1e-12)).astype(np.float32), tokens
 
 
 class _Loading:

@@ -76,9 +76,6 @@ RECENT_ANSWERS = 1024
 # Question vectors kept, least recently used dropped first (1.5 KB each): a text asked again (a
 # follow-up's earlier turn answered again, the same question from another visitor) is not embedded again.
 QUESTION_VECTORS = 1024
-# Texts whose token vectors are kept (answer choice's token match): the candidate sentences of recent
-# questions, which recur across questions on one subject; each holds a row per word piece.
-TOKEN_VECTORS = 512
 
 
 @dataclass(frozen=True)
@@ -139,6 +136,7 @@ class Engine:
         self._recent_answers: dict[tuple[str, str, tuple[str, ...]], str] = {}
         # (the question model's identity, text) -> its vector.
         self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        # (the question model's identity, question) -> its token vectors (answer choice's token match), kept as long.
         self._token_vectors: OrderedDict[tuple[str, str], object] = OrderedDict()
 
     @classmethod
@@ -213,74 +211,72 @@ class Engine:
         focus = self.synonyms.expand(text)[0] if query != text and self.settings.followup_focus > 0 else None
         return query, searched, expansions, focus
 
-    def _embed(self, embedder: Embedder, texts: Sequence[str]) -> list[np.ndarray]:
-        """The vectors of `texts`: those kept, and the others embedded now and kept."""
+    def _embed(self, embedder: Embedder, texts: Sequence[str],
+               tokens_of: str | None = None) -> tuple[list[np.ndarray], object | None]:
+        """The vectors of `texts`: those kept, and the others embedded now and kept; and the token vectors of
+        `tokens_of` (qa.models.onnx_model.TokenVectors: answer choice's token match), None when not asked for.
+        A text of `texts` gets them from the forward pass that embeds it; another costs a pass of its own."""
         model = embedder.export.key if embedder.export is not None else f"sentence-transformers:{embedder.name}"
         found: dict[str, np.ndarray] = {}
+        tokens = None
         with self._lock:
             for text in texts:
                 vector = self._vectors.get((model, text))
                 if vector is not None:
                     self._vectors.move_to_end((model, text))
                     found[text] = vector
-        missing = list(dict.fromkeys(t for t in texts if t not in found))
-        if missing:
+            if tokens_of is not None:
+                tokens = self._token_vectors.get((model, tokens_of))
+                if tokens is not None:
+                    self._token_vectors.move_to_end((model, tokens_of))
+        missing = list(dict.fromkeys(t for t in texts if t not in found or (t == tokens_of and tokens is None)))
+        if missing or (tokens_of is not None and tokens is None):
             # torch uses both cores for one forward pass: one at a time. onnxruntime runs a
             # question on one thread (Settings.query_threads), so two questions use both cores.
             # Each text alone, never in a padded batch with another: a kept vector is then the very one the
             # text gets when asked on its own, whatever it was first embedded beside.
             with self._encode_lock if embedder.backend != "onnx" else nullcontext():
-                vectors = [embedder.encode_one(t) for t in missing]
+                vectors = []
+                for text in missing:
+                    if text == tokens_of:
+                        wanted = [True]
+                        vectors.append(embedder.encode([text], tokens=wanted)[0])
+                        tokens = wanted[0]
+                    else:
+                        vectors.append(embedder.encode_one(text))
+                if tokens_of is not None and tokens is None:  # asked for a text it does not embed
+                    tokens = embedder.token_vectors([tokens_of])[0]
             with self._lock:
                 for text, vector in zip(missing, vectors):
                     self._vectors[(model, text)] = found[text] = vector
                 while len(self._vectors) > QUESTION_VECTORS:
                     self._vectors.popitem(last=False)
-        return [found[t] for t in texts]
-
-    def _tokens_of(self, embedder: Embedder) -> Callable[[Sequence[str]], list] | None:
-        """texts -> their token vectors from `embedder` (qa/answering/token_match.py), those kept and the others
-        computed now in one batch and kept; None when the model cannot give them (a stand-in)."""
-        compute = getattr(embedder, "token_vectors", None)
-        if compute is None:
-            return None
-        model = embedder.export.key if embedder.export is not None else f"sentence-transformers:{embedder.name}"
-
-        def tokens(texts: Sequence[str]) -> list:
-            found = {}
-            with self._lock:
-                for text in texts:
-                    kept = self._token_vectors.get((model, text))
-                    if kept is not None:
-                        self._token_vectors.move_to_end((model, text))
-                        found[text] = kept
-            missing = list(dict.fromkeys(t for t in texts if t not in found))
-            if missing:
-                with self._encode_lock if embedder.backend != "onnx" else nullcontext():
-                    computed = compute(missing)
-                with self._lock:
-                    for text, kept in zip(missing, computed):
-                        self._token_vectors[(model, text)] = found[text] = kept
-                    while len(self._token_vectors) > TOKEN_VECTORS:
+                if tokens_of is not None:
+                    self._token_vectors[(model, tokens_of)] = tokens
+                    while len(self._token_vectors) > QUESTION_VECTORS:
                         self._token_vectors.popitem(last=False)
-            return [found[t] for t in texts]
+        return [found[t] for t in texts], tokens
 
-        return tokens
+    def _reads_tokens(self, live: _Live) -> bool:
+        """Whether answer choice's token match runs for this generation: it is on, the index stored its
+        sentences' token vectors, and the question model can give the question's."""
+        return (self.settings.token_match_weight > 0 and live.index.tokens is not None
+                and getattr(live.embedder, "token_vectors", None) is not None)
 
     def _ask(self, live: _Live, text: str, earlier: tuple[str, ...], emergency: bool = False,
              situation: str | None = None) -> Result:
         index = live.index
         query, searched, expansions, focus_text = self._plan(text, earlier, situation)
         followup = query != text
-        vector, *focus = self._embed(live.embedder, [searched] + ([focus_text] if focus_text else []))
+        (vector, *focus), tokens = self._embed(live.embedder, [searched] + ([focus_text] if focus_text else []),
+                                               text if self._reads_tokens(live) else None)
         similarities = example_similarities(index, vector)  # read by both the search and the answer choice
         hits = search(index, vector, content_terms(searched), self.settings, similarities)
         # A follow-up asks for something new ("why not?"): the answers this
         # conversation already gave are not answers to it.
         given = self._answers_given(live, earlier) if followup else frozenset()
         result = answer(index, text, query, vector, hits, self.settings, self.refusal, expansions,
-                        focus[0] if focus else None, given, similarities, self.labels, emergency,
-                        self._tokens_of(live.embedder))
+                        focus[0] if focus else None, given, similarities, self.labels, emergency, tokens)
         with self._lock:  # remembered for the follow-ups to come
             if len(self._recent_answers) >= RECENT_ANSWERS:
                 self._recent_answers.pop(next(iter(self._recent_answers)))  # the oldest
