@@ -240,22 +240,15 @@ class OnnxModel:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
-            shown = [texts[i].lower() if self.info.do_lower_case else texts[i] for i in rows]
-            encodings = self._tokenizer.encode_batch(shown)
-            arrays = feeds(self._tokenizer, self.info, [texts[i] for i in rows])
-            vectors = self._session.run([TOKEN_OUTPUT], {name: arrays[name] for name in self._inputs})[0]
-            for row, (i, text, encoding) in enumerate(zip(rows, shown, encodings)):
-                out[i] = token_rows(text, vectors[row], encoding.tokens, encoding.word_ids, encoding.offsets,
-                                    encoding.special_tokens_mask)
+            for i, kept in zip(rows, self._run([texts[i] for i in rows], [True] * len(rows))[1]):
+                out[i] = kept
         return out
 
     def _run(self, texts: list[str], wanted: Sequence[bool] = ()) -> tuple[np.ndarray, list]:
         """The unit vectors of `texts`, and the TokenVectors of those `wanted` (None for the others)."""
-        shown = [t.lower() if self.info.do_lower_case else t for t in texts]
+        shown = _as_tokenized(self.info, texts)
         encodings = self._tokenizer.encode_batch(shown)
-        arrays = {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-                  "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-                  "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64)}
+        arrays = _arrays(encodings)
         outputs = [SENTENCE_OUTPUT, TOKEN_OUTPUT] if any(wanted) else [SENTENCE_OUTPUT]
         results = self._session.run(outputs, {name: arrays[name] for name in self._inputs})
         vectors = results[0]
@@ -319,7 +312,16 @@ def load_tokenizer(path: Path, info: ExportInfo):
 
 def feeds(tokenizer, info: ExportInfo, texts: Sequence[str]) -> dict[str, np.ndarray]:
     """Token arrays for `texts` by input name (the model takes those of `info.inputs`)."""
-    encodings = tokenizer.encode_batch([t.lower() if info.do_lower_case else t for t in texts])
+    return _arrays(tokenizer.encode_batch(_as_tokenized(info, texts)))
+
+
+def _as_tokenized(info: ExportInfo, texts: Sequence[str]) -> list[str]:
+    """`texts` as the tokenizer reads them (lower-cased when the model was trained so)."""
+    return [t.lower() if info.do_lower_case else t for t in texts]
+
+
+def _arrays(encodings) -> dict[str, np.ndarray]:
+    """The tokenizer's encodings as the graph's input arrays, by input name."""
     return {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
             "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
             "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64)}
