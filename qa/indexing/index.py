@@ -283,7 +283,8 @@ def load(settings: Settings, dimension: int | None = None, search: bool = True,
         sentence_rows = _read_jsonl(directory / "sentences.jsonl")
         sentences = [r["text"] for r in sentence_rows]
         chunk_sentence_ids = [list(r["sentences"]) for r in chunk_rows]
-        chunks = [Chunk(r["source"], r["title"], r["section"], r["text"], tuple(sentences[i] for i in ids))
+        chunks = [Chunk(r["source"], r["title"], r["section"], r["text"], tuple(sentences[i] for i in ids),
+                        tuple(r.get("sentence_sections", ())))
                   for r, ids in zip(chunk_rows, chunk_sentence_ids)]
         chunk_vectors = np.load(directory / "chunk_vectors.npy")
         # Memory-mapped: only a later build's vector cache reads these two.
