@@ -55,6 +55,9 @@ def parse_variant(text: str) -> dict:
     for part in filter(None, text.split(",")):
         key, value = part.split("=", 1)
         current = getattr(defaults, key.strip())  # an unknown setting is an error here too
+        if isinstance(current, bool):
+            changes[key.strip()] = value.strip().lower() in ("1", "true", "yes", "on")
+            continue
         changes[key.strip()] = None if value == "none" else type(current)(value) if current is not None else float(value)
     return changes
 
