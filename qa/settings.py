@@ -180,8 +180,9 @@ class Settings:
     # A section shorter than this (in characters of text) shares a passage with its neighbouring sections
     # while they fit in `chunk_chars` (qa/reading/chunking.py): a passage of one short line ("Setting:
     # England and Wales.") is mostly its title and heading, so every question on the article matches it
-    # alike. 0 keeps every section in passages of its own. Chosen by the calibration suite, every corpus
-    # and setup, not on one (docs/QUALITY.md, "Short sections share a passage").
+    # alike. Never in an article with example questions (their questions point at sections). 0 keeps every
+    # section in passages of its own. Chosen on the calibration suite, every corpus and setup and the six
+    # sets, not on one (200 - 500 measured; docs/QUALITY.md, "Short sections share a passage").
     section_min_chars: int = 300
 
     # --- search --------------------------------------------------------------

@@ -155,6 +155,19 @@ def test_short_sections_share_a_passage_and_keep_their_headings():
     alone = chunk_article(article, settings.replace(section_min_chars=0))
     assert [c.section for c in alone if "England and Wales." in c.sentences] == ["Setting"]
     assert all(not c.sentence_sections for c in alone)
+    # an article with example questions keeps a passage per section: its questions point at sections
+    kept = chunk_articles([article], settings, keep_sections={"study.txt"})
+    assert [c.section for c in kept if "England and Wales." in c.sentences] == ["Setting"]
+    assert chunk_articles([article], settings, keep_sections={"other.txt"}) == chunks
+
+
+def test_the_articles_with_example_questions_are_the_banks_sources(tmp_path):
+    from qa.models.question_bank import BANK_FOLDER, bank_sources
+    (tmp_path / BANK_FOLDER).mkdir()
+    assert bank_sources(tmp_path) == frozenset()
+    (tmp_path / BANK_FOLDER / "a.jsonl").write_text(
+        '{"question": "what is it", "source": "study.txt", "answer": "England and Wales."}\n', encoding="utf-8")
+    assert bank_sources(tmp_path) == {"study.txt"}
 
 
 def test_title_and_section_travel_with_every_chunk(corpus):

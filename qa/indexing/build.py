@@ -47,7 +47,7 @@ from qa.files import sha256_bytes
 from qa.indexing.index import (BUILD_PREFIX, FORMAT_VERSION, TMP_PREFIX, TOKEN_SPANS_FILE, TOKEN_VECTORS_FILE, Index,
                                build_lock, encoder_of, file_digests,
                       fsync_tree, point_current, prune_generations, remove_leftovers, tuned_key_of, write_jsonl)
-from qa.models.question_bank import BankQuestion, bank_hashes, link, load_bank
+from qa.models.question_bank import BankQuestion, bank_hashes, bank_sources, link, load_bank
 from qa.indexing.question_model import load, query_model
 from qa.models.refusal import background_statistics, read_background
 from qa.settings import Settings, chunking_fingerprint, tuning_fingerprint
@@ -105,7 +105,7 @@ def build(settings: Settings, embedder: Embedder,
             why = "".join(f"\n  skipped {s.source}: {s.reason}" for s in corpus.skipped)
             raise CorpusError(f"no readable article in {settings.corpus_dir} (read: {', '.join(ARTICLE_SUFFIXES)}){why}")
         say(f"read {len(corpus.articles)} articles from {settings.corpus_dir}")
-        chunks = chunk_articles(corpus.articles, settings)
+        chunks = chunk_articles(corpus.articles, settings, bank_sources(settings.corpus_dir))
         per_file = file_reports(corpus, chunks)
 
         sentences, chunk_sentence_ids = sentence_table(chunks)

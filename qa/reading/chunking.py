@@ -14,7 +14,10 @@ Owns the rules of what a passage is:
   mostly the title and heading every passage of the article carries, so every
   question on the article matches all of them alike. Each section after the
   first keeps its heading as a line of the passage, and each sentence knows
-  its own section (`Chunk.section_of`).
+  its own section (`Chunk.section_of`). Not in an article with example
+  questions (`keep_sections`): its questions point at sections, and a
+  passage of several would be lifted by any of theirs (measured: the seed
+  question sets lost up to 2 answers of 52 when theirs shared passages).
 
 Each chunk also lists its sentences: the answer stage picks one of them.
 
@@ -27,6 +30,7 @@ fills its passages stays alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Collection
 
 from qa.reading.corpus import Article, Block, Section
 from qa.settings import Settings
@@ -65,13 +69,18 @@ class _Unit:
     kind: str  # "sentence" | "lead" | "item" | "heading" (a later section's, in a passage of short sections)
 
 
-def chunk_articles(articles: list[Article] | tuple[Article, ...], settings: Settings) -> list[Chunk]:
-    return [chunk for article in articles for chunk in chunk_article(article, settings)]
+def chunk_articles(articles: list[Article] | tuple[Article, ...], settings: Settings,
+                   keep_sections: Collection[str] = ()) -> list[Chunk]:
+    """Every article's chunks; `keep_sections`: the articles (by source) whose sections never share a passage,
+    those with example questions (qa/models/question_bank.py: `bank_sources`)."""
+    return [chunk for article in articles
+            for chunk in chunk_article(article, settings, article.source in keep_sections)]
 
 
-def chunk_article(article: Article, settings: Settings) -> list[Chunk]:
+def chunk_article(article: Article, settings: Settings, keep_sections: bool = False) -> list[Chunk]:
     chunks: list[Chunk] = []
-    for run in _runs(article.sections, settings):
+    runs = [[section] for section in article.sections] if keep_sections else _runs(article.sections, settings)
+    for run in runs:
         if len(run) == 1:
             for units in _pack(_section_groups(run[0]), settings):
                 chunks.append(_make_chunk(article, run[0], units))
