@@ -5,7 +5,8 @@ Owns the index's on-disk format and its life on disk. `index/` holds generations
     index/CURRENT                 name of the live generation (one line)
     index/build-<time>-<id>/      one complete build:
         manifest.json             what was built, from what, with what; sha256 of every file below
-        chunks.jsonl              passages with source, title, section, sentence ids, text hash
+        chunks.jsonl              passages with source, title, section, sentence ids, text hash, and each
+                                  sentence's own section when a passage holds several short ones
         sentences.jsonl           answer-candidate sentences with their text hash
         chunk_vectors.npy         float32, one unit row per chunk
         sentence_vectors.npy      float32, one unit row per sentence (retrieval)
