@@ -68,3 +68,15 @@ def test_with_the_real_model_another_drug_class_s_antidote_is_no_strong_match(en
     assert other.answer_source is None or other.answer_source.match != STRONG
     named = engine.ask("does naloxone reverse ketamine")
     assert named.confidence.subject == 0.0 and named.answer_source.match == STRONG
+
+
+def test_an_article_s_words_are_its_title_headings_and_text_stemmed_and_only_its_own():
+    from qa.answering.subject import article_terms
+    from qa.reading.chunking import Chunk
+
+    chunks = [Chunk("a.md", "Warsaw Breakage Syndrome", "Causes", "Mutations in DDX11 cause it.", ()),
+              Chunk("b.md", "Shingles", "Symptoms", "A painful rash.", ())]
+    words = article_terms(chunks, "a.md")
+    assert {"warsaw", "breakag", "caus", "mutat", "ddx11"} <= words and "rash" not in words
+    assert article_terms(chunks, "b.md") >= {"shingl", "rash", "pain"}
+    assert missing(salient_terms("What causes Warsaw breakage syndrome?", 2000), article_terms(chunks, "b.md")) > 0.9

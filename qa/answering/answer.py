@@ -351,7 +351,7 @@ def _confidence(index: Index, question: str, hits: list[Hit], chosen: Hit, examp
     others = [hit.sentence for hit in hits if index.chunks[hit.chunk].source != article]
     best = max(hit.sentence for hit in mine)
     # The subject words the synonyms translated into the article's words are the article's too.
-    held = article_terms(index.chunks)[article] | translated
+    held = article_terms(index.chunks, article) | translated
     if question_tokens is not None and index.tokens is not None:
         shown = [hit.chunk for hit in mine[:settings.answer_passages]]
         rows = [index.tokens.subject(c) for c in shown] + [index.tokens.sentence(i) for c in shown

@@ -75,20 +75,19 @@ def salient_terms(question: str, common_rank: int) -> dict[str, float]:
 _ARTICLE_TERMS: dict[int, tuple[object, dict[str, frozenset[str]]]] = {}
 
 
-def article_terms(chunks: Sequence) -> dict[str, frozenset[str]]:
-    """Each article's words (title, headings and text), stemmed as the index stems them; kept per index
-    (its chunk list), since every question reads them."""
+def article_terms(chunks: Sequence, article: str) -> frozenset[str]:
+    """`article`'s words (title, headings and text), stemmed as the index stems them; kept per index (its chunk
+    list) and article, so a large corpus pays for the articles its questions are answered from, once each."""
     kept = _ARTICLE_TERMS.get(id(chunks))
-    if kept is not None and kept[0] is chunks:
-        return kept[1]
-    terms: dict[str, set[str]] = {}
-    for chunk in chunks:
-        terms.setdefault(chunk.source, set()).update(content_terms(chunk.index_text))
-    frozen = {article: frozenset(words) for article, words in terms.items()}
-    if len(_ARTICLE_TERMS) >= 8:  # a long-lived process reloads its index now and then: keep the last few
-        _ARTICLE_TERMS.pop(next(iter(_ARTICLE_TERMS)))
-    _ARTICLE_TERMS[id(chunks)] = (chunks, frozen)
-    return frozen
+    if kept is None or kept[0] is not chunks:
+        if len(_ARTICLE_TERMS) >= 8:  # a long-lived process reloads its index now and then: keep the last few
+            _ARTICLE_TERMS.pop(next(iter(_ARTICLE_TERMS)))
+        kept = _ARTICLE_TERMS[id(chunks)] = (chunks, {})
+    known = kept[1]
+    if article not in known:
+        known[article] = frozenset(t for chunk in chunks if chunk.source == article
+                                   for t in content_terms(chunk.index_text))
+    return known[article]
 
 
 def missing(terms: Mapping[str, float], held: Iterable[str] | frozenset[str]) -> float:
