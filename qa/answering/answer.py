@@ -353,11 +353,13 @@ def _confidence(index: Index, question: str, hits: list[Hit], chosen: Hit, examp
     # The subject words the synonyms translated into the article's words are the article's too.
     held = article_terms(index.chunks, article) | translated
     if question_tokens is not None and index.tokens is not None:
-        shown = [hit.chunk for hit in mine[:settings.answer_passages]]
-        rows = [index.tokens.subject(c) for c in shown] + [index.tokens.sentence(i) for c in shown
-                                                             for i in index.chunk_sentence_ids[c]]
-        subject = missing_in_context(question_tokens, settings.subject_common_rank, held,
-                                     np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, 1)))
+        tokens, shown = index.tokens, [hit.chunk for hit in mine[:settings.answer_passages]]
+
+        def passages() -> np.ndarray:  # the answer's passages' token vectors: read only when a word is not held
+            rows = [tokens.subject(c) for c in shown] + [tokens.sentence(i) for c in shown
+                                                         for i in index.chunk_sentence_ids[c]]
+            return np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, 1), dtype=np.float32)
+        subject = missing_in_context(question_tokens, settings.subject_common_rank, held, passages)
     else:
         subject = missing(salient_terms(question, settings.subject_common_rank), held)
     return Confidence(article=article, sentence=best, contrast=best - max(others) if others else 0.0,

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -98,24 +98,25 @@ def missing(terms: Mapping[str, float], held: Iterable[str] | frozenset[str]) ->
 
 
 def missing_in_context(question: TokenVectors, common_rank: int, held: frozenset[str],
-                       passages: np.ndarray) -> float:
+                       passages: Callable[[], np.ndarray]) -> float:
     """`missing` read word piece by word piece, with the question model's token vectors: a salient word the
     article does not use counts as missing only as far as no word piece of the answer's passages
-    (`passages`: their token vectors, rows of unit length) means what it means ("flu" against "influenza"
-    is close, "Warsaw" against a neighbouring disease's page is not). A word the article uses is held."""
-    if len(question.vectors) == 0:
+    (`passages()`: their token vectors, rows of unit length; read only when some word is not held) means what
+    it means ("flu" against "influenza" is close, "Warsaw" against a neighbouring disease's page is not)."""
+    kept = [(row, word.split("'")[0]) for row, word in enumerate(question.words)
+            if word not in STOPWORDS and len(word) > 1]
+    if not kept:
         return 0.0
-    best = (question.vectors @ passages.T).max(axis=1) if len(passages) else np.zeros(len(question.vectors))
-    weights, gaps = [], []
-    for word, closest in zip(question.words, best):
-        if word in STOPWORDS or len(word) < 2:
-            continue
-        stem = _stemmer().stemWord(word.split("'")[0])
-        weight = salience(word.split("'")[0], common_rank)
-        weights.append(weight)
-        gaps.append(0.0 if stem in held else float(np.clip(1.0 - closest, 0.0, 1.0)))
-    total = sum(weights)
-    return float(np.dot(weights, gaps) / total) if total > 0 else 0.0
+    stems = _stemmer().stemWords([word for _, word in kept])
+    weights = np.array([salience(word, common_rank) for _, word in kept])
+    absent = [i for i, stem in enumerate(stems) if stem not in held and weights[i] > 0]
+    if weights.sum() <= 0 or not absent:
+        return 0.0
+    rows = passages()
+    vectors = question.vectors[[kept[i][0] for i in absent]]
+    closest = (vectors @ rows.T).max(axis=1) if len(rows) else np.zeros(len(absent))
+    gaps = np.clip(1.0 - closest, 0.0, 1.0)
+    return float(np.dot(weights[absent], gaps) / weights.sum())
 
 
 __all__ = ["vocabulary_ranks", "salience", "salient_terms", "article_terms", "missing", "missing_in_context"]
