@@ -177,6 +177,13 @@ class Settings:
     # Sentences carried over from the end of one chunk to the start of the
     # next inside a section, so an answer at a boundary is whole in one chunk.
     overlap_sentences: int = 1
+    # A section shorter than this (in characters of text) shares a passage with its neighbouring sections
+    # while they fit in `chunk_chars` (qa/reading/chunking.py): a passage of one short line ("Setting:
+    # England and Wales.") is mostly its title and heading, so every question on the article matches it
+    # alike. Never in an article with example questions (their questions point at sections). 0 keeps every
+    # section in passages of its own. Chosen on the calibration suite, every corpus and setup and the six
+    # sets, not on one (200 - 500 measured; docs/QUALITY.md, "Short sections share a passage").
+    section_min_chars: int = 300
 
     # --- search --------------------------------------------------------------
     # Passages returned with an answer: enough to check the answer, few
@@ -398,6 +405,8 @@ class Settings:
             raise SettingsError(f"setting partial_match_share must be above 0 and at most 1, got {self.partial_match_share}")
         if not 0 <= self.followup_focus <= 1:
             raise SettingsError(f"setting followup_focus must be between 0 and 1, got {self.followup_focus}")
+        if self.section_min_chars < 0:
+            raise SettingsError(f"setting section_min_chars cannot be negative, got {self.section_min_chars}")
         if self.overlap_sentences < 0 or self.history_turns < 0 or self.tune_epochs < 0 or self.engine_workers < 0:
             raise SettingsError("overlap_sentences, history_turns, tune_epochs and engine_workers cannot be negative")
         if self.chunk_chars < 100:
@@ -491,7 +500,8 @@ def _page_env() -> dict[str, Any]:
 
 def chunking_fingerprint(settings: Settings) -> dict[str, int]:
     """The settings a built index depends on; a change means a rebuild."""
-    return {"chunk_chars": settings.chunk_chars, "overlap_sentences": settings.overlap_sentences}
+    return {"chunk_chars": settings.chunk_chars, "overlap_sentences": settings.overlap_sentences,
+            "section_min_chars": settings.section_min_chars}
 
 
 # The readers' rules (the "reading" group above), which an index records.

@@ -116,7 +116,9 @@ def write_tiny_corpus(folder: Path) -> Path:
 
 @pytest.fixture
 def tiny_settings(tmp_path: Path) -> Settings:
-    return Settings(corpus_dir=write_tiny_corpus(tmp_path / "corpus"), index_dir=tmp_path / "index")
+    # Each one-line section a passage of its own (section_min_chars 0): five passages to rank and show.
+    return Settings(corpus_dir=write_tiny_corpus(tmp_path / "corpus"), index_dir=tmp_path / "index",
+                    section_min_chars=0)
 
 
 @pytest.fixture

@@ -85,7 +85,7 @@ def test_build_skips_bad_files_and_reports(tmp_path, capsys, monkeypatch, fake_e
     assert "skipped latin1.txt: not UTF-8 text" in err
     assert "skipped blob.txt: binary file" in err
     assert "skipped empty.md: no article text" in err
-    assert "files: 3  sections: 5  chunks: 5" in out
+    assert "files: 3  sections: 5  chunks: 3" in out  # each article's short sections share a passage
     assert "seconds:" in out
 
     again = build_here(capsys, monkeypatch, fake_embedder, "--corpus", str(corpus), "--index", str(tmp_path / "index"))
@@ -125,7 +125,7 @@ def test_build_reports_each_file_and_as_json(tmp_path, capsys, monkeypatch, fake
     assert files[page]["passages"] >= 8
     assert files["bystanders.pdf"]["type"] == "pdf" and files["bystanders.pdf"]["sections"] == 2
     assert files["alpha.txt"] == {"source": "alpha.txt", "type": "text", "title": "Alpha Article About Naloxone",
-                                  "sections": 2, "passages": 2}
+                                  "sections": 2, "passages": 1}  # two one-line sections: one passage
     assert files["gamma.md"]["type"] == "markdown"
     assert files["broken.pdf"]["skipped"].startswith("not a readable PDF")
     assert files["photo.jpg"] == {"source": "photo.jpg", "type": "other", "skipped": files["photo.jpg"]["skipped"]}

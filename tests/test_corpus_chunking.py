@@ -96,19 +96,78 @@ def test_chunks_keep_sentences_and_sections_whole(corpus):
         sections = {s.heading: s for s in article.sections}
         for chunk in chunks:
             assert len(chunk.text) <= settings.chunk_chars or len(chunk.sentences) == 1
-            section_text = normalise_space(" ".join(
-                b.lead + " " + " ".join(b.items) for s in article.sections if s.heading == chunk.section
-                for b in s.blocks))
             for sentence in chunk.sentences:
+                heading = chunk.section_of(sentence)
+                section_text = normalise_space(" ".join(
+                    b.lead + " " + " ".join(b.items) for s in article.sections if s.heading == heading
+                    for b in s.blocks))
                 assert sentence in chunk.text
-                assert normalise_space(sentence) in section_text, "a chunk never spans two sections"
+                assert normalise_space(sentence) in section_text, "a sentence is filed under its own section"
+                if heading != chunk.section:  # a later short section of the passage: its heading is a line
+                    assert f"\n{heading}\n" in f"\n{chunk.text}\n"
             assert chunk.section in sections
-        # every sentence of every section lands whole in some chunk of that section
+        # every sentence of every section lands whole in some chunk, filed under that section
         for section in article.sections:
-            own = [c for c in chunks if c.section == section.heading]
             for block in section.blocks:
                 for sentence in split_sentences(block.lead) + [s for i in block.items for s in split_sentences(i)]:
-                    assert any(sentence in c.sentences for c in own), sentence
+                    assert any(sentence in c.sentences and c.section_of(sentence) == section.heading
+                               for c in chunks), sentence
+
+
+STRUCTURED = """The Effect of a Vaccine
+
+Background
+
+Observational studies suggest that the vaccine reduces hospital stays among older people. Health authorities \
+therefore give it to them first. Questions remain about bias in those studies, which is why this one was done.
+
+Setting
+
+England and Wales.
+
+Participants
+
+Adults aged 55 to 75 years.
+
+Results
+
+""" + " ".join(f"Finding number {i} of the study is reported here in a sentence of some length." for i in range(14))
+
+
+def test_short_sections_share_a_passage_and_keep_their_headings():
+    settings = Settings(chunk_chars=800, section_min_chars=300)
+    article = parse_article(STRUCTURED, "study.txt", settings)
+    chunks = chunk_article(article, settings)
+    joined = [c for c in chunks if "England and Wales." in c.sentences]
+    assert len(joined) == 1
+    chunk = joined[0]
+    # Background, too long to be short, still takes the short ones after it while they fit
+    assert chunk.section == "Background" and chunk.text.startswith("Observational studies")
+    assert "\nSetting\nEngland and Wales.\nParticipants\nAdults aged 55 to 75 years." in chunk.text
+    assert chunk.section_of("England and Wales.") == "Setting"
+    assert chunk.section_of("Adults aged 55 to 75 years.") == "Participants"
+    assert chunk.section_of(chunk.sentences[0]) == "Background"
+    assert "Setting" not in chunk.sentences and "Participants" not in chunk.sentences  # headings never answer
+    # Results is longer than a passage: it never joins, and its passages are its own
+    results = [c for c in chunks if any(s.startswith("Finding number") for s in c.sentences)]
+    assert len(results) >= 2 and all(c.section == "Results" and not c.sentence_sections for c in results)
+    # 0: every section in passages of its own, as before
+    alone = chunk_article(article, settings.replace(section_min_chars=0))
+    assert [c.section for c in alone if "England and Wales." in c.sentences] == ["Setting"]
+    assert all(not c.sentence_sections for c in alone)
+    # an article with example questions keeps a passage per section: its questions point at sections
+    kept = chunk_articles([article], settings, keep_sections={"study.txt"})
+    assert [c.section for c in kept if "England and Wales." in c.sentences] == ["Setting"]
+    assert chunk_articles([article], settings, keep_sections={"other.txt"}) == chunks
+
+
+def test_the_articles_with_example_questions_are_the_banks_sources(tmp_path):
+    from qa.models.question_bank import BANK_FOLDER, bank_sources
+    (tmp_path / BANK_FOLDER).mkdir()
+    assert bank_sources(tmp_path) == frozenset()
+    (tmp_path / BANK_FOLDER / "a.jsonl").write_text(
+        '{"question": "what is it", "source": "study.txt", "answer": "England and Wales."}\n', encoding="utf-8")
+    assert bank_sources(tmp_path) == {"study.txt"}
 
 
 def test_title_and_section_travel_with_every_chunk(corpus):

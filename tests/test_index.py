@@ -42,9 +42,27 @@ def test_build_then_load_gives_the_same_chunks_and_vectors(tiny_settings, fake_e
                                              "environment": export.export_environment()}}
     assert set(manifest["corpus"]["files"]) == {"alpha.txt", "beta.txt", "gamma.md"}
     assert manifest["chunking"] == {"chunk_chars": tiny_settings.chunk_chars,
-                                    "overlap_sentences": tiny_settings.overlap_sentences}
+                                    "overlap_sentences": tiny_settings.overlap_sentences,
+                                    "section_min_chars": tiny_settings.section_min_chars}
     assert {"faiss", "torch", "sentence_transformers", "bm25s", "onnxruntime"} <= set(manifest["libraries"])
     assert index_store.stale_reason(manifest, tiny_settings) is None
+
+
+def test_short_sections_share_a_passage_and_each_sentence_keeps_its_section(tiny_settings, fake_embedder):
+    settings = tiny_settings.replace(section_min_chars=300)
+    build_index(settings, fake_embedder)
+    loaded = index_store.load(settings, dimension=fake_embedder.dimension)
+    several = [c for c in loaded.chunks if c.sentence_sections]
+    assert several, "the tiny articles' one-line sections share passages"
+    for chunk in several:
+        for sentence in chunk.sentences:
+            sentence_id = loaded.sentences.index(sentence)
+            # answer choice reads each sentence in its own section, not in the passage's first
+            expected = fake_embedder.encode_one(build.context_text(chunk.section_of(sentence), sentence))
+            assert np.allclose(loaded.context_vectors[sentence_id], expected)
+    assert {c.section_of(s) for c in several for s in c.sentences} > {c.section for c in several}
+    again = build_index(settings, fake_embedder)
+    assert again.embedded == 0, "a rebuild finds every vector, the sentences read in their own sections included"
 
 
 def test_rebuild_embeds_only_what_changed(tiny_settings, fake_embedder):

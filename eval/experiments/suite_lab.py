@@ -55,6 +55,9 @@ def parse_variant(text: str) -> dict:
     for part in filter(None, text.split(",")):
         key, value = part.split("=", 1)
         current = getattr(defaults, key.strip())  # an unknown setting is an error here too
+        if isinstance(current, bool):
+            changes[key.strip()] = value.strip().lower() in ("1", "true", "yes", "on")
+            continue
         changes[key.strip()] = None if value == "none" else type(current)(value) if current is not None else float(value)
     return changes
 
@@ -64,8 +67,11 @@ def main() -> None:
     parser.add_argument("--work", required=True, help="the suite's work folder (python -m qa eval --suite --work)")
     parser.add_argument("--groups", default=",".join(DEFAULT_GROUPS))
     parser.add_argument("--set", action="append", default=[], help="one variant: name=value[,name=value]")
+    parser.add_argument("--build-set", default="", help="settings the indexes are opened (and, when stale, "
+                        "rebuilt) with, and every variant starts from: name=value[,name=value]; use a copy of the "
+                        "work folder, since a build replaces its indexes")
     args = parser.parse_args()
-    settings = Settings.from_env()
+    settings = Settings.from_env().replace(**parse_variant(args.build_set))
     opened = open_groups(settings, Path(args.work), args.groups.split(","))
     for variant in [{}] + [parse_variant(v) for v in args.set]:
         print(variant or "as the settings are", flush=True)

@@ -276,7 +276,9 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
         if may_help and (position == 0 or (not emergency and best_score > 0
                                            and hit.score >= settings.partial_match_share * best_score)):
             label = MAY_HELP
-        passage = Passage(chunk.source, chunk.title, chunk.section, chunk.text, hit.score, hit.dense,
+        # A passage of several short sections names, as the answer's source, the answer's own section.
+        section = chunk.section_of(best[3]) if holds_answer else chunk.section
+        passage = Passage(chunk.source, chunk.title, section, chunk.text, hit.score, hit.dense,
                           hit.lexical, in_passage, label)
         if holds_answer:
             answer_source = passage

@@ -47,7 +47,7 @@ from qa.files import sha256_bytes
 from qa.indexing.index import (BUILD_PREFIX, FORMAT_VERSION, TMP_PREFIX, TOKEN_SPANS_FILE, TOKEN_VECTORS_FILE, Index,
                                build_lock, encoder_of, file_digests,
                       fsync_tree, point_current, prune_generations, remove_leftovers, tuned_key_of, write_jsonl)
-from qa.models.question_bank import BankQuestion, bank_hashes, link, load_bank
+from qa.models.question_bank import BankQuestion, bank_hashes, bank_sources, link, load_bank
 from qa.indexing.question_model import load, query_model
 from qa.models.refusal import background_statistics, read_background
 from qa.settings import Settings, chunking_fingerprint, tuning_fingerprint
@@ -105,7 +105,7 @@ def build(settings: Settings, embedder: Embedder,
             why = "".join(f"\n  skipped {s.source}: {s.reason}" for s in corpus.skipped)
             raise CorpusError(f"no readable article in {settings.corpus_dir} (read: {', '.join(ARTICLE_SUFFIXES)}){why}")
         say(f"read {len(corpus.articles)} articles from {settings.corpus_dir}")
-        chunks = chunk_articles(corpus.articles, settings)
+        chunks = chunk_articles(corpus.articles, settings, bank_sources(settings.corpus_dir))
         per_file = file_reports(corpus, chunks)
 
         sentences, chunk_sentence_ids = sentence_table(chunks)
@@ -154,11 +154,11 @@ def build(settings: Settings, embedder: Embedder,
             previous = None
         cache, dimension = _previous_vectors(previous)
         token_cache = _previous_tokens(previous)
-        # A sentence's context is the section of the first chunk it appears in.
+        # A sentence's context is its section in the first chunk it appears in.
         first_section: dict[int, str] = {}
         for chunk, ids in zip(chunks, chunk_sentence_ids):
             for sentence_id in ids:
-                first_section.setdefault(sentence_id, chunk.section)
+                first_section.setdefault(sentence_id, chunk.section_of(sentences[sentence_id]))
         contexts = [context_text(first_section[i], s) for i, s in enumerate(sentences)]
         background = read_background(settings.background_file)
         known = shipped_background.shipped(onnx.key, background, embedder.batch_size) if onnx is not None else None
@@ -435,7 +435,7 @@ def _previous_vectors(previous: Index | None) -> tuple[dict[str, np.ndarray], in
     for sentence, vector in zip(previous.sentences, previous.sentence_vectors):
         cache[text_hash(sentence)] = vector
     for sentence_id, vector in enumerate(previous.context_vectors):
-        section = previous.chunks[previous.sentence_chunks[sentence_id][0]].section
+        section = previous.chunks[previous.sentence_chunks[sentence_id][0]].section_of(previous.sentences[sentence_id])
         cache[text_hash(context_text(section, previous.sentences[sentence_id]))] = vector
     for question, vector in zip(previous.questions, previous.question_vectors):
         cache[text_hash(question)] = vector

@@ -5,7 +5,8 @@ Owns the index's on-disk format and its life on disk. `index/` holds generations
     index/CURRENT                 name of the live generation (one line)
     index/build-<time>-<id>/      one complete build:
         manifest.json             what was built, from what, with what; sha256 of every file below
-        chunks.jsonl              passages with source, title, section, sentence ids, text hash
+        chunks.jsonl              passages with source, title, section, sentence ids, text hash, and each
+                                  sentence's own section when a passage holds several short ones
         sentences.jsonl           answer-candidate sentences with their text hash
         chunk_vectors.npy         float32, one unit row per chunk
         sentence_vectors.npy      float32, one unit row per sentence (retrieval)
@@ -283,7 +284,8 @@ def load(settings: Settings, dimension: int | None = None, search: bool = True,
         sentence_rows = _read_jsonl(directory / "sentences.jsonl")
         sentences = [r["text"] for r in sentence_rows]
         chunk_sentence_ids = [list(r["sentences"]) for r in chunk_rows]
-        chunks = [Chunk(r["source"], r["title"], r["section"], r["text"], tuple(sentences[i] for i in ids))
+        chunks = [Chunk(r["source"], r["title"], r["section"], r["text"], tuple(sentences[i] for i in ids),
+                        tuple(r.get("sentence_sections", ())))
                   for r, ids in zip(chunk_rows, chunk_sentence_ids)]
         chunk_vectors = np.load(directory / "chunk_vectors.npy")
         # Memory-mapped: only a later build's vector cache reads these two.

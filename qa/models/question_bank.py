@@ -75,6 +75,12 @@ def load_bank(corpus_dir: Path) -> tuple[list[BankQuestion], list[str]]:
     return read_bank(bank_files(corpus_dir))
 
 
+def bank_sources(corpus_dir: Path) -> frozenset[str]:
+    """The articles the bank has example questions for (whether or not a build searches them): their sections
+    keep passages of their own (qa/reading/chunking.py)."""
+    return frozenset(entry.source for entry in load_bank(corpus_dir)[0])
+
+
 def read_bank(paths: list[Path]) -> tuple[list[BankQuestion], list[str]]:
     """Every well-formed example question in these files, and a warning per file or line that was skipped."""
     entries: list[BankQuestion] = []
