@@ -10,16 +10,20 @@ processes (so each starts cold, like a user's):
    wall time, the build's own seconds (BuildReport.seconds: corpus -> live
    index, model load excluded), peak RSS (ru_maxrss of that child, via wait4);
 2. the raw encodes: a child embeds exactly the texts that build embedded,
-   batch size 32, normalized, once through the ONNX export with onnxruntime
-   (what the build does: its floor) and once with the same model's
-   SentenceTransformer.encode on torch (what builds did before ONNX). The
+   normalized, once through the ONNX export with onnxruntime at the
+   product's batch size (Settings.batch_size: what the build does, its
+   floor) and once with the same model's SentenceTransformer.encode on
+   torch at batch size 32 (what builds did before ONNX, issue 23's
+   reference: sentence-transformers' default, the product's then). The
    texts are collected by
    running the library's own build once more (into a scratch folder, not
    timed) with a stand-in model that records what it is asked to embed, so
    they follow whatever the build embeds (today: chunk texts, unique
    sentences, and each sentence under its section heading).
 Ratio = raw ONNX encode seconds / build seconds, per repeat (target >= 0.9);
-and torch's raw encode / build: how much faster builds are than before.
+and torch's raw encode / build: how much faster builds are than before; the
+same in CPU seconds (every thread's; the build's whole process), which a
+shared machine's load distorts less.
 Then `python -m qa build` again on the last index with nothing changed
 (target: under 2 s, 0 texts embedded).
 
@@ -44,8 +48,8 @@ model is tuned on the new bank and every text re-embedded. Wall seconds,
 fine-tuning seconds, CPU seconds (user + system, the fine-tuning process
 included) and peak RSS (the largest single process).
 
---batch-sizes adds raw-encode runs at other batch sizes (finding for
-Settings.batch_size); the default measures only 32, the product's value.
+--batch-sizes adds raw-encode runs (ONNX and torch) at other batch sizes
+(finding for Settings.batch_size); by default none.
 """
 
 from __future__ import annotations
@@ -69,7 +73,9 @@ class RecordingEmbedder:
     backend = "recording"
 
     def __init__(self, dimension: int, name: str) -> None:
-        self.dimension, self.name, self.batch_size, self.texts_encoded = dimension, name, 32, 0
+        from qa.settings import Settings
+        # The product's batch size: the build reads the shipped background vectors only for it.
+        self.dimension, self.name, self.batch_size, self.texts_encoded = dimension, name, Settings().batch_size, 0
         self.texts: list[str] = []
 
     def use_export(self, export) -> None:
@@ -95,9 +101,14 @@ def texts_the_build_embeds(corpus: str, scratch: str, dimension: int, name: str,
     return recorder.texts
 
 
-def raw_encode(corpus: str, scratch: str, batch_size: int, threads: int, models: str) -> dict:
-    """In this process: the build's texts embedded through the ONNX export (onnxruntime, as the build does)
-    and with the model's own encode on torch; seconds of each encode alone."""
+# Torch's batch size in the raw encode: sentence-transformers' default, the batch size of builds on torch.
+TORCH_BATCH = 32
+
+
+def raw_encode(corpus: str, scratch: str, batch_size: int, threads: int, models: str,
+               torch_batch: int = TORCH_BATCH) -> dict:
+    """In this process: the build's texts embedded through the ONNX export (onnxruntime, as the build does,
+    `batch_size` texts a batch) and with the model's own encode on torch (`torch_batch`); seconds of each."""
     from qa.models import export
     from qa.models.embedding import Embedder
     from qa.settings import DEFAULT_MODEL, Settings
@@ -106,18 +117,19 @@ def raw_encode(corpus: str, scratch: str, batch_size: int, threads: int, models:
     onnx = Embedder(DEFAULT_MODEL, batch_size, threads,
                     export=export.ensure(Settings(tuned_dir=models), Embedder(DEFAULT_MODEL), common.note, key))
     texts = texts_the_build_embeds(corpus, scratch, onnx.dimension, DEFAULT_MODEL, models)
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()  # process time: every thread's CPU
     onnx.encode(texts)
-    onnx_seconds = time.perf_counter() - t
+    onnx_seconds, onnx_cpu = time.perf_counter() - t, time.process_time() - cpu
     started = time.perf_counter()
-    model = Embedder(DEFAULT_MODEL, batch_size, threads).torch_model()
+    model = Embedder(DEFAULT_MODEL, torch_batch, threads).torch_model()
     loaded = time.perf_counter()
-    t = time.perf_counter()
-    vectors = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+    t, cpu = time.perf_counter(), time.process_time()
+    vectors = model.encode(texts, batch_size=torch_batch, normalize_embeddings=True, convert_to_numpy=True,
                            show_progress_bar=False)
-    seconds = time.perf_counter() - t
+    seconds, torch_cpu = time.perf_counter() - t, time.process_time() - cpu
     return {"texts": len(texts), "seconds": onnx_seconds, "torch_seconds": seconds, "load_seconds": loaded - started,
-            "dimension": int(vectors.shape[1]), "batch_size": batch_size}
+            "onnx_cpu": onnx_cpu, "torch_cpu": torch_cpu,
+            "dimension": int(vectors.shape[1]), "batch_size": batch_size, "torch_batch": torch_batch}
 
 
 def _build(corpus: Path, index: Path, tune_epochs: int = 0, models: Path | None = None,
@@ -140,12 +152,20 @@ def _build(corpus: Path, index: Path, tune_epochs: int = 0, models: Path | None 
     return run
 
 
-def _raw(corpus: Path, scratch: Path, batch_size: int, threads: int, models: Path, in_process: bool = False) -> dict:
+def _cpu(run: dict) -> float:
+    """CPU seconds (user + system) of a `python -m qa build` child, its children included: what load distorts
+    less than wall seconds."""
+    return run["user_s"] + run["sys_s"]
+
+
+def _raw(corpus: Path, scratch: Path, batch_size: int, threads: int, models: Path, in_process: bool = False,
+         torch_batch: int = TORCH_BATCH) -> dict:
     if in_process:  # --quick: no cold child
-        return {**raw_encode(str(corpus), str(scratch), batch_size, threads, str(models)), "max_rss_mb": float("nan")}
+        return {**raw_encode(str(corpus), str(scratch), batch_size, threads, str(models), torch_batch),
+                "max_rss_mb": float("nan")}
     run = common.check(common.run_child([sys.executable, str(Path(__file__)), "--raw-encode", str(corpus),
-                                         str(scratch), str(models),
-                                         "--batch-size", str(batch_size), "--threads", str(threads)]),
+                                         str(scratch), str(models), "--batch-size", str(batch_size),
+                                         "--torch-batch", str(torch_batch), "--threads", str(threads)]),
                        "raw encode")
     result = json.loads(run["stdout"].strip().splitlines()[-1])
     result.update(wall=run["seconds"], max_rss_mb=run["max_rss_mb"])
@@ -156,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Index build throughput and memory.")
     parser.add_argument("--size", type=int, help="synthetic corpus of about this many chunks (default: corpus/)")
     parser.add_argument("--repeats", type=int, default=3, help="build + raw encode pairs (default 3)")
-    parser.add_argument("--batch-sizes", default="32", help="raw-encode batch sizes to compare, e.g. 16,32,64,128")
+    parser.add_argument("--batch-sizes", default="", help="raw-encode batch sizes to compare, e.g. 4,8,16,32")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reference", help="another checkout (e.g. main before a change): its `python -m qa build` "
                                             "of the same corpus runs right after this code's, each repeat")
@@ -168,10 +188,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--raw-encode", nargs=3, metavar=("CORPUS", "SCRATCH", "MODELS"),
                         help=argparse.SUPPRESS)  # child mode
     parser.add_argument("--batch-size", type=int, default=32, help=argparse.SUPPRESS)
+    parser.add_argument("--torch-batch", type=int, default=TORCH_BATCH, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.raw_encode:
         corpus, scratch, models = args.raw_encode
-        print(json.dumps(raw_encode(corpus, scratch, args.batch_size, args.threads, models)))
+        print(json.dumps(raw_encode(corpus, scratch, args.batch_size, args.threads, models, args.torch_batch)))
         return 0
     repeats = 1 if args.quick else args.repeats
     with common.scratch(args.workdir) as work:
@@ -218,13 +239,15 @@ def _promote(args, work: Path) -> int:
 
 
 def _run(args, repeats: int, work: Path) -> int:
+    from qa.settings import Settings
+
     corpus = common.prepare_corpus(work / "corpus", args.size)
     models = common.models_dir(work)
     common.note("the packaged model's ONNX export, once for all builds")
     common.default_export(work)
     common.print_header("build.py", [f"corpus: {corpus['kind']}; {repeats} repeat(s); children run "
                                      f"`python -m qa build` cold; build threads {args.threads}"])
-    rows, ratios, torch_ratios, builds = [], [], [], []
+    rows, ratios, torch_ratios, torch_cpu_ratios, builds = [], [], [], [], []
     reference = Path(args.reference).resolve() if args.reference else None
     against: list[list] = []
     for r in range(repeats):
@@ -236,9 +259,11 @@ def _run(args, repeats: int, work: Path) -> int:
             ref = _build(work / "corpus", work / f"reference-index-{r}", models=models, code=reference)
             against.append([f"repeat {r + 1}", ref["embedded"], ref["build_seconds"], b["build_seconds"],
                             ref["embedded"] / ref["build_seconds"], b["embedded"] / b["build_seconds"],
-                            ref["build_seconds"] / b["build_seconds"], ref["max_rss_mb"], b["max_rss_mb"]])
+                            ref["build_seconds"] / b["build_seconds"], _cpu(ref), _cpu(b), _cpu(ref) / _cpu(b),
+                            ref["max_rss_mb"], b["max_rss_mb"]])
         common.note(f"repeat {r + 1}/{repeats}: raw encode")
-        raw = _raw(work / "corpus", work / f"scratch-{r}", 32, args.threads, models, in_process=args.quick)
+        raw = _raw(work / "corpus", work / f"scratch-{r}", Settings().batch_size, args.threads, models,
+                   in_process=args.quick)
         texts = b["embedded"]
         if raw["texts"] != texts:
             raise SystemExit(f"the build embedded {texts} texts but the raw encode got {raw['texts']}")
@@ -246,17 +271,22 @@ def _run(args, repeats: int, work: Path) -> int:
         ratios.append(ratio)
         torch_ratios.append(raw["torch_seconds"] / b["build_seconds"])
         builds.append(b)
+        torch_cpu_ratios.append(raw["torch_cpu"] / _cpu(b))
         rows.append([f"repeat {r + 1}", b["chunks"], b["sentences"], b["seconds"],
                      b["build_seconds"], texts, texts / b["build_seconds"], raw["seconds"], raw["torch_seconds"],
-                     ratio, torch_ratios[-1], b["max_rss_mb"], raw["max_rss_mb"]])
+                     ratio, torch_ratios[-1], _cpu(b), raw["onnx_cpu"], raw["torch_cpu"], torch_cpu_ratios[-1],
+                     b["max_rss_mb"], raw["max_rss_mb"]])
     common.say(common.table(
         "build vs raw encode of the same texts (one pair per repeat)",
         ["run", "chunks", "sentences", "cli wall s", "build s", "embedded texts", "build texts/s",
-         "raw onnx s", "raw torch s", "ratio onnx/build", "ratio torch/build", "build peak MB", "raw peak MB"], rows))
+         "raw onnx s", "raw torch s", "ratio onnx/build", "ratio torch/build", "build CPU s", "raw onnx CPU s",
+         "raw torch CPU s", "CPU torch/build", "build peak MB", "raw peak MB"], rows))
     common.say(common.table("summary over repeats", ["figure", "median", "min", "max", "target"], [
         ["ratio raw encode s / build s", common.pct(ratios, 50), min(ratios), max(ratios), ">= 0.9"],
         ["ratio torch raw encode s / build s", common.pct(torch_ratios, 50), min(torch_ratios), max(torch_ratios),
          ""],
+        ["ratio torch raw encode CPU s / build CPU s", common.pct(torch_cpu_ratios, 50), min(torch_cpu_ratios),
+         max(torch_cpu_ratios), ""],
         ["build s", common.pct([b["build_seconds"] for b in builds], 50),
          min(b["build_seconds"] for b in builds), max(b["build_seconds"] for b in builds), ""],
         ["build peak RSS MB", common.pct([b["max_rss_mb"] for b in builds], 50),
@@ -267,8 +297,10 @@ def _run(args, repeats: int, work: Path) -> int:
         speedups = [row[6] for row in against]
         common.say(common.table(f"this code's build against the reference's ({reference}), same corpus, alternating",
                                 ["run", "texts", "reference build s", "build s", "reference texts/s", "texts/s",
-                                 "speed-up", "reference peak MB", "peak MB"],
-                                against + [["median", "", "", "", "", "", common.pct(speedups, 50), "", ""]]))
+                                 "speed-up", "reference CPU s", "CPU s", "CPU speed-up", "reference peak MB",
+                                 "peak MB"],
+                                against + [["median", "", "", "", "", "", common.pct(speedups, 50), "", "",
+                                            common.pct([row[9] for row in against], 50), "", ""]]))
     noop = [_build(work / "corpus", work / f"index-{repeats - 1}", models=models) for _ in range(1 if args.quick else 3)]
     common.say(common.table("rebuild with nothing changed", ["run", "build s", "cli wall s", "embedded", "reused",
                                                               "peak MB", "target"],
@@ -276,7 +308,6 @@ def _run(args, repeats: int, work: Path) -> int:
                               n["max_rss_mb"], "build s < 2, embedded 0"] for i, n in enumerate(noop)]))
 
     from qa.models.question_bank import bank_files
-    from qa.settings import Settings
     product_epochs = Settings().tune_epochs
     if bank_files(work / "corpus") and product_epochs:
         common.note("a build as the product builds: with fine-tuning on the question bank")
@@ -288,14 +319,15 @@ def _run(args, repeats: int, work: Path) -> int:
                                   tuned["embedded"], tuned["max_rss_mb"]]]))
 
     sizes = [int(s) for s in args.batch_sizes.split(",") if s.strip()]
-    if sizes != [32]:
+    if sizes:
         sweep = []
         for batch in sizes:
             common.note(f"raw encode at batch size {batch}")
-            raw = _raw(work / "corpus", work / f"scratch-b{batch}", batch, args.threads, models)
-            sweep.append([batch, raw["texts"], raw["seconds"], raw["texts"] / raw["seconds"], raw["max_rss_mb"]])
-        common.say(common.table("raw encode by batch size (same texts)", ["batch", "texts", "seconds", "texts/s",
-                                                                           "peak MB"], sweep))
+            raw = _raw(work / "corpus", work / f"scratch-b{batch}", batch, args.threads, models, torch_batch=batch)
+            sweep.append([batch, raw["texts"], raw["seconds"], raw["texts"] / raw["seconds"], raw["torch_seconds"],
+                          raw["max_rss_mb"]])
+        common.say(common.table("raw encode by batch size (same texts)", ["batch", "texts", "onnx s", "onnx texts/s",
+                                                                           "torch s", "peak MB"], sweep))
     common.print_footer()
     return 0
 

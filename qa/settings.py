@@ -37,10 +37,11 @@ class Settings:
     # A name or a local path. The default resolves to the packaged weights;
     # anything else goes to sentence-transformers as given (may need internet).
     model: str = DEFAULT_MODEL
-    # 32 texts per forward pass, sentence-transformers' default: larger batches
-    # pad short sentences up to the longest chunk. Not swept yet
-    # (bench/build.py --batch-sizes; docs/BENCHMARKS.md, build).
-    batch_size: int = 32
+    # 8 texts per forward pass: a build batches texts of about the same token
+    # count, and on these CPUs small batches cost less CPU per text than
+    # sentence-transformers' 32 (their activations stay in cache); 4 - 12
+    # measured alike, 64 and more clearly worse (docs/BENCHMARKS.md, build).
+    batch_size: int = 8
     # Threads of a build (embedding: that many batches at once, one core each;
     # fine-tuning: torch's threads): two cores on these machines, and more
     # threads than cores is slower.

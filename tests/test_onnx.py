@@ -24,7 +24,7 @@ from qa.models.embedding import Embedder, resolve_model
 from qa.serving.engine import Engine
 from qa.errors import IndexCorruptError, ModelError
 from qa.evaluation.evaluate import PRODUCT_SETS, load_questions
-from qa.models.onnx_model import INFO_FILE, MODEL_FILE, SAMPLE_TEXTS, OnnxModel
+from qa.models.onnx_model import INFO_FILE, MODEL_FILE, SAMPLE_TEXTS, TOKENIZER_FILE, OnnxModel, feeds, load_tokenizer
 from qa.models.refusal import answer_everything
 from qa.settings import Settings
 from qa.serving.status import serving_status
@@ -70,8 +70,48 @@ def test_the_tokenizer_truncates_at_the_model_s_window_not_at_128(engine):
     long_text = " ".join(["naloxone"] * 400)
     ids = model._tokenizer.encode(long_text).ids
     assert len(ids) == 256  # the model's max_seq_length; the packaged tokenizer.json would say 128
-    batch = model._tokenizer.encode_batch(["does naloxone reverse ketamine", long_text[:200]])
-    assert len(batch[0].ids) == len(batch[1].ids) < 128  # padded to the longest of the batch only
+    arrays = feeds(model._tokenizer, model.info, ["does naloxone reverse ketamine", long_text[:200]])
+    assert arrays["input_ids"].shape[1] < 128  # padded to the longest of the batch only
+
+
+def test_a_batch_is_padded_as_the_tokenizer_pads(engine):
+    """`_arrays` pads what the tokenizer no longer pads: the same ids, mask and types as its own padding."""
+    model = engine.embedder._load()
+    texts = ["does naloxone reverse ketamine", "Naloxone does not reverse the effects of ketamine, a dissociative.",
+             "ok"]
+    padding = load_tokenizer(model.folder / TOKENIZER_FILE, model.info)
+    padding.enable_padding(pad_id=model.info.pad_id, pad_token=model.info.pad_token)
+    theirs = padding.encode_batch(texts)
+    ours = feeds(model._tokenizer, model.info, texts)
+    assert ours["input_ids"].tolist() == [e.ids for e in theirs]
+    assert ours["attention_mask"].tolist() == [e.attention_mask for e in theirs]
+    assert ours["token_type_ids"].tolist() == [e.type_ids for e in theirs]
+
+
+def test_encode_batches_texts_by_token_count_and_keeps_each_row_in_its_place(engine, monkeypatch):
+    """Texts are batched longest first by token count (not characters), so a batch pads little; every row is
+    still its own text's vector, and the texts whose token vectors are asked for get them."""
+    model = engine.embedder._load()
+    texts = real_sentences()[:60] + ["ok", "... ... ...", "a b c d e f g h i j"]  # characters mislead
+    counts = [len(model._tokenizer.encode(t.lower()).ids) for t in texts]
+    seen: list[list[int]] = []
+    forward = type(model)._forward
+
+    def recording(self, shown, encodings, wanted):
+        seen.append([len(e.ids) for e in encodings])
+        return forward(self, shown, encodings, wanted)
+    monkeypatch.setattr(type(model), "_forward", recording)
+    tokens = [True if i % 3 == 0 else None for i in range(len(texts))]
+    vectors = model.encode(texts, batch_size=8, tokens=tokens)
+    assert sorted((n for batch in seen for n in batch), reverse=True) == sorted(counts, reverse=True)
+    assert [n for batch in sorted(seen, key=lambda b: (-b[0], -b[-1])) for n in batch] == sorted(counts, reverse=True)
+    assert all(len(batch) <= 8 for batch in seen)
+    alone = np.stack([model.encode([t], batch_size=1)[0] for t in texts])
+    assert np.abs(vectors - alone).max() < 1e-5
+    for i, kept in enumerate(tokens):
+        assert (kept is None) == (i % 3 != 0)
+        if kept is not None:
+            assert kept.words == model.token_vectors([texts[i]])[0].words
 
 
 def test_asking_in_a_fresh_process_never_imports_torch(engine, real_settings):

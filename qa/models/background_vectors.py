@@ -43,7 +43,8 @@ import numpy as np
 from qa.files import sha256_bytes, sha256_file
 from qa.settings import PROJECT_ROOT, Settings
 
-FORMAT = 1
+# Bump when how a build batches its texts changes (the vectors' last digits with it). 2: batches by token count.
+FORMAT = 2
 VECTORS_FILE = PROJECT_ROOT / "qa" / "fitted" / "background_vectors.npy"
 RECORD_FILE = PROJECT_ROOT / "qa" / "fitted" / "background_vectors.json"
 

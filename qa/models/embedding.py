@@ -28,6 +28,7 @@ from typing import Callable, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from qa.errors import ModelError
+from qa.settings import Settings
 
 # Names under which the packaged model may be asked for.
 _PACKAGED_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
@@ -95,7 +96,7 @@ class Embedder:
     loading it.
     """
 
-    def __init__(self, model: str, batch_size: int = 32, threads: int = 2, load: bool = False,
+    def __init__(self, model: str, batch_size: int = Settings.batch_size, threads: int = 2, load: bool = False,
                  export: Export | None = None) -> None:
         self.name = model
         self.batch_size = batch_size

@@ -32,7 +32,9 @@ Tokenizing: the packaged tokenizer.json pads and truncates every text to 128
 tokens. It is re-set here to what sentence-transformers does: truncate at the
 model's own window (`max_seq_length`, 256 for MiniLM) and pad to the longest
 text of the batch only, so a 13-token question costs 13 tokens and a long
-passage is not cut at 128.
+passage is not cut at 128. The tokenizer itself does not pad: `_arrays` pads
+each batch, so `encode` can tokenize all its texts at once, then batch them by
+token count (texts of the same length side by side: little padding).
 
 Limits: CPU only. fp32 only (int8 was measured and not shipped:
 docs/BENCHMARKS.md). One session per model and thread count; one batch runs on
@@ -200,18 +202,22 @@ class OnnxModel:
     def encode(self, texts: Sequence[str], batch_size: int = 32,
                on_batch: Callable[[int], None] | None = None,
                tokens: list | None = None) -> np.ndarray:
-        """One unit row per text. Batches hold texts of similar length (sorted), so little is padded.
+        """One unit row per text. Batches hold texts of the same token count or close to it (all are tokenized
+        first, then sorted, longest first), so little is padded: padding is work the graph does for nothing,
+        and sorting by characters left about a quarter of a build's tokens padding.
 
         `tokens`: a list as long as `texts`, None where a text's token vectors are not wanted; the others are
         set to its TokenVectors (as `token_vectors` gives) from the same forward pass, which reads them off
         the graph's second output."""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        shown = _as_tokenized(self.info, texts)
+        encodings = self._tokenizer.encode_batch(shown)
+        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
         batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
 
         def run(rows: list[int]) -> tuple[list[int], np.ndarray]:
             wanted = [tokens is not None and tokens[i] is not None for i in rows]
-            vectors, rows_tokens = self._run([texts[i] for i in rows], wanted)
+            vectors, rows_tokens = self._forward([shown[i] for i in rows], [encodings[i] for i in rows], wanted)
             for i, kept in zip(rows, rows_tokens):
                 if kept is not None:
                     tokens[i] = kept
@@ -234,26 +240,24 @@ class OnnxModel:
 
     def token_vectors(self, texts: Sequence[str], batch_size: int = 8) -> list[TokenVectors]:
         """Each text's contextual token vectors before pooling, unit length, with the word each comes from;
-        the special tokens ([CLS], [SEP], padding) and punctuation left out. Batches of texts of similar
-        length (sorted), so little is padded."""
-        out: list[TokenVectors | None] = [None] * len(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            for i, kept in zip(rows, self._run([texts[i] for i in rows], [True] * len(rows))[1]):
-                out[i] = kept
+        the special tokens ([CLS], [SEP], padding) and punctuation left out. Batched as `encode` batches."""
+        out: list = [True] * len(texts)
+        self.encode(texts, batch_size, tokens=out)
         return out
 
     def _run(self, texts: list[str], wanted: Sequence[bool] = ()) -> tuple[np.ndarray, list]:
         """The unit vectors of `texts`, and the TokenVectors of those `wanted` (None for the others)."""
         shown = _as_tokenized(self.info, texts)
-        encodings = self._tokenizer.encode_batch(shown)
-        arrays = _arrays(encodings)
+        return self._forward(shown, self._tokenizer.encode_batch(shown), wanted)
+
+    def _forward(self, shown: list[str], encodings: list, wanted: Sequence[bool]) -> tuple[np.ndarray, list]:
+        """`_run` of texts already tokenized (`shown`: as the tokenizer read them), padded here as one batch."""
+        arrays = _arrays(encodings, self.info.pad_id)
         outputs = [SENTENCE_OUTPUT, TOKEN_OUTPUT] if any(wanted) else [SENTENCE_OUTPUT]
         results = self._session.run(outputs, {name: arrays[name] for name in self._inputs})
         vectors = results[0]
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        tokens: list = [None] * len(texts)
+        tokens: list = [None] * len(shown)
         for row, want in enumerate(wanted):
             if want:
                 encoding = encodings[row]
@@ -301,18 +305,19 @@ def start_loading(folder: Path, key: str, threads: int = 1) -> None:
 
 
 def load_tokenizer(path: Path, info: ExportInfo):
-    """The export's fast tokenizer, set as the model is fed: cut at its window, padded to the longest text."""
+    """The export's fast tokenizer, set as the model is fed: cut at its window, not padded (`_arrays` pads a
+    batch to its longest text; the tokenizer would pad every text of one call to the longest of all)."""
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(path))
     tokenizer.enable_truncation(max_length=info.max_seq_length)
-    tokenizer.enable_padding(pad_id=info.pad_id, pad_token=info.pad_token)  # to the longest text of a batch
+    tokenizer.no_padding()
     return tokenizer
 
 
 def feeds(tokenizer, info: ExportInfo, texts: Sequence[str]) -> dict[str, np.ndarray]:
     """Token arrays for `texts` by input name (the model takes those of `info.inputs`)."""
-    return _arrays(tokenizer.encode_batch(_as_tokenized(info, texts)))
+    return _arrays(tokenizer.encode_batch(_as_tokenized(info, texts)), info.pad_id)
 
 
 def _as_tokenized(info: ExportInfo, texts: Sequence[str]) -> list[str]:
@@ -320,11 +325,18 @@ def _as_tokenized(info: ExportInfo, texts: Sequence[str]) -> list[str]:
     return [t.lower() if info.do_lower_case else t for t in texts]
 
 
-def _arrays(encodings) -> dict[str, np.ndarray]:
-    """The tokenizer's encodings as the graph's input arrays, by input name."""
-    return {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64)}
+def _arrays(encodings, pad_id: int) -> dict[str, np.ndarray]:
+    """The tokenizer's encodings as the graph's input arrays, by input name, padded at the end to the longest
+    (`pad_id`, attention 0, token type 0: what the tokenizer's own padding writes)."""
+    width = max((len(e.ids) for e in encodings), default=0)
+    ids = np.full((len(encodings), width), pad_id, dtype=np.int64)
+    attention = np.zeros((len(encodings), width), dtype=np.int64)
+    types = np.zeros((len(encodings), width), dtype=np.int64)
+    for row, e in enumerate(encodings):
+        ids[row, :len(e.ids)] = e.ids
+        attention[row, :len(e.ids)] = e.attention_mask
+        types[row, :len(e.ids)] = e.type_ids
+    return {"input_ids": ids, "attention_mask": attention, "token_type_ids": types}
 
 
 @dataclass(frozen=True)
