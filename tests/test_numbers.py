@@ -41,7 +41,10 @@ ALLOWED: dict[str, dict[float, str]] = {
     "qa/models/embedding.py": {256: "texts per progress report on the torch path",
                         32: "the default batch of an Embedder made by hand (the product passes Settings.batch_size)"},
     "qa/serving/engine.py": {1024: "remembered answers and kept question vectors (memory)",
-                     4: "a question over 4x the limit is refused before it is read whole"},
+                     4: "a question over 4x the limit is refused before it is read whole",
+                     16: "texts per forward pass when a batch of questions is prepared (speed: docs/BENCHMARKS.md)"},
+    "qa/serving/jsonl.py": {32: "questions of --jsonl embedded together at most (speed, and how long the first "
+                            "answers wait)"},
     "qa/evaluation/suite.py": {73: "health-web.jsonl's off-topic questions are h073", 81: "to h080 (eval/README.md)",
                     60: "the suite's sample sizes (a measurement's size, not the product's behaviour):", 20: "same",
                     30: "same", 6: "same", 3: "same (the small suite of the tests)", 5: "same", 16: "same",
