@@ -89,7 +89,8 @@ ALLOWED: dict[str, dict[float, str]] = {
     "qa/answering/search.py": {8: "sentences searched per passage wanted (several sentences share a passage)"},
     "qa/serving/service.py": {180.0: "longest a question waits for the engine's process to load",
                       10: "seconds the child gets to stop"},
-    "qa/answering/triage.py": {8: "small talk is at most 8 words ('ok thanks so much')"},
+    "qa/answering/triage.py": {8: "small talk is at most 8 words ('ok thanks so much')",
+                                1024: "questions whose triage is kept (memory)"},
 }
 
 
