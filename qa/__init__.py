@@ -54,6 +54,7 @@ Modules (generated from each module's docstring: python tests/test_layers.py --w
     answering/answer.py           Stage 6: hits -> an answer: one sentence quoted from the articles, or a refusal.
     answering/context.py          What a reply shows around its answer sentence, so the quote can be read on its own.
     answering/search.py           Stage 5: a question -> ranked passages (hits), by hybrid retrieval.
+    answering/subject.py          Subject coverage: does the answer's article name what the question is about?
     answering/synonyms.py         Query expansion: the words people type -> the words the articles use.
     answering/token_match.py      Answer choice's token match: does a sentence hold what the question asks beyond its passage's subject?
     answering/triage.py           Triage: what kind of message a question is, before and beside its answer.

@@ -270,14 +270,14 @@ def _fit_refusal_suite(args: argparse.Namespace, settings) -> int:
     if kept and before is None:
         raise QAError(f"keeping the {', '.join(kept)} regime needs the shipped refusal model; refit every regime")
     before_bars = load_labels(settings.labels_file, before) if before is not None else None
-    keeping = dict(keep=before, keep_regimes=kept, keep_bars=before_bars)
+    keeping = dict(keep=before, keep_regimes=kept, keep_bars=before_bars, subject_at_most=settings.strong_match_subject)
     loo = calibration.leave_one_out(groups, *knobs, corpora=corpora, **keeping)
     refusal, bars = calibration.fit_both(groups, *knobs, **keeping)
     models = {"the new fit": (refusal, bars)}
     if before is not None:
         models = {"the refusal model and bars shipped before": (before, before_bars), **models}
-    corpora_report = calibration.report_under(groups, models, product=False)
-    product = calibration.report_under(groups, models, product=True)
+    corpora_report = calibration.report_under(groups, models, False, settings.strong_match_subject)
+    product = calibration.report_under(groups, models, True, settings.strong_match_subject)
     fitted_on = sorted(calibration.fitting_groups(groups))
     today = dt.date.today().isoformat()
     if args.write:  # only once the report says the fit transfers: it replaces what every index answers with
@@ -341,11 +341,13 @@ def _eval_suite(args: argparse.Namespace, settings) -> int:
 
     key = refusal_key(load_model(settings.refusal_model_file, settings.model))
     groups = suite.record_groups(results)
-    loo = suite.leave_one_out(groups, key, settings.strong_match_precision, settings.may_help_off_topic)
+    loo = suite.leave_one_out(groups, key, settings.strong_match_precision, settings.may_help_off_topic,
+                              settings.strong_match_subject)
     if args.fit_labels:
         import datetime as dt
         fitting = suite.fitting_groups(groups)
-        bars = suite.fit_labels(fitting, key, settings.strong_match_precision, settings.may_help_off_topic)
+        bars = suite.fit_labels(fitting, key, settings.strong_match_precision, settings.may_help_off_topic,
+                                settings.strong_match_subject)
         bars.save(settings.labels_file, {"fitted_at": dt.date.today().isoformat(), "fitted_on": sorted(fitting),
                                          "strong_match_precision": settings.strong_match_precision,
                                          "may_help_off_topic": settings.may_help_off_topic, "seed": args.seed})

@@ -322,6 +322,16 @@ class Settings:
     # seen; fitting to 0.07 leaves room for the shift from the fitting corpora to a new one
     # (docs/DESIGN.md). qa/fitted/refusal.json records the share it was fitted with.
     refusal_wrongly_refused: float = 0.07
+    # The "subject" of an answer (qa/answering/subject.py) weighs a question word by its rank in general
+    # English; the this many most common words name no subject ("long", "body", "figure" lie within it, the names
+    # of diseases and drug classes far beyond).
+    subject_common_rank: int = 2000
+    # A "strong match" also needs at most this share of the question's salient words (by salience) missing
+    # from the answer's article: the label says the articles clearly answer, which they cannot do for a
+    # question about something they never name ("the antidote for a benzodiazepine overdose" from the naloxone
+    # article). A fifth: one rare word of several may be a lay word the article says otherwise. A choice, not
+    # fitted (docs/QUALITY.md, "Subject coverage"); 1 turns it off.
+    strong_match_subject: float = 0.2
     # Earlier questions considered when resolving a follow-up.
     history_turns: int = 3
     # Street, brand and lay words -> the articles' words, added to a question
@@ -366,7 +376,8 @@ class Settings:
     def __post_init__(self) -> None:
         positive = ("batch_size", "threads", "query_threads", "ask_workers", "chunk_chars", "top_k", "candidates",
                     "flat_max_vectors", "hnsw_m", "hnsw_ef_search", "hnsw_ef_construction", "tune_batch",
-                    "answer_passages", "max_question_chars", "max_article_bytes", "token_match_candidates")
+                    "answer_passages", "max_question_chars", "max_article_bytes", "token_match_candidates",
+                    "subject_common_rank")
         for name in positive:
             if getattr(self, name) < 1:
                 raise SettingsError(f"setting {name} must be at least 1, got {getattr(self, name)}")

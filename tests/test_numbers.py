@@ -87,6 +87,7 @@ ALLOWED: dict[str, dict[float, str]] = {
     "qa/serving/render.py": {12: "list items shown before 'N more items'", 60: "seconds in a minute"},
     "qa/feedback/review.py": {8: "example ids listed per group in the report"},
     "qa/answering/search.py": {8: "sentences searched per passage wanted (several sentences share a passage)"},
+    "qa/answering/subject.py": {8: "article word sets kept for the last few indexes a process loaded (a cache)"},
     "qa/serving/service.py": {180.0: "longest a question waits for the engine's process to load",
                       10: "seconds the child gets to stop"},
     "qa/answering/triage.py": {8: "small talk is at most 8 words ('ok thanks so much')",

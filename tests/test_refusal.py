@@ -10,8 +10,8 @@ import pytest
 from conftest import CORPUS, TINY, write_corpus
 from qa.serving.engine import Engine
 from qa.errors import RefusalModelError
-from qa.models.refusal import (FIT_COMMAND, SIGNALS, Confidence, LabelledSignals, background_statistics, fit,
-                        load_model, relative_signals)
+from qa.models.refusal import (FIT_COMMAND, REGIME_SIGNALS, SIGNALS, Confidence, LabelledSignals,
+                        background_statistics, fit, load_model, relative_signals)
 from qa.settings import DEFAULT_MODEL, Settings
 
 NALOXONE = "naloxone-and-ketamine.txt"
@@ -75,7 +75,7 @@ def test_background_statistics_are_per_article_and_example_ones_only_where_there
     confidence = Confidence("a", sentence=0.9, example=0.5, coverage=0.4, unknown=0.1, has_examples=False)
     relative = relative_signals(confidence, stats)
     median, spread = stats["a"]["sentence"]
-    assert relative == pytest.approx([(0.9 - median) / spread, 0.0, 0.4, 0.1, 0.0])
+    assert relative == pytest.approx([(0.9 - median) / spread, 0.0, 0.4, 0.1, 0.0, 0.0])
 
 
 def test_fitting_weighs_groups_alike_and_places_the_bar_for_every_large_group():
@@ -128,4 +128,6 @@ def test_example_questions_of_one_article_do_not_vouch_for_an_answer_in_another(
 
 
 def test_signals_are_the_documented_ones():
-    assert SIGNALS == ("sentence", "example", "coverage", "unknown", "contrast")
+    assert SIGNALS == ("sentence", "example", "coverage", "unknown", "contrast", "subject")
+    # "subject" is recorded for the labels and for refitting; no regime reads it (docs/QUALITY.md, "Subject coverage")
+    assert all("subject" not in names for names in REGIME_SIGNALS.values())

@@ -54,6 +54,7 @@ import numpy as np
 from qa.answering.context import AnswerContext, answer_context
 from qa.indexing.index import Index
 from qa.models.refusal import Confidence, LabelBars, RefusalModel
+from qa.answering.subject import article_terms, missing, missing_in_context, salient_terms
 from qa.answering.token_match import sentence_scores, stored
 from qa.models.onnx_model import TokenVectors
 from qa.answering.search import Hit, example_lifts, example_scores_by_sentence, example_similarities
@@ -251,12 +252,16 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
 
     confidence, found, margin = None, False, 0.0
     if best is not None:
-        confidence = _confidence(index, question, hits, hits[best[2]], examples, expansions, weights)
+        confidence = _confidence(index, question, hits, hits[best[2]], examples, expansions, weights,
+                                 settings, question_tokens)
         found, margin = refusal.decide(confidence, index.background)
 
     regime = confidence.regime if confidence is not None else "plain"
-    strong = (labels.is_strong(regime, margin, best[1]) if labels is not None and best is not None
-              else margin >= settings.strong_match_margin)
+    # A "strong match" also needs the answer's article to name what the question is about (qa/answering/subject.py).
+    subject = confidence.subject if confidence is not None else 0.0
+    strong = (labels.is_strong(regime, margin, best[1], subject, settings.strong_match_subject)
+              if labels is not None and best is not None
+              else margin >= settings.strong_match_margin and subject <= settings.strong_match_subject)
     may_help = not found and best is not None and (
         (labels is not None and margin >= labels.may_help[regime])
         or (emergency and hits[0].lexical > 0))
@@ -328,7 +333,8 @@ def match_label(found: bool, holds_answer: bool, margin: float, score: float, be
 
 
 def _confidence(index: Index, question: str, hits: list[Hit], chosen: Hit, examples: np.ndarray,
-                expansions: Sequence[Expansion], weights: dict[str, float]) -> Confidence:
+                expansions: Sequence[Expansion], weights: dict[str, float], settings: Settings,
+                question_tokens: TokenVectors | None = None) -> Confidence:
     """What refusal weighs, from the candidates of the article the answer comes from.
 
     `weights`: the searched words (the question's, with a follow-up's topic and the synonyms' additions)
@@ -350,10 +356,22 @@ def _confidence(index: Index, question: str, hits: list[Hit], chosen: Hit, examp
     coverage = sum(w for t, w in weights.items() if t in held) / searched if searched else 0.0
     others = [hit.sentence for hit in hits if index.chunks[hit.chunk].source != article]
     best = max(hit.sentence for hit in mine)
+    # The subject words the synonyms translated into the article's words are the article's too.
+    held = article_terms(index.chunks, article) | translated
+    if question_tokens is not None and index.tokens is not None:
+        tokens, shown = index.tokens, [hit.chunk for hit in mine[:settings.answer_passages]]
+
+        def passages() -> np.ndarray:  # the answer's passages' token vectors: read only when a word is not held
+            rows = [tokens.subject(c) for c in shown] + [tokens.sentence(i) for c in shown
+                                                         for i in index.chunk_sentence_ids[c]]
+            return np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, 1), dtype=np.float32)
+        subject = missing_in_context(question_tokens, settings.subject_common_rank, held, passages)
+    else:
+        subject = missing(salient_terms(question, settings.subject_common_rank), held)
     return Confidence(article=article, sentence=best, contrast=best - max(others) if others else 0.0,
                       example=float(examples[sentences].max(initial=0.0)), coverage=coverage,
                       unknown=unknown / total if total else 0.0,
-                      has_examples=article in index.articles_with_examples)
+                      has_examples=article in index.articles_with_examples, subject=subject)
 
 
 def _shape_bonus(sentence: str, weights: dict[str, float], settings: Settings) -> float:

@@ -64,7 +64,8 @@ def labelled_signals(groups: Mapping[str, Sequence[dict]]) -> list[LabelledSigna
 
 def fit_both(groups: Mapping[str, Sequence[dict]], model_name: str, wrongly_refused: float, precision: float,
              off_topic: float, leave_out: str | None = None, keep: RefusalModel | None = None,
-             keep_regimes: Sequence[str] = (), keep_bars: LabelBars | None = None) -> tuple[RefusalModel, LabelBars]:
+             keep_regimes: Sequence[str] = (), keep_bars: LabelBars | None = None,
+             subject_at_most: float = math.inf) -> tuple[RefusalModel, LabelBars]:
     """Refusal fitted on the fitting groups (`keep_regimes` taken from `keep` as they are), then the label bars
     fitted on the same groups under it (a kept regime keeps its bars from `keep_bars` too: its margins are
     unchanged)."""
@@ -73,15 +74,17 @@ def fit_both(groups: Mapping[str, Sequence[dict]], model_name: str, wrongly_refu
     fitting = fitting_groups(groups, leave_out)
     refusal = fit(labelled_signals(fitting), model_name, wrongly_refused, keep=keep, keep_regimes=keep_regimes)
     answered = {g: under(rows, refusal) for g, rows in fitting.items()}
-    bars = fit_labels(answered, refusal_key(refusal), precision, off_topic)
+    bars = fit_labels(answered, refusal_key(refusal), precision, off_topic, subject_at_most)
     for regime in keep_regimes if keep_bars is not None else ():
         bars.strong[regime], bars.may_help[regime] = keep_bars.strong[regime], keep_bars.may_help[regime]
         bars.strong_cosine[regime] = keep_bars.strong_cosine.get(regime, -1.0)
     return refusal, bars
 
 
-def figures(rows: Sequence[dict], bars: LabelBars | None = None) -> dict[str, float]:
-    """Answer accuracy, answerable wrongly refused, unanswerable and off-topic refused; labels under `bars`."""
+def figures(rows: Sequence[dict], bars: LabelBars | None = None, subject_at_most: float = math.inf
+            ) -> dict[str, float]:
+    """Answer accuracy, answerable wrongly refused, unanswerable and off-topic refused; labels under `bars` (and
+    Settings.strong_match_subject, `subject_at_most`)."""
     def share(values):
         values = list(values)
         return sum(values) / len(values) if values else math.nan
@@ -93,35 +96,37 @@ def figures(rows: Sequence[dict], bars: LabelBars | None = None) -> dict[str, fl
                                          if not r["answerable"] and r["kind"] != OFF_TOPIC),
            "off-topic refused": share(not r["found"] for r in rows if r["kind"] == OFF_TOPIC)}
     if bars is not None:
-        out["labels"] = apply_labels(list(rows), bars)
+        out["labels"] = apply_labels(list(rows), bars, subject_at_most)
     return out
 
 
 def leave_one_out(groups: Mapping[str, Sequence[dict]], model_name: str, wrongly_refused: float, precision: float,
                   off_topic: float, corpora: Sequence[str], keep: RefusalModel | None = None,
-                  keep_regimes: Sequence[str] = (), keep_bars: LabelBars | None = None) -> dict[str, dict]:
+                  keep_regimes: Sequence[str] = (), keep_bars: LabelBars | None = None,
+                  subject_at_most: float = math.inf) -> dict[str, dict]:
     """Each suite corpus's groups under refusal and label bars fitted without that corpus."""
     report = {}
     for corpus in corpora:
         refusal, bars = fit_both(groups, model_name, wrongly_refused, precision, off_topic, leave_out=corpus,
-                                 keep=keep, keep_regimes=keep_regimes, keep_bars=keep_bars)
+                                 keep=keep, keep_regimes=keep_regimes, keep_bars=keep_bars,
+                                 subject_at_most=subject_at_most)
         for group, rows in groups.items():
             if corpus_of(group) == corpus and group.count("/") == 1:
                 report[group] = {"fitted_on": sorted(fitting_groups(groups, corpus)),
                                  "bars": {"strong": bars.strong, "strong_cosine": bars.strong_cosine,
                                           "may_help": bars.may_help},
-                                 **figures(under(rows, refusal), bars)}
+                                 **figures(under(rows, refusal), bars, subject_at_most)}
     return report
 
 
 def report_under(groups: Mapping[str, Sequence[dict]], models: Mapping[str, tuple[RefusalModel, LabelBars | None]],
-                 product: bool) -> dict[str, dict[str, dict]]:
+                 product: bool, subject_at_most: float = math.inf) -> dict[str, dict[str, dict]]:
     """Figures under each named (refusal, bars) pair: of the suite's corpora and setups, or (`product`) of the
     product's sets on the seed corpus and on each grown one."""
     def wanted(group: str) -> bool:
         is_product = corpus_of(group) == "product" or group.count("/") == 2
         return is_product if product else not is_product and corpus_of(group) not in PRODUCT_GROUPS
-    return {name: {g: figures(under(rows, refusal), bars) for g, rows in groups.items() if wanted(g)}
+    return {name: {g: figures(under(rows, refusal), bars, subject_at_most) for g, rows in groups.items() if wanted(g)}
             for name, (refusal, bars) in models.items()}
 
 

@@ -53,6 +53,7 @@ SQuAD's written with the paragraph in view: neither is how a worried person type
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 import shutil
@@ -450,16 +451,25 @@ def _precise_enough(rows: list[dict], target: float) -> bool:
     return not rows or (sum(r["right"] for r in rows) + 1) / (len(rows) + 1) >= target
 
 
-def fit_labels(groups: dict[str, list[dict]], refusal: str, precision: float, off_topic: float):
+def _subject(row: dict) -> float:
+    """The record's Confidence.subject (qa.models.refusal.SIGNALS); 0 in records made before it was recorded."""
+    from qa.models.refusal import SIGNALS
+
+    signals, at = row.get("signals"), SIGNALS.index("subject")
+    return float(signals[at]) if signals is not None and len(signals) > at else 0.0
+
+
+def fit_labels(groups: dict[str, list[dict]], refusal: str, precision: float, off_topic: float,
+               subject_at_most: float = math.inf):
     """Per regime, the strong-match bar (the lowest margin at which every group's answers so labelled are right
-    at least `precision` of the time) and the may-help bar (the lowest margin below refusal's bar at which at
+    at least `precision` of the time; answers whose subject is over `subject_at_most` are never strong) and the may-help bar (the lowest margin below refusal's bar at which at
     most `off_topic` of every group's off-topic questions would be offered passages instead of a flat refusal)."""
     from qa.models.refusal import REGIMES, LabelBars
 
     strong, strong_cosine, may_help = {}, {}, {}
     for regime in REGIMES:
         mine = {g: [r for r in rows if r["regime"] == regime and r["margin"] is not None] for g, rows in groups.items()}
-        answered = {g: [r for r in rows if r["found"]] for g, rows in mine.items()}
+        answered = {g: [r for r in rows if r["found"] and _subject(r) <= subject_at_most] for g, rows in mine.items()}
         pooled = [r for rows in answered.values() for r in rows]
         margins = sorted({round(r["margin"], 2) for r in pooled}) or [99.0]
         cosines = sorted({round(r.get("answer_score") or 0.0, 2) for r in pooled}) or [-1.0]
@@ -485,14 +495,16 @@ def fit_labels(groups: dict[str, list[dict]], refusal: str, precision: float, of
     return LabelBars(strong, may_help, refusal, None, strong_cosine)
 
 
-def apply_labels(rows: list[dict], bars) -> dict[str, dict[str, float]]:
-    """Share and precision per label, and off-topic questions refused flatly, of one group under `bars`."""
+def apply_labels(rows: list[dict], bars, subject_at_most: float = math.inf) -> dict[str, dict[str, float]]:
+    """Share and precision per label, and off-topic questions refused flatly, of one group under `bars` (and
+    Settings.strong_match_subject, `subject_at_most`)."""
     out: dict[str, list[bool]] = {}
     for r in rows:
         if r["margin"] is None or r["regime"] is None:
             continue
         if r["found"]:
-            strong = bars.is_strong(r["regime"], r["margin"], r.get("answer_score") or 0.0)
+            strong = bars.is_strong(r["regime"], r["margin"], r.get("answer_score") or 0.0, _subject(r),
+                                    subject_at_most)
             label = "strong match" if strong else "partial match"
             out.setdefault(label, []).append(r["right"])
         elif r["margin"] >= bars.may_help[r["regime"]]:
@@ -524,20 +536,21 @@ def fitting_groups(groups: Mapping[str, Sequence[dict]], leave_out: str | None =
     return {g: rows for g, rows in groups.items() if fitted(g)}
 
 
-def leave_one_out(groups: dict[str, list[dict]], refusal: str, precision: float, off_topic: float) -> dict:
+def leave_one_out(groups: dict[str, list[dict]], refusal: str, precision: float, off_topic: float,
+                  subject_at_most: float = math.inf) -> dict:
     """Each suite corpus's label figures under bars fitted without it (`fitting_groups`: never on a check-only
     corpus, so a check-only corpus is reported under bars fitted on every fitted corpus, as the shipped ones are)."""
     corpora = sorted({corpus_of(g) for g in groups} - set(PRODUCT_GROUPS))
     report = {}
     for corpus in corpora:
         fitting = fitting_groups(groups, leave_out=corpus)
-        bars = fit_labels(fitting, refusal, precision, off_topic)
+        bars = fit_labels(fitting, refusal, precision, off_topic, subject_at_most)
         for group, rows in groups.items():
             if corpus_of(group) == corpus:
                 report[group] = {"fitted_on": sorted(fitting),
                                  "bars": {"strong": bars.strong, "strong_cosine": bars.strong_cosine,
                                           "may_help": bars.may_help},
-                                 "labels": apply_labels(rows, bars)}
+                                 "labels": apply_labels(rows, bars, subject_at_most)}
     return report
 
 

@@ -37,6 +37,7 @@ say) is compared with questions close to its own.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -60,7 +61,11 @@ FIT_COMMAND = "python -m qa eval --suite --fit-refusal --refit-regimes plain --w
 # "contrast" is the answer's article's best sentence cosine minus the best other article's among the
 # candidates (0 when every candidate is from that article): a question about a subject the corpus does
 # not hold matches a neighbouring article about as well as the next one.
-SIGNALS = ("sentence", "example", "coverage", "unknown", "contrast")
+#
+# "subject" is the share of the question's salient words (rare in general English) that the answer's article never
+# uses (qa/answering/subject.py). No regime reads it (a question of a lay reader names things in words the pages do
+# not use, and reading it refused those: docs/QUALITY.md, "Subject coverage"); the "strong match" label does.
+SIGNALS = ("sentence", "example", "coverage", "unknown", "contrast", "subject")
 # What each regime reads. "plain" (articles nobody wrote example questions for: what a maintainer adds)
 # reads contrast, not "unknown": unknown reads the question's wording, and people's questions use words
 # the articles do not while crowd-written and templated ones do, so it did not transfer between corpora;
@@ -89,9 +94,10 @@ class Confidence:
     has_examples: bool  # the article has example questions: the "examples" regime
 
     contrast: float = 0.0  # best sentence cosine over the best other article's among the candidates
+    subject: float = 0.0  # salience-weighted share of the question's rare words the answer's article does not hold
 
     def features(self) -> list[float]:
-        return [self.sentence, self.example, self.coverage, self.unknown, self.contrast]
+        return [self.sentence, self.example, self.coverage, self.unknown, self.contrast, self.subject]
 
     @property
     def regime(self) -> str:
@@ -287,8 +293,12 @@ class LabelBars:
     # ... and a "strong match" also needs the answer sentence's cosine with the question to reach this
     strong_cosine: dict[str, float] = field(default_factory=dict)
 
-    def is_strong(self, regime: str, margin: float, cosine: float) -> bool:
-        return margin >= self.strong[regime] and cosine >= self.strong_cosine.get(regime, -1.0)
+    def is_strong(self, regime: str, margin: float, cosine: float, subject: float = 0.0,
+                  subject_at_most: float = math.inf) -> bool:
+        """`subject`: the answer's Confidence.subject; a "strong match" also needs it at most `subject_at_most`
+        (Settings.strong_match_subject: a choice, not fitted)."""
+        return (margin >= self.strong[regime] and cosine >= self.strong_cosine.get(regime, -1.0)
+                and subject <= subject_at_most)
 
     def to_json(self, extra: Mapping | None = None) -> dict:
         return {"format": LABELS_FORMAT, "refusal": self.refusal, "strong": self.strong,
