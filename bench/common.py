@@ -173,8 +173,10 @@ def prepare_corpus(folder: Path, size: int | None, seed: int = 0) -> dict:
 
 
 def question_sets() -> dict[str, str]:
-    """Every labelled set of eval/sets/, by name, with the corpus it is about: "corpus" or "web"."""
-    return {p.stem: "web" if p.stem == "health-web" else "corpus" for p in sorted(QUESTION_SETS.glob("*.jsonl"))}
+    """Every labelled set of eval/sets/, by name, with the corpus it is about: "corpus" or "web" (the saved
+    web pages: health-web.jsonl and its development set, health-web-dev.jsonl)."""
+    return {p.stem: "web" if p.stem.startswith("health-web") else "corpus"
+            for p in sorted(QUESTION_SETS.glob("*.jsonl"))}
 
 
 def copy_corpus(which: str, folder: Path) -> Path:

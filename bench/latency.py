@@ -1,6 +1,7 @@
 """Warm query latency, split by stage, against torch's encode of the same text (the floor it replaced).
 
     nice -n 19 python -m bench.latency [--rounds 5] [--query-threads 1] [--size CHUNKS] [--limit N] [--busy] [--quick]
+                                       [--reference DIR]
 
 The index is built in a temporary folder (from a copy of corpus/, or from a
 synthetic corpus of --size chunks). After one warm-up pass, every question of
@@ -28,12 +29,16 @@ and the engine alternate pass by pass, so both see the same machine load).
 
 Then, in the same run, `python -m qa ask --jsonl` on the same questions
 (follow-ups with their histories) in a fresh process per round and case,
-alternating with torch's encode of each question alone: all lines piped at
-once (Settings.ask_workers questions answered at once), and one line at a
-time (each written when the answer before it has come: a script that waits).
-The marginal time per question is the time from the first answer line to
-the last, over the answers after the first. Target, piped: at most 0.6 x
-torch's encode of the same questions.
+alternating with torch's encode of each question alone: piped (the first
+line written alone and answered, which warms the process up; then all the
+others at once: the time from writing them to their last answer, over their
+number), and one line at a time (each written when the answer before it has
+come: a script that waits; the time from the first answer line to the last,
+over the answers after the first). Timing the piped case from its first
+answer would leave out the batched embedding of the questions that came
+with the first one. Target, piped: at most 0.6 x torch's encode of the same
+questions (issue 14); 0.35 x (issue 23). --reference DIR also runs the piped
+case with the code in DIR (another checkout), in the same rounds.
 
 Also: the question model's encode on 1 and on 2 onnxruntime threads,
 alternating question by question (Settings.query_threads).
@@ -60,7 +65,7 @@ STAGES = ["synonyms", "encode (encode_one)", "query terms", "FAISS dense", "BM25
           "floor: torch encode alone, 2 thread(s)", "floor: torch encode alone, 1 thread(s)"]
 
 
-JSONL_PIPED = "python -m qa ask --jsonl, all lines piped, after the first answer"
+JSONL_PIPED = "python -m qa ask --jsonl, piped after a first answer"
 JSONL_WAITING = "python -m qa ask --jsonl, one line at a time, after the first answer"
 
 
@@ -173,47 +178,60 @@ def thread_samples(engine, questions, rounds: int) -> dict[str, list[float]]:
     return out
 
 
-def jsonl_marginal(settings, questions, rounds: int) -> dict[str, list[float]]:
-    """Per round: seconds per question of `python -m qa ask --jsonl` after its first answer, with all
-    lines piped at once (its Settings.ask_workers answer at once) and with each line written only when
-    the answer before it has come (a script that waits: one question at a time); and of torch's encode
-    of each question alone (2 and 1 threads), alternating round by round."""
+def jsonl_marginal(settings, questions, rounds: int, reference: Path | None = None) -> dict[str, list[float]]:
+    """Per round: seconds per question of `python -m qa ask --jsonl` piped and one line at a time (module
+    docstring), and of torch's encode of each question alone (2 and 1 threads), alternating round by round;
+    with `reference`, also the piped case with the code in that folder."""
     import json
-    import subprocess
 
     from qa.indexing.question_model import load, query_model
 
     lines = [json.dumps({"question": q.question, "history": list(q.history)}) + "\n" for q in questions]
     torch_model = common.torch_floor(query_model(load(settings).manifest, settings), 1)
     floors = {threads: torch_model for threads in (2, 1)}
-    command = [sys.executable, "-m", "qa", "ask", "--jsonl", "--index", str(settings.index_dir),
-               "--corpus", str(settings.corpus_dir)]
+    arguments = ["-m", "qa", "ask", "--jsonl", "--index", str(settings.index_dir), "--corpus", str(settings.corpus_dir)]
     env = {**common.child_env(), "QA_TUNED_DIR": str(settings.tuned_dir)} if settings.tuned_dir else common.child_env()
+    cases = [(JSONL_PIPED, common.ROOT), (JSONL_WAITING, common.ROOT)]
+    if reference is not None:
+        cases.append((f"{JSONL_PIPED}, code in {reference}", reference))
     out: dict[str, list[float]] = defaultdict(list)
     for _ in range(rounds):
         for threads, model in floors.items():
             _torch_threads(threads)
             total = sum(_torch_encode(model, q.question) for q in questions)
             out[f"torch encode alone, {threads} thread(s)"].append(total / len(questions))
-        for case in (JSONL_PIPED, JSONL_WAITING):
-            process = subprocess.Popen(command, cwd=common.ROOT, env=env, stdin=subprocess.PIPE,
-                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-            arrivals = []
-            if case == JSONL_PIPED:
-                process.stdin.write("".join(lines))
-                process.stdin.close()
-                arrivals = [time.perf_counter() for _ in iter(process.stdout.readline, "")]
-            else:
-                for line in lines:
-                    process.stdin.write(line)
-                    process.stdin.flush()
-                    if process.stdout.readline():
-                        arrivals.append(time.perf_counter())
-                process.stdin.close()
-            if process.wait() != 0 or len(arrivals) != len(questions):
-                raise SystemExit(f"python -m qa ask --jsonl answered {len(arrivals)} of {len(questions)} questions")
-            out[case].append((arrivals[-1] - arrivals[0]) / (len(arrivals) - 1))
+        for case, code in cases:
+            out[case].append(_jsonl_seconds(arguments, code, env, lines, waiting=case == JSONL_WAITING))
     return out
+
+
+def _jsonl_seconds(arguments: list[str], code: Path, env: dict, lines: list[str], waiting: bool) -> float:
+    """Seconds per question of one `python -m qa ask --jsonl` process run with the code in `code`."""
+    import subprocess
+
+    process = subprocess.Popen([sys.executable, *arguments], cwd=code, env={**env, "PYTHONPATH": str(code)},
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    arrivals = []
+    process.stdin.write(lines[0])
+    process.stdin.flush()
+    if process.stdout.readline():
+        arrivals.append(time.perf_counter())
+    if waiting:
+        for line in lines[1:]:
+            process.stdin.write(line)
+            process.stdin.flush()
+            if process.stdout.readline():
+                arrivals.append(time.perf_counter())
+        process.stdin.close()
+        start = arrivals[0]
+    else:
+        start = time.perf_counter()
+        process.stdin.write("".join(lines[1:]))
+        process.stdin.close()
+        arrivals += [time.perf_counter() for _ in iter(process.stdout.readline, "")]
+    if process.wait() != 0 or len(arrivals) != len(lines):
+        raise SystemExit(f"python -m qa ask --jsonl ({code}) answered {len(arrivals)} of {len(lines)} questions")
+    return (arrivals[-1] - start) / (len(arrivals) - 1)
 
 
 def followup_samples(engine, questions, rounds: int) -> dict[str, list[float]]:
@@ -270,6 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--busy", action="store_true", help="another CPU-bound process runs meanwhile")
     parser.add_argument("--tuned-dir", help="tuned models and exports to reuse (default: in the work folder)")
     parser.add_argument("--no-jsonl", action="store_true", help="skip python -m qa ask --jsonl")
+    parser.add_argument("--reference", help="another checkout whose qa ask --jsonl piped is timed in the same rounds")
     parser.add_argument("--questions", help="questions file (default eval/sets/dev.jsonl)")
     parser.add_argument("--workdir", help="folder for the temporary corpus and index (default: a new temp folder)")
     parser.add_argument("--quick", action="store_true", help="1 round")
@@ -314,16 +333,21 @@ def _measure_all(args, engine, questions, rounds: int) -> int:
             ["encode_one p50 / torch floor p50", encode / floor, ""],
             ["non-encode share of e2e p50", (e2e - encode) / e2e, ""]]
     if not args.no_jsonl:
-        marginal = jsonl_marginal(engine.settings, questions, rounds)
+        reference = Path(args.reference).resolve() if args.reference else None
+        marginal = jsonl_marginal(engine.settings, questions, rounds, reference)
         common.say(common.table("python -m qa ask --jsonl: seconds per question, in ms (median of rounds)",
                                 ["case", "median", "min", "max", "rounds"],
                                 [[name, 1000 * common.pct(v, 50), 1000 * min(v), 1000 * max(v), len(v)]
                                  for name, v in marginal.items()]))
         torch_alone = min(common.pct(marginal[f"torch encode alone, {t} thread(s)"], 50) for t in (1, 2))
         rows.append(["qa ask --jsonl per question, piped / torch encode alone (faster of 1, 2 threads)",
-                     common.pct(marginal[JSONL_PIPED], 50) / torch_alone, "<= 0.6"])
+                     common.pct(marginal[JSONL_PIPED], 50) / torch_alone, "<= 0.6; 0.35 (issue 23)"])
         rows.append(["qa ask --jsonl per question, one line at a time / torch encode alone",
                      common.pct(marginal[JSONL_WAITING], 50) / torch_alone, ""])
+        if reference is not None:
+            rows.append([f"qa ask --jsonl per question, piped: this code / the code in {reference}",
+                         common.pct(marginal[JSONL_PIPED], 50)
+                         / common.pct(marginal[f"{JSONL_PIPED}, code in {reference}"], 50), ""])
     common.say(common.table("ratios (same run)", ["ratio", "value", "target"], rows))
     common.print_footer()
     return 0

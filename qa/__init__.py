@@ -67,6 +67,7 @@ Modules (generated from each module's docstring: python tests/test_layers.py --w
     serving/engine.py             The library's front door: load the model and index once, then answer questions.
     serving/http_api.py           Plain HTTP routes on the chat page's port, for scripts and other services: `POST /api/ask`.
     serving/interface.py          What a page asks of an engine: the `AnswersQuestions` interface, and the article list it returns.
+    serving/jsonl.py              `python -m qa ask --jsonl`: a stream of JSON question lines in, one JSON answer line per question out.
     serving/page.py               What the chat page says about its own corpus: its title, the line under it, its example questions.
     serving/render.py             The reply a person sees, as HTML: pure functions from the engine's objects to markup.
     serving/service.py            The engine in a process of its own, for the chat page.

@@ -23,7 +23,7 @@ import json
 import os
 import sys
 import textwrap
-from typing import Sequence, TextIO
+from typing import Sequence
 
 from qa.errors import QAError
 
@@ -130,6 +130,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         raise QAError('give a question, e.g. python -m qa ask "does naloxone reverse ketamine", or use --jsonl')
     start_loading_question_model(_settings(args))
     if args.jsonl:
+        from qa.serving.jsonl import answer_jsonl
         engine = _open_engine(args)
         return answer_jsonl(engine, sys.stdin, sys.stdout, engine.settings.ask_workers)
     from qa.serving.engine import clean_question
@@ -141,59 +142,6 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return 0
     print(format_result(result))
     return 0
-
-
-def answer_jsonl(engine, lines: TextIO, out: TextIO, workers: int = 1) -> int:
-    """One JSON answer line per input line, in order; a bad line gets an error object and the batch goes on.
-
-    `workers` questions are answered at once (Settings.ask_workers). Each answer is written as soon as
-    it and those before it are done, so a script that waits for an answer before writing its next
-    line gets it at once."""
-    import queue
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
-    in_order: queue.Queue = queue.Queue(maxsize=2 * workers)  # answers in the making, oldest first
-    failure: list[BaseException] = []
-
-    def write() -> None:
-        while (item := in_order.get()) is not None:
-            if failure:
-                continue  # taken, so the reader is never stuck on a full queue; it stops at its next line
-            try:
-                out.write(json.dumps(item.result(), ensure_ascii=False) + "\n")
-                out.flush()
-            except BaseException as exc:  # noqa: BLE001 - unexpected (a closed pipe): raised below
-                failure.append(exc)
-
-    writer = threading.Thread(target=write, name="jsonl-writer", daemon=True)
-    writer.start()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="jsonl-ask") as pool:
-        try:
-            for number, line in enumerate(lines, 1):
-                if failure:
-                    break
-                if line.strip():
-                    in_order.put(pool.submit(_answer_line, engine, number, line))
-        finally:
-            in_order.put(None)
-            writer.join()
-    if failure:
-        raise failure[0]
-    return 0
-
-
-def _answer_line(engine, number: int, line: str) -> dict:
-    """The answer to one JSON line as a dict, or {"line": number, "error": ...} saying what is wrong."""
-    try:
-        try:
-            request = json.loads(line)
-        except ValueError as exc:
-            raise ValueError(f"not valid JSON ({exc})") from None
-        from qa.serving.interface import ask_request
-        return engine.ask(*ask_request(request)).to_dict()
-    except (ValueError, QAError) as exc:
-        return {"line": number, "error": str(exc)}
 
 
 def _wrap(text: str, first: str = "", rest: str | None = None) -> str:

@@ -1,7 +1,8 @@
-"""`python -m qa ask --jsonl`'s loop (qa.cli.answer_jsonl) and the engine's kept question vectors.
+"""`python -m qa ask --jsonl`'s loop (qa.serving.jsonl.answer_jsonl) and the engine's kept question vectors.
 
-Order, errors and flow do not depend on what the vectors mean: a tiny index with the fake
-embedder. tests/test_cli.py runs the real command on the real model.
+Order, errors, batching and flow do not depend on what the vectors mean: a tiny index with the fake
+embedder. The last test holds the batched answers to the real model's answers one question at a time;
+tests/test_cli.py runs the real command on the real model.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import threading
 
 import pytest
 
-from qa.cli import answer_jsonl
+from qa.serving.jsonl import CHUNK_LINES, answer_jsonl
 
 QUESTIONS = ["what is naloxone", "does naloxone reverse ketamine", "how long does ketamine last",
              "what is ketamine", "is naloxone safe"]
@@ -65,7 +66,8 @@ class Conversation:
 
     def __iter__(self):
         for number, line in enumerate(self.lines):
-            if number and not self.answered.acquire(timeout=20):
+            # A blank line gets no answer: the line after it is written at once.
+            if number and self.lines[number - 1].strip() and not self.answered.acquire(timeout=20):
                 raise AssertionError(f"no answer to line {number} came before line {number + 1} was written")
             yield line
 
@@ -99,3 +101,100 @@ def test_a_text_asked_again_is_not_embedded_again(tiny_engine, fake_embedder):
     again = tiny_engine.ask("what is naloxone")
     assert fake_embedder.texts_encoded == before
     assert again.to_dict() == tiny_engine.ask("what is naloxone").to_dict()
+
+
+def bad_and_good_lines() -> list[str]:
+    """Questions, follow-ups and every kind of bad line, more than a chunk of them."""
+    lines = batch_lines() * 2
+    lines[4] = json.dumps({"question": "x" * 100_000}) + "\n"  # over the question limit
+    lines[12] = "{" * 3_000_000 + "\n"  # huge, and not JSON
+    lines[20] = json.dumps(["what is naloxone"]) + "\n"  # JSON, not an object
+    lines[27] = json.dumps({"question": "what is naloxone", "history": "not a list"}) + "\n"
+    lines[33] = json.dumps({"question": "hello"}) + "\n"  # small talk: answered, nothing embedded
+    return lines
+
+
+def encode_sizes(embedder, monkeypatch) -> list[int]:
+    """The number of texts of each call to `embedder.encode`, as they come."""
+    sizes: list[int] = []
+    encode = embedder.encode
+
+    def counted(texts, *args, **kwargs):
+        sizes.append(len(texts))
+        return encode(texts, *args, **kwargs)
+
+    monkeypatch.setattr(embedder, "encode", counted)
+    return sizes
+
+
+def test_a_piped_batch_is_embedded_in_batches_and_answered_as_one_line_at_a_time(tiny_engine, fake_embedder,
+                                                                                monkeypatch):
+    lines = bad_and_good_lines()
+    sizes = encode_sizes(fake_embedder, monkeypatch)
+    piped = io.StringIO()
+    assert answer_jsonl(tiny_engine, io.StringIO("".join(lines)), piped, workers=2) == 0
+    questions = sum(1 for line in lines if line.strip())
+    assert len(sizes) < questions / 4 and max(sizes) > 1, "a pipe full of questions is embedded in batches"
+
+    tiny_engine.forget()
+    sizes.clear()
+    waiting = Conversation(lines)
+    assert answer_jsonl(tiny_engine, waiting, waiting, workers=2) == 0
+    assert piped.getvalue().splitlines() == [line.rstrip("\n") for line in waiting.written]
+    assert len(sizes) >= len({json.loads(line)["question"] for line in waiting.written if '"question"' in line}) - 1
+
+    rows = [json.loads(line) for line in piped.getvalue().splitlines()]
+    assert len(rows) == questions
+    errors = {row["line"]: row["error"] for row in rows if "error" in row}
+    assert "characters long" in errors[5] and "not valid JSON" in errors[13]
+    assert "expected a JSON object" in errors[21] and "history must be a list" in errors[28]
+    assert sum(1 for row in rows if "error" not in row) > CHUNK_LINES
+
+
+def test_a_failing_question_model_fails_each_question_not_the_batch(tiny_engine, fake_embedder, monkeypatch):
+    from qa.errors import ModelError
+
+    def broken(*args, **kwargs):
+        raise ModelError("the question model cannot be loaded")
+
+    monkeypatch.setattr(fake_embedder, "encode", broken)
+    out = io.StringIO()
+    assert answer_jsonl(tiny_engine, io.StringIO("".join(batch_lines())), out, workers=2) == 0
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert rows and all("error" in row for row in rows)
+    assert sum("cannot be loaded" in row["error"] for row in rows) > 10
+
+
+@pytest.mark.slow
+def test_real_questions_batched_get_the_answers_they_get_alone_from_one_forward_pass(engine, monkeypatch):
+    """Vectors from a padded batch differ from a question's alone in the last bits only: the same
+    answers and passages. A question whose searched text is not the typed one (synonyms, a follow-up)
+    needs no pass of its own for its token vectors."""
+    from qa.models.onnx_model import OnnxModel
+
+    assert engine.embedder.backend == "onnx" and engine.index.tokens is not None
+    asks = [("does naloxone reverse ketamine", []), ("will narcan help someone on special k", []),
+            ("why not?", ["does naloxone reverse ketamine"]), ("how long does a k hole last", []),
+            ("what are the withdrawal symptoms of ketamine", []), ("is ketamine addictive", []),
+            ("can ketamine treat depression", []), ("what is the capital of France", []),
+            ("does ketamine get you high in therapy", []), ("and for opioids?", ["is ketamine addictive"])]
+    engine.forget()
+    alone = [engine.ask(question, history).to_dict() for question, history in asks]
+    engine.forget()
+    runs: list[int] = []
+    run = OnnxModel._run
+
+    def counted(self, texts, wanted=()):
+        runs.append(len(texts))
+        return run(self, texts, wanted)
+
+    monkeypatch.setattr(OnnxModel, "_run", counted)
+    out = io.StringIO()
+    answer_jsonl(engine, io.StringIO("".join(json.dumps({"question": q, "history": h}) + "\n" for q, h in asks)),
+                 out, workers=2)
+    batched = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert len(runs) <= 3 and sum(runs) > len(asks), "a chunk's texts in a batch per core, none embedded again"
+    for one, many in zip(alone, batched, strict=True):
+        assert (many["found"], many["answer"]) == (one["found"], one["answer"])
+        assert [p["text"] for p in many["passages"]] == [p["text"] for p in one["passages"]]
+        assert max(abs(a["score"] - b["score"]) for a, b in zip(one["passages"], many["passages"])) < 1e-5

@@ -40,7 +40,10 @@ ALLOWED: dict[str, dict[float, str]] = {
     "qa/reading/corpus.py": {1e6: "bytes per MB, in messages"},
     "qa/models/embedding.py": {256: "texts per progress report on the torch path"},
     "qa/serving/engine.py": {1024: "remembered answers and kept question vectors (memory)",
-                     4: "a question over 4x the limit is refused before it is read whole"},
+                     4: "a question over 4x the limit is refused before it is read whole",
+                     16: "texts per forward pass when a batch of questions is prepared (speed: docs/BENCHMARKS.md)"},
+    "qa/serving/jsonl.py": {32: "questions of --jsonl embedded together at most (speed, and how long the first "
+                            "answers wait)"},
     "qa/evaluation/suite.py": {73: "health-web.jsonl's off-topic questions are h073", 81: "to h080 (eval/README.md)",
                     60: "the suite's sample sizes (a measurement's size, not the product's behaviour):", 20: "same",
                     30: "same", 6: "same", 3: "same (the small suite of the tests)", 5: "same", 16: "same",
@@ -86,7 +89,8 @@ ALLOWED: dict[str, dict[float, str]] = {
     "qa/answering/subject.py": {8: "article word sets kept for the last few indexes a process loaded (a cache)"},
     "qa/serving/service.py": {180.0: "longest a question waits for the engine's process to load",
                       10: "seconds the child gets to stop"},
-    "qa/answering/triage.py": {8: "small talk is at most 8 words ('ok thanks so much')"},
+    "qa/answering/triage.py": {8: "small talk is at most 8 words ('ok thanks so much')",
+                                1024: "questions whose triage is kept (memory)"},
 }
 
 

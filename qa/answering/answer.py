@@ -299,13 +299,19 @@ def _with_token_match(index: Index, hits: list[Hit], competing: list, settings: 
     if question is None or index.tokens is None or settings.token_match_weight == 0 or not competing:
         return competing
     chosen = sorted(range(len(competing)), key=lambda i: -competing[i][0])[:settings.token_match_candidates]
-    subjects = {p: stored(index.tokens.subject(hits[p].chunk)) for p in {competing[i][2] for i in chosen}}
-    scores = sentence_scores(question, [(subjects[competing[i][2]], [stored(index.tokens.sentence(competing[i][3]))])
-                                        for i in chosen], index.idf, index.max_idf, settings.token_match_focus)
+    # By passage: the question's weights against a passage's subject are computed once for its sentences.
+    by_passage: dict[int, list[int]] = {}
+    for i in chosen:
+        by_passage.setdefault(competing[i][2], []).append(i)
+    scores = sentence_scores(question, [(stored(index.tokens.subject(hits[p].chunk)),
+                                         [stored(index.tokens.sentence(competing[i][3])) for i in members])
+                                        for p, members in by_passage.items()],
+                             index.idf, index.max_idf, settings.token_match_focus)
     rescored = list(competing)
-    for i, [match] in zip(chosen, scores):
-        score, *rest = competing[i]
-        rescored[i] = (score + settings.token_match_weight * match, *rest)
+    for members, matches in zip(by_passage.values(), scores):
+        for i, match in zip(members, matches):
+            score, *rest = competing[i]
+            rescored[i] = (score + settings.token_match_weight * match, *rest)
     return rescored
 
 

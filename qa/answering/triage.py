@@ -34,6 +34,7 @@ a word or two ("naloxona ketamina"), reads as English and is searched.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -304,8 +305,12 @@ class Triage:
         return self.small_talk is None and self.language is None
 
 
+@functools.lru_cache(maxsize=1024)
 def triage(question: str) -> Triage:
-    """Emergency, small talk and language of one question (already cleaned by the engine)."""
+    """Emergency, small talk and language of one question (already cleaned by the engine).
+
+    Kept for the last questions seen: one question is triaged more than once (a batch's `Engine.prepare`
+    and its `ask`, each follow-up's earlier turns), and the answer depends on the text alone."""
     small_talk = small_talk_kind(question)
     if small_talk is not None:
         return Triage(small_talk=small_talk)

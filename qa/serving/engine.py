@@ -76,6 +76,9 @@ RECENT_ANSWERS = 1024
 # Question vectors kept, least recently used dropped first (1.5 KB each): a text asked again (a
 # follow-up's earlier turn answered again, the same question from another visitor) is not embedded again.
 QUESTION_VECTORS = 1024
+# Texts per forward pass when a batch of questions is prepared: more rows make onnxruntime's matrix
+# products more efficient, up to about this many short texts on one core (docs/BENCHMARKS.md, latency).
+PREPARE_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -216,7 +219,7 @@ class Engine:
         """The vectors of `texts`: those kept, and the others embedded now and kept; and the token vectors of
         `tokens_of` (qa.models.onnx_model.TokenVectors: answer choice's token match), None when not asked for.
         A text of `texts` gets them from the forward pass that embeds it; another costs a pass of its own."""
-        model = embedder.export.key if embedder.export is not None else f"sentence-transformers:{embedder.name}"
+        model = self._model_key(embedder)
         found: dict[str, np.ndarray] = {}
         tokens = None
         with self._lock:
@@ -256,6 +259,75 @@ class Engine:
                     while len(self._token_vectors) > QUESTION_VECTORS:
                         self._token_vectors.popitem(last=False)
         return [found[t] for t in texts], tokens
+
+    def prepare(self, asks: Sequence[tuple[str, Sequence[str]]], run: Callable = map) -> None:
+        """Embed at once what `ask` would embed one text at a time for these (question, history) pairs: the
+        texts searched, a follow-up's own text and earlier turns, and the typed questions' token vectors.
+        Then each `ask` finds them kept. For a batch of questions (`qa ask --jsonl`): one forward pass over
+        texts of similar length costs a question less CPU than a pass of its own, and a question whose
+        searched text is not the typed one needs no second pass for its token vectors.
+
+        A vector made in a batch differs from the one the text gets alone in the last bits
+        (docs/BENCHMARKS.md, latency), so a single question (the page, the API) is never prepared.
+        `run(function, batches)`: how the batches are run, e.g. a thread pool's map to use both cores.
+        A question that `ask` would refuse or not search is skipped: `ask` says what is wrong."""
+        live = self._current()
+        tokens_wanted = self._reads_tokens(live)
+        texts: dict[str, bool] = {}  # text -> its token vectors are wanted too
+        for question, history in asks:
+            try:
+                text = clean_question(question, self.settings)
+            except QuestionError:
+                continue
+            if not triage(text).searched:
+                continue
+            earlier = tuple(h for h in self._safe_history(history) if h)
+            turns = [(text, earlier)]
+            if resolve_query(text, list(earlier), self.settings) != text:  # a follow-up asks its earlier turns
+                turns += [(q, earlier[:turn]) for turn, q in enumerate(earlier)
+                          if (live.index.generation, q, earlier[:turn]) not in self._recent_answers]
+            for typed, before in turns:
+                _, searched, _, focus = self._plan(typed, before)
+                for embedded in (searched, focus):
+                    if embedded is not None:
+                        texts.setdefault(embedded, False)
+                if tokens_wanted:
+                    texts[typed] = True
+        model = self._model_key(live.embedder)
+        with self._lock:
+            missing = [t for t, tokens in texts.items() if (model, t) not in self._vectors
+                       or (tokens and (model, t) not in self._token_vectors)]
+        if not missing:
+            return
+        # Texts of similar length side by side, so little of a batch is padding.
+        missing.sort(key=len)
+        size = max(1, min(PREPARE_BATCH, -(-len(missing) // 2)))  # two batches at least: one per core
+        batches = [missing[start:start + size] for start in range(0, len(missing), size)]
+
+        def embed(batch: list[str]) -> tuple[list[str], np.ndarray, list]:
+            tokens = [True if texts[t] else None for t in batch]
+            with self._encode_lock if live.embedder.backend != "onnx" else nullcontext():
+                return batch, live.embedder.encode(batch, tokens=tokens), tokens
+
+        for batch, vectors, tokens in run(embed, batches):
+            with self._lock:
+                for text, vector, kept in zip(batch, vectors, tokens):
+                    self._keep(self._vectors, (model, text), vector)
+                    if kept is not None and kept is not True:  # True: the model gave none
+                        self._keep(self._token_vectors, (model, text), kept)
+
+    @staticmethod
+    def _keep(kept: OrderedDict, key: tuple[str, str], value) -> None:
+        """Remember `value`, dropping the least recently used beyond QUESTION_VECTORS. Called under the lock."""
+        kept[key] = value
+        kept.move_to_end(key)
+        while len(kept) > QUESTION_VECTORS:
+            kept.popitem(last=False)
+
+    @staticmethod
+    def _model_key(embedder: Embedder) -> str:
+        """The question model's identity in the kept vectors: a new model's vectors are other vectors."""
+        return embedder.export.key if embedder.export is not None else f"sentence-transformers:{embedder.name}"
 
     def _reads_tokens(self, live: _Live) -> bool:
         """Whether answer choice's token match runs for this generation: it is on, the index stored its
