@@ -182,13 +182,13 @@ def test_real_questions_batched_get_the_answers_they_get_alone_from_one_forward_
     alone = [engine.ask(question, history).to_dict() for question, history in asks]
     engine.forget()
     runs: list[int] = []
-    run = OnnxModel._run
+    forward = OnnxModel._forward  # every forward pass goes through it (encode's batches, _run's)
 
-    def counted(self, texts, wanted=()):
-        runs.append(len(texts))
-        return run(self, texts, wanted)
+    def counted(self, shown, encodings, wanted):
+        runs.append(len(shown))
+        return forward(self, shown, encodings, wanted)
 
-    monkeypatch.setattr(OnnxModel, "_run", counted)
+    monkeypatch.setattr(OnnxModel, "_forward", counted)
     out = io.StringIO()
     answer_jsonl(engine, io.StringIO("".join(json.dumps({"question": q, "history": h}) + "\n" for q, h in asks)),
                  out, workers=2)
