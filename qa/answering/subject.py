@@ -2,9 +2,11 @@
 
 Owns one number per answer, `missing`: of the question's salient words (rare in
 general English: a disease's name, a drug class, a place), the share, weighted
-by how rare each is, that the answer's article never uses. Refusal reads it
-(qa/models/refusal.py, signal "subject") and so does the "strong match" label
-(qa/evaluation/suite.py, fit_labels): a question about a disease the corpus does
+by how rare each is, that the answer's article never uses. The "strong match"
+label needs it small (qa/answering/answer.py, Settings.strong_match_subject;
+the suite's label reports apply the same rule); refusal records it with its
+signals (qa/models/refusal.py, "subject") but no regime's weights read it, as
+it refused lay questions (docs/QUALITY.md). A question about a disease the corpus does
 not hold ("What causes Warsaw breakage syndrome?") matches a page on a
 neighbouring disease well, sentence by sentence, but the page never says
 "Warsaw" or "breakage"; "what is the antidote for a benzodiazepine overdose"
