@@ -182,7 +182,7 @@ def test_real_questions_batched_get_the_answers_they_get_alone_from_one_forward_
     alone = [engine.ask(question, history).to_dict() for question, history in asks]
     engine.forget()
     runs: list[int] = []
-    forward = OnnxModel._forward  # every forward pass goes through it (encode's batches, _run's)
+    forward = OnnxModel._forward  # every forward pass goes through it
 
     def counted(self, shown, encodings, wanted):
         runs.append(len(shown))

@@ -245,13 +245,10 @@ class OnnxModel:
         self.encode(texts, batch_size, tokens=out)
         return out
 
-    def _run(self, texts: list[str], wanted: Sequence[bool] = ()) -> tuple[np.ndarray, list]:
-        """The unit vectors of `texts`, and the TokenVectors of those `wanted` (None for the others)."""
-        shown = _as_tokenized(self.info, texts)
-        return self._forward(shown, self._tokenizer.encode_batch(shown), wanted)
-
     def _forward(self, shown: list[str], encodings: list, wanted: Sequence[bool]) -> tuple[np.ndarray, list]:
-        """`_run` of texts already tokenized (`shown`: as the tokenizer read them), padded here as one batch."""
+        """One forward pass over texts already tokenized (`shown`: as the tokenizer read them; `encodings`: its
+        encodings), padded here as one batch: their unit vectors, and the TokenVectors of those `wanted` (None
+        for the others)."""
         arrays = _arrays(encodings, self.info.pad_id)
         outputs = [SENTENCE_OUTPUT, TOKEN_OUTPUT] if any(wanted) else [SENTENCE_OUTPUT]
         results = self._session.run(outputs, {name: arrays[name] for name in self._inputs})
