@@ -251,13 +251,10 @@ class Engine:
                     tokens = embedder.token_vectors([tokens_of])[0]
             with self._lock:
                 for text, vector in zip(missing, vectors):
-                    self._vectors[(model, text)] = found[text] = vector
-                while len(self._vectors) > QUESTION_VECTORS:
-                    self._vectors.popitem(last=False)
+                    self._keep(self._vectors, (model, text), vector)
+                    found[text] = vector
                 if tokens_of is not None:
-                    self._token_vectors[(model, tokens_of)] = tokens
-                    while len(self._token_vectors) > QUESTION_VECTORS:
-                        self._token_vectors.popitem(last=False)
+                    self._keep(self._token_vectors, (model, tokens_of), tokens)
         return [found[t] for t in texts], tokens
 
     def prepare(self, asks: Sequence[tuple[str, Sequence[str]]], run: Callable = map) -> None:
