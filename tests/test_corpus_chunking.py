@@ -162,12 +162,12 @@ def test_short_sections_share_a_passage_and_keep_their_headings():
 
 
 def test_the_articles_with_example_questions_are_the_banks_sources(tmp_path):
-    from qa.models.question_bank import BANK_FOLDER, bank_sources
+    from qa.models.question_bank import BANK_FOLDER, bank_sources, load_bank
     (tmp_path / BANK_FOLDER).mkdir()
-    assert bank_sources(tmp_path) == frozenset()
+    assert bank_sources(load_bank(tmp_path)[0]) == frozenset()
     (tmp_path / BANK_FOLDER / "a.jsonl").write_text(
         '{"question": "what is it", "source": "study.txt", "answer": "England and Wales."}\n', encoding="utf-8")
-    assert bank_sources(tmp_path) == {"study.txt"}
+    assert bank_sources(load_bank(tmp_path)[0]) == {"study.txt"}
 
 
 def test_title_and_section_travel_with_every_chunk(corpus):

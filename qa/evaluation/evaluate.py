@@ -49,7 +49,7 @@ from qa.answering.answer import resolve_query
 from qa.reading.chunking import chunk_articles
 from qa.reading.corpus import load_corpus
 from qa.models.embedding import Embedder
-from qa.models.question_bank import bank_sources
+from qa.models.question_bank import bank_sources, load_bank
 from qa.models.tuning import tuned_root
 from qa.serving.engine import Engine
 from qa.models.refusal import relative_signals
@@ -232,7 +232,7 @@ def run_engine(engine: Engine, questions: Iterable[Question]) -> list[Outcome]:
 
 def run_bm25_baseline(settings: Settings, questions: list[Question]) -> list[Outcome]:
     chunks = chunk_articles(load_corpus(settings.corpus_dir, settings).articles, settings,
-                            bank_sources(settings.corpus_dir))  # the engine's passages
+                            bank_sources(load_bank(settings.corpus_dir)[0]))  # the engine's passages
     retriever = bm25s.BM25()
     retriever.index([content_terms(c.index_text) or ["_empty_"] for c in chunks], show_progress=False)
     vocabulary = set(retriever.vocab_dict)

@@ -105,11 +105,11 @@ def build(settings: Settings, embedder: Embedder,
             why = "".join(f"\n  skipped {s.source}: {s.reason}" for s in corpus.skipped)
             raise CorpusError(f"no readable article in {settings.corpus_dir} (read: {', '.join(ARTICLE_SUFFIXES)}){why}")
         say(f"read {len(corpus.articles)} articles from {settings.corpus_dir}")
-        chunks = chunk_articles(corpus.articles, settings, bank_sources(settings.corpus_dir))
+        bank, question_warnings = load_bank(settings.corpus_dir)
+        chunks = chunk_articles(corpus.articles, settings, bank_sources(bank))
         per_file = file_reports(corpus, chunks)
 
         sentences, chunk_sentence_ids = sentence_table(chunks)
-        bank, question_warnings = load_bank(settings.corpus_dir)
         questions, question_sentence_ids, unlinked = _question_bank(bank, chunks, chunk_sentence_ids, sentences)
         question_warnings += unlinked
         if not example_questions:

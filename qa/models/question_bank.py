@@ -39,6 +39,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from qa.files import sha256_bytes
 
@@ -75,10 +76,10 @@ def load_bank(corpus_dir: Path) -> tuple[list[BankQuestion], list[str]]:
     return read_bank(bank_files(corpus_dir))
 
 
-def bank_sources(corpus_dir: Path) -> frozenset[str]:
-    """The articles the bank has example questions for (whether or not a build searches them): their sections
-    keep passages of their own (qa/reading/chunking.py)."""
-    return frozenset(entry.source for entry in load_bank(corpus_dir)[0])
+def bank_sources(entries: Iterable[BankQuestion]) -> frozenset[str]:
+    """The articles a bank (`load_bank`'s entries) has example questions for (whether or not a build searches
+    them): their sections keep passages of their own (qa/reading/chunking.py)."""
+    return frozenset(entry.source for entry in entries)
 
 
 def read_bank(paths: list[Path]) -> tuple[list[BankQuestion], list[str]]:
