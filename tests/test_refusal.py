@@ -153,7 +153,7 @@ def test_the_plain_regime_s_gate_refuses_flatly_and_costs_no_group_more_than_ask
         values = np.array([r.signals[at] for r in rows if r.group == group and r.regime == "plain" and r.answerable])
         assert np.mean(values >= gate) <= 0.1
     assert 0.5 < gate < 0.6 and fit_gate(rows, "examples", 0.1) == np.inf  # the examples regime has no gate
-    model = fit(rows, DEFAULT_MODEL, wrongly_refused=0.1)
+    model = fit(rows, DEFAULT_MODEL, wrongly_refused=0.1, gate_wrongly_refused=0.1)
     plain = model.regimes["plain"]
     assert plain.gate == gate and model.regimes["examples"].gate == np.inf
     loud = [10.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0]

@@ -363,11 +363,12 @@ class LabelledSignals:
 
 
 def fit(rows: Iterable[LabelledSignals], model: str, wrongly_refused: float = Settings.refusal_wrongly_refused,
-        regularisation: float = 1.0, keep: RefusalModel | None = None, keep_regimes: Sequence[str] = ()
-        ) -> RefusalModel:
+        regularisation: float = 1.0, keep: RefusalModel | None = None, keep_regimes: Sequence[str] = (),
+        gate_wrongly_refused: float = Settings.refusal_gate_wrongly_refused) -> RefusalModel:
     """Per regime: a logistic regression of answerable on the signals, each group weighing the same;
     the bar placed so that no group refuses more than `wrongly_refused` of its answerable questions.
-    `keep_regimes`: regimes taken as they are from `keep` instead of refitted."""
+    `keep_regimes`: regimes taken as they are from `keep` instead of refitted. A regime with a gate
+    (REGIME_GATES) gets it fitted to refuse at most `gate_wrongly_refused` of any group's answerable questions."""
     from sklearn.linear_model import LogisticRegression
 
     rows = list(rows)
@@ -397,13 +398,14 @@ def fit(rows: Iterable[LabelledSignals], model: str, wrongly_refused: float = Se
             if len(scores) >= MIN_ANSWERABLE_FOR_BAR:  # a share of a handful is no estimate
                 bars.append(float(scores[int(wrongly_refused * len(scores))]))
         bar = float(np.floor(min(bars) * 1000) / 1000)  # rounded down: the answerable question on it stays answered
-        gate = fit_gate(mine, regime, wrongly_refused)
+        gate = fit_gate(mine, regime, gate_wrongly_refused)
         regimes[regime] = RegimeModel(coefficients, intercept, bar, gate)
         fitted_on.append({"regime": regime, "groups": {g: {"questions": sizes[g],
                                                            "answerable": sum(r.answerable for r in mine
                                                                              if r.group == g)}
                                                        for g in sorted(sizes)},
-                          "wrongly_refused_at_most": wrongly_refused})
+                          "wrongly_refused_at_most": wrongly_refused,
+                          **({"gate_wrongly_refused_at_most": gate_wrongly_refused} if math.isfinite(gate) else {})})
     return RefusalModel(model, regimes, tuple(fitted_on))
 
 
