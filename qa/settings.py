@@ -332,8 +332,8 @@ class Settings:
     refusal_wrongly_refused: float = 0.07
     # The plain regime's gate (qa/models/refusal.py, REGIME_GATES) is fitted to refuse at most this share of each
     # fitting group's answerable questions on its own: what the 0.10 the product promises leaves beside the bar's
-    # 0.07. At 0.07 it spent the bar's budget a second time and the web pages' answerable questions, never fitted
-    # on, were refused 0.150 / 0.217 (docs/QUALITY.md, "Unnamed subjects").
+    # 0.07. At 0.07 it spent the bar's budget a second time and refused more of the web pages' answerable
+    # questions, never fitted on (docs/QUALITY.md, "Unnamed subjects").
     refusal_gate_wrongly_refused: float = 0.03
     # The "subject" of an answer (qa/answering/subject.py) weighs a question word by its rank in general
     # English; the this many most common words name no subject ("long", "body", "figure" lie within it, the names

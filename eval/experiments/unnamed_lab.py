@@ -8,7 +8,12 @@ article is within a small edit distance (a misspelling, a variant spelling) and 
 article's passages. Then it prints the distributions per corpus and kind, and refits the plain regime with candidate
 signals built from them, leave one corpus out (qa/evaluation/calibration.py), as eval/experiments/subject_lab.py does:
 
-    python eval/experiments/unnamed_lab.py --work DIR [--dump words.json]
+    PYTHONPATH=. python eval/experiments/unnamed_lab.py --work DIR --dump words.json --explore
+    PYTHONPATH=. python eval/experiments/unnamed_lab.py --work DIR --dump words.json --prefix 0.5 \
+        --variant 0.5,1,lex,max,u0.25,g0.05      # min salience, edit distance, lex|cos, max|share|sum, [u<contrast
+                                                 # scale>] [g<gate budget>: a gate instead of a weight] [corpus]
+
+The product's rule (qa/answering/subject.py, `unnamed`) is the variant 0.5,1,lex,max,u0.25 with --prefix 0.5.
 
 Refusal decides only whether the chosen sentence is given, so the figures are the engine's.
 """

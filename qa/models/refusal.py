@@ -71,7 +71,7 @@ FIT_COMMAND = "python -m qa eval --suite --fit-refusal --refit-regimes plain --w
 # only as far as the article does not stand out from the next (qa/answering/subject.py, `unnamed`). A question
 # about a disease the corpus does not hold matches a neighbouring page sentence by sentence, which the weighed
 # signals take for an answer; the gate refuses it whatever they say. A gate, not a weight: weighed beside the
-# others, it moved the bar, and SQuAD's off-topic refusal fell from 0.90 to 0.35 - 0.50 leave one corpus out
+# others, it moved the bar and SQuAD's off-topic questions were answered far more often, leave one corpus out
 # (docs/QUALITY.md, "Unnamed subjects").
 SIGNALS = ("sentence", "example", "coverage", "unknown", "contrast", "subject", "unnamed")
 # What each regime reads. "plain" (articles nobody wrote example questions for: what a maintainer adds)
