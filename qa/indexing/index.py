@@ -78,7 +78,6 @@ from typing import Callable, Iterator
 import numpy as np
 
 from qa.reading.chunking import Chunk
-from qa.reading.corpus import corpus_hashes, read_alike
 from qa.errors import (REBUILD_HINT, CorpusError, IndexCorruptError, IndexIncompatibleError, IndexMissingError,
                        IndexWriteError)
 from qa.indexing.features import genericness, sentence_owners
@@ -380,6 +379,8 @@ def load(settings: Settings, dimension: int | None = None, search: bool = True,
 
 def stale_reason(manifest: dict, settings: Settings) -> str | None:
     """Why the index no longer matches the corpus and settings, or None when it does."""
+    from qa.reading.corpus import corpus_hashes, read_alike  # its readers (HTML, PDF): only a check or build reads
+
     if manifest.get("chunking") != chunking_fingerprint(settings):
         return "the chunking settings changed"
     if manifest.get("tuning") != tuning_fingerprint(settings):
