@@ -54,3 +54,13 @@ def test_token_rows_are_the_stored_rows_as_float32_and_stay_within_their_bound()
     assert small._converted.size <= small._converted.limit
     assert small.sentence_rows(0) is not first  # dropped, converted again
     assert np.array_equal(small.sentence_rows(0), first)
+
+
+def test_the_question_model_s_export_is_looked_for_where_the_exporter_stores_it(tmp_path):
+    from qa.indexing import question_model
+    from qa.models import export
+    from qa.settings import Settings
+
+    for settings in (Settings(index_dir=tmp_path / "index"), Settings(tuned_dir=tmp_path / "models")):
+        manifest = {"model": {"encoder": {"backend": "onnx", "key": "k1"}}}
+        assert question_model.query_export(manifest, settings).folder == export.store(settings) / "k1"
