@@ -95,6 +95,12 @@ EDGES = ("cli", "__main__")  # above every layer; nothing in qa/ imports them
 # library, so it is set here, before any stage imports torch; the results are the same either way.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# numpy's OpenBLAS splits a matrix product over threads of its own that spin while they wait: for
+# answering's small products (a question against a few hundred rows) the hand-over costs more than the
+# product, most of all beside another question or onnxruntime on the other core (docs/BENCHMARKS.md,
+# latency). Each product on the thread that asks it; read when numpy loads, so set before any import.
+_os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 # glibc keeps the memory a process frees for its own later use, and raises the size above which it
 # hands big blocks back to the system as it sees big blocks freed. Fine-tuning frees tensors of every
 # size at every step, so a build process held on to most of what any step had used (docs/BENCHMARKS.md,

@@ -65,7 +65,8 @@ ALLOWED: dict[str, dict[float, str]] = {
     "qa/serving/http_api.py": {1_000_000: "bytes of a request body read at most (memory; no question is this long)",
                        5: "seconds a 503 during start-up asks a client to wait (GET /ready says how far it is)",
                        200: "characters of a refusal's reason in its log line"},
-    "qa/indexing/index.py": {9: "the index format's version"},
+    "qa/indexing/index.py": {9: "the index format's version", 32: "MiB of token vectors kept as float32 (memory)",
+                             20: "bytes per MiB, as a power of 2"},
     "qa/indexing/milvus_store.py": {16_384: "Milvus's largest limit", 4_096: "rows per insert", 10: "seconds to connect"},
     "qa/models/onnx_model.py": {1e-4: "torch and onnxruntime sum in another order: the export's check tolerance",
                          3: "samples checked at load; onnxruntime's error-only log level", 12: "a sample text over "

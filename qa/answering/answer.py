@@ -303,8 +303,8 @@ def _with_token_match(index: Index, hits: list[Hit], competing: list, settings: 
     by_passage: dict[int, list[int]] = {}
     for i in chosen:
         by_passage.setdefault(competing[i][2], []).append(i)
-    scores = sentence_scores(question, [(stored(index.tokens.subject(hits[p].chunk)),
-                                         [stored(index.tokens.sentence(competing[i][3])) for i in members])
+    scores = sentence_scores(question, [(stored(index.tokens.subject_rows(hits[p].chunk)),
+                                         [stored(index.tokens.sentence_rows(competing[i][3])) for i in members])
                                         for p, members in by_passage.items()],
                              index.idf, index.max_idf, settings.token_match_focus)
     rescored = list(competing)
@@ -364,9 +364,9 @@ def _confidence(index: Index, question: str, hits: list[Hit], chosen: Hit, examp
         tokens, shown = index.tokens, [hit.chunk for hit in mine[:settings.answer_passages]]
 
         def passages() -> np.ndarray:  # the answer's passages' token vectors: read only when a word is not held
-            rows = [tokens.subject(c) for c in shown] + [tokens.sentence(i) for c in shown
+            rows = [tokens.subject_rows(c) for c in shown] + [tokens.sentence_rows(i) for c in shown
                                                          for i in index.chunk_sentence_ids[c]]
-            return np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, 1), dtype=np.float32)
+            return np.concatenate(rows).astype(np.float32, copy=False) if rows else np.zeros((0, 1), dtype=np.float32)
         subject = missing_in_context(question_tokens, settings.subject_common_rank, held, passages)
     else:
         subject = missing(salient_terms(question, settings.subject_common_rank), held)
@@ -393,7 +393,7 @@ def _shape_bonus(sentence: str, weights: dict[str, float], settings: Settings) -
         bonus -= settings.question_penalty  # a question restated is not its answer
     if stripped.endswith(":") or len(terms) < settings.fragment_terms:
         bonus -= settings.fragment_penalty  # a lead-in or a fragment says too little on its own
-    if _META.search(sentence):
+    if _about_the_article(sentence):
         bonus -= settings.meta_penalty
     return bonus
 
@@ -461,3 +461,9 @@ __all__ = ["Passage", "Result", "NOT_FOUND", "MAY_HELP_MESSAGE", "STRONG", "PART
 def _terms(sentence: str) -> frozenset[str]:
     """Content terms of a corpus sentence; cached because the same sentences recur across questions."""
     return frozenset(content_terms(sentence))
+
+
+@lru_cache(maxsize=65536)
+def _about_the_article(sentence: str) -> bool:
+    """_META's verdict on a corpus sentence; cached, as _terms is: the same sentences recur across questions."""
+    return _META.search(sentence) is not None

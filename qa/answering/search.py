@@ -109,7 +109,11 @@ def example_similarities(index: Index, query_vector: np.ndarray) -> np.ndarray:
     if len(index.questions):
         # The store proposes the example questions (all of them: a bank is written by people, so small);
         # their cosines are computed here from the vectors, the same whichever store proposed them.
-        proposed = np.sort(index.stores.questions.search(query_vector, len(index.questions))[0])
+        store = index.stores.questions
+        if store.kind == "flat" and store.size == len(index.questions):
+            proposed = slice(None)  # an exact search for all of them proposes all of them: not asked
+        else:
+            proposed = np.sort(store.search(query_vector, len(index.questions))[0])
         # One product over the whole bank, then the proposed rows: copying the proposed rows out first
         # cost more than the product itself.
         similarities[proposed] = np.maximum((index.question_vectors @ query_vector)[proposed], 0.0)
@@ -199,23 +203,28 @@ def fuse(index: Index, query_vector: np.ndarray, bm25: np.ndarray,
     candidates = sorted({chunk for ranking in proposed for chunk, _ in ranking})
     if not candidates:
         return []
-    # One matrix product each for the passages and for all their sentences.
+    # One matrix product each for the passages and for all their sentences; each passage's best sentence is
+    # a max over its run of the products (a passage without sentences counts its own cosine).
     cosines = index.chunk_vectors[candidates] @ query_vector
     sentence_ids = [index.chunk_sentence_ids[c] for c in candidates]
-    similarities = index.answer_vectors[[i for ids in sentence_ids for i in ids]] @ query_vector
-    best_bm25 = float(bm25[candidates].max()) or 1.0
-    rows, start = [], 0
-    for chunk, cosine, ids in zip(candidates, cosines.tolist(), sentence_ids):
-        sentence = float(similarities[start:start + len(ids)].max()) if ids else cosine
-        start += len(ids)
-        rows.append((chunk, cosine, sentence, float(bm25[chunk]), float(by_chunk[chunk])))
-    lifts = example_lifts([r[4] for r in rows], [r[2] for r in rows],
-                          [index.chunks[r[0]].source for r in rows], index.articles_with_examples,
-                          settings.example_lift_cap)
-    hits = []
-    for (chunk, cosine, sentence, lexical, example), lift in zip(rows, lifts):
-        score = (settings.weight_dense * cosine + settings.weight_sentence * sentence
-                 + settings.weight_lexical * lexical / best_bm25 + settings.weight_question * lift)
-        hits.append(Hit(chunk, score, cosine, sentence, example, lexical))
+    counts = np.fromiter((len(ids) for ids in sentence_ids), dtype=np.int64, count=len(candidates))
+    sentences = cosines.copy()
+    if counts.any():
+        similarities = index.answer_vectors[[i for ids in sentence_ids for i in ids]] @ query_vector
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        held = counts > 0
+        sentences[held] = np.maximum.reduceat(similarities, starts[held])
+    lexical = bm25[candidates]
+    best_bm25 = float(lexical.max()) or 1.0
+    cosines, sentences, lexical = cosines.tolist(), sentences.tolist(), lexical.tolist()
+    examples = by_chunk[candidates].tolist()
+    lifts = example_lifts(examples, sentences, [index.chunks[c].source for c in candidates],
+                          index.articles_with_examples, settings.example_lift_cap)
+    weight_dense, weight_sentence = settings.weight_dense, settings.weight_sentence
+    weight_lexical, weight_question = settings.weight_lexical, settings.weight_question
+    hits = [Hit(chunk, weight_dense * cosine + weight_sentence * sentence + weight_lexical * lex / best_bm25
+                + weight_question * lift, cosine, sentence, example, lex)
+            for chunk, cosine, sentence, lex, example, lift
+            in zip(candidates, cosines, sentences, lexical, examples, lifts)]
     hits.sort(key=lambda hit: (-hit.score, hit.chunk))
     return hits

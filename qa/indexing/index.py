@@ -67,7 +67,9 @@ import fcntl
 import json
 import os
 import shutil
+import threading
 import uuid
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,7 +78,6 @@ from typing import Callable, Iterator
 import numpy as np
 
 from qa.reading.chunking import Chunk
-from qa.reading.corpus import corpus_hashes, read_alike
 from qa.errors import (REBUILD_HINT, CorpusError, IndexCorruptError, IndexIncompatibleError, IndexMissingError,
                        IndexWriteError)
 from qa.indexing.features import genericness, sentence_owners
@@ -101,13 +102,23 @@ TOKEN_VECTORS_FILE = "token_vectors.npy"
 TOKEN_SPANS_FILE = "token_spans.npy"
 
 
+# Bytes of float32 token vectors a TokenTable keeps converted (the whole table of a few dozen articles).
+TOKEN_ROWS_KEPT = 32 * 2 ** 20
+
+
 @dataclass(frozen=True)
 class TokenTable:
-    """An index's stored token vectors: ragged rows of one memory-mapped float16 matrix, by span."""
+    """An index's stored token vectors: ragged rows of one memory-mapped float16 matrix, by span.
+
+    `sentence` and `subject` give the stored float16 rows (what a build copies); `sentence_rows` and
+    `subject_rows` the same rows as float32, for answering: converted once and kept (up to TOKEN_ROWS_KEPT
+    bytes, least recently used dropped first), since the same sentences are candidates of many questions
+    and converting float16 costs more than the products that read them."""
 
     vectors: np.ndarray  # (pieces, dimension) float16, memory-mapped
     spans: np.ndarray  # (sentences + chunks, 2) int64
     sentences: int
+    _converted: "_KeptRows" = field(default_factory=lambda: _KeptRows(TOKEN_ROWS_KEPT), compare=False, repr=False)
 
     def sentence(self, sentence_id: int) -> np.ndarray:
         start, end = self.spans[sentence_id]
@@ -116,6 +127,49 @@ class TokenTable:
     def subject(self, chunk_id: int) -> np.ndarray:
         start, end = self.spans[self.sentences + chunk_id]
         return self.vectors[start:end]
+
+    def sentence_rows(self, sentence_id: int) -> np.ndarray:
+        """The sentence's token vectors as float32 (read only)."""
+        return self._rows(sentence_id)
+
+    def subject_rows(self, chunk_id: int) -> np.ndarray:
+        """The chunk's subject's token vectors as float32 (read only)."""
+        return self._rows(self.sentences + chunk_id)
+
+    def _rows(self, span: int) -> np.ndarray:
+        rows = self._converted.get(span)
+        if rows is None:
+            start, end = self.spans[span]
+            rows = np.array(self.vectors[start:end], dtype=np.float32)  # a plain array, not a memmap view
+            rows.flags.writeable = False
+            self._converted.put(span, rows)
+        return rows
+
+
+class _KeptRows:
+    """Arrays by key, least recently used dropped beyond `limit` bytes; safe for the engine's threads."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self.kept: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: int) -> np.ndarray | None:
+        with self.lock:
+            rows = self.kept.get(key)
+            if rows is not None:
+                self.kept.move_to_end(key)
+            return rows
+
+    def put(self, key: int, rows: np.ndarray) -> None:
+        with self.lock:
+            if key in self.kept:
+                return
+            self.kept[key] = rows
+            self.size += rows.nbytes
+            while self.size > self.limit and len(self.kept) > 1:
+                self.size -= self.kept.popitem(last=False)[1].nbytes
 CURRENT = "CURRENT"
 LOCK = ".build.lock"
 BUILD_PREFIX = "build-"
@@ -325,6 +379,8 @@ def load(settings: Settings, dimension: int | None = None, search: bool = True,
 
 def stale_reason(manifest: dict, settings: Settings) -> str | None:
     """Why the index no longer matches the corpus and settings, or None when it does."""
+    from qa.reading.corpus import corpus_hashes, read_alike  # its readers (HTML, PDF): only a check or build reads
+
     if manifest.get("chunking") != chunking_fingerprint(settings):
         return "the chunking settings changed"
     if manifest.get("tuning") != tuning_fingerprint(settings):

@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
@@ -73,6 +72,8 @@ def shipped(folder: Path, texts: Sequence[str], files: dict[str, str] | None = N
 
 def write(path: Path = REFERENCE_FILE) -> dict:
     """Compute torch's vectors of the sample texts for the packaged model and write the record."""
+    from importlib import metadata  # here: a cold `qa ask` imports this module, never writes
+
     from qa.models.embedding import Embedder, resolve_model
     from qa.models.onnx_model import SAMPLE_TEXTS
 

@@ -61,7 +61,6 @@ import random
 import shutil
 import time
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
@@ -372,6 +371,8 @@ def _trainable(location: str):
 
 
 def _version(package: str) -> str:
+    from importlib import metadata  # here: importing it costs a cold `qa ask`, which never tunes
+
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:

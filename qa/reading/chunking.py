@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Collection
 
-from qa.reading.corpus import Article, Block, Section
+from qa.reading.article import Article, Block, Section  # not qa/reading/corpus.py: its readers load only to read
 from qa.settings import Settings
 from qa.reading.text import split_sentences
 

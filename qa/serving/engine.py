@@ -141,6 +141,8 @@ class Engine:
         self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
         # (the question model's identity, question) -> its token vectors (answer choice's token match), kept as long.
         self._token_vectors: OrderedDict[tuple[str, str], object] = OrderedDict()
+        # (question, questions before it, emergency situation) -> its plan (`_plan`), kept as long.
+        self._plans: OrderedDict[tuple, tuple] = OrderedDict()
 
     @classmethod
     def open(cls, settings: Settings, build: str = "missing", say: Callable[[str], None] | None = None,
@@ -207,7 +209,22 @@ class Engine:
     def _plan(self, text: str, earlier: tuple[str, ...],
               situation: str | None = None) -> tuple[str, str, Sequence[Expansion], str | None]:
         """(query, the text searched, its synonym expansions, a follow-up's own text to embed or None).
-        A medical emergency's `situation` adds what the articles would say to do in it to the text searched."""
+        A medical emergency's `situation` adds what the articles would say to do in it to the text searched.
+        Kept as the vectors are: `prepare` plans a question, and `ask` plans it again (the synonyms' pattern
+        is one long alternation, the dearest part of a plan)."""
+        key = (text, earlier, situation)
+        with self._lock:
+            plan = self._plans.get(key)
+            if plan is not None:
+                self._plans.move_to_end(key)
+                return plan
+        plan = self._make_plan(text, earlier, situation)
+        with self._lock:
+            self._keep(self._plans, key, plan)
+        return plan
+
+    def _make_plan(self, text: str, earlier: tuple[str, ...],
+                   situation: str | None) -> tuple[str, str, tuple[Expansion, ...], str | None]:
         query = resolve_query(text, list(earlier), self.settings)
         subject = f"{query} ({EMERGENCY_SUBJECTS[situation]})" if situation else query
         searched, expansions = self.synonyms.expand(subject)
@@ -356,14 +373,15 @@ class Engine:
         """An engine made in this process answers at once (qa.serving.service.EngineProcess waits for its child)."""
 
     def forget(self, answers: bool = True, vectors: bool = True) -> None:
-        """Drop the remembered answers of earlier turns and/or the kept question vectors: a benchmark
-        then times a question as new."""
+        """Drop the remembered answers of earlier turns and/or the kept question vectors (and plans): a
+        benchmark then times a question as new."""
         with self._lock:
             if answers:
                 self._recent_answers.clear()
             if vectors:
                 self._vectors.clear()
                 self._token_vectors.clear()
+                self._plans.clear()
 
     def _answers_given(self, live: _Live, earlier: tuple[str, ...]) -> frozenset[str]:
         """The answer sentences the earlier questions got, each asked with the questions before it."""
