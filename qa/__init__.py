@@ -53,6 +53,7 @@ Modules (generated from each module's docstring: python tests/test_layers.py --w
     answering/                    Answering: a question and a loaded index -> hits -> the answer sentence or a refusal (stages 5 and 6).
     answering/answer.py           Stage 6: hits -> an answer: one sentence quoted from the articles, or a refusal.
     answering/context.py          What a reply shows around its answer sentence, so the quote can be read on its own.
+    answering/result.py           What an answer is, as its readers get it: `Result` and its `Passage`s, the messages shown instead of an answer, and the plain match labels.
     answering/search.py           Stage 5: a question -> ranked passages (hits), by hybrid retrieval.
     answering/subject.py          Subject coverage: does the answer's article name what the question is about?
     answering/synonyms.py         Query expansion: the words people type -> the words the articles use.

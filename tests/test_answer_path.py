@@ -2,11 +2,13 @@
 
 A cold `python -m qa ask` pays for every module it imports; these tests hold the answering path to the
 modules it uses (the readers of articles, the exporter and importlib.metadata are a build's), and check
-the token vectors answering reads as float32 are the stored float16 rows, kept within their bound.
+the token vectors answering reads as float32 are the stored float16 rows, kept within their bound. The chat
+page's own process (app.py; its engine runs in another) only formats replies: it loads none of answering.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -35,6 +37,28 @@ def test_the_answering_modules_do_not_import_a_build_s_modules():
     imported, threads = json.loads(done.stdout.strip().splitlines()[-1])
     assert imported == []
     assert threads == "1"  # numpy's products on the asking thread (qa/__init__.py)
+
+
+# What finding an answer loads: the engine's process holds them, the page's process never does.
+ENGINE_ONLY = ("faiss", "onnxruntime", "bm25s", "torch", "qa.indexing.index", "qa.answering.answer")
+
+
+def test_the_page_s_process_loads_none_of_answering():
+    """app.py's imports of qa (read from app.py, not started) load no answering stack: the page's process
+    formats replies and unpickles the engine's results (qa/answering/result.py), so a cold page pays
+    only for gradio."""
+    tree = ast.parse((ROOT / "app.py").read_text(encoding="utf-8"))
+    modules = sorted({node.module for node in tree.body if isinstance(node, ast.ImportFrom)
+                      and node.module and node.module.split(".")[0] == "qa"}
+                     | {f"qa.serving.{alias.name}" for node in tree.body if isinstance(node, ast.ImportFrom)
+                        and node.module == "qa.serving" for alias in node.names})
+    assert {"qa.serving.service", "qa.serving.render", "qa.serving.chat", "qa.serving.http_api"} <= set(modules)
+    script = ("import json, sys\n"
+              + "".join(f"import {module}\n" for module in modules)
+              + f"print(json.dumps([m for m in {ENGINE_ONLY!r} if m in sys.modules]))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
 
 
 def test_token_rows_are_the_stored_rows_as_float32_and_stay_within_their_bound():

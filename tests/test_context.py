@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from qa.answering.answer import NOT_FOUND, PARTIAL, STRONG, WEAK, match_label
+from qa.answering.answer import match_label
+from qa.answering.result import NOT_FOUND, PARTIAL, STRONG, WEAK
 from qa.reading.chunking import chunk_article
 from qa.answering.context import AnswerContext, ArticleList, answer_context, points_back
 from qa.reading.formats.text import parse_article

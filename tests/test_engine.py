@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import CORPUS, write_corpus
-from qa.answering.answer import NOT_FOUND, answer_type, is_followup, resolve_query
+from qa.answering.answer import answer_type, is_followup, resolve_query
+from qa.answering.result import NOT_FOUND
 from qa.serving.engine import Engine
 from qa.models.refusal import answer_everything
 from qa.errors import QuestionError

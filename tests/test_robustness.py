@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 
 from qa.indexing import index as index_store
 from qa.indexing.build import build as build_index
-from qa.answering.answer import Result
+from qa.answering.result import Result
 from qa.errors import IndexWriteError, QuestionError
 from qa.settings import Settings
 

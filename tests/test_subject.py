@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from qa.answering.answer import STRONG
+from qa.answering.result import STRONG
 from qa.answering.subject import missing, missing_in_context, salience, salient_terms, vocabulary_ranks
 from qa.evaluation import suite
 from qa.models.onnx_model import TokenVectors

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from qa.evaluation import suite
-from qa.answering.answer import EMERGENCY_NO_PASSAGE, MAY_HELP_MESSAGE, NOT_FOUND, Result
+from qa.answering.result import EMERGENCY_NO_PASSAGE, MAY_HELP_MESSAGE, NOT_FOUND, Result
 from qa.evaluation.evaluate import Outcome, Question, _letters, score
 from qa.models.refusal import LabelBars
 from qa.answering.search import example_lifts

@@ -45,13 +45,13 @@ naloxone last?") can still be answered with a near miss.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Sequence
 
 import numpy as np
 
 from qa.answering.context import AnswerContext, answer_context
+from qa.answering.result import MAY_HELP, PARTIAL, STRONG, WEAK, Passage, Result
 from qa.indexing.index import Index
 from qa.models.refusal import Confidence, LabelBars, RefusalModel
 from qa.answering.subject import article_terms, article_words, missing, missing_in_context, salient_terms, unnamed
@@ -61,107 +61,10 @@ from qa.answering.search import Hit, example_lifts, example_scores_by_sentence, 
 from qa.settings import Settings
 from qa.answering.synonyms import Expansion
 from qa.reading.text import ANAPHORA, content_terms, words
-from qa.answering.triage import EMERGENCY_LINES, SMALL_TALK_REPLIES, Triage, not_english_message
-
-NOT_FOUND = "I couldn't find that in the articles."
-# When the articles are on the question's subject but no sentence answers it: the closest passages are shown.
-MAY_HELP_MESSAGE = "The articles don't answer that directly, but these passages are on the subject and may help."
-# An emergency the articles say nothing about: never a bare refusal after the emergency line.
-EMERGENCY_NO_PASSAGE = "The articles don't cover this situation; please get help now."
-# Plain labels of how well a passage matches the question, for a lay reader (match_label).
-STRONG, PARTIAL, WEAK, MAY_HELP = "strong match", "partial match", "weak match", "may help"
 
 # Openings that mark a question as continuing the previous one.
 _CONTINUATIONS = ("and ", "but ", "so ", "also ", "what about", "how about", "why", "what else", "how so",
                   "then ", "or ")
-
-
-@dataclass(frozen=True)
-class Passage:
-    source: str
-    title: str
-    section: str
-    text: str
-    score: float  # fused rank score (the order passages are shown in)
-    dense: float  # cosine similarity to the question
-    lexical: float  # BM25 score
-    answer: str | None = None  # the answer sentence, when it lies in this passage
-    match: str = WEAK  # STRONG, PARTIAL or WEAK: how well it matches the question, in words (match_label)
-
-    def to_dict(self) -> dict:
-        return {"source": self.source, "title": self.title, "section": self.section, "text": self.text,
-                "match": self.match, "score": round(self.score, 6), "dense": round(self.dense, 4),
-                "lexical": round(self.lexical, 4)}
-
-
-@dataclass(frozen=True)
-class Result:
-    question: str
-    query: str  # what was searched: the question, with its topic restored for a follow-up
-    found: bool
-    answer: str | None  # one sentence, verbatim from the articles
-    answer_source: Passage | None
-    answer_score: float  # cosine similarity of question and answer sentence
-    passages: tuple[Passage, ...]
-    expansions: tuple[Expansion, ...] = ()  # the articles' words added to the query (qa/answering/synonyms.py)
-    confidence: Confidence | None = None  # what refusal weighed; None when there was nothing to weigh
-    margin: float = 0.0  # refusal's score minus its bar: how clearly the articles answer (negative: refused)
-    context: AnswerContext = AnswerContext()  # the article's text shown around the answer (qa/answering/context.py)
-    triage: Triage = Triage()  # emergency, small talk, language (qa/answering/triage.py)
-    # Not answered, but the articles are on the subject: the closest passages are offered as "may help"
-    may_help: bool = False
-
-    @classmethod
-    def unsearched(cls, question: str, triage: Triage) -> "Result":
-        """The result for small talk or a question not in English: nothing searched, nothing found."""
-        return cls(question=question, query=question, found=False, answer=None, answer_source=None,
-                   answer_score=0.0, passages=(), triage=triage)
-
-    @property
-    def kind(self) -> str:
-        """"answer", "may_help" (not answered, but passages on the subject are offered), "not_found",
-        "small_talk" (greetings, thanks) or "not_english"."""
-        if self.found and self.answer:
-            return "answer"
-        if self.triage.small_talk:
-            return "small_talk"
-        if self.triage.language:
-            return "not_english"
-        return "may_help" if self.may_help else "not_found"
-
-    @property
-    def message(self) -> str:
-        """The answer sentence; or what the person is told instead."""
-        kind = self.kind
-        if kind == "answer":
-            return self.answer
-        if kind == "small_talk":
-            return SMALL_TALK_REPLIES[self.triage.small_talk]
-        if kind == "not_english":
-            return f"{NOT_FOUND} {not_english_message(self.triage.language)}"
-        if kind == "may_help":
-            return MAY_HELP_MESSAGE
-        return EMERGENCY_NO_PASSAGE if self.triage.emergency else NOT_FOUND
-
-    @property
-    def emergency(self) -> str | None:
-        """The line to call the emergency number, shown before anything else; None for most questions."""
-        return EMERGENCY_LINES.get(self.triage.emergency) if self.triage.emergency else None
-
-    def to_dict(self) -> dict:
-        source = self.answer_source
-        found = self.kind == "answer"
-        return {
-            "question": self.question,
-            "kind": self.kind,
-            "found": found,
-            "emergency": self.emergency,
-            "answer": self.message,
-            "answer_source": {"source": source.source, "title": source.title, "section": source.section,
-                              "match": source.match} if found and source else None,
-            "context": self.context.to_dict() if found and self.context else None,
-            "passages": [p.to_dict() for p in self.passages],
-        }
 
 
 def is_followup(question: str) -> bool:
@@ -453,8 +356,7 @@ def _type_bonus(sentence: str, wanted: str | None, settings: Settings) -> float:
     return settings.answer_type_bonus if shows.search(sentence) else 0.0
 
 
-__all__ = ["Passage", "Result", "NOT_FOUND", "MAY_HELP_MESSAGE", "STRONG", "PARTIAL", "WEAK", "MAY_HELP", "answer", "resolve_query", "is_followup",
-           "match_label"]
+__all__ = ["answer", "resolve_query", "is_followup", "match_label"]
 
 
 @lru_cache(maxsize=65536)

@@ -115,7 +115,7 @@ class Reply:
     @classmethod
     def from_result(cls, result, history: Sequence[str], generation: str,
                     max_chars: int | None = None) -> "Reply":
-        """From an engine `Result` (qa/answering/answer.py) and the earlier questions it was asked with."""
+        """From an engine `Result` (qa/answering/result.py) and the earlier questions it was asked with."""
         earlier = [h for h in history if isinstance(h, str) and h.strip()
                    and (max_chars is None or len(h) <= max_chars)]  # as the engine reads them
         source = result.answer_source if result.found else None

@@ -47,7 +47,8 @@ import faiss
 import numpy as np
 
 from qa.indexing import index as index_store, question_model
-from qa.answering.answer import Result, answer, resolve_query
+from qa.answering.answer import answer, resolve_query
+from qa.answering.result import Result
 from qa.models.embedding import Embedder
 from qa.errors import (IndexCorruptError, IndexError_, IndexIncompatibleError, IndexMissingError, ModelError,
                        QuestionError)

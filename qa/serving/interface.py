@@ -24,7 +24,7 @@ from qa.errors import QuestionError
 from qa.serving.status import StartupStatus
 
 if TYPE_CHECKING:  # for the annotations only: the page's process does not load the answering code for them
-    from qa.answering.answer import Result
+    from qa.answering.result import Result
     from qa.settings import Settings
 
 

@@ -11,7 +11,7 @@ articles panel, the start-up panel (`format_status`: the stage, its sentence,
 a progress bar), the reply to a question asked before anything answers
 (`format_waiting`) and the feedback line.
 
-Takes a `qa.answering.answer.Result`, a `qa.serving.status.StartupStatus` or `qa.serving.interface.ArticleInfo`s
+Takes a `qa.answering.result.Result`, a `qa.serving.status.StartupStatus` or `qa.serving.interface.ArticleInfo`s
 and returns a string: no engine, no page, no state, so its tests run on results
 of an engine over the fake embedder, in the fast tier.
 
@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from qa.answering.answer import MAY_HELP, Passage, Result
+from qa.answering.result import MAY_HELP, Passage, Result
 from qa.serving.interface import ArticleInfo
 from qa.serving.status import FAILED, READY, STAGE_TITLES, StartupStatus, waiting_note
 from qa.answering.triage import emergency_line
