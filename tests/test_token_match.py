@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from qa.answering.token_match import (focus_on_asked, late_interaction, question_weights, restatement,
-                                      sentence_scores, stored, subject_of)
+                                      restatements, sentence_scores, stored, subject_of)
 from qa.models.embedding import Embedder
 from qa.models.onnx_model import TokenVectors
 
@@ -64,6 +64,9 @@ def test_restatement_is_how_much_of_the_sentence_the_question_or_its_subject_alr
     empty = TokenVectors(np.zeros((0, 4), np.float32), ())
     assert restatement(question, empty, restates) == pytest.approx(0.5)
     assert restatement(question, subject, empty) == 0.0
+    # Several sentences of a passage at once, as stored (float16) or not: each as alone.
+    several = restatements(question, subject, [restates.vectors.astype(np.float16), empty.vectors, adds.vectors])
+    assert several == pytest.approx([1.0, 0.0, 1 / 3], abs=1e-3)
 
 
 def test_answer_choice_lowers_a_restating_sentence_by_restatement_penalty(tiny_engine):

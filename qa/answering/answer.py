@@ -57,7 +57,7 @@ from qa.answering.context import AnswerContext, answer_context
 from qa.indexing.index import Index
 from qa.models.refusal import Confidence, LabelBars, RefusalModel
 from qa.answering.subject import article_terms, missing, missing_in_context, salient_terms
-from qa.answering.token_match import restatement, sentence_scores, stored
+from qa.answering.token_match import restatements, sentence_scores, stored
 from qa.models.onnx_model import TokenVectors
 from qa.answering.search import Hit, example_lifts, example_scores_by_sentence, example_similarities
 from qa.settings import Settings
@@ -303,11 +303,16 @@ def _with_token_match(index: Index, hits: list[Hit], competing: list, settings: 
     if question is None or index.tokens is None or settings.token_match_weight == 0 or not competing:
         return competing
     if settings.restatement_penalty:
-        subjects = {p: stored(index.tokens.subject(hits[p].chunk)) for p in {c[2] for c in competing}}
-        competing = [(score - settings.restatement_penalty
-                      * restatement(question, subjects[position], stored(index.tokens.sentence(sentence_id))),
-                      cosine, position, sentence_id, *rest)
-                     for score, cosine, position, sentence_id, *rest in competing]
+        by_passage: dict[int, list[int]] = {}
+        for i, candidate in enumerate(competing):
+            by_passage.setdefault(candidate[2], []).append(i)
+        said = [0.0] * len(competing)
+        for position, members in by_passage.items():
+            values = restatements(question, stored(index.tokens.subject(hits[position].chunk)),
+                                  [index.tokens.sentence(competing[i][3]) for i in members])
+            for i, value in zip(members, values):
+                said[i] = value
+        competing = [(c[0] - settings.restatement_penalty * value, *c[1:]) for c, value in zip(competing, said)]
     chosen = sorted(range(len(competing)), key=lambda i: -competing[i][0])[:settings.token_match_candidates]
     # By passage: the question's weights against a passage's subject are computed once for its sentences.
     by_passage: dict[int, list[int]] = {}

@@ -76,12 +76,19 @@ def restatement(question: TokenVectors, subject: TokenVectors, sentence: TokenVe
     A sentence that restates the subject ("Hydrostatic weighing is an accurate way to assess your body fat."
     for "hydrostatic weighing accuracy") scores high; one that adds what is asked for ("the error ... can be
     as low as 2% body fat") lower. 0 for a sentence without pieces."""
-    if len(sentence.vectors) == 0:
-        return 0.0
+    return restatements(question, subject, [sentence.vectors])[0]
+
+
+def restatements(question: TokenVectors, subject: TokenVectors, sentences: Sequence[np.ndarray]) -> list[float]:
+    """`restatement` of several sentences of one passage (their token vectors' rows, float16 as stored or
+    float32). One small product per sentence: stacking them into one larger product crosses the size at which
+    BLAS starts its threads, which costs milliseconds on a loaded machine."""
     said = np.concatenate([question.vectors, subject.vectors]) if len(subject.vectors) else question.vectors
     if len(said) == 0:
-        return 0.0
-    return float((sentence.vectors @ said.T).max(axis=1).mean())
+        return [0.0] * len(sentences)
+    said = np.ascontiguousarray(said.T, dtype=np.float32)
+    return [float((np.asarray(rows, dtype=np.float32) @ said).max(axis=1).mean()) if len(rows) else 0.0
+            for rows in sentences]
 
 
 def sentence_scores(question: TokenVectors, passages: Sequence[tuple[TokenVectors, Sequence[TokenVectors]]],
@@ -101,4 +108,4 @@ def stored(rows: np.ndarray) -> TokenVectors:
     return TokenVectors(np.asarray(rows, dtype=np.float32), ())
 
 
-__all__ = ["question_weights", "focus_on_asked", "late_interaction", "restatement", "sentence_scores", "stored", "subject_of"]
+__all__ = ["question_weights", "focus_on_asked", "late_interaction", "restatement", "restatements", "sentence_scores", "stored", "subject_of"]
