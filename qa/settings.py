@@ -340,6 +340,11 @@ class Settings:
     # seen; fitting to 0.07 leaves room for the shift from the fitting corpora to a new one
     # (docs/DESIGN.md). qa/fitted/refusal.json records the share it was fitted with.
     refusal_wrongly_refused: float = 0.07
+    # The plain regime's gate (qa/models/refusal.py, REGIME_GATES) is fitted to refuse at most this share of each
+    # fitting group's answerable questions on its own: what the 0.10 the product promises leaves beside the bar's
+    # 0.07. At 0.07 it spent the bar's budget a second time and refused more of the web pages' answerable
+    # questions, never fitted on (docs/QUALITY.md, "Unnamed subjects").
+    refusal_gate_wrongly_refused: float = 0.03
     # The "subject" of an answer (qa/answering/subject.py) weighs a question word by its rank in general
     # English; the this many most common words name no subject ("long", "body", "figure" lie within it, the names
     # of diseases and drug classes far beyond).
@@ -350,6 +355,15 @@ class Settings:
     # article). A fifth: one rare word of several may be a lay word the article says otherwise. A choice, not
     # fitted (docs/QUALITY.md, "Subject coverage"); 1 turns it off.
     strong_match_subject: float = 0.2
+    # Refusal's "unnamed" gate (qa/answering/subject.py, `unnamed`): a question word the answer's article never uses
+    # counts as a name it does not hold only when at least this salient (log(rank / subject_common_rank): 0.5 is
+    # rank 3,300 and beyond; "causes", "body", "online" lie below it, "porphyria", "salivary" far above) ...
+    unnamed_min_salience: float = 0.5
+    # ... and it is read only as far as the answer's article does not stand out from the next candidate article:
+    # weighed by 1 - contrast / this, clipped to [0, 1] (a lay question on one page's subject matches that page
+    # far better than the others; a question about a disease the corpus lacks matches its neighbours alike).
+    # The scale of "unclear" in docs/QUALITY.md, "Subject coverage" (2026-12-06); a choice, not fitted.
+    unnamed_contrast: float = 0.25
     # Earlier questions considered when resolving a follow-up.
     history_turns: int = 3
     # Street, brand and lay words -> the articles' words, added to a question
@@ -412,6 +426,8 @@ class Settings:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,150}", self.milvus_collection):
             raise SettingsError("setting milvus_collection must be letters, digits and underscores, "
                                 f"got {self.milvus_collection!r}")
+        if self.unnamed_min_salience < 0 or self.unnamed_contrast <= 0:
+            raise SettingsError("setting unnamed_min_salience cannot be negative and unnamed_contrast must be above 0")
         if not 0 < self.partial_match_share <= 1:
             raise SettingsError(f"setting partial_match_share must be above 0 and at most 1, got {self.partial_match_share}")
         if not 0 <= self.followup_focus <= 1:

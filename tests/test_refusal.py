@@ -75,7 +75,7 @@ def test_background_statistics_are_per_article_and_example_ones_only_where_there
     confidence = Confidence("a", sentence=0.9, example=0.5, coverage=0.4, unknown=0.1, has_examples=False)
     relative = relative_signals(confidence, stats)
     median, spread = stats["a"]["sentence"]
-    assert relative == pytest.approx([(0.9 - median) / spread, 0.0, 0.4, 0.1, 0.0, 0.0])
+    assert relative == pytest.approx([(0.9 - median) / spread, 0.0, 0.4, 0.1, 0.0, 0.0, 0.0])
 
 
 def test_fitting_weighs_groups_alike_and_places_the_bar_for_every_large_group():
@@ -128,6 +128,42 @@ def test_example_questions_of_one_article_do_not_vouch_for_an_answer_in_another(
 
 
 def test_signals_are_the_documented_ones():
-    assert SIGNALS == ("sentence", "example", "coverage", "unknown", "contrast", "subject")
+    assert SIGNALS == ("sentence", "example", "coverage", "unknown", "contrast", "subject", "unnamed")
     # "subject" is recorded for the labels and for refitting; no regime reads it (docs/QUALITY.md, "Subject coverage")
     assert all("subject" not in names for names in REGIME_SIGNALS.values())
+
+
+def test_the_plain_regime_s_gate_refuses_flatly_and_costs_no_group_more_than_asked(tmp_path):
+    """The gate (REGIME_GATES) is fitted so that no large group loses more than `wrongly_refused` of its answerable
+    questions to it; at or above it the answer is refused with margin -inf (no "may help"), whatever the score."""
+    from qa.models.refusal import REGIME_GATES, RefusalModel, fit_gate, refusal_key
+
+    at = SIGNALS.index(REGIME_GATES["plain"])
+    rng = np.random.default_rng(2)
+    rows = []
+    for group, size in (("one", 100), ("two", 40)):
+        for regime in ("examples", "plain"):
+            for answerable in (True, False):
+                for _ in range(size // 2):
+                    signals = [rng.normal(3.0 if answerable else 0.0, 1.0), 0.0, 0.5, 0.0, 0.1, 0.0,
+                               rng.uniform(0, 0.6) if answerable else rng.uniform(0.5, 1.0)]
+                    rows.append(LabelledSignals(group, regime, tuple(signals), answerable))
+    gate = fit_gate([r for r in rows if r.regime == "plain"], "plain", 0.1)
+    for group in ("one", "two"):
+        values = np.array([r.signals[at] for r in rows if r.group == group and r.regime == "plain" and r.answerable])
+        assert np.mean(values >= gate) <= 0.1
+    assert 0.5 < gate < 0.6 and fit_gate(rows, "examples", 0.1) == np.inf  # the examples regime has no gate
+    model = fit(rows, DEFAULT_MODEL, wrongly_refused=0.1, gate_wrongly_refused=0.1)
+    plain = model.regimes["plain"]
+    assert plain.gate == gate and model.regimes["examples"].gate == np.inf
+    loud = [10.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0]
+    assert plain.margin(loud, "plain") > 0
+    assert plain.margin(loud[:-1] + [gate], "plain") == -np.inf  # gated, however well the rest matches
+    assert plain.margin(loud[:-1] + [gate], "examples") > 0  # a regime without a gate reads no gate
+    # Written and read back with its gate; the label bars' key changes with it.
+    model.save(tmp_path / "refusal.json")
+    again = load_model(tmp_path / "refusal.json", DEFAULT_MODEL)
+    assert again.regimes["plain"].gate == gate and again.regimes["examples"].gate == np.inf
+    ungated = RefusalModel(DEFAULT_MODEL, {**model.regimes, "plain": type(plain)(plain.weights, plain.intercept,
+                                                                                plain.bar)}, ())
+    assert refusal_key(ungated) != refusal_key(model)

@@ -10,6 +10,7 @@ from qa.answering.subject import missing, missing_in_context, salience, salient_
 from qa.evaluation import suite
 from qa.models.onnx_model import TokenVectors
 from qa.models.refusal import SIGNALS, LabelBars
+from qa.reading.text import content_terms
 
 
 def test_common_words_name_no_subject_and_rare_ones_weigh_by_their_rarity():
@@ -82,3 +83,30 @@ def test_an_article_s_words_are_its_title_headings_and_text_stemmed_and_only_its
     assert {"warsaw", "breakag", "caus", "mutat", "ddx11"} <= words and "rash" not in words
     assert article_terms(chunks, "b.md") >= {"shingl", "rash", "pain"}
     assert missing(salient_terms("What causes Warsaw breakage syndrome?", 2000), article_terms(chunks, "b.md")) > 0.9
+
+
+def test_unnamed_is_a_rare_name_the_article_lacks_not_a_lay_word_a_misspelling_or_a_variant():
+    from qa.answering.subject import unnamed, variant_of
+
+    written = frozenset("the accuracy of bioelectrical impedance scales nausea risk ketamine influenza".split())
+    held = frozenset(content_terms(" ".join(written)))
+    for variant in ("acuracy", "accuracies", "nauseous", "riskier", "ket"):  # one letter off, another ending, short form
+        assert variant_of(variant, written), variant
+    for name in ("porphyria", "salivary", "vohwinkel", "flu"):  # a rare name, and a synonym no letters give away
+        assert not variant_of(name, written), name
+    highest = math.log((len(vocabulary_ranks()) + 1) / 2000)
+    assert unnamed("What causes Acute intermittent porphyria?", held, written, 2000, 0.5) == 1.0  # not held whole
+    assert unnamed("how accurate are bioelectrical impedance scales", held, written, 2000, 0.5) == 0.0
+    assert unnamed("impedance scale acuracy and risk when nauseous", held, written, 2000, 0.5) == 0.0
+    # a common word the article does not use ("cheap", below the salience asked for here) names nothing
+    assert unnamed("a cheap scale", held, written, 2000, salience("cheap", 2000) + 0.01) == 0.0
+    assert unnamed("a cheap scale", held, written, 2000, 0.5) == pytest.approx(salience("cheap", 2000) / highest)
+    assert unnamed("the 3 site one", held, written, 2000, 0.5) == 0.0  # numbers name no subject here
+
+
+def test_the_unnamed_gate_reads_only_where_the_answer_s_article_does_not_stand_out(engine):
+    """Real articles: a question naming a disease no article holds, matched to a neighbouring article about as well
+    as to the next one, carries the signal; a question on one article's subject does not."""
+    off = engine.ask("what are the symptoms of porphyria").confidence
+    assert off.unnamed > 0.5 and off.contrast < engine.settings.unnamed_contrast
+    assert engine.ask("does naloxone reverse ketamine").confidence.unnamed == 0.0

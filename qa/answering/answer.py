@@ -56,7 +56,7 @@ import numpy as np
 from qa.answering.context import AnswerContext, answer_context
 from qa.indexing.index import Index
 from qa.models.refusal import Confidence, LabelBars, RefusalModel
-from qa.answering.subject import article_terms, missing, missing_in_context, salient_terms
+from qa.answering.subject import article_terms, article_words, missing, missing_in_context, salient_terms, unnamed
 from qa.answering.token_match import restatements, sentence_scores, stored
 from qa.models.onnx_model import TokenVectors
 from qa.answering.search import Hit, example_lifts, example_scores_by_sentence, example_similarities
@@ -385,10 +385,15 @@ def _confidence(index: Index, question: str, hits: list[Hit], chosen: Hit, examp
         subject = missing_in_context(question_tokens, settings.subject_common_rank, held, passages)
     else:
         subject = missing(salient_terms(question, settings.subject_common_rank), held)
-    return Confidence(article=article, sentence=best, contrast=best - max(others) if others else 0.0,
+    contrast = best - max(others) if others else 0.0
+    # Refusal's gate: a specific name the article lacks, read where the article does not stand out (qa/models/refusal.py).
+    standing_out = min(1.0, max(0.0, 1.0 - contrast / settings.unnamed_contrast))
+    name = standing_out * unnamed(question, held, article_words(index.chunks, article), settings.subject_common_rank,
+                                  settings.unnamed_min_salience) if standing_out > 0 else 0.0
+    return Confidence(article=article, sentence=best, contrast=contrast,
                       example=float(examples[sentences].max(initial=0.0)), coverage=coverage,
                       unknown=unknown / total if total else 0.0,
-                      has_examples=article in index.articles_with_examples, subject=subject)
+                      has_examples=article in index.articles_with_examples, subject=subject, unnamed=name)
 
 
 def _shape_bonus(sentence: str, weights: dict[str, float], settings: Settings) -> float:

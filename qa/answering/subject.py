@@ -21,6 +21,12 @@ its whole words most frequent first (BERT's vocabulary, built from Wikipedia and
 books); a word it does not hold whole is rarer than all of them. A word's
 salience is log(rank / `common_rank`), 0 for the `common_rank` most common.
 
+Also owns `unnamed`, what refusal's gate reads (qa/models/refusal.py): not how much of the question the
+article lacks but whether what it lacks is a specific name. A lay question's missing words are common words
+("cheap", "accurate"), misspellings ("acuracy") or variants ("nauseous" for an article on nausea) of the
+article's; a question about a disease the corpus does not hold misses a rare name ("porphyria") that is none of
+these. It is the salience of the most salient such word, as a share of the highest salience there is.
+
 Limits: the vocabulary's order is a frequency proxy from 2018 English text, so
 a word common in health pages but rare in general ("syndrome") weighs as rare;
 a subject named by common words ("heart attack") weighs little; a question
@@ -74,22 +80,80 @@ def salient_terms(question: str, common_rank: int) -> dict[str, float]:
     return out
 
 
-_ARTICLE_TERMS: dict[int, tuple[object, dict[str, frozenset[str]]]] = {}
+_ARTICLE_TERMS: dict[tuple[int, bool], tuple[object, dict[str, frozenset[str]]]] = {}
+
+
+def _per_article(chunks: Sequence, article: str, stemmed: bool) -> frozenset[str]:
+    """`article`'s words, stemmed or as written (lower case); kept per index (its chunk list) and article, so a
+    large corpus pays for the articles its questions are answered from, once each."""
+    key = (id(chunks), stemmed)
+    kept = _ARTICLE_TERMS.get(key)
+    if kept is None or kept[0] is not chunks:
+        if len(_ARTICLE_TERMS) >= 16:  # a long-lived process reloads its index now and then: keep the last few
+            _ARTICLE_TERMS.pop(next(iter(_ARTICLE_TERMS)))
+        kept = _ARTICLE_TERMS[key] = (chunks, {})
+    known = kept[1]
+    if article not in known:
+        texts = [chunk.index_text for chunk in chunks if chunk.source == article]
+        known[article] = frozenset(t for text in texts for t in content_terms(text)) if stemmed else \
+            frozenset(w for text in texts for w in words(text) if w.isalpha())
+    return known[article]
 
 
 def article_terms(chunks: Sequence, article: str) -> frozenset[str]:
-    """`article`'s words (title, headings and text), stemmed as the index stems them; kept per index (its chunk
-    list) and article, so a large corpus pays for the articles its questions are answered from, once each."""
-    kept = _ARTICLE_TERMS.get(id(chunks))
-    if kept is None or kept[0] is not chunks:
-        if len(_ARTICLE_TERMS) >= 8:  # a long-lived process reloads its index now and then: keep the last few
-            _ARTICLE_TERMS.pop(next(iter(_ARTICLE_TERMS)))
-        kept = _ARTICLE_TERMS[id(chunks)] = (chunks, {})
-    known = kept[1]
-    if article not in known:
-        known[article] = frozenset(t for chunk in chunks if chunk.source == article
-                                   for t in content_terms(chunk.index_text))
-    return known[article]
+    """`article`'s words (title, headings and text), stemmed as the index stems them."""
+    return _per_article(chunks, article, True)
+
+
+def article_words(chunks: Sequence, article: str) -> frozenset[str]:
+    """`article`'s words as written (lower case, letters only): what a misspelling or variant is compared with."""
+    return _per_article(chunks, article, False)
+
+
+def _edit_distance_at_most_one(a: str, b: str) -> bool:
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) > len(b):
+        a, b = b, a
+    i = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), len(a))
+    return a[i + (len(a) == len(b)):] == b[i + 1:]
+
+
+def variant_of(word: str, known: frozenset[str]) -> bool:
+    """Whether `word` is a misspelling or a variant of one of `known`: one letter off ("acuracy", "accuracy"); the
+    same word with another ending, sharing a prefix of at least half its letters and four ("nauseous", "nausea";
+    "riskier", "risk"); or the start of one ("ket", "ketamine"). A rare name differs from every word of a page
+    on another subject in more than that."""
+    shared = max(4, (len(word) + 1) // 2)
+    for other in known:
+        if other[:1] != word[:1]:
+            continue
+        if _edit_distance_at_most_one(word, other):
+            return True
+        if len(word) >= 3 and other.startswith(word):
+            return True
+        if len(other) >= shared and other[:shared] == word[:shared]:
+            return True
+    return False
+
+
+def unnamed(question: str, held: frozenset[str], known: frozenset[str], common_rank: int,
+            min_salience: float) -> float:
+    """The most salient question word that names something the answer's article does not: not held (`held`: the
+    article's stemmed words), at least `min_salience` salient (`salience`), no number, and no variant of a word
+    of the article as written (`known`, `variant_of`); its salience as a share of the highest there is (a word
+    the vocabulary does not hold whole), 0 when there is none."""
+    highest = math.log((len(vocabulary_ranks()) + 1) / common_rank)
+    kept = [w.split("'")[0] for w in words(question) if w not in STOPWORDS]
+    kept = [w for w in kept if len(w) > 1 and w not in STOPWORDS and not any(ch.isdigit() for ch in w)]
+    best = 0.0
+    for word, stem in zip(kept, _stemmer().stemWords(kept)):
+        weight = salience(word, common_rank)
+        if stem in held or weight < min_salience or weight <= best * highest:
+            continue
+        if not variant_of(word, known):
+            best = weight / highest
+    return min(1.0, best) if highest > 0 else 0.0
 
 
 def missing(terms: Mapping[str, float], held: Iterable[str] | frozenset[str]) -> float:
@@ -121,4 +185,5 @@ def missing_in_context(question: TokenVectors, common_rank: int, held: frozenset
     return float(np.dot(weights[absent], gaps) / weights.sum())
 
 
-__all__ = ["vocabulary_ranks", "salience", "salient_terms", "article_terms", "missing", "missing_in_context"]
+__all__ = ["vocabulary_ranks", "salience", "salient_terms", "article_terms", "article_words", "missing",
+           "missing_in_context", "variant_of", "unnamed"]

@@ -46,7 +46,7 @@ def under(rows: Sequence[dict], model: RefusalModel) -> list[dict]:
         if r.get("signals") is None or r.get("regime") is None:
             out.append(dict(r))  # never reached refusal (no passage, or triage answered)
             continue
-        margin = model.regimes[r["regime"]].score(r["signals"]) - model.regimes[r["regime"]].bar
+        margin = model.regimes[r["regime"]].margin(r["signals"], r["regime"])
         found = margin >= 0
         out.append({**r, "found": found, "right": bool(r["right"] and found), "margin": margin})
     return out

@@ -98,6 +98,7 @@ class Outcome:
     # refusal's signals, read against the answer's article's background (qa.refusal.relative_signals):
     # what refusal is refitted on (qa/suite.py)
     signals: tuple[float, ...] | None = None
+    article: str | None = None  # the article the answer comes from (its refusal signals are that article's)
 
 
 @dataclass
@@ -169,7 +170,8 @@ def records(questions: list[Question], outcomes: list[Outcome]) -> list[dict]:
                      "right": bool(q.answerable and o.found and o.answer is not None and _right(q, o.answer)),
                      "first_relevant": bool(q.answerable and first is not None and _relevant(q, *first)),
                      "margin": o.margin, "regime": o.regime, "label": o.label, "answer_score": o.answer_score,
-                     "signals": list(o.signals) if o.signals is not None else None})
+                     "signals": list(o.signals) if o.signals is not None else None,
+                     "question": q.question, "article": o.article})
     return rows
 
 
@@ -226,7 +228,8 @@ def run_engine(engine: Engine, questions: Iterable[Question]) -> list[Outcome]:
                                 r.margin if r.confidence is not None else None,
                                 r.confidence.regime if r.confidence is not None else None, r.answer_score,
                                 tuple(relative_signals(r.confidence, engine.index.background))
-                                if r.confidence is not None else None))
+                                if r.confidence is not None else None,
+                                r.confidence.article if r.confidence is not None else None))
     return outcomes
 
 

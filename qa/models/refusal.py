@@ -65,7 +65,15 @@ FIT_COMMAND = "python -m qa eval --suite --fit-refusal --refit-regimes plain --w
 # "subject" is the share of the question's salient words (rare in general English) that the answer's article never
 # uses (qa/answering/subject.py). No regime reads it (a question of a lay reader names things in words the pages do
 # not use, and reading it refused those: docs/QUALITY.md, "Subject coverage"); the "strong match" label does.
-SIGNALS = ("sentence", "example", "coverage", "unknown", "contrast", "subject")
+#
+# "unnamed" is what the plain regime's gate reads (REGIME_GATES): the most salient question word that names
+# something the answer's article does not (no common word, misspelling or variant of the article's words), read
+# only as far as the article does not stand out from the next (qa/answering/subject.py, `unnamed`). A question
+# about a disease the corpus does not hold matches a neighbouring page sentence by sentence, which the weighed
+# signals take for an answer; the gate refuses it whatever they say. A gate, not a weight: weighed beside the
+# others, it moved the bar and SQuAD's off-topic questions were answered far more often, leave one corpus out
+# (docs/QUALITY.md, "Unnamed subjects").
+SIGNALS = ("sentence", "example", "coverage", "unknown", "contrast", "subject", "unnamed")
 # What each regime reads. "plain" (articles nobody wrote example questions for: what a maintainer adds)
 # reads contrast, not "unknown": unknown reads the question's wording, and people's questions use words
 # the articles do not while crowd-written and templated ones do, so it did not transfer between corpora;
@@ -73,6 +81,9 @@ SIGNALS = ("sentence", "example", "coverage", "unknown", "contrast", "subject")
 # little between them) keeps its signals.
 REGIME_SIGNALS = {"examples": ("sentence", "example", "coverage", "unknown"),
                   "plain": ("sentence", "coverage", "contrast")}
+# Per regime, the signal a gate reads: at or above the regime's fitted gate, refused (flatly: nothing on the
+# subject), whatever the weighed signals say.
+REGIME_GATES = {"plain": "unnamed"}
 BACKGROUND_SIGNALS = ("sentence", "example")
 REGIMES = ("examples", "plain")
 # A group of labelled questions places the bar only with at least this many answerable ones.
@@ -95,9 +106,10 @@ class Confidence:
 
     contrast: float = 0.0  # best sentence cosine over the best other article's among the candidates
     subject: float = 0.0  # salience-weighted share of the question's rare words the answer's article does not hold
+    unnamed: float = 0.0  # a specific name the article does not hold, where it does not stand out (0 - 1)
 
     def features(self) -> list[float]:
-        return [self.sentence, self.example, self.coverage, self.unknown, self.contrast, self.subject]
+        return [self.sentence, self.example, self.coverage, self.unknown, self.contrast, self.subject, self.unnamed]
 
     @property
     def regime(self) -> str:
@@ -197,10 +209,21 @@ class RegimeModel:
     weights: dict[str, float]  # by signal name
     intercept: float
     bar: float  # answer when weights . signals + intercept reaches it
+    gate: float = math.inf  # ... and the gate's signal (REGIME_GATES) stays below this
 
     def score(self, signals: Sequence[float]) -> float:
         return float(sum(self.weights.get(name, 0.0) * value for name, value in zip(SIGNALS, signals))
                      + self.intercept)
+
+    def gated(self, signals: Sequence[float], regime: str) -> bool:
+        """Refused by the regime's gate, whatever the score (False when the regime has none)."""
+        name = REGIME_GATES.get(regime)
+        at = SIGNALS.index(name) if name is not None else len(signals)
+        return at < len(signals) and signals[at] >= self.gate
+
+    def margin(self, signals: Sequence[float], regime: str) -> float:
+        """The score over the bar; -inf when gated (a flat refusal: no "may help")."""
+        return -math.inf if self.gated(signals, regime) else self.score(signals) - self.bar
 
 
 @dataclass(frozen=True)
@@ -212,13 +235,13 @@ class RefusalModel:
 
     def decide(self, confidence: Confidence, statistics) -> tuple[bool, float]:
         """(answer?, the margin over the bar: negative when refused)."""
-        regime = self.regimes[confidence.regime]
-        margin = regime.score(relative_signals(confidence, statistics)) - regime.bar
+        margin = self.regimes[confidence.regime].margin(relative_signals(confidence, statistics), confidence.regime)
         return margin >= 0, margin
 
     def to_json(self, extra: Mapping | None = None) -> dict:
         return {"format": MODEL_FORMAT, "signals": list(SIGNALS), "model": self.model,
-                "regimes": {name: {"weights": r.weights, "intercept": r.intercept, "bar": r.bar}
+                "regimes": {name: {"weights": r.weights, "intercept": r.intercept, "bar": r.bar,
+                                   **({"gate": r.gate} if math.isfinite(r.gate) else {})}
                             for name, r in self.regimes.items()},
                 "fitted_on": list(self.fitted_on), "command": FIT_COMMAND, **(extra or {})}
 
@@ -249,7 +272,8 @@ def load_model(path: Path, model: str) -> RefusalModel:
                 f"the refusal model {path} was fitted for the embedding model {data.get('model')!r}, not "
                 f"{model!r}; refit it with: {FIT_COMMAND} --model {model}")
         regimes = {name: RegimeModel({k: float(v) for k, v in r["weights"].items()}, float(r["intercept"]),
-                                     float(r["bar"])) for name, r in data["regimes"].items()}
+                                     float(r["bar"]), float(r.get("gate", math.inf)))
+                   for name, r in data["regimes"].items()}
     except FileNotFoundError:
         raise RefusalModelError(f"no refusal model at {path}; fit one with: {FIT_COMMAND}") from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -272,7 +296,8 @@ def refusal_key(model: RefusalModel) -> str:
     """A short hash of a refusal model's weights and bars: the label bars are in its margins' units."""
     from qa.files import sha256_bytes
 
-    regimes = {name: {"weights": r.weights, "intercept": r.intercept, "bar": r.bar}
+    regimes = {name: {"weights": r.weights, "intercept": r.intercept, "bar": r.bar,
+                      **({"gate": r.gate} if math.isfinite(r.gate) else {})}
                for name, r in sorted(model.regimes.items())}
     return sha256_bytes(json.dumps(regimes, sort_keys=True).encode("utf-8"))[:16]
 
@@ -338,11 +363,12 @@ class LabelledSignals:
 
 
 def fit(rows: Iterable[LabelledSignals], model: str, wrongly_refused: float = Settings.refusal_wrongly_refused,
-        regularisation: float = 1.0, keep: RefusalModel | None = None, keep_regimes: Sequence[str] = ()
-        ) -> RefusalModel:
+        regularisation: float = 1.0, keep: RefusalModel | None = None, keep_regimes: Sequence[str] = (),
+        gate_wrongly_refused: float = Settings.refusal_gate_wrongly_refused) -> RefusalModel:
     """Per regime: a logistic regression of answerable on the signals, each group weighing the same;
     the bar placed so that no group refuses more than `wrongly_refused` of its answerable questions.
-    `keep_regimes`: regimes taken as they are from `keep` instead of refitted."""
+    `keep_regimes`: regimes taken as they are from `keep` instead of refitted. A regime with a gate
+    (REGIME_GATES) gets it fitted to refuse at most `gate_wrongly_refused` of any group's answerable questions."""
     from sklearn.linear_model import LogisticRegression
 
     rows = list(rows)
@@ -372,15 +398,37 @@ def fit(rows: Iterable[LabelledSignals], model: str, wrongly_refused: float = Se
             if len(scores) >= MIN_ANSWERABLE_FOR_BAR:  # a share of a handful is no estimate
                 bars.append(float(scores[int(wrongly_refused * len(scores))]))
         bar = float(np.floor(min(bars) * 1000) / 1000)  # rounded down: the answerable question on it stays answered
-        regimes[regime] = RegimeModel(coefficients, intercept, bar)
+        gate = fit_gate(mine, regime, gate_wrongly_refused)
+        regimes[regime] = RegimeModel(coefficients, intercept, bar, gate)
         fitted_on.append({"regime": regime, "groups": {g: {"questions": sizes[g],
                                                            "answerable": sum(r.answerable for r in mine
                                                                              if r.group == g)}
                                                        for g in sorted(sizes)},
-                          "wrongly_refused_at_most": wrongly_refused})
+                          "wrongly_refused_at_most": wrongly_refused,
+                          **({"gate_wrongly_refused_at_most": gate_wrongly_refused} if math.isfinite(gate) else {})})
     return RefusalModel(model, regimes, tuple(fitted_on))
 
 
+def fit_gate(rows: Sequence[LabelledSignals], regime: str, wrongly_refused: float) -> float:
+    """The regime's gate: the lowest value of its gate signal (REGIME_GATES) at which no group of at least
+    MIN_ANSWERABLE_FOR_BAR answerable questions has more than `wrongly_refused` of them at or above it (the gate
+    alone; the bar is placed on its own rule). inf when the regime has no gate."""
+    name = REGIME_GATES.get(regime)
+    if name is None:
+        return math.inf
+    at = SIGNALS.index(name)
+    gates = []
+    for group in sorted({r.group for r in rows}):
+        # (records of a run before the signal existed lack it: never gated)
+        values = np.sort([r.signals[at] if len(r.signals) > at else 0.0 for r in rows
+                          if r.group == group and r.answerable])
+        if len(values) >= MIN_ANSWERABLE_FOR_BAR:
+            allowed = int(wrongly_refused * len(values))  # this many may reach the gate
+            # just above the highest value that must stay answered, rounded up to the file's precision
+            gates.append(float(np.ceil((values[len(values) - 1 - allowed] + 1e-6) * 1000) / 1000))
+    return max(gates) if gates else math.inf
+
+
 __all__ = ["Confidence", "RefusalModel", "RegimeModel", "LabelledSignals", "SIGNALS", "background_statistics",
-           "relative_signals", "load_model", "answer_everything", "fit", "read_background", "DEFAULT_MODEL_FILE",
+           "relative_signals", "load_model", "answer_everything", "fit", "fit_gate", "read_background", "REGIME_GATES", "DEFAULT_MODEL_FILE",
            "FIT_COMMAND", "LabelBars", "load_labels", "refusal_key", "DEFAULT_LABELS_FILE"]
