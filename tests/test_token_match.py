@@ -75,8 +75,9 @@ def test_answer_choice_lowers_a_restating_sentence_by_restatement_penalty(tiny_e
     from types import SimpleNamespace
     from qa.answering.answer import _with_token_match
     vectors = {0: unit([1, 0, 0], [0, 0, 1]), 1: unit([0, 1, 0], [0, 1, 0])}
-    tokens = SimpleNamespace(sentence=lambda i: vectors[i].astype(np.float16),
-                             subject=lambda chunk: unit([0, 0, 1]).astype(np.float16))
+    # As the index's TokenTable hands them out: stored as float16, read as float32 rows.
+    tokens = SimpleNamespace(sentence_rows=lambda i: vectors[i].astype(np.float16).astype(np.float32),
+                             subject_rows=lambda chunk: unit([0, 0, 1]).astype(np.float16).astype(np.float32))
     index = SimpleNamespace(tokens=tokens, idf={}, max_idf=5.0)
     hits = [SimpleNamespace(chunk=0)]
     question = TokenVectors(unit([1, 0, 0]), ("hydrostatic",))

@@ -308,8 +308,8 @@ def _with_token_match(index: Index, hits: list[Hit], competing: list, settings: 
             by_passage.setdefault(candidate[2], []).append(i)
         said = [0.0] * len(competing)
         for position, members in by_passage.items():
-            values = restatements(question, stored(index.tokens.subject(hits[position].chunk)),
-                                  [index.tokens.sentence(competing[i][3]) for i in members])
+            values = restatements(question, stored(index.tokens.subject_rows(hits[position].chunk)),
+                                  [index.tokens.sentence_rows(competing[i][3]) for i in members])
             for i, value in zip(members, values):
                 said[i] = value
         competing = [(c[0] - settings.restatement_penalty * value, *c[1:]) for c, value in zip(competing, said)]

@@ -80,9 +80,8 @@ def restatement(question: TokenVectors, subject: TokenVectors, sentence: TokenVe
 
 
 def restatements(question: TokenVectors, subject: TokenVectors, sentences: Sequence[np.ndarray]) -> list[float]:
-    """`restatement` of several sentences of one passage (their token vectors' rows, float16 as stored or
-    float32). One small product per sentence: stacking them into one larger product crosses the size at which
-    BLAS starts its threads, which costs milliseconds on a loaded machine."""
+    """`restatement` of several sentences of one passage (their token vectors' rows, float32 as the index
+    keeps them converted, or float16 as stored): one small product per sentence."""
     said = np.concatenate([question.vectors, subject.vectors]) if len(subject.vectors) else question.vectors
     if len(said) == 0:
         return [0.0] * len(sentences)
