@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa.answering.token_match import (focus_on_asked, late_interaction, question_weights, sentence_scores, stored,
-                                      subject_of)
+from qa.answering.token_match import (focus_on_asked, late_interaction, question_weights, restatement,
+                                      restatements, sentence_scores, stored, subject_of)
 from qa.models.embedding import Embedder
 from qa.models.onnx_model import TokenVectors
 
@@ -50,6 +50,47 @@ def test_the_pieces_the_passage_s_subject_names_weigh_less_so_a_restated_subject
     assert subject_of("Naloxone", "Naloxone") == "Naloxone" and subject_of("Naloxone", "Uses") == "Naloxone. Uses"
 
 
+def test_restatement_is_how_much_of_the_sentence_the_question_or_its_subject_already_says():
+    question = TokenVectors(unit([1, 0, 0, 0], [0, 1, 0, 0]), ("hydrostatic", "accuracy"))
+    subject = TokenVectors(unit([0, 0, 1, 0]), ("weighing",))
+    # Each sentence piece counts its best cosine with any piece of the question or the subject, averaged.
+    restates = TokenVectors(unit([1, 0, 0, 0], [0, 0, 1, 0]), ("hydrostatic", "weighing"))
+    adds = TokenVectors(unit([0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 0, 1]), ("accuracy", "error", "percent"))
+    assert restatement(question, subject, restates) == pytest.approx(1.0)
+    assert restatement(question, subject, adds) == pytest.approx(1 / 3)
+    half = TokenVectors(unit([0, 0, 1, 1]), ("new",))
+    assert restatement(question, subject, half) == pytest.approx(np.sqrt(0.5), abs=1e-6)
+    # No subject: the question alone; no pieces: nothing restated.
+    empty = TokenVectors(np.zeros((0, 4), np.float32), ())
+    assert restatement(question, empty, restates) == pytest.approx(0.5)
+    assert restatement(question, subject, empty) == 0.0
+    # Several sentences of a passage at once, as stored (float16) or not: each as alone.
+    several = restatements(question, subject, [restates.vectors.astype(np.float16), empty.vectors, adds.vectors])
+    assert several == pytest.approx([1.0, 0.0, 1 / 3], abs=1e-3)
+
+
+def test_answer_choice_lowers_a_restating_sentence_by_restatement_penalty(tiny_engine):
+    """The penalty is read from the index's stored token vectors, for every candidate, before the token match
+    picks the few it reads; with the weight 0 (or no token vectors) the scores are as before."""
+    from types import SimpleNamespace
+    from qa.answering.answer import _with_token_match
+    vectors = {0: unit([1, 0, 0], [0, 0, 1]), 1: unit([0, 1, 0], [0, 1, 0])}
+    # As the index's TokenTable hands them out: stored as float16, read as float32 rows.
+    tokens = SimpleNamespace(sentence_rows=lambda i: vectors[i].astype(np.float16).astype(np.float32),
+                             subject_rows=lambda chunk: unit([0, 0, 1]).astype(np.float16).astype(np.float32))
+    index = SimpleNamespace(tokens=tokens, idf={}, max_idf=5.0)
+    hits = [SimpleNamespace(chunk=0)]
+    question = TokenVectors(unit([1, 0, 0]), ("hydrostatic",))
+    competing = [(0.5, 0.5, 0, 0, "restates"), (0.5, 0.5, 0, 1, "adds")]
+    settings = tiny_engine.settings.replace(token_match_weight=1.0, restatement_penalty=0.2)
+    off = _with_token_match(index, hits, competing, settings.replace(restatement_penalty=0.0), question)
+    on = _with_token_match(index, hits, competing, settings, question)
+    assert on[0][0] == pytest.approx(off[0][0] - 0.2 * 1.0, abs=1e-3)  # both its pieces said already
+    assert on[1][0] == pytest.approx(off[1][0] - 0.2 * 0.0, abs=1e-3)  # neither
+    assert [c[1:] for c in on] == [c[1:] for c in competing]  # only the score moves
+    assert _with_token_match(index, hits, competing, settings, None) == competing
+
+
 def test_a_stand_in_model_without_token_vectors_answers_as_before(tiny_engine):
     assert tiny_engine._live.index.tokens is None  # its build could not store any
     assert tiny_engine.index.manifest["token_vectors"] is None
@@ -82,6 +123,8 @@ def test_with_the_real_model_a_sentence_restating_the_subject_loses_most_of_its_
             leads.setdefault(power, []).append(restated - answered)
         cosines = embedder.encode([restates, answers]) @ embedder.encode_one(question)
         assert cosines[0] > cosines[1]  # what the pooled cosine alone would choose: the restated subject
+        # Read the other way, the restating sentence says less that the question and its subject do not.
+        assert restatement(vectors[0], vectors[1], vectors[2]) > restatement(vectors[0], vectors[1], vectors[3])
     assert all(focused < plain - 0.05 for plain, focused in zip(leads[0.0], leads[2.0])), leads
     assert min(leads[2.0]) < 0, leads  # and at least one answering sentence now wins outright
 

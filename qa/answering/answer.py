@@ -13,6 +13,8 @@ Owns:
   plus its token match (how well its words in context answer the
   question's words that its passage's subject does not already name:
   qa/answering/token_match.py, from the question model's token vectors),
+  minus how much of it only restates the question and its passage's subject
+  (a sentence that says again what is asked about tells nothing new),
   plus small bonuses for sharing the question's rarer words (idf-weighted)
   and for holding the kind of answer asked for (a number, a time, a reason;
   for "how long does it last" a duration, and not when something starts),
@@ -55,7 +57,7 @@ from qa.answering.result import MAY_HELP, PARTIAL, STRONG, WEAK, Passage, Result
 from qa.indexing.index import Index
 from qa.models.refusal import Confidence, LabelBars, RefusalModel
 from qa.answering.subject import article_terms, article_words, missing, missing_in_context, salient_terms, unnamed
-from qa.answering.token_match import sentence_scores, stored
+from qa.answering.token_match import restatements, sentence_scores, stored
 from qa.models.onnx_model import TokenVectors
 from qa.answering.search import Hit, example_lifts, example_scores_by_sentence, example_similarities
 from qa.settings import Settings
@@ -198,9 +200,22 @@ def _with_token_match(index: Index, hits: list[Hit], competing: list, settings: 
                       question: TokenVectors | None) -> list:
     """`competing` with the token match (qa/answering/token_match.py) added to the scores of the best
     `token_match_candidates` of them: a rerank of the few that can win (10 chose the same answers as all).
-    The candidates' and their passages' subjects' token vectors are the index's, stored at build time."""
+    Before that choice, every candidate loses `restatement_penalty` x how much of it restates the question
+    and its passage's subject (token_match.restatement). The candidates' and their passages' subjects'
+    token vectors are the index's, stored at build time."""
     if question is None or index.tokens is None or settings.token_match_weight == 0 or not competing:
         return competing
+    if settings.restatement_penalty:
+        by_passage: dict[int, list[int]] = {}
+        for i, candidate in enumerate(competing):
+            by_passage.setdefault(candidate[2], []).append(i)
+        said = [0.0] * len(competing)
+        for position, members in by_passage.items():
+            values = restatements(question, stored(index.tokens.subject_rows(hits[position].chunk)),
+                                  [index.tokens.sentence_rows(competing[i][3]) for i in members])
+            for i, value in zip(members, values):
+                said[i] = value
+        competing = [(c[0] - settings.restatement_penalty * value, *c[1:]) for c, value in zip(competing, said)]
     chosen = sorted(range(len(competing)), key=lambda i: -competing[i][0])[:settings.token_match_candidates]
     # By passage: the question's weights against a passage's subject are computed once for its sentences.
     by_passage: dict[int, list[int]] = {}

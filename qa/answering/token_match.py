@@ -19,6 +19,13 @@ the subject scores close to the question whatever the question asks about it;
 reading the two texts' tokens against each other sees which words of the
 question a sentence answers (docs/QUALITY.md, "Token match").
 
+Also owns the other direction, `restatement`: how much of a sentence only
+says again what the question and its passage's subject say (each sentence
+piece's best cosine with their pieces, averaged). A sentence that restates
+what the question is about tells the reader nothing new; answer choice
+subtracts `restatement_penalty` x this from every candidate
+(docs/QUALITY.md, "Restatement").
+
 Limits: the model reads each text alone (no cross-attention), so this is
 similarity of words in context, not understanding; a question whose every
 word names its passage's subject falls back to plain idf weights.
@@ -63,6 +70,26 @@ def late_interaction(question: TokenVectors, weights: np.ndarray, sentence: Toke
     return float((best * weights).sum() / weights.sum())
 
 
+def restatement(question: TokenVectors, subject: TokenVectors, sentence: TokenVectors) -> float:
+    """How much of the sentence only says again what the question and its passage's subject already say: the
+    mean over the sentence's pieces of each one's best cosine with any piece of the question or the subject.
+    A sentence that restates the subject ("Hydrostatic weighing is an accurate way to assess your body fat."
+    for "hydrostatic weighing accuracy") scores high; one that adds what is asked for ("the error ... can be
+    as low as 2% body fat") lower. 0 for a sentence without pieces."""
+    return restatements(question, subject, [sentence.vectors])[0]
+
+
+def restatements(question: TokenVectors, subject: TokenVectors, sentences: Sequence[np.ndarray]) -> list[float]:
+    """`restatement` of several sentences of one passage (their token vectors' rows, float32 as the index
+    keeps them converted, or float16 as stored): one small product per sentence."""
+    said = np.concatenate([question.vectors, subject.vectors]) if len(subject.vectors) else question.vectors
+    if len(said) == 0:
+        return [0.0] * len(sentences)
+    said = np.ascontiguousarray(said.T, dtype=np.float32)
+    return [float((np.asarray(rows, dtype=np.float32) @ said).max(axis=1).mean()) if len(rows) else 0.0
+            for rows in sentences]
+
+
 def sentence_scores(question: TokenVectors, passages: Sequence[tuple[TokenVectors, Sequence[TokenVectors]]],
                     idf: dict[str, float], rarest: float, power: float) -> list[list[float]]:
     """Per passage (its subject's token vectors, its sentences'), each sentence's token match."""
@@ -80,4 +107,4 @@ def stored(rows: np.ndarray) -> TokenVectors:
     return TokenVectors(np.asarray(rows, dtype=np.float32), ())
 
 
-__all__ = ["question_weights", "focus_on_asked", "late_interaction", "sentence_scores", "stored", "subject_of"]
+__all__ = ["question_weights", "focus_on_asked", "late_interaction", "restatement", "restatements", "sentence_scores", "stored", "subject_of"]
