@@ -27,7 +27,6 @@ EMERGENCY_NO_PASSAGE = "The articles don't cover this situation; please get help
 STRONG, PARTIAL, WEAK, MAY_HELP = "strong match", "partial match", "weak match", "may help"
 
 
-
 @dataclass(frozen=True)
 class Passage:
     source: str
