@@ -225,6 +225,11 @@ class RegimeModel:
         """The score over the bar; -inf when gated (a flat refusal: no "may help")."""
         return -math.inf if self.gated(signals, regime) else self.score(signals) - self.bar
 
+    def to_json(self) -> dict:
+        """As refusal.json holds it (and `refusal_key` hashes it): the gate only when the regime has one."""
+        return {"weights": self.weights, "intercept": self.intercept, "bar": self.bar,
+                **({"gate": self.gate} if math.isfinite(self.gate) else {})}
+
 
 @dataclass(frozen=True)
 class RefusalModel:
@@ -240,9 +245,7 @@ class RefusalModel:
 
     def to_json(self, extra: Mapping | None = None) -> dict:
         return {"format": MODEL_FORMAT, "signals": list(SIGNALS), "model": self.model,
-                "regimes": {name: {"weights": r.weights, "intercept": r.intercept, "bar": r.bar,
-                                   **({"gate": r.gate} if math.isfinite(r.gate) else {})}
-                            for name, r in self.regimes.items()},
+                "regimes": {name: r.to_json() for name, r in self.regimes.items()},
                 "fitted_on": list(self.fitted_on), "command": FIT_COMMAND, **(extra or {})}
 
     def save(self, path: Path, extra: Mapping | None = None) -> None:
@@ -296,9 +299,7 @@ def refusal_key(model: RefusalModel) -> str:
     """A short hash of a refusal model's weights and bars: the label bars are in its margins' units."""
     from qa.files import sha256_bytes
 
-    regimes = {name: {"weights": r.weights, "intercept": r.intercept, "bar": r.bar,
-                      **({"gate": r.gate} if math.isfinite(r.gate) else {})}
-               for name, r in sorted(model.regimes.items())}
+    regimes = {name: r.to_json() for name, r in sorted(model.regimes.items())}
     return sha256_bytes(json.dumps(regimes, sort_keys=True).encode("utf-8"))[:16]
 
 
