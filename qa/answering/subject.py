@@ -69,12 +69,17 @@ def salience(word: str, common_rank: int) -> float:
     return max(0.0, math.log((rank + 1) / common_rank))
 
 
+def _content_words(question: str) -> list[str]:
+    """The question's content words as typed (lower case, a contraction's tail dropped: "what's" -> "what")."""
+    kept = [w.split("'")[0] for w in words(question) if w not in STOPWORDS]
+    return [w for w in kept if len(w) > 1 and w not in STOPWORDS]
+
+
 def salient_terms(question: str, common_rank: int) -> dict[str, float]:
     """The question's content words, stemmed as the index stems them, with their salience (the highest when
     two words share a stem)."""
     out: dict[str, float] = {}
-    kept = [w.split("'")[0] for w in words(question) if w not in STOPWORDS]
-    kept = [w for w in kept if len(w) > 1 and w not in STOPWORDS]
+    kept = _content_words(question)
     for word, stem in zip(kept, _stemmer().stemWords(kept)):
         out[stem] = max(out.get(stem, 0.0), salience(word, common_rank))
     return out
@@ -144,8 +149,7 @@ def unnamed(question: str, held: frozenset[str], known: frozenset[str], common_r
     of the article as written (`known`, `variant_of`); its salience as a share of the highest there is (a word
     the vocabulary does not hold whole), 0 when there is none."""
     highest = math.log((len(vocabulary_ranks()) + 1) / common_rank)
-    kept = [w.split("'")[0] for w in words(question) if w not in STOPWORDS]
-    kept = [w for w in kept if len(w) > 1 and w not in STOPWORDS and not any(ch.isdigit() for ch in w)]
+    kept = [w for w in _content_words(question) if not any(ch.isdigit() for ch in w)]
     best = 0.0
     for word, stem in zip(kept, _stemmer().stemWords(kept)):
         weight = salience(word, common_rank)
