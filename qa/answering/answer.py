@@ -206,11 +206,8 @@ def _with_token_match(index: Index, hits: list[Hit], competing: list, settings: 
     if question is None or index.tokens is None or settings.token_match_weight == 0 or not competing:
         return competing
     if settings.restatement_penalty:
-        by_passage: dict[int, list[int]] = {}
-        for i, candidate in enumerate(competing):
-            by_passage.setdefault(candidate[2], []).append(i)
         said = [0.0] * len(competing)
-        for position, members in by_passage.items():
+        for position, members in _by_passage(competing, range(len(competing))).items():
             values = restatements(question, stored(index.tokens.subject_rows(hits[position].chunk)),
                                   [index.tokens.sentence_rows(competing[i][3]) for i in members])
             for i, value in zip(members, values):
@@ -218,9 +215,7 @@ def _with_token_match(index: Index, hits: list[Hit], competing: list, settings: 
         competing = [(c[0] - settings.restatement_penalty * value, *c[1:]) for c, value in zip(competing, said)]
     chosen = sorted(range(len(competing)), key=lambda i: -competing[i][0])[:settings.token_match_candidates]
     # By passage: the question's weights against a passage's subject are computed once for its sentences.
-    by_passage: dict[int, list[int]] = {}
-    for i in chosen:
-        by_passage.setdefault(competing[i][2], []).append(i)
+    by_passage = _by_passage(competing, chosen)
     scores = sentence_scores(question, [(stored(index.tokens.subject_rows(hits[p].chunk)),
                                          [stored(index.tokens.sentence_rows(competing[i][3])) for i in members])
                                         for p, members in by_passage.items()],
@@ -231,6 +226,15 @@ def _with_token_match(index: Index, hits: list[Hit], competing: list, settings: 
             score, *rest = competing[i]
             rescored[i] = (score + settings.token_match_weight * match, *rest)
     return rescored
+
+
+def _by_passage(competing: list, which) -> dict[int, list[int]]:
+    """The candidates `which` (positions in `competing`) grouped by their passage (its position among the hits),
+    in order: their passage's subject is read once for all of them."""
+    grouped: dict[int, list[int]] = {}
+    for i in which:
+        grouped.setdefault(competing[i][2], []).append(i)
+    return grouped
 
 
 def match_label(found: bool, holds_answer: bool, margin: float, score: float, best_score: float,
