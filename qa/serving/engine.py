@@ -215,9 +215,8 @@ class Engine:
         is one long alternation, the dearest part of a plan)."""
         key = (text, earlier, situation)
         with self._lock:
-            plan = self._plans.get(key)
+            plan = self._kept(self._plans, key)
             if plan is not None:
-                self._plans.move_to_end(key)
                 return plan
         plan = self._make_plan(text, earlier, situation)
         with self._lock:
@@ -242,14 +241,11 @@ class Engine:
         tokens = None
         with self._lock:
             for text in texts:
-                vector = self._vectors.get((model, text))
+                vector = self._kept(self._vectors, (model, text))
                 if vector is not None:
-                    self._vectors.move_to_end((model, text))
                     found[text] = vector
             if tokens_of is not None:
-                tokens = self._token_vectors.get((model, tokens_of))
-                if tokens is not None:
-                    self._token_vectors.move_to_end((model, tokens_of))
+                tokens = self._kept(self._token_vectors, (model, tokens_of))
         missing = list(dict.fromkeys(t for t in texts if t not in found or (t == tokens_of and tokens is None)))
         if missing or (tokens_of is not None and tokens is None):
             # torch uses both cores for one forward pass: one at a time. onnxruntime runs a
@@ -332,7 +328,15 @@ class Engine:
                         self._keep(self._token_vectors, (model, text), kept)
 
     @staticmethod
-    def _keep(kept: OrderedDict, key: tuple[str, str], value) -> None:
+    def _kept(kept: OrderedDict, key: tuple):
+        """The value remembered for `key` (now the most recently used), or None. Called under the lock."""
+        value = kept.get(key)
+        if value is not None:
+            kept.move_to_end(key)
+        return value
+
+    @staticmethod
+    def _keep(kept: OrderedDict, key: tuple, value) -> None:
         """Remember `value`, dropping the least recently used beyond QUESTION_VECTORS. Called under the lock."""
         kept[key] = value
         kept.move_to_end(key)
