@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qa.models import reference, tuning
+from qa.models import tuning
 from qa.indexing import index as index_store
 from qa.models.embedding import Embedder, Export
 from qa.errors import REBUILD_HINT, IndexCorruptError, ModelError
@@ -39,8 +39,7 @@ def query_model(manifest: dict, settings: Settings) -> str:
 def query_export(manifest: dict, settings: Settings) -> Export | None:
     """The ONNX export of that model which the index names; None: it runs on sentence-transformers."""
     encoder = encoder_of(manifest)
-    # qa/models/export.py's store(settings), named without importing the exporter (a cold `qa ask` never exports).
-    store = tuning.tuned_root(settings) / reference.EXPORTS_FOLDER
+    store = tuning.exports_root(settings)  # not the exporter's store(): a cold `qa ask` never imports the exporter
     return Export(store / encoder["key"], encoder["key"]) if encoder.get("backend") == "onnx" else None
 
 

@@ -71,7 +71,7 @@ class ExportFailed(Exception):
 
 
 def store(settings: Settings) -> Path:
-    return tuning.tuned_root(settings) / EXPORTS_FOLDER
+    return tuning.exports_root(settings)
 
 
 def export_key(model: str) -> str:

@@ -99,6 +99,12 @@ def tuned_root(settings: Settings) -> Path:
     return settings.tuned_dir if settings.tuned_dir is not None else settings.index_dir / TUNED_FOLDER
 
 
+def exports_root(settings: Settings) -> Path:
+    """Where the ONNX exports are kept (qa/models/export.py writes them): inside the tuned models' folder. Here,
+    not in the exporter, so that answering finds an export without importing what makes one."""
+    return tuned_root(settings) / reference.EXPORTS_FOLDER
+
+
 def training_pairs(entries: list[BankQuestion]) -> tuple[tuple[str, str], ...]:
     """(question, answer) pairs, each once, in a fixed order: the seeded shuffle starts from it."""
     return tuple(sorted({(e.question, e.answer) for e in entries}))
@@ -380,4 +386,4 @@ def _version(package: str) -> str:
 
 
 __all__ = ["TuningPlan", "training_pairs", "plan", "ensure_trained", "model_dir", "is_trained", "prune", "tuned_root",
-           "fine_tune", "batches", "continue_tuning", "continued_batches", "RECORD_FILE"]
+           "exports_root", "fine_tune", "batches", "continue_tuning", "continued_batches", "RECORD_FILE"]
