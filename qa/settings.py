@@ -300,6 +300,13 @@ class Settings:
     # ... and only while the two together stay this short (characters): a
     # quote is read at a glance; two long sentences stay one.
     answer_span_chars: int = 400
+    # An answer whose next sentence (as above: its neighbour in the paragraph
+    # run) opens with a caveat ("However, ...", "But ...", "Nevertheless, ...")
+    # is quoted with it, within answer_span_chars: a claim quoted without the
+    # caveat the article puts right after it says more than the article does
+    # ("Multiple case reports have cited naltrexone as a promising treatment
+    # ... However, more research is needed ..."). False: only the margin joins.
+    answer_keeps_caveat: bool = True
     answer_type_bonus: float = 0.1
     meta_penalty: float = 0.2
     rank_penalty: float = 0.01

@@ -213,6 +213,22 @@ def test_the_answer_is_quoted_with_its_neighbour_only_when_their_scores_are_too_
     assert _quoted(chunk, first, 1.0, scores, settings.replace(answer_span_chars=60)) == (first,)  # too long
 
 
+def test_a_claim_is_quoted_with_the_caveat_that_follows_it():
+    from qa.answering.answer import _quoted
+    from qa.answering.context import opens_with_caveat
+    claim, caveat, other = ("Case reports cite naltrexone as a promising treatment.",
+                            "However, more research is needed to know if it works.", "It is taken by mouth.")
+    chunks = chunks_of("\n\n".join(["Guide", "Treatment", f"{claim} {caveat}", other]), chunk_chars=2000)
+    chunk = chunks[where(chunks, claim)]
+    settings = Settings(answer_span_margin=0.15)
+    assert opens_with_caveat(caveat) and opens_with_caveat("But not always.") and not opens_with_caveat(claim)
+    assert not opens_with_caveat("Butter is a fat.")  # a word, not the start of one
+    assert _quoted(chunk, claim, 1.0, {claim: 1.0, caveat: 0.2}, settings) == (claim, caveat)  # whatever its score
+    assert _quoted(chunk, claim, 1.0, {claim: 1.0}, settings.replace(answer_keeps_caveat=False)) == (claim,)
+    assert _quoted(chunk, caveat, 1.0, {claim: 0.2, caveat: 1.0}, settings) == (caveat,)  # a caveat's claim: not
+    assert _quoted(chunk, claim, 1.0, {claim: 1.0}, settings.replace(answer_span_chars=60)) == (claim,)
+
+
 def test_an_answer_of_two_sentences_is_both_quoted_and_both_given_in_a_conversation(tiny_engine):
     # The fake embedder's scores mean nothing: a margin this wide joins any neighbours there are.
     tiny_engine.settings = tiny_engine.settings.replace(answer_span_margin=10.0)
@@ -222,8 +238,10 @@ def test_an_answer_of_two_sentences_is_both_quoted_and_both_given_in_a_conversat
                                                         "It binds to opioid receptors in the brain.")
     assert result.answer == " ".join(result.answer_sentences)
     assert result.context.before is None  # the sentence "It" points back to is quoted, not shown again
-    # A follow-up wants something new: neither quoted sentence is its answer.
+    # A follow-up wants something new: the sentence chosen is not its answer again (the neighbour quoted with it
+    # was support, as the context is: a follow-up may ask for it).
+    assert result.answer_sentence == "Naloxone reverses opioid overdose within minutes."
     followup = tiny_engine.ask("why?", [first])
-    assert not set(followup.answer_sentences) & set(result.answer_sentences)
+    assert followup.answer_sentence != result.answer_sentence
     tiny_engine.settings = tiny_engine.settings.replace(answer_span_margin=0.0)
     assert len(tiny_engine.ask(first).answer_sentences) == 1

@@ -29,7 +29,9 @@ Owns:
   scores within `answer_span_margin` of it: two adjacent sentences too close
   to call are one short passage of the article, and often the first only
   introduces what the second says ("The specific sites used vary in men and
-  women." / "For women, the triceps, ...");
+  women." / "For women, the triceps, ..."); and with the next sentence when
+  that one opens with a caveat ("However, more research is needed ..."): a
+  claim is not quoted without the qualification the article puts after it;
 - refusal: `found` is false when the article the answer comes from does
   not match the question well enough. The signals are gathered here
   (`Confidence`: that article's best sentence, its closest example
@@ -60,7 +62,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from qa.answering.context import AnswerContext, answer_context, neighbours
+from qa.answering.context import AnswerContext, answer_context, neighbours, opens_with_caveat
 from qa.answering.result import MAY_HELP, PARTIAL, STRONG, WEAK, Passage, Result
 from qa.indexing.index import Index
 from qa.reading.chunking import Chunk
@@ -206,7 +208,8 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
         if context.before is not None and context.before in quoted:  # the sentence it points back to is quoted
             context = AnswerContext()
     return Result(question=question, query=query, found=found,
-                  answer=" ".join(quoted) if quoted else None, answer_sentences=quoted, answer_source=answer_source,
+                  answer=" ".join(quoted) if quoted else None, answer_sentences=quoted,
+                  answer_sentence=best[3] if quoted else None, answer_source=answer_source,
                   answer_score=best[1] if best else 0.0, passages=tuple(passages), expansions=tuple(expansions),
                   confidence=confidence, margin=margin, context=context, may_help=may_help)
 
@@ -215,17 +218,22 @@ def _quoted(chunk: Chunk, sentence: str, score: float, scores: dict[str, float],
             settings: Settings) -> tuple[str, ...]:
     """The sentences quoted as the answer, in the article's order: `sentence` (the best, scoring `score`), with
     the neighbour (qa.answering.context.neighbours) whose score in `scores` is within `answer_span_margin` of
-    it, the closer of two, when the two together stay within `answer_span_chars`."""
-    if settings.answer_span_margin <= 0:
+    it, the closer of two; else with the next sentence when it opens with a caveat (`answer_keeps_caveat`);
+    always within `answer_span_chars` for the two together."""
+    if settings.answer_span_margin <= 0 and not settings.answer_keeps_caveat:
         return (sentence,)
     before, after = neighbours(chunk, sentence)
-    close = [(scores[other], other) for other in (before, after)
-             if other is not None and other in scores and score - scores[other] <= settings.answer_span_margin
-             and len(sentence) + 1 + len(other) <= settings.answer_span_chars]
-    if not close:
-        return (sentence,)
-    other = max(close)[1]
-    return (other, sentence) if other == before else (sentence, other)
+    fits = [other for other in (before, after)
+            if other is not None and len(sentence) + 1 + len(other) <= settings.answer_span_chars]
+    close = [(scores[other], other) for other in fits
+             if settings.answer_span_margin > 0 and other in scores
+             and score - scores[other] <= settings.answer_span_margin]
+    if close:
+        other = max(close)[1]
+        return (other, sentence) if other == before else (sentence, other)
+    if settings.answer_keeps_caveat and after in fits and opens_with_caveat(after):
+        return (sentence, after)
+    return (sentence,)
 
 
 def _with_token_match(index: Index, hits: list[Hit], competing: list, settings: Settings,

@@ -21,8 +21,9 @@ quote. The answer itself is unchanged; this only adds what surrounds it.
 It also says which sentences may be quoted together with an answer
 (`neighbours`): the one just before and the one just after it in the same
 section, in paragraph lines (a list's lines are shown as a whole list
-instead), with no heading between. Answer choice (qa/answering/answer.py)
-decides whether one of them is quoted.
+instead), with no heading between; and whether the one after opens with a
+caveat ("However, ...": `opens_with_caveat`). Answer choice
+(qa/answering/answer.py) decides whether one of them is quoted.
 
 Limits: one sentence back, never across a heading, a list or a paragraph
 break (the sentence before a paragraph's first sentence is another topic as
@@ -43,6 +44,9 @@ BULLET = "• "  # how a passage writes a list item (qa/reading/chunking.py)
 # Words that open a sentence which leans on the one before it.
 _POINTS_BACK = re.compile(r"^[\"“‘(]?(?:this|that|these|those|it|its|it's|they|their|them|such|he|she|his|her)\b",
                           re.IGNORECASE)
+
+# Words that open a sentence which qualifies or contradicts the one before it.
+_CAVEAT = re.compile(r"^[\"“‘(]?(?:however|but|nevertheless|nonetheless|yet|still|that said|even so)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,11 @@ class AnswerContext:
 
     def to_dict(self) -> dict:
         return {"before": self.before, "list": self.list.to_dict() if self.list else None}
+
+
+def opens_with_caveat(sentence: str) -> bool:
+    """Whether a sentence opens by qualifying the one before it ("However, ...", "But ...", "Nevertheless, ...")."""
+    return bool(_CAVEAT.match(sentence.strip()))
 
 
 def points_back(sentence: str) -> bool:
@@ -206,4 +215,4 @@ def _sentence_before(chunks: Sequence[Chunk], position: int, line: str, sentence
     return None
 
 
-__all__ = ["AnswerContext", "ArticleList", "answer_context", "neighbours", "points_back", "BULLET"]
+__all__ = ["AnswerContext", "ArticleList", "answer_context", "neighbours", "opens_with_caveat", "points_back", "BULLET"]

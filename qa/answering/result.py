@@ -61,6 +61,8 @@ class Result:
     margin: float = 0.0  # refusal's score minus its bar: how clearly the articles answer (negative: refused)
     context: AnswerContext = AnswerContext()  # the article's text shown around the answer (qa/answering/context.py)
     answer_sentences: tuple[str, ...] = ()  # the sentences of `answer`, each verbatim; () when none
+    # The one of them answer choice chose (the other, if any, is quoted with it); None when not answered
+    answer_sentence: str | None = None
     triage: Triage = Triage()  # emergency, small talk, language (qa/answering/triage.py)
     # Not answered, but the articles are on the subject: the closest passages are offered as "may help"
     may_help: bool = False
