@@ -211,6 +211,10 @@ def test_the_answer_is_quoted_with_its_neighbour_only_when_their_scores_are_too_
     assert _quoted(chunk, first, 1.0, {first: 1.0}, settings) == (first,)  # a neighbour that did not compete
     assert _quoted(chunk, first, 1.0, scores, settings.replace(answer_span_margin=0.0)) == (first,)
     assert _quoted(chunk, first, 1.0, scores, settings.replace(answer_span_chars=60)) == (first,)  # too long
+    # A neighbour answer choice counts as no answer (talk about the article, a question, a lead-in) never joins.
+    meta, fact = "In this article, we will explore the story of the spray.", "In 2019, the spray was approved for adults."
+    talk = chunks_of("\n\n".join(["Spray", "Approval", f"{meta} {fact}"]), chunk_chars=2000)
+    assert _quoted(talk[0], fact, 1.0, {meta: 0.99, fact: 1.0}, settings) == (fact,)
 
 
 def test_a_claim_is_quoted_with_the_caveat_that_follows_it():

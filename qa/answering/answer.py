@@ -224,7 +224,8 @@ def _quoted(chunk: Chunk, sentence: str, score: float, scores: dict[str, float],
         return (sentence,)
     before, after = neighbours(chunk, sentence)
     fits = [other for other in (before, after)
-            if other is not None and len(sentence) + 1 + len(other) <= settings.answer_span_chars]
+            if other is not None and len(sentence) + 1 + len(other) <= settings.answer_span_chars
+            and _can_be_quoted(other, settings)]
     close = [(scores[other], other) for other in fits
              if settings.answer_span_margin > 0 and other in scores
              and score - scores[other] <= settings.answer_span_margin]
@@ -234,6 +235,14 @@ def _quoted(chunk: Chunk, sentence: str, score: float, scores: dict[str, float],
     if settings.answer_keeps_caveat and after in fits and opens_with_caveat(after):
         return (sentence, after)
     return (sentence,)
+
+
+def _can_be_quoted(sentence: str, settings: Settings) -> bool:
+    """Whether a neighbour may join an answer: not a sentence answer choice penalises as no answer of its own
+    (a question, a bare lead-in or fragment, talk about the article: _shape_bonus), whatever its score."""
+    stripped = sentence.rstrip()
+    return not (stripped.endswith(("?", ":")) or len(_terms(sentence)) < settings.fragment_terms
+                or _about_the_article(sentence))
 
 
 def _with_token_match(index: Index, hits: list[Hit], competing: list, settings: Settings,
