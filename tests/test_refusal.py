@@ -75,7 +75,7 @@ def test_background_statistics_are_per_article_and_example_ones_only_where_there
     confidence = Confidence("a", sentence=0.9, example=0.5, coverage=0.4, unknown=0.1, has_examples=False)
     relative = relative_signals(confidence, stats)
     median, spread = stats["a"]["sentence"]
-    assert relative == pytest.approx([(0.9 - median) / spread, 0.0, 0.4, 0.1, 0.0, 0.0, 0.0, 0.0])
+    assert relative == pytest.approx([(0.9 - median) / spread, 0.0, 0.4, 0.1, 0.0, 0.0, 0.0])
 
 
 def test_fitting_weighs_groups_alike_and_places_the_bar_for_every_large_group():
@@ -128,11 +128,9 @@ def test_example_questions_of_one_article_do_not_vouch_for_an_answer_in_another(
 
 
 def test_signals_are_the_documented_ones():
-    assert SIGNALS == ("sentence", "example", "coverage", "unknown", "contrast", "subject", "unnamed", "reach")
+    assert SIGNALS == ("sentence", "example", "coverage", "unknown", "contrast", "subject", "unnamed")
     # "subject" is recorded for the labels and for refitting; no regime reads it (docs/QUALITY.md, "Subject coverage")
     assert all("subject" not in names for names in REGIME_SIGNALS.values())
-    # "reach" is recorded for refitting; no regime reads it (docs/QUALITY.md, "Reach")
-    assert all("reach" not in names for names in REGIME_SIGNALS.values())
 
 
 def test_the_plain_regime_s_gate_refuses_flatly_and_costs_no_group_more_than_asked(tmp_path):

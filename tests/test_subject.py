@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from qa.answering.result import STRONG
-from qa.answering.subject import covered_in_context, missing, missing_in_context, salience, salient_terms, vocabulary_ranks
+from qa.answering.subject import missing, missing_in_context, salience, salient_terms, vocabulary_ranks
 from qa.evaluation import suite
 from qa.models.onnx_model import TokenVectors
 from qa.models.refusal import SIGNALS, LabelBars
@@ -48,19 +48,6 @@ def test_in_context_a_word_the_passages_say_otherwise_is_missing_only_as_far_as_
     assert missing_in_context(TokenVectors(np.zeros((0, 3)), ()), 2000, frozenset(), lambda: influenza) == 0.0
     unread = lambda: pytest.fail("the passages' token vectors are read only when a word is not held")  # noqa: E731
     assert missing_in_context(question, 2000, frozenset({"flu", "benzodiazepin"}), unread) == 0.0
-
-
-def test_reach_counts_a_word_the_passage_lacks_by_its_closest_word_piece_there():
-    question = TokenVectors(_unit([1, 0, 0], [0, 1, 0], [0, 0, 1]), ("accurate", "scale", "the"))
-    passage = _unit([0.9, 0.1, 0])  # "accuracy": close to "accurate", far from "scale"
-    idf = {"accur": 2.0, "scale": 1.0}.get
-    reach = covered_in_context(question, idf, frozenset({"scale"}), lambda: passage)
-    assert reach == pytest.approx((2.0 * float(passage[0] @ question.vectors[0]) + 1.0) / 3.0, abs=1e-5)
-    assert covered_in_context(question, idf, frozenset(), lambda: passage) < reach  # "scale" held counts whole
-    unread = lambda: pytest.fail("the passage's token vectors are read only when a word is not in it")  # noqa: E731
-    assert covered_in_context(question, idf, frozenset({"accur", "scale"}), unread) == 1.0
-    assert covered_in_context(question, idf, frozenset(), lambda: np.zeros((0, 3), dtype=np.float32)) == 0.0
-    assert covered_in_context(TokenVectors(np.zeros((0, 3)), ()), idf, frozenset(), lambda: passage) == 0.0
 
 
 def test_a_strong_match_needs_the_article_to_name_the_question_s_subject():

@@ -56,8 +56,7 @@ from qa.answering.context import AnswerContext, answer_context
 from qa.answering.result import MAY_HELP, PARTIAL, STRONG, WEAK, Passage, Result
 from qa.indexing.index import Index
 from qa.models.refusal import Confidence, LabelBars, RefusalModel
-from qa.answering.subject import (article_terms, article_words, covered_in_context, missing, missing_in_context,
-                                  salient_terms, unnamed)
+from qa.answering.subject import article_terms, article_words, missing, missing_in_context, salient_terms, unnamed
 from qa.answering.token_match import restatements, sentence_scores, stored
 from qa.models.onnx_model import TokenVectors
 from qa.answering.search import Hit, example_lifts, example_scores_by_sentence, example_similarities
@@ -276,7 +275,7 @@ def _confidence(index: Index, question: str, hits: list[Hit], chosen: Hit, examp
     terms = content_terms(question)
     total = sum(index.idf.get(t, index.max_idf) for t in terms)
     unknown = sum(index.max_idf for t in terms if t not in index.vocabulary and t not in translated)
-    held = passage_terms = _terms(index.chunks[chosen.chunk].index_text)
+    held = _terms(index.chunks[chosen.chunk].index_text)
     searched = sum(weights.values())
     coverage = sum(w for t, w in weights.items() if t in held) / searched if searched else 0.0
     others = [hit.sentence for hit in hits if index.chunks[hit.chunk].source != article]
@@ -291,16 +290,8 @@ def _confidence(index: Index, question: str, hits: list[Hit], chosen: Hit, examp
                                                          for i in index.chunk_sentence_ids[c]]
             return np.concatenate(rows).astype(np.float32, copy=False) if rows else np.zeros((0, 1), dtype=np.float32)
         subject = missing_in_context(question_tokens, settings.subject_common_rank, held, passages)
-
-        def passage() -> np.ndarray:  # the answer's passage's token vectors: read only when a word is not in it
-            rows = [tokens.subject_rows(chosen.chunk)] + [tokens.sentence_rows(i)
-                                                         for i in index.chunk_sentence_ids[chosen.chunk]]
-            return np.concatenate(rows).astype(np.float32, copy=False)
-        reach = covered_in_context(question_tokens, lambda t: index.idf.get(t, index.max_idf),
-                                   passage_terms | translated, passage)
     else:
         subject = missing(salient_terms(question, settings.subject_common_rank), held)
-        reach = coverage
     contrast = best - max(others) if others else 0.0
     # Refusal's gate: a specific name the article lacks, read where the article does not stand out (qa/models/refusal.py).
     standing_out = min(1.0, max(0.0, 1.0 - contrast / settings.unnamed_contrast))
@@ -309,8 +300,7 @@ def _confidence(index: Index, question: str, hits: list[Hit], chosen: Hit, examp
     return Confidence(article=article, sentence=best, contrast=contrast,
                       example=float(examples[sentences].max(initial=0.0)), coverage=coverage,
                       unknown=unknown / total if total else 0.0,
-                      has_examples=article in index.articles_with_examples, subject=subject, unnamed=name,
-                      reach=reach)
+                      has_examples=article in index.articles_with_examples, subject=subject, unnamed=name)
 
 
 def _shape_bonus(sentence: str, weights: dict[str, float], settings: Settings) -> float:

@@ -189,30 +189,5 @@ def missing_in_context(question: TokenVectors, common_rank: int, held: frozenset
     return float(np.dot(weights[absent], gaps) / weights.sum())
 
 
-def covered_in_context(question: TokenVectors, weights: Callable[[str], float], held: frozenset[str],
-                       passage: Callable[[], np.ndarray]) -> float:
-    """The share of the question's content words the answer's passage holds, each weighed by `weights` (of its
-    stem: the index's idf), a word the passage does not hold counting as far as a word piece of the passage
-    (`passage()`: its token vectors, unit rows; read only when some word is not held) means what it means:
-    "accurate" against a passage on "accuracy", "gadgets" against "devices". Coverage as refusal reads it,
-    read by meaning where the question's words are not the passage's."""
-    kept = [(row, word.split("'")[0]) for row, word in enumerate(question.words)
-            if word not in STOPWORDS and len(word) > 1]
-    if not kept:
-        return 0.0
-    stems = _stemmer().stemWords([word for _, word in kept])
-    weight = np.array([weights(stem) for stem in stems])
-    if weight.sum() <= 0:
-        return 0.0
-    close = np.array([1.0 if stem in held else 0.0 for stem in stems])
-    absent = np.flatnonzero(close < 1.0)
-    if len(absent):
-        rows = passage()
-        if len(rows):
-            vectors = question.vectors[[kept[i][0] for i in absent]]
-            close[absent] = np.clip((vectors @ rows.T).max(axis=1), 0.0, 1.0)
-    return float(np.dot(weight, close) / weight.sum())
-
-
-__all__ = ["covered_in_context", "vocabulary_ranks", "salience", "salient_terms", "article_terms", "article_words", "missing",
+__all__ = ["vocabulary_ranks", "salience", "salient_terms", "article_terms", "article_words", "missing",
            "missing_in_context", "variant_of", "unnamed"]

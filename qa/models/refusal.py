@@ -73,13 +73,7 @@ FIT_COMMAND = "python -m qa eval --suite --fit-refusal --refit-regimes plain --w
 # signals take for an answer; the gate refuses it whatever they say. A gate, not a weight: weighed beside the
 # others, it moved the bar and SQuAD's off-topic questions were answered far more often, leave one corpus out
 # (docs/QUALITY.md, "Unnamed subjects").
-#
-# "reach" is coverage read by meaning (qa/answering/subject.py, `covered_in_context`): a question word the answer's
-# passage does not hold counts by its closest word piece there, so a lay word ("accurate", "gadgets") counts nearly
-# as much as the page's own. Recorded, read by no regime: beside coverage it answered more lay questions, leave one
-# corpus out, but SQuAD's answerable questions were refused more and unanswerable questions on the seed articles of
-# the grown indexes were answered more (docs/QUALITY.md, "Reach").
-SIGNALS = ("sentence", "example", "coverage", "unknown", "contrast", "subject", "unnamed", "reach")
+SIGNALS = ("sentence", "example", "coverage", "unknown", "contrast", "subject", "unnamed")
 # What each regime reads. "plain" (articles nobody wrote example questions for: what a maintainer adds)
 # reads contrast, not "unknown": unknown reads the question's wording, and people's questions use words
 # the articles do not while crowd-written and templated ones do, so it did not transfer between corpora;
@@ -113,12 +107,9 @@ class Confidence:
     contrast: float = 0.0  # best sentence cosine over the best other article's among the candidates
     subject: float = 0.0  # salience-weighted share of the question's rare words the answer's article does not hold
     unnamed: float = 0.0  # a specific name the article does not hold, where it does not stand out (0 - 1)
-    reach: float = 0.0  # coverage read by meaning: a word the passage lacks counts by its closest word piece there
-
 
     def features(self) -> list[float]:
-        return [self.sentence, self.example, self.coverage, self.unknown, self.contrast, self.subject, self.unnamed,
-                self.reach]
+        return [self.sentence, self.example, self.coverage, self.unknown, self.contrast, self.subject, self.unnamed]
 
     @property
     def regime(self) -> str:
