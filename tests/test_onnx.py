@@ -117,11 +117,14 @@ def test_encode_batches_texts_by_token_count_and_keeps_each_row_in_its_place(eng
 
 
 def test_asking_in_a_fresh_process_never_imports_torch(engine, real_settings):
-    # `python -m qa ask ...` exactly (qa/__main__.py run as __main__), then what it imported.
+    # `python -m qa ask ...` exactly (qa/__main__.py run as __main__), then what it imported. `ask` leaves with
+    # os._exit (no teardown): here that exit is turned into SystemExit, so the script can look before leaving.
     argv = ["qa", "ask", "--json", "--index", str(real_settings.index_dir), "--corpus", str(real_settings.corpus_dir),
             "does naloxone reverse ketamine"]
-    script = ("import json, runpy, sys\n"
+    script = ("import json, os, runpy, sys\n"
               f"sys.argv = {argv!r}\n"
+              "def leave(code):\n    raise SystemExit(code)\n"
+              "os._exit = leave\n"
               "try:\n    runpy.run_module('qa', run_name='__main__', alter_sys=True)\n"
               "except SystemExit as exit_:\n    code = exit_.code\n"
               + HEAVY_MODULES +
