@@ -164,8 +164,13 @@ def check_files(folder: Path, key: str, checksum: bool = True) -> ExportInfo:
     return info
 
 
-def session_options(onnxruntime):
-    """How every session of an export is set up: the load's and the one that saves SESSION_FILE."""
+def session_options(onnxruntime, save_to: Path | None = None):
+    """How every session of an export is set up. `save_to`: a folder where the session also saves the graph as
+    it set it up (SESSION_FILE, its weights in SESSION_DATA_FILE beside it; SESSION_INFO_FILE is the caller's).
+
+    Saved at the extended level: every graph optimisation except those that lay data out for one CPU's
+    kernels (onnxruntime warns that such a save is for that machine only). A load applies the rest, at the
+    default level, to the saved graph, where they cost milliseconds."""
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
@@ -174,6 +179,12 @@ def session_options(onnxruntime):
     # thread takes a core from whoever else is working.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # warnings about unused initialisers are noise
+    if save_to is not None:
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.optimized_model_filepath = str(Path(save_to) / SESSION_FILE)
+        # Every weight of 1 KB or more in the data file, which a load maps into memory.
+        options.add_session_config_entry("session.optimized_model_external_initializers_file_name", SESSION_DATA_FILE)
+        options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
     return options
 
 
@@ -228,21 +239,26 @@ class OnnxModel:
     side need no waiting. A batch's vectors are the same bits either way (one thread or two
     computes each output the same way)."""
 
-    def __init__(self, folder: Path, info: ExportInfo, threads: int) -> None:
+    def __init__(self, folder: Path, info: ExportInfo, threads: int, save_graph: bool = False) -> None:
+        """`save_graph`: load model.onnx, and save the graph as set up (`session_options`) in `folder` on the way
+        (the exporter's check: one session both checks and saves)."""
         import onnxruntime
 
         self.folder = Path(folder)
         self.info = info
         self.dimension = info.dimension
         self.threads = max(1, threads)
-        graph, unusable = session_graph(self.folder, info, onnxruntime.__version__)
+        graph, unusable = (None, None) if save_graph else session_graph(self.folder, info, onnxruntime.__version__)
         if unusable is not None:
             _log.warning("warning: the ONNX export %s's set-up graph cannot be used (%s): %s is loaded instead, "
                          "which is slower; `%s` makes it again", self.folder, unusable, MODEL_FILE, REBUILD_HINT)
         self.graph = graph or self.folder / MODEL_FILE  # what the session runs
         try:
-            self._session = onnxruntime.InferenceSession(str(self.graph), session_options(onnxruntime),
-                                                         providers=["CPUExecutionProvider"])
+            self._session = onnxruntime.InferenceSession(
+                str(self.graph), session_options(onnxruntime, self.folder if save_graph else None),
+                providers=["CPUExecutionProvider"])
+            if save_graph:
+                write_session_info(self.folder, info, onnxruntime.__version__)
             self._tokenizer = load_tokenizer(self.folder / TOKENIZER_FILE, info)
         except Exception as exc:  # onnxruntime and tokenizers raise their own kinds
             raise ModelError(f"cannot load the ONNX export {self.folder} ({exc}); rebuild it with: {REBUILD_HINT}") \
