@@ -257,12 +257,12 @@ class OnnxModel:
             self._session = onnxruntime.InferenceSession(
                 str(self.graph), session_options(onnxruntime, self.folder if save_graph else None),
                 providers=["CPUExecutionProvider"])
-            if save_graph:
-                write_session_info(self.folder, info, onnxruntime.__version__)
             self._tokenizer = load_tokenizer(self.folder / TOKENIZER_FILE, info)
         except Exception as exc:  # onnxruntime and tokenizers raise their own kinds
             raise ModelError(f"cannot load the ONNX export {self.folder} ({exc}); rebuild it with: {REBUILD_HINT}") \
                 from exc
+        if save_graph:  # outside the above: a full disk is the disk's fault, not the model's (export.ensure)
+            write_session_info(self.folder, info, onnxruntime.__version__)
         self._inputs = info.inputs
 
     @classmethod
