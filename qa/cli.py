@@ -30,6 +30,16 @@ from qa.errors import QAError
 EXIT_ERROR = 2
 
 
+def _shipped_may_help(path, key: str) -> dict[str, float]:
+    """The may-help bars of the label file at `path` when they were fitted for the refusal model `key`, else none."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
+        return {k: float(v) for k, v in data["may_help"].items()} if data.get("refusal") == key else {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -341,15 +351,20 @@ def _eval_suite(args: argparse.Namespace, settings) -> int:
 
     key = refusal_key(load_model(settings.refusal_model_file, settings.model))
     groups = suite.record_groups(results)
-    loo = suite.leave_one_out(groups, key, settings.strong_match_precision, settings.may_help_off_topic,
-                              settings.strong_match_subject)
+    precision = suite.choose_precision(groups, key, settings.strong_match_precision, settings.strong_match_promise,
+                                       settings.may_help_off_topic, settings.strong_match_subject)
+    _say(f"strong match fitted to precision {precision} (the worst corpus left out chose it)")
+    loo = suite.leave_one_out(groups, key, precision, settings.may_help_off_topic, settings.strong_match_subject)
     if args.fit_labels:
         import datetime as dt
         fitting = suite.fitting_groups(groups)
-        bars = suite.fit_labels(fitting, key, settings.strong_match_precision, settings.may_help_off_topic,
-                                settings.strong_match_subject)
+        bars = suite.fit_labels(fitting, key, precision, settings.may_help_off_topic, settings.strong_match_subject)
+        # The may-help bars the refusal refit wrote for this refusal model stay: it fits them on groups this run
+        # lacks (the seed corpus without its example questions, the grown indexes' dev set).
+        bars.may_help.update(_shipped_may_help(settings.labels_file, key))
         bars.save(settings.labels_file, {"fitted_at": dt.date.today().isoformat(), "fitted_on": sorted(fitting),
-                                         "strong_match_precision": settings.strong_match_precision,
+                                         "strong_match_precision": precision,
+                                         "strong_match_promise": settings.strong_match_promise,
                                          "may_help_off_topic": settings.may_help_off_topic, "seed": args.seed})
         _say(f"wrote {settings.labels_file}: strong {bars.strong}; may help {bars.may_help}")
     if args.json:

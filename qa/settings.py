@@ -350,6 +350,10 @@ class Settings:
     # What the label fit aims for (choices, not fitted): a "strong match" is right at least this often on every
     # fitting corpus (the product promises 0.90 on corpora it never saw; the rest is room for the shift) ...
     strong_match_precision: float = 0.93
+    # ... and what it promises on a corpus nobody fitted on: the fit raises its target (from the one above, through
+    # qa/evaluation/suite.py's STRONG_TARGETS) until bars fitted leaving each suite corpus out keep that corpus's
+    # strong answers right this often (choose_precision; issue 24: "right at least 90% of the time on every corpus").
+    strong_match_promise: float = 0.90
     # ... and at most this share of each fitting corpus's questions about articles it does not hold gets
     # "may help" instead of a flat refusal (the product promises at least 0.85 of them refused; a "may help"
     # is not an answer, but it should mostly be given when the articles are on the subject).

@@ -249,3 +249,17 @@ def test_an_answer_of_two_sentences_is_both_quoted_and_both_given_in_a_conversat
     assert followup.answer_sentence != result.answer_sentence
     tiny_engine.settings = tiny_engine.settings.replace(answer_span_margin=0.0)
     assert len(tiny_engine.ask(first).answer_sentences) == 1
+def test_an_answer_carries_how_far_other_signals_agree_on_it(engine, tiny_engine):
+    """What the "strong match" label reads beside refusal's margin (qa.models.refusal.Agreement), from the real
+    model's token vectors; a stand-in model without token vectors has no token match and no heading fit."""
+    from qa.models.refusal import AGREEMENT, AGREEMENT_BARS
+
+    answered = engine.ask("does naloxone reverse ketamine")
+    agreement = answered.agreement
+    assert len(agreement.features()) == len(AGREEMENT) and set(AGREEMENT_BARS) <= set(AGREEMENT)
+    assert 0.3 < agreement.token_match <= 1.0  # the answer holds what is asked, word by word
+    assert agreement.lead > 0  # it won: no sentence of another passage scored as high
+    assert -1.0 <= agreement.heading <= 1.0
+    stand_in = tiny_engine.ask("what does naloxone do").agreement
+    assert stand_in is not None and stand_in.token_match == 0.0 and stand_in.heading == 0.0
+    assert engine.ask("hello").agreement is None  # small talk: nothing searched, nothing to agree on

@@ -47,7 +47,12 @@ ALLOWED: dict[str, dict[float, str]] = {
     "qa/evaluation/suite.py": {73: "health-web.jsonl's off-topic questions are h073", 81: "to h080 (eval/README.md)",
                     60: "the suite's sample sizes (a measurement's size, not the product's behaviour):", 20: "same",
                     30: "same", 6: "same", 3: "same (the small suite of the tests)", 5: "same", 16: "same",
-                    8: "same", 99.0: "a bar no margin reaches: the label fit's starting point"},
+                    8: "same", 99.0: "a bar no margin reaches: the label fit's starting point",
+                    12: "candidate bars per signal in the label fit (how finely it searches; 20 for the margin,",
+                    10: "12 for the cosine, 10 for each agreement signal)",
+                    0.95: "the precision targets the strong fit tries in turn (STRONG_TARGETS): a search ladder; which",
+                    0.97: "one is used, the corpus left out chooses (choose_precision, Settings.strong_match_promise)",
+                    0.99: "same"},
     "qa/evaluation/evaluate.py": {0.55: "the dense baseline's bar,", 60: "RRF's k and", 100: "depth, and",
                        1000: "fixed windows of 1000", 200: "overlapping by 200: baselines the product is compared "
                        "with, as published", 3: "hit@3", 20: "a sentence of at least 20 letters counts when judging "

@@ -196,3 +196,62 @@ def test_the_small_suite_holds_its_floors(tmp_path):
         assert strong is None or strong["precision"] >= 0.6, (name, strong)
         off = engine.by_kind.get("refused off-topic", math.nan)
         assert math.isnan(off) or off >= 0.4, (name, off)
+
+
+def _agreeing(rows_spec):
+    """Records (right, token match, heading lead) answered at one margin and cosine: only agreement tells them apart."""
+    from qa.models.refusal import AGREEMENT
+
+    rows = []
+    for i, (right, match, heading) in enumerate(rows_spec):
+        named = {"lead": 0.1, "dense_first": 1.0, "lexical_first": 1.0, "token_match": match, "heading": heading}
+        rows.append({"id": str(i), "kind": "answerable", "answerable": True, "found": True, "right": right,
+                     "first_relevant": right, "margin": 3.0, "regime": "plain", "label": None, "answer_score": 0.85,
+                     "agreement": [named[name] for name in AGREEMENT]})
+    return rows
+
+
+def test_strong_match_bars_on_agreement_keep_every_group_precise_where_margin_and_cosine_cannot():
+    """A page on one subject: its wrong section's sentence has the margin and cosine of a right answer, but another
+    section's heading fits the question better (heading lead below 0) and it holds less of what is asked."""
+    one = _agreeing([(True, 0.9, 0.0)] * 20 + [(False, 0.9, -0.2)] * 6 + [(False, 0.5, 0.0)] * 4)
+    two = _agreeing([(True, 0.8, 0.1)] * 15 + [(False, 0.6, 0.0)] * 5)
+    bars = suite.fit_labels({"one/fresh": one, "two/fresh": two}, "key", precision=0.9, off_topic=0.10)
+    assert bars.strong_agreement["plain"]["heading"] >= -0.2 + 0.01 > -math.inf
+    assert 0.6 < bars.strong_agreement["plain"]["token_match"] <= 0.8
+    for rows in (one, two):
+        assert suite.apply_labels(rows, bars)["strong match"]["precision"] == 1.0
+    assert suite.apply_labels(one, bars)["strong match"]["count"] == 20 and suite.apply_labels(two, bars)["strong match"]["count"] == 15
+    old = [dict(r, agreement=None) for r in one]  # records made before agreement was recorded: never strong under bars on it
+    assert "strong match" not in suite.apply_labels(old, bars)
+
+
+def test_agreement_bars_are_saved_and_read_with_the_label_bars_and_a_missing_agreement_is_not_strong(tmp_path):
+    from qa.models.refusal import Agreement, load_labels, load_model, refusal_key
+    from qa.settings import Settings
+
+    refusal = load_model(Settings().refusal_model_file, Settings().model)
+    path = tmp_path / "labels.json"
+    bars = LabelBars({"examples": 1.0, "plain": 2.0}, {"examples": -1.0, "plain": -0.5}, refusal_key(refusal),
+                     strong_agreement={"plain": {"token_match": 0.7, "heading": -math.inf}, "examples": {}})
+    bars.save(path)
+    read = load_labels(path, refusal)
+    assert read.strong_agreement == {"plain": {"token_match": 0.7}, "examples": {}}  # a bar asking nothing is left out
+    agreeing = Agreement(lead=0.1, dense_first=True, lexical_first=False, token_match=0.75, heading=-0.3)
+    assert read.is_strong("plain", 2.5, 0.9, agreement=agreeing)
+    assert not read.is_strong("plain", 2.5, 0.9, agreement=Agreement(0.1, True, True, 0.6, 0.0))
+    assert not read.is_strong("plain", 2.5, 0.9, agreement=None)  # no token vectors: nothing to read the bar on
+    assert read.is_strong("examples", 1.5, 0.9, agreement=None)  # no bar on agreement in this regime
+    data = path.read_text(encoding="utf-8").replace('"format": 2', '"format": 1')
+    path.write_text(data, encoding="utf-8")
+    assert load_labels(path, refusal) is None  # bars of the format before agreement: refit
+
+
+def test_refitting_the_strong_bars_keeps_the_may_help_bars_the_refusal_refit_wrote(tmp_path):
+    from qa.cli import _shipped_may_help
+
+    path = tmp_path / "labels.json"
+    LabelBars({"examples": 1.0, "plain": 1.0}, {"examples": 0.0, "plain": -0.2}, "mine").save(path)
+    assert _shipped_may_help(path, "mine") == {"examples": 0.0, "plain": -0.2}
+    assert _shipped_may_help(path, "another refusal model") == {}
+    assert _shipped_may_help(tmp_path / "missing.json", "mine") == {}

@@ -83,12 +83,13 @@ def test_answer_choice_lowers_a_restating_sentence_by_restatement_penalty(tiny_e
     question = TokenVectors(unit([1, 0, 0]), ("hydrostatic",))
     competing = [(0.5, 0.5, 0, 0, "restates"), (0.5, 0.5, 0, 1, "adds")]
     settings = tiny_engine.settings.replace(token_match_weight=1.0, restatement_penalty=0.2)
-    off = _with_token_match(index, hits, competing, settings.replace(restatement_penalty=0.0), question)
-    on = _with_token_match(index, hits, competing, settings, question)
+    off, _ = _with_token_match(index, hits, competing, settings.replace(restatement_penalty=0.0), question)
+    on, matches = _with_token_match(index, hits, competing, settings, question)
+    assert set(matches) == {0, 1}  # each rescored candidate's token match, for the "strong match" label
     assert on[0][0] == pytest.approx(off[0][0] - 0.2 * 1.0, abs=1e-3)  # both its pieces said already
     assert on[1][0] == pytest.approx(off[1][0] - 0.2 * 0.0, abs=1e-3)  # neither
     assert [c[1:] for c in on] == [c[1:] for c in competing]  # only the score moves
-    assert _with_token_match(index, hits, competing, settings, None) == competing
+    assert _with_token_match(index, hits, competing, settings, None) == (competing, {})
 
 
 def test_a_stand_in_model_without_token_vectors_answers_as_before(tiny_engine):

@@ -66,9 +66,9 @@ from qa.answering.context import AnswerContext, answer_context, neighbours, open
 from qa.answering.result import MAY_HELP, PARTIAL, STRONG, WEAK, Passage, Result
 from qa.indexing.index import Index
 from qa.reading.chunking import Chunk
-from qa.models.refusal import Confidence, LabelBars, RefusalModel
+from qa.models.refusal import Agreement, Confidence, LabelBars, RefusalModel
 from qa.answering.subject import article_terms, article_words, missing, missing_in_context, salient_terms, unnamed
-from qa.answering.token_match import restatements, sentence_scores, stored
+from qa.answering.token_match import late_interaction, question_weights, restatements, sentence_scores, stored
 from qa.models.onnx_model import TokenVectors
 from qa.answering.search import Hit, example_lifts, example_scores_by_sentence, example_similarities
 from qa.settings import Settings
@@ -156,20 +156,23 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
                      + _type_bonus(sentence, wanted, settings) - settings.rank_penalty * position
                      - settings.generic_penalty * float(index.genericness[sentence_id]))
             competing.append((score, float(cosine), position, sentence_id, sentence))
-    competing = _with_token_match(index, hits, competing, settings, question_tokens)
+    competing, matches = _with_token_match(index, hits, competing, settings, question_tokens)
     # Example questions rank an article's sentences, and lift the article only as qa.answering.search.example_lifts allows.
     lifts = example_lifts([float(examples[c[3]]) for c in competing], [c[1] for c in competing],
                           [index.chunks[hits[c[2]].chunk].source for c in competing], index.articles_with_examples,
                           settings.example_lift_cap)
-    scores: dict[str, float] = {}  # each candidate's final score, by its text: the answer's neighbours are read here
+    finals: list[float] = []  # each candidate's final score, in the order of `competing`
+    scores: dict[str, float] = {}  # the best final score of each text: the answer's neighbours are read here
     for (score, cosine, position, _, sentence), lift in zip(competing, lifts):
         score += settings.example_answer_weight * lift
+        finals.append(score)
         scores[sentence] = max(score, scores.get(sentence, score))
         if best is None or score > best[0]:
             best = (score, cosine, position, sentence)
 
-    confidence, found, margin = None, False, 0.0
+    confidence, found, margin, agreement = None, False, 0.0, None
     if best is not None:
+        agreement = _agreement(index, hits, competing, finals, matches, best, question_tokens)
         confidence = _confidence(index, question, hits, hits[best[2]], examples, expansions, weights,
                                  settings, question_tokens)
         found, margin = refusal.decide(confidence, index.background)
@@ -177,7 +180,7 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
     regime = confidence.regime if confidence is not None else "plain"
     # A "strong match" also needs the answer's article to name what the question is about (qa/answering/subject.py).
     subject = confidence.subject if confidence is not None else 0.0
-    strong = (labels.is_strong(regime, margin, best[1], subject, settings.strong_match_subject)
+    strong = (labels.is_strong(regime, margin, best[1], subject, settings.strong_match_subject, agreement)
               if labels is not None and best is not None
               else margin >= settings.strong_match_margin and subject <= settings.strong_match_subject)
     may_help = not found and best is not None and (
@@ -211,7 +214,36 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
                   answer=" ".join(quoted) if quoted else None, answer_sentences=quoted,
                   answer_sentence=best[3] if quoted else None, answer_source=answer_source,
                   answer_score=best[1] if best else 0.0, passages=tuple(passages), expansions=tuple(expansions),
-                  confidence=confidence, margin=margin, context=context, may_help=may_help)
+                  confidence=confidence, margin=margin, context=context, may_help=may_help, agreement=agreement)
+
+
+def _agreement(index: Index, hits: list[Hit], competing: list, finals: list[float], matches: dict[int, float],
+               best: tuple[float, float, int, str], question: TokenVectors | None) -> Agreement:
+    """How far independent signals agree on the answer (qa.models.refusal.Agreement): what the "strong match"
+    label may read besides refusal's margin. `finals`: each candidate's final score; `matches`: the token
+    match of the candidates it was computed for."""
+    score, _, position, sentence = best
+    heading = 0.0
+    if question is not None and index.tokens is not None:
+        # The answer's section heading against the other sections of its article among the candidates: a page
+        # on one subject matches every question on it, and its sections' headings say which part is asked.
+        chosen_chunk = index.chunks[hits[position].chunk]
+        weights = question_weights(question, index.idf, index.max_idf)
+        fits = {}
+        for hit in hits:
+            chunk = index.chunks[hit.chunk]
+            if chunk.source == chosen_chunk.source and chunk.section not in fits:
+                fits[chunk.section] = late_interaction(question, weights, stored(index.tokens.subject_rows(hit.chunk)))
+        others = [v for section, v in fits.items() if section != chosen_chunk.section]
+        heading = fits[chosen_chunk.section] - max(others) if others else 0.0
+    others = [f for c, f in zip(competing, finals) if c[2] != position]
+    chosen = hits[position]
+    match = next((matches[i] for i, c in enumerate(competing) if c[4] == sentence and c[2] == position
+                  and i in matches), 0.0)
+    return Agreement(lead=score - max(others) if others else score,
+                     dense_first=chosen.dense >= max(h.dense for h in hits),
+                     lexical_first=chosen.lexical >= max(h.lexical for h in hits),
+                     token_match=float(match), heading=float(heading))
 
 
 def _quoted(chunk: Chunk, sentence: str, score: float, scores: dict[str, float],
@@ -251,9 +283,10 @@ def _with_token_match(index: Index, hits: list[Hit], competing: list, settings: 
     `token_match_candidates` of them: a rerank of the few that can win (10 chose the same answers as all).
     Before that choice, every candidate loses `restatement_penalty` x how much of it restates the question
     and its passage's subject (token_match.restatement). The candidates' and their passages' subjects'
-    token vectors are the index's, stored at build time."""
+    token vectors are the index's, stored at build time. Also returned: each rescored candidate's token match
+    (by its position in `competing`)."""
     if question is None or index.tokens is None or settings.token_match_weight == 0 or not competing:
-        return competing
+        return competing, {}
     if settings.restatement_penalty:
         said = [0.0] * len(competing)
         for position, members in _by_passage(competing, range(len(competing))).items():
@@ -269,12 +302,13 @@ def _with_token_match(index: Index, hits: list[Hit], competing: list, settings: 
                                          [stored(index.tokens.sentence_rows(competing[i][3])) for i in members])
                                         for p, members in by_passage.items()],
                              index.idf, index.max_idf, settings.token_match_focus)
-    rescored = list(competing)
+    rescored, matched = list(competing), {}
     for members, matches in zip(by_passage.values(), scores):
         for i, match in zip(members, matches):
             score, *rest = competing[i]
             rescored[i] = (score + settings.token_match_weight * match, *rest)
-    return rescored
+            matched[i] = float(match)
+    return rescored, matched
 
 
 def _by_passage(competing: list, which) -> dict[int, list[int]]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from qa.answering.context import AnswerContext
 from qa.answering.synonyms import Expansion
 from qa.answering.triage import EMERGENCY_LINES, SMALL_TALK_REPLIES, Triage, not_english_message
-from qa.models.refusal import Confidence
+from qa.models.refusal import Agreement, Confidence
 
 NOT_FOUND = "I couldn't find that in the articles."
 # When the articles are on the question's subject but no sentence answers it: the closest passages are shown.
@@ -66,6 +66,8 @@ class Result:
     triage: Triage = Triage()  # emergency, small talk, language (qa/answering/triage.py)
     # Not answered, but the articles are on the subject: the closest passages are offered as "may help"
     may_help: bool = False
+    # How far signals other than refusal's agree on the answer (what "strong match" reads); None: no answer
+    agreement: Agreement | None = None
 
     @classmethod
     def unsearched(cls, question: str, triage: Triage) -> "Result":

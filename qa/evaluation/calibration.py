@@ -78,6 +78,7 @@ def fit_both(groups: Mapping[str, Sequence[dict]], model_name: str, wrongly_refu
     for regime in keep_regimes if keep_bars is not None else ():
         bars.strong[regime], bars.may_help[regime] = keep_bars.strong[regime], keep_bars.may_help[regime]
         bars.strong_cosine[regime] = keep_bars.strong_cosine.get(regime, -1.0)
+        bars.strong_agreement[regime] = dict(keep_bars.strong_agreement.get(regime, {}))
     return refusal, bars
 
 
@@ -114,6 +115,7 @@ def leave_one_out(groups: Mapping[str, Sequence[dict]], model_name: str, wrongly
             if corpus_of(group) == corpus and group.count("/") == 1:
                 report[group] = {"fitted_on": sorted(fitting_groups(groups, corpus)),
                                  "bars": {"strong": bars.strong, "strong_cosine": bars.strong_cosine,
+                                          "strong_agreement": bars.strong_agreement,
                                           "may_help": bars.may_help},
                                  **figures(under(rows, refusal), bars, subject_at_most)}
     return report

@@ -99,6 +99,7 @@ class Outcome:
     # what refusal is refitted on (qa/suite.py)
     signals: tuple[float, ...] | None = None
     article: str | None = None  # the article the answer comes from (its refusal signals are that article's)
+    agreement: tuple[float, ...] | None = None  # qa.models.refusal.Agreement.features: what "strong match" reads
 
 
 @dataclass
@@ -174,6 +175,7 @@ def records(questions: list[Question], outcomes: list[Outcome]) -> list[dict]:
                      "first_relevant": bool(q.answerable and first is not None and _relevant(q, *first)),
                      "margin": o.margin, "regime": o.regime, "label": o.label, "answer_score": o.answer_score,
                      "signals": list(o.signals) if o.signals is not None else None,
+                     "agreement": list(o.agreement) if o.agreement is not None else None,
                      "question": q.question, "article": o.article})
     return rows
 
@@ -234,7 +236,8 @@ def run_engine(engine: Engine, questions: Iterable[Question]) -> list[Outcome]:
                                 r.confidence.regime if r.confidence is not None else None, r.answer_score,
                                 tuple(relative_signals(r.confidence, engine.index.background))
                                 if r.confidence is not None else None,
-                                r.confidence.article if r.confidence is not None else None))
+                                r.confidence.article if r.confidence is not None else None,
+                                r.agreement.features() if r.agreement is not None else None))
     return outcomes
 
 

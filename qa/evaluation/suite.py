@@ -52,6 +52,7 @@ SQuAD's written with the paragraph in view: neither is how a worried person type
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -60,6 +61,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
+
+import numpy as np
 
 from qa.evaluation.benchmark import (ANSWERABLE, OFF_TOPIC, UNANSWERABLE, load_benchmark, sample, split_halves,
                           write_corpus)
@@ -88,6 +91,9 @@ EXTRA_CORPORA = ("webdev",)
 # Corpora whose questions only check: neither refusal nor the label bars are ever fitted on them (`fitting_groups`;
 # the web pages' set, eval/sets/health-web.jsonl, is a blind check set; eval/README.md). Reports still cover them.
 CHECK_ONLY = ("web", "webdev")
+# ... and of those, the blind one: nothing chooses anything by it either (choose_precision reads webdev, the web
+# style's development set, as a corpus never fitted on).
+BLIND = ("web",)
 # The product's question set fitted on (refusal and the label bars); its other five only check.
 TUNE_SET = "dev"
 # Groups of the product's own questions: on the seed corpus as it is, and without its example questions.
@@ -459,29 +465,68 @@ def _subject(row: dict) -> float:
     return float(signals[at]) if signals is not None and len(signals) > at else 0.0
 
 
-def fit_labels(groups: dict[str, list[dict]], refusal: str, precision: float, off_topic: float,
-               subject_at_most: float = math.inf):
-    """Per regime, the strong-match bar (the lowest margin at which every group's answers so labelled are right
-    at least `precision` of the time; answers whose subject is over `subject_at_most` are never strong) and the may-help bar (the lowest margin below refusal's bar at which at
-    most `off_topic` of every group's off-topic questions would be offered passages instead of a flat refusal)."""
-    from qa.models.refusal import REGIMES, LabelBars
+def _agreement(row: dict, name: str) -> float:
+    """The record's Agreement signal `name` (qa.models.refusal.AGREEMENT); -inf in records made before it was."""
+    from qa.models.refusal import AGREEMENT
 
-    strong, strong_cosine, may_help = {}, {}, {}
+    values = row.get("agreement")
+    return float(values[AGREEMENT.index(name)]) if values is not None else -math.inf
+
+
+def _levels(values: Sequence[float], count: int) -> list[float]:
+    """Up to `count` candidate bars for one signal, spread over its fitting values: -inf (no bar) first."""
+    finite = sorted({round(v, 2) for v in values if v > -math.inf})
+    return [-math.inf] + finite[::max(1, len(finite) // count)]
+
+
+def fit_labels(groups: dict[str, list[dict]], refusal: str, precision: float | Mapping[str, float], off_topic: float,
+               subject_at_most: float = math.inf, regimes: Sequence[str] | None = None):
+    """Per regime, the strong-match bars (refusal's margin, the answer's cosine and each Agreement signal of
+    AGREEMENT_BARS: the most answers so labelled with every group's right at least `precision` of the time;
+    answers whose subject is over `subject_at_most` are never strong) and the may-help bar (the lowest margin below
+    refusal's bar at which at most `off_topic` of every group's off-topic questions would be offered passages
+    instead of a flat refusal). `precision`: one target, or one per regime (choose_precision); `regimes`: only
+    these are fitted (the others get bars that never give a strong match)."""
+    from qa.models.refusal import AGREEMENT_BARS, REGIMES, LabelBars
+
+    strong, strong_cosine, strong_agreement, may_help = {}, {}, {}, {}
+    names = ("margin", "cosine") + AGREEMENT_BARS
     for regime in REGIMES:
+        target = precision if isinstance(precision, (int, float)) else precision[regime]
+        if regimes is not None and regime not in regimes:
+            strong[regime], strong_cosine[regime], may_help[regime] = 99.0, -1.0, 0.0
+            strong_agreement[regime] = {}
+            continue
         mine = {g: [r for r in rows if r["regime"] == regime and r["margin"] is not None] for g, rows in groups.items()}
         answered = {g: [r for r in rows if r["found"] and _subject(r) <= subject_at_most] for g, rows in mine.items()}
-        pooled = [r for rows in answered.values() for r in rows]
-        margins = sorted({round(r["margin"], 2) for r in pooled}) or [99.0]
-        cosines = sorted({round(r.get("answer_score") or 0.0, 2) for r in pooled}) or [-1.0]
-        best = (0, 99.0, -1.0)  # (strong answers, margin bar, cosine bar): the most answers that stay precise
-        for m in margins[::max(1, len(margins) // 60)]:
-            for c in [-1.0] + cosines[::max(1, len(cosines) // 40)]:
-                chosen = {g: [r for r in rows if r["margin"] >= m and (r.get("answer_score") or 0.0) >= c]
-                          for g, rows in answered.items()}
-                count = sum(len(rows) for rows in chosen.values())
-                if count > best[0] and all(_precise_enough(rows, precision) for rows in chosen.values()):
-                    best = (count, m, c)
-        strong[regime], strong_cosine[regime] = best[1], best[2]
+        table = {g: (np.array([_label_signals(r, AGREEMENT_BARS) for r in rows], dtype=float).reshape(-1, len(names)),
+                     np.array([bool(r["right"]) for r in rows], dtype=bool)) for g, rows in answered.items() if rows}
+        pooled = np.concatenate([x for x, _ in table.values()]) if table else np.zeros((0, len(names)))
+        grids = [_levels(pooled[:, 0], 20), _levels(pooled[:, 1], 12)] + [_levels(pooled[:, i], 10)
+                                                                       for i in range(2, len(names))]
+        if not table:
+            grids = [[99.0], [-1.0]] + [[-math.inf]] * len(AGREEMENT_BARS)
+        # Each signal's masks per bar, computed once: a combination of bars is their AND.
+        masks = {g: [[x[:, i] >= bar for bar in grid] for i, grid in enumerate(grids)] for g, (x, _) in table.items()}
+        # (strong answers, how cautious, bars): the most answers that stay precise; among bars that label the same
+        # answers, the most cautious (where the fitting groups are silent, as SQuAD's pages without sections are
+        # on the heading, a bar is not dropped for want of evidence against it).
+        best = (0, -1, tuple(grid[0] if i > 1 else (99.0 if i == 0 else -1.0) for i, grid in enumerate(grids)))
+        for combo in itertools.product(*(range(len(grid)) for grid in grids)):
+            count, fine = 0, True
+            for g, (_, right) in table.items():
+                chosen = np.logical_and.reduce([masks[g][i][level] for i, level in enumerate(combo)])
+                n = int(chosen.sum())
+                if n and (int(right[chosen].sum()) + 1) / (n + 1) < target:
+                    fine = False
+                    break
+                count += n
+            if fine and (count, sum(combo)) > best[:2]:
+                best = (count, sum(combo), tuple(grids[i][level] for i, level in enumerate(combo)))
+        bars = best[2]
+        strong[regime] = bars[0] if bars[0] > -math.inf else -99.0
+        strong_cosine[regime] = bars[1] if bars[1] > -math.inf else -1.0
+        strong_agreement[regime] = dict(zip(AGREEMENT_BARS, bars[2:]))
         refused_off = {g: [r["margin"] for r in rows if not r["found"] and r["kind"] == OFF_TOPIC]
                        for g, rows in mine.items()}
         totals = {g: sum(r["kind"] == OFF_TOPIC for r in rows) for g, rows in groups.items()}
@@ -492,7 +537,58 @@ def fit_labels(groups: dict[str, list[dict]], refusal: str, precision: float, of
             else:
                 break
         may_help[regime] = bar
-    return LabelBars(strong, may_help, refusal, None, strong_cosine)
+    return LabelBars(strong, may_help, refusal, None, strong_cosine, strong_agreement)
+
+
+# The precision the strong bars are fitted to, tried in this order from Settings.strong_match_precision up
+# (choose_precision): a target the fitting corpora meet is not yet one a corpus never fitted on meets.
+STRONG_TARGETS = (0.95, 0.97, 0.99)
+
+
+def choose_precision(groups: Mapping[str, Sequence[dict]], refusal: str, first: float, promise: float,
+                     off_topic: float, subject_at_most: float = math.inf) -> dict[str, float]:
+    """Per regime, the precision the strong bars are fitted to: the first of `first` and STRONG_TARGETS above it at
+    which bars fitted leaving each fitted suite corpus out (fitting_groups) keep that corpus's strong answers in the
+    regime right at least `promise` of the time (Settings.strong_match_promise), and so do the bars fitted on every
+    fitted corpus on a check-only corpus (never fitted on; the blind one, BLIND, is not read): the worst corpus
+    left out chooses. When none does, the strictest."""
+    from qa.models.refusal import REGIMES
+
+    corpora = sorted({corpus_of(g) for g in groups} - set(PRODUCT_GROUPS) - set(BLIND))
+    targets = [first] + [t for t in STRONG_TARGETS if t > first]
+    chosen = {}
+    for regime in REGIMES:
+        for target in targets:
+            chosen[regime] = target
+            held = True
+            for corpus in corpora:
+                bars = fit_labels(fitting_groups(groups, leave_out=corpus), refusal, target, off_topic,
+                                  subject_at_most, regimes=(regime,))
+                for group, rows in groups.items():  # each setup of the corpus (fresh, grown) on its own
+                    if corpus_of(group) != corpus or group.count("/") != 1:
+                        continue
+                    mine = [r for r in rows if r["regime"] == regime]
+                    strong = apply_labels(mine, bars, subject_at_most).get("strong match")
+                    held = held and (strong is None or strong["precision"] >= promise)
+            if held:
+                break
+    return chosen
+
+
+def _label_signals(row: dict, agreement: Sequence[str]) -> list[float]:
+    return [row["margin"], row.get("answer_score") or 0.0] + [_agreement(row, name) for name in agreement]
+
+
+def _row_agreement(row: dict):
+    """The record's Agreement, or None in records made before it was recorded."""
+    from qa.models.refusal import AGREEMENT, Agreement
+
+    values = row.get("agreement")
+    if values is None:
+        return None
+    named = dict(zip(AGREEMENT, values))
+    return Agreement(named["lead"], bool(named["dense_first"]), bool(named["lexical_first"]), named["token_match"],
+                     named.get("heading", 0.0))
 
 
 def apply_labels(rows: list[dict], bars, subject_at_most: float = math.inf) -> dict[str, dict[str, float]]:
@@ -504,7 +600,7 @@ def apply_labels(rows: list[dict], bars, subject_at_most: float = math.inf) -> d
             continue
         if r["found"]:
             strong = bars.is_strong(r["regime"], r["margin"], r.get("answer_score") or 0.0, _subject(r),
-                                    subject_at_most)
+                                    subject_at_most, _row_agreement(r))
             label = "strong match" if strong else "partial match"
             out.setdefault(label, []).append(r["right"])
         elif r["margin"] >= bars.may_help[r["regime"]]:
@@ -536,8 +632,8 @@ def fitting_groups(groups: Mapping[str, Sequence[dict]], leave_out: str | None =
     return {g: rows for g, rows in groups.items() if fitted(g)}
 
 
-def leave_one_out(groups: dict[str, list[dict]], refusal: str, precision: float, off_topic: float,
-                  subject_at_most: float = math.inf) -> dict:
+def leave_one_out(groups: dict[str, list[dict]], refusal: str, precision: float | Mapping[str, float],
+                  off_topic: float, subject_at_most: float = math.inf) -> dict:
     """Each suite corpus's label figures under bars fitted without it (`fitting_groups`: never on a check-only
     corpus, so a check-only corpus is reported under bars fitted on every fitted corpus, as the shipped ones are)."""
     corpora = sorted({corpus_of(g) for g in groups} - set(PRODUCT_GROUPS))
@@ -549,7 +645,7 @@ def leave_one_out(groups: dict[str, list[dict]], refusal: str, precision: float,
             if corpus_of(group) == corpus:
                 report[group] = {"fitted_on": sorted(fitting),
                                  "bars": {"strong": bars.strong, "strong_cosine": bars.strong_cosine,
-                                          "may_help": bars.may_help},
+                                          "strong_agreement": bars.strong_agreement, "may_help": bars.may_help},
                                  "labels": apply_labels(rows, bars, subject_at_most)}
     return report
 

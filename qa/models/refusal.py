@@ -290,7 +290,7 @@ def load_model(path: Path, model: str) -> RefusalModel:
 
 # ---------------------------------------------------------------------------- the labels' bars
 
-LABELS_FORMAT = 1
+LABELS_FORMAT = 2
 DEFAULT_LABELS_FILE = PROJECT_ROOT / "qa" / "fitted" / "labels.json"
 LABELS_COMMAND = "python -m qa eval --suite --fit-labels --work DIR"
 
@@ -304,10 +304,39 @@ def refusal_key(model: RefusalModel) -> str:
 
 
 @dataclass(frozen=True)
-class LabelBars:
-    """Where the plain labels change, in refusal margins, per regime (fitted: qa/evaluation/suite.py, fit_labels).
+class Agreement:
+    """Signals independent of refusal's margin on how clearly one answer wins, for the "strong match" label.
 
-    - strong: an answer's passage is a "strong match" at or above it, else a "partial match";
+    A margin says the answer's article matches the question; it does not say the sentence chosen is the one that
+    answers (a page of one disease matches every question on it, and the wrong section's sentence can win).
+    """
+
+    lead: float  # the answer sentence's final score minus the best of any other passage's sentences
+    dense_first: bool  # the answer's passage is the first candidate by cosine with the question
+    lexical_first: bool  # ... and by BM25
+    token_match: float  # the answer sentence's token match (qa/answering/token_match.py); 0 when not computed
+    # how much better the answer's section heading (with its article's title) fits the question than the best other
+    # section of the same article among the candidates (token late interaction); 0 when none other is a candidate
+    heading: float = 0.0
+
+    def features(self) -> tuple[float, ...]:
+        """In AGREEMENT order: what a suite record keeps."""
+        return (self.lead, float(self.dense_first), float(self.lexical_first), self.token_match, self.heading)
+
+
+AGREEMENT = ("lead", "dense_first", "lexical_first", "token_match", "heading")
+# The Agreement signals the "strong match" label has bars on (fitted: qa/evaluation/suite.py, fit_labels); the
+# others are recorded for study. Why these: docs/QUALITY.md, "Strong match that transfers".
+AGREEMENT_BARS = ("token_match", "heading")
+
+
+@dataclass(frozen=True)
+class LabelBars:
+    """Where the plain labels change, per regime (fitted: qa/evaluation/suite.py, fit_labels).
+
+    - strong: an answer's passage is a "strong match" when refusal's margin reaches it, the answer sentence's
+      cosine reaches `strong_cosine` and each of the answer's Agreement signals named in `strong_agreement`
+      reaches its bar; else a "partial match";
     - may_help: a refused question's closest passages are shown as "may help" at or above it
       (it is on the subject, no sentence answers it), else the refusal is flat.
     """
@@ -318,17 +347,25 @@ class LabelBars:
     path: Path | None = None
     # ... and a "strong match" also needs the answer sentence's cosine with the question to reach this
     strong_cosine: dict[str, float] = field(default_factory=dict)
+    # ... and each Agreement signal named (AGREEMENT_BARS) to reach its bar: {regime: {signal: bar}}
+    strong_agreement: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def is_strong(self, regime: str, margin: float, cosine: float, subject: float = 0.0,
-                  subject_at_most: float = math.inf) -> bool:
+                  subject_at_most: float = math.inf, agreement: "Agreement | None" = None) -> bool:
         """`subject`: the answer's Confidence.subject; a "strong match" also needs it at most `subject_at_most`
-        (Settings.strong_match_subject: a choice, not fitted)."""
+        (Settings.strong_match_subject: a choice, not fitted). `agreement`: the answer's Agreement; without one
+        (no token vectors), no bar on it is reached."""
+        bars = self.strong_agreement.get(regime, {})
+        if any(bar > -math.inf for bar in bars.values()) and agreement is None:
+            return False
         return (margin >= self.strong[regime] and cosine >= self.strong_cosine.get(regime, -1.0)
-                and subject <= subject_at_most)
+                and subject <= subject_at_most
+                and all(getattr(agreement, name) >= bar for name, bar in bars.items() if bar > -math.inf))
 
     def to_json(self, extra: Mapping | None = None) -> dict:
         return {"format": LABELS_FORMAT, "refusal": self.refusal, "strong": self.strong,
-                "strong_cosine": self.strong_cosine, "may_help": self.may_help, "command": LABELS_COMMAND,
+                "strong_cosine": self.strong_cosine, "strong_agreement": _finite(self.strong_agreement),
+                "may_help": self.may_help, "command": LABELS_COMMAND,
                 **(extra or {})}
 
     def save(self, path: Path, extra: Mapping | None = None) -> None:
@@ -347,10 +384,17 @@ def load_labels(path: Path, refusal: RefusalModel) -> LabelBars | None:
             return None
         bars = LabelBars({k: float(v) for k, v in data["strong"].items()},
                          {k: float(v) for k, v in data["may_help"].items()}, data["refusal"], Path(path),
-                         {k: float(v) for k, v in data.get("strong_cosine", {}).items()})
+                         {k: float(v) for k, v in data.get("strong_cosine", {}).items()},
+                         {k: {name: float(bar) for name, bar in bars.items()}
+                          for k, bars in data.get("strong_agreement", {}).items()})
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     return bars if set(bars.strong) == set(REGIMES) and set(bars.may_help) == set(REGIMES) else None
+
+
+def _finite(bars: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    """The agreement bars as JSON holds them: a bar that asks nothing (-inf) is left out."""
+    return {regime: {name: bar for name, bar in named.items() if bar > -math.inf} for regime, named in bars.items()}
 
 
 @dataclass(frozen=True)
