@@ -280,7 +280,9 @@ def _fit_refusal_suite(args: argparse.Namespace, settings) -> int:
     if kept and before is None:
         raise QAError(f"keeping the {', '.join(kept)} regime needs the shipped refusal model; refit every regime")
     before_bars = load_labels(settings.labels_file, before) if before is not None else None
-    keeping = dict(keep=before, keep_regimes=kept, keep_bars=before_bars, subject_at_most=settings.strong_match_subject)
+    # The strong bars' precision target is chosen as --fit-labels chooses it, so either command writes the same bars.
+    keeping = dict(keep=before, keep_regimes=kept, keep_bars=before_bars, subject_at_most=settings.strong_match_subject,
+                   promise=settings.strong_match_promise)
     loo = calibration.leave_one_out(groups, *knobs, corpora=corpora, **keeping)
     refusal, bars = calibration.fit_both(groups, *knobs, **keeping)
     models = {"the new fit": (refusal, bars)}
@@ -298,6 +300,7 @@ def _fit_refusal_suite(args: argparse.Namespace, settings) -> int:
                                                    "kept_regimes": kept_from})
         bars.save(settings.labels_file, {"fitted_at": today, "fitted_on": fitted_on,
                                          "strong_match_precision": settings.strong_match_precision,
+                                         "strong_match_promise": settings.strong_match_promise,
                                          "may_help_off_topic": settings.may_help_off_topic, "seed": args.seed})
         _say(f"wrote {settings.refusal_model_file} and {settings.labels_file}")
     else:

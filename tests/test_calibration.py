@@ -70,3 +70,28 @@ def test_the_report_names_every_group_under_every_model():
     assert list(corpora["one"]) == ["squad/fresh"] and sorted(product["one"]) == ["product/dev", "squad/grown/dev"]
     text = calibration.format_report({"squad/fresh": corpora["one"]["squad/fresh"]}, corpora, product)
     assert "leave one corpus out" in text and "under one" in text and "squad/grown/dev" in text
+
+
+def test_the_refusal_refit_chooses_the_strong_bars_precision_as_the_label_fit_does_never_by_the_corpus_left_out():
+    rng = random.Random(1)
+
+    def group(low: float) -> list[dict]:  # an answer is right more often the higher its margin, from `low` up
+        rows = []
+        for _ in range(80):
+            margin = rng.uniform(0.0, 4.0)
+            rows.append({**_row("answerable", (margin + 1.0, 0, 0.6, 0.0, 0.3), right=rng.random() < low + 0.1 * margin),
+                         "answer_score": 0.6})
+        return rows + [_row("off-topic", (rng.gauss(0, 0.3), 0, 0.2, 0.5, 0.0), right=False) for _ in range(20)]
+
+    groups = {"one/fresh": group(0.62), "two/fresh": group(0.62), "webdev/fresh": group(0.62),
+              "three/fresh": group(0.3),
+              "product/dev": [_row("answerable", (rng.gauss(3, 1), 1, 0.6, 0.0, 0.0), regime="examples")
+                              for _ in range(30)] + [_row("off-topic", (0, 0, 0.1, 0.6, 0.0), False, "examples")] * 10}
+    fixed = calibration.fit_both(groups, "m", 0.07, 0.9, 0.1, leave_out="three")[1]
+    chosen = calibration.fit_both(groups, "m", 0.07, 0.9, 0.1, leave_out="three", promise=0.9)[1]
+    # At the first target, a corpus left out (or never fitted on) gets strong answers wrong too often: a stricter
+    # target is chosen, so a higher bar.
+    assert chosen.strong["plain"] > fixed.strong["plain"]
+    # "three", left out, has no say in the choice (it would choose stricter still): the bars of a fit without it.
+    without = {g: rows for g, rows in groups.items() if g != "three/fresh"}
+    assert chosen.strong == calibration.fit_both(without, "m", 0.07, 0.9, 0.1, promise=0.9)[1].strong

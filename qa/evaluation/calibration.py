@@ -36,7 +36,8 @@ from typing import Callable, Mapping, Sequence
 
 from qa.evaluation.benchmark import ANSWERABLE, OFF_TOPIC, UNANSWERABLE
 from qa.models.refusal import LabelBars, LabelledSignals, RefusalModel, fit
-from qa.evaluation.suite import PRODUCT_GROUPS, TUNE_SET, apply_labels, corpus_of, fit_labels, fitting_groups
+from qa.evaluation.suite import (PRODUCT_GROUPS, TUNE_SET, apply_labels, choose_precision, corpus_of, fit_labels,
+                                 fitting_groups)
 
 
 def under(rows: Sequence[dict], model: RefusalModel) -> list[dict]:
@@ -65,16 +66,22 @@ def labelled_signals(groups: Mapping[str, Sequence[dict]]) -> list[LabelledSigna
 def fit_both(groups: Mapping[str, Sequence[dict]], model_name: str, wrongly_refused: float, precision: float,
              off_topic: float, leave_out: str | None = None, keep: RefusalModel | None = None,
              keep_regimes: Sequence[str] = (), keep_bars: LabelBars | None = None,
-             subject_at_most: float = math.inf) -> tuple[RefusalModel, LabelBars]:
+             subject_at_most: float = math.inf, promise: float | None = None) -> tuple[RefusalModel, LabelBars]:
     """Refusal fitted on the fitting groups (`keep_regimes` taken from `keep` as they are), then the label bars
     fitted on the same groups under it (a kept regime keeps its bars from `keep_bars` too: its margins are
-    unchanged)."""
+    unchanged). With a `promise` (Settings.strong_match_promise), the strong bars' precision target is chosen per
+    regime as `python -m qa eval --suite --fit-labels` chooses it (suite.choose_precision, from `precision` up),
+    on every group but `leave_out`'s, under the new refusal."""
     from qa.models.refusal import refusal_key
 
     fitting = fitting_groups(groups, leave_out)
     refusal = fit(labelled_signals(fitting), model_name, wrongly_refused, keep=keep, keep_regimes=keep_regimes)
     answered = {g: under(rows, refusal) for g, rows in fitting.items()}
-    bars = fit_labels(answered, refusal_key(refusal), precision, off_topic, subject_at_most)
+    targets: float | dict[str, float] = precision
+    if promise is not None:
+        seen = {g: under(rows, refusal) for g, rows in groups.items() if leave_out is None or corpus_of(g) != leave_out}
+        targets = choose_precision(seen, refusal_key(refusal), precision, promise, off_topic, subject_at_most)
+    bars = fit_labels(answered, refusal_key(refusal), targets, off_topic, subject_at_most)
     for regime in keep_regimes if keep_bars is not None else ():
         bars.strong[regime], bars.may_help[regime] = keep_bars.strong[regime], keep_bars.may_help[regime]
         bars.strong_cosine[regime] = keep_bars.strong_cosine.get(regime, -1.0)
@@ -104,13 +111,13 @@ def figures(rows: Sequence[dict], bars: LabelBars | None = None, subject_at_most
 def leave_one_out(groups: Mapping[str, Sequence[dict]], model_name: str, wrongly_refused: float, precision: float,
                   off_topic: float, corpora: Sequence[str], keep: RefusalModel | None = None,
                   keep_regimes: Sequence[str] = (), keep_bars: LabelBars | None = None,
-                  subject_at_most: float = math.inf) -> dict[str, dict]:
-    """Each suite corpus's groups under refusal and label bars fitted without that corpus."""
+                  subject_at_most: float = math.inf, promise: float | None = None) -> dict[str, dict]:
+    """Each suite corpus's groups under refusal and label bars fitted without that corpus (fit_both)."""
     report = {}
     for corpus in corpora:
         refusal, bars = fit_both(groups, model_name, wrongly_refused, precision, off_topic, leave_out=corpus,
                                  keep=keep, keep_regimes=keep_regimes, keep_bars=keep_bars,
-                                 subject_at_most=subject_at_most)
+                                 subject_at_most=subject_at_most, promise=promise)
         for group, rows in groups.items():
             if corpus_of(group) == corpus and group.count("/") == 1:
                 report[group] = {"fitted_on": sorted(fitting_groups(groups, corpus)),
