@@ -71,6 +71,7 @@ Modules (generated from each module's docstring: python tests/test_layers.py --w
     serving/jsonl.py              `python -m qa ask --jsonl`: a stream of JSON question lines in, one JSON answer line per question out.
     serving/page.py               What the chat page says about its own corpus: its title, the line under it, its example questions.
     serving/render.py             The reply a person sees, as HTML: pure functions from the engine's objects to markup.
+    serving/server_log.py         The page server's log: one line per start-up stage, and one line per rejected request.
     serving/service.py            The engine in a process of its own, for the chat page.
     serving/startup.py            Start-up of the serving engine: answer as soon as an index exists, build the rest in the background.
     serving/status.py             What the serving engine says about its start-up: `StartupStatus`, its stages, and their words.

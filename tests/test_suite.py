@@ -73,6 +73,16 @@ def test_labels_are_scored_per_label_and_may_help_by_its_first_passage():
     assert labels["partial match"]["precision"] == 0.0
 
 
+def test_a_may_help_is_not_an_answer_but_it_is_not_a_flat_refusal_either():
+    answerable = [Question(n, "answerable", "q", (), "f.md", ("the answer",)) for n in "abc"]
+    outcomes = [Outcome([("f.md", "the answer is here")], None, False, "may help"),  # passages offered
+                Outcome([("f.md", "something")], None, False),  # refused flatly
+                Outcome([("f.md", "the answer is here")], "the answer", True, "partial match")]
+    scores = score("x", answerable, outcomes)
+    assert scores.refused_answerable == pytest.approx(2 / 3)  # the product's target counts both as refused
+    assert scores.refused_answerable_flatly == pytest.approx(1 / 3)
+
+
 def test_example_questions_rank_inside_an_article_but_lift_it_above_another_only_by_the_cap():
     # a.txt has example questions (0.9 and 0.3), b.txt none; their text matches alike (0.5).
     articles, having = ["a.txt", "a.txt", "b.txt"], {"a.txt"}

@@ -109,7 +109,10 @@ class Scores:
     mrr: float = 0.0
     answer_accuracy: float = 0.0
     refused_unanswerable: float = 0.0
-    refused_answerable: float = 0.0
+    refused_answerable: float = 0.0  # not answered: refused flatly or offered passages as "may help"
+    # ... of which refused flatly: no answer and no passage offered (a "may help" shows passages, not an answer,
+    # so it counts in refused_answerable, the product's target, and not here)
+    refused_answerable_flatly: float = 0.0
     by_kind: dict[str, float] = field(default_factory=dict)  # answer accuracy (or refusal) per kind
     # Per label of the answer ("strong match", "partial match", ...): {"share": of all questions,
     # "precision": share of those answers that are right (an answer to an unanswerable question is wrong)}.
@@ -194,6 +197,7 @@ def score(system: str, questions: list[Question], outcomes: list[Outcome]) -> Sc
         elif not o.found and o.label == "may help":  # right when the passage offered first is relevant
             labelled.setdefault(o.label, []).append(first == 1)
         result.refused_answerable += not o.found
+        result.refused_answerable_flatly += not o.found and o.label != "may help"
         kind_hits.setdefault(q.kind, []).append(correct)
         if not correct:
             result.misses.append(f"{q.id} [{q.kind}] {q.question!r} -> {'REFUSED' if not o.found else repr(o.answer)}")
@@ -208,6 +212,7 @@ def score(system: str, questions: list[Question], outcomes: list[Outcome]) -> Sc
     result.hit1, result.hit3, result.mrr = result.hit1 / n, result.hit3 / n, result.mrr / n
     result.answer_accuracy /= n
     result.refused_answerable /= n
+    result.refused_answerable_flatly /= n
     result.refused_unanswerable /= m
     result.by_kind = {k: sum(v) / len(v) for k, v in sorted(kind_hits.items())}
     result.labels = {label: {"share": len(v) / max(1, len(questions)), "precision": sum(v) / len(v),
