@@ -162,3 +162,90 @@ def test_labels_on_a_real_answer_and_a_refusal(engine):
         all(p.match in (PARTIAL, WEAK) for p in answered.passages if p is not answered.answer_source)
     refused = engine.ask("what is the capital of France")
     assert {p.match for p in refused.passages} == {WEAK}
+
+
+# ----------------------------------------------------------------------------- two sentences quoted together
+
+SPAN_ARTICLE = "\n\n".join([
+    "Calipers Guide",
+    "Sites",
+    "The specific sites used vary in men and women.\nFor women, the triceps and thigh are used.\n"
+    "For men, the chest and abdomen are used.",
+    "Advantages: calipers are cheap and quick:",
+    "  • Cheap to buy online.\n  • Quick to use at home.",
+    "Accuracy",
+    "The skill of the person matters most.",
+])
+
+
+def test_the_neighbours_of_a_sentence_are_its_paragraph_lines_in_its_section_never_a_list_or_past_a_heading():
+    from qa.answering.context import neighbours
+    chunks = chunks_of(SPAN_ARTICLE, chunk_chars=2000)
+    first, women, men = ("The specific sites used vary in men and women.", "For women, the triceps and thigh are used.",
+                         "For men, the chest and abdomen are used.")
+    chunk = chunks[where(chunks, women)]
+    assert neighbours(chunk, first) == (None, women)  # the section's first sentence: nothing before it
+    assert neighbours(chunk, women) == (first, men)  # one sentence a line, as many web pages write them
+    # The next line leads into a list (or is an item): a list answer is shown as its whole list instead.
+    assert neighbours(chunk, men) == (women, None)
+    assert neighbours(chunk, "Cheap to buy online.") == (None, None)
+    # Another section, even in the same passage (short sections share one), is never quoted with it.
+    accuracy = chunks[where(chunks, "The skill of the person matters most.")]
+    assert neighbours(accuracy, "The skill of the person matters most.") == (None, None)
+    assert neighbours(chunk, "a sentence that is not in the passage") == (None, None)
+
+
+def test_the_answer_is_quoted_with_its_neighbour_only_when_their_scores_are_too_close_to_call():
+    from qa.answering.answer import _quoted
+    chunks = chunks_of(SPAN_ARTICLE, chunk_chars=2000)
+    first, women, men = ("The specific sites used vary in men and women.", "For women, the triceps and thigh are used.",
+                         "For men, the chest and abdomen are used.")
+    chunk = chunks[where(chunks, women)]
+    settings = Settings(answer_span_margin=0.15)
+    scores = {first: 1.0, women: 0.9, men: 0.5}
+    assert _quoted(chunk, first, 1.0, scores, settings) == (first, women)  # article order, the best first here
+    assert _quoted(chunk, women, 0.95, {first: 0.9, women: 0.95, men: 0.85}, settings) == (first, women)
+    # The closer of the two neighbours; after it in the article, it comes after.
+    assert _quoted(chunk, women, 0.95, {first: 0.7, women: 0.95, men: 0.85}, settings) == (women, men)
+    assert _quoted(chunk, first, 1.0, {first: 1.0, women: 0.8}, settings) == (first,)  # a clear winner
+    assert _quoted(chunk, first, 1.0, {first: 1.0}, settings) == (first,)  # a neighbour that did not compete
+    assert _quoted(chunk, first, 1.0, scores, settings.replace(answer_span_margin=0.0)) == (first,)
+    assert _quoted(chunk, first, 1.0, scores, settings.replace(answer_span_chars=60)) == (first,)  # too long
+    # A neighbour answer choice counts as no answer (talk about the article, a question, a lead-in) never joins.
+    meta, fact = "In this article, we will explore the story of the spray.", "In 2019, the spray was approved for adults."
+    talk = chunks_of("\n\n".join(["Spray", "Approval", f"{meta} {fact}"]), chunk_chars=2000)
+    assert _quoted(talk[0], fact, 1.0, {meta: 0.99, fact: 1.0}, settings) == (fact,)
+
+
+def test_a_claim_is_quoted_with_the_caveat_that_follows_it():
+    from qa.answering.answer import _quoted
+    from qa.answering.context import opens_with_caveat
+    claim, caveat, other = ("Case reports cite naltrexone as a promising treatment.",
+                            "However, more research is needed to know if it works.", "It is taken by mouth.")
+    chunks = chunks_of("\n\n".join(["Guide", "Treatment", f"{claim} {caveat}", other]), chunk_chars=2000)
+    chunk = chunks[where(chunks, claim)]
+    settings = Settings(answer_span_margin=0.15)
+    assert opens_with_caveat(caveat) and opens_with_caveat("But not always.") and not opens_with_caveat(claim)
+    assert not opens_with_caveat("Butter is a fat.")  # a word, not the start of one
+    assert _quoted(chunk, claim, 1.0, {claim: 1.0, caveat: 0.2}, settings) == (claim, caveat)  # whatever its score
+    assert _quoted(chunk, claim, 1.0, {claim: 1.0}, settings.replace(answer_keeps_caveat=False)) == (claim,)
+    assert _quoted(chunk, caveat, 1.0, {claim: 0.2, caveat: 1.0}, settings) == (caveat,)  # a caveat's claim: not
+    assert _quoted(chunk, claim, 1.0, {claim: 1.0}, settings.replace(answer_span_chars=60)) == (claim,)
+
+
+def test_an_answer_of_two_sentences_is_both_quoted_and_both_given_in_a_conversation(tiny_engine):
+    # The fake embedder's scores mean nothing: a margin this wide joins any neighbours there are.
+    tiny_engine.settings = tiny_engine.settings.replace(answer_span_margin=10.0)
+    first = "naloxone reverses opioid overdose within minutes"
+    result = tiny_engine.ask(first)
+    assert result.found and result.answer_sentences == ("Naloxone reverses opioid overdose within minutes.",
+                                                        "It binds to opioid receptors in the brain.")
+    assert result.answer == " ".join(result.answer_sentences)
+    assert result.context.before is None  # the sentence "It" points back to is quoted, not shown again
+    # A follow-up wants something new: the sentence chosen is not its answer again (the neighbour quoted with it
+    # was support, as the context is: a follow-up may ask for it).
+    assert result.answer_sentence == "Naloxone reverses opioid overdose within minutes."
+    followup = tiny_engine.ask("why?", [first])
+    assert followup.answer_sentence != result.answer_sentence
+    tiny_engine.settings = tiny_engine.settings.replace(answer_span_margin=0.0)
+    assert len(tiny_engine.ask(first).answer_sentences) == 1

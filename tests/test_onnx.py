@@ -24,7 +24,9 @@ from qa.models.embedding import Embedder, resolve_model
 from qa.serving.engine import Engine
 from qa.errors import IndexCorruptError, ModelError
 from qa.evaluation.evaluate import PRODUCT_SETS, load_questions
-from qa.models.onnx_model import INFO_FILE, MODEL_FILE, SAMPLE_TEXTS, TOKENIZER_FILE, OnnxModel, feeds, load_tokenizer
+from qa.models.onnx_model import (INFO_FILE, MODEL_FILE, SAMPLE_FILE, SAMPLE_TEXTS, SESSION_DATA_FILE, SESSION_FILE,
+                                  SESSION_INFO_FILE, TOKENIZER_FILE, ExportInfo, OnnxModel, feeds, load_tokenizer,
+                                  session_graph)
 from qa.models.refusal import answer_everything
 from qa.settings import Settings
 from qa.serving.status import serving_status
@@ -115,11 +117,14 @@ def test_encode_batches_texts_by_token_count_and_keeps_each_row_in_its_place(eng
 
 
 def test_asking_in_a_fresh_process_never_imports_torch(engine, real_settings):
-    # `python -m qa ask ...` exactly (qa/__main__.py run as __main__), then what it imported.
+    # `python -m qa ask ...` exactly (qa/__main__.py run as __main__), then what it imported. `ask` leaves with
+    # os._exit (no teardown): here that exit is turned into SystemExit, so the script can look before leaving.
     argv = ["qa", "ask", "--json", "--index", str(real_settings.index_dir), "--corpus", str(real_settings.corpus_dir),
             "does naloxone reverse ketamine"]
-    script = ("import json, runpy, sys\n"
+    script = ("import json, os, runpy, sys\n"
               f"sys.argv = {argv!r}\n"
+              "def leave(code):\n    raise SystemExit(code)\n"
+              "os._exit = leave\n"
               "try:\n    runpy.run_module('qa', run_name='__main__', alter_sys=True)\n"
               "except SystemExit as exit_:\n    code = exit_.code\n"
               + HEAVY_MODULES +
@@ -186,6 +191,76 @@ def test_a_missing_or_mismatched_export_is_refused_or_rebuilt(tiny, embedder):
     engine = Engine.open(tiny, build="stale", say=messages.append)  # the page's way: rebuilt, then answers
     assert any("cannot be used" in m for m in messages)
     assert engine.embedder.backend == "onnx" and engine.ask("does naloxone reverse overdose").found
+
+
+def test_a_load_runs_the_set_up_graph_which_gives_model_onnx_s_vectors_bit_for_bit(engine, tmp_path):
+    """The export's session.onnx (onnxruntime's save of the graph it set up, its weights mapped from
+    session.onnx.data) is what a load runs; model.onnx, loaded where there is none, gives the same bits."""
+    model = engine.embedder._load()
+    assert model.graph == model.folder / SESSION_FILE
+    plain = tmp_path / "without-session-graph"  # the same export as one made before session.onnx existed
+    plain.mkdir()
+    for name in (MODEL_FILE, TOKENIZER_FILE, SAMPLE_FILE, INFO_FILE):
+        os.link(model.folder / name, plain / name)
+    from_model_onnx = OnnxModel.load(plain, model.info.key)
+    assert from_model_onnx.graph == plain / MODEL_FILE
+    texts = real_sentences()
+    tokens, plain_tokens = [True] * len(texts), [True] * len(texts)
+    assert np.array_equal(model.encode(texts, batch_size=8, tokens=tokens),
+                          from_model_onnx.encode(texts, batch_size=8, tokens=plain_tokens))
+    assert all(np.array_equal(a.vectors, b.vectors) and a.words == b.words for a, b in zip(tokens, plain_tokens))
+
+
+def test_a_damaged_set_up_graph_falls_back_to_model_onnx_with_a_warning_and_the_build_saves_it_again(
+        tiny, embedder, caplog):
+    onnx = live_export(tiny)
+    assert (onnx.folder / SESSION_INFO_FILE).is_file()
+    with open(onnx.folder / SESSION_DATA_FILE, "r+b") as handle:  # one byte of the weights altered
+        handle.seek(handle.seek(0, 2) // 2)
+        byte = handle.read(1)
+        handle.seek(-1, 1)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    model = OnnxModel.load(onnx.folder, onnx.key)  # still checked, on the graph it runs
+    assert model.graph == onnx.folder / MODEL_FILE
+    assert any("session.onnx.data is truncated or altered" in r.getMessage() and "python -m qa build" in r.getMessage()
+               for r in caplog.records)
+    done = ask(tiny)
+    assert done.returncode == 0 and "Traceback" not in done.stderr
+    assert "set-up graph cannot be used" in done.stderr and "model.onnx is loaded instead" in done.stderr
+
+    messages = []
+    report = build_index(tiny, Embedder(tiny.model), progress=messages.append)
+    assert any("saving the ONNX export's set-up graph" in m for m in messages)
+    assert report.embedded == 0  # nothing exported or embedded again
+    caplog.clear()
+    assert OnnxModel.load(onnx.folder, onnx.key).graph == onnx.folder / SESSION_FILE
+    assert not caplog.records
+    done = ask(tiny)
+    assert done.returncode == 0 and "set-up graph" not in done.stderr
+
+
+def test_a_set_up_graph_is_used_only_when_whole_and_saved_by_this_onnxruntime_from_this_model_onnx(tiny):
+    import onnxruntime
+
+    onnx = live_export(tiny)
+    info = ExportInfo.read(onnx.folder)
+    version = onnxruntime.__version__
+    assert session_graph(onnx.folder, info, version) == (onnx.folder / SESSION_FILE, None)
+    assert session_graph(onnx.folder, info, "0.1")[1] == f"it was saved by onnxruntime {version}, this is 0.1"
+    other = ExportInfo(**{**info.__dict__, "onnx_sha256": "0" * 64})
+    assert session_graph(onnx.folder, other, version)[1] == "it was not saved from this model.onnx"
+    record = json.loads((onnx.folder / SESSION_INFO_FILE).read_text())
+    (onnx.folder / SESSION_INFO_FILE).write_text(json.dumps({**record, "onnx_bytes": 1}))
+    assert "session.onnx is truncated or altered" in session_graph(onnx.folder, info, version)[1]
+    (onnx.folder / SESSION_INFO_FILE).write_text("{")
+    assert "session.json is unreadable" in session_graph(onnx.folder, info, version)[1]
+    (onnx.folder / SESSION_INFO_FILE).unlink()  # an export made before set-up graphs: model.onnx, no warning
+    assert session_graph(onnx.folder, info, version) == (None, None)
+    (onnx.folder / SESSION_FILE).unlink()
+    messages = []
+    build_index(tiny, Embedder(tiny.model), progress=messages.append)
+    assert any("saving the ONNX export's set-up graph" in m for m in messages)
+    assert session_graph(onnx.folder, info, version) == (onnx.folder / SESSION_FILE, None)
 
 
 def test_another_model_is_exported_on_its_first_build(tmp_path, embedder):

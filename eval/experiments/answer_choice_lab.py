@@ -57,7 +57,7 @@ def _recording_match(index, hits, competing, settings, question):
         score, cosine, position, sentence_id, sentence = c
         chunk = index.chunks[hits[position].chunk]
         row = {"base": score, "cosine": cosine, "position": position, "sentence": sentence, "sid": sentence_id,
-               "source": chunk.source, "title": chunk.title, "section": chunk.section,
+               "chunk": hits[position].chunk, "source": chunk.source, "title": chunk.title, "section": chunk.section,
                "read": r[0] != score, "match": e[0] - score, "match_flat": f[0] - score}
         if question is not None and index.tokens is not None and len(question.vectors):
             rows = index.tokens.sentence(sentence_id).astype(np.float32)

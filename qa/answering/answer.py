@@ -24,6 +24,14 @@ Owns:
   lead-ins, talk about the article itself) and for generic ones (close to
   the gist of their whole article); a follow-up's own words count
   beside its restored topic;
+- what is quoted: the best sentence, with the sentence just before or after
+  it in its paragraph run (qa.answering.context.neighbours) when that one
+  scores within `answer_span_margin` of it: two adjacent sentences too close
+  to call are one short passage of the article, and often the first only
+  introduces what the second says ("The specific sites used vary in men and
+  women." / "For women, the triceps, ..."); and with the next sentence when
+  that one opens with a caveat ("However, more research is needed ..."): a
+  claim is not quoted without the qualification the article puts after it;
 - refusal: `found` is false when the article the answer comes from does
   not match the question well enough. The signals are gathered here
   (`Confidence`: that article's best sentence, its closest example
@@ -37,7 +45,9 @@ Owns:
   match": `match_label`), and the triage of the question (an emergency
   line, small talk, not English: qa/answering/triage.py; the engine decides it).
 
-Limits: extractive only; the answer is one verbatim sentence, never a
+Limits: extractive only; the answer is one verbatim sentence (with its
+neighbour when the two score within `answer_span_margin` of each other: two
+sentences next to each other in the article, quoted as they stand), never a
 paraphrase or a summary of several. Follow-up detection is a rule on the
 question's words, not a model of the dialogue. Refusal judges similarity,
 not meaning: a question close to a topic the articles cover ("how long does
@@ -52,9 +62,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from qa.answering.context import AnswerContext, answer_context
+from qa.answering.context import AnswerContext, answer_context, neighbours, opens_with_caveat
 from qa.answering.result import MAY_HELP, PARTIAL, STRONG, WEAK, Passage, Result
 from qa.indexing.index import Index
+from qa.reading.chunking import Chunk
 from qa.models.refusal import Confidence, LabelBars, RefusalModel
 from qa.answering.subject import article_terms, article_words, missing, missing_in_context, salient_terms, unnamed
 from qa.answering.token_match import restatements, sentence_scores, stored
@@ -150,8 +161,10 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
     lifts = example_lifts([float(examples[c[3]]) for c in competing], [c[1] for c in competing],
                           [index.chunks[hits[c[2]].chunk].source for c in competing], index.articles_with_examples,
                           settings.example_lift_cap)
+    scores: dict[str, float] = {}  # each candidate's final score, by its text: the answer's neighbours are read here
     for (score, cosine, position, _, sentence), lift in zip(competing, lifts):
         score += settings.example_answer_weight * lift
+        scores[sentence] = max(score, scores.get(sentence, score))
         if best is None or score > best[0]:
             best = (score, cosine, position, sentence)
 
@@ -188,12 +201,48 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
         if holds_answer:
             answer_source = passage
         passages.append(passage)
-    context = (answer_context(index.chunks, hits[best[2]].chunk, best[3]) if found and best is not None
-               else AnswerContext())
+    context, quoted = AnswerContext(), ()
+    if found and best is not None:
+        quoted = _quoted(index.chunks[hits[best[2]].chunk], best[3], best[0], scores, settings)
+        context = answer_context(index.chunks, hits[best[2]].chunk, best[3])
+        if context.before is not None and context.before in quoted:  # the sentence it points back to is quoted
+            context = AnswerContext()
     return Result(question=question, query=query, found=found,
-                  answer=best[3] if found and best else None, answer_source=answer_source,
+                  answer=" ".join(quoted) if quoted else None, answer_sentences=quoted,
+                  answer_sentence=best[3] if quoted else None, answer_source=answer_source,
                   answer_score=best[1] if best else 0.0, passages=tuple(passages), expansions=tuple(expansions),
                   confidence=confidence, margin=margin, context=context, may_help=may_help)
+
+
+def _quoted(chunk: Chunk, sentence: str, score: float, scores: dict[str, float],
+            settings: Settings) -> tuple[str, ...]:
+    """The sentences quoted as the answer, in the article's order: `sentence` (the best, scoring `score`), with
+    the neighbour (qa.answering.context.neighbours) whose score in `scores` is within `answer_span_margin` of
+    it, the closer of two; else with the next sentence when it opens with a caveat (`answer_keeps_caveat`);
+    always within `answer_span_chars` for the two together."""
+    if settings.answer_span_margin <= 0 and not settings.answer_keeps_caveat:
+        return (sentence,)
+    before, after = neighbours(chunk, sentence)
+    fits = [other for other in (before, after)
+            if other is not None and len(sentence) + 1 + len(other) <= settings.answer_span_chars
+            and _can_be_quoted(other, settings)]
+    close = [(scores[other], other) for other in fits
+             if settings.answer_span_margin > 0 and other in scores
+             and score - scores[other] <= settings.answer_span_margin]
+    if close:
+        other = max(close)[1]
+        return (other, sentence) if other == before else (sentence, other)
+    if settings.answer_keeps_caveat and after in fits and opens_with_caveat(after):
+        return (sentence, after)
+    return (sentence,)
+
+
+def _can_be_quoted(sentence: str, settings: Settings) -> bool:
+    """Whether a neighbour may join an answer: not a sentence answer choice penalises as no answer of its own
+    (a question, a bare lead-in or fragment, talk about the article: _shape_bonus), whatever its score."""
+    stripped = sentence.rstrip()
+    return not (stripped.endswith(("?", ":")) or len(_terms(sentence)) < settings.fragment_terms
+                or _about_the_article(sentence))
 
 
 def _with_token_match(index: Index, hits: list[Hit], competing: list, settings: Settings,

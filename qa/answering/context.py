@@ -18,6 +18,13 @@ paragraph is one line; qa/reading/chunking.py):
 Everything returned is text of the article, verbatim: the reply stays a
 quote. The answer itself is unchanged; this only adds what surrounds it.
 
+It also says which sentences may be quoted together with an answer
+(`neighbours`): the one just before and the one just after it in the same
+section, in paragraph lines (a list's lines are shown as a whole list
+instead), with no heading between; and whether the one after opens with a
+caveat ("However, ...": `opens_with_caveat`). Answer choice
+(qa/answering/answer.py) decides whether one of them is quoted.
+
 Limits: one sentence back, never across a heading, a list or a paragraph
 break (the sentence before a paragraph's first sentence is another topic as
 often as not). A list without a lead-in that was split in parts is joined
@@ -37,6 +44,9 @@ BULLET = "• "  # how a passage writes a list item (qa/reading/chunking.py)
 # Words that open a sentence which leans on the one before it.
 _POINTS_BACK = re.compile(r"^[\"“‘(]?(?:this|that|these|those|it|its|it's|they|their|them|such|he|she|his|her)\b",
                           re.IGNORECASE)
+
+# Words that open a sentence which qualifies or contradicts the one before it.
+_CAVEAT = re.compile(r"^[\"“‘(]?(?:however|but|nevertheless|nonetheless|yet|still|that said|even so)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,11 @@ class AnswerContext:
         return {"before": self.before, "list": self.list.to_dict() if self.list else None}
 
 
+def opens_with_caveat(sentence: str) -> bool:
+    """Whether a sentence opens by qualifying the one before it ("However, ...", "But ...", "Nevertheless, ...")."""
+    return bool(_CAVEAT.match(sentence.strip()))
+
+
 def points_back(sentence: str) -> bool:
     """Whether a sentence opens with a word that refers to what came before ("This", "It", "They" ...)."""
     return bool(_POINTS_BACK.match(sentence.strip()))
@@ -80,6 +95,40 @@ def answer_context(chunks: Sequence[Chunk], position: int, sentence: str) -> Ans
     if points_back(sentence):
         return AnswerContext(before=_sentence_before(chunks, position, lines[at], sentence))
     return AnswerContext()
+
+
+def neighbours(chunk: Chunk, sentence: str) -> tuple[str | None, str | None]:
+    """(before, after): the sentences next to `sentence` in `chunk` that can be quoted with it as one passage:
+    of the same section, both in paragraph lines (neither a list's lead-in nor an item: a list answer shows
+    its whole list), with no other line (a heading, a dropped line) between them. None where there is none."""
+    sentences = chunk.sentences
+    if sentence not in sentences:
+        return None, None
+    lines = chunk.text.split("\n")
+    places = _line_of_each(lines, sentences)
+    at = sentences.index(sentence)
+
+    def joins(other: int) -> bool:
+        if not 0 <= other < len(sentences):
+            return False
+        first, last = sorted((places[at], places[other]))
+        return (first >= 0 and last - first <= 1 and not _list_line(lines, first) and not _list_line(lines, last)
+                and chunk.section_of(sentences[other]) == chunk.section_of(sentence))
+    return (sentences[at - 1] if joins(at - 1) else None), (sentences[at + 1] if joins(at + 1) else None)
+
+
+def _line_of_each(lines: list[str], sentences: Sequence[str]) -> list[int]:
+    """The line each sentence (in order) is on, read forward through `lines`; -1 for one not found."""
+    places, line = [], 0
+    for sentence in sentences:
+        found = next((i for i in range(line, len(lines)) if sentence in lines[i]), -1)
+        places.append(found)
+        line = found if found >= 0 else line
+    return places
+
+
+def _list_line(lines: list[str], at: int) -> bool:
+    return lines[at].startswith(BULLET) or _leads_into_list(lines, at)
 
 
 def _leads_into_list(lines: list[str], at: int) -> bool:
@@ -166,4 +215,4 @@ def _sentence_before(chunks: Sequence[Chunk], position: int, line: str, sentence
     return None
 
 
-__all__ = ["AnswerContext", "ArticleList", "answer_context", "points_back", "BULLET"]
+__all__ = ["AnswerContext", "ArticleList", "answer_context", "neighbours", "opens_with_caveat", "points_back", "BULLET"]

@@ -50,7 +50,9 @@ class Result:
     question: str
     query: str  # what was searched: the question, with its topic restored for a follow-up
     found: bool
-    answer: str | None  # one sentence, verbatim from the articles
+    # What is quoted: one sentence verbatim from the articles, or two neighbouring sentences of one section
+    # (`answer_sentences`, in the article's order) joined by a space (qa/answering/answer.py, `_quoted`)
+    answer: str | None
     answer_source: Passage | None
     answer_score: float  # cosine similarity of question and answer sentence
     passages: tuple[Passage, ...]
@@ -58,6 +60,9 @@ class Result:
     confidence: Confidence | None = None  # what refusal weighed; None when there was nothing to weigh
     margin: float = 0.0  # refusal's score minus its bar: how clearly the articles answer (negative: refused)
     context: AnswerContext = AnswerContext()  # the article's text shown around the answer (qa/answering/context.py)
+    answer_sentences: tuple[str, ...] = ()  # the sentences of `answer`, each verbatim; () when none
+    # The one of them answer choice chose (the other, if any, is quoted with it); None when not answered
+    answer_sentence: str | None = None
     triage: Triage = Triage()  # emergency, small talk, language (qa/answering/triage.py)
     # Not answered, but the articles are on the subject: the closest passages are offered as "may help"
     may_help: bool = False

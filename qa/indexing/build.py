@@ -121,7 +121,7 @@ def build(settings: Settings, embedder: Embedder,
         tuned_key = tuning_plan.key if tuning_plan else None
         if previous is not None and _up_to_date(previous.manifest, corpus, settings, tuned_key):
             # Nothing to do: no new generation, no model, the live index stays as it is
-            # (but its ONNX export is made again if it went missing or was damaged).
+            # (but its ONNX export is made again if it went missing or was damaged, its set-up graph if it needs it).
             _repair_export(previous.manifest, settings, embedder, say, step)
             say("the index is up to date")
             counts = previous.manifest["counts"]
@@ -413,9 +413,13 @@ def _encoder_entry(embedder: Embedder, onnx: Export | None, settings: Settings) 
 
 def _repair_export(manifest: dict, settings: Settings, embedder: Embedder, say: Callable[[str], None],
                    step: Callable[[str, int, int], None]) -> None:
-    """Make the live generation's ONNX export again when it is missing or damaged (same model, same key)."""
+    """Make the live generation's ONNX export again when it is missing or damaged (same model, same key); a
+    whole one gets its set-up graph saved again if it needs it (export.renew_session_graph)."""
     encoder = encoder_of(manifest)
-    if encoder.get("backend") != "onnx" or export.is_whole(settings, encoder["key"]):
+    if encoder.get("backend") != "onnx":
+        return
+    if export.is_whole(settings, encoder["key"]):
+        export.renew_session_graph(export.store(settings) / encoder["key"], say)
         return
     name = query_model(manifest, settings)
     model = embedder if embedder.name == name else Embedder(name, settings.batch_size, settings.threads)

@@ -10,9 +10,14 @@ How: the whole sentence-transformers pipeline (transformer, pooling,
 normalisation) is traced into one ONNX graph with torch's TorchScript
 exporter (`dynamo=False`; attention switched to the eager implementation
 for the trace), with dynamic batch and sequence axes. The model's fast
-tokenizer is saved beside it. Before the export is kept, the sample texts
+tokenizer is saved beside it. onnxruntime then saves the graph as it sets it
+up (session.onnx, its weights in session.onnx.data, described by session.json:
+what a load runs, qa/models/onnx_model.py). Before the export is kept, the sample texts
 (qa/models/onnx_model.py) are embedded both ways and must agree within 1e-4; torch's
 vectors are stored with it so every later load checks the same thing.
+An export whose set-up graph is missing, altered or saved by another
+onnxruntime (an export made before it existed, onnxruntime upgraded) gets it
+saved again by the next build, checked the same way, without exporting again.
 
 Where: `<tuned_dir>/onnx/<key>/` (by default `index/tuned/onnx/`), beside
 the tuned models. `key` hashes the model's files (or its name, for a model
@@ -55,8 +60,9 @@ from qa.errors import ModelError
 from qa.files import publish_folder, recipe_key, stamped_sha256, temp_folder
 from qa.models.plain_model import INPUTS, PlainModel, plain_layout
 from qa.models.onnx_model import (EXPORT_FORMAT, INFO_FILE, MODEL_FILE, SAMPLE_FILE, SAMPLE_TEXTS, SAMPLE_TOLERANCE,
-                           TOKENIZER_FILE, ExportInfo, OnnxModel, check_files, feeds, load_tokenizer,
-                           max_difference)
+                           SESSION_DATA_FILE, SESSION_FILE, SESSION_INFO_FILE, TOKENIZER_FILE, ExportInfo,
+                           OnnxModel, check_files, feeds, load_tokenizer, max_difference, session_graph,
+                           session_options, write_session_info)
 from qa.settings import Settings
 
 EXPORTS_FOLDER = reference.EXPORTS_FOLDER  # inside the tuned models' folder
@@ -120,6 +126,7 @@ def ensure(settings: Settings, embedder: Embedder, say: Callable[[str], None], k
     root = store(settings)
     folder = root / key
     if is_whole(settings, key):
+        renew_session_graph(folder, say)
         return Export(folder, key)
     failed = root / f"{key}{_FAILED_SUFFIX}"
     known = failure(settings, key)
@@ -176,7 +183,9 @@ def _copy_known_export(embedder: Embedder, key: str, out: Path) -> bool:
     try:
         check_files(known.folder, key)
         out.mkdir()
-        for name in (MODEL_FILE, TOKENIZER_FILE, SAMPLE_FILE, INFO_FILE):
+        session = (SESSION_DATA_FILE, SESSION_FILE, SESSION_INFO_FILE) \
+            if (known.folder / SESSION_INFO_FILE).is_file() else ()
+        for name in (MODEL_FILE, TOKENIZER_FILE, SAMPLE_FILE, INFO_FILE, *session):
             try:
                 os.link(known.folder / name, out / name)
             except OSError:
@@ -290,20 +299,72 @@ def _write_graph(name: str, folder: Path, key: str, out: Path, expected: np.ndar
 
 
 def _check(out: Path, info: ExportInfo, expected: np.ndarray) -> None:
-    """Finish the export in `out`: its info and torch's sample vectors written, and onnxruntime's vectors of
-    the sample texts within SAMPLE_TOLERANCE of those; ExportFailed if not."""
+    """Finish the export in `out`: its info and torch's sample vectors written, onnxruntime's vectors of the
+    sample texts within SAMPLE_TOLERANCE of those (ExportFailed if not), and its set-up graph saved by the
+    session that computed them (as later loads run it: tests/test_onnx.py checks it gives the same bits)."""
     # Stamped (qa/files.py): the build's load of the export, right after, trusts the stamp instead of reading
     # the 90 MB file a second time (renaming the folder into place leaves the file's identity as it is).
     info = ExportInfo(**{**info.__dict__, "onnx_sha256": stamped_sha256(out / MODEL_FILE),
                          "onnx_bytes": (out / MODEL_FILE).stat().st_size})
     info.write(out)
     np.save(out / SAMPLE_FILE, expected)
-    try:
-        difference = max_difference(_sample_vectors(OnnxModel(out, info, threads=1)), expected)
-    except ModelError as exc:
-        raise ExportFailed(f"onnxruntime cannot run the export: {exc}") from exc
+    difference = _difference(out, info, expected, save_graph=True)  # the session checked saves the set-up graph
     if difference > SAMPLE_TOLERANCE:
         raise ExportFailed(f"its vectors differ from torch's by {difference:.1e} (more than {SAMPLE_TOLERANCE:g})")
+
+
+def _difference(folder: Path, info: ExportInfo, expected: np.ndarray, save_graph: bool = False) -> float:
+    """How far the export in `folder`, loaded as `info` says (`save_graph`: OnnxModel's), is from `expected` on the
+    sample texts; ExportFailed when onnxruntime cannot run it."""
+    try:
+        return max_difference(_sample_vectors(OnnxModel(folder, info, threads=1, save_graph=save_graph)), expected)
+    except ModelError as exc:
+        raise ExportFailed(f"onnxruntime cannot run the export: {exc}") from exc
+
+
+def save_session_graph(model: Path, out: Path, info: ExportInfo) -> None:
+    """Have onnxruntime set up the graph `model` (the model.onnx `info` describes) and save it as
+    `out`/SESSION_FILE, its weights in SESSION_DATA_FILE beside it (`session_options`), and SESSION_INFO_FILE."""
+    import onnxruntime
+
+    onnxruntime.InferenceSession(str(model), session_options(onnxruntime, out), providers=["CPUExecutionProvider"])
+    write_session_info(out, info, onnxruntime.__version__)
+
+
+def renew_session_graph(folder: Path, say: Callable[[str], None]) -> None:
+    """Save the whole export in `folder`'s set-up graph again when it has none this onnxruntime can run (made
+    before it existed, by another onnxruntime, or altered): saved and checked in a folder beside, its files
+    then renamed in and SESSION_INFO_FILE last, so a process loading the export meanwhile runs one graph or
+    the other (or, while the files are renamed, model.onnx). One whose vectors are wrong is not kept."""
+    import onnxruntime
+
+    info = ExportInfo.read(folder)
+    graph, why = session_graph(folder, info, onnxruntime.__version__)
+    if graph is not None:
+        return
+    say(f"saving the ONNX export's set-up graph for onnxruntime {onnxruntime.__version__}"
+        + (f" ({why})" if why else ""))
+    tmp = temp_folder(folder.parent, folder.name)
+    try:
+        tmp.mkdir()
+        for name in (TOKENIZER_FILE, SAMPLE_FILE):
+            shutil.copy2(folder / name, tmp / name)
+        save_session_graph(folder / MODEL_FILE, tmp, info)
+        difference = _difference(tmp, info, np.load(folder / SAMPLE_FILE))
+        if difference > SAMPLE_TOLERANCE:
+            say(f"warning: the set-up graph's vectors differ from torch's by {difference:.1e}; the export's "
+                f"{MODEL_FILE} is loaded instead")
+            return
+        for name in (SESSION_DATA_FILE, SESSION_FILE):
+            os.replace(tmp / name, folder / name)
+        # Renaming a file changes its ctime: stamped again where it now lies.
+        write_session_info(folder, info, onnxruntime.__version__)
+    except Exception as exc:  # noqa: BLE001 - a read-only store or onnxruntime's own kinds: model.onnx still runs
+        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else f"{type(exc).__name__}: {str(exc)[:300]}"
+        say(f"warning: the ONNX export's set-up graph could not be saved in {folder} ({reason}); its {MODEL_FILE} "
+            "is loaded instead, which is slower")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _sample_vectors(model: OnnxModel) -> np.ndarray:
@@ -401,5 +462,5 @@ def _version(package: str) -> str:
         return "?"
 
 
-__all__ = ["ensure", "export_environment", "failure", "export_key", "export_model", "plain_layout", "is_whole", "store", "prune", "ExportFailed",
+__all__ = ["ensure", "renew_session_graph", "save_session_graph", "export_environment", "failure", "export_key", "export_model", "plain_layout", "is_whole", "store", "prune", "ExportFailed",
            "EXPORTS_FOLDER"]

@@ -21,12 +21,25 @@ An export folder holds:
                         sha256 and the file's inode, size, mtime and ctime then (qa/files.py's
                         `stamped_sha256`); later loads trust it while all four are unchanged
                         instead of reading 90 MB again
+    session.onnx, session.onnx.data
+                        the same graph as onnxruntime sets it up (its graph optimisations done),
+                        saved by onnxruntime at export time, its weights in the data file. A load
+                        runs this one: onnxruntime maps the data file into memory and uses the
+                        weights where they lie, where model.onnx's 90 MB are read, parsed and
+                        copied at every load (docs/BENCHMARKS.md, cold start)
+    session.json        what those two are: the onnxruntime that saved them, their sha256 and
+                        sizes, and the sha256 of the model.onnx they were made from. Absent (an
+                        export made before they existed): model.onnx is loaded. Altered, or of
+                        another onnxruntime or model.onnx: model.onnx is loaded with a warning
+                        (the same vectors, slower), and the next build saves them again.
+                        A file of its own, so export.json reads as before for older code
 
 `OnnxModel.load(folder, key)` refuses a folder that is not the export the
 index names (another key: mismatched), whose model.onnx is missing, cut short
 or altered (checksum), or whose sample vectors no longer come out within
 SAMPLE_TOLERANCE of torch's (another onnxruntime, a damaged graph). Every
-refusal is a ModelError naming the command that rebuilds it.
+refusal is a ModelError naming the command that rebuilds it. The sample
+vectors are checked on the graph the load runs (session.onnx or model.onnx).
 
 Tokenizing: the packaged tokenizer.json pads and truncates every text to 128
 tokens. It is re-set here to what sentence-transformers does: truncate at the
@@ -44,7 +57,9 @@ one core (a question is one batch).
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +70,8 @@ import numpy as np
 from qa.errors import REBUILD_HINT, ModelError
 from qa.files import stamped_sha256
 
+_log = logging.getLogger(__name__)
+
 # Bump when the folder's layout or what the graph computes changes: older exports are made again.
 # 2: the graph also gives the token vectors.
 EXPORT_FORMAT = 2
@@ -64,6 +81,10 @@ MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 SAMPLE_FILE = "sample_vectors.npy"
 INFO_FILE = "export.json"
+# onnxruntime's own save of the graph, set up (module docstring); the data file's name is written inside it.
+SESSION_FILE = "session.onnx"
+SESSION_DATA_FILE = "session.onnx.data"
+SESSION_INFO_FILE = "session.json"
 # Torch and onnxruntime compute the same sums in another order, so vectors differ in the last
 # digits (docs/DESIGN.md, the index on disk); a real fault (a damaged graph, a wrong tokenizer
 # setting) is far above this.
@@ -143,6 +164,70 @@ def check_files(folder: Path, key: str, checksum: bool = True) -> ExportInfo:
     return info
 
 
+def session_options(onnxruntime, save_to: Path | None = None):
+    """How every session of an export is set up. `save_to`: a folder where the session also saves the graph as
+    it set it up (SESSION_FILE, its weights in SESSION_DATA_FILE beside it; SESSION_INFO_FILE is the caller's).
+
+    Saved at the extended level: every graph optimisation except those that lay data out for one CPU's
+    kernels (onnxruntime warns that such a save is for that machine only). A load applies the rest, at the
+    default level, to the saved graph, where they cost milliseconds."""
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    # Idle worker threads sleep instead of spinning: on a shared 2-core machine a spinning
+    # thread takes a core from whoever else is working.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3  # warnings about unused initialisers are noise
+    if save_to is not None:
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.optimized_model_filepath = str(Path(save_to) / SESSION_FILE)
+        # Every weight of 1 KB or more in the data file, which a load maps into memory.
+        options.add_session_config_entry("session.optimized_model_external_initializers_file_name", SESSION_DATA_FILE)
+        options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
+    return options
+
+
+def session_graph(folder: Path, info: ExportInfo, runtime_version: str) -> tuple[Path | None, str | None]:
+    """(SESSION_FILE, None) when the export's saved set-up graph can be run: saved by this onnxruntime from this
+    model.onnx, both files whole (sizes and stamped sha256, as SESSION_INFO_FILE records them); else (None, why
+    not), why being None when the export has none (made before it existed: nothing to warn about)."""
+    folder = Path(folder)
+    try:
+        record = json.loads((folder / SESSION_INFO_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, None
+    except (OSError, ValueError) as exc:
+        return None, f"{SESSION_INFO_FILE} is unreadable ({exc})"
+    if not isinstance(record, dict) or record.get("model_sha256") != info.onnx_sha256:
+        return None, f"it was not saved from this {MODEL_FILE}"
+    if record.get("onnxruntime") != runtime_version:
+        return None, f"it was saved by onnxruntime {record.get('onnxruntime')}, this is {runtime_version}"
+    for name, prefix in ((SESSION_FILE, "onnx"), (SESSION_DATA_FILE, "data")):
+        path = folder / name
+        try:
+            whole = path.stat().st_size == record.get(f"{prefix}_bytes") and \
+                stamped_sha256(path) == record.get(f"{prefix}_sha256")
+        except OSError:
+            return None, f"{name} is missing"
+        if not whole:
+            return None, f"{name} is truncated or altered (its checksum does not match {SESSION_INFO_FILE})"
+    return folder / SESSION_FILE, None
+
+
+def write_session_info(folder: Path, info: ExportInfo, runtime_version: str) -> None:
+    """SESSION_INFO_FILE for the SESSION_FILE and SESSION_DATA_FILE in `folder`, saved by `runtime_version` from
+    the model.onnx `info` names; written beside and renamed into place."""
+    folder = Path(folder)
+    record = {"onnxruntime": runtime_version, "model_sha256": info.onnx_sha256,
+              "onnx_sha256": stamped_sha256(folder / SESSION_FILE), "onnx_bytes": (folder / SESSION_FILE).stat().st_size,
+              "data_sha256": stamped_sha256(folder / SESSION_DATA_FILE),
+              "data_bytes": (folder / SESSION_DATA_FILE).stat().st_size}
+    tmp = folder / f".{SESSION_INFO_FILE}-{uuid.uuid4().hex[:6]}"  # two builds at once write two
+    tmp.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    tmp.replace(folder / SESSION_INFO_FILE)
+
+
 class OnnxModel:
     """One export loaded: texts -> unit-length float32 vectors, `threads` batches at a time.
 
@@ -154,28 +239,30 @@ class OnnxModel:
     side need no waiting. A batch's vectors are the same bits either way (one thread or two
     computes each output the same way)."""
 
-    def __init__(self, folder: Path, info: ExportInfo, threads: int) -> None:
+    def __init__(self, folder: Path, info: ExportInfo, threads: int, save_graph: bool = False) -> None:
+        """`save_graph`: load model.onnx, and save the graph as set up (`session_options`) in `folder` on the way
+        (the exporter's check: one session both checks and saves)."""
         import onnxruntime
 
         self.folder = Path(folder)
         self.info = info
         self.dimension = info.dimension
         self.threads = max(1, threads)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-        # Idle worker threads sleep instead of spinning: on a shared 2-core machine a spinning
-        # thread takes a core from whoever else is working.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3  # warnings about unused initialisers are noise
+        graph, unusable = (None, None) if save_graph else session_graph(self.folder, info, onnxruntime.__version__)
+        if unusable is not None:
+            _log.warning("warning: the ONNX export %s's set-up graph cannot be used (%s): %s is loaded instead, "
+                         "which is slower; `%s` makes it again", self.folder, unusable, MODEL_FILE, REBUILD_HINT)
+        self.graph = graph or self.folder / MODEL_FILE  # what the session runs
         try:
-            self._session = onnxruntime.InferenceSession(str(self.folder / MODEL_FILE), options,
-                                                         providers=["CPUExecutionProvider"])
+            self._session = onnxruntime.InferenceSession(
+                str(self.graph), session_options(onnxruntime, self.folder if save_graph else None),
+                providers=["CPUExecutionProvider"])
             self._tokenizer = load_tokenizer(self.folder / TOKENIZER_FILE, info)
         except Exception as exc:  # onnxruntime and tokenizers raise their own kinds
             raise ModelError(f"cannot load the ONNX export {self.folder} ({exc}); rebuild it with: {REBUILD_HINT}") \
                 from exc
+        if save_graph:  # outside the above: a full disk is the disk's fault, not the model's (export.ensure)
+            write_session_info(self.folder, info, onnxruntime.__version__)
         self._inputs = info.inputs
 
     @classmethod
@@ -370,4 +457,6 @@ def max_difference(a: np.ndarray, b: np.ndarray) -> float:
 
 
 __all__ = ["OnnxModel", "TokenVectors", "token_rows", "SENTENCE_OUTPUT", "TOKEN_OUTPUT", "start_loading", "ExportInfo", "check_files", "feeds", "load_tokenizer", "max_difference", "SAMPLE_TEXTS",
-           "SAMPLE_TOLERANCE", "EXPORT_FORMAT", "MODEL_FILE", "TOKENIZER_FILE", "SAMPLE_FILE", "INFO_FILE"]
+           "SAMPLE_TOLERANCE", "EXPORT_FORMAT", "MODEL_FILE", "TOKENIZER_FILE", "SAMPLE_FILE", "INFO_FILE",
+           "SESSION_FILE", "SESSION_DATA_FILE", "SESSION_INFO_FILE", "session_graph", "session_options",
+           "write_session_info"]

@@ -135,7 +135,7 @@ class Engine:
         self._pointer_mtime = self._current_mtime()
         self._lock = threading.Lock()
         self._encode_lock = threading.Lock()
-        # (index generation, question, questions before it) -> the answer it got:
+        # (index generation, question, questions before it) -> the sentence its answer chose:
         # a chat's follow-up finds its earlier turns here instead of answering them again.
         self._recent_answers: dict[tuple[str, str, tuple[str, ...]], str] = {}
         # (the question model's identity, text) -> its vector.
@@ -371,7 +371,7 @@ class Engine:
         with self._lock:  # remembered for the follow-ups to come
             if len(self._recent_answers) >= RECENT_ANSWERS:
                 self._recent_answers.pop(next(iter(self._recent_answers)))  # the oldest
-            self._recent_answers[(index.generation, text, earlier)] = result.answer or ""
+            self._recent_answers[(index.generation, text, earlier)] = result.answer_sentence or ""
         return result
 
     def wait_ready(self, timeout: float | None = None) -> None:
@@ -389,13 +389,14 @@ class Engine:
                 self._plans.clear()
 
     def _answers_given(self, live: _Live, earlier: tuple[str, ...]) -> frozenset[str]:
-        """The answer sentences the earlier questions got, each asked with the questions before it."""
+        """The answer sentences the earlier questions got, each asked with the questions before it: the sentence
+        answer choice chose, not a neighbour quoted with it (shown, like the context, as its support)."""
         given = set()
         for turn, question in enumerate(earlier):
             with self._lock:
                 known = self._recent_answers.get((live.index.generation, question, earlier[:turn]))
             if known is None:  # not asked here, or forgotten: answer it again
-                known = self._ask(live, question, earlier[:turn]).answer or ""
+                known = self._ask(live, question, earlier[:turn]).answer_sentence or ""
             if known:
                 given.add(known)
         return frozenset(given)
