@@ -37,10 +37,11 @@ def compare(label: str, chunks, questions, work: Path) -> list:
 
     from qa.indexing.stores import LexicalStore
     from qa.reading.text import content_terms
+    from qa.settings import Settings
 
     documents = [content_terms(c.index_text) for c in chunks]
     t = time.perf_counter()
-    lexical = LexicalStore.build(documents)
+    lexical = LexicalStore.build(documents, Settings().bm25_k1, Settings().bm25_b)  # as a build makes it
     bm25s_build = time.perf_counter() - t
     milvus = MilvusClient(str(work / f"bm25-{len(chunks)}.db"))
     schema = milvus.create_schema(auto_id=False)

@@ -202,6 +202,16 @@ class Settings:
     weight_dense: float = 1.0
     weight_sentence: float = 1.0
     weight_lexical: float = 0.5
+    # BM25's term-frequency saturation (k1) and length normalisation (b), written into the lexical store at
+    # build time. A passage is at most `chunk_chars` long, so its length says little about how much of it is
+    # on the question's subject: at bm25s's document defaults (1.5, 0.75) a section's short remainder (one
+    # or two sentences after its full passages) outscored the passage that answers, on the web pages'
+    # development set as on the others. Near the short-passage settings common in passage retrieval
+    # (Anserini's 0.9 / 0.4): every point of k1 0.6 - 0.9 x b 0.4 - 0.6 ranked webdev and SQuAD better and
+    # MedQuAD and the six product sets within 0.015 of MRR; b 0.5 kept MedQuAD, 0.4 did not (docs/QUALITY.md,
+    # "BM25 for passages").
+    bm25_k1: float = 0.75
+    bm25_b: float = 0.5
     # ... + weight_question * the cosine of the closest example question of the
     # question bank answered in the passage (qa/models/question_bank.py). Chosen on
     # eval/sets/dev.jsonl from 0.5..5 (untuned model: 3 best; tuned: 2, above;
@@ -459,6 +469,9 @@ class Settings:
             raise SettingsError(f"setting partial_match_share must be above 0 and at most 1, got {self.partial_match_share}")
         if not 0 <= self.followup_focus <= 1:
             raise SettingsError(f"setting followup_focus must be between 0 and 1, got {self.followup_focus}")
+        if self.bm25_k1 < 0 or not 0 <= self.bm25_b <= 1:
+            raise SettingsError(f"setting bm25_k1 cannot be negative and bm25_b must be between 0 and 1, "
+                                f"got {self.bm25_k1} and {self.bm25_b}")
         if self.section_min_chars < 0:
             raise SettingsError(f"setting section_min_chars cannot be negative, got {self.section_min_chars}")
         if self.overlap_sentences < 0 or self.history_turns < 0 or self.tune_epochs < 0 or self.engine_workers < 0:
@@ -568,6 +581,15 @@ READING_FIELDS = ("title_max_chars", "title_max_words", "heading_max_chars", "he
                   "pdf_paragraph_gap")
 
 
+def lexical_fingerprint(settings: Settings) -> dict[str, float]:
+    """The BM25 parameters a built lexical store was scored with; a change means a rebuild."""
+    return {"k1": settings.bm25_k1, "b": settings.bm25_b}
+
+
+# What an index built before its manifest recorded them was scored with: bm25s's defaults.
+LEXICAL_BEFORE = {"k1": 1.5, "b": 0.75}
+
+
 def reading_fingerprint(settings: Settings) -> dict[str, float]:
     """The readers' rules a built index depends on; a change means a rebuild."""
     return {name: getattr(settings, name) for name in READING_FIELDS}
@@ -578,5 +600,6 @@ def tuning_fingerprint(settings: Settings) -> dict[str, int]:
     return {"epochs": settings.tune_epochs, "min_pairs": settings.tune_min_pairs}
 
 
-__all__ = ["Settings", "DEFAULT_MODEL", "PROJECT_ROOT", "READING_FIELDS", "chunking_fingerprint", "reading_fingerprint",
+__all__ = ["Settings", "DEFAULT_MODEL", "PROJECT_ROOT", "READING_FIELDS", "LEXICAL_BEFORE", "chunking_fingerprint",
+           "lexical_fingerprint", "reading_fingerprint",
            "tuning_fingerprint"]

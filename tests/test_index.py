@@ -119,6 +119,21 @@ def test_an_index_read_by_other_reading_settings_is_rebuilt(tiny_settings, fake_
     assert again.directory != first.directory
 
 
+def test_an_index_scored_with_other_bm25_settings_is_rebuilt_reusing_its_vectors(tiny_settings, fake_embedder):
+    """BM25's k1 and b are written into the lexical store at build time: the index records them, one built with
+    others is stale, and one from before they were recorded was scored with bm25s's defaults (1.5, 0.75)."""
+    first = build_index(tiny_settings, fake_embedder)
+    manifest = index_store.load(tiny_settings).manifest
+    assert manifest["lexical"] == {"k1": tiny_settings.bm25_k1, "b": tiny_settings.bm25_b}
+    assert index_store.stale_reason(manifest, tiny_settings) is None
+    assert index_store.stale_reason(manifest, tiny_settings.replace(bm25_b=0.3)) == "the BM25 settings changed"
+    del manifest["lexical"]
+    assert index_store.stale_reason(manifest, tiny_settings) == "the BM25 settings changed"
+    assert index_store.stale_reason(manifest, tiny_settings.replace(bm25_k1=1.5, bm25_b=0.75)) is None
+    again = build_index(tiny_settings.replace(bm25_b=0.3), fake_embedder)
+    assert again.directory != first.directory and again.embedded == 0
+
+
 def test_missing_index_says_which_command_builds_it(tmp_path):
     with pytest.raises(IndexMissingError, match="python -m qa build"):
         index_store.load(Settings(index_dir=tmp_path / "nothing"))

@@ -13,7 +13,8 @@ def test_unknown_setting_is_an_error_naming_it():
         Settings().replace(top_kk=3)
 
 
-@pytest.mark.parametrize("name, value", [("top_k", 0), ("chunk_chars", 50), ("history_turns", -1)])
+@pytest.mark.parametrize("name, value", [("top_k", 0), ("chunk_chars", 50), ("history_turns", -1), ("bm25_k1", -1),
+                                         ("bm25_b", 1.5)])
 def test_out_of_range_values_are_refused(name, value):
     with pytest.raises(SettingsError, match=name):
         Settings.from_dict({name: value})

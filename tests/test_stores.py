@@ -22,6 +22,7 @@ from qa import files
 from qa.indexing.features import genericness
 from qa.indexing.stores import LexicalStore
 from qa.reading.text import content_terms
+from qa.settings import Settings
 
 
 def seed_documents() -> list[list[str]]:
@@ -38,7 +39,7 @@ def seed_questions() -> list[str]:
 
 def test_lexical_scores_are_bm25s_s_to_the_bit(tmp_path):
     documents = seed_documents()
-    LexicalStore.build(documents).save(tmp_path)
+    LexicalStore.build(documents, Settings().bm25_k1, Settings().bm25_b).save(tmp_path)
     ours, theirs = LexicalStore.load(tmp_path), bm25s.BM25.load(str(tmp_path), show_progress=False)
     rng = np.random.default_rng(0)
     words = sorted(w for w in theirs.vocab_dict if w)  # bm25s also lists "", which it cannot score
@@ -64,8 +65,26 @@ def test_lexical_scores_are_bm25s_s_to_the_bit(tmp_path):
     assert ours.vocabulary == frozenset(theirs.vocab_dict)
 
 
+def test_bm25_parameters_reach_the_store_and_its_scores(tmp_path):
+    """k1 and b (Settings.bm25_k1, bm25_b) are bm25s's: the loaded store scores as bm25s built with them does,
+    and b is the length normalisation: at 0 a short passage and a long one holding the word once score alike,
+    at bm25s's 0.75 the short one scores higher (the remainder passage that outranked the answer)."""
+    documents = [["naloxon", "revers"], ["naloxon"] + [f"filler{i}" for i in range(30)]] + [["other"]] * 3
+    for k1, b in ((0.75, 0.5), (1.2, 0.0)):
+        folder = tmp_path / f"{k1}-{b}"
+        LexicalStore.build(documents, k1, b).save(folder)
+        theirs = bm25s.BM25.load(str(folder), show_progress=False)
+        assert (theirs.k1, theirs.b) == (k1, b)
+        assert np.array_equal(LexicalStore.load(folder).scores(["naloxon"], len(documents)),
+                              theirs.get_scores(["naloxon"]))
+    flat = LexicalStore.build(documents, 1.2, 0.0).scores(["naloxon"], len(documents))
+    assert flat[0] == pytest.approx(flat[1]) and flat[0] > 0
+    normalised = LexicalStore.build(documents, 1.2, 0.75).scores(["naloxon"], len(documents))
+    assert normalised[0] > normalised[1] > 0
+
+
 def test_a_loaded_lexical_store_is_not_saved_again(tmp_path):
-    LexicalStore.build([["naloxon"], ["ketamin"]]).save(tmp_path / "a")
+    LexicalStore.build([["naloxon"], ["ketamin"]], Settings().bm25_k1, Settings().bm25_b).save(tmp_path / "a")
     with pytest.raises(ValueError):
         LexicalStore.load(tmp_path / "a").save(tmp_path / "b")
 

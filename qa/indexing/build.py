@@ -50,7 +50,7 @@ from qa.indexing.index import (BUILD_PREFIX, FORMAT_VERSION, TMP_PREFIX, TOKEN_S
 from qa.models.question_bank import BankQuestion, bank_hashes, bank_sources, link, load_bank
 from qa.indexing.question_model import load, query_model
 from qa.models.refusal import background_statistics, read_background
-from qa.settings import Settings, chunking_fingerprint, tuning_fingerprint
+from qa.settings import LEXICAL_BEFORE, Settings, chunking_fingerprint, lexical_fingerprint, tuning_fingerprint
 from qa.indexing.backends import backend
 from qa.indexing.stores import LEXICAL_FOLDER, LexicalStore, Tables
 from qa.reading.text import content_terms
@@ -186,7 +186,7 @@ def build(settings: Settings, embedder: Embedder,
         background_vectors = vectors[len(texts) - len(background):]
         say(f"embedded {embedded} new texts, reused {len(texts) - embedded}")
 
-        lexical = LexicalStore.build([content_terms(c.index_text) for c in chunks])
+        lexical = LexicalStore.build([content_terms(c.index_text) for c in chunks], settings.bm25_k1, settings.bm25_b)
         store = backend(settings)
         answer_vectors = mean_answer_vectors(sentence_vectors, context_vectors)
         owners = sentence_owners(chunks, chunk_sentence_ids, len(sentences))
@@ -226,6 +226,7 @@ def build(settings: Settings, embedder: Embedder,
                 "tuning": tuning_fingerprint(settings),
                 "token_vectors": token_entry,
                 "chunking": chunking_fingerprint(settings),
+                "lexical": lexical_fingerprint(settings),
                 "dense": {"kind": dense_kind, "sentences_kind": store_entry["kinds"]["sentences"],
                           "hnsw_m": settings.hnsw_m, "flat_max_vectors": settings.flat_max_vectors},
                 "store": store_entry,
@@ -369,6 +370,7 @@ def _up_to_date(manifest: dict, corpus: Corpus, settings: Settings, tuned_key: s
     recorded = manifest.get("corpus") or {}
     return ("token_vectors" in manifest  # an index built before they were stored: they are added
             and manifest.get("chunking") == chunking_fingerprint(settings)
+            and manifest.get("lexical", LEXICAL_BEFORE) == lexical_fingerprint(settings)
             and manifest.get("tuning") == tuning_fingerprint(settings)
             and tuned_key_of(manifest) == tuned_key
             and (manifest.get("dense") or {}).get("flat_max_vectors") == settings.flat_max_vectors

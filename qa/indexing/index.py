@@ -83,7 +83,7 @@ from qa.errors import (REBUILD_HINT, CorpusError, IndexCorruptError, IndexIncomp
 from qa.indexing.features import genericness, sentence_owners
 from qa.files import TMP_PREFIX, sha256_file
 from qa.models.question_bank import bank_hashes
-from qa.settings import Settings, chunking_fingerprint, tuning_fingerprint
+from qa.settings import LEXICAL_BEFORE, Settings, chunking_fingerprint, lexical_fingerprint, tuning_fingerprint
 from qa.indexing.backends import backend
 from qa.indexing.stores import LEXICAL_FOLDER, LexicalStore, Stores
 
@@ -383,6 +383,8 @@ def stale_reason(manifest: dict, settings: Settings) -> str | None:
 
     if manifest.get("chunking") != chunking_fingerprint(settings):
         return "the chunking settings changed"
+    if manifest.get("lexical", LEXICAL_BEFORE) != lexical_fingerprint(settings):
+        return "the BM25 settings changed"
     if manifest.get("tuning") != tuning_fingerprint(settings):
         return "the fine-tuning settings changed"
     if "token_vectors" not in manifest:  # null: its model could not give them, which a rebuild does not change

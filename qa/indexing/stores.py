@@ -119,10 +119,12 @@ class LexicalStore:
         self._bm25 = None  # the bm25s index a build made, which `save` writes
 
     @classmethod
-    def build(cls, documents: list[list[str]]) -> "LexicalStore":
+    def build(cls, documents: list[list[str]], k1: float, b: float) -> "LexicalStore":
+        """The store of `documents` (each its stemmed terms), scored with BM25's `k1` and `b` (Settings.bm25_k1,
+        bm25_b)."""
         import bm25s  # at build time only: its import brings scipy
 
-        bm25 = bm25s.BM25()
+        bm25 = bm25s.BM25(k1=k1, b=b)
         bm25.index([terms or ["_empty_"] for terms in documents], show_progress=False)
         store = cls(bm25.vocab_dict, bm25.scores["data"], bm25.scores["indices"], bm25.scores["indptr"],
                     int(bm25.scores["num_docs"]), bm25.dtype, bm25.int_dtype, bm25.nonoccurrence_array)
