@@ -118,7 +118,9 @@ def test_an_empty_message_leaves_no_blank_bubble(page):
     for empty in ("", "   "):
         box.fill(empty)
         box.press("Enter")
-        expect(page.get_by_text("Please type a question, for example")).to_be_visible()
+        # The prompt is the server's validation reply: it waits on the server as an answer does (a loaded
+        # machine fine-tuning in the background took over expect's 5 s default).
+        expect(page.get_by_text("Please type a question, for example")).to_be_visible(timeout=ANSWER_TIMEOUT)
     page.wait_for_timeout(500)  # time for a (wrongly) sent message to show up
     expect(page.locator('#chat [data-testid="user"]')).to_have_count(0)
     expect(page.locator('#chat [data-testid="bot"]')).to_have_count(0)
