@@ -271,10 +271,8 @@ def _quoted(chunk: Chunk, sentence: str, score: float, scores: dict[str, float],
 
 def _can_be_quoted(sentence: str, settings: Settings) -> bool:
     """Whether a neighbour may join an answer: not a sentence answer choice penalises as no answer of its own
-    (a question, a bare lead-in or fragment, talk about the article: _shape_bonus), whatever its score."""
-    stripped = sentence.rstrip()
-    return not (stripped.endswith(("?", ":")) or len(_terms(sentence)) < settings.fragment_terms
-                or _about_the_article(sentence))
+    (a question, a bare lead-in or fragment, talk about the article: _no_answer_shapes), whatever its score."""
+    return not any(_no_answer_shapes(sentence, settings))
 
 
 def _with_token_match(index: Index, hits: list[Hit], competing: list, settings: Settings,
@@ -393,14 +391,17 @@ def _shape_bonus(sentence: str, weights: dict[str, float], settings: Settings) -
     total = sum(weights.values())
     if total > 0:
         bonus += settings.overlap_weight * sum(weights[t] for t in terms & weights.keys()) / total
+    question, fragment, about_the_article = _no_answer_shapes(sentence, settings)
+    return (bonus - settings.question_penalty * question - settings.fragment_penalty * fragment
+            - settings.meta_penalty * about_the_article)
+
+
+def _no_answer_shapes(sentence: str, settings: Settings) -> tuple[bool, bool, bool]:
+    """The shapes of a sentence that is no answer of its own: (a question, which restated is not its answer; a
+    lead-in or a fragment, which says too little on its own; talk about the article itself)."""
     stripped = sentence.rstrip()
-    if stripped.endswith("?"):
-        bonus -= settings.question_penalty  # a question restated is not its answer
-    if stripped.endswith(":") or len(terms) < settings.fragment_terms:
-        bonus -= settings.fragment_penalty  # a lead-in or a fragment says too little on its own
-    if _about_the_article(sentence):
-        bonus -= settings.meta_penalty
-    return bonus
+    return (stripped.endswith("?"), stripped.endswith(":") or len(_terms(sentence)) < settings.fragment_terms,
+            _about_the_article(sentence))
 
 
 # Sentences about the article rather than its topic ("In this article, we
