@@ -156,13 +156,18 @@ def live_export(settings: Settings):
     return question_model.query_export(question_model.load(settings, check_encoder=False).manifest, settings)
 
 
-def test_a_damaged_export_is_refused_by_ask_and_made_again_by_the_build(tiny, embedder):
-    onnx = live_export(tiny)
-    with open(onnx.folder / MODEL_FILE, "r+b") as handle:  # one byte altered in the middle of the weights
+def flip_middle_byte(path) -> None:
+    """Alter one byte in the middle of the file at `path`, in place: a file damaged on disk."""
+    with open(path, "r+b") as handle:
         handle.seek(handle.seek(0, 2) // 2)
         byte = handle.read(1)
         handle.seek(-1, 1)
         handle.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_a_damaged_export_is_refused_by_ask_and_made_again_by_the_build(tiny, embedder):
+    onnx = live_export(tiny)
+    flip_middle_byte(onnx.folder / MODEL_FILE)  # one byte altered in the middle of the weights
     with pytest.raises(ModelError, match="truncated or altered.*python -m qa build"):
         OnnxModel.load(onnx.folder, onnx.key)
     done = ask(tiny)
@@ -215,11 +220,7 @@ def test_a_damaged_set_up_graph_falls_back_to_model_onnx_with_a_warning_and_the_
         tiny, embedder, caplog):
     onnx = live_export(tiny)
     assert (onnx.folder / SESSION_INFO_FILE).is_file()
-    with open(onnx.folder / SESSION_DATA_FILE, "r+b") as handle:  # one byte of the weights altered
-        handle.seek(handle.seek(0, 2) // 2)
-        byte = handle.read(1)
-        handle.seek(-1, 1)
-        handle.write(bytes([byte[0] ^ 0xFF]))
+    flip_middle_byte(onnx.folder / SESSION_DATA_FILE)  # one byte of the weights altered
     model = OnnxModel.load(onnx.folder, onnx.key)  # still checked, on the graph it runs
     assert model.graph == onnx.folder / MODEL_FILE
     assert any("session.onnx.data is truncated or altered" in r.getMessage() and "python -m qa build" in r.getMessage()
