@@ -141,6 +141,20 @@ def test_a_locked_database_refuses_the_vote_after_the_timeout(tmp_path):
     assert len(rows(path)) == 2
 
 
+def test_a_writer_of_this_process_that_does_not_finish_refuses_the_next_vote_after_the_queue_timeout(tmp_path):
+    path = tmp_path / "f.sqlite3"
+    FeedbackStore(path).log_refusal("first")
+    turn = feedback._WRITERS.lock_for(path)
+    turn.acquire()  # a writer of this process is stuck inside its transaction
+    try:
+        with pytest.raises(FeedbackStoreError, match="locked"):
+            FeedbackStore(path, queue_timeout=0.2).record_vote("r1", REPLY, liked=True)
+    finally:
+        turn.release()
+    FeedbackStore(path).record_vote("r1", REPLY, liked=True)  # its turn came: taken
+    assert len(rows(path)) == 2
+
+
 def test_a_read_only_database_refuses_the_vote(tmp_path):
     path = tmp_path / "f.sqlite3"
     store = FeedbackStore(path)

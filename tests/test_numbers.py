@@ -64,7 +64,8 @@ ALLOWED: dict[str, dict[float, str]] = {
                                    "bits (definitions of the file format), and the IR version of opset 17"
                                    for n in (4, 5, 7, 8, 9, 11, 12, 20, 64, 127, 128)}},
     "qa/feedback/store.py": {4096: "replies remembered for votes (memory)", 10: "earlier questions a vote records",
-                       5.0: "seconds SQLite waits for its lock", 8: "random bytes of a reply id",
+                       5.0: "seconds SQLite waits for another process's lock",
+                       30.0: "seconds a write waits for its turn among this process's writers (a stuck disk)", 8: "random bytes of a reply id",
                        500: "a FeedbackStore made by hand (the page passes Settings.feedback_comment_chars)"},
     "qa/files.py": {20: "hex digits of a recipe key"},
     "qa/serving/http_api.py": {1_000_000: "bytes of a request body read at most (memory; no question is this long)",

@@ -21,8 +21,13 @@ The database: WAL journal (readers never wait for the writer), one schema
 whose version is SQLite's `user_version`, created on first use and migrated
 step by step (`MIGRATIONS`) when it is older; a file from a newer version is
 refused, not altered. Every operation opens its own connection, so any number
-of threads (the page's workers) may write at once: SQLite serialises the
-writers, each waiting up to `timeout` seconds for the lock.
+of threads (the page's workers) and processes (the page, `qa feedback`) may
+write at once. Within a process, writers wait on one lock per database file
+(`_WRITERS`), woken when it is free; SQLite's own lock, waited for up to
+`timeout` seconds, only arbitrates between processes. (SQLite's busy wait
+polls with growing sleeps, so a writer can keep losing the race to others:
+twenty threads voting at once on a loaded CI machine starved one past the
+timeout and its vote was lost.)
 
 Limits: a database that cannot be used (read-only, locked past the timeout,
 corrupt) raises `FeedbackStoreError` with the cause chained; the page still
@@ -78,8 +83,11 @@ KINDS = ("refusal", "like", "dislike")
 # half an hour; each keeps a question and at most HISTORY_TURNS earlier ones.
 RECENT_REPLIES = 4096
 HISTORY_TURNS = 10
-# Seconds a write waits for another writer's lock before the vote is refused.
+# Seconds a write waits for another process's lock on the file before the vote is refused.
 LOCK_TIMEOUT_S = 5.0
+# Seconds a write waits for its turn among this process's writers. A turn is one
+# short transaction, so a queue this slow means the disk or the file is stuck.
+QUEUE_TIMEOUT_S = 30.0
 
 UNAVAILABLE = "Sorry, your feedback could not be saved right now. The answers are not affected."
 
@@ -190,13 +198,31 @@ def _entry(row: tuple) -> Entry:
 # ---------------------------------------------------------------------------- the store
 
 
+class _WriterQueue:
+    """One lock per database file for this process's writers (a waiting writer sleeps until it is free)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    def lock_for(self, path: Path) -> threading.Lock:
+        key = str(path.resolve())
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+
+_WRITERS = _WriterQueue()
+
+
 class FeedbackStore:
     """The feedback database at `path`; each call opens, uses and closes its own connection."""
 
-    def __init__(self, path: Path | str, comment_chars: int = 500, timeout: float = LOCK_TIMEOUT_S) -> None:
+    def __init__(self, path: Path | str, comment_chars: int = 500, timeout: float = LOCK_TIMEOUT_S,
+                 queue_timeout: float = QUEUE_TIMEOUT_S) -> None:
         self.path = Path(path)
         self.comment_chars = comment_chars
         self.timeout = timeout
+        self.queue_timeout = queue_timeout
 
     @classmethod
     def from_settings(cls, settings) -> "FeedbackStore | None":
@@ -309,17 +335,31 @@ class FeedbackStore:
 
     @contextmanager
     def _writing(self, secure: bool = False) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taking the write lock at once (no upgrade deadlock between writers)."""
-        with self._connection() as conn:
-            if secure:
-                conn.execute("PRAGMA secure_delete = ON")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                _rollback(conn)
-                raise
-            conn.execute("COMMIT")
+        """One write transaction: this process's turn first, then the file's write lock at once
+        (BEGIN IMMEDIATE: no upgrade deadlock between writers)."""
+        with self._turn():
+            with self._connection() as conn:
+                if secure:
+                    conn.execute("PRAGMA secure_delete = ON")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    _rollback(conn)
+                    raise
+                conn.execute("COMMIT")
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """This process's writers to this file, one at a time; refused if the queue does not move."""
+        lock = _WRITERS.lock_for(self.path)
+        if not lock.acquire(timeout=self.queue_timeout):
+            raise FeedbackStoreError(f"the feedback database {self.path} cannot be used: database is locked "
+                                     f"(this process's writers have not moved for {self.queue_timeout:g} s)")
+        try:
+            yield
+        finally:
+            lock.release()
 
     @contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
