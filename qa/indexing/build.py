@@ -38,19 +38,19 @@ import numpy as np
 
 from qa.models import background_vectors as shipped_background, export, preparation, tuning
 from qa.reading.chunking import Chunk, chunk_articles
-from qa.reading.corpus import (ARTICLE_SUFFIXES, Corpus, FileReport, Skipped, file_reports, load_corpus, read_alike,
+from qa.reading.corpus import (ARTICLE_SUFFIXES, Corpus, FileReport, Skipped, file_reports, load_corpus,
                                reading_record)
 from qa.models.embedding import Embedder, Export
 from qa.errors import REBUILD_HINT, CorpusError, IndexWriteError, ModelError
 from qa.indexing.features import context_text, mean_answer_vectors, sentence_owners, subject_of
 from qa.files import sha256_bytes
 from qa.indexing.index import (BUILD_PREFIX, FORMAT_VERSION, TMP_PREFIX, TOKEN_SPANS_FILE, TOKEN_VECTORS_FILE, Index,
-                               build_lock, encoder_of, file_digests,
+                               build_lock, encoder_of, file_digests, recipe_change,
                       fsync_tree, point_current, prune_generations, remove_leftovers, tuned_key_of, write_jsonl)
 from qa.models.question_bank import BankQuestion, bank_hashes, bank_sources, link, load_bank
 from qa.indexing.question_model import load, query_model
 from qa.models.refusal import background_statistics, read_background
-from qa.settings import LEXICAL_BEFORE, Settings, chunking_fingerprint, lexical_fingerprint, tuning_fingerprint
+from qa.settings import Settings, chunking_fingerprint, lexical_fingerprint, tuning_fingerprint
 from qa.indexing.backends import backend
 from qa.indexing.stores import LEXICAL_FOLDER, LexicalStore, Tables
 from qa.reading.text import content_terms
@@ -368,19 +368,14 @@ def _previous_index(settings: Settings) -> Index | None:
 def _up_to_date(manifest: dict, corpus: Corpus, settings: Settings, tuned_key: str | None) -> bool:
     """True when a build would produce what the live generation already holds."""
     recorded = manifest.get("corpus") or {}
-    return ("token_vectors" in manifest  # an index built before they were stored: they are added
-            and manifest.get("chunking") == chunking_fingerprint(settings)
-            and manifest.get("lexical", LEXICAL_BEFORE) == lexical_fingerprint(settings)
-            and manifest.get("tuning") == tuning_fingerprint(settings)
+    return (recipe_change(manifest, settings) is None  # chunking, BM25, tuning, readers, token vectors
             and tuned_key_of(manifest) == tuned_key
             and (manifest.get("dense") or {}).get("flat_max_vectors") == settings.flat_max_vectors
             and (manifest.get("dense") or {}).get("hnsw_m") == settings.hnsw_m
             and _store_matches(manifest.get("store") or {}, settings)
             and recorded.get("files") == corpus.hashes
-            and read_alike(recorded, settings)
             and recorded.get("skipped") == {s.source: s.reason for s in corpus.skipped}
             and (manifest.get("questions") or {}).get("files") == bank_hashes(settings.corpus_dir)
-            and not (manifest.get("questions") or {}).get("left_out")
             and manifest.get("background") == _background_fingerprint(settings, read_background(settings.background_file))
             and _encoder_current(encoder_of(manifest), settings, query_model(manifest, settings)))
 

@@ -377,9 +377,11 @@ def load(settings: Settings, dimension: int | None = None, search: bool = True,
                  tokens)
 
 
-def stale_reason(manifest: dict, settings: Settings) -> str | None:
-    """Why the index no longer matches the corpus and settings, or None when it does."""
-    from qa.reading.corpus import corpus_hashes, read_alike  # its readers (HTML, PDF): only a check or build reads
+def recipe_change(manifest: dict, settings: Settings) -> str | None:
+    """Why a build with these settings and readers would make something else than the manifest's, or None.
+
+    The corpus's files are not read here: `stale_reason` adds them, and a build compares its own reading."""
+    from qa.reading.corpus import read_alike  # its readers (HTML, PDF): only a check or build reads
 
     if manifest.get("chunking") != chunking_fingerprint(settings):
         return "the chunking settings changed"
@@ -393,6 +395,16 @@ def stale_reason(manifest: dict, settings: Settings) -> str | None:
         return "the article readers changed (files are read differently now)"
     if (manifest.get("questions") or {}).get("left_out"):
         return "it was built without the example questions, to answer sooner"
+    return None
+
+
+def stale_reason(manifest: dict, settings: Settings) -> str | None:
+    """Why the index no longer matches the corpus and settings, or None when it does."""
+    from qa.reading.corpus import corpus_hashes  # its readers (HTML, PDF): only a check or build reads
+
+    reason = recipe_change(manifest, settings)
+    if reason is not None:
+        return reason
     try:
         now = {**corpus_hashes(settings.corpus_dir), **bank_hashes(settings.corpus_dir)}
     except CorpusError as exc:
