@@ -296,6 +296,21 @@ class Settings:
     #   moved none of the six product sets; 0.15, the middle, was chosen on
     #   all of them, not on the web pages alone (docs/QUALITY.md, "Restatement").
     restatement_penalty: float = 0.15
+    # - heading_fit_weight * how much worse its section's heading (with the
+    #   title: the passage's subject) fits the question, token by token as the
+    #   token match reads, than its article's best-fitting section among the
+    #   candidates; only in articles without example questions (theirs already
+    #   steer the sections), never raising the best section (the heading picks
+    #   a section within an article, not the article). A page on one subject
+    #   matches every question on it; "Outlook" or "Prevention" says which part
+    #   is asked. Swept 0 - 3 through the engine on the suite's corpora
+    #   together: 1.0 - 2.0 is a plateau for the worst corpus (web pages,
+    #   grown); MedQuAD gains with the weight, the web pages (fresh) lose
+    #   past 1.25, and at 3.0 both web setups fall below no heading fit.
+    #   1.25: the best worst corpus, then the best next-worst (docs/QUALITY.md,
+    #   "Heading fit"). SQuAD (one section per article) and the product
+    #   sets (every seed article has example questions) do not move.
+    heading_fit_weight: float = 1.25
     # The answer is quoted with its neighbour (the sentence just before or
     # after it in the same paragraph run of its section, neither a list line
     # nor past a heading) when the neighbour's answer-choice score is within
@@ -451,7 +466,8 @@ class Settings:
             if getattr(self, name) < 1:
                 raise SettingsError(f"setting {name} must be at least 1, got {getattr(self, name)}")
         weights = ("weight_dense", "weight_sentence", "weight_lexical", "overlap_weight", "token_match_weight",
-                   "token_match_focus", "restatement_penalty", "answer_span_margin", "answer_type_bonus",
+                   "token_match_focus", "restatement_penalty", "heading_fit_weight", "answer_span_margin",
+                   "answer_type_bonus",
                    "meta_penalty", "rank_penalty", "generic_penalty", "weight_question",
                    "example_answer_weight", "question_penalty", "fragment_penalty", "tune_learning_rate",
                    "tune_scale", "tune_warm_up", "tune_weight_decay", "tune_continue_share")

@@ -209,3 +209,45 @@ def test_an_index_built_before_token_vectors_still_answers(engine, tmp_path):
     assert "token vectors" in old.stale_reason()  # the page rebuilds it in the background, answering meanwhile
     result = old.ask("does naloxone reverse a ketamine overdose")
     assert result.passages and not old._token_vectors
+
+
+def test_in_an_article_without_examples_a_section_whose_heading_fits_worse_loses_to_the_best_fitting_one(tiny_engine):
+    """The heading fit (answer._with_heading_fit) lowers each candidate of an article without example questions by
+    heading_fit_weight x how much worse its passage's subject fits the question than its article's best-fitting
+    section among the candidates; the best section keeps its score, so another article is never outscored by it.
+    An article with example questions, or one section only, is left alone; weight 0 or no token vectors: as before."""
+    from types import SimpleNamespace
+    from qa.answering.answer import _with_heading_fit
+    from qa.reading.chunking import Chunk
+
+    def chunk(source, section):
+        return Chunk(source, source.title(), section, "text", ("sentence",))
+    chunks = [chunk("shingles", "Prevention"), chunk("shingles", "Symptoms"), chunk("shingles", "Symptoms"),
+              chunk("naloxone", "Uses"), chunk("naloxone", "Side effects")]
+    # The question's one content piece ("prevent") against each passage's subject: Prevention fits it fully,
+    # Symptoms at 0.6, and the seed-like article's two sections as far apart.
+    subjects = {0: unit([1, 0]), 1: unit([0.6, 0.8]), 2: unit([0.6, 0.8]), 3: unit([1, 0]), 4: unit([0, 1])}
+    tokens = SimpleNamespace(subject_rows=lambda c: subjects[c].astype(np.float16).astype(np.float32))
+    index = SimpleNamespace(tokens=tokens, idf={"prevent": 2.0}, max_idf=5.0, chunks=chunks,
+                            articles_with_examples={"naloxone"})
+    hits = [SimpleNamespace(chunk=c) for c in range(5)]
+    question = TokenVectors(unit([1, 0]), ("prevent",))
+    # (score, cosine, passage position, sentence id, text): the Symptoms sentence leads by 0.3 before the heading.
+    competing = [(0.6, 0.6, 0, 0, "prevention"), (0.9, 0.9, 1, 1, "symptoms"), (0.8, 0.8, 2, 2, "symptoms too"),
+                 (0.5, 0.5, 3, 3, "uses"), (0.7, 0.7, 4, 4, "side effects")]
+    settings = tiny_engine.settings.replace(heading_fit_weight=1.0)
+    scores = [c[0] for c in _with_heading_fit(index, hits, competing, settings, question)]
+    gap = 1.0 - 0.6  # Symptoms' fit against Prevention's, as stored (float16)
+    assert scores[0] == 0.6  # the best-fitting section is never raised
+    assert scores[1] == pytest.approx(0.9 - gap, abs=1e-3) and scores[2] == pytest.approx(0.8 - gap, abs=1e-3)
+    assert max(range(3), key=lambda i: scores[i]) == 0  # the Prevention sentence now answers
+    assert scores[3:] == [0.5, 0.7]  # an article with example questions: as it was
+    half = _with_heading_fit(index, hits, competing, settings.replace(heading_fit_weight=0.5), question)
+    assert half[1][0] == pytest.approx(0.9 - 0.5 * gap, abs=1e-3)
+    # One section of the article among the candidates (two passages of Symptoms): nothing to choose between.
+    assert _with_heading_fit(index, hits[1:3], [(0.9, 0.9, 0, 1, "a"), (0.8, 0.8, 1, 2, "b")], settings,
+                             question) == [(0.9, 0.9, 0, 1, "a"), (0.8, 0.8, 1, 2, "b")]
+    assert _with_heading_fit(index, hits, competing, settings.replace(heading_fit_weight=0.0), question) == competing
+    assert _with_heading_fit(index, hits, competing, settings, None) == competing
+    assert _with_heading_fit(SimpleNamespace(**{**vars(index), "tokens": None}), hits, competing, settings,
+                             question) == competing

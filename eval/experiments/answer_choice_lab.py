@@ -46,12 +46,13 @@ _original_lifts = answer_module.example_lifts
 
 
 def _recording_match(index, hits, competing, settings, question):
-    rescored = _original_match(index, hits, competing, settings, question)
+    returned = _original_match(index, hits, competing, settings, question)
+    rescored = returned[0]  # (the candidates rescored, the token match of those it read)
     record = {"candidates": []}
     _calls.append(record)
-    every = _original_match(index, hits, competing, settings.replace(token_match_candidates=10 ** 6), question)
+    every = _original_match(index, hits, competing, settings.replace(token_match_candidates=10 ** 6), question)[0]
     flat = _original_match(index, hits, competing,
-                           settings.replace(token_match_candidates=10 ** 6, token_match_focus=0.0), question)
+                           settings.replace(token_match_candidates=10 ** 6, token_match_focus=0.0), question)[0]
     words_q = set(question.words) if question is not None else set()
     for c, r, e, f in zip(competing, rescored, every, flat):
         score, cosine, position, sentence_id, sentence = c
@@ -73,7 +74,7 @@ def _recording_match(index, hits, competing, settings, question):
             row.setdefault(k, v)
         record["candidates"].append(row)
     record["question_words"] = sorted(words_q)
-    return rescored
+    return returned
 
 
 def _recording_lifts(*args, **kwargs):
@@ -86,8 +87,9 @@ def _recording_lifts(*args, **kwargs):
 def dump(work: Path, out: Path, groups: list[str]) -> None:
     answer_module._with_token_match = _recording_match
     answer_module.example_lifts = _recording_lifts
-    # The score's parts are recorded without the restatement penalty, which `score` adds back as a variant.
-    settings = Settings.from_env().replace(restatement_penalty=0.0)
+    # The score's parts are recorded without the restatement penalty, which `score` adds back as a variant, and
+    # without the heading fit (qa.answering.answer._with_heading_fit; eval/experiments/heading_lab.py replays it).
+    settings = Settings.from_env().replace(restatement_penalty=0.0, heading_fit_weight=0.0)
     out.mkdir(parents=True, exist_ok=True)
     for group in groups:
         engine, questions, corpus = open_groups(settings, work, [group])[group]

@@ -15,6 +15,10 @@ Owns:
   qa/answering/token_match.py, from the question model's token vectors),
   minus how much of it only restates the question and its passage's subject
   (a sentence that says again what is asked about tells nothing new),
+  minus, in an article without example questions, how much worse its
+  section's heading fits the question than the best-fitting section of its
+  article among the candidates (a page on one subject matches every question
+  on it; its headings say which part is asked: `_with_heading_fit`),
   plus small bonuses for sharing the question's rarer words (idf-weighted)
   and for holding the kind of answer asked for (a number, a time, a reason;
   for "how long does it last" a duration, and not when something starts),
@@ -157,6 +161,7 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
                      - settings.generic_penalty * float(index.genericness[sentence_id]))
             competing.append((score, float(cosine), position, sentence_id, sentence))
     competing, matches = _with_token_match(index, hits, competing, settings, question_tokens)
+    competing = _with_heading_fit(index, hits, competing, settings, question_tokens)
     # Example questions rank an article's sentences, and lift the article only as qa.answering.search.example_lifts allows.
     lifts = example_lifts([float(examples[c[3]]) for c in competing], [c[1] for c in competing],
                           [index.chunks[hits[c[2]].chunk].source for c in competing], index.articles_with_examples,
@@ -228,12 +233,10 @@ def _agreement(index: Index, hits: list[Hit], competing: list, finals: list[floa
         # The answer's section heading against the other sections of its article among the candidates: a page
         # on one subject matches every question on it, and its sections' headings say which part is asked.
         chosen_chunk = index.chunks[hits[position].chunk]
-        weights = question_weights(question, index.idf, index.max_idf)
+        mine = [hit for hit in hits if index.chunks[hit.chunk].source == chosen_chunk.source]
         fits = {}
-        for hit in hits:
-            chunk = index.chunks[hit.chunk]
-            if chunk.source == chosen_chunk.source and chunk.section not in fits:
-                fits[chunk.section] = late_interaction(question, weights, stored(index.tokens.subject_rows(hit.chunk)))
+        for hit, fit in zip(mine, _heading_fits(index, mine, question).values()):
+            fits.setdefault(index.chunks[hit.chunk].section, fit)
         others = [v for section, v in fits.items() if section != chosen_chunk.section]
         heading = fits[chosen_chunk.section] - max(others) if others else 0.0
     others = [f for c, f in zip(competing, finals) if c[2] != position]
@@ -307,6 +310,54 @@ def _with_token_match(index: Index, hits: list[Hit], competing: list, settings: 
             rescored[i] = (score + settings.token_match_weight * match, *rest)
             matched[i] = float(match)
     return rescored, matched
+
+
+def _heading_fits(index: Index, hits: list[Hit], question: TokenVectors) -> dict[int, float]:
+    """How well each hit's section heading (with its article's title: the passage's subject, whose token vectors
+    the build stored) fits the question, by the hit's position: late interaction (qa/answering/token_match.py)
+    with the question's idf weights. Passages of one section share their subject, read once."""
+    weights = question_weights(question, index.idf, index.max_idf)
+    by_subject: dict[tuple[str, str], float] = {}
+    fits = {}
+    for position, hit in enumerate(hits):
+        chunk = index.chunks[hit.chunk]
+        key = (chunk.source, chunk.section)
+        if key not in by_subject:
+            by_subject[key] = late_interaction(question, weights, stored(index.tokens.subject_rows(hit.chunk)))
+        fits[position] = by_subject[key]
+    return fits
+
+
+def _with_heading_fit(index: Index, hits: list[Hit], competing: list, settings: Settings,
+                      question: TokenVectors | None) -> list:
+    """`competing` with each candidate of an article without example questions lowered by `heading_fit_weight` x
+    how much worse its section's heading fits the question than the best-fitting section of its article among
+    the candidates' passages (_heading_fits): a page on one subject matches every question on it, and its
+    headings ("Outlook", "Prevention", "Inheritance") say which part is asked. Never raised: the best-fitting
+    section of each article keeps its score, so the heading decides between the sections of one article, not
+    between two articles. An article with example questions is left alone: its examples, written for its
+    sections, already steer which one answers (qa.answering.search.example_lifts). An article of one section
+    among the candidates (SQuAD's paragraphs under their title), a stand-in model without token vectors or an
+    index built before them: unchanged."""
+    if (question is None or index.tokens is None or settings.heading_fit_weight == 0 or not competing
+            or len(question.vectors) == 0):
+        return competing
+    plain = sorted({c[2] for c in competing
+                    if index.chunks[hits[c[2]].chunk].source not in index.articles_with_examples})
+    fits = dict(zip(plain, _heading_fits(index, [hits[p] for p in plain], question).values()))
+    best: dict[str, float] = {}
+    sections: dict[str, set[str]] = {}
+    for position, fit in fits.items():
+        chunk = index.chunks[hits[position].chunk]
+        best[chunk.source] = max(fit, best.get(chunk.source, fit))
+        sections.setdefault(chunk.source, set()).add(chunk.section)
+    rescored = []
+    for c in competing:
+        source = index.chunks[hits[c[2]].chunk].source
+        if c[2] in fits and len(sections[source]) > 1:
+            c = (c[0] - settings.heading_fit_weight * (best[source] - fits[c[2]]), *c[1:])
+        rescored.append(c)
+    return rescored
 
 
 def _by_passage(competing: list, which) -> dict[int, list[int]]:
