@@ -17,7 +17,9 @@ the model runs. --stores compares this code on two stores instead
 Per set: questions whose answer (found or refused, and the sentence) is the
 same, whose passages are the same (article, section, text, in order), and
 the largest difference of a passage score; then every question that
-differs, with both answers.
+differs: with both answers on the sets ideas are tuned on (TUNE_SETS), by
+its id and what changed only on the check sets, so that running this bench
+does not show anyone a check set's questions (eval/README.md's roles).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from typing import Sequence
 from bench import common
 
 ROOT = Path(__file__).resolve().parent.parent
+# The sets a change may be chosen on (eval/README.md); every other set only judges.
+TUNE_SETS = ("dev", "health-web-dev")
 
 
 def answers(code: Path, work: Path, models: Path, store: str = "faiss") -> dict[str, list[dict]]:
@@ -61,6 +65,16 @@ def answers(code: Path, work: Path, models: Path, store: str = "faiss") -> dict[
 
 def passages(row: dict) -> list[tuple[str, str, str]]:
     return [(p["source"], p["section"], p["text"]) for p in row.get("passages", [])]
+
+
+def difference(name: str, question_id: str, before: dict, now: dict) -> str:
+    """One changed question: both answers on a tune set; on a check set its id and what changed, no text."""
+    if name in TUNE_SETS:
+        return f"{name}: {before['question']!r}\n    before: {before['answer']}\n    now:    {now['answer']}"
+    changed = [part for part, same in (("found", before["found"] == now["found"]),
+                                       ("answer", before["answer"] == now["answer"]),
+                                       ("passages", passages(before) == passages(now))) if not same]
+    return f"{name}: {question_id} (a check set: text not shown) changed: {', '.join(changed)}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -92,9 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                   for p, q in zip(a["passages"], b["passages"])]
         rows.append([name, len(pairs), same_answer, same_passages, max(deltas, default=0.0),
                      sum(a["found"] for a, _ in pairs), sum(b["found"] for _, b in pairs)])
-        differences += [f"{name}: {a['question']!r}\n    before: {a['answer']}\n    now:    {b['answer']}"
-                        for a, b in pairs if (a["found"], a["answer"], passages(a)) != (b["found"], b["answer"],
-                                                                                          passages(b))]
+        ids = [q.id for q in common.load_set(name)]
+        differences += [difference(name, question_id, a, b) for question_id, (a, b) in zip(ids, pairs)
+                        if (a["found"], a["answer"], passages(a)) != (b["found"], b["answer"], passages(b))]
     common.say(common.table(f"{sides[0][2]}'s answers (before) against {sides[1][2]}'s (now)", [
         "set", "questions", "same answer", "same passages", "max score diff", "answered before", "answered now"],
         rows, digits=6))
