@@ -15,11 +15,12 @@ the model runs. --stores compares this code on two stores instead
 (Settings.store, QA_STORE): the same code, vectors searched in FAISS or Milvus.
 
 Per set: questions whose answer (found or refused, and the sentence) is the
-same, whose passages are the same (article, section, text, in order), and
-the largest difference of a passage score; then every question that
-differs: with both answers on the sets ideas are tuned on (TUNE_SETS), by
-its id and what changed only on the check sets, so that running this bench
-does not show anyone a check set's questions (eval/README.md's roles).
+same, whose passages are the same (article, section, text, in order), whose
+labels are (the kind of reply, each passage's match label), and the largest
+difference of a passage score; then every question that differs: with both
+answers on the sets ideas are tuned on (TUNE_SETS), by its id and what
+changed only on the check sets, so that running this bench does not show
+anyone a check set's questions (eval/README.md's roles).
 """
 
 from __future__ import annotations
@@ -67,13 +68,22 @@ def passages(row: dict) -> list[tuple[str, str, str]]:
     return [(p["source"], p["section"], p["text"]) for p in row.get("passages", [])]
 
 
+def labels(row: dict) -> tuple:
+    """What the reader is told of how well it matches: the kind of reply and each passage's label."""
+    return row.get("kind"), tuple(p["match"] for p in row.get("passages", []))
+
+
 def difference(name: str, question_id: str, before: dict, now: dict) -> str:
     """One changed question: both answers on a tune set; on a check set its id and what changed, no text."""
     if name in TUNE_SETS:
-        return f"{name}: {before['question']!r}\n    before: {before['answer']}\n    now:    {now['answer']}"
+        shown = f"{name}: {before['question']!r}\n    before: {before['answer']}\n    now:    {now['answer']}"
+        if labels(before) != labels(now):
+            shown += f"\n    labels before: {labels(before)}\n    labels now:    {labels(now)}"
+        return shown
     changed = [part for part, same in (("found", before["found"] == now["found"]),
                                        ("answer", before["answer"] == now["answer"]),
-                                       ("passages", passages(before) == passages(now))) if not same]
+                                       ("passages", passages(before) == passages(now)),
+                                       ("labels", labels(before) == labels(now))) if not same]
     return f"{name}: {question_id} (a check set: text not shown) changed: {', '.join(changed)}"
 
 
@@ -102,15 +112,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         pairs = list(zip(before[name], after[name]))
         same_answer = sum(a["found"] == b["found"] and a["answer"] == b["answer"] for a, b in pairs)
         same_passages = sum(passages(a) == passages(b) for a, b in pairs)
+        same_labels = sum(labels(a) == labels(b) for a, b in pairs)
         deltas = [abs(p["score"] - q["score"]) for a, b in pairs if passages(a) == passages(b)
                   for p, q in zip(a["passages"], b["passages"])]
-        rows.append([name, len(pairs), same_answer, same_passages, max(deltas, default=0.0),
+        rows.append([name, len(pairs), same_answer, same_passages, same_labels, max(deltas, default=0.0),
                      sum(a["found"] for a, _ in pairs), sum(b["found"] for _, b in pairs)])
         ids = [q.id for q in common.load_set(name)]
         differences += [difference(name, question_id, a, b) for question_id, (a, b) in zip(ids, pairs)
-                        if (a["found"], a["answer"], passages(a)) != (b["found"], b["answer"], passages(b))]
+                        if (a["found"], a["answer"], passages(a), labels(a))
+                        != (b["found"], b["answer"], passages(b), labels(b))]
     common.say(common.table(f"{sides[0][2]}'s answers (before) against {sides[1][2]}'s (now)", [
-        "set", "questions", "same answer", "same passages", "max score diff", "answered before", "answered now"],
+        "set", "questions", "same answer", "same passages", "same labels", "max score diff", "answered before",
+        "answered now"],
         rows, digits=6))
     common.say("== questions that differ\n" + ("\n".join(differences) if differences else "(none)"))
     common.print_footer()
