@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa.answering.token_match import (focus_on_asked, late_interaction, question_weights, restatement,
-                                      restatements, sentence_scores, stored, subject_of)
+from qa.answering.token_match import (QuestionReading, focus_on_asked, late_interaction, question_weights,
+                                      restatement, restatements, sentence_scores, stored, subject_of)
 from qa.models.embedding import Embedder
 from qa.models.onnx_model import TokenVectors
 
@@ -74,22 +74,57 @@ def test_answer_choice_lowers_a_restating_sentence_by_restatement_penalty(tiny_e
     picks the few it reads; with the weight 0 (or no token vectors) the scores are as before."""
     from types import SimpleNamespace
     from qa.answering.answer import _with_token_match
-    vectors = {0: unit([1, 0, 0], [0, 0, 1]), 1: unit([0, 1, 0], [0, 1, 0])}
-    # As the index's TokenTable hands them out: stored as float16, read as float32 rows.
-    tokens = SimpleNamespace(sentence_rows=lambda i: vectors[i].astype(np.float16).astype(np.float32),
-                             subject_rows=lambda chunk: unit([0, 0, 1]).astype(np.float16).astype(np.float32))
-    index = SimpleNamespace(tokens=tokens, idf={}, max_idf=5.0)
+    from qa.indexing.index import TokenTable
+    # As an index stores them (float16): sentence 0, sentence 1, then chunk 0's subject.
+    stored_rows = np.concatenate([unit([1, 0, 0], [0, 0, 1]), unit([0, 1, 0], [0, 1, 0]), unit([0, 0, 1])])
+    tokens = TokenTable(stored_rows.astype(np.float16), np.array([[0, 2], [2, 4], [4, 5]]), 2)
     hits = [SimpleNamespace(chunk=0)]
-    question = TokenVectors(unit([1, 0, 0]), ("hydrostatic",))
+    reading = QuestionReading(TokenVectors(unit([1, 0, 0]), ("hydrostatic",)), _index(tokens, [[0, 1]]))
     competing = [(0.5, 0.5, 0, 0, "restates"), (0.5, 0.5, 0, 1, "adds")]
     settings = tiny_engine.settings.replace(token_match_weight=1.0, restatement_penalty=0.2)
-    off, _ = _with_token_match(index, hits, competing, settings.replace(restatement_penalty=0.0), question)
-    on, matches = _with_token_match(index, hits, competing, settings, question)
+    off, _ = _with_token_match(hits, competing, settings.replace(restatement_penalty=0.0), reading)
+    on, matches = _with_token_match(hits, competing, settings, reading)
     assert set(matches) == {0, 1}  # each rescored candidate's token match, for the "strong match" label
     assert on[0][0] == pytest.approx(off[0][0] - 0.2 * 1.0, abs=1e-3)  # both its pieces said already
     assert on[1][0] == pytest.approx(off[1][0] - 0.2 * 0.0, abs=1e-3)  # neither
     assert [c[1:] for c in on] == [c[1:] for c in competing]  # only the score moves
-    assert _with_token_match(index, hits, competing, settings, None) == (competing, {})
+    assert _with_token_match(hits, competing, settings, None) == (competing, {})
+
+
+def _index(tokens, chunk_sentence_ids: list[list[int]], idf: dict | None = None):
+    """What QuestionReading reads of an index: its token vectors, its chunks' sentences and its idf."""
+    from types import SimpleNamespace
+    return SimpleNamespace(tokens=tokens, chunk_sentence_ids=chunk_sentence_ids, idf=idf or {}, max_idf=5.0)
+
+
+def test_a_question_s_reading_of_a_passage_gives_what_each_sentence_read_alone_gives():
+    """QuestionReading reads a passage's sentences in one product: each sentence's token match and restatement,
+    and each heading's fit, are those of late_interaction, focus_on_asked and restatement on that text alone."""
+    from qa.indexing.index import TokenTable
+    rng = np.random.default_rng(7)
+    lengths = [3, 0, 5, 1, 2]  # sentences (one without pieces), then three chunks' subjects (one without)
+    subjects = [2, 0, 3]
+    texts = [unit(*rng.standard_normal((n, 8))) if n else np.zeros((0, 8), np.float32) for n in lengths + subjects]
+    ends = np.cumsum(lengths + subjects)
+    spans = np.stack([ends - np.array(lengths + subjects), ends], axis=1)
+    tokens = TokenTable(np.concatenate(texts).astype(np.float16), spans, len(lengths))
+    question = TokenVectors(unit(*rng.standard_normal((4, 8))), ("how", "naloxone", "lasts", "hours"))
+    idf = {"naloxon": 2.0, "last": 1.0}
+    reading = QuestionReading(question, _index(tokens, [[0, 1, 2, 3], [], [4]], idf))
+    as_stored = [stored(tokens.sentence(i)) for i in range(len(lengths))]
+    subject_stored = stored(tokens.subject(0))
+    weights = question_weights(question, idf, 5.0)
+    for power in (0.0, 2.0):
+        focused = focus_on_asked(weights, question, subject_stored, power)
+        alone = [late_interaction(question, focused, sentence) for sentence in as_stored]
+        assert reading.token_matches(0, [3, 0, 1], power) == pytest.approx([alone[3], alone[0], alone[1]], abs=1e-6)
+    assert reading.restatements(0, [0, 1, 2, 3]) == pytest.approx(
+        [restatement(question, subject_stored, sentence) for sentence in as_stored[:4]], abs=1e-6)
+    assert [reading.heading(chunk) for chunk in (0, 1, 2)] == pytest.approx(
+        [late_interaction(question, weights, stored(tokens.subject(chunk))) for chunk in (0, 1, 2)], abs=1e-6)
+    assert reading.heading(1) == 0.0  # a subject without pieces
+    every = np.concatenate([tokens.subject(0)] + [tokens.sentence(i) for i in range(4)]).astype(np.float32)
+    assert reading.closest([0]) == pytest.approx((question.vectors @ every.T).max(axis=1), abs=1e-6)
 
 
 def test_a_stand_in_model_without_token_vectors_answers_as_before(tiny_engine):
@@ -218,6 +253,7 @@ def test_in_an_article_without_examples_a_section_whose_heading_fits_worse_loses
     An article with example questions, or one section only, is left alone; weight 0 or no token vectors: as before."""
     from types import SimpleNamespace
     from qa.answering.answer import _with_heading_fit
+    from qa.indexing.index import TokenTable
     from qa.reading.chunking import Chunk
 
     def chunk(source, section):
@@ -226,28 +262,27 @@ def test_in_an_article_without_examples_a_section_whose_heading_fits_worse_loses
               chunk("naloxone", "Uses"), chunk("naloxone", "Side effects")]
     # The question's one content piece ("prevent") against each passage's subject: Prevention fits it fully,
     # Symptoms at 0.6, and the seed-like article's two sections as far apart.
-    subjects = {0: unit([1, 0]), 1: unit([0.6, 0.8]), 2: unit([0.6, 0.8]), 3: unit([1, 0]), 4: unit([0, 1])}
-    tokens = SimpleNamespace(subject_rows=lambda c: subjects[c].astype(np.float16).astype(np.float32))
+    subjects = np.concatenate([unit([1, 0]), unit([0.6, 0.8]), unit([0.6, 0.8]), unit([1, 0]), unit([0, 1])])
+    tokens = TokenTable(subjects.astype(np.float16), np.array([[c, c + 1] for c in range(5)]), 0)  # as stored
     index = SimpleNamespace(tokens=tokens, idf={"prevent": 2.0}, max_idf=5.0, chunks=chunks,
-                            articles_with_examples={"naloxone"})
+                            articles_with_examples={"naloxone"},
+                            article_chunks={"shingles": [0, 1, 2], "naloxone": [3, 4]})
     hits = [SimpleNamespace(chunk=c) for c in range(5)]
-    question = TokenVectors(unit([1, 0]), ("prevent",))
+    reading = QuestionReading(TokenVectors(unit([1, 0]), ("prevent",)), index)
     # (score, cosine, passage position, sentence id, text): the Symptoms sentence leads by 0.3 before the heading.
     competing = [(0.6, 0.6, 0, 0, "prevention"), (0.9, 0.9, 1, 1, "symptoms"), (0.8, 0.8, 2, 2, "symptoms too"),
                  (0.5, 0.5, 3, 3, "uses"), (0.7, 0.7, 4, 4, "side effects")]
     settings = tiny_engine.settings.replace(heading_fit_weight=1.0)
-    scores = [c[0] for c in _with_heading_fit(index, hits, competing, settings, question)]
+    scores = [c[0] for c in _with_heading_fit(index, hits, competing, settings, reading)]
     gap = 1.0 - 0.6  # Symptoms' fit against Prevention's, as stored (float16)
     assert scores[0] == 0.6  # the best-fitting section is never raised
     assert scores[1] == pytest.approx(0.9 - gap, abs=1e-3) and scores[2] == pytest.approx(0.8 - gap, abs=1e-3)
     assert max(range(3), key=lambda i: scores[i]) == 0  # the Prevention sentence now answers
     assert scores[3:] == [0.5, 0.7]  # an article with example questions: as it was
-    half = _with_heading_fit(index, hits, competing, settings.replace(heading_fit_weight=0.5), question)
+    half = _with_heading_fit(index, hits, competing, settings.replace(heading_fit_weight=0.5), reading)
     assert half[1][0] == pytest.approx(0.9 - 0.5 * gap, abs=1e-3)
     # One section of the article among the candidates (two passages of Symptoms): nothing to choose between.
     assert _with_heading_fit(index, hits[1:3], [(0.9, 0.9, 0, 1, "a"), (0.8, 0.8, 1, 2, "b")], settings,
-                             question) == [(0.9, 0.9, 0, 1, "a"), (0.8, 0.8, 1, 2, "b")]
-    assert _with_heading_fit(index, hits, competing, settings.replace(heading_fit_weight=0.0), question) == competing
-    assert _with_heading_fit(index, hits, competing, settings, None) == competing
-    assert _with_heading_fit(SimpleNamespace(**{**vars(index), "tokens": None}), hits, competing, settings,
-                             question) == competing
+                             reading) == [(0.9, 0.9, 0, 1, "a"), (0.8, 0.8, 1, 2, "b")]
+    assert _with_heading_fit(index, hits, competing, settings.replace(heading_fit_weight=0.0), reading) == competing
+    assert _with_heading_fit(index, hits, competing, settings, None) == competing  # no token vectors

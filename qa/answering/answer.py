@@ -72,7 +72,7 @@ from qa.indexing.index import Index
 from qa.reading.chunking import Chunk
 from qa.models.refusal import Agreement, Confidence, LabelBars, RefusalModel
 from qa.answering.subject import article_terms, article_words, missing, missing_in_context, salient_terms, unnamed
-from qa.answering.token_match import late_interaction, question_weights, restatements, sentence_scores, stored
+from qa.answering.token_match import QuestionReading
 from qa.models.onnx_model import TokenVectors
 from qa.answering.search import Hit, example_lifts, example_scores_by_sentence, example_similarities
 from qa.settings import Settings
@@ -160,8 +160,11 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
                      + _type_bonus(sentence, wanted, settings) - settings.rank_penalty * position
                      - settings.generic_penalty * float(index.genericness[sentence_id]))
             competing.append((score, float(cosine), position, sentence_id, sentence))
-    competing, matches = _with_token_match(index, hits, competing, settings, question_tokens)
-    competing = _with_heading_fit(index, hits, competing, settings, question_tokens)
+    # The question's token vectors against the index's, read once for the token match, the heading fit, the
+    # agreement and refusal.
+    reading = None if question_tokens is None or index.tokens is None else QuestionReading(question_tokens, index)
+    competing, matches = _with_token_match(hits, competing, settings, reading)
+    competing = _with_heading_fit(index, hits, competing, settings, reading)
     # Example questions rank an article's sentences, and lift the article only as qa.answering.search.example_lifts allows.
     lifts = example_lifts([float(examples[c[3]]) for c in competing], [c[1] for c in competing],
                           [index.chunks[hits[c[2]].chunk].source for c in competing], index.articles_with_examples,
@@ -177,9 +180,9 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
 
     confidence, found, margin, agreement = None, False, 0.0, None
     if best is not None:
-        agreement = _agreement(index, hits, competing, finals, matches, best, question_tokens)
+        agreement = _agreement(index, hits, competing, finals, matches, best, reading)
         confidence = _confidence(index, question, hits, hits[best[2]], examples, expansions, weights,
-                                 settings, question_tokens)
+                                 settings, reading)
         found, margin = refusal.decide(confidence, index.background)
 
     regime = confidence.regime if confidence is not None else "plain"
@@ -223,19 +226,19 @@ def answer(index: Index, question: str, query: str, query_vector: np.ndarray, hi
 
 
 def _agreement(index: Index, hits: list[Hit], competing: list, finals: list[float], matches: dict[int, float],
-               best: tuple[float, float, int, str], question: TokenVectors | None) -> Agreement:
+               best: tuple[float, float, int, str], reading: QuestionReading | None) -> Agreement:
     """How far independent signals agree on the answer (qa.models.refusal.Agreement): what the "strong match"
     label may read besides refusal's margin. `finals`: each candidate's final score; `matches`: the token
     match of the candidates it was computed for."""
     score, _, position, sentence = best
     heading = 0.0
-    if question is not None and index.tokens is not None:
+    if reading is not None:
         # The answer's section heading against the other sections of its article among the candidates: a page
         # on one subject matches every question on it, and its sections' headings say which part is asked.
         chosen_chunk = index.chunks[hits[position].chunk]
         mine = [hit for hit in hits if index.chunks[hit.chunk].source == chosen_chunk.source]
         fits = {}
-        for hit, fit in zip(mine, _heading_fits(index, mine, question).values()):
+        for hit, fit in zip(mine, _heading_fits(index, mine, reading).values()):
             fits.setdefault(index.chunks[hit.chunk].section, fit)
         others = [v for section, v in fits.items() if section != chosen_chunk.section]
         heading = fits[chosen_chunk.section] - max(others) if others else 0.0
@@ -278,33 +281,28 @@ def _can_be_quoted(sentence: str, settings: Settings) -> bool:
     return not any(_no_answer_shapes(sentence, settings))
 
 
-def _with_token_match(index: Index, hits: list[Hit], competing: list, settings: Settings,
-                      question: TokenVectors | None) -> list:
+def _with_token_match(hits: list[Hit], competing: list, settings: Settings,
+                      reading: QuestionReading | None) -> list:
     """`competing` with the token match (qa/answering/token_match.py) added to the scores of the best
     `token_match_candidates` of them: a rerank of the few that can win (10 chose the same answers as all).
     Before that choice, every candidate loses `restatement_penalty` x how much of it restates the question
-    and its passage's subject (token_match.restatement). The candidates' and their passages' subjects'
-    token vectors are the index's, stored at build time. Also returned: each rescored candidate's token match
-    (by its position in `competing`)."""
-    if question is None or index.tokens is None or settings.token_match_weight == 0 or not competing:
+    and its passage's subject (token_match.restatement). `reading`: the question's token vectors against the
+    index's (its candidates' and their passages' subjects', stored at build time); None: no token match.
+    Also returned: each rescored candidate's token match (by its position in `competing`)."""
+    if reading is None or settings.token_match_weight == 0 or not competing:
         return competing, {}
     if settings.restatement_penalty:
         said = [0.0] * len(competing)
         for position, members in _by_passage(competing, range(len(competing))).items():
-            values = restatements(question, stored(index.tokens.subject_rows(hits[position].chunk)),
-                                  [index.tokens.sentence_rows(competing[i][3]) for i in members])
+            values = reading.restatements(hits[position].chunk, [competing[i][3] for i in members])
             for i, value in zip(members, values):
                 said[i] = value
         competing = [(c[0] - settings.restatement_penalty * value, *c[1:]) for c, value in zip(competing, said)]
     chosen = sorted(range(len(competing)), key=lambda i: -competing[i][0])[:settings.token_match_candidates]
-    # By passage: the question's weights against a passage's subject are computed once for its sentences.
-    by_passage = _by_passage(competing, chosen)
-    scores = sentence_scores(question, [(stored(index.tokens.subject_rows(hits[p].chunk)),
-                                         [stored(index.tokens.sentence_rows(competing[i][3])) for i in members])
-                                        for p, members in by_passage.items()],
-                             index.idf, index.max_idf, settings.token_match_focus)
     rescored, matched = list(competing), {}
-    for members, matches in zip(by_passage.values(), scores):
+    for position, members in _by_passage(competing, chosen).items():
+        matches = reading.token_matches(hits[position].chunk, [competing[i][3] for i in members],
+                                        settings.token_match_focus)
         for i, match in zip(members, matches):
             score, *rest = competing[i]
             rescored[i] = (score + settings.token_match_weight * match, *rest)
@@ -312,24 +310,23 @@ def _with_token_match(index: Index, hits: list[Hit], competing: list, settings: 
     return rescored, matched
 
 
-def _heading_fits(index: Index, hits: list[Hit], question: TokenVectors) -> dict[int, float]:
+def _heading_fits(index: Index, hits: list[Hit], reading: QuestionReading) -> dict[int, float]:
     """How well each hit's section heading (with its article's title: the passage's subject, whose token vectors
     the build stored) fits the question, by the hit's position: late interaction (qa/answering/token_match.py)
     with the question's idf weights. Passages of one section share their subject, read once."""
-    weights = question_weights(question, index.idf, index.max_idf)
     by_subject: dict[tuple[str, str], float] = {}
     fits = {}
     for position, hit in enumerate(hits):
         chunk = index.chunks[hit.chunk]
         key = (chunk.source, chunk.section)
         if key not in by_subject:
-            by_subject[key] = late_interaction(question, weights, stored(index.tokens.subject_rows(hit.chunk)))
+            by_subject[key] = reading.heading(hit.chunk)
         fits[position] = by_subject[key]
     return fits
 
 
 def _with_heading_fit(index: Index, hits: list[Hit], competing: list, settings: Settings,
-                      question: TokenVectors | None) -> list:
+                      reading: QuestionReading | None) -> list:
     """`competing` with each candidate of an article without example questions lowered by `heading_fit_weight` x
     how much worse its section's heading fits the question than the best-fitting section of its article among
     the candidates' passages (_heading_fits): a page on one subject matches every question on it, and its
@@ -339,12 +336,11 @@ def _with_heading_fit(index: Index, hits: list[Hit], competing: list, settings: 
     sections, already steer which one answers (qa.answering.search.example_lifts). An article of one section
     among the candidates (SQuAD's paragraphs under their title), a stand-in model without token vectors or an
     index built before them: unchanged."""
-    if (question is None or index.tokens is None or settings.heading_fit_weight == 0 or not competing
-            or len(question.vectors) == 0):
+    if reading is None or settings.heading_fit_weight == 0 or not competing or len(reading.question.vectors) == 0:
         return competing
     plain = sorted({c[2] for c in competing
                     if index.chunks[hits[c[2]].chunk].source not in index.articles_with_examples})
-    fits = dict(zip(plain, _heading_fits(index, [hits[p] for p in plain], question).values()))
+    fits = dict(zip(plain, _heading_fits(index, [hits[p] for p in plain], reading).values()))
     best: dict[str, float] = {}
     sections: dict[str, set[str]] = {}
     for position, fit in fits.items():
@@ -390,7 +386,7 @@ def match_label(found: bool, holds_answer: bool, margin: float, score: float, be
 
 def _confidence(index: Index, question: str, hits: list[Hit], chosen: Hit, examples: np.ndarray,
                 expansions: Sequence[Expansion], weights: dict[str, float], settings: Settings,
-                question_tokens: TokenVectors | None = None) -> Confidence:
+                reading: QuestionReading | None = None) -> Confidence:
     """What refusal weighs, from the candidates of the article the answer comes from.
 
     `weights`: the searched words (the question's, with a follow-up's topic and the synonyms' additions)
@@ -414,14 +410,11 @@ def _confidence(index: Index, question: str, hits: list[Hit], chosen: Hit, examp
     best = max(hit.sentence for hit in mine)
     # The subject words the synonyms translated into the article's words are the article's too.
     held = article_terms(index.chunks, article) | translated
-    if question_tokens is not None and index.tokens is not None:
-        tokens, shown = index.tokens, [hit.chunk for hit in mine[:settings.answer_passages]]
-
-        def passages() -> np.ndarray:  # the answer's passages' token vectors: read only when a word is not held
-            rows = [tokens.subject_rows(c) for c in shown] + [tokens.sentence_rows(i) for c in shown
-                                                         for i in index.chunk_sentence_ids[c]]
-            return np.concatenate(rows).astype(np.float32, copy=False) if rows else np.zeros((0, 1), dtype=np.float32)
-        subject = missing_in_context(question_tokens, settings.subject_common_rank, held, passages)
+    if reading is not None:
+        shown = [hit.chunk for hit in mine[:settings.answer_passages]]
+        # Each question piece's closest piece in the answer's passages: read only when a word is not held.
+        subject = missing_in_context(reading.question, settings.subject_common_rank, held,
+                                     lambda: reading.closest(shown))
     else:
         subject = missing(salient_terms(question, settings.subject_common_rank), held)
     contrast = best - max(others) if others else 0.0

@@ -168,11 +168,12 @@ def missing(terms: Mapping[str, float], held: Iterable[str] | frozenset[str]) ->
 
 
 def missing_in_context(question: TokenVectors, common_rank: int, held: frozenset[str],
-                       passages: Callable[[], np.ndarray]) -> float:
+                       closest: Callable[[], np.ndarray]) -> float:
     """`missing` read word piece by word piece, with the question model's token vectors: a salient word the
-    article does not use counts as missing only as far as no word piece of the answer's passages
-    (`passages()`: their token vectors, rows of unit length; read only when some word is not held) means what
-    it means ("flu" against "influenza" is close, "Warsaw" against a neighbouring disease's page is not)."""
+    article does not use counts as missing only as far as no word piece of the answer's passages means what
+    it means ("flu" against "influenza" is close, "Warsaw" against a neighbouring disease's page is not).
+    `closest()`: per piece of the question, its best cosine with any piece of the answer's passages
+    (qa.answering.token_match.QuestionReading.closest); asked only when some word is not held."""
     kept = [(row, word.split("'")[0]) for row, word in enumerate(question.words)
             if word not in STOPWORDS and len(word) > 1]
     if not kept:
@@ -182,10 +183,7 @@ def missing_in_context(question: TokenVectors, common_rank: int, held: frozenset
     absent = [i for i, stem in enumerate(stems) if stem not in held and weights[i] > 0]
     if weights.sum() <= 0 or not absent:
         return 0.0
-    rows = passages()
-    vectors = question.vectors[[kept[i][0] for i in absent]]
-    closest = (vectors @ rows.T).max(axis=1) if len(rows) else np.zeros(len(absent))
-    gaps = np.clip(1.0 - closest, 0.0, 1.0)
+    gaps = np.clip(1.0 - closest()[[kept[i][0] for i in absent]], 0.0, 1.0)
     return float(np.dot(weights[absent], gaps) / weights.sum())
 
 

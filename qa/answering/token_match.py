@@ -33,6 +33,7 @@ word names its passage's subject falls back to plain idf weights.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -57,7 +58,11 @@ def focus_on_asked(weights: np.ndarray, question: TokenVectors, subject: TokenVe
     """`weights` lowered for the question's pieces that the passage's subject already matches."""
     if power <= 0 or len(subject.vectors) == 0 or len(question.vectors) == 0:
         return weights
-    covered = (question.vectors @ subject.vectors.T).max(axis=1)
+    return _focused(weights, (question.vectors @ subject.vectors.T).max(axis=1), power)
+
+
+def _focused(weights: np.ndarray, covered: np.ndarray, power: float) -> np.ndarray:
+    """`weights` lowered by `covered` (each question piece's best cosine with the subject's pieces)."""
     focused = weights * np.clip(1.0 - covered, 0.0, None) ** power
     return focused if focused.sum() > 0 else weights
 
@@ -101,10 +106,109 @@ def sentence_scores(question: TokenVectors, passages: Sequence[tuple[TokenVector
     return scores
 
 
+class QuestionReading:
+    """One question's token vectors read against the token vectors an index stored (its TokenTable), for every
+    signal that reads them: the token match and the restatement of answer choice's candidates, the heading's
+    fit of the strong label's agreement, and the subject coverage of refusal. What they share is made once a
+    question: the question's weights, each passage subject's fit with the question's pieces, and each
+    passage's sentences against the question and its subject, in one product per passage (the per-sentence
+    products cost more in calls than in arithmetic). Gives what `late_interaction`, `focus_on_asked` and
+    `restatement` give sentence by sentence, within float32's rounding."""
+
+    def __init__(self, question: TokenVectors, index) -> None:
+        """`index`: a qa.indexing.index.Index whose token vectors were stored (`index.tokens`)."""
+        self.question = question
+        self.index = index
+        self.weights = question_weights(question, index.idf, index.max_idf)
+        self._subject_fits: dict[int, np.ndarray] = {}
+        self._passages: dict[int, _PassageReading] = {}
+
+    def subject_fit(self, chunk: int) -> np.ndarray:
+        """Per question piece, its best cosine with any piece of the chunk's subject; empty when either has none."""
+        fit = self._subject_fits.get(chunk)
+        if fit is None:
+            subject = self.index.tokens.subject_rows(chunk)
+            fit = np.zeros(0, dtype=np.float32)
+            if len(subject) and len(self.question.vectors):
+                fit = (self.question.vectors @ subject.T).max(axis=1)
+            self._subject_fits[chunk] = fit
+        return fit
+
+    def heading(self, chunk: int) -> float:
+        """`late_interaction` of the question with the chunk's subject (its article's title and section heading)."""
+        fit = self.subject_fit(chunk)
+        total = self.weights.sum()
+        return float((fit * self.weights).sum() / total) if len(fit) and total > 0 else 0.0
+
+    def token_matches(self, chunk: int, sentence_ids: Sequence[int], power: float) -> list[float]:
+        """The token match of the chunk's sentences `sentence_ids`: `late_interaction` with the question's weights
+        `focus_on_asked` the chunk's subject."""
+        fit = self.subject_fit(chunk)
+        weights = _focused(self.weights, fit, power) if power > 0 and len(fit) else self.weights
+        total = weights.sum()
+        if len(self.question.vectors) == 0 or total <= 0:
+            return [0.0] * len(sentence_ids)
+        passage = self._passage(chunk)
+        at = [passage.position[i] for i in sentence_ids]
+        return np.where(passage.held[at], passage.best[at] @ weights / total, 0.0).tolist()
+
+    def restatements(self, chunk: int, sentence_ids: Sequence[int]) -> list[float]:
+        """The `restatement` of the chunk's sentences `sentence_ids` against the question and the chunk's subject."""
+        passage = self._passage(chunk)
+        return passage.restated[[passage.position[i] for i in sentence_ids]].tolist()
+
+    def closest(self, chunks: Sequence[int]) -> np.ndarray:
+        """Per question piece, its best cosine with any piece of these chunks' subjects and sentences (-1 when
+        they have no pieces)."""
+        closest = np.full(len(self.question.vectors), -1.0, dtype=np.float32)
+        for chunk in chunks:
+            fit, passage = self.subject_fit(chunk), self._passage(chunk)
+            if len(fit):
+                closest = np.maximum(closest, fit)
+            if passage.held.any():
+                closest = np.maximum(closest, passage.best[passage.held].max(axis=0))
+        return closest
+
+    def _passage(self, chunk: int) -> "_PassageReading":
+        passage = self._passages.get(chunk)
+        if passage is None:
+            passage = self._passages[chunk] = self._read_passage(chunk)
+        return passage
+
+    def _read_passage(self, chunk: int) -> "_PassageReading":
+        """One product: every piece of the chunk's sentences against every piece of the question and its subject."""
+        ids = self.index.chunk_sentence_ids[chunk]
+        rows, bounds = self.index.tokens.passage_rows(chunk, ids)
+        question, subject = self.question.vectors, self.index.tokens.subject_rows(chunk)
+        said = np.concatenate([question, subject]) if len(subject) else question
+        lengths = np.diff(bounds)
+        held = lengths > 0
+        restated = np.zeros(len(ids))
+        best = np.zeros((len(ids), len(question)), dtype=np.float32)
+        if len(rows) and len(said):
+            products = rows @ said.T  # (the sentences' pieces, the question's and the subject's pieces)
+            starts = bounds[:-1][held]  # a sentence without pieces spans nothing: its neighbours' runs are intact
+            restated[held] = np.add.reduceat(products.max(axis=1), starts, dtype=np.float64) / lengths[held]
+            if len(question):
+                best[held] = np.maximum.reduceat(products[:, :len(question)], starts, axis=0)
+        return _PassageReading({sentence: at for at, sentence in enumerate(ids)}, held, best, restated)
+
+
+@dataclass(frozen=True)
+class _PassageReading:
+    """A chunk's sentences read against one question (QuestionReading._read_passage)."""
+
+    position: dict[int, int]  # sentence id -> its row below
+    held: np.ndarray  # per sentence: it has pieces
+    best: np.ndarray  # (sentences, question pieces): each question piece's best cosine with the sentence's pieces
+    restated: np.ndarray  # per sentence: its restatement
+
+
 def stored(rows: np.ndarray) -> TokenVectors:
     """A text's token vectors as an index stores them (qa/indexing/index.py's TokenTable: float16 rows, no
     words, which only the question's weights read)."""
     return TokenVectors(np.asarray(rows, dtype=np.float32), ())
 
 
-__all__ = ["question_weights", "focus_on_asked", "late_interaction", "restatement", "restatements", "sentence_scores", "stored", "subject_of"]
+__all__ = ["QuestionReading", "question_weights", "focus_on_asked", "late_interaction", "restatement", "restatements",
+           "sentence_scores", "stored", "subject_of"]

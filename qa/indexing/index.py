@@ -73,7 +73,7 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Hashable, Iterator, Sequence
 
 import numpy as np
 
@@ -136,6 +136,22 @@ class TokenTable:
         """The chunk's subject's token vectors as float32 (read only)."""
         return self._rows(self.sentences + chunk_id)
 
+    def passage_rows(self, chunk_id: int, sentence_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The token vectors of a chunk's sentences (`sentence_ids`, its own, in order) as one float32 block (read
+        only), kept as `sentence_rows` are; and where each sentence's rows start and end in it (len(ids) + 1
+        bounds). Answer choice reads a passage's sentences with one product instead of one per sentence."""
+        spans = self.spans[np.asarray(sentence_ids, dtype=np.int64)]
+        bounds = np.concatenate(([0], np.cumsum(spans[:, 1] - spans[:, 0])))
+        key = ("passage", chunk_id)
+        rows = self._converted.get(key)
+        if rows is None:
+            rows = np.zeros((0, self.vectors.shape[1]), dtype=np.float32)
+            if len(spans):
+                rows = np.concatenate([self.vectors[start:end] for start, end in spans]).astype(np.float32)
+            rows.flags.writeable = False
+            self._converted.put(key, rows)
+        return rows, bounds
+
     def _rows(self, span: int) -> np.ndarray:
         rows = self._converted.get(span)
         if rows is None:
@@ -152,17 +168,17 @@ class _KeptRows:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.size = 0
-        self.kept: OrderedDict[int, np.ndarray] = OrderedDict()
+        self.kept: OrderedDict[Hashable, np.ndarray] = OrderedDict()
         self.lock = threading.Lock()
 
-    def get(self, key: int) -> np.ndarray | None:
+    def get(self, key: Hashable) -> np.ndarray | None:
         with self.lock:
             rows = self.kept.get(key)
             if rows is not None:
                 self.kept.move_to_end(key)
             return rows
 
-    def put(self, key: int, rows: np.ndarray) -> None:
+    def put(self, key: Hashable, rows: np.ndarray) -> None:
         with self.lock:
             if key in self.kept:
                 return
@@ -245,6 +261,7 @@ class Index:
         for sentence, owner in enumerate(owners):
             by_article.setdefault(owner, []).append(sentence)
         self.article_sentences = {a: np.array(ids, dtype=np.int64) for a, ids in by_article.items()}
+
         self.articles_with_examples = frozenset(owners[s] for _, s in pairs)
 
     @property
