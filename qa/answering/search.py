@@ -41,8 +41,7 @@ offline here). The weights were fitted on one small question set.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Collection, Sequence
+from typing import Collection, NamedTuple, Sequence
 
 import numpy as np
 
@@ -50,8 +49,9 @@ from qa.indexing.index import Index
 from qa.settings import Settings
 
 
-@dataclass(frozen=True)
-class Hit:
+class Hit(NamedTuple):
+    """A candidate passage and its scores (a named tuple: fusion makes several dozen a question)."""
+
     chunk: int  # position in index.chunks
     score: float  # fused score: what hits are ranked by
     dense: float  # cosine similarity of question and passage
@@ -210,7 +210,7 @@ def fuse(index: Index, query_vector: np.ndarray, bm25: np.ndarray,
     counts = np.fromiter((len(ids) for ids in sentence_ids), dtype=np.int64, count=len(candidates))
     sentences = cosines.copy()
     if counts.any():
-        similarities = index.answer_vectors[[i for ids in sentence_ids for i in ids]] @ query_vector
+        similarities = _sentence_cosines(index, [i for ids in sentence_ids for i in ids], query_vector)
         starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
         held = counts > 0
         sentences[held] = np.maximum.reduceat(similarities, starts[held])
@@ -228,3 +228,19 @@ def fuse(index: Index, query_vector: np.ndarray, bm25: np.ndarray,
             in zip(candidates, cosines, sentences, lexical, examples, lifts)]
     hits.sort(key=lambda hit: (-hit.score, hit.chunk))
     return hits
+
+
+# Fusion computes the cosines of all of an index's sentences, rather than copying out the candidates' rows, when
+# the candidates hold at least 1 / SHARE_FOR_ALL of them: on the seed index a product reads a row in 0.03 us,
+# a copy of a few hundred rows takes over 1 us a row with the mapping of its fresh pages (docs/BENCHMARKS.md,
+# latency). Speed, not answers: both give the same cosines.
+SHARE_FOR_ALL = 8
+
+
+def _sentence_cosines(index: Index, sentence_ids: list[int], query_vector: np.ndarray) -> np.ndarray:
+    """The cosines of these sentences' answer vectors with the query. Copying a few hundred rows out makes a
+    block that glibc maps afresh from the system for every question (qa/__init__.py's malloc thresholds), so
+    for a large share of a small index's sentences one product over all of them is cheaper."""
+    if len(sentence_ids) * SHARE_FOR_ALL >= len(index.sentences):
+        return (index.answer_vectors @ query_vector)[sentence_ids]
+    return index.answer_vectors[sentence_ids] @ query_vector
