@@ -251,18 +251,19 @@ _MARKS = {"es": frozenset("¿¡ñ"), "de": frozenset("ßäöü"), "fr": frozense
 def language_of(question: str) -> str | None:
     """A code ('es', 'de', 'zh', ...) when the question is clearly not English; None for English or unsure."""
     text = unicodedata.normalize("NFC", question)
-    latin, others = 0, {}
-    for ch in text:
-        if ch.isalpha():
-            if ch.isascii():  # a to z: the common case, without looking up its name
-                latin += 1
-                continue
-            name = unicodedata.name(ch, "")
-            script = next((code for prefix, code in _SCRIPTS.items() if name.startswith(prefix)), None)
-            if name.startswith("LATIN") or script is None:
-                latin += name.startswith("LATIN")
-            else:
-                others[script] = others.get(script, 0) + 1
+    latin, others = 0, {}  # letters by writing system, counted only when some letter may not be Latin
+    if not text.isascii():
+        for ch in text:
+            if ch.isalpha():
+                if ch.isascii():  # a to z: the common case, without looking up its name
+                    latin += 1
+                    continue
+                name = unicodedata.name(ch, "")
+                script = next((code for prefix, code in _SCRIPTS.items() if name.startswith(prefix)), None)
+                if name.startswith("LATIN") or script is None:
+                    latin += name.startswith("LATIN")
+                else:
+                    others[script] = others.get(script, 0) + 1
     if sum(others.values()) > latin:  # another writing system outnumbers Latin letters
         if "ja" in others:
             return "ja"  # Japanese writes with Han characters and kana
@@ -275,7 +276,7 @@ def language_of(question: str) -> str | None:
     for language, vocabulary in _LANGUAGE_WORDS.items():
         score = sum(1.0 if token in vocabulary else 0.5 if language in _HALF_LANGUAGES.get(token, ()) else 0.0
                     for token in tokens)
-        score += sum(ch in _MARKS.get(language, ()) for ch in lowered)
+        score += sum(lowered.count(mark) for mark in _MARKS.get(language, ()))
         if score > best_score:
             best, best_score = language, score
     return best if best_score >= 1.0 and best_score > english else None

@@ -96,8 +96,9 @@ def clean_question(question: object, settings: Settings) -> str:
         raise QuestionError("The question must be text.")
     if len(question) > 4 * settings.max_question_chars:  # far too long: refuse before reading it all
         raise _too_long(len(question), settings)
-    # Control characters and odd spacing carry no meaning for search.
-    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in question)
+    # Control characters and odd spacing carry no meaning for search. (A printable text has neither.)
+    text = question if question.isprintable() else "".join(
+        " " if unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in question)
     text = " ".join(text.split())
     if not text:
         raise QuestionError("Please type a question.")
