@@ -92,14 +92,17 @@ def test_answer_choice_lowers_a_restating_sentence_by_restatement_penalty(tiny_e
 
 
 def _index(tokens, chunk_sentence_ids: list[list[int]], idf: dict | None = None):
-    """What QuestionReading reads of an index: its token vectors, its chunks' sentences and its idf."""
+    """What QuestionReading reads of an index: its token vectors, its chunks' sentences (all of one article,
+    a.txt) and its idf."""
     from types import SimpleNamespace
-    return SimpleNamespace(tokens=tokens, chunk_sentence_ids=chunk_sentence_ids, idf=idf or {}, max_idf=5.0)
+    return SimpleNamespace(tokens=tokens, chunk_sentence_ids=chunk_sentence_ids, idf=idf or {}, max_idf=5.0,
+                           article_chunks={"a.txt": list(range(len(chunk_sentence_ids)))})
 
 
 def test_a_question_s_reading_of_a_passage_gives_what_each_sentence_read_alone_gives():
-    """QuestionReading reads a passage's sentences in one product: each sentence's token match and restatement,
-    and each heading's fit, are those of late_interaction, focus_on_asked and restatement on that text alone."""
+    """QuestionReading reads a passage's sentences, and an article's headings, in one product each: each
+    sentence's token match and restatement, and each heading's fit, are those of late_interaction,
+    focus_on_asked and restatement on that text alone."""
     from qa.indexing.index import TokenTable
     rng = np.random.default_rng(7)
     lengths = [3, 0, 5, 1, 2]  # sentences (one without pieces), then three chunks' subjects (one without)
@@ -120,9 +123,9 @@ def test_a_question_s_reading_of_a_passage_gives_what_each_sentence_read_alone_g
         assert reading.token_matches(0, [3, 0, 1], power) == pytest.approx([alone[3], alone[0], alone[1]], abs=1e-6)
     assert reading.restatements(0, [0, 1, 2, 3]) == pytest.approx(
         [restatement(question, subject_stored, sentence) for sentence in as_stored[:4]], abs=1e-6)
-    assert [reading.heading(chunk) for chunk in (0, 1, 2)] == pytest.approx(
-        [late_interaction(question, weights, stored(tokens.subject(chunk))) for chunk in (0, 1, 2)], abs=1e-6)
-    assert reading.heading(1) == 0.0  # a subject without pieces
+    assert reading.headings("a.txt", [2, 0, 1]) == pytest.approx(
+        [late_interaction(question, weights, stored(tokens.subject(chunk))) for chunk in (2, 0, 1)], abs=1e-6)
+    assert reading.headings("a.txt", [1]) == [0.0]  # a subject without pieces
     every = np.concatenate([tokens.subject(0)] + [tokens.sentence(i) for i in range(4)]).astype(np.float32)
     assert reading.closest([0]) == pytest.approx((question.vectors @ every.T).max(axis=1), abs=1e-6)
 

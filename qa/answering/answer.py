@@ -320,7 +320,7 @@ def _heading_fits(index: Index, hits: list[Hit], reading: QuestionReading) -> di
         chunk = index.chunks[hit.chunk]
         key = (chunk.source, chunk.section)
         if key not in by_subject:
-            by_subject[key] = reading.heading(hit.chunk)
+            by_subject[key] = reading.headings(chunk.source, [hit.chunk])[0]
         fits[position] = by_subject[key]
     return fits
 

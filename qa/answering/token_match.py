@@ -108,8 +108,8 @@ def sentence_scores(question: TokenVectors, passages: Sequence[tuple[TokenVector
 
 class QuestionReading:
     """One question's token vectors read against the token vectors an index stored (its TokenTable), for every
-    signal that reads them: the token match and the restatement of answer choice's candidates, the heading's
-    fit of the strong label's agreement, and the subject coverage of refusal. What they share is made once a
+    signal that reads them: the token match, the restatement and the heading fit of answer choice's
+    candidates, the strong label's agreement, and the subject coverage of refusal. What they share is made once a
     question: the question's weights, each passage subject's fit with the question's pieces, and each
     passage's sentences against the question and its subject, in one product per passage (the per-sentence
     products cost more in calls than in arithmetic). Gives what `late_interaction`, `focus_on_asked` and
@@ -122,6 +122,7 @@ class QuestionReading:
         self.weights = question_weights(question, index.idf, index.max_idf)
         self._subject_fits: dict[int, np.ndarray] = {}
         self._passages: dict[int, _PassageReading] = {}
+        self._headings: dict[str, dict[int, float]] = {}
 
     def subject_fit(self, chunk: int) -> np.ndarray:
         """Per question piece, its best cosine with any piece of the chunk's subject; empty when either has none."""
@@ -134,11 +135,26 @@ class QuestionReading:
             self._subject_fits[chunk] = fit
         return fit
 
-    def heading(self, chunk: int) -> float:
-        """`late_interaction` of the question with the chunk's subject (its article's title and section heading)."""
-        fit = self.subject_fit(chunk)
+    def headings(self, article: str, chunks: Sequence[int]) -> list[float]:
+        """`late_interaction` of the question with the subject (the article's title and a section heading) of
+        each of these chunks of `article`. Read for all of the article's chunks at once, with one product over
+        their subjects, kept converted by the index (the heading fit and the strong label's agreement read most
+        of an article's sections: a product each cost more), and kept for the question."""
+        fits = self._headings.get(article)
+        if fits is None:
+            fits = self._headings[article] = self._read_headings(article)
+        return [fits[chunk] for chunk in chunks]
+
+    def _read_headings(self, article: str) -> dict[int, float]:
+        every = self.index.article_chunks[article]
+        rows, bounds = self.index.tokens.subjects_rows(article, every)
         total = self.weights.sum()
-        return float((fit * self.weights).sum() / total) if len(fit) and total > 0 else 0.0
+        if len(rows) == 0 or len(self.question.vectors) == 0 or total <= 0:
+            return dict.fromkeys(every, 0.0)
+        held = np.diff(bounds) > 0  # a subject without pieces fits nothing
+        fits = np.zeros((len(every), len(self.question.vectors)), dtype=np.float32)
+        fits[held] = np.maximum.reduceat(rows @ self.question.vectors.T, bounds[:-1][held], axis=0)
+        return dict(zip(every, np.where(held, fits @ self.weights / total, 0.0).tolist()))
 
     def token_matches(self, chunk: int, sentence_ids: Sequence[int], power: float) -> list[float]:
         """The token match of the chunk's sentences `sentence_ids`: `late_interaction` with the question's weights

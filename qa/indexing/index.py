@@ -137,12 +137,22 @@ class TokenTable:
         return self._rows(self.sentences + chunk_id)
 
     def passage_rows(self, chunk_id: int, sentence_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """The token vectors of a chunk's sentences (`sentence_ids`, its own, in order) as one float32 block (read
-        only), kept as `sentence_rows` are; and where each sentence's rows start and end in it (len(ids) + 1
-        bounds). Answer choice reads a passage's sentences with one product instead of one per sentence."""
-        spans = self.spans[np.asarray(sentence_ids, dtype=np.int64)]
+        """The token vectors of a chunk's sentences (`sentence_ids`, its own, in order) as one float32 block, and
+        where each sentence's rows start and end in it (len(sentence_ids) + 1 bounds). Answer choice reads a
+        passage's sentences with one product instead of one per sentence."""
+        return self._block(("passage", chunk_id), sentence_ids)
+
+    def subjects_rows(self, article: str, chunk_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The token vectors of the subjects of an article's chunks (`chunk_ids`: all of them, in order) as one
+        float32 block, and where each one's rows start and end in it: the strong label's agreement reads the
+        headings of an article's sections with one product."""
+        return self._block(("subjects", article), [self.sentences + chunk for chunk in chunk_ids])
+
+    def _block(self, key: tuple, spans_read: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of these spans as one float32 block (read only), converted once and kept under `key` as
+        one span's rows are; and the spans' bounds in it."""
+        spans = self.spans[np.asarray(spans_read, dtype=np.int64)]
         bounds = np.concatenate(([0], np.cumsum(spans[:, 1] - spans[:, 0])))
-        key = ("passage", chunk_id)
         rows = self._converted.get(key)
         if rows is None:
             rows = np.zeros((0, self.vectors.shape[1]), dtype=np.float32)
@@ -239,6 +249,7 @@ class Index:
     question_links: tuple[np.ndarray, np.ndarray] = field(init=False)
     question_chunk_links: tuple[np.ndarray, np.ndarray] = field(init=False)
     article_sentences: dict[str, np.ndarray] = field(init=False)  # sentence ids of each article
+    article_chunks: dict[str, list[int]] = field(init=False)  # chunk ids of each article, in order
     articles_with_examples: frozenset[str] = field(init=False)  # articles the question bank has questions for
 
     def __post_init__(self) -> None:
@@ -261,6 +272,9 @@ class Index:
         for sentence, owner in enumerate(owners):
             by_article.setdefault(owner, []).append(sentence)
         self.article_sentences = {a: np.array(ids, dtype=np.int64) for a, ids in by_article.items()}
+        self.article_chunks = {}
+        for chunk_id, chunk in enumerate(self.chunks):
+            self.article_chunks.setdefault(chunk.source, []).append(chunk_id)
 
         self.articles_with_examples = frozenset(owners[s] for _, s in pairs)
 
