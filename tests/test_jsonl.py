@@ -198,3 +198,27 @@ def test_real_questions_batched_get_the_answers_they_get_alone_from_one_forward_
         assert (many["found"], many["answer"]) == (one["found"], one["answer"])
         assert [p["text"] for p in many["passages"]] == [p["text"] for p in one["passages"]]
         assert max(abs(a["score"] - b["score"]) for a, b in zip(one["passages"], many["passages"])) < 1e-5
+
+
+def test_the_next_chunk_is_embedded_while_the_one_before_is_answered(tiny_engine, monkeypatch):
+    """Answering is mostly Python, on one core at a time: the forward passes of the next chunk run meanwhile."""
+    prepared_again = threading.Event()
+    prepare, ask = tiny_engine.prepare, tiny_engine.ask
+    calls = []
+
+    def counted_prepare(*args, **kwargs):
+        calls.append(len(args[0]))
+        if len(calls) == 2:
+            prepared_again.set()
+        return prepare(*args, **kwargs)
+
+    def held_ask(*args, **kwargs):  # the first chunk's answers wait until the next chunk is being embedded
+        assert prepared_again.wait(timeout=20), "the next chunk was not embedded while the first was answered"
+        return ask(*args, **kwargs)
+
+    monkeypatch.setattr(tiny_engine, "prepare", counted_prepare)
+    monkeypatch.setattr(tiny_engine, "ask", held_ask)
+    lines = [json.dumps({"question": f"{QUESTIONS[n % len(QUESTIONS)]} {n}"}) + "\n" for n in range(3 * CHUNK_LINES)]
+    out = io.StringIO()
+    assert answer_jsonl(tiny_engine, io.StringIO("".join(lines)), out, workers=2) == 0
+    assert len(out.getvalue().splitlines()) == len(lines) and len(calls) >= 2

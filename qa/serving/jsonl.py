@@ -3,7 +3,10 @@
 Owns the loop: reading lines, embedding the questions that have arrived
 together (Engine.prepare: one batched forward pass instead of one per
 question), answering them `workers` at a time, and writing each answer, in
-the input's order, as soon as it and those before it are done.
+the input's order, as soon as it and those before it are done. The next
+chunk is embedded while the one before is answered: answering is mostly
+Python, which holds one core at a time, and the forward passes use the
+other.
 
 Lines are taken in chunks of what has already arrived, at most CHUNK_LINES:
 a pipe full of questions is embedded in batches, while a script that writes
@@ -40,6 +43,7 @@ def answer_jsonl(engine, lines: Iterable[str], out: TextIO, workers: int = 1) ->
     `workers` questions are answered at once (Settings.ask_workers). An exception from writing (a closed
     pipe) stops the batch and is raised."""
     arrived: queue.Queue = queue.Queue(maxsize=2 * CHUNK_LINES)  # read ahead, not the whole input
+    prepared: queue.Queue = queue.Queue(maxsize=1)  # the next chunk, embedded while the one before is answered
     in_order: queue.Queue = queue.Queue(maxsize=2 * workers)  # answers in the making, oldest first
     failure: list[BaseException] = []
     stop = threading.Event()
@@ -56,6 +60,31 @@ def answer_jsonl(engine, lines: Iterable[str], out: TextIO, workers: int = 1) ->
         finally:
             arrived.put(None)
 
+    def prepare(embedding: ThreadPoolExecutor) -> None:
+        # Its own threads for the forward passes: on the answering pool they would wait behind the answers
+        # of the chunk before (Python holding one core), instead of using the other core meanwhile.
+        try:
+            while not failure and not stop.is_set() and (chunk := _next_chunk(arrived)):
+                requests = [(number, _request(number, line)) for number, line in chunk]
+                try:
+                    engine.prepare([r for _, r in requests if isinstance(r, tuple)], run=embedding.map)
+                except QAError:
+                    pass  # e.g. the question model cannot load: each question's own answer says so
+                hand_over(requests)
+        except BaseException as exc:  # noqa: BLE001 - unexpected: raised below
+            failure.append(exc)
+        finally:
+            hand_over(None)
+
+    def hand_over(requests: list | None) -> None:
+        """To the answering loop, waiting while it answers the chunk before; given up once it has stopped."""
+        while not stop.is_set():
+            try:
+                prepared.put(requests, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
     def write() -> None:
         while (item := in_order.get()) is not None:
             if failure:
@@ -66,18 +95,16 @@ def answer_jsonl(engine, lines: Iterable[str], out: TextIO, workers: int = 1) ->
             except BaseException as exc:  # noqa: BLE001 - unexpected (a closed pipe): raised below
                 failure.append(exc)
 
-    reader = threading.Thread(target=read, name="jsonl-reader", daemon=True)
-    writer = threading.Thread(target=write, name="jsonl-writer", daemon=True)
-    reader.start()
-    writer.start()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="jsonl-ask") as pool:
+    with (ThreadPoolExecutor(max_workers=workers, thread_name_prefix="jsonl-ask") as pool,
+          ThreadPoolExecutor(max_workers=workers, thread_name_prefix="jsonl-embed") as embedding):
+        reader = threading.Thread(target=read, name="jsonl-reader", daemon=True)
+        preparer = threading.Thread(target=prepare, args=(embedding,), name="jsonl-preparer", daemon=True)
+        writer = threading.Thread(target=write, name="jsonl-writer", daemon=True)
+        reader.start()
+        preparer.start()
+        writer.start()
         try:
-            while not failure and (chunk := _next_chunk(arrived)):
-                requests = [(number, _request(number, line)) for number, line in chunk]
-                try:
-                    engine.prepare([r for _, r in requests if isinstance(r, tuple)], run=pool.map)
-                except QAError:
-                    pass  # e.g. the question model cannot load: each question's own answer says so
+            while not failure and (requests := prepared.get()) is not None:
                 for number, request in requests:
                     if failure:
                         break
