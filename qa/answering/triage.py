@@ -121,19 +121,22 @@ def _fires(patterns: list[re.Pattern], text: str) -> bool:
 
 def emergency_kind(question: str) -> str | None:
     """'crisis' (thoughts of ending one's life), 'medical' (someone in danger now), or None."""
-    text = _plain(question)
-    if _fires(_CRISIS_RE, text):
-        return "crisis"
-    return "medical" if emergency_situation(question) else None
+    return _emergency(question)[0]
 
 
 def emergency_situation(question: str) -> str | None:
     """The medical situation a question describes ("overdose", "seizure", "choking": EMERGENCY_SUBJECTS'
     keys), or None. A crisis question has none: its own words are the subject to search for."""
+    return _emergency(question)[1]
+
+
+def _emergency(question: str) -> tuple[str | None, str | None]:
+    """(emergency_kind, emergency_situation) of a question, its phrases read once for both."""
     text = _plain(question)
     if _fires(_CRISIS_RE, text):
-        return None
-    return next((situation for situation, patterns in _MEDICAL_RE.items() if _fires(patterns, text)), None)
+        return "crisis", None
+    situation = next((situation for situation, patterns in _MEDICAL_RE.items() if _fires(patterns, text)), None)
+    return ("medical" if situation else None), situation
 
 
 # ---------------------------------------------------------------------------- small talk
@@ -315,8 +318,8 @@ def triage(question: str) -> Triage:
     small_talk = small_talk_kind(question)
     if small_talk is not None:
         return Triage(small_talk=small_talk)
-    return Triage(emergency=emergency_kind(question), situation=emergency_situation(question),
-                  language=language_of(question))
+    emergency, situation = _emergency(question)
+    return Triage(emergency=emergency, situation=situation, language=language_of(question))
 
 
 def emergency_line(question: str) -> str | None:
