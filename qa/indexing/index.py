@@ -111,9 +111,10 @@ class TokenTable:
     """An index's stored token vectors: ragged rows of one memory-mapped float16 matrix, by span.
 
     `sentence` and `subject` give the stored float16 rows (what a build copies); `sentence_rows` and
-    `subject_rows` the same rows as float32, for answering: converted once and kept (up to TOKEN_ROWS_KEPT
-    bytes, least recently used dropped first), since the same sentences are candidates of many questions
-    and converting float16 costs more than the products that read them."""
+    `subject_rows` the same rows as float32, for answering, and `passage_rows` and `subjects_rows` those of a
+    chunk's sentences or of an article's subjects as one block: converted once and kept (up to TOKEN_ROWS_KEPT
+    bytes together, least recently used dropped first), since the same sentences are candidates of many
+    questions and converting float16 costs more than the products that read them."""
 
     vectors: np.ndarray  # (pieces, dimension) float16, memory-mapped
     spans: np.ndarray  # (sentences + chunks, 2) int64
@@ -275,7 +276,6 @@ class Index:
         self.article_chunks = {}
         for chunk_id, chunk in enumerate(self.chunks):
             self.article_chunks.setdefault(chunk.source, []).append(chunk_id)
-
         self.articles_with_examples = frozenset(owners[s] for _, s in pairs)
 
     @property
