@@ -307,10 +307,12 @@ class Settings:
     #   together: 1.0 - 2.0 is a plateau for the worst corpus (web pages,
     #   grown); MedQuAD gains with the weight, the web pages (fresh) lose
     #   past 1.25, and at 3.0 both web setups fall below no heading fit.
-    #   1.25: the best worst corpus, then the best next-worst (docs/QUALITY.md,
+    #   1.25 was the best worst corpus there, but the blind web set, run
+    #   once with it, lost more answers than webdev gained on the same
+    #   pages: off (0) until a heading fit transfers (docs/QUALITY.md,
     #   "Heading fit"). SQuAD (one section per article) and the product
     #   sets (every seed article has example questions) do not move.
-    heading_fit_weight: float = 1.25
+    heading_fit_weight: float = 0.0
     # The answer is quoted with its neighbour (the sentence just before or
     # after it in the same paragraph run of its section, neither a list line
     # nor past a heading) when the neighbour's answer-choice score is within
