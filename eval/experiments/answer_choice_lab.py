@@ -139,6 +139,13 @@ def lexical(row: dict, candidate: dict) -> dict:
 
 def accuracy(data: dict, choose, groups) -> dict:
     """group -> answers right when each answered question's answer is the candidate `choose` scores best."""
+    return accuracy_by_row(data, lambda r, lifts: [choose(r, c, l) for c, l in zip(r["candidates"], lifts)],
+                           groups)
+
+
+def accuracy_by_row(data: dict, scores, groups) -> dict:
+    """group -> answers right when each answered question's answer is its best candidate by `scores(row, lifts)`
+    (one score a candidate, for scores that read a row's candidates together)."""
     result = {}
     for group in groups:
         rows = [r for r in data[group] if r["answerable"]]
@@ -148,7 +155,7 @@ def accuracy(data: dict, choose, groups) -> dict:
             if not r["found"] or not candidates:
                 continue
             lifts = r.get("lifts") or [0.0] * len(candidates)
-            right += candidates[int(np.argmax([choose(r, c, l) for c, l in zip(candidates, lifts)]))]["right"]
+            right += candidates[int(np.argmax(scores(r, lifts)))]["right"]
         result[group] = right / len(rows)
     return result
 

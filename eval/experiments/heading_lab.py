@@ -150,23 +150,15 @@ def _lead(row: dict, key: str, mode: str, plain_only: bool = False) -> list[floa
 
 def accuracy(data: dict, groups, weight: float, key: str | None, mode: str, penalty: float,
              clip: float | None = None, plain_only: bool = False) -> dict:
-    result = {}
-    for group in groups:
-        rows = [r for r in data[group] if r["answerable"]]
-        right = 0
-        for r in rows:
-            candidates = r["candidates"]
-            if not r["found"] or not candidates:
-                continue
-            lifts = r.get("lifts") or [0.0] * len(candidates)
-            leads = _lead(r, key, mode, plain_only) if key else [0.0] * len(candidates)
-            if clip is not None:
-                leads = [min(max(v, -clip), clip) for v in leads]
-            scores = [c["base"] + c["match"] + l - penalty * c["restated"] + weight * h
-                      for c, l, h in zip(candidates, lifts, leads)]
-            right += candidates[int(np.argmax(scores))]["right"]
-        result[group] = right / len(rows)
-    return result
+    def scores(r: dict, lifts: list[float]) -> list[float]:
+        candidates = r["candidates"]
+        leads = _lead(r, key, mode, plain_only) if key else [0.0] * len(candidates)
+        if clip is not None:
+            leads = [min(max(v, -clip), clip) for v in leads]
+        return [c["base"] + c["match"] + l - penalty * c["restated"] + weight * h
+                for c, l, h in zip(candidates, lifts, leads)]
+
+    return lab.accuracy_by_row(data, scores, groups)
 
 
 def score(out: Path, groups) -> None:
