@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from conftest import CORPUS, write_corpus
 from qa.indexing import index as index_store
 from qa.indexing.build import build as build_index
@@ -91,22 +93,31 @@ def test_every_example_question_of_the_articles_links_to_its_article():
     assert PROJECT_ROOT / "corpus" == Settings().corpus_dir  # the product's own folder, by default
 
 
-def test_a_first_build_may_leave_the_example_questions_to_the_full_one_and_says_so(tmp_path, fake_embedder):
+def test_a_provisional_first_build_leaves_the_example_questions_and_section_contexts_to_the_full_one(
+        tmp_path, fake_embedder):
     from qa.serving.status import serving_status
 
     settings = naloxone_with_bank(tmp_path, [BANK_LINE])
-    report = build_index(settings, fake_embedder, example_questions=False)
+    report = build_index(settings, fake_embedder, provisional=True)
     assert report.questions == 0 and fake_embedder.texts_encoded == report.embedded
     loaded = index_store.load(settings)
     assert loaded.questions == [] and loaded.question_vectors.shape[0] == 0
-    assert loaded.manifest["questions"]["left_out"] is True
+    assert loaded.manifest["questions"]["left_out"] is True and loaded.manifest["provisional"] is True
+    # No sentence embedded again under its heading: its answer vector is its own vector.
+    background = loaded.manifest["background"]["questions"]
+    assert report.embedded == len(loaded.chunks) + len(loaded.sentences) + background
+    assert np.array_equal(loaded.context_vectors, loaded.sentence_vectors)
+    assert np.allclose(loaded.answer_vectors, loaded.sentence_vectors)
     assert index_store.stale_reason(loaded.manifest, settings) == \
         "it was built without the example questions, to answer sooner"
     assert "The example questions are not used yet." in serving_status(loaded.manifest).message
-    # The full build that follows is not "up to date": it embeds the question, and only it.
+    # The full build that follows is not "up to date": it embeds the question and the sentences under their
+    # headings (never taking the provisional sentence vectors for them), and only those.
     report = build_index(settings, fake_embedder)
-    assert (report.questions, report.embedded) == (1, 1)
     loaded = index_store.load(settings)
+    assert (report.questions, report.embedded) == (1, 1 + len(loaded.sentences))
     assert loaded.questions == [BANK_LINE["question"]] and "left_out" not in loaded.manifest["questions"]
+    assert loaded.manifest["provisional"] is False
+    assert not np.allclose(loaded.context_vectors, loaded.sentence_vectors)
     assert index_store.stale_reason(loaded.manifest, settings) is None
     assert "not used yet" not in serving_status(loaded.manifest).message

@@ -80,15 +80,17 @@ class BuildReport:
 
 def build(settings: Settings, embedder: Embedder,
           progress: Callable[[str], None] | None = None, show_bar: bool = False,
-          steps: Callable[[str, int, int], None] | None = None, example_questions: bool = True) -> BuildReport:
+          steps: Callable[[str, int, int], None] | None = None, provisional: bool = False) -> BuildReport:
     """Build the index of `settings.corpus_dir` into `settings.index_dir` and make it live.
 
     `embedder`: the configured model (used when the build does not fine-tune); `progress` gets
     messages for a person; `steps(stage, done, total)` gets the long stages' progress as numbers
     ("fine-tuning" in training steps, "exporting", "embedding" in texts), for start-up progress.
-    `example_questions` False: the question bank is left out (not embedded, not searched), for a first
-    build that a full one follows at once (qa/serving/startup.py); its manifest says so, and it is never
-    up to date."""
+    `provisional`: a first build that a full one follows at once (qa/serving/startup.py), made to answer
+    sooner: the question bank is left out (not embedded, not searched), and each sentence is not embedded
+    again under its section heading (its answer vector is its own vector: a third fewer texts to embed,
+    answers a little less often right, docs/BENCHMARKS.md, first_start). Its manifest says so, it is never
+    up to date, and a later build reuses none of its section-heading vectors."""
     started = time.perf_counter()
     say = progress or (lambda message: None)
     step = steps or (lambda stage, done, total: None)
@@ -112,7 +114,7 @@ def build(settings: Settings, embedder: Embedder,
         sentences, chunk_sentence_ids = sentence_table(chunks)
         questions, question_sentence_ids, unlinked = _question_bank(bank, chunks, chunk_sentence_ids, sentences)
         question_warnings += unlinked
-        if not example_questions:
+        if provisional:
             questions, question_sentence_ids = [], []
         for warning in question_warnings:
             say(f"question bank: {warning}")
@@ -159,7 +161,7 @@ def build(settings: Settings, embedder: Embedder,
         for chunk, ids in zip(chunks, chunk_sentence_ids):
             for sentence_id in ids:
                 first_section.setdefault(sentence_id, chunk.section_of(sentences[sentence_id]))
-        contexts = [context_text(first_section[i], s) for i, s in enumerate(sentences)]
+        contexts = [] if provisional else [context_text(first_section[i], s) for i, s in enumerate(sentences)]
         background = read_background(settings.background_file)
         known = shipped_background.shipped(onnx.key, background, embedder.batch_size) if onnx is not None else None
         if known is not None:  # the packaged model's: the same for every corpus, computed once and shipped
@@ -181,8 +183,9 @@ def build(settings: Settings, embedder: Embedder,
                 token_cache[text_hash(text)] = kept.vectors.astype(np.float16)
         chunk_vectors = vectors[:len(chunks)]
         sentence_vectors = vectors[len(chunks):len(chunks) + len(sentences)]
-        context_vectors = vectors[len(chunks) + len(sentences):len(chunks) + 2 * len(sentences)]
-        question_vectors = vectors[len(chunks) + 2 * len(sentences):len(chunks) + 2 * len(sentences) + len(questions)]
+        after = len(chunks) + len(sentences) + len(contexts)
+        context_vectors = sentence_vectors if provisional else vectors[len(chunks) + len(sentences):after]
+        question_vectors = vectors[after:after + len(questions)]
         background_vectors = vectors[len(texts) - len(background):]
         say(f"embedded {embedded} new texts, reused {len(texts) - embedded}")
 
@@ -240,7 +243,8 @@ def build(settings: Settings, embedder: Embedder,
                 },
                 "background": _background_fingerprint(settings, background),
                 "questions": {"files": bank_hashes(settings.corpus_dir), "linked": len(questions),
-                              "skipped": question_warnings, **({} if example_questions else {"left_out": True})},
+                              "skipped": question_warnings, **({"left_out": True} if provisional else {})},
+                "provisional": provisional,
                 "counts": {
                     "articles": len(corpus.articles),
                     "sections": sum(len(a.sections) for a in corpus.articles),
@@ -435,7 +439,8 @@ def _previous_vectors(previous: Index | None) -> tuple[dict[str, np.ndarray], in
         cache[text_hash(chunk.index_text)] = vector
     for sentence, vector in zip(previous.sentences, previous.sentence_vectors):
         cache[text_hash(sentence)] = vector
-    for sentence_id, vector in enumerate(previous.context_vectors):
+    # A provisional index's "contexts" are its sentences' own vectors: never reused as a context's.
+    for sentence_id, vector in enumerate([] if previous.manifest.get("provisional") else previous.context_vectors):
         section = previous.chunks[previous.sentence_chunks[sentence_id][0]].section_of(previous.sentences[sentence_id])
         cache[text_hash(context_text(section, previous.sentences[sentence_id]))] = vector
     for question, vector in zip(previous.questions, previous.question_vectors):

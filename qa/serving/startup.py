@@ -298,10 +298,11 @@ def _run_builds(fd: int, parent: int) -> int:
         # The export first: one traced with torch is made in a child (preparation.exported), so this process
         # embeds without torch.
         preparation.exported(settings, settings.model, say, steps)
-        # A build that another follows leaves the example questions to that one: they are embedded
-        # again with its model anyway, and the first answer comes sooner without them.
+        # A build that another follows is provisional: it leaves the example questions and the sentences'
+        # section headings to that one, which embeds everything again with its own model anyway; the first
+        # answer comes sooner without them.
         report = build_index(settings, Embedder(settings.model, settings.batch_size, settings.threads),
-                             progress=say, steps=steps, example_questions=last)
+                             progress=say, steps=steps, provisional=not last)
         conn.send(("say", f"Built {report.chunks} passages from {report.files} articles "
                           f"({report.embedded} newly embedded) in {report.seconds:.1f} s."))
         conn.send(("built", number))
