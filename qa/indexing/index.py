@@ -10,7 +10,8 @@ Owns the index's on-disk format and its life on disk. `index/` holds generations
         sentences.jsonl           answer-candidate sentences with their text hash
         chunk_vectors.npy         float32, one unit row per chunk
         sentence_vectors.npy      float32, one unit row per sentence (retrieval)
-        context_vectors.npy       float32, one row per "section: sentence"
+        context_vectors.npy       float32, one row per "section: sentence" (in a provisional index, the
+                                  sentence's own row: qa/indexing/build.py)
         answer_vectors.npy        float32, the mean of the two above: what answer choice compares
                                   with (the two are memory-mapped at load, read only by the next
                                   build's vector cache, so a serving process holds one array, not three)

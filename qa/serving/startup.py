@@ -12,8 +12,10 @@ Owns the way to the first answer (the states it goes through are qa/serving/stat
   a minute or more), the first build uses the model as it ships ("base"),
   the engine answers from it, and a second build fine-tunes and re-embeds
   in the background ("tuned"), swapped in when it is live. The first build
-  leaves out the example questions (the second embeds them with its own
-  model): about a fifth of the texts, and the status says so.
+  is provisional (qa/indexing/build.py): it leaves out the example
+  questions and does not embed each sentence again under its section
+  heading (the second embeds everything with its own model): about two
+  fifths of the texts, and the status says so.
 
 Builds run in processes of their own (`python -m qa.serving.startup FD PARENT_PID`,
 started by `BackgroundBuild`), one process per build, one after the other
