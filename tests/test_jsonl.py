@@ -247,3 +247,23 @@ def test_a_piped_batch_answers_as_each_question_alone_and_embeds_each_text_once(
     assert len(answered) > CHUNK_LINES
     for row, request in answered:  # one at a time, in order, as a chat asks them
         assert row == tiny_engine.ask(request["question"], request.get("history", [])).to_dict()
+
+
+def test_a_follow_up_is_answered_after_its_earlier_turns_line_and_does_not_answer_it_again(tiny_engine, monkeypatch):
+    asked = []
+    ask = tiny_engine._ask
+
+    def noted(live, text, earlier, *args, **kwargs):
+        asked.append((text, earlier))
+        return ask(live, text, earlier, *args, **kwargs)
+
+    monkeypatch.setattr(tiny_engine, "_ask", noted)
+    lines = []
+    for number in range(20):
+        first = f"{QUESTIONS[number % len(QUESTIONS)]} {number}"
+        lines += [json.dumps({"question": first}) + "\n",
+                  json.dumps({"question": "why not?", "history": [first]}) + "\n"]
+    out = io.StringIO()
+    assert answer_jsonl(tiny_engine, io.StringIO("".join(lines)), out, workers=2) == 0
+    assert len(out.getvalue().splitlines()) == len(lines)
+    assert len(asked) == len(lines), "each line answered once: no earlier turn answered again"

@@ -106,6 +106,9 @@ def answer_jsonl(engine, lines: Iterable[str], out: TextIO, workers: int = 1) ->
         writer.start()
         # A text given to a forward pass not yet done: a later question that needs it waits for that pass.
         claimed: dict[str, tuple[frozenset, Future]] = {}  # text -> (the typed texts it reads tokens for, the pass)
+        # The answers of the last lines by (question, history): a follow-up waits for its earlier turns' lines,
+        # whose answers it then finds remembered (Engine.ask) instead of answering those turns again.
+        asked: dict[tuple[str, tuple], Future] = {}
         try:
             while not failure and (chunk := _next_chunk(arrived)):
                 requests = [(number, _request(number, line)) for number, line in chunk]
@@ -125,8 +128,14 @@ def answer_jsonl(engine, lines: Iterable[str], out: TextIO, workers: int = 1) ->
                     if failure:
                         break
                     slot: Future = Future()
-                    passes = {claimed[text][1] for text in wanted if text in claimed}
-                    _when_done(passes, lambda slot=slot, number=number, request=request:
+                    before = {claimed[text][1] for text in wanted if text in claimed}
+                    if isinstance(request, tuple):
+                        if request[1]:  # a follow-up: after its earlier turns' lines
+                            before |= {asked[turn] for turn in _turns(request[1]) if turn in asked}
+                        asked[(request[0], tuple(request[1]))] = slot
+                        if len(asked) > CHUNK_LINES:
+                            del asked[next(iter(asked))]  # the oldest: long answered
+                    _when_done(before, lambda slot=slot, number=number, request=request:
                                start(slot, number, request))
                     in_order.put(slot)
         finally:
@@ -150,6 +159,11 @@ def _texts_to_embed(engine, request: tuple[str, list[str]] | dict) -> dict[str, 
         return engine.texts_to_embed(*request)
     except QAError:
         return {}  # e.g. the index cannot be read: the question's own answer says so
+
+
+def _turns(history: list[str]) -> list[tuple[str, tuple]]:
+    """The (question, history) of each earlier turn of a follow-up with `history`, as its own line would ask it."""
+    return [(question, tuple(history[:turn])) for turn, question in enumerate(history)]
 
 
 def _when_done(futures: set[Future], then) -> None:
