@@ -430,18 +430,9 @@ def _arrays(encodings, pad_id: int) -> dict[str, np.ndarray]:
 
 @dataclass(frozen=True)
 class TokenVectors:
-    """One text's token vectors (rows of unit length) and the lower-cased word each row belongs to; `starts`:
-    the character each row's token starts at in the text, when known."""
+    """One text's token vectors (rows of unit length) and the lower-cased word each row belongs to."""
     vectors: np.ndarray
     words: tuple[str, ...]
-    starts: tuple[int, ...] = ()
-
-    def within(self, spans: Sequence[tuple[int, int]]) -> "TokenVectors":
-        """The rows whose tokens start inside `spans` (character ranges of the text, end excluded): the part of
-        a text's token vectors that reads another text held in it, in the context of the whole."""
-        rows = [row for row, start in enumerate(self.starts) if any(a <= start < b for a, b in spans)]
-        return TokenVectors(self.vectors[rows], tuple(self.words[row] for row in rows),
-                            tuple(self.starts[row] for row in rows))
 
 
 def token_rows(text: str, vectors: np.ndarray, tokens: Sequence[str], word_ids: Sequence[int | None],
@@ -452,17 +443,16 @@ def token_rows(text: str, vectors: np.ndarray, tokens: Sequence[str], word_ids: 
     for word, (start, end), is_special in zip(word_ids, offsets, special):
         if word is not None and not is_special:
             spans.setdefault(word, [start, end])[1] = end
-    rows, words, starts = [], [], []
+    rows, words = [], []
     for position, (token, word, is_special) in enumerate(zip(tokens, word_ids, special)):
         if is_special or word is None or not any(c.isalnum() for c in token):
             continue
         rows.append(position)
         start, end = spans[word]
         words.append(text[start:end].lower())
-        starts.append(offsets[position][0])
     kept = np.asarray(vectors[rows], dtype=np.float32).reshape(len(rows), vectors.shape[-1])
     norms = np.linalg.norm(kept, axis=1, keepdims=True)
-    return TokenVectors(kept / np.maximum(norms, 1e-12), tuple(words), tuple(starts))
+    return TokenVectors(kept / np.maximum(norms, 1e-12), tuple(words))
 
 
 def max_difference(a: np.ndarray, b: np.ndarray) -> float:

@@ -83,74 +83,6 @@ QUESTION_VECTORS = 1024
 PREPARE_BATCH = 8
 
 
-def typed_spans(typed: str, searched: str) -> tuple[tuple[int, int], ...] | None:
-    """The character ranges of `searched` that are `typed`'s characters, when `searched` is `typed` with what
-    planning adds (`Engine._plan`): an earlier turn's words before it (a follow-up's topic), " (...)" after a
-    term (synonyms) or at the end (an emergency's subjects); None when it is not."""
-    if len(searched.lower()) != len(searched):  # offsets are read on the lower-cased text
-        return None
-    starts = [0] + [at + 1 for at in range(len(searched)) if searched[at] == " "]
-    for start in starts:
-        if len(searched) - start < len(typed):
-            break
-        spans = _aligned(typed, searched, start)
-        if spans is not None:
-            return spans
-    return None
-
-
-def _aligned(typed: str, searched: str, start: int) -> tuple[tuple[int, int], ...] | None:
-    """`typed_spans` for `typed` starting at `start` of `searched`: skipping " (...)" insertions only."""
-    spans, i, j, begun = [], 0, start, start
-    while i < len(typed):
-        if searched.startswith(" (", j) and not typed.startswith(" (", i):
-            end = _closing(searched, j + 1)
-            if end is None:
-                return None
-            spans.append((begun, j))
-            j = begun = end + 1
-        elif j < len(searched) and searched[j] == typed[i]:
-            i, j = i + 1, j + 1
-        else:
-            return None
-    spans.append((begun, j))
-    rest = searched[j:]
-    if rest and not (rest.startswith(" (") and _closing(searched, j + 1) == len(searched) - 1):
-        return None
-    return tuple((a, b) for a, b in spans if b > a)
-
-
-def _closing(text: str, opening: int) -> int | None:
-    """Where the parenthesis opened at `opening` closes (nested ones counted), or None."""
-    depth = 0
-    for at in range(opening, len(text)):
-        depth += {"(": 1, ")": -1}.get(text[at], 0)
-        if depth == 0:
-            return at
-    return None
-
-
-def token_source(typed: str, texts: Sequence[str]) -> tuple[str, tuple[tuple[int, int], ...] | None]:
-    """The text whose forward pass gives `typed`'s token vectors (answer choice's token match), and the spans of
-    `typed`'s words in it (None: all of it): `typed` itself when it is one of `texts`, else the shortest of
-    `texts` that holds its words (`typed_spans`: the searched text, or a follow-up's own text with synonyms),
-    read in that text's context, which saves a pass; else `typed`, in a pass of its own."""
-    if typed in texts:
-        return typed, None
-    for text in sorted(texts, key=len):
-        spans = typed_spans(typed, text)
-        if spans is not None:
-            return text, spans
-    return typed, None
-
-
-def _read_tokens(tokens, spans: tuple[tuple[int, int], ...] | None):
-    """A pass's token vectors (qa.models.onnx_model.TokenVectors), or the rows of them that `spans` cover."""
-    if spans is None or tokens is None or tokens is True:
-        return tokens
-    return tokens.within(spans)
-
-
 @dataclass(frozen=True)
 class _Live:
     """An index generation and the model that embeds questions for it: swapped together."""
@@ -305,8 +237,7 @@ class Engine:
                tokens_of: str | None = None) -> tuple[list[np.ndarray], object | None]:
         """The vectors of `texts`: those kept, and the others embedded now and kept; and the token vectors of
         `tokens_of` (qa.models.onnx_model.TokenVectors: answer choice's token match), None when not asked for.
-        They come from the forward pass of the text of `texts` that holds `tokens_of`'s words (`token_source`),
-        keeping its words' rows; a text that holds none of them costs a pass of its own."""
+        A text of `texts` gets them from the forward pass that embeds it; another costs a pass of its own."""
         model = self._model_key(embedder)
         found: dict[str, np.ndarray] = {}
         tokens = None
@@ -317,9 +248,8 @@ class Engine:
                     found[text] = vector
             if tokens_of is not None:
                 tokens = self._kept(self._token_vectors, (model, tokens_of))
-        source, spans = token_source(tokens_of, texts) if tokens_of is not None and tokens is None else (None, None)
-        missing = list(dict.fromkeys([t for t in texts if t not in found] + ([source] if source else [])))
-        if missing:
+        missing = list(dict.fromkeys(t for t in texts if t not in found or (t == tokens_of and tokens is None)))
+        if missing or (tokens_of is not None and tokens is None):
             # torch uses both cores for one forward pass: one at a time. onnxruntime runs a
             # question on one thread (Settings.query_threads), so two questions use both cores.
             # Each text alone, never in a padded batch with another: a kept vector is then the very one the
@@ -327,12 +257,14 @@ class Engine:
             with self._encode_lock if embedder.backend != "onnx" else nullcontext():
                 vectors = []
                 for text in missing:
-                    if text == source:
+                    if text == tokens_of:
                         wanted = [True]
                         vectors.append(embedder.encode([text], tokens=wanted)[0])
-                        tokens = _read_tokens(wanted[0], spans)
+                        tokens = wanted[0]
                     else:
                         vectors.append(embedder.encode_one(text))
+                if tokens_of is not None and tokens is None:  # asked for a text it does not embed
+                    tokens = embedder.token_vectors([tokens_of])[0]
             with self._lock:
                 for text, vector in zip(missing, vectors):
                     self._keep(self._vectors, (model, text), vector)
@@ -352,17 +284,17 @@ class Engine:
         (docs/BENCHMARKS.md, latency), so a single question (the page, the API) is never prepared.
         `run(function, batches)`: how the batches are run, e.g. a thread pool's map to use both cores.
         A question that `ask` would refuse or not search is skipped: `ask` says what is wrong."""
-        texts: dict[str, tuple[str, ...]] = {}
+        texts: dict[str, bool] = {}
         for question, history in asks:
-            for text, typed in self.texts_to_embed(question, history).items():
-                texts[text] = tuple(dict.fromkeys(texts.get(text, ()) + typed))
+            for text, tokens in self.texts_to_embed(question, history).items():
+                texts[text] = texts.get(text, False) or tokens
         for _ in run(self.embed_batch, self.embedding_batches(texts)):
             pass
 
-    def texts_to_embed(self, question: str, history: Sequence[str] = ()) -> dict[str, tuple[str, ...]]:
-        """The texts `ask(question, history)` would embed and that are not kept yet, each with the typed texts
-        whose token vectors its forward pass gives (`token_source`; most often none, or itself) (`prepare`'s
-        first half; Python only, no forward pass). None for a question `ask` would refuse or not search."""
+    def texts_to_embed(self, question: str, history: Sequence[str] = ()) -> dict[str, bool]:
+        """The texts `ask(question, history)` would embed and that are not kept yet, each with whether its token
+        vectors are wanted too (`prepare`'s first half; Python only, no forward pass). None for a question
+        `ask` would refuse or not search."""
         live = self._current()
         try:
             text = clean_question(question, self.settings)
@@ -376,23 +308,21 @@ class Engine:
             turns += [(q, earlier[:turn]) for turn, q in enumerate(earlier)
                       if (live.index.generation, q, earlier[:turn]) not in self._recent_answers]
         tokens_wanted = self._reads_tokens(live)
-        texts: dict[str, tuple[str, ...]] = {}  # text -> the typed texts whose token vectors its pass gives
+        texts: dict[str, bool] = {}  # text -> its token vectors are wanted too
         for typed, before in turns:
             _, searched, _, focus = self._plan(typed, before)
-            embedded = [searched] + ([focus] if focus is not None else [])
-            for one in embedded:
-                texts.setdefault(one, ())
+            for embedded in (searched, focus):
+                if embedded is not None:
+                    texts.setdefault(embedded, False)
             if tokens_wanted:
-                source, _ = token_source(typed, embedded)
-                texts[source] = tuple(dict.fromkeys(texts.get(source, ()) + (typed,)))
+                texts[typed] = True
         model = self._model_key(live.embedder)
         with self._lock:
-            return {t: typed for t, typed in texts.items() if (model, t) not in self._vectors
-                    or any((model, one) not in self._token_vectors for one in typed)}
+            return {t: tokens for t, tokens in texts.items() if (model, t) not in self._vectors
+                    or (tokens and (model, t) not in self._token_vectors)}
 
-    def embedding_batches(self, texts: dict[str, tuple[str, ...]],
-                          side_by_side: int = 2) -> list[dict[str, tuple[str, ...]]]:
-        """`texts` (`texts_to_embed`'s) cut into the batches `embed_batch` embeds, the fewest
+    def embedding_batches(self, texts: dict[str, bool], side_by_side: int = 2) -> list[dict[str, bool]]:
+        """`texts` (text -> its token vectors wanted too) cut into the batches `embed_batch` embeds, the fewest
         tokens first: texts of similar token counts side by side, so little of a pass is padding (texts sorted
         by characters pad far more: docs/BENCHMARKS.md, latency); at most PREPARE_BATCH a batch, and at least
         `side_by_side` batches (one per thread that runs them)."""
@@ -407,10 +337,9 @@ class Engine:
         size = max(1, min(PREPARE_BATCH, -(-len(ordered) // max(1, side_by_side))))
         return [{t: texts[t] for t in ordered[start:start + size]} for start in range(0, len(ordered), size)]
 
-    def embed_batch(self, batch: dict[str, tuple[str, ...]]) -> None:
-        """Embed `batch` (text -> the typed texts whose token vectors its pass gives; `embedding_batches` makes
-        them) in one forward pass, and keep its vectors and those token vectors for `ask` (`prepare`'s second
-        half)."""
+    def embed_batch(self, batch: dict[str, bool]) -> None:
+        """Embed `batch` (text -> its token vectors wanted too; `embedding_batches` makes them) in one forward
+        pass, and keep its vectors for `ask` (`prepare`'s second half)."""
         live = self._current()
         model = self._model_key(live.embedder)
         texts = list(batch)
@@ -421,9 +350,7 @@ class Engine:
             for text, vector, kept in zip(texts, vectors, tokens):
                 self._keep(self._vectors, (model, text), vector)
                 if kept is not None and kept is not True:  # True: the model gave none
-                    for typed in batch[text]:
-                        self._keep(self._token_vectors, (model, typed),
-                                   _read_tokens(kept, None if typed == text else typed_spans(typed, text)))
+                    self._keep(self._token_vectors, (model, text), kept)
 
     @staticmethod
     def _kept(kept: OrderedDict, key: tuple):

@@ -77,7 +77,7 @@ def answer_jsonl(engine, lines: Iterable[str], out: TextIO, workers: int = 1) ->
             except BaseException as exc:  # noqa: BLE001 - unexpected (a closed pipe): raised below
                 failure.append(exc)
 
-    def embed(batch: dict[str, tuple[str, ...]]) -> None:
+    def embed(batch: dict[str, bool]) -> None:
         try:
             engine.embed_batch(batch)
         except QAError:
@@ -105,7 +105,7 @@ def answer_jsonl(engine, lines: Iterable[str], out: TextIO, workers: int = 1) ->
         reader.start()
         writer.start()
         # A text given to a forward pass not yet done: a later question that needs it waits for that pass.
-        claimed: dict[str, tuple[frozenset, Future]] = {}  # text -> (the typed texts it reads tokens for, the pass)
+        claimed: dict[str, tuple[bool, Future]] = {}  # text -> (its token vectors too, the pass)
         # The answers of the last lines by (question, history): a follow-up waits for its earlier turns' lines,
         # whose answers it then finds remembered (Engine.ask) instead of answering those turns again.
         asked: dict[tuple[str, tuple], Future] = {}
@@ -118,12 +118,12 @@ def answer_jsonl(engine, lines: Iterable[str], out: TextIO, workers: int = 1) ->
                 for _, request in requests:
                     wanted = _texts_to_embed(engine, request)
                     needs.append(wanted)
-                    for text, typed in wanted.items():
-                        if text not in claimed or not claimed[text][0].issuperset(typed):
-                            texts[text] = tuple(dict.fromkeys(texts.get(text, ()) + typed))
+                    for text, tokens in wanted.items():
+                        if text not in claimed or tokens > claimed[text][0]:
+                            texts[text] = texts.get(text, False) or tokens
                 for batch in engine.embedding_batches(texts, workers):
                     done = embedding.submit(embed, batch)
-                    claimed.update((text, (frozenset(typed), done)) for text, typed in batch.items())
+                    claimed.update((text, (tokens, done)) for text, tokens in batch.items())
                 for (number, request), wanted in zip(requests, needs):
                     if failure:
                         break
@@ -151,7 +151,7 @@ def answer_jsonl(engine, lines: Iterable[str], out: TextIO, workers: int = 1) ->
     return 0
 
 
-def _texts_to_embed(engine, request: tuple[str, list[str]] | dict) -> dict[str, tuple[str, ...]]:
+def _texts_to_embed(engine, request: tuple[str, list[str]] | dict) -> dict[str, bool]:
     """What a parsed line's question needs embedded (Engine.texts_to_embed); nothing for a bad line."""
     if isinstance(request, dict):
         return {}
