@@ -293,7 +293,7 @@ class Engine:
 
     def texts_to_embed(self, question: str, history: Sequence[str] = ()) -> dict[str, bool]:
         """The texts `ask(question, history)` would embed and that are not kept yet, each with whether its token
-        vectors are wanted too (`prepare`'s first half; Python only, no forward pass). None for a question
+        vectors are wanted too (`prepare`'s first half; Python only, no forward pass). Nothing for a question
         `ask` would refuse or not search."""
         live = self._current()
         try:

@@ -2,8 +2,9 @@
 
 Owns the loop: reading lines, embedding the texts of the questions that have
 arrived together (Engine.texts_to_embed, Engine.embedding_batches:
-forward passes over texts of similar length, shortest first, instead of one
-pass per text), answering each question as soon as its texts are embedded,
+forward passes over texts of similar token counts, shortest first, instead
+of one pass per text), answering each question as soon as its texts are
+embedded (a follow-up also after the line of its earlier turn),
 `workers` at a time, and writing each answer, in the input's order, as soon as
 it and those before it are done.
 
@@ -24,8 +25,9 @@ the others go on; a blank line gets no answer line.
 Limits: the chunk a question arrives in decides whether its vector comes from
 a batch or from a pass of its own, which can differ in the last bits
 (Engine.prepare); answers are the same in practice (docs/BENCHMARKS.md). A
-follow-up answered before the earlier question of its chunk answers that
-question again for itself (Engine.ask), as it would alone.
+follow-up whose earlier turn has no line of its own among the last
+CHUNK_LINES answers that turn again for itself (Engine.ask), as it would
+alone.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from typing import Iterable, TextIO
 from qa.errors import QAError
 from qa.serving.interface import ask_request
 
-# Lines whose texts are sorted by length together at most: the more, the less of a forward pass is padding;
+# Lines whose texts are sorted by token count together at most: the more, the less of a pass is padding;
 # what has arrived is taken, so a script waiting for each answer is not held back.
 CHUNK_LINES = 128
 
