@@ -105,7 +105,7 @@ def test_a_text_asked_again_is_not_embedded_again(tiny_engine, fake_embedder):
 
 def bad_and_good_lines() -> list[str]:
     """Questions, follow-ups and every kind of bad line, more than a chunk of them."""
-    lines = batch_lines() * 2
+    lines = batch_lines() * 8
     lines[4] = json.dumps({"question": "x" * 100_000}) + "\n"  # over the question limit
     lines[12] = "{" * 3_000_000 + "\n"  # huge, and not JSON
     lines[20] = json.dumps(["what is naloxone"]) + "\n"  # JSON, not an object
@@ -200,25 +200,70 @@ def test_real_questions_batched_get_the_answers_they_get_alone_from_one_forward_
         assert max(abs(a["score"] - b["score"]) for a, b in zip(one["passages"], many["passages"])) < 1e-5
 
 
-def test_the_next_chunk_is_embedded_while_the_one_before_is_answered(tiny_engine, monkeypatch):
-    """Answering is mostly Python, on one core at a time: the forward passes of the next chunk run meanwhile."""
-    prepared_again = threading.Event()
-    prepare, ask = tiny_engine.prepare, tiny_engine.ask
-    calls = []
+def test_questions_are_answered_while_the_texts_of_later_ones_are_embedded(tiny_engine, monkeypatch):
+    """Answering is mostly Python, on one core at a time: the forward passes still to come run meanwhile."""
+    answering = threading.Event()
+    embed_batch, ask = tiny_engine.embed_batch, tiny_engine.ask
+    batches = []
 
-    def counted_prepare(*args, **kwargs):
-        calls.append(len(args[0]))
-        if len(calls) == 2:
-            prepared_again.set()
-        return prepare(*args, **kwargs)
+    def held_embed_batch(batch):  # the third pass on waits until a question is being answered
+        batches.append(len(batch))
+        if len(batches) >= 3:
+            assert answering.wait(timeout=20), "no question was answered before the last passes were done"
+        return embed_batch(batch)
 
-    def held_ask(*args, **kwargs):  # the first chunk's answers wait until the next chunk is being embedded
-        assert prepared_again.wait(timeout=20), "the next chunk was not embedded while the first was answered"
+    def noted_ask(*args, **kwargs):
+        answering.set()
         return ask(*args, **kwargs)
 
-    monkeypatch.setattr(tiny_engine, "prepare", counted_prepare)
-    monkeypatch.setattr(tiny_engine, "ask", held_ask)
-    lines = [json.dumps({"question": f"{QUESTIONS[n % len(QUESTIONS)]} {n}"}) + "\n" for n in range(3 * CHUNK_LINES)]
+    monkeypatch.setattr(tiny_engine, "embed_batch", held_embed_batch)
+    monkeypatch.setattr(tiny_engine, "ask", noted_ask)
+    lines = [json.dumps({"question": f"{QUESTIONS[n % len(QUESTIONS)]} {n}"}) + "\n" for n in range(CHUNK_LINES)]
     out = io.StringIO()
     assert answer_jsonl(tiny_engine, io.StringIO("".join(lines)), out, workers=2) == 0
-    assert len(out.getvalue().splitlines()) == len(lines) and len(calls) >= 2
+    assert len(out.getvalue().splitlines()) == len(lines) and len(batches) >= 4
+
+
+def test_a_piped_batch_answers_as_each_question_alone_and_embeds_each_text_once(tiny_engine, fake_embedder,
+                                                                              monkeypatch):
+    lines = bad_and_good_lines()
+    embedded: list[str] = []
+    embed_batch = tiny_engine.embed_batch
+
+    def noted(batch):
+        embedded.extend(batch)
+        return embed_batch(batch)
+
+    monkeypatch.setattr(tiny_engine, "embed_batch", noted)
+    out = io.StringIO()
+    assert answer_jsonl(tiny_engine, io.StringIO("".join(lines)), out, workers=2) == 0
+    assert len(embedded) == len(set(embedded)), "a text two questions need is embedded once"
+
+    tiny_engine.forget()
+    batched = [json.loads(row) for row in out.getvalue().splitlines()]
+    asked = [line for line in lines if line.strip()]
+    assert len(batched) == len(asked)
+    answered = [(row, json.loads(line)) for row, line in zip(batched, asked) if "error" not in row]
+    assert len(answered) > CHUNK_LINES
+    for row, request in answered:  # one at a time, in order, as a chat asks them
+        assert row == tiny_engine.ask(request["question"], request.get("history", [])).to_dict()
+
+
+def test_a_follow_up_is_answered_after_its_earlier_turns_line_and_does_not_answer_it_again(tiny_engine, monkeypatch):
+    asked = []
+    ask = tiny_engine._ask
+
+    def noted(live, text, earlier, *args, **kwargs):
+        asked.append((text, earlier))
+        return ask(live, text, earlier, *args, **kwargs)
+
+    monkeypatch.setattr(tiny_engine, "_ask", noted)
+    lines = []
+    for number in range(20):
+        first = f"{QUESTIONS[number % len(QUESTIONS)]} {number}"
+        lines += [json.dumps({"question": first}) + "\n",
+                  json.dumps({"question": "why not?", "history": [first]}) + "\n"]
+    out = io.StringIO()
+    assert answer_jsonl(tiny_engine, io.StringIO("".join(lines)), out, workers=2) == 0
+    assert len(out.getvalue().splitlines()) == len(lines)
+    assert len(asked) == len(lines), "each line answered once: no earlier turn answered again"

@@ -41,10 +41,9 @@ ALLOWED: dict[str, dict[float, str]] = {
     "qa/models/embedding.py": {256: "texts per progress report on the torch path"},
     "qa/serving/engine.py": {1024: "remembered answers and kept question vectors (memory)",
                      4: "a question over 4x the limit is refused before it is read whole",
-                     16: "texts per forward pass when a batch of questions is prepared (speed: docs/BENCHMARKS.md)"},
-    "qa/serving/jsonl.py": {32: "questions of --jsonl embedded together at most (speed, and how long the first "
-                            "answers wait)", 0.1: "seconds between a waiting preparer's looks at whether the "
-                            "answering loop has stopped (how soon it lets go after a closed pipe)"},
+                     8: "texts per forward pass when a batch of questions is prepared (speed: docs/BENCHMARKS.md)"},
+    "qa/serving/jsonl.py": {128: "lines of --jsonl whose texts are sorted by length together at most (speed; "
+                            "what has arrived is taken, so no answer waits for more lines)"},
     "qa/evaluation/suite.py": {73: "health-web.jsonl's off-topic questions are h073", 81: "to h080 (eval/README.md)",
                     60: "the suite's sample sizes (a measurement's size, not the product's behaviour):", 20: "same",
                     30: "same", 6: "same", 3: "same (the small suite of the tests)", 5: "same", 16: "same",

@@ -203,6 +203,13 @@ class Embedder:
     def encode_one(self, text: str) -> np.ndarray:
         return self.encode([text])[0]
 
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """How many tokens each text is fed to the model as (on the ONNX export; on sentence-transformers its
+        length in characters stands in): texts of similar counts batched together pad little."""
+        if self.export is not None:
+            return self._load().token_counts(list(texts))
+        return [len(text) for text in texts]
+
     def token_vectors(self, texts: Sequence[str]) -> list:
         """Each text's contextual token vectors before pooling (qa.models.onnx_model.TokenVectors), in one batch:
         what answer choice's token match reads (qa/answering/token_match.py). Not counted in `texts_encoded`."""

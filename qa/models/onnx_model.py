@@ -325,6 +325,11 @@ class OnnxModel:
                 pool.shutdown(cancel_futures=True)
         return out
 
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """How many tokens each text is fed as (special tokens included, cut at the model's window): what a
+        forward pass's cost grows with, and what a batch is padded to the most of."""
+        return [len(e.ids) for e in self._tokenizer.encode_batch(_as_tokenized(self.info, texts))]
+
     def token_vectors(self, texts: Sequence[str], batch_size: int = 8) -> list[TokenVectors]:
         """Each text's contextual token vectors before pooling, unit length, with the word each comes from;
         the special tokens ([CLS], [SEP], padding) and punctuation left out. Batched as `encode` batches."""

@@ -78,8 +78,9 @@ RECENT_ANSWERS = 1024
 # follow-up's earlier turn answered again, the same question from another visitor) is not embedded again.
 QUESTION_VECTORS = 1024
 # Texts per forward pass when a batch of questions is prepared: more rows make onnxruntime's matrix
-# products more efficient, up to about this many short texts on one core (docs/BENCHMARKS.md, latency).
-PREPARE_BATCH = 16
+# products more efficient, up to about this many short texts on one core, and a smaller batch is ready
+# sooner, so its questions are answered beside the next batches' passes (docs/BENCHMARKS.md, latency).
+PREPARE_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -283,50 +284,73 @@ class Engine:
         (docs/BENCHMARKS.md, latency), so a single question (the page, the API) is never prepared.
         `run(function, batches)`: how the batches are run, e.g. a thread pool's map to use both cores.
         A question that `ask` would refuse or not search is skipped: `ask` says what is wrong."""
+        texts: dict[str, bool] = {}
+        for question, history in asks:
+            for text, tokens in self.texts_to_embed(question, history).items():
+                texts[text] = texts.get(text, False) or tokens
+        for _ in run(self.embed_batch, self.embedding_batches(texts)):
+            pass
+
+    def texts_to_embed(self, question: str, history: Sequence[str] = ()) -> dict[str, bool]:
+        """The texts `ask(question, history)` would embed and that are not kept yet, each with whether its token
+        vectors are wanted too (`prepare`'s first half; Python only, no forward pass). Nothing for a question
+        `ask` would refuse or not search."""
         live = self._current()
+        try:
+            text = clean_question(question, self.settings)
+        except QuestionError:
+            return {}
+        if not triage(text).searched:
+            return {}
+        earlier = tuple(h for h in self._safe_history(history) if h)
+        turns = [(text, earlier)]
+        if resolve_query(text, list(earlier), self.settings) != text:  # a follow-up asks its earlier turns
+            turns += [(q, earlier[:turn]) for turn, q in enumerate(earlier)
+                      if (live.index.generation, q, earlier[:turn]) not in self._recent_answers]
         tokens_wanted = self._reads_tokens(live)
         texts: dict[str, bool] = {}  # text -> its token vectors are wanted too
-        for question, history in asks:
-            try:
-                text = clean_question(question, self.settings)
-            except QuestionError:
-                continue
-            if not triage(text).searched:
-                continue
-            earlier = tuple(h for h in self._safe_history(history) if h)
-            turns = [(text, earlier)]
-            if resolve_query(text, list(earlier), self.settings) != text:  # a follow-up asks its earlier turns
-                turns += [(q, earlier[:turn]) for turn, q in enumerate(earlier)
-                          if (live.index.generation, q, earlier[:turn]) not in self._recent_answers]
-            for typed, before in turns:
-                _, searched, _, focus = self._plan(typed, before)
-                for embedded in (searched, focus):
-                    if embedded is not None:
-                        texts.setdefault(embedded, False)
-                if tokens_wanted:
-                    texts[typed] = True
+        for typed, before in turns:
+            _, searched, _, focus = self._plan(typed, before)
+            for embedded in (searched, focus):
+                if embedded is not None:
+                    texts.setdefault(embedded, False)
+            if tokens_wanted:
+                texts[typed] = True
         model = self._model_key(live.embedder)
         with self._lock:
-            missing = [t for t, tokens in texts.items() if (model, t) not in self._vectors
-                       or (tokens and (model, t) not in self._token_vectors)]
-        if not missing:
-            return
-        # Texts of similar length side by side, so little of a batch is padding.
-        missing.sort(key=len)
-        size = max(1, min(PREPARE_BATCH, -(-len(missing) // 2)))  # two batches at least: one per core
-        batches = [missing[start:start + size] for start in range(0, len(missing), size)]
+            return {t: tokens for t, tokens in texts.items() if (model, t) not in self._vectors
+                    or (tokens and (model, t) not in self._token_vectors)}
 
-        def embed(batch: list[str]) -> tuple[list[str], np.ndarray, list]:
-            tokens = [True if texts[t] else None for t in batch]
-            with self._encode_lock if live.embedder.backend != "onnx" else nullcontext():
-                return batch, live.embedder.encode(batch, tokens=tokens), tokens
+    def embedding_batches(self, texts: dict[str, bool], side_by_side: int = 2) -> list[dict[str, bool]]:
+        """`texts` (text -> its token vectors wanted too) cut into the batches `embed_batch` embeds, the fewest
+        tokens first: texts of similar token counts side by side, so little of a pass is padding (texts sorted
+        by characters pad far more: docs/BENCHMARKS.md, latency); at most PREPARE_BATCH a batch, and at least
+        `side_by_side` batches (one per thread that runs them)."""
+        if not texts:
+            return []
+        counted = getattr(self._current().embedder, "token_counts", None)
+        try:
+            counts = dict(zip(texts, counted(list(texts)))) if counted is not None else {t: len(t) for t in texts}
+        except ModelError:  # the model cannot load: embed_batch says so to each question
+            counts = {t: len(t) for t in texts}
+        ordered = sorted(texts, key=counts.__getitem__)
+        size = max(1, min(PREPARE_BATCH, -(-len(ordered) // max(1, side_by_side))))
+        return [{t: texts[t] for t in ordered[start:start + size]} for start in range(0, len(ordered), size)]
 
-        for batch, vectors, tokens in run(embed, batches):
-            with self._lock:
-                for text, vector, kept in zip(batch, vectors, tokens):
-                    self._keep(self._vectors, (model, text), vector)
-                    if kept is not None and kept is not True:  # True: the model gave none
-                        self._keep(self._token_vectors, (model, text), kept)
+    def embed_batch(self, batch: dict[str, bool]) -> None:
+        """Embed `batch` (text -> its token vectors wanted too; `embedding_batches` makes them) in one forward
+        pass, and keep its vectors for `ask` (`prepare`'s second half)."""
+        live = self._current()
+        model = self._model_key(live.embedder)
+        texts = list(batch)
+        tokens = [True if batch[t] else None for t in texts]
+        with self._encode_lock if live.embedder.backend != "onnx" else nullcontext():
+            vectors = live.embedder.encode(texts, tokens=tokens)
+        with self._lock:
+            for text, vector, kept in zip(texts, vectors, tokens):
+                self._keep(self._vectors, (model, text), vector)
+                if kept is not None and kept is not True:  # True: the model gave none
+                    self._keep(self._token_vectors, (model, text), kept)
 
     @staticmethod
     def _kept(kept: OrderedDict, key: tuple):
