@@ -3,7 +3,7 @@
     python -m eval.experiments.jsonl_profile [--index DIR] [--questions eval/sets/dev.jsonl] [--passes 5]
 
 Runs the `--jsonl` answering loop in this one thread as qa/serving/jsonl.py does (chunks of
-CHUNK_LINES lines: `Engine.prepare` on them, then `Engine.ask` and `to_dict` and `json.dumps` each),
+CHUNK_LINES lines: their texts planned and embedded in batches, then `Engine.ask` and `to_dict` and `json.dumps` each),
 `--passes` times after a warm-up, with the engine's kept vectors, plans, remembered answers and triage
 verdicts forgotten before each pass, so every pass answers new questions. Each stage's functions are
 wrapped with a timer that charges CPU time (time.thread_time) to the innermost wrapped function running:
@@ -30,7 +30,10 @@ WRAPPED = [
     ("qa.serving.engine", "triage", "triage"),
     ("qa.serving.engine.Engine", "_make_plan", "plan (follow-up topic, synonyms)"),
     ("qa.models.embedding.Embedder", "encode", "encode, batched (prepare)"),
-    ("qa.serving.engine.Engine", "prepare", "prepare: the rest"),
+    ("qa.serving.engine.Engine", "prepare", "prepare: the rest"),  # code before issue-23p
+    ("qa.serving.engine.Engine", "texts_to_embed", "prepare: the rest"),
+    ("qa.serving.engine.Engine", "embedding_batches", "prepare: the rest"),
+    ("qa.serving.engine.Engine", "embed_batch", "prepare: the rest"),
     ("qa.serving.engine.Engine", "_embed", "kept vectors looked up"),
     ("qa.serving.engine", "example_similarities", "example-question cosines"),
     ("qa.answering.answer", "example_similarities", "example-question cosines"),
@@ -169,9 +172,22 @@ def _answer_all(engine, jsonl, lines) -> None:
     for start in range(0, len(lines), jsonl.CHUNK_LINES):
         chunk = list(enumerate(lines[start:start + jsonl.CHUNK_LINES], start + 1))
         requests = [(number, jsonl._request(number, line)) for number, line in chunk]
-        engine.prepare([r for _, r in requests if isinstance(r, tuple)])
+        _embed_texts(engine, [r for _, r in requests if isinstance(r, tuple)])
         for number, request in requests:
             json.dumps(jsonl._answer(engine, number, request), ensure_ascii=False)
+
+
+def _embed_texts(engine, asks) -> None:
+    """The texts of `asks` embedded in batches, as the loop does (all at once here, in this thread)."""
+    if not hasattr(engine, "texts_to_embed"):  # code before issue-23p (PYTHONPATH=DIR)
+        engine.prepare(asks)
+        return
+    texts: dict[str, bool] = {}
+    for question, history in asks:
+        for text, tokens in engine.texts_to_embed(question, history).items():
+            texts[text] = texts.get(text, False) or tokens
+    for batch in engine.embedding_batches(texts):
+        engine.embed_batch(batch)
 
 
 if __name__ == "__main__":

@@ -213,7 +213,7 @@ class Engine:
               situation: str | None = None) -> tuple[str, str, Sequence[Expansion], str | None]:
         """(query, the text searched, its synonym expansions, a follow-up's own text to embed or None).
         A medical emergency's `situation` adds what the articles would say to do in it to the text searched.
-        Kept as the vectors are: `prepare` plans a question, and `ask` plans it again (the synonyms' pattern
+        Kept as the vectors are: `texts_to_embed` plans a question, and `ask` plans it again (the synonyms' pattern
         is one long alternation, the dearest part of a plan)."""
         key = (text, earlier, situation)
         with self._lock:
@@ -273,28 +273,15 @@ class Engine:
                     self._keep(self._token_vectors, (model, tokens_of), tokens)
         return [found[t] for t in texts], tokens
 
-    def prepare(self, asks: Sequence[tuple[str, Sequence[str]]], run: Callable = map) -> None:
-        """Embed at once what `ask` would embed one text at a time for these (question, history) pairs: the
-        texts searched, a follow-up's own text and earlier turns, and the typed questions' token vectors.
-        Then each `ask` finds them kept. For a batch of questions (`qa ask --jsonl`): one forward pass over
-        texts of similar length costs a question less CPU than a pass of its own, and a question whose
-        searched text is not the typed one needs no second pass for its token vectors.
-
-        A vector made in a batch differs from the one the text gets alone in the last bits
-        (docs/BENCHMARKS.md, latency), so a single question (the page, the API) is never prepared.
-        `run(function, batches)`: how the batches are run, e.g. a thread pool's map to use both cores.
-        A question that `ask` would refuse or not search is skipped: `ask` says what is wrong."""
-        texts: dict[str, bool] = {}
-        for question, history in asks:
-            for text, tokens in self.texts_to_embed(question, history).items():
-                texts[text] = texts.get(text, False) or tokens
-        for _ in run(self.embed_batch, self.embedding_batches(texts)):
-            pass
-
     def texts_to_embed(self, question: str, history: Sequence[str] = ()) -> dict[str, bool]:
         """The texts `ask(question, history)` would embed and that are not kept yet, each with whether its token
-        vectors are wanted too (`prepare`'s first half; Python only, no forward pass). Nothing for a question
-        `ask` would refuse or not search."""
+        vectors are wanted too: the text searched, a follow-up's own text and earlier turns, the typed question
+        (for its token vectors). Python only, no forward pass. Nothing for a question `ask` would refuse or
+        not search: `ask` says what is wrong.
+
+        For a batch of questions (`qa ask --jsonl`, qa/serving/jsonl.py): their texts, cut by
+        `embedding_batches` and embedded by `embed_batch`, cost a question less CPU than a pass of its own
+        each, and `ask` then finds them kept."""
         live = self._current()
         try:
             text = clean_question(question, self.settings)
@@ -339,7 +326,9 @@ class Engine:
 
     def embed_batch(self, batch: dict[str, bool]) -> None:
         """Embed `batch` (text -> its token vectors wanted too; `embedding_batches` makes them) in one forward
-        pass, and keep its vectors for `ask` (`prepare`'s second half)."""
+        pass, and keep its vectors for `ask`. A vector made in a batch differs from the one the text gets alone
+        in the last bits (docs/BENCHMARKS.md, latency), so a single question (the page, the API) is never
+        embedded this way."""
         live = self._current()
         model = self._model_key(live.embedder)
         texts = list(batch)

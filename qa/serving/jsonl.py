@@ -24,7 +24,7 @@ the others go on; a blank line gets no answer line.
 
 Limits: the chunk a question arrives in decides whether its vector comes from
 a batch or from a pass of its own, which can differ in the last bits
-(Engine.prepare); answers are the same in practice (docs/BENCHMARKS.md). A
+(Engine.embed_batch); answers are the same in practice (docs/BENCHMARKS.md). A
 follow-up whose earlier turn has no line of its own among the last
 CHUNK_LINES answers that turn again for itself (Engine.ask), as it would
 alone.
