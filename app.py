@@ -5,8 +5,9 @@ Owns the Gradio wiring, and nothing the library can do:
   library's QA_INDEX_DIR / QA_CORPUS_DIR / QA_MODEL ...); the engine runs in a
   process of its own (`qa.serving.service.EngineProcess`, started first so its imports
   overlap gradio's), building the index first when it is missing or stale;
-  the page is served meanwhile; gradio is imported without rewriting its
-  own type stubs (`skip_gradio_stubs`), half of its import;
+  the page is served meanwhile; gradio starts without the work it does for
+  other pages (qa/serving/gradio_startup.py: its type stubs, pandas, the web
+  app made once);
 - the page: its title, intro line and example questions (qa/serving/page.py), the
   chat (endpoint `/chat`), the not-medical-advice note, the articles panel and
   the start-up panel above it, refreshed by a timer until nothing is left to
@@ -36,7 +37,8 @@ import sys
 from typing import Any, Sequence
 
 from qa.errors import QAError
-from qa.serving.server_log import quiet_libraries, quiet_rejections, skip_gradio_stubs
+from qa.serving.gradio_startup import app_made_by_launch_only, defer_pandas, skip_gradio_stubs
+from qa.serving.server_log import quiet_libraries, quiet_rejections
 from qa.serving.service import EngineProcess
 from qa.settings import Settings
 
@@ -79,6 +81,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 skip_gradio_stubs()
+defer_pandas()
 
 # Cold start: the engine's process starts loading (torch, sentence-transformers,
 # the model, the index) BEFORE this process imports gradio, so the two heavy
@@ -345,7 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           else "Feedback is off (QA_FEEDBACK=off): nothing is stored.", flush=True)
     try:
         # Served at once: a question asked while the engine still loads waits for it.
-        page = build_page(settings)
+        with app_made_by_launch_only():
+            page = build_page(settings)
         page.launch(server_name=args.host, server_port=args.port, ssr_mode=False, quiet=True,
                     theme=THEME, css=CSS, head=EMERGENCY_IN_VIEW, footer_links=["api"], prevent_thread_lock=True,
                     app_kwargs={"routes": READY_ROUTES})

@@ -259,11 +259,42 @@ def test_a_corrupt_database_file_leaves_the_served_page_answering(app_server, cl
         kept.rmdir()
 
 
-def test_gradio_is_imported_without_rewriting_its_type_stubs(tmp_path):
-    # A fresh process, as `python app.py`: gradio is first imported by app.py.
-    script = ("import app, gradio, gradio.component_meta as meta\n"
+def test_gradio_starts_without_its_stubs_or_pandas(tmp_path):
+    # A fresh process, as `python app.py`: gradio is first imported by app.py, without rewriting its type stubs
+    # and without pandas; pandas is imported whole the first time something uses it.
+    script = ("import sys, importlib.util, app, gradio, gradio.component_meta as meta\n"
               "print(meta.create_or_modify_pyi(gradio.Textbox, 'Textbox', []) is None, "
-              "meta.create_or_modify_pyi.__module__ == 'qa.serving.server_log', gradio.Blocks is not None)\n")
+              "meta.create_or_modify_pyi.__module__ == 'qa.serving.gradio_startup', gradio.Blocks is not None)\n"
+              "print(importlib.util.find_spec('pandas') is not None, 'pandas.core' in sys.modules)\n"
+              "import pandas\n"
+              "print(len(pandas.DataFrame({'a': [1, 2]})), type(sys.modules['pandas']).__name__)\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["True", "True", "True"]
+    assert done.stdout.split() == ["True", "True", "True", "True", "False", "2", "module"]
+
+
+def test_the_page_gets_its_web_app_from_launch_alone(tmp_path):
+    # gradio makes a web app whenever a Blocks closes or queue() is called; app.py builds the page without those
+    # (qa/serving/gradio_startup.py) and launch() makes the one that serves, routes and all.
+    import urllib.request
+
+    from gradio.routes import App
+    from qa.serving.gradio_startup import app_made_by_launch_only
+
+    (tmp_path / "fentanyl.txt").write_text("Fentanyl Facts\n\nFentanyl is a synthetic opioid.\n", encoding="utf-8")
+    make_app = App.__dict__["create_app"]
+    with app_made_by_launch_only():
+        page = app.build_page(Settings(corpus_dir=tmp_path))
+    assert page.app is None and App.__dict__["create_app"] is make_app
+    page.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, ssr_mode=False,
+                app_kwargs={"routes": app.READY_ROUTES})
+    try:
+        assert page.app is not None
+        with urllib.request.urlopen(page.local_url + "config", timeout=30) as reply:
+            config = json.loads(reply.read())
+        assert any(dependency.get("api_name") == "chat" for dependency in config["dependencies"])
+        with urllib.request.urlopen(page.local_url + "gradio_api/info", timeout=30) as reply:
+            assert "/chat" in json.loads(reply.read())["named_endpoints"]
+    finally:
+        page.close()
+        app.build_page(Settings())  # the module's page words back to this app's own corpus

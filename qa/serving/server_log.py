@@ -2,8 +2,7 @@
 
 Owns what the page process does to its libraries so that its log says what the
 product does: library progress bars only on a terminal and no deprecation
-notices (`quiet_libraries`); gradio's import without rewriting its own type
-stubs (`skip_gradio_stubs`, half of that import); a request our code refused,
+notices (`quiet_libraries`); a request our code refused,
 or one that failed before reaching our code, logged as one line instead of a
 traceback (`quiet_rejections`), while a fault in our code keeps its traceback.
 
@@ -11,8 +10,8 @@ Limits: `quiet_rejections` replaces the `traceback` module inside four of
 gradio's modules and filters the web server's error logger; a gradio that
 prints tracebacks elsewhere is not quieted (tests/test_app.py checks the log of
 rejected requests on a real server). Imports no gradio itself until
-`quiet_rejections` or `is_rejection` runs, so app.py can call
-`skip_gradio_stubs` before gradio is imported.
+`quiet_rejections` or `is_rejection` runs (app.py sets gradio's start-up
+up before importing it: qa/serving/gradio_startup.py).
 """
 
 from __future__ import annotations
@@ -42,42 +41,6 @@ def quiet_libraries() -> None:
     if not sys.stderr.isatty():
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TQDM_DISABLE", "1")
-
-
-class _SkipGradioStubs:
-    """An import hook for one module, gradio.component_meta: once loaded, its `create_or_modify_pyi` does
-    nothing (skip_gradio_stubs). Removes itself when it has done that."""
-
-    MODULE = "gradio.component_meta"
-
-    def find_spec(self, name, path=None, target=None):
-        if name != self.MODULE:
-            return None
-        import importlib.machinery
-
-        sys.meta_path.remove(self)
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            return spec  # not a plain file: imported as usual, stubs and all
-        load = spec.loader.exec_module
-
-        def exec_module(module) -> None:
-            load(module)
-            if callable(getattr(module, "create_or_modify_pyi", None)):
-                module.create_or_modify_pyi = lambda *args, **kwargs: None
-
-        spec.loader.exec_module = exec_module
-        return spec
-
-
-def skip_gradio_stubs() -> None:
-    """gradio writes the type stubs (.pyi) of its own components at every import: for each component
-    class it parses the class's source file and its stub file and rewrites the stub if they differ
-    (gradio/component_meta.py, `create_or_modify_pyi`). That is half of `import gradio`, over a
-    second of the page's cold start on these machines (docs/BENCHMARKS.md), and only editors read the
-    stubs (gradio's wheel ships them). Call before gradio is imported; a no-op after."""
-    if "gradio" not in sys.modules and not any(isinstance(f, _SkipGradioStubs) for f in sys.meta_path):
-        sys.meta_path.insert(0, _SkipGradioStubs())
 
 
 def _chain(error: BaseException) -> list[BaseException]:
