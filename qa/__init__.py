@@ -66,6 +66,7 @@ Modules (generated from each module's docstring: python tests/test_layers.py --w
     serving/chat.py               The chat page's conversation, without the page: a message in, the reply's HTML out; votes on replies.
     serving/child.py              Child processes that talk to their parent over a socket pair and die with it.
     serving/engine.py             The library's front door: load the model and index once, then answer questions.
+    serving/gradio_startup.py     The page process's start-up without the work gradio does for other people's pages.
     serving/http_api.py           Plain HTTP routes on the chat page's port, for scripts and other services: `POST /api/ask`.
     serving/interface.py          What a page asks of an engine: the `AnswersQuestions` interface, and the article list it returns.
     serving/jsonl.py              `python -m qa ask --jsonl`: a stream of JSON question lines in, one JSON answer line per question out.
