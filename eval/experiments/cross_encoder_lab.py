@@ -18,10 +18,12 @@ and the product sets, none of which it saw.
     python eval/experiments/cross_encoder_lab.py cost --out /tmp/xenc --model /tmp/xenc/model  # one thread
 
 `dump` asks each question of each group (suite_lab.py's groups, the indexes of `--work`) through the engine
-as shipped and records every candidate sentence answer choice weighed, with its final score (the hand score,
-restatement penalty, token match where the engine read it, the example questions' lift), its passage and
-section, and whether the judge counts it right (qa.evaluation.evaluate._right). The engine's chosen sentence
-is the candidate of best final score (checked against the engine's own answer sentence).
+as shipped (Settings.from_env) and records, through eval/experiments/answer_recorder.py, every candidate
+sentence answer choice weighed, with its final score (the hand score, restatement penalty, token match where
+the engine read it, heading fit, the example questions' lift), its passage and its own section, and whether
+the judge counts it right (qa.evaluation.evaluate._right). The engine's chosen sentence is the candidate of
+best final score: the dump prints, per group, how many answered questions' best final score is not the
+engine's own answer sentence (0 expected).
 `train`: the pairs (`training_groups`), a transformers AutoModelForSequenceClassification (num_labels 1: BERT's
 pooler and a new one-output head) initialised from the packaged model's folder, trained listwise (a softmax over
 each question's answer sentence and its negatives), one epoch; timed.
@@ -35,7 +37,8 @@ against the question's own encode (QA_EXPORT: a folder of the product's ONNX exp
 <tuned dir>/onnx/<key>; without it only torch's encode of the question is timed).
 `--pooler identity` (train, score): the classifier reads BERT's pooler without its tanh.
 
-Run from the repository's root with PYTHONPATH=.:eval/experiments (the dump imports suite_lab.py). Figures:
+Run from the repository's root with PYTHONPATH=.:eval/experiments (the dump imports suite_lab.py and
+answer_recorder.py). Figures:
 docs/QUALITY.md, "A cross-encoder trained on SQuAD's fit half".
 """
 
@@ -62,75 +65,42 @@ SEED = 0
 
 
 def dump(work: Path, out: Path, groups: list[str]) -> None:
-    import qa.answering.answer as answer_module
     from qa.evaluation.evaluate import _right
     from qa.settings import Settings
 
+    from answer_recorder import AnswerRecorder, candidates as recorded
     from suite_lab import open_groups
 
-    calls: list[dict] = []
-    original_match, original_fit, original_lifts = (answer_module._with_token_match, answer_module._with_heading_fit,
-                                                    answer_module.example_lifts)
-
-    def recording_match(hits, competing, settings, reading):
-        rescored, matched = original_match(hits, competing, settings, reading)
-        calls.append({"matched": set(matched)})
-        return rescored, matched
-
-    def recording_fit(index, hits, competing, settings, reading):
-        returned = original_fit(index, hits, competing, settings, reading)
-        record = calls[-1] if calls and "competing" not in calls[-1] else {"matched": set()}
-        if not calls or calls[-1] is not record:
-            calls.append(record)
-        record["competing"] = [(c, index.chunks[hits[c[2]].chunk], hits[c[2]].chunk) for c in returned]
-        return returned
-
-    def recording_lifts(*args, **kwargs):
-        lifts = original_lifts(*args, **kwargs)
-        if calls:
-            calls[-1]["lifts"] = list(lifts)
-        return lifts
-
-    answer_module._with_token_match = recording_match
-    answer_module._with_heading_fit = recording_fit
-    answer_module.example_lifts = recording_lifts
     settings = Settings.from_env()
     out.mkdir(parents=True, exist_ok=True)
     opened = open_groups(settings, work, groups)
-    for group in groups:
-        engine, questions, _ = opened[group]
-        engine.settings = settings
-        engine.forget()
-        rows, mismatched = [], 0
-        for q in questions:
-            calls.clear()
-            result = engine.ask(q.question, list(q.history))
-            record = calls[-1] if calls and "competing" in calls[-1] else {"competing": [], "lifts": [],
-                                                                             "matched": set()}
-            lifts = record.get("lifts") or [0.0] * len(record["competing"])
-            candidates = []
-            for i, ((score, cosine, position, sentence_id, sentence), chunk, chunk_id) in enumerate(
-                    record["competing"]):
-                candidates.append({"final": score + settings.example_answer_weight * lifts[i], "cosine": cosine,
-                                   "position": position, "sid": sentence_id, "sentence": sentence,
-                                   "chunk": chunk_id, "source": chunk.source, "title": chunk.title,
-                                   "section": chunk.section_of(sentence), "read": i in record["matched"],
-                                   "right": bool(q.answerable and _right(q, sentence))})
-            if candidates and result.found:
-                best = candidates[int(np.argmax([c["final"] for c in candidates]))]["sentence"]
-                mismatched += best != result.answer_sentence
-            rows.append({"id": q.id, "question": q.question, "query": result.query, "answerable": q.answerable,
-                         "kind": q.kind, "found": result.found, "answer": result.answer,
-                         "answer_sentence": result.answer_sentence,
-                         "answered_right": bool(q.answerable and result.found and result.answer
-                                                and _right(q, result.answer)),
-                         "candidates": candidates})
-        with open(out / (group.replace("/", "_") + ".pkl"), "wb") as f:
-            pickle.dump(rows, f)
-        right = sum(r["answered_right"] for r in rows)
-        answerable = sum(r["answerable"] for r in rows)
-        print(f"{group}: {right}/{answerable} right, {len(rows)} questions, "
-              f"{mismatched} whose best final score is not the engine's answer sentence", flush=True)
+    with AnswerRecorder() as recorder:
+        for group in groups:
+            engine, questions, _ = opened[group]
+            engine.settings = settings
+            engine.forget()
+            rows, mismatched = [], 0
+            for q in questions:
+                result, record = recorder.ask(engine, q.question, q.history)
+                candidates = [{"final": c["final"], "cosine": c["cosine"], "position": c["position"], "sid": c["sid"],
+                               "sentence": c["sentence"], "chunk": c["chunk"], "source": c["source"],
+                               "title": c["title"], "section": c["own_section"], "read": c["read"],
+                               "right": bool(q.answerable and _right(q, c["sentence"]))} for c in recorded(record)]
+                if candidates and result.found:
+                    best = candidates[int(np.argmax([c["final"] for c in candidates]))]["sentence"]
+                    mismatched += best != result.answer_sentence
+                rows.append({"id": q.id, "question": q.question, "query": result.query, "answerable": q.answerable,
+                             "kind": q.kind, "found": result.found, "answer": result.answer,
+                             "answer_sentence": result.answer_sentence,
+                             "answered_right": bool(q.answerable and result.found and result.answer
+                                                    and _right(q, result.answer)),
+                             "candidates": candidates})
+            with open(out / (group.replace("/", "_") + ".pkl"), "wb") as f:
+                pickle.dump(rows, f)
+            right = sum(r["answered_right"] for r in rows)
+            answerable = sum(r["answerable"] for r in rows)
+            print(f"{group}: {right}/{answerable} right, {len(rows)} questions, "
+                  f"{mismatched} whose best final score is not the engine's answer sentence", flush=True)
 
 
 def load(out: Path, group: str) -> list[dict]:

@@ -31,15 +31,13 @@ offline figures hold refusal fixed, so a variant is measured again through the e
 from __future__ import annotations
 
 import argparse
-import pickle
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 import answer_choice_lab as lab
-import qa.answering.answer as answer_module
-from qa.answering.token_match import late_interaction, question_weights, stored
+from qa.answering.token_match import late_interaction, stored
 from qa.indexing.features import subject_of
 from qa.settings import Settings
 
@@ -60,17 +58,15 @@ def _vector(text: str) -> np.ndarray:
     return _pooled[text]
 
 
-_asked = {"text": ""}
-
-
-def _recording_match(index, hits, competing, settings, question):
-    returned = lab._recording_match(index, hits, competing, settings, question)
-    record = lab._calls[-1]
-    if question is None or index.tokens is None:
-        return returned
-    weights = question_weights(question, index.idf, index.max_idf)
-    typed = _vector(_asked["text"])
-    for row in record["candidates"]:
+def _heading_fields(q, record, rows: list[dict]) -> None:
+    """The heading fits of each candidate (the module's docstring), added to answer_choice_lab's fields."""
+    reading, index = record.reading, record.index
+    if reading is None:
+        return
+    question = reading.question
+    weights = reading.weights  # the question pieces' idf weights (token_match.question_weights)
+    typed = _vector(q.question)
+    for row in rows:
         chunk = index.chunks[row["chunk"]]
         own = chunk.section_of(row["sentence"])
         row["own_section"] = own
@@ -82,39 +78,16 @@ def _recording_match(index, hits, competing, settings, question):
         row["fit_heading"] = (late_interaction(question, weights, stored(_token_vectors(own).vectors))
                               if informative else None)
         row["cos_heading"] = float(_vector(own) @ typed) if informative else None
-    return returned
+
+
+def _opened(engine) -> None:
+    _embedder["live"] = engine._current().embedder
 
 
 def dump(work: Path, out: Path, groups: list[str]) -> None:
-    """answer_choice_lab.dump, with the heading fits recorded per candidate."""
-    answer_module._with_token_match = _recording_match
-    answer_module.example_lifts = lab._recording_lifts
-    settings = Settings.from_env().replace(restatement_penalty=0.0, heading_fit_weight=0.0)
-    out.mkdir(parents=True, exist_ok=True)
-    for group in groups:
-        engine, questions, corpus = lab.open_groups(settings, work, [group])[group]
-        engine.settings = settings
-        engine.forget()
-        _embedder["live"] = engine._current().embedder
-        rows = []
-        for q in questions:
-            lab._calls.clear()
-            _asked["text"] = q.question
-            result = engine.ask(q.question, list(q.history))
-            record = lab._calls[-1] if lab._calls else {"candidates": [], "lifts": []}
-            index = engine._current().index
-            for cand in record["candidates"]:
-                cand["right"] = bool(q.answerable and lab._right(q, cand["sentence"]))
-            rows.append({"id": q.id, "question": q.question, "answerable": q.answerable, "kind": q.kind,
-                         "found": result.found, "answer": result.answer,
-                         "answered_right": bool(q.answerable and result.found and result.answer
-                                                and lab._right(q, result.answer)),
-                         "idf": {t: index.idf.get(t, index.max_idf) for t in lab.content_terms(result.query)},
-                         **record})
-        with open(out / (group.replace("/", "_") + ".pkl"), "wb") as f:
-            pickle.dump(rows, f)
-        right = sum(r["answered_right"] for r in rows)
-        print(f"{group}: {right}/{sum(r['answerable'] for r in rows)} right", flush=True)
+    """answer_choice_lab.dump (its settings: the restatement penalty and the heading fit off), with the heading
+    fits recorded per candidate."""
+    lab.dump(work, out, groups, extra=_heading_fields, opened=_opened)
 
 
 def _lead(row: dict, key: str, mode: str, plain_only: bool = False) -> list[float]:
