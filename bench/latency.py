@@ -1,12 +1,14 @@
 """Warm query latency, split by stage, against torch's encode of the same text (the floor it replaced).
 
     nice -n 19 python -m bench.latency [--rounds 5] [--query-threads 1] [--size CHUNKS] [--limit N] [--busy] [--quick]
-                                       [--reference DIR]
+                                       [--reference DIR] [--questions FILE ...]
 
 The index is built in a temporary folder (from a copy of corpus/, or from a
 synthetic corpus of --size chunks). After one warm-up pass, every question of
 eval/sets/dev.jsonl (with its history) is run `--rounds` times; in each
-round and for each question, in this order:
+round and for each question, in this order (`--questions`, repeatable, takes
+other files' distinct questions instead: e.g. the six product sets, a batch
+five times longer, where the loop's start and end weigh less):
 
 - floor (a pass of its own over all questions, then the engine's pass):
   SentenceTransformer.encode([query]) of the same (tuned) model on torch,
@@ -278,6 +280,21 @@ def open_engine(workdir: Path, size: int | None, query_threads: int, tuned_dir: 
     return engine, corpus, report
 
 
+def distinct_questions(files: list[Path]) -> list:
+    """The questions of `files`, in order, each (question, history) once: a question asked again would be
+    answered from the engine's memory, and the batch is meant to be of new questions."""
+    from qa.evaluation.evaluate import load_questions
+
+    seen, questions = set(), []
+    for path in files:
+        for question in load_questions(path):
+            key = (" ".join(question.question.lower().split()), question.history)
+            if key not in seen:
+                seen.add(key)
+                questions.append(question)
+    return questions
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Warm query latency by stage.")
     parser.add_argument("--size", type=int, help="use a synthetic corpus of about this many chunks (default: corpus/)")
@@ -289,15 +306,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tuned-dir", help="tuned models and exports to reuse (default: in the work folder)")
     parser.add_argument("--no-jsonl", action="store_true", help="skip python -m qa ask --jsonl")
     parser.add_argument("--reference", help="another checkout whose qa ask --jsonl piped is timed in the same rounds")
-    parser.add_argument("--questions", help="questions file (default eval/sets/dev.jsonl)")
+    parser.add_argument("--questions", action="append",
+                        help="questions file, repeatable: the files' distinct questions (default eval/sets/dev.jsonl)")
     parser.add_argument("--workdir", help="folder for the temporary corpus and index (default: a new temp folder)")
     parser.add_argument("--quick", action="store_true", help="1 round")
     args = parser.parse_args(argv)
     rounds = 1 if args.quick else args.rounds
 
-    from qa.evaluation.evaluate import DEFAULT_QUESTIONS, load_questions
+    from qa.evaluation.evaluate import DEFAULT_QUESTIONS
 
-    questions = load_questions(Path(args.questions) if args.questions else DEFAULT_QUESTIONS)[:args.limit]
+    questions = distinct_questions([Path(f) for f in args.questions or [DEFAULT_QUESTIONS]])[:args.limit]
     with common.scratch(args.workdir) as work:
         return _run(args, questions, rounds, work)
 

@@ -114,3 +114,15 @@ def test_scale(capsys, tmp_path):
     for cells in ann.values():
         positive(cells[4])  # hnsw p50 ms
         positive(cells[6])  # recall@10
+
+
+def test_latency_takes_the_distinct_questions_of_several_files(tmp_path):
+    from bench import latency
+    line = '{{"id": "{0}", "kind": "answerable", "question": "{1}", "history": {2}}}\n'
+    (tmp_path / "a.jsonl").write_text(line.format("a1", "does naloxone reverse ketamine", "[]")
+                                      + line.format("a2", "how long does it last", '["what is narcan"]'))
+    (tmp_path / "b.jsonl").write_text(line.format("b1", "Does  naloxone reverse KETAMINE", "[]")  # asked again
+                                      + line.format("b2", "how long does it last", "[]")  # another conversation
+                                      + line.format("b3", "is ketamine an opioid", "[]"))
+    questions = latency.distinct_questions([tmp_path / "a.jsonl", tmp_path / "b.jsonl"])
+    assert [q.id for q in questions] == ["a1", "a2", "b2", "b3"]
