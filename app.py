@@ -37,7 +37,7 @@ import sys
 from typing import Any, Sequence
 
 from qa.errors import QAError
-from qa.serving.gradio_startup import app_made_by_launch_only, defer_pandas, skip_gradio_stubs
+from qa.serving.gradio_startup import built_without_throwaway_apps, defer_pandas, skip_gradio_stubs
 from qa.serving.server_log import quiet_libraries, quiet_rejections
 from qa.serving.service import EngineProcess
 from qa.settings import Settings
@@ -348,8 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           else "Feedback is off (QA_FEEDBACK=off): nothing is stored.", flush=True)
     try:
         # Served at once: a question asked while the engine still loads waits for it.
-        with app_made_by_launch_only():
-            page = build_page(settings)
+        page = built_without_throwaway_apps(lambda: build_page(settings))
         page.launch(server_name=args.host, server_port=args.port, ssr_mode=False, quiet=True,
                     theme=THEME, css=CSS, head=EMERGENCY_IN_VIEW, footer_links=["api"], prevent_thread_lock=True,
                     app_kwargs={"routes": READY_ROUTES})

@@ -279,12 +279,11 @@ def test_the_page_gets_its_web_app_from_launch_alone(tmp_path):
     import urllib.request
 
     from gradio.routes import App
-    from qa.serving.gradio_startup import app_made_by_launch_only
+    from qa.serving.gradio_startup import built_without_throwaway_apps
 
     (tmp_path / "fentanyl.txt").write_text("Fentanyl Facts\n\nFentanyl is a synthetic opioid.\n", encoding="utf-8")
     make_app = App.__dict__["create_app"]
-    with app_made_by_launch_only():
-        page = app.build_page(Settings(corpus_dir=tmp_path))
+    page = built_without_throwaway_apps(lambda: app.build_page(Settings(corpus_dir=tmp_path)))
     assert page.app is None and App.__dict__["create_app"] is make_app
     page.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True, ssr_mode=False,
                 app_kwargs={"routes": app.READY_ROUTES})
@@ -298,3 +297,24 @@ def test_the_page_gets_its_web_app_from_launch_alone(tmp_path):
     finally:
         page.close()
         app.build_page(Settings())  # the module's page words back to this app's own corpus
+
+
+def test_a_page_gradio_cannot_build_without_its_app_is_built_as_gradio_builds_it():
+    from gradio.routes import App
+    from qa.serving.gradio_startup import built_without_throwaway_apps
+
+    tries = []
+
+    def build():  # a gradio that reads its app while building: fails without it
+        tries.append(App.create_app(None))
+        return tries[-1].title
+
+    fake_app = type("FakeApp", (), {"title": "built"})
+    make_app = App.__dict__["create_app"]
+    App.create_app = staticmethod(lambda *args, **kwargs: fake_app)
+    try:
+        inner = App.__dict__["create_app"]
+        assert built_without_throwaway_apps(build) == "built"
+        assert tries == [None, fake_app] and App.__dict__["create_app"] is inner
+    finally:
+        App.create_app = make_app

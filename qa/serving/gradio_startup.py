@@ -3,32 +3,34 @@
 Owns three workarounds, each for a cost gradio pays on every start whether a
 page needs it or not (docs/BENCHMARKS.md, cold_start: the page's first answer):
 - `skip_gradio_stubs`: gradio's import no longer rewrites the type stubs of
-  its own components (half of that import);
+  its own components;
 - `defer_pandas`: pandas, which gradio imports for its table and plot
   components and its cache, is imported when first used instead of during
-  gradio's import (this page has no table, plot or cache; about a tenth of
-  gradio's import);
-- `app_made_by_launch_only`: while the page is built, gradio does not make its
-  web app (FastAPI, about 80 routes) each time a `gr.Blocks` closes and each
-  time `queue()` is called; `launch()` makes the one that serves.
+  gradio's import (this page has no table, plot or cache);
+- `built_without_throwaway_apps`: while the page is built, gradio does not
+  make its web app (FastAPI, every route of gradio's) each time a `gr.Blocks` closes
+  and each time `queue()` is called; `launch()` makes the one that serves.
 
 Limits: each one changes how gradio runs, not what it serves. `skip_gradio_stubs`
 and `defer_pandas` work only when called before gradio is imported (app.py calls
-them first); otherwise they do nothing. `app_made_by_launch_only` is for a page
-that is launched: a page built inside it has no `.app` until `launch()`, and a
-`mount_gradio_app` of it works as usual (that makes its own). Imports no gradio
-itself except inside `app_made_by_launch_only`.
+them first); otherwise they do nothing. `built_without_throwaway_apps` is for a
+page that is launched: a page built so has no `.app` until `launch()`, and a
+`mount_gradio_app` of it works as usual (that makes its own); it swaps a
+method of gradio's class for the build's time, so no other page may be built
+at the same time on another thread. Imports no gradio itself except inside
+`built_without_throwaway_apps`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.machinery
 import importlib.util
 import sys
 import types
-from typing import Iterator
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
 
 
 class _SkipGradioStubs:
@@ -58,9 +60,8 @@ class _SkipGradioStubs:
 def skip_gradio_stubs() -> None:
     """gradio writes the type stubs (.pyi) of its own components at every import: for each component
     class it parses the class's source file and its stub file and rewrites the stub if they differ
-    (gradio/component_meta.py, `create_or_modify_pyi`). That is half of `import gradio`, over a
-    second of the page's cold start on these machines (docs/BENCHMARKS.md), and only editors read the
-    stubs (gradio's wheel ships them). Call before gradio is imported; a no-op after."""
+    (gradio/component_meta.py, `create_or_modify_pyi`). That is much of `import gradio`
+    (docs/BENCHMARKS.md, cold_start), and only editors read the stubs (gradio's wheel ships them). Call before gradio is imported; a no-op after."""
     if "gradio" not in sys.modules and not any(isinstance(f, _SkipGradioStubs) for f in sys.meta_path):
         sys.meta_path.insert(0, _SkipGradioStubs())
 
@@ -97,23 +98,29 @@ def defer_import(name: str) -> bool:
 
 def defer_pandas() -> None:
     """gradio imports pandas (with pyarrow) at its own import, for its Dataframe and plot components and
-    its cache, none of which the page uses: about 0.3 s of the page's start on these machines. Call
-    before gradio is imported; pandas is imported the first time anything uses it."""
+    its cache, none of which the page uses (its share of the page's start: docs/BENCHMARKS.md, cold_start).
+    Call before gradio is imported; pandas is imported the first time anything uses it."""
     if "gradio" not in sys.modules:
         defer_import("pandas")
 
 
-@contextlib.contextmanager
-def app_made_by_launch_only() -> Iterator[None]:
-    """Build a page inside this and gradio's web app is made once, by `launch()`. gradio makes it when
-    each `gr.Blocks` closes and at each `queue()` call, so that a page run without `launch()` can be
-    served; a page of ours is always launched, and `launch()` makes the app again. For the chat page
-    that is five apps of about 80 routes each, about 0.3 s of its start, thrown away."""
+def built_without_throwaway_apps(build: Callable[[], T]) -> T:
+    """`build()` (a function that builds a page) with gradio's web app made once, by `launch()`. gradio makes
+    it when each `gr.Blocks` closes and at each `queue()` call, so that a page run without `launch()` can be
+    served; a page of ours is always launched, and `launch()` makes the app again: the chat page's other
+    apps (one per `gr.Blocks`, one per `queue()`) are thrown away (docs/BENCHMARKS.md, cold_start). A gradio that has no
+    `App.create_app`, or whose own code fails while building without it, gets the page built as it makes
+    it: slower, never broken."""
     from gradio.routes import App
 
-    make_app = App.__dict__["create_app"]
+    make_app = App.__dict__.get("create_app")
+    if not isinstance(make_app, staticmethod):
+        return build()
     App.create_app = staticmethod(lambda *args, **kwargs: None)
     try:
-        yield
+        return build()
+    except Exception:  # noqa: BLE001 - built again below as gradio builds it; a fault of ours is raised there
+        pass
     finally:
         App.create_app = make_app
+    return build()
