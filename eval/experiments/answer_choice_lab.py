@@ -42,7 +42,6 @@ heading_lab.py read this dump (heading_lab's with fields of its own).
 from __future__ import annotations
 
 import argparse
-import pickle
 from pathlib import Path
 from typing import Callable
 
@@ -52,7 +51,7 @@ from qa.evaluation.evaluate import _right
 from qa.reading.text import content_terms
 from qa.settings import Settings
 
-from answer_recorder import AnswerRecorder, Record, candidates
+from answer_recorder import AnswerRecorder, Record, candidates, load_group, save_group
 from suite_lab import open_groups
 
 GROUPS = ("squad/fresh", "squad/grown", "medquad/fresh", "medquad/grown", "webdev/fresh", "webdev/grown",
@@ -139,17 +138,7 @@ def dump(work: Path, out: Path, groups: list[str], settings: Settings | None = N
                 row, off = ask(recorder, engine, q, extra)
                 rows.append(row)
                 mismatched += off
-            with open(out / (group.replace("/", "_") + ".pkl"), "wb") as f:
-                pickle.dump(rows, f)
-            right = sum(r["answered_right"] for r in rows)
-            answerable = sum(r["answerable"] for r in rows)
-            print(f"{group}: {right}/{answerable} right, {len(rows)} questions, "
-                  f"{mismatched} whose best final score is not the engine's answer sentence", flush=True)
-
-
-def load(out: Path, group: str) -> list[dict]:
-    with open(out / (group.replace("/", "_") + ".pkl"), "rb") as f:
-        return pickle.load(f)
+            save_group(out, group, rows, mismatched)
 
 
 def as_shipped(row: dict, candidate: dict, lift: float) -> float:
@@ -236,7 +225,7 @@ def score(out: Path, groups=GROUPS) -> None:
     corpus out on the corpora of FITTED among `groups` (their groups dumped), and fitted on all of them for the
     product sets; with fewer than two such corpora there is nothing to leave out, and only the product sets get
     the scorer's figures."""
-    data = {g: load(out, g) for g in groups}
+    data = {g: load_group(out, g) for g in groups}
     fitted = {k: tuple(g for g in v if g in data) for k, v in FITTED.items()}
     fitted = {k: v for k, v in fitted.items() if v}
     product = [g for g in groups if g.startswith("product")]

@@ -26,7 +26,9 @@ index: labs pickle the rows of `candidates`, never the record.
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import qa.answering.answer as answer_module
@@ -122,4 +124,21 @@ def candidates(record: Record | None) -> list[dict]:
     return rows
 
 
-__all__ = ["AnswerRecorder", "Record", "candidates"]
+def save_group(out: Path, group: str, rows: list[dict], mismatched: int) -> None:
+    """A group's dumped rows pickled in `out` (one file a group), and a line saying how many it got right and how
+    many answered questions' best final score is not the engine's answer sentence (0 when the recording is whole)."""
+    with open(out / (group.replace("/", "_") + ".pkl"), "wb") as f:
+        pickle.dump(rows, f)
+    right = sum(r["answered_right"] for r in rows)
+    answerable = sum(r["answerable"] for r in rows)
+    print(f"{group}: {right}/{answerable} right, {len(rows)} questions, "
+          f"{mismatched} whose best final score is not the engine's answer sentence", flush=True)
+
+
+def load_group(out: Path, group: str) -> list[dict]:
+    """The rows `save_group` wrote for `group`."""
+    with open(out / (group.replace("/", "_") + ".pkl"), "rb") as f:
+        return pickle.load(f)
+
+
+__all__ = ["AnswerRecorder", "Record", "candidates", "load_group", "save_group"]

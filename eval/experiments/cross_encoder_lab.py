@@ -55,6 +55,8 @@ from pathlib import Path
 
 import numpy as np
 
+from answer_recorder import load_group
+
 GROUPS = ("squad/fresh", "squad/grown", "medquad/fresh", "medquad/grown", "webdev/fresh", "webdev/grown",
           "product/dev", "product/heldout", "product/fresh", "product/unseen", "product/sealed", "product/sealed2")
 FITTED = {"squad": ("squad/fresh", "squad/grown"), "medquad": ("medquad/fresh", "medquad/grown"),
@@ -68,7 +70,7 @@ def dump(work: Path, out: Path, groups: list[str]) -> None:
     from qa.evaluation.evaluate import _right
     from qa.settings import Settings
 
-    from answer_recorder import AnswerRecorder, candidates as recorded
+    from answer_recorder import AnswerRecorder, candidates as recorded, save_group
     from suite_lab import open_groups
 
     settings = Settings.from_env()
@@ -95,17 +97,7 @@ def dump(work: Path, out: Path, groups: list[str]) -> None:
                              "answered_right": bool(q.answerable and result.found and result.answer
                                                     and _right(q, result.answer)),
                              "candidates": candidates})
-            with open(out / (group.replace("/", "_") + ".pkl"), "wb") as f:
-                pickle.dump(rows, f)
-            right = sum(r["answered_right"] for r in rows)
-            answerable = sum(r["answerable"] for r in rows)
-            print(f"{group}: {right}/{answerable} right, {len(rows)} questions, "
-                  f"{mismatched} whose best final score is not the engine's answer sentence", flush=True)
-
-
-def load(out: Path, group: str) -> list[dict]:
-    with open(out / (group.replace("/", "_") + ".pkl"), "rb") as f:
-        return pickle.load(f)
+            save_group(out, group, rows, mismatched)
 
 
 # ---------------------------------------------------------------- train
@@ -273,7 +265,7 @@ def rescored(out: Path, model_dir: Path, pooler: str | None = None, groups=GROUP
     tokenizer, model = _load_model(model_dir, pooler=pooler)
     data = {}
     for group in groups:
-        rows = load(out, group)
+        rows = load_group(out, group)
         for r in rows:
             r["candidates"].sort(key=lambda c: -c["final"])
             top = r["candidates"][:RESCORED_AT_MOST]
@@ -385,7 +377,7 @@ def cost(out: Path, model_dir: Path, n: int, count: int, max_length: int = 128) 
     tokenizer, model = _load_model(model_dir, threads=1)
     items = []
     for group in ("webdev/fresh", "product/dev"):
-        rows = [r for r in load(out, group) if r["answerable"] and r["candidates"]]
+        rows = [r for r in load_group(out, group) if r["answerable"] and r["candidates"]]
         for r in rows[:count // 2]:
             top = sorted(r["candidates"], key=lambda c: -c["final"])[:n]
             items.append((r["query"], [c["sentence"] for c in top]))

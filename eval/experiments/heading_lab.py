@@ -135,7 +135,7 @@ def accuracy(data: dict, groups, weight: float, key: str | None, mode: str, pena
 
 
 def score(out: Path, groups) -> None:
-    data = {g: lab.load(out, g) for g in groups}
+    data = {g: lab.load_group(out, g) for g in groups}
     penalty = Settings().restatement_penalty
 
     def line(name, result):
