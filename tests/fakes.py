@@ -57,5 +57,8 @@ class FakeEmbedder(TextEmbedder):
     def encode_one(self, text: str) -> np.ndarray:
         return self.encode([text])[0]
 
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        return [len(text) for text in texts]  # characters: no tokenizer, as the real one on sentence-transformers
+
     def unload(self) -> None:
         pass

@@ -74,6 +74,11 @@ class TextEmbedder(Protocol):
     def encode_one(self, text: str) -> np.ndarray:
         ...
 
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """How long each text is as the model is fed it, for batching texts of similar length: tokens, or
+        characters where the model has no tokenizer of its own to ask."""
+        ...
+
     def unload(self) -> None:
         """Let go of the loaded model; the next use loads it again."""
         ...

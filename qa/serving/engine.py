@@ -315,9 +315,8 @@ class Engine:
         `side_by_side` batches (one per thread that runs them)."""
         if not texts:
             return []
-        counted = getattr(self._current().embedder, "token_counts", None)
         try:
-            counts = dict(zip(texts, counted(list(texts)))) if counted is not None else {t: len(t) for t in texts}
+            counts = dict(zip(texts, self._current().embedder.token_counts(list(texts))))
         except ModelError:  # the model cannot load: embed_batch says so to each question
             counts = {t: len(t) for t in texts}
         ordered = sorted(texts, key=counts.__getitem__)
