@@ -41,7 +41,6 @@ heading_lab.py read this dump (heading_lab's with fields of its own).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Callable
 
@@ -51,7 +50,7 @@ from qa.evaluation.evaluate import _right
 from qa.reading.text import content_terms
 from qa.settings import Settings
 
-from answer_recorder import AnswerRecorder, Record, candidates, load_group, save_group
+from answer_recorder import AnswerRecorder, Record, candidates, lab_commands, load_group, save_group
 from suite_lab import open_groups
 
 GROUPS = ("squad/fresh", "squad/grown", "medquad/fresh", "medquad/grown", "webdev/fresh", "webdev/grown",
@@ -260,12 +259,7 @@ def score(out: Path, groups=GROUPS) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("dump")
-    d.add_argument("--work", required=True)
-    d.add_argument("--out", required=True)
-    d.add_argument("--groups", default=",".join(GROUPS))
+    parser, sub = lab_commands(__doc__.splitlines()[0], GROUPS)
     s = sub.add_parser("score")
     s.add_argument("--out", required=True)
     s.add_argument("--groups", default=",".join(GROUPS), help="the dumped groups to score (default: all of GROUPS)")

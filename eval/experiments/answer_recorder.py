@@ -26,6 +26,7 @@ index: labs pickle the rows of `candidates`, never the record.
 
 from __future__ import annotations
 
+import argparse
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,6 +125,19 @@ def candidates(record: Record | None) -> list[dict]:
     return rows
 
 
+def lab_commands(description: str, groups) -> tuple[argparse.ArgumentParser, object]:
+    """A lab's command line: its parser and subcommands, with the `dump` every lab has (`--work`: the suite's
+    folder; `--out`: where the groups' pickles go; `--groups`: which of `groups`, comma-separated). The lab
+    adds its own subcommands to the second."""
+    parser = argparse.ArgumentParser(description=description)
+    commands = parser.add_subparsers(dest="command", required=True)
+    dump = commands.add_parser("dump")
+    dump.add_argument("--work", required=True)
+    dump.add_argument("--out", required=True)
+    dump.add_argument("--groups", default=",".join(groups))
+    return parser, commands
+
+
 def save_group(out: Path, group: str, rows: list[dict], mismatched: int) -> None:
     """A group's dumped rows pickled in `out` (one file a group), and a line saying how many it got right and how
     many answered questions' best final score is not the engine's answer sentence (0 when the recording is whole)."""
@@ -141,4 +155,4 @@ def load_group(out: Path, group: str) -> list[dict]:
         return pickle.load(f)
 
 
-__all__ = ["AnswerRecorder", "Record", "candidates", "load_group", "save_group"]
+__all__ = ["AnswerRecorder", "Record", "candidates", "lab_commands", "load_group", "save_group"]

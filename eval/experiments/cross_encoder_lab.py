@@ -44,7 +44,6 @@ docs/QUALITY.md, "A cross-encoder trained on SQuAD's fit half".
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import pickle
@@ -55,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from answer_recorder import load_group
+from answer_recorder import lab_commands, load_group
 
 GROUPS = ("squad/fresh", "squad/grown", "medquad/fresh", "medquad/grown", "webdev/fresh", "webdev/grown",
           "product/dev", "product/heldout", "product/fresh", "product/unseen", "product/sealed", "product/sealed2")
@@ -430,12 +429,7 @@ def cost(out: Path, model_dir: Path, n: int, count: int, max_length: int = 128) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("dump")
-    d.add_argument("--work", required=True)
-    d.add_argument("--out", required=True)
-    d.add_argument("--groups", default=",".join(GROUPS))
+    parser, sub = lab_commands(__doc__.splitlines()[0], GROUPS)
     t = sub.add_parser("train")
     t.add_argument("--model", required=True, help="the folder the trained model is saved in (under /tmp)")
     t.add_argument("--pairs", type=int, default=4000, help="training pairs at most")

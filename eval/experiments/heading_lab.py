@@ -30,13 +30,13 @@ offline figures hold refusal fixed, so a variant is measured again through the e
 
 from __future__ import annotations
 
-import argparse
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 import answer_choice_lab as lab
+from answer_recorder import lab_commands
 from qa.answering.token_match import late_interaction, stored
 from qa.indexing.features import subject_of
 from qa.settings import Settings
@@ -151,12 +151,7 @@ def score(out: Path, groups) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("dump")
-    d.add_argument("--work", required=True)
-    d.add_argument("--out", required=True)
-    d.add_argument("--groups", default=",".join(lab.GROUPS))
+    parser, sub = lab_commands(__doc__.splitlines()[0], lab.GROUPS)
     s = sub.add_parser("score")
     s.add_argument("--out", required=True)
     s.add_argument("--groups", default=",".join(lab.GROUPS))
