@@ -10,8 +10,8 @@ Limits: `quiet_rejections` replaces the `traceback` module inside four of
 gradio's modules and filters the web server's error logger; a gradio that
 prints tracebacks elsewhere is not quieted (tests/test_app.py checks the log of
 rejected requests on a real server). Imports no gradio itself until
-`quiet_rejections` or `is_rejection` runs (app.py sets gradio's start-up
-up before importing it: qa/serving/gradio_startup.py).
+`quiet_rejections` or `is_rejection` runs (app.py prepares gradio's start
+before importing it: qa/serving/gradio_startup.py).
 """
 
 from __future__ import annotations
